@@ -1,0 +1,105 @@
+"""The records that cross component boundaries.
+
+Sources produce them, stores and analysers consume them; nothing else is
+shared.  Times are float seconds since the epoch (UTC): cheap to build on the
+hot path, formatted as RFC 3339 only at the edges (API, CLI).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Final
+
+FACILITIES: Final = (
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news",
+    "uucp", "cron", "authpriv", "ftp", "ntp", "security", "console", "solaris-cron",
+    "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+)
+SEVERITIES: Final = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+
+_SEVERITY_ALIASES: Final = {
+    "panic": 0, "emergency": 0, "critical": 2, "error": 3, "warn": 4, "informational": 6,
+}
+
+
+def severity_number(name: str) -> int:
+    """Accept the names and aliases syslog tools use (`err`, `error`, `warning`, `warn`...) or 0-7."""
+    key = name.strip().lower()
+    if key.isdigit() and int(key) < len(SEVERITIES):
+        return int(key)
+    if key in SEVERITIES:
+        return SEVERITIES.index(key)
+    if key in _SEVERITY_ALIASES:
+        return _SEVERITY_ALIASES[key]
+    raise ValueError(f"unknown severity {name!r}; expected one of {', '.join(SEVERITIES)}")
+
+
+def facility_name(code: int | None) -> str | None:
+    if code is None or not 0 <= code < len(FACILITIES):
+        return None
+    return FACILITIES[code]
+
+
+def severity_name(code: int | None) -> str | None:
+    if code is None or not 0 <= code < len(SEVERITIES):
+        return None
+    return SEVERITIES[code]
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+SD = Mapping[str, Mapping[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One log line, whatever transport it came by.
+
+    `raw` keeps the original text when it could not be parsed (then
+    `parse_error` says why), so nothing is ever discarded.
+    """
+
+    ts: float
+    received: float
+    message: str
+    source: str
+    host: str | None = None
+    app: str | None = None
+    pid: str | None = None
+    facility: int | None = None
+    severity: int | None = None
+    msgid: str | None = None
+    sd: SD = field(default_factory=dict)
+    peer: str | None = None
+    parse_error: str | None = None
+    raw: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "ts": rfc3339(self.ts),
+            "received": rfc3339(self.received),
+            "host": self.host,
+            "app": self.app,
+            "pid": self.pid,
+            "facility": facility_name(self.facility),
+            "severity": severity_name(self.severity),
+            "msgid": self.msgid,
+            "message": self.message,
+            "sd": {k: dict(v) for k, v in self.sd.items()},
+            "source": self.source,
+            "peer": self.peer,
+            "parse_error": self.parse_error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One metric value at one time; `value` None means unknown (rrdtool's U)."""
+
+    key: str
+    ts: float
+    value: float | None
