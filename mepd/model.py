@@ -60,7 +60,10 @@ class LogRecord:
     """One log line, whatever transport it came by.
 
     `raw` keeps the original text when it could not be parsed (then
-    `parse_error` says why), so nothing is ever discarded.
+    `parse_error` says why), so nothing is ever discarded.  `cursor` is the
+    (source key, position) a resumable source reaches after this record; the
+    log store saves it in the same transaction as the record, which is what
+    makes restarts lose and repeat nothing.
     """
 
     ts: float
@@ -77,6 +80,7 @@ class LogRecord:
     peer: str | None = None
     parse_error: str | None = None
     raw: str | None = None
+    cursor: tuple[str, str] | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, object]:
         return {

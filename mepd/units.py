@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Final
 
 _DURATION_UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -49,3 +50,24 @@ def format_duration(seconds: float) -> str:
         if len(out) == 2:
             break
     return "".join(out)
+
+
+def parse_time(text: str, now: float) -> float:
+    """Epoch seconds from "10m" (that long ago), an RFC 3339 time, or a local "YYYY-MM-DD[ HH:MM[:SS]]"."""
+    s = text.strip()
+    try:
+        return now - parse_duration(s)
+    except ValueError:
+        pass
+    if s in ("now", "today", "yesterday"):
+        if s == "now":
+            return now
+        midnight = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0)
+        return midnight.timestamp() - (86400 if s == "yesterday" else 0)
+    try:
+        when = datetime.fromisoformat(s)
+    except ValueError:
+        raise ValueError(
+            f'expected a time like "10m" (ago), "2026-11-28T10:00:00Z" or "2026-11-28 10:00", got {text!r}'
+        ) from None
+    return when.timestamp()

@@ -1,0 +1,176 @@
+"""Bounded queues between sources and sinks, with the counters status shows.
+
+A channel fans each item out to every subscriber's own bounded queue.  A source
+that can push back on its sender (TCP, a file, the journal) awaits `put` and so
+stops reading when a sink is slow; one that cannot (UDP) uses `offer`, and an
+item that finds a queue full is dropped and counted, never silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict, deque
+from typing import Generic, TypeVar
+
+from mepd.model import LogRecord, Sample
+
+T = TypeVar("T")
+
+
+class Counters:
+    """Named monotonic counters; dotted names group in status ("dropped.queue_full")."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self) -> None:
+        self._values: defaultdict[str, int] = defaultdict(int)
+
+    def inc(self, name: str, n: int = 1) -> None:
+        self._values[name] += n
+
+    def get(self, name: str) -> int:
+        return self._values.get(name, 0)
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(sorted(self._values.items()))
+
+
+class Subscription(Generic[T]):
+    """One consumer's bounded queue; `done` marks taken items as safely stored, for drain."""
+
+    def __init__(self, name: str, maxsize: int) -> None:
+        self.name = name
+        self.maxsize = maxsize
+        self._items: deque[T] = deque()
+        self._in_flight = 0
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def pending(self) -> int:
+        """Items not yet reported done: queued plus taken."""
+        return len(self._items) + self._in_flight
+
+    def full(self) -> bool:
+        return len(self._items) >= self.maxsize
+
+    def push(self, item: T) -> None:
+        self._items.append(item)
+        self._readable.set()
+        self._idle.clear()
+        if len(self._items) >= self.maxsize:
+            self._writable.clear()
+
+    async def wait_writable(self) -> None:
+        while self.full():
+            await self._writable.wait()
+
+    async def get_batch(self, max_items: int, linger: float) -> list[T]:
+        """Wait for at least one item, then up to `linger` seconds for a full batch."""
+        while not self._items:
+            self._readable.clear()
+            await self._readable.wait()
+        if len(self._items) < max_items and linger > 0:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + linger
+            while len(self._items) < max_items:
+                self._readable.clear()
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    await asyncio.wait_for(self._readable.wait(), remaining)
+                except TimeoutError:
+                    break
+        n = min(max_items, len(self._items))
+        batch = [self._items.popleft() for _ in range(n)]
+        self._in_flight += n
+        if len(self._items) < self.maxsize:
+            self._writable.set()
+        return batch
+
+    def done(self, n: int) -> None:
+        self._in_flight -= n
+        if not self._items and self._in_flight == 0:
+            self._idle.set()
+
+    async def join(self) -> None:
+        """Return once everything pushed so far has been reported done."""
+        await self._idle.wait()
+
+
+class Channel(Generic[T]):
+    def __init__(self, name: str, counters: Counters) -> None:
+        self.name = name
+        self.counters = counters
+        self.subscribers: list[Subscription[T]] = []
+
+    def subscribe(self, name: str, maxsize: int) -> Subscription[T]:
+        sub: Subscription[T] = Subscription(name, maxsize)
+        self.subscribers.append(sub)
+        return sub
+
+    def offer(self, item: T) -> bool:
+        """Enqueue without waiting; a full queue drops the item for that subscriber and counts it."""
+        self.counters.inc("received")
+        ok = True
+        for sub in self.subscribers:
+            if sub.full():
+                self.counters.inc(f"dropped.queue_full.{sub.name}")
+                ok = False
+            else:
+                sub.push(item)
+        return ok
+
+    async def put(self, item: T) -> None:
+        """Enqueue, waiting for room: back-pressure for senders that can be slowed down."""
+        for sub in self.subscribers:
+            await sub.wait_writable()
+        self.counters.inc("received")
+        for sub in self.subscribers:
+            sub.push(item)
+
+    async def join(self) -> None:
+        for sub in self.subscribers:
+            await sub.join()
+
+
+class Pipeline:
+    """The two channels of DESIGN.md's data flow: log records and metric samples."""
+
+    def __init__(self) -> None:
+        self.log_counters = Counters()
+        self.sample_counters = Counters()
+        self.logs: Channel[LogRecord] = Channel("logs", self.log_counters)
+        self.samples: Channel[Sample] = Channel("samples", self.sample_counters)
+
+    async def join(self) -> None:
+        await self.logs.join()
+        await self.samples.join()
+
+    def status(self) -> dict[str, object]:
+        return {
+            "logs": _nest(self.log_counters.snapshot()),
+            "samples": _nest(self.sample_counters.snapshot()),
+            "queued": {s.name: s.pending for ch in (self.logs, self.samples) for s in ch.subscribers},
+        }
+
+
+def _nest(flat: dict[str, int]) -> dict[str, object]:
+    """{"dropped.queue_full.logstore": 3} -> {"dropped": {"queue_full": {"logstore": 3}}}, for JSON."""
+    out: dict[str, object] = {}
+    for name, value in flat.items():
+        *parents, leaf = name.split(".")
+        node = out
+        for p in parents:
+            child = node.setdefault(p, {})
+            assert isinstance(child, dict)
+            node = child
+        node[leaf] = value
+    return out

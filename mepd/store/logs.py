@@ -1,0 +1,365 @@
+"""The log store: SQLite in WAL mode, written in batches by one worker thread.
+
+The event loop never touches the database: writes go to a single writer thread
+(SQLite allows one writer), queries to a small pool of reader threads (WAL lets
+them read while the writer writes).  A batch and the source cursors it covers
+commit in one transaction, so after a crash what is in the database and where
+sources resume always agree.  `--grep` uses an FTS5 trigram index: substring
+search, case-insensitive, without scanning the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+from mepd.config import LogStorageConfig
+from mepd.model import LogRecord, facility_name, rfc3339, severity_name
+from mepd.pipeline import Counters, Subscription
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS logs (
+    id INTEGER PRIMARY KEY,
+    ts REAL NOT NULL,
+    received REAL NOT NULL,
+    host TEXT, app TEXT, pid TEXT, facility INTEGER, severity INTEGER, msgid TEXT,
+    message TEXT NOT NULL,
+    sd TEXT,
+    source TEXT NOT NULL,
+    peer TEXT,
+    parse_error TEXT,
+    raw TEXT
+);
+CREATE INDEX IF NOT EXISTS logs_ts ON logs (ts);
+CREATE INDEX IF NOT EXISTS logs_host_ts ON logs (host, ts);
+CREATE INDEX IF NOT EXISTS logs_app_ts ON logs (app, ts);
+CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5(
+    message, content='logs', content_rowid='id', tokenize='trigram'
+);
+CREATE TRIGGER IF NOT EXISTS logs_ai AFTER INSERT ON logs BEGIN
+    INSERT INTO logs_fts (rowid, message) VALUES (new.id, new.message);
+END;
+CREATE TRIGGER IF NOT EXISTS logs_ad AFTER DELETE ON logs BEGIN
+    INSERT INTO logs_fts (logs_fts, rowid, message) VALUES ('delete', old.id, old.message);
+END;
+CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, position TEXT NOT NULL, updated REAL NOT NULL);
+"""
+
+_INSERT: Final = (
+    "INSERT INTO logs (ts, received, host, app, pid, facility, severity, msgid, message, sd, source, peer,"
+    " parse_error, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_COLUMNS: Final = "id, ts, received, host, app, pid, facility, severity, msgid, message, sd, source, peer, parse_error"
+_DELETE_CHUNK: Final = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class LogQuery:
+    """The filters of `mepctl logs`; times are epoch seconds on `ts`, the event time."""
+
+    since: float | None = None
+    until: float | None = None
+    host: str | None = None
+    app: str | None = None
+    max_severity: int | None = None
+    grep: str | None = None
+    source: str | None = None
+    limit: int = 1000
+    after_id: int | None = None
+    max_id: int | None = None
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+def _row(record: LogRecord) -> tuple[Any, ...]:
+    return (
+        record.ts, record.received, record.host, record.app, record.pid, record.facility, record.severity,
+        record.msgid, record.message, json.dumps(record.sd, ensure_ascii=False) if record.sd else None,
+        record.source, record.peer, record.parse_error, record.raw,
+    )
+
+
+def row_to_json(row: Sequence[Any]) -> dict[str, object]:
+    """A stored row in DESIGN.md's JSON record shape, plus its `id`."""
+    (rid, ts, received, host, app, pid, facility, severity, msgid, message, sd, source, peer, parse_error) = row
+    return {
+        "id": rid,
+        "ts": rfc3339(ts),
+        "received": rfc3339(received),
+        "host": host,
+        "app": app,
+        "pid": pid,
+        "facility": facility_name(facility),
+        "severity": severity_name(severity),
+        "msgid": msgid,
+        "message": message,
+        "sd": json.loads(sd) if sd else {},
+        "source": source,
+        "peer": peer,
+        "parse_error": parse_error,
+    }
+
+
+def _fts_phrase(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _where(q: LogQuery) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    for column, op, value in (
+        ("ts", ">=", q.since), ("ts", "<=", q.until), ("host", "=", q.host), ("app", "=", q.app),
+        ("severity", "<=", q.max_severity), ("source", "=", q.source), ("id", ">", q.after_id),
+        ("id", "<=", q.max_id),
+    ):
+        if value is not None:
+            clauses.append(f"{column} {op} ?")
+            args.append(value)
+    if q.grep:
+        if len(q.grep) >= 3:
+            clauses.append("id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH ?)")
+            args.append(_fts_phrase(q.grep))
+        else:
+            clauses.append("instr(lower(message), lower(?)) > 0")
+            args.append(q.grep)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+class LogStore:
+    """Owns the database file; `write` and `query` are safe to call from the event loop."""
+
+    def __init__(self, path: str, cfg: LogStorageConfig) -> None:
+        self.path = path
+        self.cfg = cfg
+        self.last_id = 0
+        self.committed = asyncio.Condition()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logstore-w")
+        self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="logstore-r")
+        self._local = threading.local()
+        self._wconn: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        self.last_id = await self._on_writer(self._open)
+
+    def _open(self) -> int:
+        conn = _connect(self.path)
+        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        conn.executescript(SCHEMA)
+        self._wconn = conn
+        return int(conn.execute("SELECT coalesce(max(id), 0) FROM logs").fetchone()[0])
+
+    async def close(self) -> None:
+        if self._wconn is not None:
+            await self._on_writer(self._wconn.close)
+            self._wconn = None
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+
+    async def _on_writer(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+
+    async def write(self, records: Sequence[LogRecord]) -> None:
+        """Commit a batch (and the cursors it reaches) in one transaction, then wake followers."""
+        self.last_id = await self._on_writer(self._write, records)
+        async with self.committed:
+            self.committed.notify_all()
+
+    def _write(self, records: Sequence[LogRecord]) -> int:
+        conn = self._wconn
+        assert conn is not None
+        cursors: dict[str, str] = {}
+        for r in records:
+            if r.cursor is not None:
+                cursors[r.cursor[0]] = r.cursor[1]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(_INSERT, map(_row, records))
+            if cursors:
+                now = time.time()
+                conn.executemany(
+                    "INSERT INTO cursors (name, position, updated) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE"
+                    " SET position = excluded.position, updated = excluded.updated",
+                    [(name, pos, now) for name, pos in cursors.items()],
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return int(conn.execute("SELECT coalesce(max(id), 0) FROM logs").fetchone()[0])
+
+    async def cursor(self, name: str) -> str | None:
+        """Where a resumable source stopped, as committed with its last records."""
+        rows = await self._read("SELECT position FROM cursors WHERE name = ?", [name])
+        return str(rows[0][0]) if rows else None
+
+    def _reader_conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            self._local.conn = conn
+        return conn
+
+    def _fetch(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return list(self._reader_conn().execute(sql, args))
+
+    async def _read(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self._fetch, sql, args)
+
+    async def query(self, q: LogQuery) -> list[dict[str, object]]:
+        """Matching records, oldest first; with a limit, the newest `limit` of them."""
+        where, args = _where(q)
+        if q.limit > 0:
+            sql = (
+                f"SELECT * FROM (SELECT {_COLUMNS} FROM logs{where} ORDER BY ts DESC, id DESC LIMIT ?)"
+                " ORDER BY ts, id"
+            )
+            args.append(q.limit)
+        else:
+            sql = f"SELECT {_COLUMNS} FROM logs{where} ORDER BY ts, id"
+        return [row_to_json(r) for r in await self._read(sql, args)]
+
+    async def query_new(self, q: LogQuery) -> list[dict[str, object]]:
+        """Records committed after `q.after_id`, in commit order: what `--follow` streams."""
+        where, args = _where(q)
+        return [row_to_json(r) for r in await self._read(f"SELECT {_COLUMNS} FROM logs{where} ORDER BY id", args)]
+
+    async def stats(self) -> dict[str, object]:
+        rows = await self._read(
+            "SELECT (SELECT count(*) FROM logs), (SELECT min(received) FROM logs),"
+            " (SELECT page_count FROM pragma_page_count), (SELECT page_size FROM pragma_page_size),"
+            " (SELECT freelist_count FROM pragma_freelist_count)",
+            [],
+        )
+        count, oldest, pages, page_size, free = rows[0]
+        return {
+            "records": count,
+            "oldest": rfc3339(oldest) if oldest is not None else None,
+            "size_bytes": (pages - free) * page_size,
+            "path": self.path,
+        }
+
+    async def maintain(self, now: float | None = None) -> int:
+        """Apply retention by age (on `received`) and by size; returns records deleted."""
+        return await self._on_writer(self._maintain, time.time() if now is None else now)
+
+    def _maintain(self, now: float) -> int:
+        conn = self._wconn
+        assert conn is not None
+        deleted = 0
+        cutoff = now - self.cfg.retention
+        for _ in self._chunks_older_than(conn, cutoff):
+            deleted += self._delete_oldest(conn, _DELETE_CHUNK, cutoff)
+        while self._used_bytes(conn) > self.cfg.max_size:
+            n = self._delete_oldest(conn, _DELETE_CHUNK, None)
+            if n == 0:
+                break
+            deleted += n
+            conn.execute("PRAGMA incremental_vacuum")
+        if deleted:
+            conn.execute("PRAGMA incremental_vacuum")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            log.info("retention removed %d records", deleted)
+        return deleted
+
+    @staticmethod
+    def _chunks_older_than(conn: sqlite3.Connection, cutoff: float) -> Iterator[None]:
+        while True:
+            row = conn.execute("SELECT received FROM logs ORDER BY id LIMIT 1").fetchone()
+            if row is None or row[0] >= cutoff:
+                return
+            yield None
+
+    @staticmethod
+    def _delete_oldest(conn: sqlite3.Connection, n: int, cutoff: float | None) -> int:
+        extra = " AND received < ?" if cutoff is not None else ""
+        args: list[Any] = [n] if cutoff is None else [n, cutoff]
+        conn.execute("BEGIN IMMEDIATE")
+        cur = conn.execute(
+            f"DELETE FROM logs WHERE id IN (SELECT id FROM logs ORDER BY id LIMIT ?){extra}", args
+        )
+        conn.execute("COMMIT")
+        if cur.rowcount == 0 and cutoff is not None:
+            # The oldest rows by id are newer than the cutoff but something older sits later: stop here.
+            conn.execute("BEGIN IMMEDIATE")
+            cur = conn.execute("DELETE FROM logs WHERE received < ?", [cutoff])
+            conn.execute("COMMIT")
+        return cur.rowcount
+
+    @staticmethod
+    def _used_bytes(conn: sqlite3.Connection) -> int:
+        pages, size, free = conn.execute(
+            "SELECT (SELECT page_count FROM pragma_page_count), (SELECT page_size FROM pragma_page_size),"
+            " (SELECT freelist_count FROM pragma_freelist_count)"
+        ).fetchone()
+        return int((pages - free) * size)
+
+
+class LogSink:
+    """Feeds the store from the pipeline in batches; a failed write is retried, never dropped."""
+
+    def __init__(self, store: LogStore, subscription: Subscription[LogRecord], counters: Counters,
+                 pipeline_counters: Counters) -> None:
+        self.name = "store/logs"
+        self.store = store
+        self.subscription = subscription
+        self.counters = counters
+        self._pipeline_counters = pipeline_counters
+
+    async def run(self, started: Callable[[], None]) -> None:
+        started()
+        cfg = self.store.cfg
+        maintenance = asyncio.create_task(self._maintenance(cfg.maintenance_interval))
+        try:
+            while True:
+                batch = await self.subscription.get_batch(cfg.batch_size, cfg.flush_interval)
+                await self._write_until_done(batch)
+        finally:
+            maintenance.cancel()
+
+    async def _write_until_done(self, batch: list[LogRecord]) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self.store.write(batch)
+            except sqlite3.Error as e:
+                self.counters.inc("write_errors")
+                log.warning("log store write of %d records failed, retrying in %.1fs: %s", len(batch), delay, e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            self.counters.inc("batches")
+            self.counters.inc("stored", len(batch))
+            self._pipeline_counters.inc("stored", len(batch))
+            self.subscription.done(len(batch))
+            return
+
+    async def _maintenance(self, interval: float) -> None:
+        while True:
+            try:
+                deleted = await self.store.maintain()
+            except sqlite3.Error as e:
+                self.counters.inc("maintenance_errors")
+                log.warning("log store maintenance failed: %s", e)
+            else:
+                self.counters.inc("retention_deleted", deleted)
+            await asyncio.sleep(interval)
