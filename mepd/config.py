@@ -95,6 +95,17 @@ class LogStorageConfig:
 class RrdStorageConfig:
     dir: str = "rrd"
     rrdcached: str = ""
+    step: Duration = 300.0
+    batch_size: int = 10_000
+    flush_interval: Duration = 1.0
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if self.rrdcached and not self.rrdcached.startswith(("unix:", "/")):
+            yield "rrdcached", f'expected "unix:/path/to/rrdcached.sock", got {self.rrdcached!r}'
+        if self.step < 1:
+            yield "step", "must be at least 1s"
+        if self.batch_size < 1:
+            yield "batch_size", f"must be at least 1, got {self.batch_size}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,12 +147,157 @@ class SyslogConfig:
     listen: tuple[SyslogListenConfig, ...] = ()
 
 
+_NAME: Final = re.compile(r"[A-Za-z0-9_-]+")
+_OID: Final = re.compile(r"\.?[0-9]+(\.[0-9]+)+")
+
+
+def parse_rra(spec: str) -> tuple[float, float]:
+    """("30m", "2w") style "RESOLUTION:SPAN" -> seconds; ValueError otherwise."""
+    res, sep, span = spec.partition(":")
+    if not sep:
+        raise ValueError(f'expected "RESOLUTION:SPAN" like "30m:2w", got {spec!r}')
+    resolution, length = parse_duration(res), parse_duration(span)
+    if resolution <= 0 or length < resolution:
+        raise ValueError(f"the span must be at least the resolution in {spec!r}")
+    return resolution, length
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpOidConfig:
+    """A custom OID polled with the interfaces, like MRTG's custom targets: `snmp.<target>.<name>`."""
+
+    name: str
+    oid: str
+    kind: Literal["gauge", "counter"] = field(default="gauge", metadata={"key": "type"})
+    scale: float = 1.0
+    max: float = 0.0
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if not _NAME.fullmatch(self.name):
+            yield "name", f"use only letters, digits, '_' and '-', got {self.name!r}"
+        if not _OID.fullmatch(self.oid):
+            yield "oid", f'expected a numeric OID like "1.3.6.1.4.1.2021.10.1.5.1", got {self.oid!r}'
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpTargetConfig:
+    """One agent (`[[snmp.target]]`); secrets may come from `keys_file`, a TOML file only mepd can read."""
+
+    name: str
+    host: str
+    port: int = 161
+    version: Literal["2c", "3"] = "2c"
+    community: str = "public"
+    user: str = ""
+    auth_protocol: Literal["none", "MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"] = "SHA"
+    auth_key: str = ""
+    priv_protocol: Literal["none", "DES", "3DES", "AES", "AES-192", "AES-256"] = "AES"
+    priv_key: str = ""
+    context: str = ""
+    keys_file: FilePath = ""
+    interval: Duration = 300.0
+    timeout: Duration = 2.0
+    retries: int = 1
+    max_repetitions: int = 25
+    interfaces: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    if_index: tuple[int, ...] = ()
+    if_type: tuple[int, ...] = ()
+    skip_down: bool = False
+    skip_admin_down: bool = False
+    max_bps: float = 0.0
+    rra: tuple[str, ...] = ()
+    oid: tuple[SnmpOidConfig, ...] = ()
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if not _NAME.fullmatch(self.name):
+            yield "name", f"use only letters, digits, '_' and '-', got {self.name!r}"
+        if not 0 < self.port < 65536:
+            yield "port", f"expected 1-65535, got {self.port}"
+        if self.interval < 1:
+            yield "interval", "must be at least 1s"
+        if not 0 < self.timeout <= 60:
+            yield "timeout", "expected more than 0s and at most 60s"
+        if not 0 <= self.retries <= 10:
+            yield "retries", f"expected 0-10, got {self.retries}"
+        if not 1 <= self.max_repetitions <= 1000:
+            yield "max_repetitions", f"expected 1-1000, got {self.max_repetitions}"
+        file_errors = list(_check_keys_file(self.keys_file)) if self.keys_file else []
+        yield from (("keys_file", msg) for msg in file_errors)
+        if self.version == "3" and not file_errors:
+            secrets = self.secrets()
+            yield from self._check_v3(secrets["auth_key"], secrets["priv_key"])
+        if self.version == "3" and not self.user:
+            yield "user", "SNMPv3 needs a user"
+        for i, spec in enumerate(self.rra):
+            try:
+                parse_rra(spec)
+            except ValueError as e:
+                yield f"rra[{i}]", str(e)
+        names = [o.name for o in self.oid]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                yield f"oid[{i}].name", f"duplicate name {name!r}"
+
+    def _check_v3(self, auth_key: str, priv_key: str) -> Iterator[tuple[str, str]]:
+        if self.auth_protocol != "none" and len(auth_key) < 8:
+            yield "auth_key", "SNMPv3 keys are at least 8 characters"
+        if self.priv_protocol != "none":
+            if self.auth_protocol == "none":
+                yield "priv_protocol", "privacy needs authentication: set auth_protocol"
+            if len(priv_key) < 8:
+                yield "priv_key", "SNMPv3 keys are at least 8 characters"
+
+    def secrets(self) -> dict[str, str]:
+        """community, auth_key and priv_key: from keys_file when set, else from the target itself."""
+        base = {"community": self.community, "auth_key": self.auth_key, "priv_key": self.priv_key}
+        if not self.keys_file:
+            return base
+        with open(self.keys_file, "rb") as fh:
+            data = tomllib.load(fh)
+        return {k: str(data.get(k, v)) for k, v in base.items()}
+
+
+def _check_keys_file(path: str) -> Iterator[str]:
+    try:
+        st = os.stat(path)
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as e:
+        yield f"cannot read {path}: {e.strerror}"
+        return
+    except tomllib.TOMLDecodeError as e:
+        yield f"{path}: invalid TOML: {e}"
+        return
+    if st.st_mode & 0o077:
+        yield f"{path} is readable by others (mode {st.st_mode & 0o777:o}); chmod 600 it"
+    unknown = set(data) - {"community", "auth_key", "priv_key"}
+    if unknown:
+        yield f"{path}: unknown keys {', '.join(sorted(unknown))}; expected community, auth_key, priv_key"
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpConfig:
+    max_parallel: int = 32
+    target: tuple[SnmpTargetConfig, ...] = ()
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if self.max_parallel < 1:
+            yield "max_parallel", f"must be at least 1, got {self.max_parallel}"
+        seen: dict[str, int] = {}
+        for i, t in enumerate(self.target):
+            if t.name in seen:
+                yield f"target[{i}].name", f"duplicate of snmp.target[{seen[t.name]}]"
+            seen[t.name] = i
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     file: str = ""
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     syslog: SyslogConfig = field(default_factory=SyslogConfig)
+    snmp: SnmpConfig = field(default_factory=SnmpConfig)
 
     def check(self) -> Iterator[tuple[str, str]]:
         seen: dict[str, int] = {}
