@@ -94,8 +94,8 @@ def test_openssl_s_client(mepd_factory: MakeMepd, pki: Path) -> None:
     port = free_port()
     d = mepd_factory(tls_listen(port, pki, mutual=False)).start()
     subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile", str(pki / "ca.pem"),
-                    "-verify_return_error", "-quiet", "-no_ign_eof"], input=b"<14>1 - sclient app - - - from s_client\n",
-                   check=True, capture_output=True, timeout=60)
+                    "-verify_return_error", "-quiet", "-no_ign_eof"],
+                   input=b"<14>1 - sclient app - - - from s_client\n", check=True, capture_output=True, timeout=60)
     assert d.wait_logs(1, "--host", "sclient")[0]["message"] == "from s_client"
 
 
