@@ -162,6 +162,11 @@ class JournalReader:
         j = journal.Reader(path=self.cfg.path) if self.cfg.path else journal.Reader()
         fd = j.fileno()  # sets up the inotify watches before the first read, so no append is missed
         self._j = j
+        if not self.cfg.path and not (j.has_persistent_files() or j.has_runtime_files()):
+            log.warning(
+                "journal: no system journal file is readable; is journald running, and may this user"
+                " read the journal (group systemd-journal or adm)?"
+            )
         return int(fd)
 
     def close(self) -> None:
