@@ -83,6 +83,8 @@ class LogQuery:
 
 def _connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    # Only takes effect on a new, empty database, and only before the switch to WAL writes its header.
+    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=30000")
@@ -162,8 +164,6 @@ class LogStore:
 
     def _open(self) -> int:
         conn = _connect(self.path)
-        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
-            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         conn.executescript(SCHEMA)
         self._wconn = conn
         return int(conn.execute("SELECT coalesce(max(id), 0) FROM logs").fetchone()[0])
@@ -269,12 +269,16 @@ class LogStore:
         cutoff = now - self.cfg.retention
         for _ in self._chunks_older_than(conn, cutoff):
             deleted += self._delete_oldest(conn, _DELETE_CHUNK, cutoff)
-        while self._used_bytes(conn) > self.cfg.max_size:
-            n = self._delete_oldest(conn, _DELETE_CHUNK, None)
-            if n == 0:
-                break
-            deleted += n
-            conn.execute("PRAGMA incremental_vacuum")
+        used = self._used_bytes(conn)
+        if used > self.cfg.max_size:
+            # Delete the share of rows that is over the limit, plus 10% headroom so this does not run
+            # at every pass; measuring again right away would mislead, as FTS5 frees space only on merge.
+            count = int(conn.execute("SELECT count(*) FROM logs").fetchone()[0])
+            target = int(count * (used - self.cfg.max_size) / used * 1.1) + 1
+            while target > 0 and (n := self._delete_oldest(conn, min(_DELETE_CHUNK, target), None)):
+                deleted += n
+                target -= n
+            conn.execute("INSERT INTO logs_fts (logs_fts) VALUES ('optimize')")
         if deleted:
             conn.execute("PRAGMA incremental_vacuum")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
