@@ -113,9 +113,22 @@ class SyslogListenConfig:
     receive_buffer: Size = 8 * 1024 * 1024
     timezone: str = ""
     peer_as_host: bool = True
+    tls_cert: FilePath = ""
+    tls_key: FilePath = ""
+    tls_client_ca: FilePath = ""
+    tls_min_version: Literal["1.2", "1.3"] = "1.2"
+    socket_mode: str = "0666"
+    fd_name: str = ""
 
     def check(self) -> Iterator[tuple[str, str]]:
-        if self.proto != "unix":
+        if self.proto == "unix":
+            if not os.path.isabs(self.address):
+                yield "address", f"a unix socket address is an absolute path, got {self.address!r}"
+            elif len(os.fsencode(self.address)) > 107:
+                yield "address", "path too long for a Unix socket (107 bytes at most)"
+            if not re.fullmatch(r"0?[0-7]{3}", self.socket_mode):
+                yield "socket_mode", f"expected an octal mode like \"0666\", got {self.socket_mode!r}"
+        else:
             try:
                 split_address(self.address)
             except ValueError as e:
@@ -127,10 +140,29 @@ class SyslogListenConfig:
                 yield "timezone", f"unknown time zone {self.timezone!r}; expected a name like 'Europe/Paris'"
         if self.max_message_size < 480:
             yield "max_message_size", "must be at least 480 bytes (RFC 5424's minimum)"
+        yield from self._check_tls()
+
+    def _check_tls(self) -> Iterator[tuple[str, str]]:
+        tls_keys = {"tls_cert": self.tls_cert, "tls_key": self.tls_key, "tls_client_ca": self.tls_client_ca}
+        if self.proto != "tls":
+            for key, value in tls_keys.items():
+                if value:
+                    yield key, 'only used with proto = "tls"'
+            return
+        for key in ("tls_cert", "tls_key"):
+            if not tls_keys[key]:
+                yield key, 'required with proto = "tls" (a PEM file)'
+        for key, value in tls_keys.items():
+            if value and not os.access(value, os.R_OK):
+                yield key, f"cannot read {value!r}"
 
     @property
     def key(self) -> str:
         return f"syslog/{self.proto} {self.address}"
+
+    @property
+    def mode(self) -> int:
+        return int(self.socket_mode, 8)
 
 
 @dataclass(frozen=True, slots=True)
