@@ -31,6 +31,7 @@ from typing import Annotated, Any, Final, Literal, TypeVar, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mepd.errors import ConfigError, ConfigErrors
+from mepd.model import severity_number
 from mepd.units import parse_duration, parse_size
 
 DURATION: Final = "duration"
@@ -41,6 +42,7 @@ Duration = Annotated[float, DURATION]
 Size = Annotated[int, SIZE]
 FilePath = Annotated[str, PATH]
 
+_JOURNAL_FIELD: Final = re.compile(r"(?=.{1,64}$)_?[A-Z][A-Z0-9_]*")
 _HOSTNAME: Final = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?")
 
 
@@ -169,11 +171,44 @@ class SyslogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class JournalConfig:
+    """`[journal]`: off unless asked for, so a config without the section never reads the system journal.
+
+    `units` match like `journalctl -u` (a name without a dot gets ".service"), `identifiers` match
+    SYSLOG_IDENTIFIER, `priority` keeps entries at that severity or more urgent; different kinds of
+    match must all hold.  `start` applies only when no cursor was saved yet.
+    """
+
+    enabled: bool = False
+    path: FilePath = ""
+    units: tuple[str, ...] = ()
+    identifiers: tuple[str, ...] = ()
+    priority: str = ""
+    start: Literal["head", "tail"] = "tail"
+    fields: tuple[str, ...] = ()
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if self.priority:
+            try:
+                severity_number(self.priority)
+            except ValueError as e:
+                yield "priority", str(e)
+        for key, values in (("units", self.units), ("identifiers", self.identifiers)):
+            for i, value in enumerate(values):
+                if not value or "=" in value or any(c.isspace() for c in value):
+                    yield f"{key}[{i}]", f"invalid name {value!r}"
+        for i, name in enumerate(self.fields):
+            if not _JOURNAL_FIELD.fullmatch(name):
+                yield f"fields[{i}]", f"invalid journal field name {name!r}; expected one like 'MESSAGE_ID'"
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     file: str = ""
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     syslog: SyslogConfig = field(default_factory=SyslogConfig)
+    journal: JournalConfig = field(default_factory=JournalConfig)
 
     def check(self) -> Iterator[tuple[str, str]]:
         seen: dict[str, int] = {}
