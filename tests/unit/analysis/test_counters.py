@@ -25,7 +25,7 @@ def clock(seconds: float, uptime: int, boots: int | None = None) -> AgentClock:
     return AgentClock(T0 + seconds, uptime, boots)
 
 
-def reading(seconds: float, uptime: int, value: int, bits: int = 64, marker: object = None,
+def reading(seconds: float, uptime: int, value: int, *, bits: int = 64, marker: object = None,
             boots: int | None = None) -> Reading:
     return Reading(clock(seconds, uptime, boots), value, bits, marker)
 
@@ -115,8 +115,9 @@ def test_marker_or_width_change_is_a_discontinuity() -> None:
     bits=st.sampled_from([32, 64]), prev_up=st.integers(0, UPTIME_MODULUS - 1),
     cur_up=st.integers(0, UPTIME_MODULUS - 1), wall=st.floats(0, 10**6), max_rate=st.floats(1, 1e12),
 )
-def test_a_rate_is_never_negative_nor_above_the_speed(prev_value: int, cur_value: int, bits: int, prev_up: int,
-                                                      cur_up: int, wall: float, max_rate: float) -> None:
+def test_a_rate_is_never_negative_nor_above_the_speed(  # noqa: PLR0917 - hypothesis passes them by name
+    prev_value: int, cur_value: int, bits: int, prev_up: int, cur_up: int, wall: float, max_rate: float,
+) -> None:
     mod = 2**bits
     r = rate(Reading(clock(0, prev_up), prev_value % mod, bits), Reading(clock(wall, cur_up), cur_value % mod, bits),
              scale=8, max_rate=max_rate)

@@ -46,6 +46,14 @@ def test_key_paths_round_trip_and_reject_escapes() -> None:
             key_path("/r", bad)
 
 
+async def rrdtool_info(path: str) -> str:
+    """The rrdtool command's view of a file, not the binding's."""
+    proc = await asyncio.create_subprocess_exec("rrdtool", "info", path, stdout=subprocess.PIPE)
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0
+    return out.decode()
+
+
 @pytest.fixture
 async def store(tmp_path: Path) -> RrdStore:
     return RrdStore(str(tmp_path / "rrd"), layouts=Layouts(layout(10)))
@@ -63,8 +71,7 @@ async def test_write_creates_on_first_sample_and_fetch_reads_back(store: RrdStor
     assert values[T0 + 30] == pytest.approx(300.0)
     assert values[T0 + 60] == pytest.approx(600.0)
     assert store.latest[key].value == 600.0
-    info = subprocess.run(["rrdtool", "info", key_path(store.root, key)], capture_output=True, text=True,
-                          check=True).stdout
+    info = await rrdtool_info(key_path(store.root, key))
     assert "step = 10" in info
     assert 'rra[0].cf = "AVERAGE"' in info
     assert 'rra[4].cf = "MAX"' in info
