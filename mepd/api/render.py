@@ -74,4 +74,19 @@ def status(s: Mapping[str, Any]) -> str:
     lines.append(table(("COMPONENT", "STATE", "FOR", "RESTARTS", "COUNTERS"), rows))
     errors = [(c["name"], c["last_error"]) for c in s["components"] if c.get("last_error")]
     lines += [f"{name}: last error: {err}" for name, err in errors]
+    lines += [f"{c['name']}: {d.get('state')}: {d['last_error']}" for c in s["components"]
+              if (d := c.get("details")) and d.get("last_error")]
     return "\n".join(lines)
+
+
+def _number(value: object) -> str:
+    return "U" if value is None else f"{float(value):.6g}"  # type: ignore[arg-type]
+
+
+def metrics(rows: Iterable[Mapping[str, Any]]) -> str:
+    return table(("KEY", "LATEST", "AT"), ((r["key"], _number(r["value"]), local_time(r["ts"])) for r in rows))
+
+
+def points(data: Mapping[str, Any]) -> str:
+    head = f"{data['key']}  {data['cf']} every {format_duration(float(data['step']))}"
+    return head + "\n" + table(("TIME", "VALUE"), ((local_time(p["ts"]), _number(p["value"])) for p in data["points"]))
