@@ -128,7 +128,6 @@ class App:
         finally:
             await self.api.stop()
             await self.logstore.close()
-            self.snmp_hub.close()
             self.rrdstore.close()
             self.notifier.close()
         return 0

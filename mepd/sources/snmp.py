@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from pyasn1.type import univ
 from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch.asyncio import (
     USM_AUTH_HMAC96_MD5,
@@ -42,7 +41,6 @@ from pysnmp.hlapi.v3arch.asyncio import (
     USM_PRIV_CFB192_AES,
     USM_PRIV_CFB256_AES,
     USM_PRIV_NONE,
-    CommunityData,
     ContextData,
     ObjectIdentity,
     ObjectType,
@@ -53,14 +51,14 @@ from pysnmp.hlapi.v3arch.asyncio import (
     bulk_cmd,
     get_cmd,
 )
-from pysnmp.proto.rfc1902 import Counter32, Counter64, OctetString
-from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
+from pysnmp.proto import rfc1902, rfc1905
 
 from mepd.analysis.counters import AgentClock, Rate, RateTracker, Reading
 from mepd.config import SnmpConfig, SnmpTargetConfig
 from mepd.errors import MepdError
 from mepd.model import Sample
 from mepd.pipeline import Channel, Counters
+from mepd.sources import snmpwire as wire
 
 log = logging.getLogger(__name__)
 
@@ -125,66 +123,66 @@ def parse_oid(text: str) -> Oid:
 
 
 def _text(value: object) -> str:
-    if isinstance(value, OctetString):
-        return bytes(value).decode("utf-8", "replace").rstrip("\0")
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace").rstrip("\0")
     return ""
 
 
 def _int(value: object) -> int | None:
     """Any SNMP integer type (Integer32, Gauge32, Counter32/64, TimeTicks); None otherwise."""
-    if isinstance(value, univ.Integer):
-        return int(value)
-    return None
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _counter(value: object) -> tuple[int, int] | None:
     """(value, bits) of a counter; None for a missing or non-counter value."""
-    if isinstance(value, Counter64):
+    if isinstance(value, wire.Counter64):
         return int(value), 64
-    if isinstance(value, Counter32):
+    if isinstance(value, wire.Counter32):
         return int(value), 32
     return None
 
 
+_PLAIN_INTS: Final = ((rfc1902.Counter64, wire.Counter64), (rfc1902.Counter32, wire.Counter32),
+                      (rfc1902.TimeTicks, wire.TimeTicks), (rfc1902.Gauge32, wire.Gauge32))
+_PLAIN_EXCEPTIONS: Final = (
+    (rfc1905.EndOfMibView, wire.END_OF_MIB_VIEW),
+    (rfc1905.NoSuchInstance, wire.NO_SUCH_INSTANCE),
+    (rfc1905.NoSuchObject, wire.NO_SUCH_OBJECT),
+)
+
+
+def _plain(value: Any) -> object:
+    """A pysnmp value as the plain values of `snmpwire`, so both paths look the same to the poller."""
+    plain: object = None
+    if kind := next((p for k, p in _PLAIN_INTS if isinstance(value, k)), None):
+        plain = kind(int(value))
+    elif exc := next((e for k, e in _PLAIN_EXCEPTIONS if isinstance(value, k)), None):
+        plain = exc
+    elif isinstance(value, rfc1902.ObjectIdentifier):
+        plain = tuple(value)
+    elif isinstance(value, rfc1902.Integer32) or type(value).__name__ == "Integer":
+        plain = int(value)
+    elif isinstance(value, (rfc1902.OctetString, rfc1902.IpAddress)):
+        plain = bytes(value)
+    return plain
+
+
 class Session:
-    """One agent's transport and credentials; requests raise SnmpError with the agent's or pysnmp's reason."""
+    """One agent: GET and the multi-column GETBULK walk; errors raise SnmpError with the reason."""
 
-    def __init__(self, engine: SnmpEngine, auth: CommunityData | UsmUserData, transport: Any,
-                 context: ContextData, max_repetitions: int) -> None:
-        self.engine = engine
-        self.auth = auth
-        self.transport = transport
-        self.context = context
-        self.max_repetitions = max_repetitions
-
-    @classmethod
-    async def open(cls, engine: SnmpEngine, cfg: SnmpTargetConfig) -> Session:
-        secrets = cfg.secrets()
-        auth: CommunityData | UsmUserData
-        if cfg.version == "3":
-            auth = UsmUserData(
-                cfg.user,
-                secrets["auth_key"] if cfg.auth_protocol != "none" else None,
-                secrets["priv_key"] if cfg.priv_protocol != "none" else None,
-                authProtocol=AUTH[cfg.auth_protocol], privProtocol=PRIV[cfg.priv_protocol],
-            )
-        else:
-            auth = CommunityData(secrets["community"], mpModel=1)  # noqa: S508 - v2c is what the user configured
-        try:
-            is_v6 = ipaddress.ip_address(cfg.host).version == 6
-        except ValueError:
-            is_v6 = False
-        kind = Udp6TransportTarget if is_v6 else UdpTransportTarget
-        try:
-            transport = await kind.create((cfg.host, cfg.port), timeout=cfg.timeout, retries=cfg.retries)
-        except PySnmpError as e:
-            raise SnmpError(f"cannot resolve {cfg.host}: {e}") from None
-        return cls(engine, auth, transport, ContextData(contextName=cfg.context), cfg.max_repetitions)
+    max_repetitions: int
 
     async def get(self, oids: Sequence[Oid]) -> dict[Oid, object]:
-        result = await get_cmd(self.engine, self.auth, self.transport, self.context,
-                               *(ObjectType(ObjectIdentity(o)) for o in oids), lookupMib=False)
-        return {tuple(oid): value for oid, value in self._check(result)}
+        status, index, varbinds = await self.request(oids)
+        self._check(status, index, varbinds)
+        return dict(varbinds)
+
+    async def request(self, oids: Sequence[Oid], bulk: tuple[int, int] | None = None,
+                      ) -> tuple[int, int, list[tuple[Oid, object]]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the socket or engine."""
 
     async def walk(self, columns: Iterable[Oid],
                    bound: asyncio.Semaphore | None = None) -> dict[Oid, dict[Oid, object]]:
@@ -194,27 +192,25 @@ class Session:
         reps = self.max_repetitions
         while pending:
             cols = list(pending)
-            request = [ObjectType(ObjectIdentity(pending[c])) for c in cols]
+            request = [pending[c] for c in cols]
             if bound is None:
-                result = await bulk_cmd(self.engine, self.auth, self.transport, self.context, 0, reps, *request,
-                                        lookupMib=False)
+                status, index, varbinds = await self.request(request, (0, reps))
             else:
                 async with bound:
-                    result = await bulk_cmd(self.engine, self.auth, self.transport, self.context, 0, reps,
-                                            *request, lookupMib=False)
-            if result[1] and int(result[1]) == TOO_BIG and reps > 1:
+                    status, index, varbinds = await self.request(request, (0, reps))
+            if status == TOO_BIG and reps > 1:
                 reps = max(1, reps // 2)
                 continue
-            varbinds = self._check(result)
+            self._check(status, index, varbinds)
             if not varbinds:
                 raise SnmpError("empty GETBULK response")
             done: set[Oid] = set()
-            for i, (name, value) in enumerate(varbinds):
-                col = cols[i % len(cols)]
-                oid = tuple(name)
+            n = len(cols)
+            for i, (oid, value) in enumerate(varbinds):
+                col = cols[i % n]
                 if col in done:
                     continue
-                if isinstance(value, EndOfMibView) or oid[: len(col)] != col or oid <= pending[col]:
+                if value is wire.END_OF_MIB_VIEW or oid[: len(col)] != col or oid <= pending[col]:
                     done.add(col)
                     continue
                 out[col][oid[len(col):]] = value
@@ -224,47 +220,89 @@ class Session:
         return out
 
     @staticmethod
-    def _check(result: tuple[Any, Any, Any, Sequence[Any]]) -> Sequence[Any]:
-        error_indication, error_status, error_index, varbinds = result
+    def _check(status: int, index: int, varbinds: Sequence[tuple[Oid, object]]) -> None:
+        if status:
+            name = wire.ERROR_NAMES[status] if 0 <= status < len(wire.ERROR_NAMES) else str(status)
+            where = f" at {'.'.join(map(str, varbinds[index - 1][0]))}" if 0 < index <= len(varbinds) else ""
+            raise SnmpError(f"agent error {name}{where}")
+
+
+class V2cSession(Session):
+    """SNMPv2c through mepd's own codec (see snmpwire: pysnmp's decoding is the bottleneck at scale)."""
+
+    def __init__(self, cfg: SnmpTargetConfig) -> None:
+        self.client = wire.V2cClient(cfg.host, cfg.port, cfg.secrets()["community"], cfg.timeout, cfg.retries)
+        self.max_repetitions = cfg.max_repetitions
+
+    async def request(self, oids: Sequence[Oid], bulk: tuple[int, int] | None = None,
+                      ) -> tuple[int, int, list[tuple[Oid, object]]]:
+        try:
+            return await self.client.request(oids, bulk)
+        except (wire.V2cError, OSError) as e:
+            raise SnmpError(str(e)) from None
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class V3Session(Session):
+    """SNMPv3 (USM authentication and privacy) through pysnmp, with its own engine."""
+
+    def __init__(self, cfg: SnmpTargetConfig) -> None:
+        secrets = cfg.secrets()
+        self.engine = SnmpEngine()
+        self.auth = UsmUserData(
+            cfg.user,
+            secrets["auth_key"] if cfg.auth_protocol != "none" else None,
+            secrets["priv_key"] if cfg.priv_protocol != "none" else None,
+            authProtocol=AUTH[cfg.auth_protocol], privProtocol=PRIV[cfg.priv_protocol],
+        )
+        self.context = ContextData(contextName=cfg.context)
+        self.max_repetitions = cfg.max_repetitions
+        self.cfg = cfg
+        self.transport: Any = None
+
+    async def _transport(self) -> Any:
+        if self.transport is None:
+            try:
+                is_v6 = ipaddress.ip_address(self.cfg.host).version == 6
+            except ValueError:
+                is_v6 = False
+            kind = Udp6TransportTarget if is_v6 else UdpTransportTarget
+            try:
+                self.transport = await kind.create((self.cfg.host, self.cfg.port), timeout=self.cfg.timeout,
+                                                   retries=self.cfg.retries)
+            except PySnmpError as e:
+                raise SnmpError(f"cannot resolve {self.cfg.host}: {e}") from None
+        return self.transport
+
+    async def request(self, oids: Sequence[Oid], bulk: tuple[int, int] | None = None,
+                      ) -> tuple[int, int, list[tuple[Oid, object]]]:
+        transport = await self._transport()
+        objects = [ObjectType(ObjectIdentity(o)) for o in oids]
+        if bulk is None:
+            result = await get_cmd(self.engine, self.auth, transport, self.context, *objects, lookupMib=False)
+        else:
+            result = await bulk_cmd(self.engine, self.auth, transport, self.context, *bulk, *objects,
+                                    lookupMib=False)
+        error_indication, status, index, varbinds = result
         if error_indication:
             raise SnmpError(str(error_indication))
-        if error_status and int(error_status):
-            where = f" at {varbinds[int(error_index) - 1][0]}" if error_index and varbinds else ""
-            raise SnmpError(f"agent error {error_status.prettyPrint()}{where}")
-        return varbinds
+        return int(status or 0), int(index or 0), [(tuple(oid), _plain(value)) for oid, value in varbinds]
+
+    def close(self) -> None:
+        self.engine.close_dispatcher()
+
+
+def open_session(cfg: SnmpTargetConfig) -> Session:
+    return V3Session(cfg) if cfg.version == "3" else V2cSession(cfg)
 
 
 class SnmpHub:
-    """What the target components share: the v2c engine and the bound on parallel walks.
-
-    Each SNMPv3 target gets an engine of its own: USM users live in an engine's
-    tables, so two agents with one user name and different keys would clash.
-    """
+    """What the target components share: the bound on parallel walks."""
 
     def __init__(self, cfg: SnmpConfig) -> None:
         self.bound = asyncio.Semaphore(cfg.max_parallel)
-        self._shared: SnmpEngine | None = None
-        self._own: list[SnmpEngine] = []
-
-    def engine(self, version: str) -> SnmpEngine:
-        if version == "3":
-            engine = SnmpEngine()
-            self._own.append(engine)
-            return engine
-        if self._shared is None:
-            self._shared = SnmpEngine()
-        return self._shared
-
-    def release(self, engine: SnmpEngine) -> None:
-        if engine in self._own:
-            self._own.remove(engine)
-            engine.close_dispatcher()
-
-    def close(self) -> None:
-        for engine in [*self._own, *([self._shared] if self._shared else [])]:
-            engine.close_dispatcher()
-        self._own.clear()
-        self._shared = None
 
 
 @dataclass(slots=True)
@@ -371,14 +409,22 @@ class SnmpTarget:
     def details(self) -> dict[str, object]:
         return self.status.to_json()
 
+    async def open(self) -> None:
+        """Credentials and transport, ready for `poll_once`; `run` does this itself."""
+        self._session = open_session(self.cfg)
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
     async def run(self, started: Callable[[], None]) -> None:
-        engine = self.hub.engine(self.cfg.version)
         try:
-            self._session = await Session.open(engine, self.cfg)
+            await self.open()
             started()
             await self._loop()
         finally:
-            self.hub.release(engine)
+            self.close()
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -475,7 +521,7 @@ class SnmpTarget:
         for o in self.cfg.oid:
             key = f"snmp.{self.cfg.name}.{o.name}"
             value = scalars.get(self.extra_oids[o.name])
-            if isinstance(value, (NoSuchObject, NoSuchInstance)) or value is None:
+            if isinstance(value, wire.Exception_) or value is None:
                 self.counters.inc("missing_oids")
                 out.append(Sample(key, clock.ts, None))
             elif o.kind == "counter" and (counter := _counter(value)) is not None:
@@ -514,13 +560,12 @@ _STATUS: Final = {1: "up", 2: "down", 3: "testing", 5: "dormant", 6: "notPresent
 
 async def discover(cfg: SnmpTargetConfig) -> str:
     """Walk an agent and describe it as `[[snmp.target]]` TOML with one comment line per interface (cfgmaker)."""
-    engine = SnmpEngine()
+    session = open_session(cfg)
     try:
-        session = await Session.open(engine, cfg)
         system = await session.get([SYS_NAME, SYS_DESCR])
         table = await session.walk(COLUMNS.values())
     finally:
-        engine.close_dispatcher()
+        session.close()
     interfaces = interfaces_from({name: table[oid] for name, oid in COLUMNS.items()})
     sys_name = _text(system.get(SYS_NAME))
     name = cfg.name if cfg.name != "discover" else metric_name(sys_name or cfg.host)

@@ -11,7 +11,7 @@ import pytest
 from mepd.config import SnmpConfig
 from mepd.model import Sample
 from mepd.pipeline import Pipeline
-from mepd.sources.snmp import Session, SnmpHub, SnmpTarget
+from mepd.sources.snmp import SnmpHub, SnmpTarget
 from mepd.store.rrd import Layouts, RrdStore, key_path, layout
 from tests.integration.snmp.conftest import Iface, Rrdcached, Sim, snmprec
 from tests.integration.snmp.test_snmp_agents import FakeClock, target
@@ -45,7 +45,7 @@ async def poll_into(store: RrdStore, sim: Sim, polls: int) -> tuple[SnmpTarget, 
     cfg = target("sw", sim.port, interval=float(STEP))
     clock = FakeClock()
     t = SnmpTarget(cfg, hub, pipeline.samples, clock)
-    t._session = await Session.open(hub.engine("2c"), cfg)
+    await t.open()
     stored: list[Sample] = []
     try:
         for i in range(polls):
@@ -55,7 +55,7 @@ async def poll_into(store: RrdStore, sim: Sim, polls: int) -> tuple[SnmpTarget, 
             assert result.errors == []
             stored += samples
     finally:
-        hub.close()
+        t.close()
     return t, stored
 
 
