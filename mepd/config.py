@@ -99,7 +99,7 @@ class RrdStorageConfig:
     rrdcached: str = ""
     step: Duration = 300.0
     batch_size: int = 10_000
-    flush_interval: Duration = 1.0
+    flush_interval: Duration = 0.1
 
     def check(self) -> Iterator[tuple[str, str]]:
         if self.rrdcached and not self.rrdcached.startswith(("unix:", "/")):

@@ -88,6 +88,7 @@ ip netns exec $P env LANG=C cfgmaker --global "WorkDir: $W/mrtg" --global "LogFo
 echo "  cfgmaker made $(grep -c '^Target\[' "$W/mrtg.cfg") targets"
 ip netns exec $P env LANG=C mrtg --lock-file "$W/mrtg.lock" --confcache-file "$W/mrtg.ok" "$W/mrtg.cfg" \
     > "$W/mrtg1.log" 2>&1 || true
+sleep 2   # run 2 is a later poll (RRDs take one update per second at most); not timed
 measure mrtg ip netns exec $P env LANG=C mrtg --lock-file "$W/mrtg.lock" --confcache-file "$W/mrtg.ok" "$W/mrtg.cfg"
 echo "  mrtg wrote $(find "$W/mrtg" -name '*.rrd' | wc -l) RRD files"
 
