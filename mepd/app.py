@@ -235,8 +235,10 @@ class App:
 
 
 def rrd_layouts(cfg: Config) -> Layouts:
-    """Each SNMP target's RRDs step at its poll interval, with its archives; other keys at storage.rrd.step."""
-    targets = [(f"snmp.{t.name}.", t.interval, [config_mod.parse_rra(r) for r in t.rra]) for t in cfg.snmp.target]
+    """Each SNMP target's RRDs step at its poll interval, with its archives, one file per interface;
+    other keys at storage.rrd.step."""
+    targets = [(f"snmp.{t.name}.", t.interval, [config_mod.parse_rra(r) for r in t.rra], snmp_source.METRICS)
+               for t in cfg.snmp.target]
     return build_layouts(cfg.storage.rrd.step, targets)
 
 

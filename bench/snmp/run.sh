@@ -60,7 +60,7 @@ for h in $HOSTS; do
     done
 done
 # Warm every agent's interface cache once, so no poller pays for the first load.
-for h in $HOSTS; do ip netns exec $P snmpbulkwalk -v2c -c public -m "" -Cr25 "$h" 1.3.6.1.2.1.2.2.1.2 >/dev/null; done
+for h in $HOSTS; do ip netns exec $P snmpbulkwalk -v2c -c public -m "" -t 10 -r 3 -Cr25 "$h" 1.3.6.1.2.1.2.2.1.2 >/dev/null; done
 
 measure() {   # measure NAME CMD...: wall, CPU (user+sys of the command and its children), max RSS
     name=$1; shift
@@ -72,8 +72,8 @@ measure() {   # measure NAME CMD...: wall, CPU (user+sys of the command and its 
 
 echo "snmpbulkwalk: ifTable + ifXTable of each agent, one after the other"
 measure snmpbulkwalk ip netns exec $P sh -c "for h in $HOSTS; do
-    snmpbulkwalk -v2c -c public -m '' -On -Cr25 \$h 1.3.6.1.2.1.2.2.1 >/dev/null
-    snmpbulkwalk -v2c -c public -m '' -On -Cr25 \$h 1.3.6.1.2.1.31.1.1.1 >/dev/null; done"
+    snmpbulkwalk -v2c -c public -m '' -t 10 -On -Cr25 \$h 1.3.6.1.2.1.2.2.1 >/dev/null
+    snmpbulkwalk -v2c -c public -m '' -t 10 -On -Cr25 \$h 1.3.6.1.2.1.31.1.1.1 >/dev/null; done"
 
 echo "mepd: one poll-and-store cycle (cycle 1 creates the RRDs; cycle 2 is measured)"
 ip netns exec $P /usr/bin/time -f "%e %U %S %M" -o "$W/time.mepd-process" \

@@ -106,6 +106,7 @@ RATES: Final = (
     ("in_discards", "in_discards", "in_discards", 1.0),
     ("out_discards", "out_discards", "out_discards", 1.0),
 )
+METRICS: Final = (*(name for name, *_ in RATES), "oper_up")
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9_-]")
 
 

@@ -76,10 +76,11 @@ def test_daemon_polls_stores_and_answers(mepd_factory: MakeMepd, snmpd: Snmpd, b
     human = d.mepctl("metrics", "show", "snmp.box.lo.oper_up", "--since", "1m").stdout
     assert "snmp.box.lo.oper_up  AVERAGE every 1.0s" in human
 
-    rrd = Path(d.root / "state" / "rrd" / "snmp" / "box" / "lo.in_bps.rrd")
+    rrd = Path(d.root / "state" / "rrd" / "snmp" / "box" / "lo.rrd")
     info = subprocess.run(["rrdtool", "info", str(rrd)], capture_output=True, text=True, check=True).stdout
     assert "step = 1\n" in info
     assert info.count(".cf = ") == 8
+    assert info.count(".type = \"GAUGE\"") == 9  # the interface's nine metrics, one data source each
 
     png, svg = tmp_path / "lo.png", tmp_path / "lo.svg"
     d.mepctl("graph", "snmp.box.lo", "--period", "day", "--out", str(png))

@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
-from pysnmp.proto.rfc1902 import Counter32, Counter64, Gauge32, Integer32, OctetString
 
 from mepd.config import SnmpTargetConfig, parse
 from mepd.errors import ConfigErrors
 from mepd.sources.snmp import Interface, interfaces_from, metric_name, select
+from mepd.sources.snmpwire import Counter32, Counter64, Gauge32
 
 
 def test_metric_name_replaces_unsafe_characters() -> None:
@@ -20,12 +20,12 @@ def test_metric_name_replaces_unsafe_characters() -> None:
 
 def table() -> dict[str, dict[tuple[int, ...], object]]:
     return {
-        "descr": {(1,): OctetString(b"lo"), (2,): OctetString(b"Intel eth"), (3,): OctetString(b"port 3"),
-                  (4,): OctetString(b"dup")},
-        "name": {(1,): OctetString(b"lo"), (2,): OctetString(b"Gi0/1"), (4,): OctetString(b"Gi0/1")},
-        "type": {(1,): Integer32(24), (2,): Integer32(6), (3,): Integer32(6), (4,): Integer32(6)},
-        "oper": {(1,): Integer32(1), (2,): Integer32(1), (3,): Integer32(2), (4,): Integer32(1)},
-        "admin": {(1,): Integer32(1), (2,): Integer32(1), (3,): Integer32(2), (4,): Integer32(1)},
+        "descr": {(1,): b"lo", (2,): b"Intel eth", (3,): b"port 3",
+                  (4,): b"dup"},
+        "name": {(1,): b"lo", (2,): b"Gi0/1", (4,): b"Gi0/1"},
+        "type": {(1,): 24, (2,): 6, (3,): 6, (4,): 6},
+        "oper": {(1,): 1, (2,): 1, (3,): 2, (4,): 1},
+        "admin": {(1,): 1, (2,): 1, (3,): 2, (4,): 1},
         "speed": {(1,): Gauge32(10_000_000), (2,): Gauge32(4294967295), (3,): Gauge32(100_000_000)},
         "high_speed": {(2,): Gauge32(10_000)},
         "hc_in_octets": {(1,): Counter64(5), (2,): Counter64(2**40)},

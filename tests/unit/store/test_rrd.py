@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ def test_default_layout_is_mrtg_at_five_minutes() -> None:
     lay = layout(300)
     assert lay.step == 300
     assert lay.rras == ((1, 600), (6, 600), (24, 600), (288, 732))
-    assert "DS:value:GAUGE:600:U:U" in lay.create_args()
+    assert "DS:value:GAUGE:600:U:U" in lay.create_args(["value"])
 
 
 def test_a_ten_second_step_keeps_the_spans() -> None:
@@ -38,6 +40,7 @@ def test_layouts_use_the_longest_prefix() -> None:
 
 def test_key_paths_round_trip_and_reject_escapes() -> None:
     assert key_path("/r", "snmp.sw1.eth0.in_bps") == "/r/snmp/sw1/eth0.in_bps.rrd"
+    assert key_path("/r", "snmp.sw1.eth0") == "/r/snmp/sw1/eth0.rrd"
     assert key_path("/r", "a.b") == "/r/a.b.rrd"
     for key in ("snmp.sw1.eth0.in_bps", "a.b", "x"):
         assert path_key("/r", key_path("/r", key)) == key
@@ -123,3 +126,39 @@ async def test_sink_counts_stored_and_skipped(store: RrdStore) -> None:
     assert sink.counters.get("stored") == 1
     assert sink.counters.get("skipped_old") == 1
     assert pipeline.sample_counters.get("stored") == 1
+
+
+GROUP = ("in_bps", "out_bps", "oper_up")
+
+
+@pytest.fixture
+async def grouped(tmp_path: Path) -> AsyncIterator[RrdStore]:
+    store = RrdStore(str(tmp_path / "rrd"), layouts=Layouts(layout(300), {"snmp.sw.": layout(10, group=GROUP)}))
+    yield store
+    store.close()
+
+
+async def test_an_interface_is_one_file_with_a_data_source_per_metric(grouped: RrdStore) -> None:
+    for i in range(1, 5):
+        await grouped.write([Sample(f"snmp.sw.eth0.{n}", T0 + 10 * i, float(i * (j + 1)))
+                             for j, n in enumerate(GROUP)] + [Sample("snmp.sw.cpu", T0 + 10 * i, 5.0)])
+    files = sorted(os.listdir(os.path.join(grouped.root, "snmp", "sw")))
+    assert files == ["cpu.rrd", "eth0.rrd"]
+    info = await rrdtool_info(str(Path(grouped.root, "snmp", "sw", "eth0.rrd")))
+    assert all(f"ds[{n}].type = \"GAUGE\"" in info for n in GROUP)
+    assert await grouped.list_keys() == ["snmp.sw.cpu", *(f"snmp.sw.eth0.{n}" for n in sorted(GROUP))]
+    out = dict((await grouped.fetch("snmp.sw.eth0.out_bps", T0 + 10, T0 + 40))["points"])  # type: ignore[arg-type]
+    assert out[T0 + 30] == pytest.approx(6.0)
+    with pytest.raises(RrdError, match="no metric"):
+        await grouped.fetch("snmp.sw.eth0.in_pps", T0, T0 + 40)
+
+
+async def test_a_row_split_across_batches_is_written_whole(grouped: RrdStore) -> None:
+    first = [Sample("snmp.sw.eth0.in_bps", T0 + 10, 1.0)]
+    rest = [Sample("snmp.sw.eth0.out_bps", T0 + 10, 2.0), Sample("snmp.sw.eth0.oper_up", T0 + 10, 1.0)]
+    assert (await grouped.write(first, flush=False)).updated == 0  # waits for the other names
+    assert (await grouped.write(rest, flush=False)).updated == 1
+    result = await grouped.write([Sample("snmp.sw.eth0.in_bps", T0 + 20, 3.0)], flush=True)
+    assert (result.updated, result.skipped_old) == (1, 0)  # flushed with U for the names it lacks
+    data = await grouped.fetch("snmp.sw.eth0.out_bps", T0 + 10, T0 + 20)
+    assert dict(data["points"])[T0 + 20] is None  # type: ignore[call-overload]
