@@ -16,10 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from mepd.config import RrdStorageConfig, SnmpConfig, SnmpTargetConfig
+from mepd.app import rrd_layouts
+from mepd.config import Config, SnmpConfig, SnmpTargetConfig
 from mepd.pipeline import Counters, Pipeline
 from mepd.sources.snmp import SnmpHub, SnmpTarget
-from mepd.store.rrd import Layouts, RrdSink, RrdStore, layout
+from mepd.store.rrd import RrdSink, RrdStore
 
 
 def cpu() -> float:
@@ -33,15 +34,17 @@ async def main() -> None:
     ap.add_argument("--hosts", nargs="+", required=True)
     ap.add_argument("--community", default="public")
     args = ap.parse_args()
-    hub = SnmpHub(SnmpConfig(max_parallel=32))
+    targets_cfg = tuple(SnmpTargetConfig(name=f"a{i}", host=h, community=args.community, timeout=10.0)
+                        for i, h in enumerate(args.hosts))
+    cfg = Config(snmp=SnmpConfig(target=targets_cfg))  # the daemon's defaults, as `mepd` would run them
+    hub = SnmpHub(cfg.snmp)
     pipeline = Pipeline()
-    store = RrdStore(args.rrd, layouts=Layouts(layout(300)))
-    rrd = RrdStorageConfig()
+    store = RrdStore(args.rrd, layouts=rrd_layouts(cfg))
+    rrd = cfg.storage.rrd
     sink = RrdSink(store, pipeline.samples.subscribe("store/rrd", 10_000_000), Counters(), pipeline.sample_counters,
                    batch_size=rrd.batch_size, flush_interval=rrd.flush_interval)
     sink_task = asyncio.create_task(sink.run(lambda: None))
-    targets = [SnmpTarget(SnmpTargetConfig(name=f"a{i}", host=h, community=args.community, timeout=10.0),
-                          hub, pipeline.samples) for i, h in enumerate(args.hosts)]
+    targets = [SnmpTarget(t, hub, pipeline.samples) for t in cfg.snmp.target]
     for t in targets:
         await t.open()
     cycles = []

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Final, Literal
 
 TICKS_PER_SECOND: Final = 100
 UPTIME_MODULUS: Final = 2**32
@@ -94,11 +94,16 @@ def counter_delta(prev: int, cur: int, bits: int) -> int | None:
     return delta
 
 
-def rate(prev: Reading, cur: Reading, scale: float = 1.0, max_rate: float | None = None) -> Rate:
-    """`scale` x increase per second (8 for octets -> bits/s); unknown with a reason when not believable."""
+def rate(prev: Reading, cur: Reading, scale: float = 1.0, max_rate: float | None = None,
+         ticks: int | Literal[False] | None = False) -> Rate:
+    """`scale` x increase per second (8 for octets -> bits/s); unknown with a reason when not believable.
+
+    `ticks` is `elapsed_ticks(prev.clock, cur.clock)` when the caller has it already.
+    """
     if prev.bits != cur.bits or prev.marker != cur.marker:
         return Rate(None, Unknown.DISCONTINUITY)
-    ticks = elapsed_ticks(prev.clock, cur.clock)
+    if ticks is False:
+        ticks = elapsed_ticks(prev.clock, cur.clock)
     if ticks is None:
         return Rate(None, Unknown.RESTART)
     if ticks == 0:
@@ -113,19 +118,29 @@ def rate(prev: Reading, cur: Reading, scale: float = 1.0, max_rate: float | None
 
 
 class RateTracker:
-    """The previous reading of every counter of one agent, keyed by the caller (interface + counter)."""
+    """The previous reading of every counter of one agent, keyed by the caller (interface + counter).
 
-    __slots__ = ("_last",)
+    The readings of one poll share one AgentClock, so the elapsed time between
+    two polls is worked out once, not once per counter.
+    """
+
+    __slots__ = ("_clocks", "_last", "_ticks")
 
     def __init__(self) -> None:
         self._last: dict[str, Reading] = {}
+        self._clocks: tuple[AgentClock, AgentClock] | None = None
+        self._ticks: int | None = None
 
     def update(self, key: str, reading: Reading, scale: float = 1.0, max_rate: float | None = None) -> Rate:
         prev = self._last.get(key)
         self._last[key] = reading
         if prev is None:
             return Rate(None, Unknown.FIRST)
-        return rate(prev, reading, scale, max_rate)
+        clocks = self._clocks
+        if clocks is None or clocks[0] is not prev.clock or clocks[1] is not reading.clock:
+            self._clocks = (prev.clock, reading.clock)
+            self._ticks = elapsed_ticks(prev.clock, reading.clock)
+        return rate(prev, reading, scale, max_rate, self._ticks)
 
     def forget(self, keep: set[str]) -> None:
         """Drop counters no longer polled (removed interfaces), so memory follows the agent."""

@@ -108,6 +108,7 @@ RATES: Final = (
 )
 METRICS: Final = (*(name for name, *_ in RATES), "oper_up")
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9_-]")
+_SAFE: Final = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class SnmpError(MepdError):
@@ -116,7 +117,7 @@ class SnmpError(MepdError):
 
 def metric_name(text: str) -> str:
     """An ifName as it appears in metric keys: every character outside [A-Za-z0-9_-] becomes '_'."""
-    return _UNSAFE.sub("_", text) or "_"
+    return text if _SAFE.fullmatch(text) else (_UNSAFE.sub("_", text) or "_")
 
 
 def parse_oid(text: str) -> Oid:
@@ -169,17 +170,21 @@ def _plain(value: Any) -> object:
 
 
 class Session:
-    """One agent: GET and the multi-column GETBULK walk; errors raise SnmpError with the reason."""
+    """One agent: GET and the multi-column GETBULK walk; errors raise SnmpError with the reason.
+
+    Requests carry OIDs as BER bytes (`snmpwire.oid_bytes`): a walk tells whether a
+    returned OID is still in its column by a byte-prefix test and decodes only the index.
+    """
 
     max_repetitions: int
 
     async def get(self, oids: Sequence[Oid]) -> dict[Oid, object]:
-        status, index, varbinds = await self.request(oids)
+        status, index, varbinds = await self.request([wire.oid_bytes(o) for o in oids])
         self._check(status, index, varbinds)
-        return dict(varbinds)
+        return {wire.decode_oid(raw): value for raw, value in varbinds}
 
-    async def request(self, oids: Sequence[Oid], bulk: tuple[int, int] | None = None,
-                      ) -> tuple[int, int, list[tuple[Oid, object]]]:
+    async def request(self, oids: Sequence[bytes], bulk: tuple[int, int] | None = None,
+                      ) -> tuple[int, int, list[tuple[bytes, object]]]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -188,12 +193,14 @@ class Session:
     async def walk(self, columns: Iterable[Oid],
                    bound: asyncio.Semaphore | None = None) -> dict[Oid, dict[Oid, object]]:
         """Every row of the given table columns, fetched together with GETBULK: {column: {index: value}}."""
-        out: dict[Oid, dict[Oid, object]] = {c: {} for c in columns}
-        pending = {c: c for c in out}
+        cols = list(columns)
+        out: dict[Oid, dict[Oid, object]] = {c: {} for c in cols}
+        prefix = {c: wire.oid_bytes(c) for c in cols}
+        pending: dict[Oid, tuple[bytes, Oid]] = {c: (prefix[c], ()) for c in cols}  # last OID as bytes, its index
         reps = self.max_repetitions
         while pending:
-            cols = list(pending)
-            request = [pending[c] for c in cols]
+            asked = list(pending)
+            request = [pending[c][0] for c in asked]
             if bound is None:
                 status, index, varbinds = await self.request(request, (0, reps))
             else:
@@ -206,25 +213,32 @@ class Session:
             if not varbinds:
                 raise SnmpError("empty GETBULK response")
             done: set[Oid] = set()
-            n = len(cols)
-            for i, (oid, value) in enumerate(varbinds):
-                col = cols[i % n]
+            n = len(asked)
+            for i, (raw, value) in enumerate(varbinds):
+                col = asked[i % n]
                 if col in done:
                     continue
-                if value is wire.END_OF_MIB_VIEW or oid[: len(col)] != col or oid <= pending[col]:
+                head = prefix[col]
+                if value is wire.END_OF_MIB_VIEW or not raw.startswith(head) or len(raw) == len(head):
                     done.add(col)
                     continue
-                out[col][oid[len(col):]] = value
-                pending[col] = oid
+                idx = wire.subids(raw[len(head):])
+                if idx <= pending[col][1]:  # an agent that loops: stop the column rather than walk forever
+                    done.add(col)
+                    continue
+                out[col][idx] = value
+                pending[col] = (raw, idx)
             for col in done:
                 del pending[col]
         return out
 
     @staticmethod
-    def _check(status: int, index: int, varbinds: Sequence[tuple[Oid, object]]) -> None:
+    def _check(status: int, index: int, varbinds: Sequence[tuple[bytes, object]]) -> None:
         if status:
             name = wire.ERROR_NAMES[status] if 0 <= status < len(wire.ERROR_NAMES) else str(status)
-            where = f" at {'.'.join(map(str, varbinds[index - 1][0]))}" if 0 < index <= len(varbinds) else ""
+            where = ""
+            if 0 < index <= len(varbinds):
+                where = " at " + ".".join(map(str, wire.decode_oid(varbinds[index - 1][0])))
             raise SnmpError(f"agent error {name}{where}")
 
 
@@ -235,8 +249,8 @@ class V2cSession(Session):
         self.client = wire.V2cClient(cfg.host, cfg.port, cfg.secrets()["community"], cfg.timeout, cfg.retries)
         self.max_repetitions = cfg.max_repetitions
 
-    async def request(self, oids: Sequence[Oid], bulk: tuple[int, int] | None = None,
-                      ) -> tuple[int, int, list[tuple[Oid, object]]]:
+    async def request(self, oids: Sequence[bytes], bulk: tuple[int, int] | None = None,
+                      ) -> tuple[int, int, list[tuple[bytes, object]]]:
         try:
             return await self.client.request(oids, bulk)
         except (wire.V2cError, OSError) as e:
@@ -277,10 +291,10 @@ class V3Session(Session):
                 raise SnmpError(f"cannot resolve {self.cfg.host}: {e}") from None
         return self.transport
 
-    async def request(self, oids: Sequence[Oid], bulk: tuple[int, int] | None = None,
-                      ) -> tuple[int, int, list[tuple[Oid, object]]]:
+    async def request(self, oids: Sequence[bytes], bulk: tuple[int, int] | None = None,
+                      ) -> tuple[int, int, list[tuple[bytes, object]]]:
         transport = await self._transport()
-        objects = [ObjectType(ObjectIdentity(o)) for o in oids]
+        objects = [ObjectType(ObjectIdentity(wire.decode_oid(o))) for o in oids]
         if bulk is None:
             result = await get_cmd(self.engine, self.auth, transport, self.context, *objects, lookupMib=False)
         else:
@@ -289,7 +303,8 @@ class V3Session(Session):
         error_indication, status, index, varbinds = result
         if error_indication:
             raise SnmpError(str(error_indication))
-        return int(status or 0), int(index or 0), [(tuple(oid), _plain(value)) for oid, value in varbinds]
+        return int(status or 0), int(index or 0), [(wire.oid_bytes(tuple(oid)), _plain(value))
+                                                   for oid, value in varbinds]
 
     def close(self) -> None:
         self.engine.close_dispatcher()
@@ -320,34 +335,37 @@ class Interface:
     discontinuity: int = 0
 
 
+_COUNTER_COLUMNS: Final = tuple(sorted({c for _, hc, c32, _ in RATES for c in (hc, c32)}))
+
+
 def interfaces_from(table: Mapping[str, Mapping[Oid, object]]) -> list[Interface]:
     """Interfaces of one walk, named by ifName (ifDescr where there is none), duplicates made unique."""
-    indexes = sorted({idx for col in ("descr", "name", "oper") for idx in table.get(col, {}) if len(idx) == 1})
+    empty: Mapping[Oid, object] = {}
+    names, descrs, high_speeds, speeds = (table.get(c, empty) for c in ("name", "descr", "high_speed", "speed"))
+    aliases, types, admins, opers = (table.get(c, empty) for c in ("alias", "type", "admin", "oper"))
+    discontinuities = table.get("discontinuity", empty)
+    counters = [(c, table[c]) for c in _COUNTER_COLUMNS if c in table]
+    indexes = sorted({idx for col in (descrs, names, opers) for idx in col if len(idx) == 1})
     out: list[Interface] = []
     seen: set[str] = set()
-    for (index,) in indexes:
-        key = (index,)
-
-        def col(name: str, k: Oid = key) -> object:
-            return table.get(name, {}).get(k)
-
-        raw = _text(col("name")) or _text(col("descr")) or f"if{index}"
-        name = metric_name(raw)
+    for key in indexes:
+        index = key[0]
+        name = metric_name(_text(names.get(key)) or _text(descrs.get(key)) or f"if{index}")
         if name in seen:
             name = f"{name}_{index}"
         seen.add(name)
-        high, speed = _int(col("high_speed")), _int(col("speed"))
+        high, speed = _int(high_speeds.get(key)), _int(speeds.get(key))
         speed_bps = float(high) * 1e6 if high else float(speed or 0)
         if speed == SPEED_MAX_32 and not high:
             speed_bps = 0.0
         iface = Interface(
-            index=index, name=name, descr=_text(col("descr")), alias=_text(col("alias")),
-            type=_int(col("type")) or 0, speed_bps=speed_bps,
-            admin=_int(col("admin")) or 0, oper=_int(col("oper")) or 0,
-            discontinuity=_int(col("discontinuity")) or 0,
+            index=index, name=name, descr=_text(descrs.get(key)), alias=_text(aliases.get(key)),
+            type=_int(types.get(key)) or 0, speed_bps=speed_bps,
+            admin=_int(admins.get(key)) or 0, oper=_int(opers.get(key)) or 0,
+            discontinuity=_int(discontinuities.get(key)) or 0,
         )
-        for counter in {c for _, hc, c32, _ in RATES for c in (hc, c32)}:
-            if (value := _counter(col(counter))) is not None:
+        for counter, column in counters:
+            if (value := _counter(column.get(key))) is not None:
                 iface.counters[counter] = value
         out.append(iface)
     return out

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any, Final, cast
 
 Oid = tuple[int, ...]
-VarBind = tuple[Oid, object]
+RawVarBind = tuple[bytes, object]
 
 
 class Counter32(int):
@@ -79,7 +79,8 @@ def _integer(n: int) -> bytes:
     return _tlv(0x02, n.to_bytes(max(1, (n.bit_length() + 8) // 8), "big", signed=True))
 
 
-def encode_oid(oid: Oid) -> bytes:
+def oid_bytes(oid: Oid) -> bytes:
+    """The BER content of an OID; one OID is under another exactly when its bytes start with the other's."""
     if len(oid) < 2:
         raise ValueError(f"an OID has at least two arcs, got {oid}")
     out = bytearray((oid[0] * 40 + oid[1],))
@@ -92,13 +93,42 @@ def encode_oid(oid: Oid) -> bytes:
             chunk.append(rest & 0x7F)
             rest >>= 7
         out += bytes(b | 0x80 for b in reversed(chunk[1:])) + bytes((chunk[0],))
-    return _tlv(0x06, bytes(out))
+    return bytes(out)
 
 
-def encode_request(community: bytes, request_id: int, oids: Sequence[Oid], *, bulk: tuple[int, int] | None = None,
-                   ) -> bytes:
-    """A v2c GetRequest, or a GetBulkRequest when `bulk` = (non-repeaters, max-repetitions)."""
-    varbinds = _tlv(0x30, b"".join(_tlv(0x30, encode_oid(o) + b"\x05\x00") for o in oids))
+def encode_oid(oid: Oid) -> bytes:
+    return _tlv(0x06, oid_bytes(oid))
+
+
+def subids(raw: bytes) -> Oid:
+    """Arcs of BER-encoded sub-identifiers (an OID's tail, such as a table index)."""
+    if raw.isascii():  # every arc below 128: one byte each
+        return tuple(raw)
+    if len(raw) == 2:  # an ifIndex from 128 to 16383
+        return (((raw[0] & 0x7F) << 7) | raw[1],)
+    arcs = []
+    value = 0
+    for b in raw:
+        value = (value << 7) | (b & 0x7F)
+        if not b & 0x80:
+            arcs.append(value)
+            value = 0
+    return tuple(arcs)
+
+
+def decode_oid(raw: bytes) -> Oid:
+    """An OID from its BER content."""
+    if not raw:
+        raise DecodeError("empty OID")
+    first = raw[0]
+    head = (first // 40, first % 40) if first < 80 else (2, first - 80)
+    return head + subids(raw[1:])
+
+
+def encode_request(community: bytes, request_id: int, oids: Sequence[bytes], *,
+                   bulk: tuple[int, int] | None = None) -> bytes:
+    """A v2c GetRequest for OIDs given as `oid_bytes`, or a GetBulkRequest when `bulk` = (non-repeaters, max-reps)."""
+    varbinds = _tlv(0x30, b"".join(_tlv(0x30, _tlv(0x06, o) + b"\x05\x00") for o in oids))
     first, second = bulk if bulk is not None else (0, 0)
     pdu = _tlv(_GETBULK if bulk is not None else _GET,
                _integer(request_id) + _integer(first) + _integer(second) + varbinds)
@@ -109,46 +139,30 @@ def _header(data: bytes, pos: int) -> tuple[int, int, int]:
     """(tag, start of value, end of value) of the TLV at `pos`."""
     try:
         tag = data[pos]
-        first = data[pos + 1]
+        length = data[pos + 1]
     except IndexError:
         raise DecodeError("truncated") from None
     pos += 2
-    if first & 0x80:
-        n = first & 0x7F
+    if length & 0x80:
+        n = length & 0x7F
         length = int.from_bytes(data[pos:pos + n], "big")
         pos += n
-    else:
-        length = first
     end = pos + length
     if end > len(data):
         raise DecodeError("truncated")
     return tag, pos, end
 
 
-def decode_oid(data: bytes, start: int, end: int) -> Oid:
-    if start >= end:
-        raise DecodeError("empty OID")
-    first = data[start]
-    arcs = [first // 40, first % 40] if first < 80 else [2, first - 80]
-    value = 0
-    for b in data[start + 1:end]:
-        value = (value << 7) | (b & 0x7F)
-        if not b & 0x80:
-            arcs.append(value)
-            value = 0
-    return tuple(arcs)
-
-
 def _value(tag: int, data: bytes, start: int, end: int) -> object:
-    if tag == 0x02:
-        return int.from_bytes(data[start:end], "big", signed=True)
     kind = _APP_INTS.get(tag)
     if kind is not None:
         return kind(int.from_bytes(data[start:end], "big"))
+    if tag == 0x02:
+        return int.from_bytes(data[start:end], "big", signed=True)
     if tag in (0x04, 0x40, 0x44):
         return data[start:end]
     if tag == 0x06:
-        return decode_oid(data, start, end)
+        return decode_oid(data[start:end])
     if tag == 0x05:
         return None
     if tag in _EXCEPTIONS:
@@ -156,8 +170,8 @@ def _value(tag: int, data: bytes, start: int, end: int) -> object:
     raise DecodeError(f"unknown value type 0x{tag:02x}")
 
 
-def decode_response(data: bytes) -> tuple[int, int, int, list[VarBind]]:
-    """(request id, error status, error index, varbinds) of a v2c Response."""
+def decode_response(data: bytes) -> tuple[int, int, int, list[RawVarBind]]:
+    """(request id, error status, error index, varbinds with OIDs as BER content) of a v2c Response."""
     tag, pos, _ = _header(data, 0)
     if tag != 0x30:
         raise DecodeError("not an SNMP message")
@@ -171,13 +185,34 @@ def decode_response(data: bytes) -> tuple[int, int, int, list[VarBind]]:
         tag, start, pos = _header(data, pos)
         ints.append(int.from_bytes(data[start:pos], "big", signed=True))
     tag, pos, vb_end = _header(data, pos)
-    varbinds: list[VarBind] = []
-    while pos < vb_end:
-        _, inner, pos = _header(data, pos)
-        tag, start, after = _header(data, inner)
-        oid = decode_oid(data, start, after)
-        tag, start, after = _header(data, after)
-        varbinds.append((oid, _value(tag, data, start, after)))
+    varbinds: list[RawVarBind] = []
+    append = varbinds.append
+    app_ints = _APP_INTS
+    try:
+        # The hot loop of a walk, with the TLV headers read inline (one call per varbind, not three).
+        while pos < vb_end:
+            length = data[pos + 1]
+            pos += 2 if length < 0x80 else 2 + (length & 0x7F)
+            length = data[pos + 1]
+            if data[pos] != 0x06 or length >= 0x80:
+                raise DecodeError("a varbind without an OID")
+            start = pos + 2
+            pos = start + length
+            oid = data[start:pos]
+            tag, length = data[pos], data[pos + 1]
+            if length < 0x80:
+                start = pos + 2
+            else:
+                n = length & 0x7F
+                length = int.from_bytes(data[pos + 2:pos + 2 + n], "big")
+                start = pos + 2 + n
+            pos = start + length
+            kind = app_ints.get(tag)
+            append((oid, kind(int.from_bytes(data[start:pos], "big")) if kind else _value(tag, data, start, pos)))
+    except IndexError:
+        raise DecodeError("truncated") from None
+    if pos != vb_end:
+        raise DecodeError("truncated")
     return ints[0], ints[1], ints[2], varbinds
 
 
@@ -187,7 +222,7 @@ class V2cError(Exception):
 
 class _Protocol(asyncio.DatagramProtocol):
     def __init__(self) -> None:
-        self.pending: dict[int, asyncio.Future[tuple[int, int, int, list[VarBind]]]] = {}
+        self.pending: dict[int, asyncio.Future[tuple[int, int, int, list[RawVarBind]]]] = {}
         self.transport: asyncio.DatagramTransport | None = None
         self.bad = 0
 
@@ -225,13 +260,13 @@ class V2cClient:
             _, self._protocol = await loop.create_datagram_endpoint(_Protocol, remote_addr=self.address)
         return self._protocol
 
-    async def request(self, oids: Sequence[Oid], bulk: tuple[int, int] | None = None,
-                      ) -> tuple[int, int, list[VarBind]]:
+    async def request(self, oids: Sequence[bytes], bulk: tuple[int, int] | None = None,
+                      ) -> tuple[int, int, list[RawVarBind]]:
         """(error status, error index, varbinds) of one GET or GETBULK."""
         protocol = await self._ensure()
         request_id = next(self._ids) & 0x7FFFFFFF
         message = encode_request(self.community, request_id, oids, bulk=bulk)
-        future: asyncio.Future[tuple[int, int, int, list[VarBind]]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[int, int, int, list[RawVarBind]]] = asyncio.get_running_loop().create_future()
         protocol.pending[request_id] = future
         try:
             for _ in range(self.retries + 1):
