@@ -75,12 +75,12 @@ measure snmpbulkwalk ip netns exec $P sh -c "for h in $HOSTS; do
     snmpbulkwalk -v2c -c public -m '' -t 10 -On -Cr25 \$h 1.3.6.1.2.1.2.2.1 >/dev/null
     snmpbulkwalk -v2c -c public -m '' -t 10 -On -Cr25 \$h 1.3.6.1.2.1.31.1.1.1 >/dev/null; done"
 
-echo "mepd: one poll-and-store cycle (cycle 1 creates the RRDs; cycle 2 is measured)"
+echo "mepd: poll-and-store cycles (cycle 1 creates the RRDs; the median of cycles 2-4 is compared)"
 ip netns exec $P /usr/bin/time -f "%e %U %S %M" -o "$W/time.mepd-process" \
     "$PY" "$ROOT/bench/snmp/mepd_cycle.py" --rrd "$W/mepd-rrd" --hosts $HOSTS > "$W/mepd.json"
 cat "$W/mepd.json"
 
-echo "MRTG: cfgmaker, then mrtg twice (run 1 creates the RRDs; run 2 is measured)"
+echo "MRTG: cfgmaker, then mrtg 4 times (run 1 creates the RRDs; the median of runs 2-4 is compared)"
 mkdir -p "$W/mrtg"
 targets=""; for h in $HOSTS; do targets="$targets public@$h"; done
 ip netns exec $P env LANG=C cfgmaker --global "WorkDir: $W/mrtg" --global "LogFormat: rrdtool" \
@@ -88,25 +88,33 @@ ip netns exec $P env LANG=C cfgmaker --global "WorkDir: $W/mrtg" --global "LogFo
 echo "  cfgmaker made $(grep -c '^Target\[' "$W/mrtg.cfg") targets"
 ip netns exec $P env LANG=C mrtg --lock-file "$W/mrtg.lock" --confcache-file "$W/mrtg.ok" "$W/mrtg.cfg" \
     > "$W/mrtg1.log" 2>&1 || true
-sleep 2   # run 2 is a later poll (RRDs take one update per second at most); not timed
-measure mrtg ip netns exec $P env LANG=C mrtg --lock-file "$W/mrtg.lock" --confcache-file "$W/mrtg.ok" "$W/mrtg.cfg"
+for run in 2 3 4; do
+    sleep 2   # a later poll (RRDs take one update per second at most); not timed
+    measure mrtg$run ip netns exec $P env LANG=C mrtg --lock-file "$W/mrtg.lock" --confcache-file "$W/mrtg.ok" \
+        "$W/mrtg.cfg"
+done
 echo "  mrtg wrote $(find "$W/mrtg" -name '*.rrd' | wc -l) RRD files"
 
 "$PY" - "$W/mepd.json" "$W/results" "$W/time.mepd-process" <<'PYEOF'
-import json, sys
+import json, statistics, sys
 mepd = json.load(open(sys.argv[1]))
 rows = {line.split()[0]: [float(x) for x in line.split()[1:]] for line in open(sys.argv[2])}
 proc = [float(x) for x in open(sys.argv[3]).read().split()]
-c2 = mepd["cycles"][1]
-mw, mc, mr = rows["mrtg"]
+steady = mepd["cycles"][1:]
+mw, mc = (statistics.median(c[k] for c in steady) for k in ("wall_s", "cpu_s"))
+mrtg = [rows[f"mrtg{r}"] for r in (2, 3, 4)]
+rw, rc, rr = (statistics.median(m[i] for m in mrtg) for i in range(3))
 ww, wc, _ = rows["snmpbulkwalk"]
 print(f"\ninterfaces polled by mepd: {mepd['interfaces']}; samples per cycle: {mepd['samples_per_cycle']}")
-print(f"{'':28}{'wall s':>10}{'CPU s':>10}{'max RSS MB':>12}")
-print(f"{'snmpbulkwalk (sequential)':28}{ww:>10.2f}{wc:>10.2f}{'':>12}")
-print(f"{'MRTG run 2':28}{mw:>10.2f}{mc:>10.2f}{mr / 1024:>12.1f}")
-print(f"{'mepd cycle 2':28}{c2['wall_s']:>10.2f}{c2['cpu_s']:>10.2f}{mepd['max_rss_mb']:>12.1f}")
-print(f"{'mepd cycle 1 (creates RRDs)':28}{mepd['cycles'][0]['wall_s']:>10.2f}{mepd['cycles'][0]['cpu_s']:>10.2f}")
-print(f"{'mepd whole process':28}{proc[0]:>10.2f}{proc[1] + proc[2]:>10.2f}{proc[3] / 1024:>12.1f}")
-print(f"\nMRTG / mepd: wall x{mw / c2['wall_s']:.1f}, CPU x{mc / c2['cpu_s']:.2f}; "
-      f"snmpbulkwalk / mepd wall x{ww / c2['wall_s']:.2f}")
+print(f"{'':30}{'wall s':>10}{'CPU s':>10}{'max RSS MB':>12}")
+print(f"{'snmpbulkwalk (sequential)':30}{ww:>10.2f}{wc:>10.2f}")
+for r, m in zip((2, 3, 4), mrtg):
+    print(f"{f'MRTG run {r}':30}{m[0]:>10.2f}{m[1]:>10.2f}{m[2] / 1024:>12.1f}")
+for c in mepd["cycles"]:
+    what = f"mepd cycle {c['cycle']}" + (" (creates RRDs)" if c["cycle"] == 1 else "")
+    print(f"{what:30}{c['wall_s']:>10.2f}{c['cpu_s']:>10.2f}{'':>12}  slowest target {c['slowest_target_s']}s,"
+          f" resent {c['resent']}")
+print(f"{'mepd whole process':30}{proc[0]:>10.2f}{proc[1] + proc[2]:>10.2f}{proc[3] / 1024:>12.1f}")
+print(f"\nmedians: MRTG {rw:.2f}s wall {rc:.2f}s CPU; mepd {mw:.2f}s wall {mc:.2f}s CPU")
+print(f"MRTG / mepd: wall x{rw / mw:.1f}, CPU x{rc / mc:.1f}; snmpbulkwalk / mepd wall x{ww / mw:.2f}")
 PYEOF

@@ -7,7 +7,8 @@ sysUpTime and snmpEngineBoots (the agent's clock, which tells wraps from
 reboots), then walks the IF-MIB columns with GETBULK, 64-bit counters first and
 the 32-bit ones only for interfaces without them.  Rates come from
 `mepd.analysis.counters`; interfaces are keyed by ifName, so history follows
-an interface renumbered after a reboot.
+an interface renumbered after a reboot.  SNMPv2c goes through mepd's own codec
+(`snmpwire`, twenty times cheaper in CPU than pysnmp); SNMPv3 through pysnmp.
 
 The bound on parallel requests (`snmp.max_parallel`) covers the walks only: the
 per-cycle GET that shows whether an agent answers is not bounded, so dead
@@ -177,6 +178,7 @@ class Session:
     """
 
     max_repetitions: int
+    resent = 0  # requests sent again after a timeout: lost datagrams, or an agent slower than `timeout`
 
     async def get(self, oids: Sequence[Oid]) -> dict[Oid, object]:
         status, index, varbinds = await self.request([wire.oid_bytes(o) for o in oids])
@@ -255,6 +257,8 @@ class V2cSession(Session):
             return await self.client.request(oids, bulk)
         except (wire.V2cError, OSError) as e:
             raise SnmpError(str(e)) from None
+        finally:
+            self.resent, self.client.resent = self.resent + self.client.resent, 0
 
     def close(self) -> None:
         self.client.close()
@@ -452,7 +456,6 @@ class SnmpTarget:
         while True:
             began = loop.time()
             await self.poll_once()
-            self.status.last_duration = loop.time() - began
             next_at += interval
             now = loop.time()
             if now > next_at:
@@ -466,9 +469,11 @@ class SnmpTarget:
 
     async def poll_once(self) -> list[Sample]:
         """One cycle: read, turn into samples, put them on the pipeline; an unreachable agent is a status."""
+        began = time.monotonic()
         try:
             samples = await self._poll()
         except SnmpError as e:
+            self.status.last_duration = time.monotonic() - began
             self.counters.inc("failed_cycles")
             if self.status.state != "unreachable" or self.status.last_error != str(e):
                 log.warning("%s: %s:%d unreachable: %s", self.name, self.cfg.host, self.cfg.port, e)
@@ -478,8 +483,12 @@ class SnmpTarget:
             log.info("%s: %s:%d answering, %d interfaces", self.name, self.cfg.host, self.cfg.port,
                      self.status.interfaces)
         self.status.state, self.status.last_error = "ok", None
+        self.status.last_duration = time.monotonic() - began
         self.status.cycles += 1
         self.counters.inc("cycles")
+        if self._session is not None and self._session.resent:
+            self.counters.inc("resent", self._session.resent)
+            self._session.resent = 0
         for sample in samples:
             await self.samples.put(sample)
         self.counters.inc("samples", len(samples))

@@ -253,6 +253,7 @@ class V2cClient:
         self.retries = retries
         self._ids = itertools.count(random.randrange(1, 2**30))  # noqa: S311 - request ids, not secrets
         self._protocol: _Protocol | None = None
+        self.resent = 0
 
     async def _ensure(self) -> _Protocol:
         if self._protocol is None or self._protocol.transport is None or self._protocol.transport.is_closing():
@@ -269,9 +270,10 @@ class V2cClient:
         future: asyncio.Future[tuple[int, int, int, list[RawVarBind]]] = asyncio.get_running_loop().create_future()
         protocol.pending[request_id] = future
         try:
-            for _ in range(self.retries + 1):
+            for attempt in range(self.retries + 1):
                 assert protocol.transport is not None
                 protocol.transport.sendto(message)
+                self.resent += attempt > 0
                 try:
                     _, status, index, varbinds = await asyncio.wait_for(asyncio.shield(future), self.timeout)
                 except TimeoutError:
