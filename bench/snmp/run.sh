@@ -5,7 +5,7 @@
 # each with PAIRS veth pairs (2 x PAIRS interfaces) and its own snmpd, linked to
 # one poller namespace by a veth pair (10.199.K.0/30).  net-snmp 5.9.3's
 # include_ifmib_iface_prefix does not filter (net-snmp issue 1081), hence one
-# namespace per agent.  Needs root, snmpd, snmp, mrtg, librrds-perl, rrdtool.
+# namespace per agent.  Needs root and the Debian packages snmpd snmp mrtg librrds-perl rrdtool bc time.
 #   sh bench/snmp/run.sh            # 10 agents x 1,000 interfaces
 #   AGENTS=2 PAIRS=50 sh bench/snmp/run.sh
 set -eu
