@@ -429,7 +429,7 @@ class _Converter:
             if not isinstance(data, str):
                 self.error(path, f"expected a path string, got {_describe(data)}")
                 return data
-            return str(self.base_dir / data) if data and not os.path.isabs(data) else data
+            return os.path.normpath(self.base_dir / data) if data and not os.path.isabs(data) else data
         parse = parse_duration if kind == DURATION else parse_size
         if kind == SIZE and isinstance(data, int) and not isinstance(data, bool) and data >= 0:
             return data
