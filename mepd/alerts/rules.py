@@ -106,6 +106,10 @@ class Rule:
     def tick(self, now: float) -> list[Change]:  # noqa: ARG002 - kinds override
         return []
 
+    def firing(self, series: Mapping[str, str]) -> bool:
+        s = getattr(self, "series", {}).get(self.key_of(series))
+        return bool(s is not None and s.firing)
+
     def restore(self, series: Mapping[str, str], last_seen: float) -> None:
         """Take back a series whose incident was open before a restart or reload."""
 
