@@ -112,6 +112,7 @@ class Incidents:
                 inc = self.open.get(fp)
                 if ch.kind == "fire" and inc is None:
                     inc = self._new(rule, fp, ch)
+                    self._next_flush.setdefault(self.group_key(inc), now + self.cfg.group_wait)
                     history.append(History(inc.id, now, "fired", {"value": ch.value, "summary": ch.summary}))
                     events.append(("firing", inc))
                 elif inc is None:
@@ -121,6 +122,7 @@ class Incidents:
                     del self.open[fp]
                     if inc.notified == "firing":
                         self.unsent_resolved[inc.id] = inc
+                        self._next_flush.setdefault(self.group_key(inc), now + self.cfg.group_wait)
                     history.append(History(inc.id, now, "resolved", {"by": "rule", "value": ch.value}))
                     events.append(("resolved", inc))
                     self.counters.inc("incidents.resolved")
@@ -180,6 +182,7 @@ class Incidents:
             del self.open[inc.fingerprint]
             if inc.notified == "firing":
                 self.unsent_resolved[inc.id] = inc
+                self._next_flush.setdefault(self.group_key(inc), now + self.cfg.group_wait)
             await self.store.commit([inc], [History(iid, now, "resolved", {"by": by, "comment": comment})],
                                     now=now)
             self.counters.inc("incidents.resolved")
