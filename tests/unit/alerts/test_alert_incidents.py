@@ -145,7 +145,7 @@ async def test_expired_silence_by_hand(opened: Opener) -> None:
 
 
 async def test_state_survives_a_restart(opened: Opener) -> None:
-    incidents, rec, rs = await opened()
+    incidents, _, rs = await opened()
     await sample(incidents, rs, "temp.a", 0, 60)
     await sample(incidents, rs, "temp.b", 0, 60)
     await incidents.flush(30)
