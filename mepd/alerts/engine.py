@@ -91,9 +91,9 @@ class AlertEngine:
                 self._tg = tg
                 self._start_channels(self.cfg.notify)
                 if self.samples is not None:
-                    tg.create_task(self._consume(self.samples, "samples", Rule.observe_sample))
+                    tg.create_task(self._consume(self.samples, "samples", _observe_sample))
                 if self.logs is not None:
-                    tg.create_task(self._consume(self.logs, "logs", Rule.observe_log))
+                    tg.create_task(self._consume(self.logs, "logs", _observe_log))
                 tg.create_task(self._ticker())
                 started()
         finally:
@@ -267,6 +267,14 @@ class AlertEngine:
             "outbox": await self.store.outbox_size(),
             "channels": {ch.name: getattr(ch, "connected", None) for ch in self.channels},
         }
+
+
+def _observe_sample(rule: Rule, sample: Sample, now: float) -> list[Change]:
+    return rule.observe_sample(sample, now)
+
+
+def _observe_log(rule: Rule, record: LogRecord, now: float) -> list[Change]:
+    return rule.observe_log(record, now)
 
 
 def create(cfg: Config, pipeline: Pipeline) -> AlertEngine:

@@ -257,7 +257,7 @@ class IncidentStore:
         """The receiver has it: delete it and note on each incident that it was sent."""
         def done() -> None:
             self.conn.execute("DELETE FROM outbox WHERE id = ?", [row.id])
-            self._history([History(i, now, "notified", {"channel": row.channel, "event": row.event,
+            self._history([History(i, now, "notified", {"channel": row.channel, "state": row.event,
                                                         "attempts": row.attempts + 1, **detail})
                            for i in row.incidents])
 
@@ -268,7 +268,7 @@ class IncidentStore:
         def failed() -> None:
             if drop:
                 self.conn.execute("DELETE FROM outbox WHERE id = ?", [row.id])
-                self._history([History(i, now, "notify_failed", {"channel": row.channel, "event": row.event,
+                self._history([History(i, now, "notify_failed", {"channel": row.channel, "state": row.event,
                                                                  "error": error}) for i in row.incidents])
             else:
                 self.conn.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
