@@ -177,7 +177,7 @@ class ActionRunner:
                 self.counters.inc("actions.skipped")
                 log.info("incident %d: action %s skipped (%s)", inc.id, action.argv[0], reason)
                 self._spawn(self.record(inc, "action_skipped",
-                                        {"key": key, "argv": list(action.argv), "event": event, "reason": reason}))
+                                        {"key": key, "argv": list(action.argv), "trigger": event, "reason": reason}))
                 continue
             runs.append(now)
             started += 1
@@ -197,7 +197,7 @@ class ActionRunner:
             self.counters.inc("actions.failed")
             log.warning("incident %d: action %s failed: exit %s, signal %s, timed out %s, %s", inc.id,
                         action.argv[0], result.exit_status, result.signal, result.timed_out, result.error or "")
-        await self.record(inc, "action", {"key": key, "event": event, **result.to_json()})
+        await self.record(inc, "action", {"key": key, "trigger": event, **result.to_json()})
 
     async def close(self) -> None:
         """Cancel running actions: their process groups are killed, not left behind."""

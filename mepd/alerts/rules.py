@@ -127,13 +127,15 @@ class Rule:
 
     def change(
         self, kind: ChangeKind, key: SeriesKey, ts: float, value: float | None, count: int,
-        *, lines: tuple[str, ...] = (),
+        *, lines: tuple[str, ...] = (), total: int | None = None,
     ) -> Change:
+        """`count` is what this change adds to the incident; `total` (default `count`) is what the summary shows."""
         series = self.labels_of(key)
         labels = {**self.cfg.labels, **series}
         fields: dict[str, object] = {
             "rule": self.name, "severity": self.cfg.severity, "value": value, "threshold": self.threshold,
-            "count": count, "key": "", "host": "", "app": "", "source": "", "pattern": self.cfg.pattern,
+            "count": count if total is None else total,
+            "key": "", "host": "", "app": "", "source": "", "pattern": self.cfg.pattern,
             "window": format_duration(self.cfg.window), "for": format_duration(self.cfg.for_),
             "absent": format_duration(self.cfg.absent), "silent": format_duration(value or 0.0),
             "metric": self.cfg.metric, **labels, "labels": labels,
@@ -147,6 +149,7 @@ class _Threshold:
     since: float | None = None
     run: int = 0
     last_ts: float = -math.inf
+    total: int = 0
 
 
 class MetricRule(Rule):
@@ -196,7 +199,8 @@ class MetricRule(Rule):
             if self.clears(v):
                 s.firing, s.since, s.run = False, None, 0
                 return [self.change("resolve", key, ts, v, 0)]
-            return [self.change("update", key, ts, v, int(self.breaches(v)))]
+            s.total += self.breaches(v)
+            return [self.change("update", key, ts, v, int(self.breaches(v)), total=s.total)]
         if not self.breaches(v):
             s.since, s.run = None, 0
             return []
@@ -204,7 +208,7 @@ class MetricRule(Rule):
             s.since = ts
         s.run += 1
         if ts - s.since >= self.cfg.for_ and s.run >= self.cfg.samples:
-            s.firing = True
+            s.firing, s.total = True, s.run
             return [self.change("fire", key, ts, v, s.run)]
         return []
 
@@ -230,6 +234,7 @@ class _Window:
     lines: deque[str]
     firing: bool = False
     attached: int = 0
+    total: int = 0
 
 
 class LogRule(Rule):
@@ -260,10 +265,11 @@ class LogRule(Rule):
         if w.firing:
             extra = (line,) if w.attached < self.cfg.attach else ()
             w.attached += len(extra)
-            return [self.change("update", key, ts, None, 1, lines=extra)]
+            w.total += 1
+            return [self.change("update", key, ts, None, 1, lines=extra, total=w.total)]
         self._expire(w, now)
         if len(w.times) >= self.cfg.count:
-            w.firing = True
+            w.firing, w.total = True, len(w.times)
             lines = tuple(w.lines)[: self.cfg.attach]
             w.attached = len(lines)
             return [self.change("fire", key, ts, float(len(w.times)), len(w.times), lines=lines)]

@@ -294,7 +294,7 @@ class IncidentStore:
     async def history(self, iid: int) -> list[dict[str, object]]:
         rows = await self._run(self._fetch, "SELECT ts, event, detail FROM history WHERE incident = ? ORDER BY id",
                                [iid])
-        return [{"ts": rfc3339(ts), "event": event, **json.loads(detail)} for ts, event, detail in rows]
+        return [{**json.loads(detail), "ts": rfc3339(ts), "event": event} for ts, event, detail in rows]
 
     async def add_silence(self, matchers: Sequence[Matcher], starts: float, ends: float, comment: str,
                           now: float) -> Silence:

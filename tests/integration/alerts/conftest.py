@@ -36,9 +36,9 @@ DEADLINE = 20.0
 HOST = "testhost"
 
 
-async def until(condition: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
+async def until(condition: Callable[[], Any], what: str, limit: float = DEADLINE) -> Any:
     """Poll a condition (sync or async) until truthy; fail at the deadline."""
-    end = time.monotonic() + timeout
+    end = time.monotonic() + limit
     while True:
         result = condition()
         if asyncio.iscoroutine(result):
@@ -46,7 +46,7 @@ async def until(condition: Callable[[], Any], what: str, timeout: float = DEADLI
         if result:
             return result
         if time.monotonic() > end:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+            pytest.fail(f"timed out after {limit:.0f}s waiting for {what}")
         await asyncio.sleep(0.02)
 
 
