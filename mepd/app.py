@@ -25,6 +25,8 @@ from typing import Final
 
 from mepd import __version__
 from mepd import config as config_mod
+from mepd.alerts import engine as alerts_engine
+from mepd.api import incidents as incidents_api
 from mepd.api.server import API_VERSION, ApiServer
 from mepd.config import Config
 from mepd.errors import ConfigErrors
@@ -59,6 +61,8 @@ class App:
         self.pipeline = Pipeline()
         self.logstore = LogStore(os.path.join(cfg.daemon.state_dir, "logs.db"), cfg.storage.logs)
         self.api = ApiServer(self, cfg.daemon.control_socket)
+        self.alerts = alerts_engine.create(cfg, self.pipeline)
+        self.api.add_routes(incidents_api.routes(self.alerts))
         self.started = time.time()
         self.sinks: list[Supervised] = []
         self.components: dict[str, tuple[object, Supervised]] = {}
@@ -84,7 +88,7 @@ class App:
 
     def _build_sinks(self) -> list[Component]:
         sub = self.pipeline.logs.subscribe("store/logs", self.cfg.daemon.queue_size)
-        return [LogSink(self.logstore, sub, Counters(), self.pipeline.log_counters)]
+        return [LogSink(self.logstore, sub, Counters(), self.pipeline.log_counters), self.alerts]
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -176,6 +180,7 @@ class App:
             for key in fresh:
                 self._start(wanted[key])
             await self._wait_settled([self.components[key][1] for key in fresh])
+            await self.alerts.reload(new.alert)
             self.cfg = new
             self.reloads.inc("ok")
             self.last_reload_error = None
