@@ -141,3 +141,14 @@ def test_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigErrors) as info:
         config.load(path)
     assert str(info.value).startswith(f"{path}: alert.rule[0].pattern: invalid regular expression")
+
+
+def test_shipped_example_and_default_config_load() -> None:
+    root = Path(__file__).parents[3] / "conf"
+    example = config.load(root / "examples" / "alerts-apache-restart.toml").alert
+    assert [r.name for r in example.rule] == ["web-5xx-burst", "apache-segfault", "apache-silent"]
+    assert [r.kind for r in example.rule] == ["metric", "log", "absence"]
+    assert example.rule[0].action[0].max_per_hour == 3
+    assert example.notify.webhook is not None
+    assert example.notify.webhook.format == "alertmanager"
+    assert config.load(root / "mepd.toml").alert.group_wait == 30.0
