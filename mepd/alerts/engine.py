@@ -20,7 +20,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
 from mepd.alerts import rules as rules_mod
@@ -259,14 +259,6 @@ class AlertEngine:
 
     async def unsilence(self, sid: int) -> Silence:
         return await self.incidents.expire_silence(sid, self.clock())
-
-    async def status(self) -> Mapping[str, object]:
-        return {
-            "rules": len(self.rules),
-            "open": len(self.incidents.open),
-            "outbox": await self.store.outbox_size(),
-            "channels": {ch.name: getattr(ch, "connected", None) for ch in self.channels},
-        }
 
 
 def _observe_sample(rule: Rule, sample: Sample, now: float) -> list[Change]:

@@ -20,7 +20,7 @@ import re
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from mepd.alerts.syntax import compile_glob, render
 from mepd.config import AlertRuleConfig
@@ -76,11 +76,16 @@ class LogFilter:
         return self.pattern is None or self.pattern.search(r.message) is not None
 
 
+class _Series(Protocol):
+    firing: bool
+
+
 class Rule:
     """Shared plumbing: series bookkeeping, labels and the summary text."""
 
     kind: str = ""
     default_summary: str = "{rule}"
+    series: Mapping[SeriesKey, _Series]
 
     def __init__(self, cfg: AlertRuleConfig) -> None:
         self.cfg = cfg
@@ -107,8 +112,8 @@ class Rule:
         return []
 
     def firing(self, series: Mapping[str, str]) -> bool:
-        s = getattr(self, "series", {}).get(self.key_of(series))
-        return bool(s is not None and s.firing)
+        s = self.series.get(self.key_of(series))
+        return s is not None and s.firing
 
     def restore(self, series: Mapping[str, str], last_seen: float) -> None:
         """Take back a series whose incident was open before a restart or reload."""
