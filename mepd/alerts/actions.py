@@ -19,11 +19,12 @@ import logging
 import os
 import re
 import signal
+import tempfile
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import IO, Final
 
 from mepd.config import AlertActionConfig
 from mepd.model import Incident, rfc3339
@@ -84,34 +85,30 @@ def _kill_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
-async def _read_capped(stream: asyncio.StreamReader, limit: int) -> tuple[bytes, bool]:
-    """Keep the first `limit` bytes, but read on to the end so the child never blocks on a full pipe."""
-    kept = bytearray()
-    truncated = False
-    while chunk := await stream.read(65536):
-        room = limit - len(kept)
-        if len(chunk) > room:
-            truncated = True
-        kept += chunk[:max(room, 0)]
-    return bytes(kept), truncated
+def _read_head(out: IO[bytes], limit: int) -> tuple[bytes, bool]:
+    out.seek(0)
+    data = out.read(limit + 1)
+    return data[:limit], len(data) > limit
 
 
 async def run_action(argv: Sequence[str], env: dict[str, str], time_limit: float, kill_grace: float,
                      limit: int = OUTPUT_LIMIT) -> ActionResult:
-    """Run one argv with stdout+stderr captured; kill its process group after `time_limit` seconds."""
+    """Run one argv, stdout+stderr to a temp file; kill its process group after `time_limit` seconds.
+
+    A file rather than a pipe: a child that outlives the action (a daemon it
+    started) can neither block on a full pipe nor keep us waiting for EOF.
+    """
     started, t0 = time.time(), time.monotonic()
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, env=env, cwd="/", start_new_session=True,
-        )
-    except OSError as e:
-        return ActionResult(tuple(argv), started, time.monotonic() - t0, None, None, False, "", False,
-                            f"{type(e).__name__}: {e}")
-    assert proc.stdout is not None
-    reader = asyncio.create_task(_read_capped(proc.stdout, limit))
-    timed_out = False
-    try:
+    with tempfile.TemporaryFile(prefix="mepd-action-") as out:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT, env=env,
+                cwd="/", start_new_session=True,
+            )
+        except OSError as e:
+            return ActionResult(tuple(argv), started, time.monotonic() - t0, None, None, False, "", False,
+                                f"{type(e).__name__}: {e}")
+        timed_out = False
         try:
             await asyncio.wait_for(proc.wait(), time_limit)
         except TimeoutError:
@@ -123,15 +120,11 @@ async def run_action(argv: Sequence[str], env: dict[str, str], time_limit: float
                 _kill_group(proc.pid, signal.SIGKILL)
                 await proc.wait()
             _kill_group(proc.pid, signal.SIGKILL)  # whatever of the group ignored SIGTERM
-        try:
-            output, truncated = await asyncio.wait_for(reader, kill_grace)
-        except TimeoutError:
-            output, truncated = b"", True  # a child left running holds the pipe open
-    finally:
-        if proc.returncode is None:
-            _kill_group(proc.pid, signal.SIGKILL)
-            await proc.wait()
-        reader.cancel()
+        finally:
+            if proc.returncode is None:  # cancelled: leave nothing behind
+                _kill_group(proc.pid, signal.SIGKILL)
+                await proc.wait()
+        output, truncated = await asyncio.to_thread(_read_head, out, limit)
     rc = proc.returncode
     assert rc is not None
     sig = signal.Signals(-rc).name if rc < 0 else None

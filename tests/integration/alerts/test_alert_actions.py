@@ -123,3 +123,13 @@ async def test_output_is_capped_but_the_child_runs_to_the_end(tmp_path: Path) ->
     result = await run_action(argv, {"PATH": os.environ["PATH"]}, time_limit=10, kill_grace=1, limit=1000)
     assert (result.exit_status, result.truncated, len(result.output)) == (0, True, 1000)
     assert done.exists()
+
+
+async def test_a_daemon_left_behind_neither_blocks_nor_loses_output() -> None:
+    argv = ["/bin/sh", "-c", "setsid sleep 300 & echo $!; echo bye"]
+    result = await run_action(argv, {"PATH": os.environ["PATH"]}, time_limit=30, kill_grace=1)
+    pid, rest = result.output.split("\n", 1)
+    try:
+        assert (result.exit_status, result.timed_out, rest) == (0, False, "bye\n")
+    finally:
+        os.kill(int(pid), signal.SIGKILL)
