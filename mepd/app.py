@@ -25,6 +25,8 @@ from typing import Final
 
 from mepd import __version__
 from mepd import config as config_mod
+from mepd.alerts import engine as alerts_engine
+from mepd.api import incidents as incidents_api
 from mepd.api.metrics import MetricsApi
 from mepd.api.server import API_VERSION, ApiServer
 from mepd.config import Config
@@ -66,6 +68,8 @@ class App:
         self.snmp_hub = snmp_source.SnmpHub(cfg.snmp)
         self.api = ApiServer(self, cfg.daemon.control_socket)
         self.api.add_routes(MetricsApi(self.rrdstore).routes())
+        self.alerts = alerts_engine.create(cfg, self.pipeline)
+        self.api.add_routes(incidents_api.routes(self.alerts))
         self.started = time.time()
         self.sinks: list[Supervised] = []
         self.components: dict[str, tuple[object, Supervised]] = {}
@@ -100,6 +104,7 @@ class App:
             LogSink(self.logstore, sub, Counters(), self.pipeline.log_counters),
             RrdSink(self.rrdstore, samples, Counters(), self.pipeline.sample_counters,
                     batch_size=rrd.batch_size, flush_interval=rrd.flush_interval),
+            self.alerts,
         ]
 
     async def run(self) -> int:
@@ -193,6 +198,7 @@ class App:
             for key in fresh:
                 self._start(wanted[key])
             await self._wait_settled([self.components[key][1] for key in fresh])
+            await self.alerts.reload(new.alert)
             self.cfg = new
             self.rrdstore.layouts = rrd_layouts(new)
             self.reloads.inc("ok")

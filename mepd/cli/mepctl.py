@@ -20,6 +20,7 @@ from mepd.api import render
 from mepd.api.client import Client, DaemonUnreachableError
 from mepd.config import SnmpTargetConfig
 from mepd.errors import ApiError, ConfigErrors
+from mepd.units import parse_duration
 
 EXIT_OK, EXIT_REQUEST, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 DEFAULT_CONFIG = "/etc/mepd/mepd.toml"
@@ -128,6 +129,70 @@ async def cmd_snmp_discover(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_incidents(client: Client, args: argparse.Namespace) -> int:
+    data = await client.request("GET", "/v1/incidents", {"all": "1"} if args.all else {})
+    if args.json:
+        _print_json(data["incidents"])
+    else:
+        print(render.incidents(data["incidents"]))
+    return EXIT_OK
+
+
+async def cmd_incident(client: Client, args: argparse.Namespace) -> int:
+    data = await client.request("GET", f"/v1/incidents/{args.id}")
+    if args.json:
+        _print_json(data)
+    else:
+        print(render.incident(data["incident"], data["history"]))
+    return EXIT_OK
+
+
+async def _incident_verb(client: Client, args: argparse.Namespace, verb: str, done: str) -> int:
+    data = await client.request("POST", f"/v1/incidents/{args.id}/{verb}", body={"comment": args.comment or ""})
+    if args.json:
+        _print_json(data["incident"])
+    else:
+        print(f"incident {args.id} {done}")
+    return EXIT_OK
+
+
+async def cmd_ack(client: Client, args: argparse.Namespace) -> int:
+    return await _incident_verb(client, args, "ack", "acknowledged")
+
+
+async def cmd_resolve(client: Client, args: argparse.Namespace) -> int:
+    return await _incident_verb(client, args, "resolve", "resolved")
+
+
+async def cmd_silence(client: Client, args: argparse.Namespace) -> int:
+    body = {"matchers": args.matchers, "for": args.duration, "comment": args.comment or ""}
+    data = await client.request("POST", "/v1/silences", body=body)
+    silence = data["silence"]
+    if args.json:
+        _print_json(silence)
+    else:
+        print(f"silence {silence['id']}: {silence['matchers']} until {render.local_time(silence['ends'])}")
+    return EXIT_OK
+
+
+async def cmd_silences(client: Client, args: argparse.Namespace) -> int:
+    data = await client.request("GET", "/v1/silences", {"all": "1"} if args.all else {})
+    if args.json:
+        _print_json(data["silences"])
+    else:
+        print(render.silences(data["silences"]))
+    return EXIT_OK
+
+
+async def cmd_unsilence(client: Client, args: argparse.Namespace) -> int:
+    data = await client.request("DELETE", f"/v1/silences/{args.id}")
+    if args.json:
+        _print_json(data["silence"])
+    else:
+        print(f"silence {args.id} expired")
+    return EXIT_OK
+
+
 def _default_socket(config_path: str) -> str:
     """The configured control socket, when the config file is readable; else the packaged default."""
     try:
@@ -210,7 +275,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reload", parents=[common], help="re-read the config file (like SIGHUP)")
     p.set_defaults(func=cmd_reload)
+
+    p = sub.add_parser("incidents", parents=[common], help="open incidents, newest first (--all: resolved too)")
+    p.add_argument("--all", action="store_true", help="include resolved incidents")
+    p.set_defaults(func=cmd_incidents)
+
+    p = sub.add_parser("incident", parents=[common], help="one incident: lines, notifications, actions run")
+    p.add_argument("id", type=_non_negative, metavar="ID")
+    p.set_defaults(func=cmd_incident)
+
+    for name, func, text in (("ack", cmd_ack, "acknowledge an incident: no more repeat notifications"),
+                             ("resolve", cmd_resolve, "resolve an incident by hand")):
+        p = sub.add_parser(name, parents=[common], help=text)
+        p.add_argument("id", type=_non_negative, metavar="ID")
+        p.add_argument("--comment", "-m", metavar="TEXT")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("silence", parents=[common], help="mute notifications for matching labels")
+    p.add_argument("matchers", metavar="MATCHER",
+                   help='labels to match, e.g. "rule=uplink,host=~web[0-9]+" (=, !=, =~, !~)')
+    p.add_argument("--for", dest="duration", type=_duration, default="2h", metavar="DURATION",
+                   help='how long, e.g. "30m", "2h" (default 2h)')
+    p.add_argument("--comment", "-m", metavar="TEXT")
+    p.set_defaults(func=cmd_silence)
+
+    p = sub.add_parser("silences", parents=[common], help="active silences (--all: expired too)")
+    p.add_argument("--all", action="store_true", help="include expired silences")
+    p.set_defaults(func=cmd_silences)
+
+    p = sub.add_parser("unsilence", parents=[common], help="end a silence now")
+    p.add_argument("id", type=_non_negative, metavar="ID")
+    p.set_defaults(func=cmd_unsilence)
     return parser
+
+
+def _duration(text: str) -> str:
+    try:
+        parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def _non_negative(text: str) -> int:
