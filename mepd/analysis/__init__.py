@@ -1,0 +1,1 @@
+"""Analysers: turn records into aggregates and metrics (web access logs, counters)."""
