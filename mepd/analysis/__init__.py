@@ -1,1 +1,1 @@
-"""Analysers: turn records into aggregates and metrics (web access logs, counters)."""
+"""Analysers: pure functions turning raw readings into the values stored and alerted on."""
