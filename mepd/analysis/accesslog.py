@@ -28,15 +28,15 @@ FIELDS: Final = (
 )
 
 _QUOTED: Final = r'"([^"\\]*(?:\\.[^"\\]*)*)"'
-_LINE: Final = re.compile(
+ACCESS_LINE: Final = re.compile(
     r"(?:(\S+) )?(\S+) (\S+) (\S+) \[([^\]]*)\] "
     + _QUOTED
     + r" (\d{3}|-) (\d+|-)"
     + r"(?: " + _QUOTED + " " + _QUOTED + ")?"
 )
 # The common case (no vhost prefix, no backslash anywhere) costs half as much with
-# plain quoted strings and no optional prefix; anything else falls back to _LINE.
-_FAST: Final = re.compile(
+# plain quoted strings and no optional prefix; anything else falls back to ACCESS_LINE.
+FAST_LINE: Final = re.compile(
     r'()(\S+) (\S+) (\S+) \[([^\]]*)\] "([^"]*)" (\d{3}|-) (\d+|-)(?: "([^"]*)" "([^"]*)")?'
 )
 
@@ -54,9 +54,9 @@ def match_access_line(line: str) -> Groups | None:
 
     The hot path of the one-shot analyser uses this directly and skips building a dict.
     """
-    m = _FAST.match(line) if "\\" not in line else None
+    m = FAST_LINE.match(line) if "\\" not in line else None
     if m is None:
-        m = _LINE.match(line)
+        m = ACCESS_LINE.match(line)
         if m is None:
             return None
     return m.groups()
