@@ -121,12 +121,12 @@ def new_tables() -> dict[str, Table]:
 
 
 def file_type(path: str) -> str:
-    """Lower-case extension of the last path segment; "(directory)" or "(none)" otherwise."""
+    """Lower-case extension of the last path segment (as os.path.splitext: ".env" has none); "(directory)"."""
     last = path.rsplit("/", 1)[-1]
     if not last:
         return "(directory)"
     dot = last.rfind(".")
-    ext = last[dot + 1:].lower() if dot >= 0 else ""
+    ext = last[dot + 1:].lower() if dot > 0 and last[:dot].strip(".") else ""
     if not ext or len(ext) > 10 or not ext.isalnum() or not ext.isascii():
         return "(none)"
     return ext
