@@ -54,6 +54,14 @@ TOP_TITLES: Final = {
     "browser": "Browsers", "client": "Clients", "filetype": "File types",
 }
 DEFAULT_KEEP: Final = 50_000
+# Dimensions with few keys by nature (status codes have at most 900) are never folded below this,
+# so a small `keep` for the big tables leaves them exact.
+SMALL_DIMENSIONS: Final = frozenset(("status", "method", "protocol", "os", "browser", "filetype"))
+SMALL_KEEP: Final = 1000
+
+
+def keep_for(dim: str, keep: int) -> int:
+    return max(keep, SMALL_KEEP) if dim in SMALL_DIMENSIONS else keep
 DEFAULT_TOP: Final = 10
 BLOCK: Final = 8 << 20
 PARALLEL_MIN_BYTES: Final = 32 << 20
@@ -373,8 +381,8 @@ class Aggregate:
         for client, (r, b) in self.raw_client.items():
             t["client"].add(client, r, b)
         self._clear_raw()
-        for table in t.values():
-            table.prune(self.keep)
+        for dim, table in t.items():
+            table.prune(keep_for(dim, self.keep))
 
     def merge(self, other: Aggregate) -> None:
         """Add a settled aggregate (of another part of the file, or another hour) into this one."""
@@ -391,7 +399,7 @@ class Aggregate:
         self.zone = self.zone or other.zone
         for dim, table in other.tables.items():
             self.tables[dim].merge(table)
-            self.tables[dim].prune(self.keep)
+            self.tables[dim].prune(keep_for(dim, self.keep))
         self.hll.merge(other.hll)
 
 

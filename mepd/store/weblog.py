@@ -7,8 +7,9 @@ Writes are deltas added with upserts, so the analyser can flush every few
 seconds; blocking work runs in one writer and one reader thread, never on the
 event loop.
 
-An hour keeps at most `keep` keys per dimension, plus those among the `keep`
-largest by bytes: when an hour holds more than twice that, the smallest keys
+An hour keeps at most `keep` keys per dimension (at least 1000 for the small
+ones: status, method, protocol, OS, browser, file type), plus those among the
+`keep` largest by bytes: when an hour holds more than twice that, the smallest keys
 are folded into `web_folds` (their requests and bytes, and the largest
 folded count, which bounds the error of every key of that hour).  A report
 sums the folds of its hours into "others" and a `max_error`; with no fold in
@@ -29,13 +30,11 @@ from datetime import tzinfo
 from typing import Any, Final, TypeVar
 
 from mepd.analysis.hll import HyperLogLog
-from mepd.analysis.weblog import DEFAULT_TOP, DIMENSIONS, Aggregate, Table, build_report
+from mepd.analysis.weblog import DEFAULT_TOP, DIMENSIONS, SMALL_DIMENSIONS, Aggregate, Table, build_report, keep_for
 from mepd.errors import MepdError
 
 T = TypeVar("T")
 DEFAULT_STORE_KEEP: Final = 1000
-# Small by nature: reports list every key of these.
-_ALL_KEYS: Final = frozenset(("status", "method", "protocol", "os", "browser", "filetype"))
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS web_hours (
@@ -144,7 +143,7 @@ class WebLogStore:
                                table.err_requests, table.err_bytes)
             count = conn.execute("SELECT count(*) FROM web_keys WHERE src = ? AND dim = ? AND hour = ?",
                                  (src, dim, hour)).fetchone()[0]
-            if count > 2 * self.keep:
+            if count > 2 * keep_for(dim, self.keep):
                 self._compact(conn, src, dim, hour)
 
     @staticmethod
@@ -162,7 +161,7 @@ class WebLogStore:
         table = Table({key: [r, b] for key, r, b in conn.execute(
             "SELECT key, requests, bytes FROM web_keys WHERE src = ? AND dim = ? AND hour = ?", (src, dim, hour))})
         before = set(table.rows)
-        table.prune(self.keep)
+        table.prune(keep_for(dim, self.keep))
         gone = before.difference(table.rows)
         conn.executemany("DELETE FROM web_keys WHERE src = ? AND dim = ? AND hour = ? AND key = ?",
                          [(src, dim, hour, key) for key in gone])
@@ -260,7 +259,7 @@ class WebLogStore:
             f"SELECT coalesce(sum(requests), 0), coalesce(sum(bytes), 0), count(DISTINCT key) FROM web_keys {where}",
             args).fetchone()
         table = Table(distinct=distinct)
-        limit = -1 if dim in _ALL_KEYS else top
+        limit = -1 if dim in SMALL_DIMENSIONS else top
         # paths are also ranked by bytes: keep both top lists so either ranking is right
         orders = ("r DESC, b DESC, key", "b DESC, r DESC, key") if dim == "path" else ("r DESC, b DESC, key",)
         for order in orders:
