@@ -63,7 +63,7 @@ SMALL_KEEP: Final = 1000
 def keep_for(dim: str, keep: int) -> int:
     return max(keep, SMALL_KEEP) if dim in SMALL_DIMENSIONS else keep
 DEFAULT_TOP: Final = 10
-BLOCK: Final = 8 << 20
+BLOCK: Final = 2 << 20
 PARALLEL_MIN_BYTES: Final = 32 << 20
 _MMSS: Final = {f"{m:02d}:{s:02d}": m * 60 + s for m in range(60) for s in range(61)}
 WEEKDAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -676,8 +676,8 @@ def render_text(report: Mapping[str, object]) -> str:
 # ---- command line --------------------------------------------------------------------------------------------
 
 
-def _parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Analyse a web access log (Apache/nginx common or combined).")
+def add_analyze_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of the one-shot analyser, for `python -m mepd.analysis.weblog` and `mepctl weblog analyze`."""
     p.add_argument("file", help='access log; "-" reads stdin, *.gz is decompressed')
     p.add_argument("--format", choices=("combined", "common"), default="combined")
     out = p.add_mutually_exclusive_group()
@@ -692,17 +692,23 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     zones = p.add_mutually_exclusive_group()
     zones.add_argument("--utc", action="store_true", help="days and hours of day in UTC (default: the log's zone)")
     zones.add_argument("--local", action="store_true", help="days and hours of day in this machine's zone")
-    return p
 
 
-def analyze_main(argv: Sequence[str], prog: str = "mepctl weblog analyze",
-                 out: Callable[[str], object] | None = None) -> int:
-    """The one-shot analyser's command line; 0 on success, 1 when the file cannot be read, 2 on usage errors."""
+def render(report: Mapping[str, object], *, as_json: bool = False, as_html: bool = False) -> str:
+    """The report as printed: JSON, one HTML page, or text."""
+    if as_json:
+        return json.dumps(report, indent=1, ensure_ascii=False) + "\n"
+    if as_html:
+        from mepd.analysis.weblog_html import render_html  # noqa: PLC0415 - only the --html path pays for it
+
+        return render_html(report)
+    return render_text(report) + "\n"
+
+
+def run_analyze(args: argparse.Namespace, prog: str = "mepctl weblog analyze",
+                out: Callable[[str], object] | None = None) -> int:
+    """Run the analyser on parsed arguments; 0 on success, 1 when the file cannot be read, 2 on bad values."""
     write = out or sys.stdout.write
-    try:
-        args = _parser(prog).parse_args(list(argv))
-    except SystemExit as e:
-        return int(e.code or 0)
     if args.top < 1 or args.keep < 1 or (args.workers is not None and args.workers < 1):
         print(f"{prog}: --top, --keep and --workers must be at least 1", file=sys.stderr)
         return 2
@@ -717,15 +723,20 @@ def analyze_main(argv: Sequence[str], prog: str = "mepctl weblog analyze",
         agg, args.file, args.top, tz=UTC if args.utc else None if args.local else agg.log_tz(),
         extra={"analysis_seconds": round(time.monotonic() - started, 3)},
     )
-    if args.json:
-        write(json.dumps(report, indent=1) + "\n")
-    elif args.html:
-        from mepd.analysis.weblog_html import render_html  # noqa: PLC0415 - only the --html path pays for it
-
-        write(render_html(report))
-    else:
-        write(render_text(report) + "\n")
+    write(render(report, as_json=args.json, as_html=args.html))
     return 0
+
+
+def analyze_main(argv: Sequence[str], prog: str = "mepctl weblog analyze",
+                 out: Callable[[str], object] | None = None) -> int:
+    """The one-shot analyser's whole command line (argparse exits 2 on usage errors, returned here)."""
+    p = argparse.ArgumentParser(prog=prog, description="Analyse a web access log (Apache/nginx common or combined).")
+    add_analyze_arguments(p)
+    try:
+        args = p.parse_args(list(argv))
+    except SystemExit as e:
+        return int(e.code or 0)
+    return run_analyze(args, prog, out)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,28 @@ class WebSource:
 class WebLogSink(Protocol):
     async def add(self, source: str, hours: Sequence[tuple[int, Aggregate]]) -> None: ...
 
+    async def prune(self, before: float) -> int: ...
+
+
+class TailLike(Protocol):
+    """The fields of a `[[tail]]` config the analyser reads (the tail source owns the dataclass)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def format(self) -> str: ...
+    @property
+    def site_hosts(self) -> tuple[str, ...]: ...
+    @property
+    def top(self) -> int: ...
+    @property
+    def step(self) -> float: ...
+
+
+def web_sources(tails: Sequence[TailLike]) -> list[WebSource]:
+    """The web sources among the `[[tail]]` sections: those with format combined or common."""
+    return [WebSource(t.name, tuple(t.site_hosts), t.top, t.step) for t in tails if t.format in ("combined", "common")]
+
 
 @dataclass(slots=True)
 class _State:
@@ -71,7 +93,7 @@ class WebLogAnalyzer:
 
     def __init__(self, sources: Sequence[WebSource], logs: Subscription[LogRecord], samples: Channel[Sample],
                  store: WebLogSink, *, flush_interval: float = 10.0, grace: float = 30.0, idle: float = 2.0,
-                 batch_size: int = 2000, keep: int = DEFAULT_KEEP,
+                 batch_size: int = 2000, keep: int = DEFAULT_KEEP, retention: float = 400 * 86400.0,
                  clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.name = "analysis/weblog"
         self.counters = Counters()
@@ -83,6 +105,7 @@ class WebLogAnalyzer:
         self.idle = idle
         self.batch_size = batch_size
         self.keep = keep
+        self.retention = retention
         self._clock = clock
         self._monotonic = monotonic
         self._started = clock()
@@ -123,12 +146,23 @@ class WebLogAnalyzer:
 
     async def _tick_loop(self) -> None:
         next_flush = self._monotonic() + self.flush_interval
+        next_prune = self._monotonic()
         while True:
             await asyncio.sleep(0.5)
             await self.emit_due()
             if self._monotonic() >= next_flush:
                 next_flush = self._monotonic() + self.flush_interval
                 await self.flush()
+            if self._monotonic() >= next_prune:
+                next_prune = self._monotonic() + 3600.0
+                await self._prune()
+
+    async def _prune(self) -> None:
+        try:
+            self.counters.inc("hours_pruned", await self.store.prune(self._clock() - self.retention))
+        except Exception as e:  # noqa: BLE001 - retention is retried next hour; counting must go on
+            self.counters.inc("store_errors")
+            log.warning("web-log retention failed, retrying in an hour: %s", e)
 
     def process(self, records: Sequence[LogRecord]) -> None:
         """Count records of the configured web sources; others are ignored."""

@@ -59,6 +59,7 @@ def expected_steps(recs: Sequence[LogRecord]) -> dict[int, Counter[str]]:
 class MemorySink:
     def __init__(self, fail: int = 0) -> None:
         self.calls: list[tuple[str, list[tuple[int, Aggregate]]]] = []
+        self.pruned: list[float] = []
         self.fail = fail
 
     async def add(self, source: str, hours: Sequence[tuple[int, Aggregate]]) -> None:
@@ -66,6 +67,10 @@ class MemorySink:
             self.fail -= 1
             raise OSError("disk full")
         self.calls.append((source, list(hours)))
+
+    async def prune(self, before: float) -> int:
+        self.pruned.append(before)
+        return 0
 
 
 def make(sources: Sequence[WebSource], sink: MemorySink | WebLogStore, clock: Clock,
@@ -186,7 +191,9 @@ async def test_run_from_the_pipeline_into_the_store(store: WebLogStore) -> None:
     recs = records(2_000)
     pipeline = Pipeline()
     logs = pipeline.logs.subscribe("weblog", 10_000)
-    analyzer = WebLogAnalyzer([WebSource("web")], logs, pipeline.samples, store, flush_interval=0.2)
+    # the generated log is from 2024: a retention of 400 days from today would prune it at once
+    analyzer = WebLogAnalyzer([WebSource("web")], logs, pipeline.samples, store, flush_interval=0.2,
+                              retention=1e10)
     task = asyncio.create_task(analyzer.run(lambda: None))
     for r in recs:
         await pipeline.logs.put(r)
