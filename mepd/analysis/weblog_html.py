@@ -7,6 +7,7 @@ be mailed or dropped on any web server as a single file.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any, Final
@@ -32,7 +33,7 @@ def _fmt(n: object) -> str:
 
 def _svg_bars(title: str, labels: Sequence[str], values: Sequence[int], colour: str = _BAR,
               width: int = 1000, height: int = 170) -> str:
-    """A bar chart; with many bars the labels thin out to about 24."""
+    """A bar chart; labels thin out so that each has about 70 pixels."""
     if not values:
         return f"<p class=muted>{escape(title)}: no data</p>"
     top = max(values) or 1
@@ -44,7 +45,7 @@ def _svg_bars(title: str, labels: Sequence[str], values: Sequence[int], colour: 
              f'<text x="{left - 6}" y="{height - bottom - plot_h + 4}" text-anchor="end">{_short(top)}</text>',
              f'<text x="{left - 6}" y="{height - bottom}" text-anchor="end">0</text>',
              f'<line x1="{left}" y1="{height - bottom}" x2="{width - 10}" y2="{height - bottom}" stroke="#999"/>']
-    step = max(1, round(len(values) / 24))
+    step = max(1, math.ceil(len(values) * 70 / (width - left)))
     for i, (label, v) in enumerate(zip(labels, values, strict=True)):
         h = plot_h * v / top
         x = left + i * bar_w
@@ -64,8 +65,9 @@ def _short(n: int) -> str:
     return str(n)
 
 
-def _rows_table(rows: Sequence[Mapping[str, Any]], key: str = "key", head: str = "") -> str:
-    total = sum(int(r["requests"]) for r in rows) or 1
+def _rows_table(rows: Sequence[Mapping[str, Any]], key: str = "key", head: str = "", total: int = 0) -> str:
+    """Rows with their share of `total` (default: of the rows shown)."""
+    total = total or sum(int(r["requests"]) for r in rows) or 1
     out = [f"<table><tr><th>requests</th><th>%</th><th>bytes</th><th class=k>{escape(head or key)}</th></tr>"]
     for r in rows:
         label = str(r[key]) if str(r[key]) != "" else "(empty)"
@@ -78,7 +80,7 @@ def _rows_table(rows: Sequence[Mapping[str, Any]], key: str = "key", head: str =
 def _top_table(section: Mapping[str, Any]) -> str:
     rows = section["rows"]
     others = section["others"]
-    out = [_rows_table(rows)]
+    out = [_rows_table(rows, total=sum(int(r["requests"]) for r in rows) + int(others["requests"]))]
     if others["requests"] or others["bytes"]:
         out.append(f"<p class=muted>others: {_fmt(others['requests'])} requests, "
                    f"{escape(human_bytes(float(others['bytes'])))} ({_fmt(section['distinct'])} distinct)</p>")
