@@ -21,6 +21,7 @@ error).
 from __future__ import annotations
 
 import asyncio
+import heapq
 import os
 import sqlite3
 import threading
@@ -253,24 +254,31 @@ class WebLogStore:
 
     @staticmethod
     def _table(conn: sqlite3.Connection, src: str, dim: str, lo: int, hi: int, top: int) -> Table:
+        """One pass over the dimension's rows in range: totals, distinct keys and the top lists."""
         where = "WHERE src = ? AND dim = ? AND hour >= ? AND hour < ?"
         args = (src, dim, lo, hi)
-        total_r, total_b, distinct = conn.execute(
-            f"SELECT coalesce(sum(requests), 0), coalesce(sum(bytes), 0), count(DISTINCT key) FROM web_keys {where}",
-            args).fetchone()
-        table = Table(distinct=distinct)
-        limit = -1 if dim in SMALL_DIMENSIONS else top
-        # paths are also ranked by bytes: keep both top lists so either ranking is right
-        orders = ("r DESC, b DESC, key", "b DESC, r DESC, key") if dim == "path" else ("r DESC, b DESC, key",)
-        for order in orders:
-            for key, r, b in conn.execute(
-                    f"SELECT key, sum(requests) AS r, sum(bytes) AS b FROM web_keys {where}"
-                    f" GROUP BY key ORDER BY {order} LIMIT ?", (*args, limit)):
-                table.rows[key] = [r, b]
+        table = Table()
+        total_r = total_b = distinct = 0
+        rows: list[tuple[str, int, int]] = []
+        for key, r, b in conn.execute(f"SELECT key, sum(requests), sum(bytes) FROM web_keys {where} GROUP BY key",
+                                      args):
+            total_r += r
+            total_b += b
+            distinct += 1
+            rows.append((key, r, b))
+        if dim in SMALL_DIMENSIONS:
+            chosen = rows
+        else:
+            chosen = heapq.nsmallest(top, rows, key=lambda x: (-x[1], -x[2], x[0]))
+            if dim == "path":  # paths are also ranked by bytes
+                chosen += heapq.nsmallest(top, rows, key=lambda x: (-x[2], -x[1], x[0]))
+        for key, r, b in chosen:
+            table.rows[key] = [r, b]
         fr, fb, er, eb = conn.execute(
             "SELECT coalesce(sum(requests), 0), coalesce(sum(bytes), 0), coalesce(sum(err_requests), 0),"
             f" coalesce(sum(err_bytes), 0) FROM web_folds {where}", args).fetchone()
         table.other_requests = total_r - sum(v[0] for v in table.rows.values()) + fr
         table.other_bytes = total_b - sum(v[1] for v in table.rows.values()) + fb
         table.err_requests, table.err_bytes = er, eb
+        table.distinct = distinct
         return table
