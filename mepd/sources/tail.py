@@ -23,7 +23,9 @@ Rotation handling:
   read again from 0;
 - rotated while mepd was down: saved positions are looked up for the rotated
   siblings (``access.log.1``, ``access.log-20250101``) too, and their tails
-  read before the new file.
+  read before the new file; a sibling with no saved position that is newer
+  than a file we knew, and no copy of one, was created and rotated away while
+  we were stopped, and is read whole.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import os
 import socket
 import stat
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -67,7 +70,7 @@ FP_LEN: Final = 256
 """Bytes at the start of a file whose hash identifies its content."""
 READ_CHUNK: Final = 256 * 1024
 FILE_BUDGET: Final = 1024 * 1024
-"""Bytes read from one file per cycle: records reach the pipeline (and its back-pressure) in bounded batches."""
+"""Bytes read from one file per cycle: records meet the pipeline's back-pressure in bounded batches."""
 RESCAN_INTERVAL: Final = 1.0
 _COMPRESSED: Final = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".z", ".zip")
 _WAKE_EVENTS: Final = (
@@ -92,24 +95,27 @@ def same_content(head: bytes, fp: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """Where reading stopped in a file: the offset after the last line stored, and the file's fingerprint."""
+    """Where reading stopped in a file: the offset after the last line stored, the file's fingerprint,
+    and when (epoch milliseconds) that line was read, which dates the stop after a crash."""
 
     offset: int
     fp: str
+    read_ms: int = 0
 
     def encode(self) -> str:
-        return f"{self.offset}:{self.fp}"
+        return f"{self.offset}:{self.fp}:{self.read_ms}"
 
     @classmethod
     def decode(cls, text: str | None) -> Position | None:
         """None for a missing or malformed position: the file is then treated as never seen."""
-        if not text:
+        parts = text.split(":") if text else []
+        if len(parts) != 3:
             return None
-        offset, _, fp = text.partition(":")
+        offset, fp, read_ms = parts
         length, dash, digest = fp.partition("-")
-        if not (offset.isdigit() and length.isdigit() and dash and len(digest) == 16):
+        if not (offset.isdigit() and read_ms.isdigit() and length.isdigit() and dash and len(digest) == 16):
             return None
-        return cls(int(offset), fp)
+        return cls(int(offset), fp, int(read_ms))
 
     def resume_offset(self, head: bytes, size: int) -> int | None:
         """The offset to continue at, or None when the file is no longer the one saved.
@@ -212,6 +218,7 @@ class _Opened:
     ino: int
     size: int
     head: bytes
+    mtime: int
     rotated: bool
 
 
@@ -281,10 +288,14 @@ class TailSource:
         self._host = hostname or socket.gethostname()
         self._files: dict[tuple[int, int], _File] = {}
         self._emitted: dict[str, str] = {}
-        """Positions handed to the pipeline by this process: fresher than the store's while records are queued."""
+        """Positions handed to the pipeline: fresher than the store's while records are queued."""
         self._ever_followed = False
         self._errors: dict[str, str] = {}
         self._watches: dict[str, Any] = {}
+        self._judged: set[tuple[int, int]] = set()
+        """Rotated siblings already read to their end or found to be old or copies: not opened again."""
+        self._seen_fps: deque[str] = deque(maxlen=256)
+        """Fingerprints of content followed, to tell a copy of it from a file never seen."""
         self._status: dict[str, object] = {"files": [], "errors": {}}
         """Rebuilt by the worker after each cycle and swapped in whole, so the loop reads it safely."""
 
@@ -316,6 +327,7 @@ class TailSource:
                 if await self._cycle(in_thread, initial=False):
                     wake.set()
         finally:
+            observer.unschedule_all()
             observer.stop()
             self._watches.clear()
             # Queued behind any read still running in the worker, so no fd is closed under it.
@@ -325,7 +337,7 @@ class TailSource:
 
     async def _cycle(self, in_thread: Callable[..., Awaitable[Any]], *, initial: bool) -> bool:
         """Look, read, hand over; True when files have more to read right away."""
-        opened: list[_Opened] = await in_thread(self._discover, initial)
+        opened: list[_Opened] = await in_thread(self._discover)
         positions: dict[str, Position | None] = {}
         for o in opened:
             key = cursor_key(self.cfg.name, o.dev, o.ino)
@@ -374,7 +386,7 @@ class TailSource:
             watch = observer.schedule(handler, root, recursive=recursive, event_filter=list(_WAKE_EVENTS))
             self._watches[root] = (watch, ident)
 
-    def _discover(self, initial: bool) -> list[_Opened]:
+    def _discover(self) -> list[_Opened]:
         """Open files new to us; mark followed files that left the glob as rotated."""
         current: dict[tuple[int, int], str] = {}
         for path in sorted(glob.glob(self.cfg.path, recursive=True)):
@@ -395,13 +407,18 @@ class TailSource:
                 f.orphan_since = now
         opened = [o for ident, path in current.items() if ident not in self._files
                   if (o := self._open(path, rotated=False)) is not None]
-        if initial:
-            opened[:0] = self._open_rotated(set(current) | set(self._files))
+        opened[:0] = self._open_rotated(set(current))
         return opened
 
-    def _open_rotated(self, seen: set[tuple[int, int]]) -> list[_Opened]:
-        """Rotated siblings (`access.log.1`, `access.log-20250101`): their tails may be unread after a stop."""
+    def _open_rotated(self, matched: set[tuple[int, int]]) -> list[_Opened]:
+        """Rotated siblings (`access.log.1`, `access.log-20250101`) not yet judged.
+
+        At start they may hold unread tails; while running, one we never saw
+        is a file created and rotated away between two looks (two quick
+        rotations in a row).
+        """
         opened: list[_Opened] = []
+        present: set[tuple[int, int]] = set()
         for path in sorted(glob.glob(self.cfg.path + "?*", recursive=True)):
             if path.lower().endswith(_COMPRESSED):
                 continue
@@ -409,11 +426,15 @@ class TailSource:
                 st = os.stat(path)
             except OSError:
                 continue
-            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
+            ident = (st.st_dev, st.st_ino)
+            if not stat.S_ISREG(st.st_mode) or ident in matched or ident in present:
+                continue
+            present.add(ident)
+            if ident not in self._files and ident not in self._judged:
                 o = self._open(path, rotated=True)
                 if o is not None:
                     opened.append(o)
+        self._judged &= present
         return opened
 
     def _open(self, path: str, *, rotated: bool) -> _Opened | None:
@@ -430,31 +451,12 @@ class TailSource:
         if self._errors.pop(path, None) is not None:
             log.info("%s: %s is readable again", self.name, path)
         st = os.fstat(fd)
-        return _Opened(path, fd, st.st_dev, st.st_ino, st.st_size, _head(fd), rotated)
+        return _Opened(path, fd, st.st_dev, st.st_ino, st.st_size, _head(fd), st.st_mtime_ns, rotated)
 
     def _adopt_and_read(
         self, opened: list[_Opened], positions: dict[str, Position | None], initial: bool
     ) -> tuple[list[LogRecord], bool]:
-        has_state = self._ever_followed or any(p is not None for p in positions.values())
-        for o in opened:
-            key = cursor_key(self.cfg.name, o.dev, o.ino)
-            saved = positions.get(key)
-            offset = saved.resume_offset(o.head, o.size) if saved is not None else None
-            if o.rotated:
-                if offset is None:
-                    os.close(o.fd)
-                    continue
-                self._follow(o, key, offset, orphan=True)
-            elif offset is not None:
-                self._follow(o, key, offset)
-            elif saved is not None:
-                self.counters.inc("truncations")
-                self._recover_from_copy(o.path, key, saved, (o.dev, o.ino))
-                self._follow(o, key, 0)
-            elif initial and not has_state and self.cfg.start == "end":
-                self._follow(o, key, _line_start_before(o.fd, o.size, self.cfg.max_line_size))
-            else:
-                self._follow(o, key, 0)
+        self._adopt(opened, positions, initial)
         records: list[LogRecord] = []
         more = False
         for f in [f for f in self._files.values() if f.orphan_since is not None]:
@@ -469,12 +471,48 @@ class TailSource:
         }
         return records, more
 
+    def _adopt(self, opened: list[_Opened], positions: dict[str, Position | None], initial: bool) -> None:
+        """Decide where each newly opened file is read from."""
+        known = [p for o in opened if (p := positions.get(cursor_key(self.cfg.name, o.dev, o.ino)))]
+        has_state = self._ever_followed or bool(known)
+        last_read_ms = max((p.read_ms for p in known), default=None)
+        self._seen_fps.extend(p.fp for p in known)
+        for o in opened:
+            key = cursor_key(self.cfg.name, o.dev, o.ino)
+            saved = positions.get(key)
+            offset = saved.resume_offset(o.head, o.size) if saved is not None else None
+            if o.rotated:
+                if offset is None and saved is None and not self._is_copy(o.head) and (
+                    not initial or (last_read_ms is not None and o.mtime // 1_000_000 > last_read_ms)
+                ):
+                    offset = 0  # written and rotated away since we last read: all of it is new
+                if offset is None:
+                    self._judged.add((o.dev, o.ino))
+                    os.close(o.fd)
+                    continue
+                self._follow(o, key, offset, orphan=True)
+            elif offset is not None:
+                self._follow(o, key, offset)
+            elif saved is not None:
+                self.counters.inc("truncations")
+                self._recover_from_copy(o.path, key, saved, (o.dev, o.ino))
+                self._follow(o, key, 0)
+            elif initial and not has_state and self.cfg.start == "end":
+                self._follow(o, key, _line_start_before(o.fd, o.size, self.cfg.max_line_size))
+            else:
+                self._follow(o, key, 0)
+
+    def _is_copy(self, head: bytes) -> bool:
+        """Whether a file starts like content we followed: a copytruncate copy, or a backup."""
+        return any(same_content(head, fp) for fp in self._seen_fps if not fp.startswith("0-"))
+
     def _follow(
         self, o: _Opened, key: str, offset: int, *, orphan: bool = False, drain_only: bool = False
     ) -> None:
         f = _File(o.path, o.fd, o.dev, o.ino, key, LineSplitter(offset, self.cfg.max_line_size),
                   o.head, fingerprint(o.head), time.monotonic() if orphan or drain_only else None, drain_only)
         self._files[(o.dev, o.ino)] = f
+        self._seen_fps.append(f.fp)
         self._ever_followed = True
         self.counters.inc("files_opened")
         log.debug("%s: following %s from offset %d", self.name, o.path, offset)
@@ -496,6 +534,7 @@ class TailSource:
                 records.append(self._record(f, line))
             os.close(f.fd)
             del self._files[(f.dev, f.ino)]
+            self._judged.add((f.dev, f.ino))
             self.counters.inc("files_closed")
             log.debug("%s: done with %s", self.name, f.path)
         return False
@@ -513,12 +552,14 @@ class TailSource:
             sp = f.splitter
         elif len(head) > len(f.head):
             f.head, f.fp = head, fingerprint(head)
+            self._seen_fps.append(f.fp)
         budget = FILE_BUDGET
         while budget > 0:
             data = os.pread(f.fd, min(READ_CHUNK, budget), sp.read_pos)
             if not data:
                 return False
             budget -= len(data)
+            self.counters.inc("bytes", len(data))
             records.extend(self._record(f, line) for line in sp.feed(data))
         return True
 
@@ -535,6 +576,7 @@ class TailSource:
                 records.append(self._record(f, line))
         f.splitter = LineSplitter(0, self.cfg.max_line_size)
         f.head, f.fp = head, fingerprint(head)
+        self._seen_fps.append(f.fp)
         return copied
 
     def _recover_from_copy(self, path: str, key: str, saved: Position, own: tuple[int, int]) -> bool:
@@ -566,7 +608,7 @@ class TailSource:
         if text.endswith("\r"):
             text = text[:-1]
         now = time.time()
-        cursor = (f.key, f"{line.end}:{f.fp}")
+        cursor = (f.key, f"{line.end}:{f.fp}:{int(now * 1000)}")
         errors: list[str] = []
         if line.dropped:
             self.counters.inc("truncated_lines")
