@@ -123,16 +123,29 @@ class Daemon:
         """Wait until every numbered line is stored, then check none is missing or doubled."""
         missing: list[int] = []
 
+        stored = [0]
+
         async def complete() -> bool:
-            if await self.count() < len(expected):
+            stored[0] = await self.count()
+            if stored[0] < len(expected):
                 return False
             missing[:] = sorted(set(expected) - set(await self.seqs()))
             return not missing
         last = expected.stop - 1
-        await wait_until(lambda: f"lines {expected.start}..{last}; missing {_ranges(missing)}", complete)
+
+        def describe() -> str:
+            assert self.source is not None
+            counters = self.source.counters.snapshot()
+            return f"lines {expected.start}..{last}: {stored[0]} in, missing {_ranges(missing)}, {counters}"
+        await wait_until(describe, complete)
         assert self.store is not None
         # Let anything in flight land before counting duplicates.
-        await self.pipeline.join()
+        try:
+            async with asyncio.timeout(DEADLINE):
+                await self.pipeline.join()
+        except TimeoutError:
+            assert self.source is not None
+            pytest.fail(f"pipeline never drained: {self.pipeline.status()} {self.source.counters.snapshot()}")
         seqs = await self.seqs()
         doubled = {k: v for k, v in seqs.items() if v > 1}
         assert not doubled, f"lines stored more than once: {sorted(doubled)[:20]}"
