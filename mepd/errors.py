@@ -23,7 +23,7 @@ class ConfigError(MepdError):
         return where + self.message
 
 
-class ConfigErrors(MepdError):
+class ConfigErrors(MepdError):  # noqa: N818 - it carries several ConfigError
     """Every problem found in a config file, so the user fixes them in one go."""
 
     def __init__(self, errors: Sequence[ConfigError]) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Protocol
 
+from mepd.model import rfc3339
 from mepd.pipeline import Counters
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ class Supervised:
                 await self.component.run(self._started)
             except asyncio.CancelledError:
                 raise
-            except Exception as e:  # noqa: BLE001 - the supervisor is where failures stop
+            except Exception as e:
                 self.restarts += 1
                 self.last_error = f"{type(e).__name__}: {e}"
                 self.settled.set()
@@ -121,7 +122,7 @@ class Supervised:
         return {
             "name": self.name,
             "state": str(self.state),
-            "since": self.since,
+            "since": rfc3339(self.since),
             "restarts": self.restarts,
             "last_error": self.last_error,
             "counters": self.component.counters.snapshot(),

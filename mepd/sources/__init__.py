@@ -1,0 +1,1 @@
+"""Sources: everything that produces LogRecords or Samples; they never import stores."""

@@ -1,0 +1,61 @@
+# mepd: `make run` and `make test` work from a fresh clone on Debian 12 / Ubuntu.
+# As root, missing Debian packages are installed with apt-get; otherwise the exact
+# apt-get line is printed and make stops.
+
+PYTHON ?= $(firstword $(wildcard /usr/bin/python3.11 /usr/bin/python3))
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+# Build dependencies of the Python bindings (rrdtool, systemd-python), the tools
+# mepd drives, and the real peers the tests talk to.
+APT_BUILD := python3-venv python3-dev gcc pkg-config librrd-dev libsystemd-dev
+APT_RUN := rrdtool rrdcached
+APT_TEST := bsdutils rsyslog snmpd snmp mosquitto mosquitto-clients systemd-journal-remote sqlite3
+APT_PACKAGES := $(APT_BUILD) $(APT_RUN) $(APT_TEST)
+
+.PHONY: run test lint typecheck pytest bench system-packages venv clean
+
+run: $(STAMP)
+	mkdir -p var
+	$(VENV)/bin/mepd --config conf/dev.toml
+
+test: $(STAMP) lint typecheck pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy mepd/
+
+pytest: $(STAMP)
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	@for script in bench/*/run.sh; do echo "== $$script"; sh "$$script" || exit 1; done
+
+venv: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml | system-packages
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip setuptools wheel
+	$(VENV)/bin/pip install --quiet --editable '.[test]'
+	touch $@
+
+system-packages:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	missing=$$(echo $$missing); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing: $$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing \
+	    || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; }; \
+	  else \
+	    echo "mepd needs these Debian packages; run:"; \
+	    echo "  sudo apt-get install -y --no-install-recommends $$missing"; \
+	    exit 1; \
+	  fi; \
+	fi
+
+clean:
+	rm -rf $(VENV) var build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

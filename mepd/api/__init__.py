@@ -1,0 +1,1 @@
+"""The control API: HTTP+JSON on the Unix control socket, and its client."""

@@ -1,0 +1,77 @@
+"""Human renderings of API answers for mepctl: aligned tables, journalctl-like log lines."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from mepd.units import format_duration
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """Columns padded to their widest cell; the last column is never padded."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)) + "  " + r[-1] for r in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def local_time(rfc3339: object) -> str:
+    if not isinstance(rfc3339, str):
+        return "-"
+    return datetime.fromisoformat(rfc3339).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def log_line(r: Mapping[str, Any]) -> str:
+    """`2026-11-28 15:20:01 host app[pid] <severity>: message`, like journalctl's short format."""
+    app = r.get("app") or "-"
+    if r.get("pid"):
+        app += f"[{r['pid']}]"
+    sev = r.get("severity") or "-"
+    flag = " (unparsed)" if r.get("parse_error") else ""
+    return f"{local_time(r.get('ts'))} {r.get('host') or '-'} {app} <{sev}>{flag}: {r.get('message', '')}"
+
+
+def _counters_text(counters: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in counters.items())
+
+
+def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, Mapping):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def status(s: Mapping[str, Any]) -> str:
+    logs = _flat(s["pipeline"]["logs"])
+    dropped = {k: v for k, v in logs.items() if k.startswith("dropped")}
+    parse_errors = sum(int(c["counters"].get("parse_errors", 0)) for c in s["components"])
+    store = s["store"]["logs"]
+    lines = [
+        f"mepd {s['version']}  pid {s['pid']}  up {format_duration(float(s['uptime']))}  config {s['config']}",
+        f"records   received {logs.get('received', 0)}  stored {logs.get('stored', 0)}  "
+        f"dropped {sum(dropped.values())}  unparsed (kept raw) {parse_errors}",
+    ]
+    lines += [f"  {k}: {v}" for k, v in dropped.items()]
+    size_mb = float(store["size_bytes"]) / 1e6
+    lines.append(f"log store {store['records']} records, {size_mb:.1f} MB, oldest {local_time(store['oldest'])}")
+    reloads = s.get("reloads", {})
+    if reloads.get("last_error"):
+        lines.append(f"last reload refused:\n  {reloads['last_error']}")
+    lines.append("")
+    now = time.time()
+    rows = [
+        (c["name"], c["state"], format_duration(max(0.0, now - datetime.fromisoformat(c["since"]).timestamp())),
+         c["restarts"], _counters_text(c["counters"]) or "-")
+        for c in s["components"]
+    ]
+    lines.append(table(("COMPONENT", "STATE", "FOR", "RESTARTS", "COUNTERS"), rows))
+    errors = [(c["name"], c["last_error"]) for c in s["components"] if c.get("last_error")]
+    lines += [f"{name}: last error: {err}" for name, err in errors]
+    return "\n".join(lines)

@@ -1,0 +1,225 @@
+"""The daemon: builds components from config, supervises them, handles signals.
+
+Components are keyed; a reload validates the whole new config first, then
+restarts only the components whose key or config changed (supervisord's
+diff_to_active), so an unchanged listener never stops receiving.
+
+Shutdown order (SIGTERM/SIGINT): stop accepting (API, sources), drain the
+pipeline into the stores within `daemon.drain_timeout`, stop the sinks, close
+the stores.  A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from mepd import __version__
+from mepd import config as config_mod
+from mepd.api.server import API_VERSION, ApiServer
+from mepd.config import Config
+from mepd.errors import ConfigErrors
+from mepd.model import rfc3339
+from mepd.pipeline import Counters, Pipeline
+from mepd.sources import journal as journal_source
+from mepd.sources.syslog import server as syslog_server
+from mepd.sources.syslog.sockets import match_inherited
+from mepd.store.logs import LogSink, LogStore
+from mepd.supervisor import Component, Supervised
+from mepd.systemd import Notifier, listen_fds, watchdog_interval
+
+log = logging.getLogger(__name__)
+
+STATUS_INTERVAL: Final = 5.0
+READY_TIMEOUT: Final = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """How to build one component, and the config that decides whether a reload restarts it."""
+
+    key: str
+    config: object
+    build: Callable[[], Component]
+
+
+class App:
+    def __init__(self, cfg: Config, notifier: Notifier | None = None) -> None:
+        self.cfg = cfg
+        self.notifier = notifier or Notifier()
+        self.pipeline = Pipeline()
+        self.logstore = LogStore(os.path.join(cfg.daemon.state_dir, "logs.db"), cfg.storage.logs)
+        self.api = ApiServer(self, cfg.daemon.control_socket)
+        self.started = time.time()
+        self.sinks: list[Supervised] = []
+        self.components: dict[str, tuple[object, Supervised]] = {}
+        self.reloads = Counters()
+        self.last_reload_error: str | None = None
+        self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._signals = 0
+        self.inherited = listen_fds()
+
+    def specs(self, cfg: Config) -> list[Spec]:
+        """Every source component the config asks for; the single place a new source is wired in."""
+        logs = self.pipeline.logs
+        specs = [
+            Spec(lc.key, lc, functools.partial(syslog_server.create, lc, logs, match_inherited(lc, self.inherited)))
+            for lc in cfg.syslog.listen
+        ]
+        if cfg.journal.enabled:
+            resume = functools.partial(self.logstore.cursor, journal_source.CURSOR_KEY)
+            build = functools.partial(journal_source.create, cfg.journal, logs, resume)
+            specs.append(Spec(journal_source.CURSOR_KEY, cfg.journal, build))
+        return specs
+
+    def _build_sinks(self) -> list[Component]:
+        sub = self.pipeline.logs.subscribe("store/logs", self.cfg.daemon.queue_size)
+        return [LogSink(self.logstore, sub, Counters(), self.pipeline.log_counters)]
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_stop_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+        await self.api.start()
+        try:
+            await self.logstore.open()
+            self.sinks = [Supervised(c) for c in self._build_sinks()]
+            for s in self.sinks:
+                s.start()
+            for spec in self.specs(self.cfg):
+                self._start(spec)
+            await self._wait_settled([s for _, s in self.components.values()])
+            self.notifier.notify("READY=1", f"MAINPID={os.getpid()}", self._status_line())
+            log.info("mepd %s ready (pid %d)", __version__, os.getpid())
+            background = [asyncio.create_task(self._report_status())]
+            if (interval := watchdog_interval()) is not None:
+                background.append(asyncio.create_task(self._watchdog(interval)))
+            await self._stop.wait()
+            for task in background:
+                task.cancel()
+            await self._shutdown()
+        finally:
+            await self.api.stop()
+            await self.logstore.close()
+            self.notifier.close()
+        return 0
+
+    def _start(self, spec: Spec) -> None:
+        sup = Supervised(spec.build())
+        sup.start()
+        self.components[spec.key] = (spec.config, sup)
+
+    @staticmethod
+    async def _wait_settled(sups: list[Supervised]) -> None:
+        """Until each component is listening or has failed once: what READY=1 means."""
+        events = [s.settled.wait() for s in sups]
+        if events:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*events), READY_TIMEOUT)
+
+    async def _shutdown(self) -> None:
+        self.notifier.notify("STOPPING=1", "STATUS=stopping: draining queues")
+        log.info("stopping: draining queues (at most %.0fs)", self.cfg.daemon.drain_timeout)
+        self.api.closing.set()
+        await asyncio.gather(*(s.stop() for _, s in self.components.values()))
+        try:
+            await asyncio.wait_for(self.pipeline.join(), self.cfg.daemon.drain_timeout)
+        except TimeoutError:
+            pending = sum(s.pending for s in self.pipeline.logs.subscribers)
+            log.error("drain timed out with %d records not stored", pending)
+        await asyncio.gather(*(s.stop() for s in self.sinks))
+
+    def _on_stop_signal(self, sig: signal.Signals) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("second %s: exiting now without draining", sig.name)
+            os._exit(1)
+        log.info("%s received: stopping", sig.name)
+        self._stop.set()
+
+    def _on_reload_signal(self) -> None:
+        log.info("SIGHUP received: reloading %s", self.cfg.file)
+        asyncio.get_running_loop().create_task(self.reload())
+
+    async def reload(self) -> list[str]:
+        """Apply the config file again; on errors keep the running config and return them."""
+        async with self._reload_lock:
+            self.notifier.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+            try:
+                new = config_mod.load(self.cfg.file)
+            except ConfigErrors as e:
+                self.reloads.inc("failed")
+                self.last_reload_error = str(e)
+                for err in e.errors:
+                    log.error("reload refused: %s", err)
+                self.notifier.notify("READY=1", "STATUS=reload refused: invalid config; old config running")
+                return [str(err) for err in e.errors]
+            for section in ("daemon", "storage"):
+                if getattr(new, section) != getattr(self.cfg, section):
+                    log.warning("reload: changes to [%s] take effect at the next restart", section)
+            wanted = {spec.key: spec for spec in self.specs(new)}
+            stale = [key for key, (conf, _) in self.components.items()
+                     if key not in wanted or wanted[key].config != conf]
+            await asyncio.gather(*(self.components.pop(key)[1].stop() for key in stale))
+            fresh = [key for key in wanted if key not in self.components]
+            for key in fresh:
+                self._start(wanted[key])
+            await self._wait_settled([self.components[key][1] for key in fresh])
+            self.cfg = new
+            self.reloads.inc("ok")
+            self.last_reload_error = None
+            log.info("reload done: %d components started, %d stopped, %d unchanged",
+                     len(fresh), len(stale), len(self.components) - len(fresh))
+            self.notifier.notify("READY=1", self._status_line())
+            return []
+
+    def _status_line(self) -> str:
+        c = self.pipeline.log_counters
+        dropped = sum(v for k, v in c.snapshot().items() if k.startswith("dropped"))
+        return f"STATUS=records received {c.get('received')}, stored {c.get('stored')}, dropped {dropped}"
+
+    async def _report_status(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_INTERVAL)
+            self.notifier.notify(self._status_line())
+
+    async def _watchdog(self, interval: float) -> None:
+        """Pings come from the event loop itself, so a stuck loop stops them and systemd restarts us."""
+        while True:
+            self.notifier.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+    async def status(self) -> dict[str, object]:
+        sups = [s for _, s in self.components.values()] + self.sinks
+        return {
+            "api": API_VERSION,
+            "version": __version__,
+            "pid": os.getpid(),
+            "started": rfc3339(self.started),
+            "uptime": time.time() - self.started,
+            "config": self.cfg.file,
+            "components": [s.status() for s in sups],
+            "pipeline": self.pipeline.status(),
+            "store": {"logs": await self.logstore.stats()},
+            "reloads": {**self.reloads.snapshot(), "last_error": self.last_reload_error},
+        }
+
+
+def run(cfg: Config) -> int:
+    try:
+        return asyncio.run(App(cfg).run())
+    except KeyboardInterrupt:
+        return 1
+    finally:
+        sys.stderr.flush()

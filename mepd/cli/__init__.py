@@ -1,0 +1,1 @@
+"""Entry points only; the logic lives in the modules they call."""

@@ -1,0 +1,185 @@
+"""Syslog listeners: one component per `[[syslog.listen]]` entry.
+
+UDP cannot push back on its senders, so a datagram that finds the pipeline full
+is dropped and counted; stream transports (TCP, TLS) wait instead, which stops
+reading and lets TCP slow the sender down.  Everything else, including input
+that parses as nothing, is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from datetime import tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from mepd.config import SyslogListenConfig
+from mepd.model import LogRecord
+from mepd.pipeline import Channel, Counters
+from mepd.sources.syslog import sockets
+from mepd.sources.syslog.framing import FrameReader
+from mepd.sources.syslog.parse import parse_message
+from mepd.systemd import ListenFd
+
+log = logging.getLogger(__name__)
+
+KERNEL_DROPS_INTERVAL = 5.0
+TLS_HANDSHAKE_TIMEOUT = 30.0
+
+
+def _peer(addr: Any) -> str | None:
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host = addr[0]
+        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
+    if isinstance(addr, str) and addr:
+        return addr
+    return None
+
+
+class SyslogIntake:
+    """Turns received bytes into records on the log channel: the part every transport shares."""
+
+    def __init__(self, cfg: SyslogListenConfig, logs: Channel[LogRecord], counters: Counters) -> None:
+        self.cfg = cfg
+        self.local_host = socket.gethostname() if cfg.proto == "unix" else None
+        self.source = f"syslog/{cfg.proto}"
+        self.logs = logs
+        self.counters = counters
+        self.tz: tzinfo | None = ZoneInfo(cfg.timezone) if cfg.timezone else None
+
+    def record(self, data: bytes, peer: str | None, original_size: int = 0) -> LogRecord:
+        """Parse one message; `original_size` > the limit means the transport already cut it."""
+        size = max(len(data), original_size)
+        if len(data) > self.cfg.max_message_size:
+            data = data[: self.cfg.max_message_size]
+        rec = parse_message(
+            data, received=time.time(), source=self.source, peer=peer, tz=self.tz,
+            peer_as_host=self.cfg.peer_as_host,
+        )
+        self.counters.inc("received")
+        if rec.parse_error is not None:
+            self.counters.inc("parse_errors")
+        if rec.host is None and self.local_host is not None:
+            rec = dataclasses.replace(rec, host=self.local_host)
+        if size > self.cfg.max_message_size:
+            self.counters.inc("truncated")
+            rec = dataclasses.replace(rec, sd={**rec.sd, "mepd": {"truncated_from": str(size)}})
+        return rec
+
+
+class _DatagramProtocol(asyncio.DatagramProtocol):
+    def __init__(self, intake: SyslogIntake) -> None:
+        self.intake = intake
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if not self.intake.logs.offer(self.intake.record(data, _peer(addr))):
+            self.intake.counters.inc("dropped.queue_full")
+
+    def error_received(self, exc: Exception) -> None:
+        self.intake.counters.inc("socket_errors")
+        log.warning("%s: socket error: %s", self.intake.cfg.key, exc)
+
+
+class DatagramListener:
+    """`[[syslog.listen]]` with proto "udp", or "unix" (a local datagram socket like /dev/log)."""
+
+    def __init__(self, cfg: SyslogListenConfig, logs: Channel[LogRecord], inherited: ListenFd | None) -> None:
+        self.name = cfg.key
+        self.counters = Counters()
+        self.intake = SyslogIntake(cfg, logs, self.counters)
+        self.inherited = inherited
+
+    def _socket(self) -> socket.socket:
+        cfg = self.intake.cfg
+        if self.inherited is not None:
+            sock = sockets.adopt(self.inherited)
+        elif cfg.proto == "unix":
+            sock = sockets.bind_unix_datagram(cfg)
+        else:
+            sock = sockets.bind_inet(cfg, socket.SOCK_DGRAM)
+        sockets.set_receive_buffer(sock, cfg.receive_buffer, self.name)
+        return sock
+
+    async def run(self, started: Callable[[], None]) -> None:
+        sock = self._socket()
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(lambda: _DatagramProtocol(self.intake), sock=sock)
+        how = "inherited from systemd" if self.inherited else "bound"
+        log.info("listening for syslog on %s %s (%s)", self.intake.cfg.proto, self.intake.cfg.address, how)
+        started()
+        try:
+            while True:
+                drops = await loop.run_in_executor(None, sockets.kernel_udp_drops, sock)
+                if drops is not None:
+                    self.counters.set("dropped.kernel", drops)
+                await asyncio.sleep(KERNEL_DROPS_INTERVAL)
+        finally:
+            transport.close()
+            if self.intake.cfg.proto == "unix" and self.inherited is None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.intake.cfg.address)
+
+
+class StreamListener:
+    """`[[syslog.listen]]` with proto "tcp" or "tls" (RFC 5425); a slow store stops reading, never drops."""
+
+    def __init__(self, cfg: SyslogListenConfig, logs: Channel[LogRecord], inherited: ListenFd | None) -> None:
+        self.name = cfg.key
+        self.counters = Counters()
+        self.intake = SyslogIntake(cfg, logs, self.counters)
+        self.inherited = inherited
+        self.tls: ssl.SSLContext | None = sockets.tls_context(cfg) if cfg.proto == "tls" else None
+
+    async def run(self, started: Callable[[], None]) -> None:
+        cfg = self.intake.cfg
+        if self.inherited is not None:
+            sock = sockets.adopt(self.inherited)
+        else:
+            sock = sockets.bind_inet(cfg, socket.SOCK_STREAM)
+        server = await asyncio.start_server(self._serve, sock=sock, limit=2**20)
+        how = "inherited from systemd" if self.inherited else "bound"
+        log.info("listening for syslog on %s %s (%s)", cfg.proto, cfg.address, how)
+        started()
+        async with server:
+            await server.serve_forever()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = _peer(writer.get_extra_info("peername"))
+        try:
+            if self.tls is not None and not await self._handshake(writer, peer):
+                return
+            self.counters.inc("connections")
+            frames = FrameReader(reader, self.intake.cfg.max_message_size)
+            while (frame := await frames.next_frame()) is not None:
+                if frame:
+                    await self.intake.logs.put(self.intake.record(frame, peer, frames.oversized))
+        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError) as e:
+            self.counters.inc("connection_errors")
+            log.info("%s: connection from %s ended: %s", self.name, peer, e)
+        finally:
+            writer.close()
+
+    async def _handshake(self, writer: asyncio.StreamWriter, peer: str | None) -> bool:
+        assert self.tls is not None
+        try:
+            await writer.start_tls(self.tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        except (ssl.SSLError, ConnectionError, TimeoutError, OSError) as e:
+            self.counters.inc("tls_handshake_errors")
+            log.warning("%s: TLS handshake with %s failed: %s", self.name, peer, e)
+            return False
+        return True
+
+
+def create(cfg: SyslogListenConfig, logs: Channel[LogRecord],
+           inherited: ListenFd | None = None) -> DatagramListener | StreamListener:
+    if cfg.proto in ("udp", "unix"):
+        return DatagramListener(cfg, logs, inherited)
+    return StreamListener(cfg, logs, inherited)

@@ -1,0 +1,1 @@
+"""Stores: where records end up; they never import sources."""

@@ -1,0 +1,174 @@
+"""Test helpers shared by unit and integration tests: waiting, ports, a real mepd process.
+
+`Mepd` starts the real daemon (`python -m mepd.cli.mepd`) with a temp config and
+plays systemd's part: it listens on a NOTIFY_SOCKET and waits for READY=1, so no
+test sleeps to guess when the daemon is up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DEADLINE = 30.0
+ROOT = Path(__file__).parent.parent
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = DEADLINE, what: str = "condition") -> Any:
+    """Poll `condition` until it returns something truthy; fail the test at the deadline."""
+    end = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > end:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 (syslog listens on both)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            t.bind(("127.0.0.1", 0))
+            port = int(t.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                try:
+                    u.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+        return port
+
+
+class NotifyListener:
+    """The systemd side of sd_notify: collects the datagrams the daemon sends."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.setblocking(False)
+        self.messages: list[str] = []
+
+    def poll(self) -> list[str]:
+        while True:
+            try:
+                self.messages.append(self.sock.recv(65536).decode())
+            except BlockingIOError:
+                return self.messages
+
+    def lines(self) -> list[str]:
+        return [line for msg in self.poll() for line in msg.split("\n")]
+
+    def wait_line(self, predicate: Callable[[str], bool], what: str, after: int = 0) -> str:
+        def find() -> str | None:
+            return next((ln for ln in self.lines()[after:] if predicate(ln)), None)
+
+        return str(wait_for(find, what=what))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Mepd:
+    """A real mepd process with its own state dir, socket and config."""
+
+    def __init__(self, root: Path, config_text: str, env: dict[str, str] | None = None) -> None:
+        self.root = root
+        self.socket = str(root / "run" / "mepd.sock")
+        self.config_path = root / "mepd.toml"
+        self.base = (
+            f'[daemon]\nstate_dir = "{root / "state"}"\ncontrol_socket = "{self.socket}"\n'
+            f'log_level = "debug"\ndrain_timeout = "10s"\n'
+        )
+        self.write_config(config_text)
+        self.notify = NotifyListener(root / "notify.sock")
+        self.extra_env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.stderr_path = root / "stderr.log"
+
+    def write_config(self, config_text: str) -> None:
+        self.config_path.write_text(self.base + config_text)
+
+    def start(self, wait_ready: bool = True, wrapper: tuple[str, ...] = ()) -> Mepd:
+        """Run the daemon, optionally under a `wrapper` command such as systemd-socket-activate."""
+        env = {**os.environ, "NOTIFY_SOCKET": str(self.notify.path), **self.extra_env}
+        env.pop("JOURNAL_STREAM", None)
+        mark = len(self.notify.lines())
+        with self.stderr_path.open("ab") as err:
+            self.proc = subprocess.Popen(
+                [*wrapper, sys.executable, "-m", "mepd.cli.mepd", "--config", str(self.config_path)],
+                env=env, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT,
+            )
+        if wait_ready:
+            self.wait_ready(after=mark)
+        return self
+
+    def wait_ready(self, after: int = 0) -> None:
+        def ready() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                pytest.fail(f"mepd exited with {self.proc.returncode}:\n{self.stderr()}")
+            return "READY=1" in self.notify.lines()[after:]
+
+        wait_for(ready, what="READY=1 from mepd")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def mepctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "mepd.cli.mepctl", "--socket", self.socket, *args],
+            capture_output=True, text=True, timeout=60, check=False,
+            cwd=ROOT,
+        )
+        if check and result.returncode != 0:
+            pytest.fail(f"mepctl {' '.join(args)} exited {result.returncode}: {result.stderr}")
+        return result
+
+    def mepctl_json(self, *args: str) -> Any:
+        return json.loads(self.mepctl(*args, "--json").stdout)
+
+    def logs(self, *args: str) -> list[dict[str, Any]]:
+        return list(self.mepctl_json("logs", "--limit", "0", *args))
+
+    def wait_logs(self, count: int, *args: str) -> list[dict[str, Any]]:
+        """Wait until at least `count` records match (they are stored in batches)."""
+        def enough() -> list[dict[str, Any]] | None:
+            records = self.logs(*args)
+            return records if len(records) >= count else None
+
+        return list(wait_for(enough, what=f"{count} stored records matching {args}"))
+
+    def send(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=DEADLINE)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"mepd did not stop on signal {sig}:\n{self.stderr()}")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+
+def syslog_listen(port: int, *protos: str) -> str:
+    return "".join(f'[[syslog.listen]]\nproto = "{p}"\naddress = "127.0.0.1:{port}"\n' for p in protos)

@@ -1,0 +1,230 @@
+"""The real daemon end to end: syslog in with `logger` and raw datagrams, records out through mepctl."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from tests.helpers import Mepd, free_port, syslog_listen, wait_for
+
+MakeMepd = Callable[..., Mepd]
+
+
+def logger(port: int, *args: str) -> None:
+    subprocess.run(["logger", "-n", "127.0.0.1", "-P", str(port), *args], check=True, timeout=30)
+
+
+def send_udp(port: int, *datagrams: bytes) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for d in datagrams:
+            s.sendto(d, ("127.0.0.1", port))
+
+
+@pytest.fixture
+def daemon(mepd_factory: MakeMepd) -> Mepd:
+    port = free_port()
+    d = mepd_factory(syslog_listen(port, "udp", "tcp"))
+    d.port = port  # type: ignore[attr-defined]
+    return d.start()
+
+
+def test_logger_rfc5424_and_rfc3164_over_udp_and_tcp(daemon: Mepd) -> None:
+    port = daemon.port  # type: ignore[attr-defined]
+    logger(port, "-d", "--rfc5424", "-t", "myapp", "-p", "local3.warning", "--msgid", "ID47",
+           "--sd-id", "origin@32473", "--sd-param", 'ip="192.0.2.1"', "hello from logger 5424")
+    logger(port, "-d", "--rfc3164", "-t", "bsdapp", "-p", "auth.err", "hello from logger 3164")
+    logger(port, "-T", "--rfc5424", "-t", "tcpapp", "hello over tcp")
+    records = daemon.wait_logs(3)
+    by_app = {r["app"]: r for r in records}
+    r = by_app["myapp"]
+    assert (r["message"], r["facility"], r["severity"], r["msgid"], r["source"]) == (
+        "hello from logger 5424", "local3", "warning", "ID47", "syslog/udp")
+    assert r["sd"]["origin@32473"] == {"ip": "192.0.2.1"}
+    assert r["host"] == socket.gethostname()
+    assert r["ts"].endswith("Z")
+    assert (by_app["bsdapp"]["severity"], by_app["bsdapp"]["facility"]) == ("err", "auth")
+    assert by_app["bsdapp"]["message"] == "hello from logger 3164"
+    assert by_app["tcpapp"]["source"] == "syslog/tcp"
+    assert daemon.logs("--app", "myapp") == [r]
+    assert [x["app"] for x in daemon.logs("--severity", "err")] == ["bsdapp"]
+    assert [x["app"] for x in daemon.logs("--grep", "OVER TCP")] == ["tcpapp"]
+
+    human = daemon.mepctl("logs", "--since", "5m").stdout
+    assert "myapp" in human
+    assert "<warning>: hello from logger 5424" in human
+
+    status = daemon.mepctl_json("status")
+    assert status["pipeline"]["logs"]["received"] == 3
+    assert status["pipeline"]["logs"]["stored"] == 3
+    names = {c["name"]: c for c in status["components"]}
+    assert names[f"syslog/udp 127.0.0.1:{port}"]["state"] == "running"
+    assert names[f"syslog/udp 127.0.0.1:{port}"]["counters"]["received"] == 2
+    assert "up" in daemon.mepctl("status").stdout
+
+
+def test_records_come_oldest_first_and_time_filters_use_event_time(daemon: Mepd) -> None:
+    port = daemon.port  # type: ignore[attr-defined]
+    send_udp(port,
+             b"<14>1 2026-01-02T03:04:05.5+01:00 h1 old - - - older",
+             b"<14>1 2025-12-31T23:00:00Z h1 old - - - oldest",
+             b"<14>1 2026-06-01T00:00:00Z h1 old - - - newest")
+    records = daemon.wait_logs(3, "--host", "h1")
+    assert [r["message"] for r in records] == ["oldest", "older", "newest"]
+    assert records[1]["ts"] == "2026-01-02T02:04:05.500000Z"
+    window = daemon.logs("--host", "h1", "--since", "2026-01-01T00:00:00Z", "--until", "2026-05-01T00:00:00Z")
+    assert [r["message"] for r in window] == ["older"]
+    limited = daemon.logs("--host", "h1", "--limit", "2")
+    assert [r["message"] for r in limited] == ["older", "newest"]
+
+
+def test_malformed_input_is_stored_raw_and_counted(daemon: Mepd) -> None:
+    port = daemon.port  # type: ignore[attr-defined]
+    garbage = bytes(range(256))
+    long_line = b"<13>Nov 28 10:00:00 host app: " + b"x" * 70000
+    send_udp(port, garbage, b"<1", b"no pri at all", long_line[:65000])
+    records = daemon.wait_logs(4, "--source", "syslog/udp")
+    assert sum(1 for r in records if r["parse_error"]) >= 3
+    assert any(r["message"] == "no pri at all" for r in records)
+    assert any(len(r["message"]) > 60000 for r in records)
+    status = daemon.mepctl_json("status")
+    udp = next(c for c in status["components"] if c["name"].startswith("syslog/udp"))
+    assert udp["counters"]["parse_errors"] >= 3
+    assert udp["state"] == "running"
+    send_udp(port, b"<14>1 - h2 after - - - still alive")
+    assert daemon.wait_logs(1, "--host", "h2")[0]["message"] == "still alive"
+
+
+def test_oversized_tcp_frame_is_truncated_and_flagged(mepd_factory: MakeMepd) -> None:
+    port = free_port()
+    d = mepd_factory(syslog_listen(port, "tcp") + 'max_message_size = "1KiB"\n').start()
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"<14>1 - big app - - - " + b"y" * 5000 + b"\n<14>1 - big app - - - next\n")
+    records = d.wait_logs(2, "--host", "big")
+    assert len(records[0]["message"]) < 1024
+    assert records[0]["sd"]["mepd"]["truncated_from"] == str(len(b"<14>1 - big app - - - ") + 5000)
+    assert records[1]["message"] == "next"
+
+
+def test_records_survive_sigterm_and_kill_9(mepd_factory: MakeMepd) -> None:
+    port = free_port()
+    d = mepd_factory(syslog_listen(port, "udp")).start()
+    send_udp(port, *(f"<14>1 - h app - - - before-term {i}".encode() for i in range(50)))
+    d.wait_logs(50, "--grep", "before-term")
+    assert d.stop() == 0
+    assert "STOPPING=1" in d.notify.lines()
+    d.start()
+    send_udp(port, *(f"<14>1 - h app - - - before-kill {i}".encode() for i in range(50)))
+    d.wait_logs(50, "--grep", "before-kill")
+    d.kill()
+    d.start()
+    assert len(d.logs("--grep", "before-term")) == 50
+    assert len(d.logs("--grep", "before-kill")) == 50
+    assert d.mepctl_json("status")["store"]["logs"]["records"] == 100
+
+
+def test_control_socket_mode_stale_and_live(mepd_factory: MakeMepd) -> None:
+    d = mepd_factory(syslog_listen(free_port(), "udp")).start()
+    assert stat.S_IMODE(os.stat(d.socket).st_mode) == 0o660
+    (d.root / "second").mkdir()
+    second = Mepd(d.root / "second", "")
+    second.config_path = d.config_path
+    second.start(wait_ready=False)
+    assert second.proc is not None
+    assert second.proc.wait(timeout=30) == 1
+    assert "another mepd is running" in second.stderr()
+    second.notify.close()
+    d.kill()
+    assert os.path.exists(d.socket)
+    d.start()
+    assert d.mepctl_json("status")["pid"] == d.proc.pid  # type: ignore[union-attr]
+
+
+def test_mepctl_when_daemon_is_not_running(mepd_factory: MakeMepd) -> None:
+    d = mepd_factory("")
+    result = d.mepctl("status", check=False)
+    assert result.returncode == 3
+    assert result.stderr.strip() == f"mepctl: mepd is not running (no socket at {d.socket})"
+    assert "Traceback" not in result.stderr
+    assert d.mepctl("bogus", check=False).returncode == 2
+
+
+def test_bad_query_is_a_request_error(daemon: Mepd) -> None:
+    result = daemon.mepctl("logs", "--since", "last tuesday", check=False)
+    assert result.returncode == 1
+    assert "expected a time like" in result.stderr
+
+
+def test_reload_changes_listener_and_refuses_invalid_config(mepd_factory: MakeMepd) -> None:
+    old_port, new_port, kept_port = free_port(), free_port(), free_port()
+    d = mepd_factory(syslog_listen(old_port, "udp") + syslog_listen(kept_port, "tcp")).start()
+    kept_before = next(c for c in d.mepctl_json("status")["components"] if c["name"].startswith("syslog/tcp"))
+
+    d.write_config(syslog_listen(new_port, "udp") + syslog_listen(kept_port, "tcp"))
+    mark = len(d.notify.lines())
+    d.send(signal.SIGHUP)
+    d.notify.wait_line(lambda ln: ln == "RELOADING=1", "RELOADING=1", after=mark)
+    d.wait_ready(after=mark)
+    send_udp(new_port, b"<14>1 - h app - - - on the new port")
+    assert d.wait_logs(1, "--grep", "new port")[0]["message"] == "on the new port"
+    components = {c["name"]: c for c in d.mepctl_json("status")["components"]}
+    assert f"syslog/udp 127.0.0.1:{old_port}" not in components
+    assert components[f"syslog/tcp 127.0.0.1:{kept_port}"]["since"] == kept_before["since"]
+
+    d.write_config(syslog_listen(new_port, "udp") + "[daemon.extra]\n")
+    d.send(signal.SIGHUP)
+    wait_for(lambda: d.mepctl_json("status")["reloads"].get("failed") == 1, what="refused reload")
+    result = d.mepctl("reload", check=False)
+    assert result.returncode == 1
+    assert "daemon.extra: unknown key" in result.stderr
+    send_udp(new_port, b"<14>1 - h app - - - still serving")
+    assert d.wait_logs(1, "--grep", "still serving")
+
+
+def test_sd_notify_ready_status_and_watchdog(mepd_factory: MakeMepd) -> None:
+    d = mepd_factory(syslog_listen(free_port(), "udp"), env={"WATCHDOG_USEC": "400000"}).start()
+    lines = d.notify.lines()
+    assert "READY=1" in lines
+    assert any(ln.startswith("STATUS=records received") for ln in lines)
+    d.notify.wait_line(lambda ln: ln == "WATCHDOG=1", "WATCHDOG=1")
+    count = d.notify.lines().count("WATCHDOG=1")
+    d.notify.wait_line(lambda _ln: d.notify.lines().count("WATCHDOG=1") > count, "a second WATCHDOG=1")
+    assert d.stop() == 0
+    assert "STOPPING=1" in d.notify.lines()
+
+
+def test_follow_streams_new_records(daemon: Mepd) -> None:
+    port = daemon.port  # type: ignore[attr-defined]
+    send_udp(port, b"<14>1 - fh app - - - already there")
+    daemon.wait_logs(1, "--host", "fh")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mepd.cli.mepctl", "--socket", daemon.socket, "logs", "--follow", "--json",
+         "--host", "fh"], stdout=subprocess.PIPE, text=True)
+    lines: list[dict[str, object]] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(json.loads(line))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: len(lines) >= 1, what="the existing record")
+        send_udp(port, b"<14>1 - other app - - - filtered out", b"<14>1 - fh app - - - live one")
+        wait_for(lambda: len(lines) >= 2, what="the live record")
+        assert [r["message"] for r in lines] == ["already there", "live one"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        reader.join(timeout=30)
+        assert proc.stdout is not None
+        proc.stdout.close()
