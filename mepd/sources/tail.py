@@ -61,7 +61,7 @@ from watchdog.observers import Observer
 from mepd.analysis.accesslog import access_time, parse_access_line
 from mepd.config import TailConfig
 from mepd.model import LogRecord
-from mepd.pipeline import Counters, Pipeline
+from mepd.pipeline import Channel, Counters
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -278,12 +278,12 @@ class TailSource:
     """One `[[tail]]` entry: every file its glob matches, each from where it was left."""
 
     def __init__(
-        self, cfg: TailConfig, pipeline: Pipeline, resume: Resume, *, hostname: str | None = None
+        self, cfg: TailConfig, logs: Channel[LogRecord], resume: Resume, *, hostname: str | None = None
     ) -> None:
         self.name = f"tail:{cfg.name}"
         self.cfg = cfg
         self.counters = Counters()
-        self._pipeline = pipeline
+        self._logs = logs
         self._resume = resume
         self._host = hostname or socket.gethostname()
         self._files: dict[tuple[int, int], _File] = {}
@@ -346,7 +346,7 @@ class TailSource:
                 text = await self._resume(key)
             positions[key] = Position.decode(text)
         records, more = await in_thread(self._adopt_and_read, opened, positions, initial)
-        put = self._pipeline.logs.put
+        put = self._logs.put
         emitted = self._emitted
         for r in records:
             await put(r)
@@ -362,8 +362,8 @@ class TailSource:
                 wait = min(wait, max(0.0, f.orphan_since + self.cfg.rotate_wait - now) + 0.01)
         return wait
 
-    def status(self) -> dict[str, object]:
-        """Per-file detail for `mepctl status`: what is followed, from where, and what cannot be opened."""
+    def detail(self) -> dict[str, object]:
+        """For `mepctl status`: the files followed, from where, and those that cannot be opened."""
         return self._status
 
     # --- the worker thread -----------------------------------------------------------------------
@@ -638,3 +638,7 @@ class TailSource:
         for f in self._files.values():
             os.close(f.fd)
         self._files.clear()
+
+
+def create(cfg: TailConfig, logs: Channel[LogRecord], resume: Resume) -> TailSource:
+    return TailSource(cfg, logs, resume)

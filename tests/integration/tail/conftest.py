@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from tailkit import Daemon, Writer
 
 from mepd.config import TailConfig
+from tests.integration.tail.tailkit import Daemon, Writer
 
 
 @pytest_asyncio.fixture

@@ -65,7 +65,7 @@ class Daemon:
         await self.store.open()
         sub = self.pipeline.logs.subscribe("logstore", 100_000)
         sink = LogSink(self.store, sub, Counters(), self.pipeline.log_counters)
-        self.source = TailSource(self.cfg, self.pipeline, self.store.cursor, hostname="testhost")
+        self.source = TailSource(self.cfg, self.pipeline.logs, self.store.cursor, hostname="testhost")
         ready = asyncio.Event()
         self._tasks = [
             asyncio.create_task(sink.run(lambda: None)),

@@ -6,9 +6,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from tailkit import Daemon, Writer, append_lines, logrotate, postrotate_hup
-
 from mepd.config import TailConfig
+from tests.integration.tail.tailkit import Daemon, Writer, append_lines, logrotate, postrotate_hup
 
 Factory = Callable[[TailConfig], Daemon]
 Writers = Callable[..., Writer]
