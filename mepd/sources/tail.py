@@ -72,6 +72,7 @@ READ_CHUNK: Final = 256 * 1024
 FILE_BUDGET: Final = 1024 * 1024
 """Bytes read from one file per cycle: records meet the pipeline's back-pressure in bounded batches."""
 RESCAN_INTERVAL: Final = 1.0
+MAX_JUDGED: Final = 4096
 _COMPRESSED: Final = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".z", ".zip")
 _WAKE_EVENTS: Final = (
     FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileDeletedEvent, FileClosedEvent,
@@ -292,7 +293,7 @@ class TailSource:
         self._ever_followed = False
         self._errors: dict[str, str] = {}
         self._watches: dict[str, Any] = {}
-        self._judged: set[tuple[int, int]] = set()
+        self._judged: dict[tuple[int, int], None] = {}
         """Rotated siblings already read to their end or found to be old or copies: not opened again."""
         self._seen_fps: deque[str] = deque(maxlen=256)
         """Fingerprints of content followed, to tell a copy of it from a file never seen."""
@@ -418,7 +419,7 @@ class TailSource:
         rotations in a row).
         """
         opened: list[_Opened] = []
-        present: set[tuple[int, int]] = set()
+        seen: set[tuple[int, int]] = set()
         for path in sorted(glob.glob(self.cfg.path + "?*", recursive=True)):
             if path.lower().endswith(_COMPRESSED):
                 continue
@@ -427,14 +428,13 @@ class TailSource:
             except OSError:
                 continue
             ident = (st.st_dev, st.st_ino)
-            if not stat.S_ISREG(st.st_mode) or ident in matched or ident in present:
+            if not stat.S_ISREG(st.st_mode) or ident in matched or ident in seen:
                 continue
-            present.add(ident)
+            seen.add(ident)
             if ident not in self._files and ident not in self._judged:
                 o = self._open(path, rotated=True)
                 if o is not None:
                     opened.append(o)
-        self._judged &= present
         return opened
 
     def _open(self, path: str, *, rotated: bool) -> _Opened | None:
@@ -487,7 +487,7 @@ class TailSource:
                 ):
                     offset = 0  # written and rotated away since we last read: all of it is new
                 if offset is None:
-                    self._judged.add((o.dev, o.ino))
+                    self._judge((o.dev, o.ino))
                     os.close(o.fd)
                     continue
                 self._follow(o, key, offset, orphan=True)
@@ -501,6 +501,13 @@ class TailSource:
                 self._follow(o, key, _line_start_before(o.fd, o.size, self.cfg.max_line_size))
             else:
                 self._follow(o, key, 0)
+
+    def _judge(self, ident: tuple[int, int]) -> None:
+        """Remember a sibling as done.  Never forgotten because it went missing from one scan: a
+        listing taken during a rotation can miss a name, and forgetting would re-read an old file."""
+        self._judged[ident] = None
+        if len(self._judged) > MAX_JUDGED:
+            del self._judged[next(iter(self._judged))]
 
     def _is_copy(self, head: bytes) -> bool:
         """Whether a file starts like content we followed: a copytruncate copy, or a backup."""
@@ -534,7 +541,7 @@ class TailSource:
                 records.append(self._record(f, line))
             os.close(f.fd)
             del self._files[(f.dev, f.ino)]
-            self._judged.add((f.dev, f.ino))
+            self._judge((f.dev, f.ino))
             self.counters.inc("files_closed")
             log.debug("%s: done with %s", self.name, f.path)
         return False

@@ -31,7 +31,7 @@ async def test_rename_rotation_under_load(tmp_path: Path, daemon_factory: Factor
     await d.assert_exactly(range(6000))
     assert (tmp_path / "app.log.3").exists()
     assert d.source is not None
-    assert d.source.counters.get("files_opened") == 4
+    assert d.source.counters.get("files_opened") >= 4  # more when a listing raced a rename
 
 
 async def test_copytruncate_under_load(tmp_path: Path, daemon_factory: Factory, writers: Writers) -> None:
