@@ -340,12 +340,17 @@ class TailSource:
         """Look, read, hand over; True when files have more to read right away."""
         opened: list[_Opened] = await in_thread(self._discover)
         positions: dict[str, Position | None] = {}
-        for o in opened:
-            key = cursor_key(self.cfg.name, o.dev, o.ino)
-            text = self._emitted.get(key)
-            if text is None:
-                text = await self._resume(key)
-            positions[key] = Position.decode(text)
+        try:
+            for o in opened:
+                key = cursor_key(self.cfg.name, o.dev, o.ino)
+                text = self._emitted.get(key)
+                if text is None:
+                    text = await self._resume(key)
+                positions[key] = Position.decode(text)
+        except BaseException:
+            for o in opened:
+                os.close(o.fd)
+            raise
         records, more = await in_thread(self._adopt_and_read, opened, positions, initial)
         put = self._logs.put
         emitted = self._emitted
@@ -381,10 +386,17 @@ class TailSource:
         if current is not None and current[1] == ident:
             return
         if current is not None:
-            observer.unschedule(current[0])
+            if current[0] is not None:
+                observer.unschedule(current[0])
             del self._watches[root]
         if ident is not None:
-            watch = observer.schedule(handler, root, recursive=recursive, event_filter=list(_WAKE_EVENTS))
+            try:
+                watch = observer.schedule(handler, root, recursive=recursive, event_filter=list(_WAKE_EVENTS))
+            except OSError as e:  # e.g. the inotify watch limit: the rescan still finds everything, later
+                self.counters.inc("watch_errors")
+                log.warning("%s: cannot watch %s, polling every %.0fs instead: %s", self.name, root,
+                            RESCAN_INTERVAL, e)
+                watch = None
             self._watches[root] = (watch, ident)
 
     def _discover(self) -> list[_Opened]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -193,3 +194,9 @@ async def test_glob_picks_up_files_that_appear_later(tmp_path: Path, daemon_fact
     await d.assert_exactly(range(20))
     append_lines(folder / "a.access.log", 20, 10)
     await d.assert_exactly(range(30))
+    shutil.rmtree(folder)
+    folder.mkdir()
+    append_lines(folder / "c.access.log", 30, 10)
+    await d.assert_exactly(range(40))
+    assert d.source is not None
+    assert d.source.counters.get("watch_errors") == 0
