@@ -550,7 +550,7 @@ class TailSource:
             line = f.splitter.flush()
             if line is not None:
                 self.counters.inc("partial_lines")
-                records.append(self._record(f, line))
+                records.extend(self._records(f, [line]))
             os.close(f.fd)
             del self._files[(f.dev, f.ino)]
             self._judge((f.dev, f.ino))
@@ -579,7 +579,7 @@ class TailSource:
                 return False
             budget -= len(data)
             self.counters.inc("bytes", len(data))
-            records.extend(self._record(f, line) for line in sp.feed(data))
+            records.extend(self._records(f, sp.feed(data)))
         return True
 
     def _truncated(self, f: _File, head: bytes, records: list[LogRecord]) -> bool:
@@ -592,7 +592,7 @@ class TailSource:
             line = f.splitter.flush()
             if line is not None:
                 self.counters.inc("partial_lines")
-                records.append(self._record(f, line))
+                records.extend(self._records(f, [line]))
         f.splitter = LineSplitter(0, self.cfg.max_line_size)
         f.head, f.fp = head, fingerprint(head)
         self._seen_fps.append(f.fp)
@@ -622,17 +622,33 @@ class TailSource:
         self._follow(best, key, saved.offset, drain_only=True)
         return True
 
-    def _record(self, f: _File, line: Line) -> LogRecord:
-        text = line.text.decode("utf-8", "replace")
-        if text.endswith("\r"):
-            text = text[:-1]
+    def _records(self, f: _File, lines: list[Line]) -> list[LogRecord]:
+        """Records for lines just read: one clock reading per read, the plain path kept lean."""
+        if not lines:
+            return []
         now = time.time()
-        cursor = (f.key, f"{line.end}:{f.fp}:{int(now * 1000)}")
+        stamp = f"{f.fp}:{int(now * 1000)}"
+        self.counters.inc("lines", len(lines))
+        key, source, host, app = f.key, self.name, self._host, self.cfg.name
+        plain = self.cfg.format == "plain"
+        out: list[LogRecord] = []
+        for line in lines:
+            text = line.text.decode("utf-8", "replace")
+            if text.endswith("\r"):
+                text = text[:-1]
+            cursor = (key, f"{line.end}:{stamp}")
+            if plain and not line.dropped:
+                out.append(LogRecord(ts=now, received=now, message=text, source=source, host=host, app=app,
+                                     cursor=cursor))
+            else:
+                out.append(self._parsed(text, line.dropped, now, cursor))
+        return out
+
+    def _parsed(self, text: str, dropped: int, now: float, cursor: tuple[str, str]) -> LogRecord:
         errors: list[str] = []
-        if line.dropped:
+        if dropped:
             self.counters.inc("truncated_lines")
-            errors.append(f"line truncated: {line.dropped} bytes dropped")
-        self.counters.inc("lines")
+            errors.append(f"line truncated: {dropped} bytes dropped")
         ts = now
         sd: dict[str, dict[str, str]] = {}
         fmt = self.cfg.format
