@@ -35,6 +35,7 @@ from mepd.model import rfc3339
 from mepd.pipeline import Counters, Pipeline
 from mepd.sources import journal as journal_source
 from mepd.sources import snmp as snmp_source
+from mepd.sources import tail as tail_source
 from mepd.sources.syslog import server as syslog_server
 from mepd.sources.syslog.sockets import match_inherited
 from mepd.store.logs import LogSink, LogStore
@@ -94,6 +95,9 @@ class App:
         samples = self.pipeline.samples
         specs += [Spec(f"snmp/{t.name}", t, functools.partial(snmp_source.create, t, self.snmp_hub, samples))
                   for t in cfg.snmp.target]
+        for tc in cfg.tail:
+            specs.append(Spec(f"tail:{tc.name}", tc,
+                              functools.partial(tail_source.create, tc, logs, self.logstore.cursor)))
         return specs
 
     def _build_sinks(self) -> list[Component]:
