@@ -26,9 +26,11 @@ from typing import Final
 from mepd import __version__
 from mepd import config as config_mod
 from mepd.alerts import engine as alerts_engine
+from mepd.analysis import weblog_live
 from mepd.api import incidents as incidents_api
 from mepd.api.metrics import MetricsApi
 from mepd.api.server import API_VERSION, ApiServer
+from mepd.api.weblog import WebLogApi
 from mepd.config import Config
 from mepd.errors import ConfigErrors
 from mepd.model import rfc3339
@@ -40,8 +42,12 @@ from mepd.sources.syslog import server as syslog_server
 from mepd.sources.syslog.sockets import match_inherited
 from mepd.store.logs import LogSink, LogStore
 from mepd.store.rrd import Layouts, RrdSink, RrdStore, build_layouts
+from mepd.store.weblog import WebLogStore
 from mepd.supervisor import Component, Supervised
 from mepd.systemd import Notifier, listen_fds, watchdog_interval
+from mepd.web import export as web_export
+from mepd.web import server as web_server
+from mepd.web.dashboard import Dashboard
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +77,14 @@ class App:
         self.api.add_routes(MetricsApi(self.rrdstore).routes())
         self.alerts = alerts_engine.create(cfg, self.pipeline)
         self.api.add_routes(incidents_api.routes(self.alerts))
+        self.weblog: WebLogStore | None = WebLogStore(os.path.join(cfg.daemon.state_dir, "weblog.db"))
+        self.weblog_analyzer = weblog_live.create(
+            weblog_live.web_sources(cfg.tail), self.pipeline.logs.subscribe("analysis/weblog", cfg.daemon.queue_size),
+            self.pipeline.samples, self.weblog)
+        self.api.add_routes(WebLogApi(self.weblog).routes())
+        self.dashboard = Dashboard(self)
+        self.exporter = web_export.Exporter(self.dashboard)
+        self.api.add_routes(web_export.api_routes(self.exporter))
         self.started = time.time()
         self.sinks: list[Supervised] = []
         self.components: dict[str, tuple[object, Supervised]] = {}
@@ -98,6 +112,11 @@ class App:
         for tc in cfg.tail:
             specs.append(Spec(f"tail:{tc.name}", tc,
                               functools.partial(tail_source.create, tc, logs, self.logstore.cursor)))
+        if cfg.http.listen:
+            specs.append(Spec("http", cfg.http, functools.partial(web_server.create, cfg.http, self.dashboard)))
+        if cfg.http.export_dir:
+            export = functools.partial(web_export.create_periodic, cfg.http, self.exporter)
+            specs.append(Spec("http/export", cfg.http, export))
         return specs
 
     def _build_sinks(self) -> list[Component]:
@@ -109,6 +128,7 @@ class App:
             RrdSink(self.rrdstore, samples, Counters(), self.pipeline.sample_counters,
                     batch_size=rrd.batch_size, flush_interval=rrd.flush_interval),
             self.alerts,
+            self.weblog_analyzer,
         ]
 
     async def run(self) -> int:
@@ -119,6 +139,8 @@ class App:
         await self.api.start()
         try:
             await self.logstore.open()
+            if self.weblog is not None:
+                await self.weblog.open()
             self.sinks = [Supervised(c) for c in self._build_sinks()]
             for s in self.sinks:
                 s.start()
@@ -137,6 +159,8 @@ class App:
         finally:
             await self.api.stop()
             await self.logstore.close()
+            if self.weblog is not None:
+                await self.weblog.close()
             self.rrdstore.close()
             self.notifier.close()
         return 0
@@ -203,6 +227,7 @@ class App:
                 self._start(wanted[key])
             await self._wait_settled([self.components[key][1] for key in fresh])
             await self.alerts.reload(new.alert)
+            self.weblog_analyzer.configure(weblog_live.web_sources(new.tail))
             self.cfg = new
             self.rrdstore.layouts = rrd_layouts(new)
             self.reloads.inc("ok")

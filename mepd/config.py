@@ -588,6 +588,50 @@ class AlertConfig:
             yield "evaluation_interval", "must be more than 0s"
 
 
+def _secret_file_errors(path: str) -> Iterator[str]:
+    try:
+        st = os.stat(path)
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        yield f"cannot read {path}: {e.strerror}"
+        return
+    if st.st_mode & 0o077:
+        yield f"{path} is readable by others (mode {st.st_mode & 0o777:o}); chmod 600 it"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """`[http]`: the dashboard.  `listen = ""` turns the server off; `export_dir` alone still exports.
+
+    Access is open to whoever reaches `listen` unless `basic_auth_file` (lines of
+    `user:password`) or `token_file` (one bearer token) is set; either then admits.
+    """
+
+    listen: str = "127.0.0.1:8080"
+    basic_auth_file: FilePath = ""
+    token_file: FilePath = ""
+    tls_cert: FilePath = ""
+    tls_key: FilePath = ""
+    title: str = "mepd"
+    export_dir: FilePath = ""
+    export_interval: Duration = 300.0
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if self.listen:
+            try:
+                split_address(self.listen)
+            except ValueError as e:
+                yield "listen", str(e)
+        for key in ("basic_auth_file", "token_file"):
+            path = getattr(self, key)
+            yield from ((key, msg) for msg in (_secret_file_errors(path) if path else ()))
+        if bool(self.tls_cert) != bool(self.tls_key):
+            yield "tls_cert" if not self.tls_cert else "tls_key", "TLS needs both tls_cert and tls_key"
+        if self.export_interval < 10:
+            yield "export_interval", "must be at least 10s"
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     file: str = ""
@@ -598,6 +642,7 @@ class Config:
     snmp: SnmpConfig = field(default_factory=SnmpConfig)
     alert: AlertConfig = field(default_factory=AlertConfig)
     tail: tuple[TailConfig, ...] = ()
+    http: HttpConfig = field(default_factory=HttpConfig)
 
     def check(self) -> Iterator[tuple[str, str]]:
         seen: dict[str, int] = {}

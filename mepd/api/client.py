@@ -50,10 +50,13 @@ class Client:
         return DaemonUnreachableError(f"cannot reach mepd at {self.socket_path}: {cause}")
 
     async def request(self, method: str, path: str, params: Mapping[str, str] | None = None,
-                      body: object = None) -> Any:
+                      body: object = None, time_limit: float | None = None) -> Any:
+        """`time_limit` (seconds) overrides the client's for a long request (a dashboard export)."""
         assert self._session is not None
+        extra = {"timeout": aiohttp.ClientTimeout(total=time_limit)} if time_limit is not None else {}
         try:
-            async with self._session.request(method, f"http://mepd{path}", params=params, json=body) as resp:
+            async with self._session.request(method, f"http://mepd{path}", params=params, json=body,
+                                             **extra) as resp:
                 self._check_version(resp)
                 data = await resp.json(content_type=None)
                 if resp.status >= 400:

@@ -24,6 +24,7 @@ from mepd.units import parse_duration
 
 EXIT_OK, EXIT_REQUEST, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 DEFAULT_CONFIG = "/etc/mepd/mepd.toml"
+EXPORT_TIMEOUT = 600.0
 
 Command = Callable[[Client, argparse.Namespace], Awaitable[int]]
 
@@ -201,6 +202,16 @@ def _default_socket(config_path: str) -> str:
         return config.DaemonConfig().control_socket
 
 
+async def cmd_dashboard_export(client: Client, args: argparse.Namespace) -> int:
+    """The daemon writes the files (it has the data): DIR must be writable by it."""
+    data = await client.request("POST", "/v1/dashboard/export", body={"dir": args.dir}, time_limit=EXPORT_TIMEOUT)
+    if args.json:
+        _print_json(data)
+    else:
+        print(f"exported {data['files']} files ({data['bytes']:,} bytes) to {data['dir']} in {data['seconds']:.1f}s")
+    return EXIT_OK
+
+
 def _add_metric_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("metrics", parents=[common], help="metric keys and their latest values, or one metric's points")
     p.set_defaults(func=cmd_metrics_list, prefix=None)
@@ -272,6 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_metric_commands(sub, common)
     _add_snmp_commands(sub)
+
+    p = sub.add_parser("dashboard", help="the web dashboard")
+    dsub = p.add_subparsers(dest="dashboard_command", required=True, metavar="export")
+    q = dsub.add_parser("export", parents=[common], help="write the dashboard as static HTML and PNG files")
+    q.add_argument("dir", metavar="DIR", type=os.path.abspath,
+                   help="folder to write (created if needed; written by the daemon)")
+    q.set_defaults(func=cmd_dashboard_export)
 
     p = sub.add_parser("reload", parents=[common], help="re-read the config file (like SIGHUP)")
     p.set_defaults(func=cmd_reload)

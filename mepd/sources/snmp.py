@@ -424,6 +424,7 @@ class SnmpTarget:
         self.samples = samples
         self.counters = Counters()
         self.status = TargetStatus()
+        self.interfaces: dict[str, Interface] = {}  # the last poll's, by name: ifAlias, speed, status
         self.tracker = RateTracker()
         self.extra_oids = {o.name: parse_oid(o.oid) for o in cfg.oid}
         self._clock = clock
@@ -515,6 +516,7 @@ class SnmpTarget:
                         iface.counters[name] = value
         self.status.last_poll = ts
         self.status.interfaces = len(chosen)
+        self.interfaces = {i.name: i for i in chosen}
         out = [s for iface in chosen for s in self._interface_samples(iface, clock)]
         out += self._extra_samples(scalars, clock)
         self.tracker.forget({k for iface in chosen for k in self._tracker_keys(iface)} |

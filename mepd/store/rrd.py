@@ -282,17 +282,25 @@ class RrdStore:
         return await self._call(lambda: dict(rrdtool.info(*self.daemon, self._existing(key).path)))
 
     async def graph(self, keys: Sequence[str], period: Period = "day", fmt: ImageFormat = "png",
-                    title: str = "", end: float | None = None) -> bytes:
-        """An MRTG-style graph: the first key as a filled area, the others as lines, MAX as thin lines."""
-        return await self._call(self._graph, list(keys), period, fmt, title, end)
+                    title: str = "", end: float | None = None, size: tuple[int, int] | None = None,
+                    legend: bool = True) -> bytes:
+        """An MRTG-style graph: the first key as a filled area, the others as lines, MAX as thin lines.
 
-    def _graph(self, keys: list[str], period: Period, fmt: ImageFormat, title: str, end: float | None) -> bytes:
+        `size` makes the whole image exactly (width, height) pixels; `legend=False` draws the plot alone
+        (the dashboard's small graphs)."""
+        return await self._call(self._graph, list(keys), period, fmt, title, end, size, legend)
+
+    def _graph(self, keys: list[str], period: Period, fmt: ImageFormat, title: str, end: float | None,
+               size: tuple[int, int] | None = None, legend: bool = True) -> bytes:
         if not keys:
             raise RrdError("no metric to graph")
         until = int(end if end is not None else time.time())
+        width, height = size or (600, 160)
         args = ["--imgformat", fmt.upper(), "--start", str(until - PERIODS[period]), "--end", str(until),
-                "--width", "600", "--height", "160", "--title", title or ", ".join(keys),
+                "--width", str(width), "--height", str(height), "--title", title or ", ".join(keys),
                 "--lower-limit", "0", "--slope-mode"]
+        args += ["--full-size-mode"] if size else []
+        args += [] if legend else ["--only-graph"]
         for i, key in enumerate(keys):
             loc = self._existing(key)
             path = loc.path.replace(":", "\\:")

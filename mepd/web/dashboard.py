@@ -1,0 +1,156 @@
+"""The dashboard's pages and graphs, rendered the same way for the live server and the static export.
+
+One Dashboard lives as long as the daemon (its graph cache survives a reload
+of `[http]`); it reads the daemon's current config at every page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from mepd.alerts.engine import NotFoundError
+from mepd.analysis.weblog_html import render_html
+from mepd.api.server import log_query
+from mepd.store.rrd import KEY, Period, RrdError
+from mepd.web import pages
+from mepd.web.data import IN_OUT, Daemon, DashboardData, Stat
+from mepd.web.graphs import FORMATS, PERIOD_NAMES, GraphCache, GraphSpec, Size
+from mepd.web.pages import Ctx
+
+NAME: Final = re.compile(r"[A-Za-z0-9_.-]+")
+GRAPH_NAMES: Final = (*PERIOD_NAMES, "mini")
+LOG_LIMIT: Final = 200
+
+
+class NotFound(Exception):  # noqa: N818 - reads as what the server answers
+    """The page or graph asked for does not exist (unknown target, interface, source, incident)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogsResult:
+    records: list[dict[str, object]]
+    error: str | None
+    truncated: bool
+
+
+class Dashboard:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.data = DashboardData(daemon)
+        self.graphs = GraphCache(daemon.rrdstore)
+        self.secret = os.urandom(32)
+
+    @property
+    def site(self) -> str:
+        return self.daemon.cfg.http.title
+
+    def ctx(self, root: str = "", *, static: bool = False, csrf: str = "") -> Ctx:
+        return Ctx(root, static, csrf, self.site)
+
+    # -- CSRF ------------------------------------------------------------------------------------------------
+
+    def form_token(self, nonce: str) -> str:
+        """The token forms carry: an HMAC of the browser's cookie nonce, so a page of another site cannot forge it."""
+        return hmac.new(self.secret, b"csrf:" + nonce.encode(), "sha256").hexdigest()
+
+    def valid_form_token(self, nonce: str | None, token: str | None) -> bool:
+        if not nonce or not token:
+            return False
+        return hmac.compare_digest(self.form_token(nonce), token)
+
+    # -- pages -----------------------------------------------------------------------------------------------
+
+    async def overview(self, ctx: Ctx) -> str:
+        return pages.overview(ctx, await self.data.overview(), time.time())
+
+    async def interface(self, ctx: Ctx, target: str, name: str) -> str:
+        if not (NAME.fullmatch(target) and NAME.fullmatch(name)):
+            raise NotFound(f"no interface {name!r} on {target!r}")
+        try:
+            view = await self.data.interface(target, name)
+            stats: dict[str, tuple[Stat, Stat]] = {}
+            for period in PERIOD_NAMES:
+                stats[period] = (await self.data.stats(f"{view.key}.{IN_OUT[0]}", period),
+                                 await self.data.stats(f"{view.key}.{IN_OUT[1]}", period))
+        except RrdError:
+            raise NotFound(f"no traffic data for interface {name!r} of {target!r}") from None
+        return pages.interface(ctx, view, stats, self.data.step_of(target))
+
+    async def web_source(self, ctx: Ctx, name: str) -> str:
+        if not NAME.fullmatch(name):
+            raise NotFound(f"no web source {name!r}")
+        report = await self.data.web_report(name)
+        if report is None and name not in self.data.web_source_names():
+            raise NotFound(f"no web source {name!r}")
+        key = f"weblog.{name}.requests"
+        graph = key if key in await self.daemon.rrdstore.list_keys() else None
+        html = await asyncio.to_thread(render_html, report) if report is not None else None
+        step = next((t.step for t in self.daemon.cfg.tail if t.name == name), 300.0)
+        return pages.web_source(ctx, name, html, graph, step)
+
+    async def logs_result(self, params: Mapping[str, str], default_limit: int = LOG_LIMIT) -> LogsResult:
+        query = {k: v for k, v in params.items() if k in pages.LOG_FILTERS and v}
+        query.setdefault("limit", str(default_limit))
+        try:
+            q = log_query(query, time.time())
+        except ValueError as e:
+            return LogsResult([], str(e), False)
+        records = await self.daemon.logstore.query(q)
+        return LogsResult(records, None, q.limit > 0 and len(records) >= q.limit)
+
+    async def logs(self, ctx: Ctx, params: Mapping[str, str]) -> str:
+        result = await self.logs_result(params)
+        return pages.logs(ctx, params, result.records, result.error, result.truncated)
+
+    async def incidents(self, ctx: Ctx) -> str:
+        open_ = await self.data.incidents()
+        recent = await self.data.incidents(include_resolved=True, limit=200) or []
+        try:
+            silences = [s.to_json() for s in self.daemon.alerts.silences()]
+        except Exception:  # noqa: BLE001 - engine not running: the page says so through `open_ is None`
+            silences = []
+        return pages.incidents(ctx, open_, recent, silences, time.time())
+
+    async def incident(self, ctx: Ctx, iid: int, message: str = "") -> str:
+        try:
+            inc, history = await self.daemon.alerts.show(iid)
+        except NotFoundError as e:
+            raise NotFound(str(e)) from None
+        return pages.incident(ctx, inc, history, time.time(), message)
+
+    # -- graphs ----------------------------------------------------------------------------------------------
+
+    def graph_spec(self, key: str, name: str, fmt: str) -> GraphSpec:
+        """`snmp.T.I` (an interface: in and out together) or any metric key; `name` a period or "mini"."""
+        if not KEY.fullmatch(key) or name not in GRAPH_NAMES or fmt not in FORMATS:
+            raise NotFound(f"no graph {key}/{name}.{fmt}")
+        parts = key.split(".")
+        keys: tuple[str, ...] = (key,)
+        title = key
+        if len(parts) == 3 and parts[0] == "snmp":
+            keys = tuple(f"{key}.{n}" for n in IN_OUT)
+            title = f"{parts[1]} {parts[2]}"
+        period: Period = "day" if name == "mini" else name  # type: ignore[assignment]
+        size: Size = "mini" if name == "mini" else "full"
+        return GraphSpec(keys, period, fmt, size, f"{title}: last {period}")
+
+    async def graph(self, key: str, name: str, fmt: str) -> bytes:
+        spec = self.graph_spec(key, name, fmt)
+        try:
+            return await self.graphs.get(spec)
+        except RrdError as e:
+            raise NotFound(str(e)) from None
+
+    async def interface_list(self) -> dict[str, list[str]]:
+        return await self.data.interface_keys()
+
+    async def web_graph_keys(self) -> list[str]:
+        keys = await self.daemon.rrdstore.list_keys()
+        return [k for k in keys if k.startswith("weblog.") and k.endswith(".requests")]

@@ -1,0 +1,353 @@
+"""What the pages show, gathered from the running daemon: targets, interfaces, web sources, intake, incidents.
+
+The pages never touch the stores themselves; this module asks the RRD store,
+the alert engine, the web-log store and the daemon's status, every call of
+which runs off the event loop in the store's own worker.  The SNMP targets
+and their interfaces come from the RRD files (so history stays visible after
+a target leaves the config), with ifAlias, speed and status from the last
+poll when the target is polled by this daemon.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from mepd.alerts.engine import AlertEngine, NotRunningError
+from mepd.config import Config
+from mepd.model import Incident
+from mepd.store.logs import LogStore
+from mepd.store.rrd import PERIODS, Period, RrdError, RrdStore
+from mepd.store.weblog import UnknownWebSourceError, WebLogStore
+from mepd.supervisor import Supervised
+
+IN_OUT: Final = ("in_bps", "out_bps")
+WEB_FORMATS: Final = ("combined", "common")
+INTAKE_PREFIXES: Final = ("syslog/", "journal", "tail:")
+RECEIVED_COUNTERS: Final = ("received", "read", "lines")
+RATE_WINDOW: Final = 300.0
+
+
+class Daemon(Protocol):
+    """What the dashboard reads of the running daemon (mepd.app.App)."""
+
+    cfg: Config
+    logstore: LogStore
+    rrdstore: RrdStore
+    alerts: AlertEngine
+    weblog: WebLogStore | None
+    components: dict[str, tuple[object, Supervised]]
+
+    async def status(self) -> dict[str, object]: ...
+
+
+class PolledInterface(Protocol):
+    """An interface as the SNMP source saw it at its last poll (mepd.sources.snmp.Interface)."""
+
+    index: int
+    descr: str
+    alias: str
+    speed_bps: float
+    admin: int
+    oper: int
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceView:
+    target: str
+    name: str
+    alias: str = ""
+    descr: str = ""
+    index: int | None = None
+    speed_bps: float | None = None
+    status: str = "unknown"  # up | down | admin down | unknown
+    in_bps: float | None = None
+    out_bps: float | None = None
+    updated: float | None = None
+
+    @property
+    def key(self) -> str:
+        return f"snmp.{self.target}.{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class TargetView:
+    name: str
+    host: str
+    state: str  # ok | unreachable | starting | not polled (only in the RRDs) | failed
+    error: str | None
+    step: float
+    interfaces: tuple[InterfaceView, ...]
+
+    @property
+    def down(self) -> list[InterfaceView]:
+        return [i for i in self.interfaces if i.status == "down"]
+
+    @property
+    def summary(self) -> str:
+        if self.state != "ok":
+            return self.state
+        down = self.down
+        return f"{len(down)} of {len(self.interfaces)} interfaces down" if down else "up"
+
+    @property
+    def healthy(self) -> bool:
+        return self.state in ("ok", "not polled") and not self.down
+
+
+@dataclass(frozen=True, slots=True)
+class WebSourceView:
+    name: str
+    requests: int
+    failed: int
+    server_errors: int
+    last: str | None
+    has_data: bool
+    graph_key: str | None
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.failed / self.requests if self.requests else None
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeView:
+    name: str
+    state: str
+    received: int
+    rate: float | None
+    dropped: int
+    parse_errors: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    """MRTG's table row: maximum, average and current of one direction over one period."""
+
+    maximum: float | None
+    average: float | None
+    current: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    incidents: list[Incident] | None  # None: the alert engine is not running
+    targets: list[TargetView]
+    web: list[WebSourceView]
+    intake: list[IntakeView]
+    pipeline_dropped: int
+    stored: int
+    step: float
+
+
+@dataclass(slots=True)
+class RateMeter:
+    """Intake rates from successive status snapshots: records per second over the last few minutes."""
+
+    window: float = RATE_WINDOW
+    samples: collections.deque[tuple[float, dict[str, int]]] = field(default_factory=collections.deque)
+
+    def observe(self, now: float, received: Mapping[str, int]) -> None:
+        self.samples.append((now, dict(received)))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= self.window:
+            self.samples.popleft()
+
+    def rate(self, name: str) -> float | None:
+        if len(self.samples) < 2:
+            return None
+        (t0, first), (t1, last) = self.samples[0], self.samples[-1]
+        if t1 - t0 < 1 or name not in first or name not in last:
+            return None
+        return max(0, last[name] - first[name]) / (t1 - t0)
+
+
+def _float(value: object) -> float | None:
+    if isinstance(value, int | float) and not math.isnan(value):
+        return float(value)
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = float(value)
+            return None if math.isnan(number) else number
+    return None
+
+
+def _sum_dropped(counters: Mapping[str, Any]) -> int:
+    return sum(int(v) for k, v in counters.items() if k.startswith("dropped"))
+
+
+def _nested_total(node: object) -> int:
+    if isinstance(node, Mapping):
+        return sum(_nested_total(v) for v in node.values())
+    return int(node) if isinstance(node, int) else 0
+
+
+class DashboardData:
+    def __init__(self, daemon: Daemon, clock: Any = time.time) -> None:
+        self.daemon = daemon
+        self.clock = clock
+        self.meter = RateMeter()
+
+    @property
+    def cfg(self) -> Config:
+        return self.daemon.cfg
+
+    # -- SNMP ------------------------------------------------------------------------------------------------
+
+    async def interface_keys(self) -> dict[str, list[str]]:
+        """target -> its interfaces with in and out traffic in the RRDs, in name order."""
+        keys = set(await self.daemon.rrdstore.list_keys())
+        out: dict[str, list[str]] = {}
+        for key in sorted(keys):
+            parts = key.split(".")
+            if (len(parts) == 4 and parts[0] == "snmp" and parts[3] == IN_OUT[0]
+                    and f"snmp.{parts[1]}.{parts[2]}.{IN_OUT[1]}" in keys):
+                out.setdefault(parts[1], []).append(parts[2])
+        return out
+
+    def _polled(self, target: str) -> Mapping[str, PolledInterface]:
+        entry = self.daemon.components.get(f"snmp/{target}")
+        interfaces = getattr(entry[1].component, "interfaces", None) if entry else None
+        return interfaces if isinstance(interfaces, Mapping) else {}
+
+    async def interface(self, target: str, name: str) -> InterfaceView:
+        """One interface: last values from the store (its memory, else the file), the rest from the last poll."""
+        prefix = f"snmp.{target}.{name}"
+        store = self.daemon.rrdstore
+        latest = {n: store.latest.get(f"{prefix}.{n}") for n in (*IN_OUT, "oper_up")}
+        values: dict[str, float | None] = {n: s.value if s else None for n, s in latest.items()}
+        updated = max((s.ts for s in latest.values() if s is not None), default=None)
+        if any(s is None for s in latest.values()):
+            info = await store.info(f"{prefix}.{IN_OUT[0]}")
+            values = {n: _float(info.get(f"ds[{n}].last_ds")) for n in latest}
+            updated = _float(info.get("last_update"))
+        polled = self._polled(target).get(name)
+        oper = values.get("oper_up")
+        status = "unknown" if oper is None else "up" if oper >= 0.5 else "down"
+        if polled is None:
+            return InterfaceView(target, name, status=status, in_bps=values["in_bps"], out_bps=values["out_bps"],
+                                 updated=updated)
+        if polled.admin != 1:
+            status = "admin down"
+        return InterfaceView(target, name, polled.alias, polled.descr, polled.index, polled.speed_bps or None,
+                             status, values["in_bps"], values["out_bps"], updated)
+
+    async def targets(self, status: Mapping[str, Any]) -> list[TargetView]:
+        by_component = {c["name"]: c for c in status.get("components", [])}
+        found = await self.interface_keys()
+        configured = {t.name: t for t in self.cfg.snmp.target}
+        out = []
+        for name in sorted(set(found) | set(configured)):
+            cfg = configured.get(name)
+            comp = by_component.get(f"snmp/{name}")
+            details = comp.get("details", {}) if comp else {}
+            if cfg is None:
+                state, error = "not polled", None
+            elif comp and comp["state"] in ("FATAL", "BACKOFF"):
+                state, error = "failed", comp.get("last_error")
+            else:
+                state, error = str(details.get("state", "starting")), details.get("last_error")
+            step = cfg.interval if cfg is not None else self.cfg.storage.rrd.step
+            interfaces = []
+            for iface in found.get(name, []):
+                with contextlib.suppress(RrdError):
+                    interfaces.append(await self.interface(name, iface))
+            out.append(TargetView(name, cfg.host if cfg else "", state, error, step, tuple(interfaces)))
+        return out
+
+    def step_of(self, target: str) -> float:
+        return next((t.interval for t in self.cfg.snmp.target if t.name == target), self.cfg.storage.rrd.step)
+
+    async def stats(self, key: str, period: Period) -> Stat:
+        """Maximum (of the MAX archive), average and current (of AVERAGE) of one key over a period."""
+        store = self.daemon.rrdstore
+        now = self.clock()
+        since = now - PERIODS[period]
+        avg = [v for _, v in await self._points(store, key, since, now, "AVERAGE") if v is not None]
+        peaks = [v for _, v in await self._points(store, key, since, now, "MAX") if v is not None]
+        return Stat(max(peaks, default=None), sum(avg) / len(avg) if avg else None, avg[-1] if avg else None)
+
+    @staticmethod
+    async def _points(store: RrdStore, key: str, since: float, until: float, cf: str) -> list[tuple[float, Any]]:
+        data = await store.fetch(key, since, until, cf)
+        points = data["points"]
+        assert isinstance(points, list)
+        return points
+
+    # -- web sources -----------------------------------------------------------------------------------------
+
+    def web_source_names(self, stored: Iterable[str] = ()) -> list[str]:
+        names = {t.name for t in self.cfg.tail if t.format in WEB_FORMATS}
+        return sorted(names | set(stored))
+
+    async def web_sources(self) -> list[WebSourceView]:
+        """Each web source's last 24 hours: requests, failed (4xx and 5xx) and server errors (5xx)."""
+        store = self.daemon.weblog
+        stored = [str(s["name"]) for s in await store.sources()] if store is not None else []
+        keys = set(await self.daemon.rrdstore.list_keys())
+        out = []
+        for name in self.web_source_names(stored):
+            graph = f"weblog.{name}.requests"
+            report = await self.web_report(name, self.clock() - 86400, top=1)
+            if report is None:
+                out.append(WebSourceView(name, 0, 0, 0, None, False, graph if graph in keys else None))
+                continue
+            summary, classes = report["summary"], report["status"]["classes"]
+            out.append(WebSourceView(name, int(summary["requests"]), int(summary["failed"]), int(classes["5xx"]),
+                                     summary["last"], True, graph if graph in keys else None))
+        return out
+
+    async def web_report(self, name: str, since: float | None = None, top: int = 10) -> dict[str, Any] | None:
+        store = self.daemon.weblog
+        if store is None:
+            return None
+        try:
+            return await store.report(name, since, None, top)
+        except UnknownWebSourceError:
+            return None
+
+    # -- daemon ----------------------------------------------------------------------------------------------
+
+    def intake(self, status: Mapping[str, Any]) -> list[IntakeView]:
+        rows = []
+        received: dict[str, int] = {}
+        for comp in status.get("components", []):
+            name = str(comp["name"])
+            if not name.startswith(INTAKE_PREFIXES):
+                continue
+            counters = comp.get("counters", {})
+            count = next((int(counters[c]) for c in RECEIVED_COUNTERS if c in counters), 0)
+            received[name] = count
+            rows.append((name, str(comp["state"]), count, _sum_dropped(counters), int(counters.get("parse_errors", 0))))
+        self.meter.observe(self.clock(), received)
+        return [IntakeView(n, s, c, self.meter.rate(n), d, p) for n, s, c, d, p in rows]
+
+    def observe(self, status: Mapping[str, Any]) -> None:
+        """Feed the rate meter between page views (the server calls it every few seconds)."""
+        self.intake(status)
+
+    async def incidents(self, *, include_resolved: bool = False, limit: int = 1000) -> list[Incident] | None:
+        try:
+            return await self.daemon.alerts.list_incidents(include_resolved=include_resolved, limit=limit)
+        except NotRunningError:
+            return None
+
+    async def overview(self) -> Overview:
+        status = await self.daemon.status()
+        targets = await self.targets(status)
+        pipeline = status.get("pipeline", {})
+        logs = pipeline.get("logs", {}) if isinstance(pipeline, Mapping) else {}
+        steps: Sequence[float] = [t.step for t in targets] or [self.cfg.storage.rrd.step]
+        return Overview(
+            incidents=await self.incidents(),
+            targets=targets,
+            web=await self.web_sources(),
+            intake=self.intake(status),
+            pipeline_dropped=_nested_total(logs.get("dropped", {})),
+            stored=int(logs.get("stored", 0)),
+            step=min(steps),
+        )
