@@ -98,7 +98,9 @@ class Mepd:
         self.stderr_path = root / "stderr.log"
 
     def write_config(self, config_text: str) -> None:
-        self.config_path.write_text(self.base + config_text)
+        # No dashboard on the default 127.0.0.1:8080 unless a test asks for one: daemons run side by side.
+        http = "" if "[http]" in config_text else '[http]\nlisten = ""\n'
+        self.config_path.write_text(self.base + http + config_text)
 
     def start(self, wait_ready: bool = True, wrapper: tuple[str, ...] = ()) -> Mepd:
         """Run the daemon, optionally under a `wrapper` command such as systemd-socket-activate."""

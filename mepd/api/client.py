@@ -53,10 +53,10 @@ class Client:
                       body: object = None, time_limit: float | None = None) -> Any:
         """`time_limit` (seconds) overrides the client's for a long request (a dashboard export)."""
         assert self._session is not None
-        extra = {"timeout": aiohttp.ClientTimeout(total=time_limit)} if time_limit is not None else {}
+        limit = aiohttp.ClientTimeout(total=time_limit) if time_limit is not None else self._session.timeout
         try:
             async with self._session.request(method, f"http://mepd{path}", params=params, json=body,
-                                             **extra) as resp:
+                                             timeout=limit) as resp:
                 self._check_version(resp)
                 data = await resp.json(content_type=None)
                 if resp.status >= 400:

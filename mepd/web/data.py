@@ -90,10 +90,12 @@ class TargetView:
 
     @property
     def summary(self) -> str:
-        if self.state != "ok":
+        if self.state not in ("ok", "not polled"):
             return self.state
         down = self.down
-        return f"{len(down)} of {len(self.interfaces)} interfaces down" if down else "up"
+        if down:
+            return f"{len(down)} of {len(self.interfaces)} interfaces down"
+        return "up" if self.state == "ok" else self.state
 
     @property
     def healthy(self) -> bool:

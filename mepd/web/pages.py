@@ -92,7 +92,8 @@ def layout(ctx: Ctx, title: str, body: str, *, refresh: float | None = None, scr
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"{meta}<title>{h(title)} - {h(ctx.site)}</title>"
-        f'<link rel="stylesheet" href="{ctx.root}static/mepd.css">{head}{script}</head><body>'
+        f'<link rel="icon" href="data:,"><link rel="stylesheet" href="{ctx.root}static/mepd.css">'
+        f"{head}{script}</head><body>"
         f'<header><a class=site href="{ctx.root}index.html">{h(ctx.site)}</a><nav>{nav}</nav></header>'
         f"<main><h1>{h(title)}</h1>{body}</main>"
         f"<footer>{stamp} {h(when(time.time()))}</footer></body></html>\n"
@@ -228,9 +229,9 @@ def interface(ctx: Ctx, i: InterfaceView, stats: Mapping[str, tuple[Stat, Stat]]
         parts.append(f"<tr><th>{h(period)}</th>" + "".join(f"<td>{h(c)}</td>" for c in cells) + "</tr>")
     parts.append("</table></div>")
     for period in PERIOD_NAMES:
+        svg = "" if ctx.static else f'<p class=muted><a href="{h(graph_url(ctx, i.key, period, "svg"))}">SVG</a></p>'
         parts.append(f"<section class=graph><h2>{period.capitalize()}</h2>"
-                     f"{img(ctx, i.key, period, f'{i.target} {i.name} traffic, last {period}', 'full')}"
-                     f'<p class=muted><a href="{h(graph_url(ctx, i.key, period, "svg"))}">SVG</a></p></section>')
+                     f"{img(ctx, i.key, period, f'{i.target} {i.name} traffic, last {period}', 'full')}{svg}</section>")
     return layout(ctx, f"{i.target} {i.name}", "".join(parts), refresh=step)
 
 
