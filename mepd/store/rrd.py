@@ -263,8 +263,19 @@ class RrdStore:
         """Points of `key` in [since, until] from the finest archive that covers the range (rrdtool's choice)."""
         return await self._call(self._fetch, key, since, until, cf)
 
-    def _existing(self, key: str) -> Location:
+    def read_location(self, key: str) -> Location:
+        """Where a key's values are read from: `locate`'s file, else its interface's file when that exists
+        (an SNMP target no longer configured keeps its history readable, as `list_keys` lists it)."""
         loc = self.locate(key)
+        parent, _, last = key.rpartition(".")
+        if not os.path.exists(loc.path) and parent.count(".") >= 2:
+            grouped = key_path(self.root, parent)
+            if os.path.exists(grouped):
+                return Location(grouped, last, (), loc.layout)
+        return loc
+
+    def _existing(self, key: str) -> Location:
+        loc = self.read_location(key)
         if not os.path.exists(loc.path) or loc.ds not in self._file_names(loc.path):
             raise RrdError(f"no metric {key!r}")
         return loc

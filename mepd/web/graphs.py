@@ -54,7 +54,7 @@ class GraphCache:
         out = []
         for key in keys:
             try:
-                mtime = os.stat(self.store.locate(key).path).st_mtime_ns
+                mtime = os.stat(self.store.read_location(key).path).st_mtime_ns
             except (OSError, ValueError):
                 raise RrdError(f"no metric {key!r}") from None
             latest = self.store.latest.get(key)

@@ -38,6 +38,8 @@ from mepd.store.weblog import WebLogStore
 from mepd.supervisor import Supervised
 from mepd.web.dashboard import Dashboard
 from mepd.web.server import Access, Site
+from tests.helpers import wait_for
+from tests.integration.snmp.conftest import COMMUNITY, agent_answers, free_udp_port, stop
 
 DEADLINE = 30.0
 CHROMIUM = "/usr/bin/chromium"
@@ -411,3 +413,28 @@ async def browser(chromium_profile: Path) -> AsyncIterator[Chromium]:
         yield b
     finally:
         await b.stop()
+
+
+# -- snmpd ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def snmpd_port() -> Iterator[int]:
+    """net-snmp's snmpd on a free loopback port, community `public` (the daemon polls its `lo`)."""
+    port = free_udp_port()
+    root = Path(tempfile.mkdtemp(prefix="mepd-web-snmpd-"))
+    (root / "persist").mkdir()
+    conf = root / "snmpd.conf"
+    conf.write_text(f"[snmp] persistentDir {root / 'persist'}\nagentAddress udp:127.0.0.1:{port}\n"
+                    f"rocommunity {COMMUNITY} 127.0.0.1\n")
+    with (root / "snmpd.log").open("wb") as log:
+        proc = subprocess.Popen(["snmpd", "-f", "-Lo", "-C", "-m", "", "-c", str(conf), "-p", str(root / "pid")],
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: proc.poll() is not None or agent_answers(port), what="snmpd to answer")
+        if proc.poll() is not None:
+            pytest.fail(f"snmpd exited: {(root / 'snmpd.log').read_text()}")
+        yield port
+    finally:
+        stop(proc)
+        shutil.rmtree(root, ignore_errors=True)
