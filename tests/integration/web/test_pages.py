@@ -7,18 +7,25 @@ import asyncio
 import base64
 import json
 import re
+import ssl
 import struct
+import subprocess
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
+import pytest
 
+from mepd.config import HttpConfig
 from mepd.model import Sample
+from mepd.supervisor import Supervised
+from mepd.web.dashboard import Dashboard
 from mepd.web.export import Exporter
 from mepd.web.pages import si
-from mepd.web.server import COOKIE, Access
+from mepd.web.server import COOKIE, Access, WebServer
+from tests.helpers import free_port
 from tests.integration.web.conftest import (
     DOWN_IF,
     PEAK_IN,
@@ -27,6 +34,7 @@ from tests.integration.web.conftest import (
     Served,
     State,
     raise_incident,
+    until,
 )
 
 Serve = Callable[..., Awaitable[Served]]
@@ -299,3 +307,41 @@ async def test_static_export_has_relative_links_only(state: State, serve: Serve,
             target = (page.parent / link.split("#", 1)[0]).resolve()
             assert target.is_file(), f"{name}: broken link {link}"
     assert png_size((out / f"graph/snmp.{TARGET}.{UP_IF}/day.png").read_bytes()) == (700, 270)
+
+
+async def test_server_component_with_tls_and_auth_files(state: State, tmp_path: Path) -> None:
+    """The component as the daemon runs it: TLS from a certificate made by openssl, users from a file."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    await asyncio.to_thread(subprocess.run, [
+        "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+        "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60)
+    users = tmp_path / "users"
+    await asyncio.to_thread(users.write_text, "# dashboard users\nadmin:s3cret-pass\n")
+    users.chmod(0o600)
+    port = free_port()
+    cfg = HttpConfig(listen=f"127.0.0.1:{port}", tls_cert=str(cert), tls_key=str(key), basic_auth_file=str(users))
+    assert list(cfg.check()) == []
+    sup = Supervised(WebServer(cfg, Dashboard(state)))
+    sup.start()
+    tls = ssl.create_default_context(cafile=str(cert))
+    auth = {"Authorization": f"Basic {base64.b64encode(b'admin:s3cret-pass').decode()}"}
+    try:
+        async with aiohttp.ClientSession() as session:
+            async def answers() -> bool:
+                try:
+                    async with session.get(f"https://127.0.0.1:{port}/", ssl=tls) as resp:
+                        return resp.status == 401
+                except aiohttp.ClientConnectionError:
+                    return False
+
+            await until(answers, "the dashboard to answer over TLS")
+            async with session.get(f"https://127.0.0.1:{port}/", ssl=tls, headers=auth) as resp:
+                assert resp.status == 200
+                assert "<h1>Overview</h1>" in await resp.text()
+                assert resp.cookies[COOKIE]["secure"]
+            with pytest.raises(aiohttp.ClientConnectionError):  # plain HTTP to the TLS port
+                async with session.get(f"http://127.0.0.1:{port}/"):
+                    pass
+    finally:
+        await sup.stop()

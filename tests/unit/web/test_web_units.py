@@ -1,0 +1,114 @@
+"""[http] config errors, who Access admits, intake rates, and what the pages escape."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from mepd import config
+from mepd.config import HttpConfig
+from mepd.errors import ConfigErrors
+from mepd.model import Incident
+from mepd.web import pages
+from mepd.web.data import RateMeter
+from mepd.web.server import Access
+
+
+def errors_of(tmp_path: Path, text: str) -> list[str]:
+    path = tmp_path / "m.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigErrors) as info:
+        config.load(path)
+    return [str(e).split(": ", 1)[1] for e in info.value.errors]
+
+
+def test_http_defaults_and_disabled(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text("")
+    assert config.load(path).http.listen == "127.0.0.1:8080"
+    path.write_text('[http]\nlisten = ""\nexport_dir = "www"\n')
+    cfg = config.load(path).http
+    assert (cfg.listen, cfg.export_dir) == ("", str(tmp_path / "www"))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('[http]\nlisten = "8080"\n', "http.listen: expected host:port"),
+    ('[http]\ntls_cert = "c.pem"\n', "http.tls_key: TLS needs both"),
+    ('[http]\ntoken_file = "nope"\n', "http.token_file: cannot read"),
+    ('[http]\nexport_interval = "1s"\n', "http.export_interval: must be at least 10s"),
+])
+def test_http_errors(tmp_path: Path, text: str, expected: str) -> None:
+    errors = errors_of(tmp_path, text)
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(expected), errors
+
+
+def test_secret_files_must_be_private(tmp_path: Path) -> None:
+    (tmp_path / "users").write_text("admin:pw\n")
+    (tmp_path / "users").chmod(0o644)
+    [error] = errors_of(tmp_path, '[http]\nbasic_auth_file = "users"\n')
+    assert "readable by others" in error
+
+
+def test_access_from_files(tmp_path: Path) -> None:
+    users, token = tmp_path / "users", tmp_path / "token"
+    users.write_text("# comment\n\nadmin:pa:ss\n")
+    token.write_text("0123456789abcdef0123\n")
+    access = Access.from_config(HttpConfig(basic_auth_file=str(users), token_file=str(token)))
+    assert access.users == {"admin": "pa:ss"}
+    assert access.allows("Basic " + base64.b64encode(b"admin:pa:ss").decode())
+    assert access.allows("Bearer 0123456789abcdef0123")
+    assert not access.allows(None)
+    assert not access.allows("Basic " + base64.b64encode(b"admin:pa").decode())
+    assert not access.allows("Basic " + base64.b64encode(b"nobody:").decode())
+    assert not access.allows("Bearer 0123456789abcdef012")
+    users.write_text("admin\n")
+    with pytest.raises(ValueError, match="expected user:password"):
+        Access.from_config(HttpConfig(basic_auth_file=str(users)))
+    token.write_text("short")
+    with pytest.raises(ValueError, match="at least 16"):
+        Access.from_config(HttpConfig(token_file=str(token)))
+    assert Access({}, ()).allows(None)
+
+
+def test_rate_meter_over_its_window() -> None:
+    meter = RateMeter(window=60)
+    assert meter.rate("a") is None
+    meter.observe(0, {"a": 0})
+    meter.observe(30, {"a": 300})
+    assert meter.rate("a") == 10
+    for t in range(40, 200, 10):
+        meter.observe(t, {"a": 300 + (t - 30) * 2})
+    assert meter.rate("a") == pytest.approx(2)
+    assert meter.samples[-1][0] - meter.samples[0][0] <= 70
+
+
+def test_pages_escape_what_they_show() -> None:
+    inc = Incident(id=3, fingerprint="f", rule="r", kind="log", state="firing", severity="warning",
+                   labels={"rule": "r", "host": '<b>"x"</b>'}, summary="<script>alert(1)</script>",
+                   started=0.0, last_seen=0.0, lines=("<img src=x onerror=alert(1)>",))
+    html = pages.incident(pages.Ctx(csrf="t"), inc, [{"ts": None, "event": "<i>", "output": "<o>"}], 10.0)
+    assert "<script>alert" not in html
+    assert "&lt;script&gt;" in html
+    assert "<img src=x" not in html
+    assert "<i>" not in html
+    assert "<o>" not in html
+    rows = pages.log_rows([{"ts": None, "message": "</td><script>x</script>", "severity": '"><b'}])
+    assert "<script>" not in rows
+    assert 'class="sev-&quot;&gt;&lt;b"' in rows
+
+
+def test_default_silence_matchers() -> None:
+    inc = Incident(id=1, fingerprint="f", rule="up", kind="metric", state="firing", severity="critical",
+                   labels={"rule": "up", "severity": "critical", "key": "snmp.sw1.eth0.in_bps", "bad": 'a"b'},
+                   summary="", started=0.0, last_seen=0.0)
+    assert pages.default_matchers(inc) == 'rule="up",key="snmp.sw1.eth0.in_bps"'
+
+
+def test_si_units() -> None:
+    assert pages.si(None, "b/s") == "-"
+    assert pages.si(0, "b/s") == "0 b/s"
+    assert pages.si(1.5e9, "b/s") == "1.5 Gb/s"
+    assert pages.si(999, "b/s") == "999 b/s"
