@@ -34,6 +34,7 @@ table.list th,table.list td{padding:.3em .6em;border-bottom:1px solid #e5e7eb;te
 table.list th{background:#eef1f5;font-weight:600;white-space:nowrap}
 table.info th{text-align:left;padding:.15em 1em .15em 0;color:#4b5563;font-weight:600}
 table.info td{padding:.15em 0}
+#stats td{white-space:nowrap}
 td.msg{white-space:pre-wrap;word-break:break-word;font-family:ui-monospace,monospace;font-size:.9em}
 tr.sev-emerg td,tr.sev-alert td,tr.sev-crit td,tr.sev-err td{background:#fff1f2}
 tr.sev-warning td{background:#fffbeb}
