@@ -163,7 +163,7 @@ def parse(rest: str, received: float, tz: tzinfo | None) -> Parsed3164:
             sd["timeQuality"] = {"isSynced": "0"}
         if host is None:
             h = _HOST.match(rest, i)
-            if h is not None and h.group()[-1] != ":" and "[" not in h.group():
+            if h is not None and h.group()[-1] != ":" and h.group()[0] != "%" and "[" not in h.group():
                 host, i = h.group(), _skip_space(rest, h.end())
                 if rest.startswith(": ", i):  # Cisco ASA: `asa1 : %ASA-...`
                     i += 2
