@@ -11,14 +11,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mepd.model import LogRecord
-from mepd.sources.syslog import common, parse as parse_mod
+from mepd.sources.syslog import common, rfc3164
 from mepd.sources.syslog.parse import parse_message
 
 PARIS = ZoneInfo("Europe/Paris")
 
 
-def at(*args: int, tz: tzinfo = UTC) -> float:
-    return datetime(*args, tzinfo=tz).timestamp()  # type: ignore[misc]
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0, *, tz: tzinfo = UTC) -> float:
+    return datetime(year, month, day, hour, minute, tzinfo=tz).timestamp()
 
 
 def parse(
@@ -55,11 +55,13 @@ def new_york_local() -> Iterator[None]:
     mp = pytest.MonkeyPatch()
     mp.setenv("TZ", "America/New_York")
     time.tzset()
-    common._local_hour.cache_clear()
+    common.wall_hour.cache_clear()
+    rfc3164._bsd_hour.cache_clear()
     yield
     mp.undo()
     time.tzset()
-    common._local_hour.cache_clear()
+    common.wall_hour.cache_clear()
+    rfc3164._bsd_hour.cache_clear()
     assert time.tzname == old
 
 
@@ -121,7 +123,8 @@ def test_a_parser_bug_costs_the_fields_not_the_message(monkeypatch: pytest.Monke
     def broken(*_: object) -> None:
         raise IndexError("bug")
 
-    monkeypatch.setattr(parse_mod.rfc3164, "parse", broken)
+    monkeypatch.setattr(rfc3164, "parse", broken)
     rec = parse(b"<13>Mar  5 11:00:00 h app: x\n")
     assert rec.parse_error == "parser failure: IndexError"
-    assert (rec.message, rec.raw, rec.host, rec.ts) == ("<13>Mar  5 11:00:00 h app: x",) * 2 + ("192.0.2.1", rec.received)
+    assert (rec.message, rec.raw) == ("<13>Mar  5 11:00:00 h app: x",) * 2
+    assert (rec.host, rec.ts) == ("192.0.2.1", rec.received)
