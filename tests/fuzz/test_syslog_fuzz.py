@@ -7,6 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mepd.sources.syslog import rfc3164
 from mepd.sources.syslog.parse import decode, parse_message
 
 RECEIVED = 1709640000.0
@@ -43,3 +44,30 @@ def test_random_bytes(data: bytes) -> None:
 @given(_SYSLOGISH)
 def test_syslog_like_text(text: str) -> None:
     _check(text.encode("utf-8", "surrogatepass"))
+
+
+def _one_of(*options: str) -> st.SearchStrategy[str]:
+    return st.sampled_from(options)
+
+
+# Lines shaped like `Mmm dd hh:mm:ss host tag[pid]: msg`, each part sometimes slightly wrong.
+_TEXTBOOKISH = st.tuples(
+    _one_of("Mar", "Feb", "Dec", "mar", "Xyz", "2024 Mar"),
+    _one_of(" ", "  "),
+    _one_of("5", "05", "29", "31", "30", "0"),
+    _one_of(" "),
+    _one_of("12:00:00", "00:00:00", "24:00:00", "12:00:60", "12:60:00", "1:00:00", "12:00:00.5", "12:00:00 2024"),
+    _one_of(" "),
+    _one_of("host", "h-1.example", "2024", "12345", "fe80::1", "%X", "a[1]", "app:"),
+    _one_of(" ", "  ", ""),
+    _one_of("app", "sshd", "12345", "a/b", "a=b", "%X-1-Y", "", "x" * 65),
+    _one_of("", "[12]", "[]", "[x]"),
+    _one_of(": ", ":", " ", ": : "),
+    _one_of("msg", "", "a: b", "*Mar  1 00:00:00: %X-1-Y: z"),
+).map("".join)
+
+
+@settings(max_examples=1500)
+@given(_TEXTBOOKISH)
+def test_textbook_fast_path_agrees_with_general_path(text: str) -> None:
+    assert rfc3164.parse(text, RECEIVED, None) == rfc3164.parse_general(text, RECEIVED, None)
