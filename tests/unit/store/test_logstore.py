@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from mepd.config import LogStorageConfig
+from mepd.model import LogRecord
+from mepd.store.logs import LogQuery, LogStore
+
+
+def rec(ts: float, message: str, **kw: object) -> LogRecord:
+    return LogRecord(ts=ts, received=kw.pop("received", ts), message=message, source="test", **kw)  # type: ignore[arg-type]
+
+
+async def open_store(path: Path, **cfg: object) -> LogStore:
+    store = LogStore(str(path / "logs.db"), LogStorageConfig(**cfg))  # type: ignore[arg-type]
+    await store.open()
+    return store
+
+
+async def test_filters_and_order(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    await store.write([
+        rec(30, "third", host="a", app="sshd", severity=6),
+        rec(10, "first Failed password", host="a", app="sshd", severity=4, sd={"x@1": {"k": "v"}}),
+        rec(20, "second", host="b", app="cron", severity=3),
+    ])
+    messages = [r["message"] for r in await store.query(LogQuery(until=35))]
+    assert messages == ["first Failed password", "second", "third"]
+    assert [r["message"] for r in await store.query(LogQuery(host="a"))] == ["first Failed password", "third"]
+    assert [r["message"] for r in await store.query(LogQuery(max_severity=4))] == ["first Failed password", "second"]
+    assert store.fts_lag == 3
+    assert [r["message"] for r in await store.query(LogQuery(grep="failed PASS"))] == ["first Failed password"]
+    assert await store.index(2) == 2
+    await store.write([rec(40, "fourth failed password")])
+    assert (store.fts_upto, store.fts_lag) == (2, 2)
+    both = ["first Failed password", "fourth failed password"]
+    assert [r["message"] for r in await store.query(LogQuery(grep="failed PASS"))] == both
+    assert await store.index(100) == 2
+    assert store.fts_lag == 0
+    assert [r["message"] for r in await store.query(LogQuery(grep="failed PASS"))] == both
+    assert [r["message"] for r in await store.query(LogQuery(grep="ec"))] == ["second"]
+    assert [r["message"] for r in await store.query(LogQuery(since=15, until=25))] == ["second"]
+    assert [r["message"] for r in await store.query(LogQuery(limit=2, until=35))] == ["second", "third"]
+    first = (await store.query(LogQuery(app="sshd", limit=1, until=15)))[0]
+    assert first["sd"] == {"x@1": {"k": "v"}}
+    assert first["ts"] == "1970-01-01T00:00:10.000000Z"
+    await store.close()
+
+
+async def test_cursor_commits_with_its_records(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    await store.write([LogRecord(ts=1, received=1, message="a", source="j", cursor=("journal", "c1")),
+                       LogRecord(ts=2, received=2, message="b", source="j", cursor=("journal", "c2"))])
+    assert await store.cursor("journal") == "c2"
+    assert await store.cursor("other") is None
+    await store.close()
+    reopened = await open_store(tmp_path)
+    assert await reopened.cursor("journal") == "c2"
+    assert reopened.last_id == 2
+    await reopened.close()
+
+
+async def test_retention_by_age_and_size(tmp_path: Path) -> None:
+    store = await open_store(tmp_path, retention=100.0, max_size=1024 * 1024)
+    await store.write([rec(i, f"old {i}", received=1000.0 + i) for i in range(10)])
+    await store.write([rec(i, f"new {i}", received=2000.0 + i) for i in range(10)])
+    deleted = await store.maintain(now=2050.0)
+    assert deleted == 10
+    assert [r["message"] for r in await store.query(LogQuery(grep="old"))] == []
+    await store.write([rec(3000 + i, "x" * 2000, received=3000.0 + i) for i in range(2000)])
+    await store.maintain(now=3000.0)
+    stats = await store.stats()
+    assert int(stats["size_bytes"]) <= 1024 * 1024  # type: ignore[call-overload]
+    assert 0 < int(stats["records"]) < 2010  # type: ignore[call-overload]
+    newest = await store.query(LogQuery(limit=1))
+    assert newest[0]["ts"].startswith("1970-01-01T01:23:19")  # type: ignore[union-attr]
+    await store.close()
+    with sqlite3.connect(tmp_path / "logs.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("SELECT count(*) FROM logs_fts WHERE logs_fts MATCH 'old'").fetchone() == (0,)

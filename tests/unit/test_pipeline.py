@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import asyncio
+
+from mepd.model import LogRecord
+from mepd.pipeline import Channel, Counters, Pipeline
+
+
+def rec(i: int) -> LogRecord:
+    return LogRecord(ts=float(i), received=float(i), message=f"m{i}", source="test")
+
+
+async def test_offer_drops_and_counts_when_a_queue_is_full() -> None:
+    ch: Channel[LogRecord] = Channel("logs", Counters())
+    small = ch.subscribe("small", 2)
+    big = ch.subscribe("big", 10)
+    results = [ch.offer(rec(i)) for i in range(4)]
+    assert results == [True, True, False, False]
+    assert ch.counters.snapshot() == {"dropped.queue_full.small": 2, "received": 4}
+    assert (len(small), len(big)) == (2, 4)
+
+
+async def test_put_waits_for_room_instead_of_dropping() -> None:
+    ch: Channel[LogRecord] = Channel("logs", Counters())
+    sub = ch.subscribe("s", 2)
+    await ch.put(rec(0))
+    await ch.put(rec(1))
+    blocked = asyncio.create_task(ch.put(rec(2)))
+    await asyncio.sleep(0)
+    assert not blocked.done()
+    batch = await sub.get_batch(10, 0)
+    assert [r.message for r in batch] == ["m0", "m1"]
+    await asyncio.wait_for(blocked, 5)
+    assert [r.message for r in await sub.get_batch(10, 0)] == ["m2"]
+    assert ch.counters.get("received") == 3
+
+
+async def test_join_waits_until_taken_items_are_done() -> None:
+    p = Pipeline()
+    sub = p.logs.subscribe("store", 100)
+    for i in range(5):
+        p.logs.offer(rec(i))
+    batch = await sub.get_batch(3, 0)
+    joined = asyncio.create_task(p.join())
+    await asyncio.sleep(0)
+    sub.done(len(batch))
+    await asyncio.sleep(0)
+    assert not joined.done()
+    rest = await sub.get_batch(10, 0)
+    sub.done(len(rest))
+    await asyncio.wait_for(joined, 5)
+    assert p.status()["queued"] == {"store": 0}
+
+
+async def test_get_batch_lingers_for_a_fuller_batch() -> None:
+    ch: Channel[LogRecord] = Channel("logs", Counters())
+    sub = ch.subscribe("s", 100)
+    ch.offer(rec(0))
+    getter = asyncio.create_task(sub.get_batch(3, 30))
+    await asyncio.sleep(0)
+    ch.offer(rec(1))
+    ch.offer(rec(2))
+    batch = await asyncio.wait_for(getter, 5)
+    assert [r.message for r in batch] == ["m0", "m1", "m2"]
+
+
+def test_status_nests_dotted_counters() -> None:
+    p = Pipeline()
+    p.log_counters.inc("dropped.queue_full.store", 3)
+    p.log_counters.inc("received", 5)
+    assert p.status()["logs"] == {"dropped": {"queue_full": {"store": 3}}, "received": 5}
