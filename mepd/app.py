@@ -31,6 +31,7 @@ from mepd.errors import ConfigErrors
 from mepd.model import rfc3339
 from mepd.pipeline import Counters, Pipeline
 from mepd.sources import journal as journal_source
+from mepd.sources import tail as tail_source
 from mepd.sources.syslog import server as syslog_server
 from mepd.sources.syslog.sockets import match_inherited
 from mepd.store.logs import LogSink, LogStore
@@ -80,6 +81,9 @@ class App:
             resume = functools.partial(self.logstore.cursor, journal_source.CURSOR_KEY)
             build = functools.partial(journal_source.create, cfg.journal, logs, resume)
             specs.append(Spec(journal_source.CURSOR_KEY, cfg.journal, build))
+        for tc in cfg.tail:
+            specs.append(Spec(f"tail:{tc.name}", tc,
+                              functools.partial(tail_source.create, tc, logs, self.logstore.cursor)))
         return specs
 
     def _build_sinks(self) -> list[Component]:

@@ -170,6 +170,41 @@ class SyslogConfig:
     listen: tuple[SyslogListenConfig, ...] = ()
 
 
+_TAIL_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class TailConfig:
+    """One `[[tail]]`: log files followed like `tail -F`.
+
+    `site_hosts`, `top` and `step` are read by the web-log analysis of
+    combined/common logs; `rotate_wait` is how long a rotated or deleted file
+    stays open for writers that have not reopened yet.
+    """
+
+    name: str
+    path: FilePath
+    format: Literal["combined", "common", "plain"] = "plain"
+    start: Literal["end", "beginning"] = "end"
+    rotate_wait: Duration = 5.0
+    max_line_size: Size = 64 * 1024
+    site_hosts: tuple[str, ...] = ()
+    top: int = 10
+    step: Duration = 300.0
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if not _TAIL_NAME.fullmatch(self.name):
+            yield "name", f"expected 1-64 letters, digits, '_', '.' or '-', got {self.name!r}"
+        if not self.path:
+            yield "path", "must not be empty"
+        if self.max_line_size < 256:
+            yield "max_line_size", "must be at least 256 bytes"
+        if self.top < 1:
+            yield "top", f"must be at least 1, got {self.top}"
+        if self.step <= 0:
+            yield "step", "must be positive"
+
+
 @dataclass(frozen=True, slots=True)
 class JournalConfig:
     """`[journal]`: off unless asked for, so a config without the section never reads the system journal.
@@ -209,6 +244,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     syslog: SyslogConfig = field(default_factory=SyslogConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
+    tail: tuple[TailConfig, ...] = ()
 
     def check(self) -> Iterator[tuple[str, str]]:
         seen: dict[str, int] = {}
@@ -216,6 +252,11 @@ class Config:
             if listener.key in seen:
                 yield f"syslog.listen[{i}].address", f"duplicate of syslog.listen[{seen[listener.key]}]"
             seen[listener.key] = i
+        tails: dict[str, int] = {}
+        for i, t in enumerate(self.tail):
+            if t.name in tails:
+                yield f"tail[{i}].name", f"duplicate of tail[{tails[t.name]}]"
+            tails[t.name] = i
 
 
 T = TypeVar("T")

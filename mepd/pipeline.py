@@ -88,8 +88,11 @@ class Subscription(Generic[T]):
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
+                # Not wait_for: on 3.11 it can swallow a cancel that lands as the event fires,
+                # leaving a stopping sink blocked here for good.
                 try:
-                    await asyncio.wait_for(self._readable.wait(), remaining)
+                    async with asyncio.timeout(remaining):
+                        await self._readable.wait()
                 except TimeoutError:
                     break
         n = min(max_items, len(self._items))

@@ -119,7 +119,7 @@ class Supervised:
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not crypto
 
     def status(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "name": self.name,
             "state": str(self.state),
             "since": rfc3339(self.since),
@@ -127,3 +127,8 @@ class Supervised:
             "last_error": self.last_error,
             "counters": self.component.counters.snapshot(),
         }
+        # Optional: components with more to say than counters (the tail source's files and open errors).
+        detail: Callable[[], dict[str, object]] | None = getattr(self.component, "detail", None)
+        if detail is not None:
+            out["detail"] = detail()
+        return out

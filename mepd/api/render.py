@@ -74,4 +74,6 @@ def status(s: Mapping[str, Any]) -> str:
     lines.append(table(("COMPONENT", "STATE", "FOR", "RESTARTS", "COUNTERS"), rows))
     errors = [(c["name"], c["last_error"]) for c in s["components"] if c.get("last_error")]
     lines += [f"{name}: last error: {err}" for name, err in errors]
+    lines += [f"{c['name']}: cannot read {path}: {err}"
+              for c in s["components"] for path, err in c.get("detail", {}).get("errors", {}).items()]
     return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Analysers: pure functions turning raw readings into the values stored and alerted on."""
