@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # mepd drives, and the real peers the tests talk to.
 APT_BUILD := python3-venv python3-dev gcc pkg-config librrd-dev libsystemd-dev
 APT_RUN := rrdtool rrdcached
-APT_TEST := bsdutils rsyslog snmpd snmp mosquitto mosquitto-clients systemd-journal-remote sqlite3
+APT_TEST := bsdutils rsyslog snmpd snmp mosquitto mosquitto-clients systemd-journal-remote sqlite3 goaccess
 APT_PACKAGES := $(APT_BUILD) $(APT_RUN) $(APT_TEST)
 
 .PHONY: run test lint typecheck pytest bench system-packages venv clean
