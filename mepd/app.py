@@ -25,16 +25,21 @@ from typing import Final
 
 from mepd import __version__
 from mepd import config as config_mod
+from mepd.alerts import engine as alerts_engine
+from mepd.api import incidents as incidents_api
+from mepd.api.metrics import MetricsApi
 from mepd.api.server import API_VERSION, ApiServer
 from mepd.config import Config
 from mepd.errors import ConfigErrors
 from mepd.model import rfc3339
 from mepd.pipeline import Counters, Pipeline
 from mepd.sources import journal as journal_source
+from mepd.sources import snmp as snmp_source
 from mepd.sources import tail as tail_source
 from mepd.sources.syslog import server as syslog_server
 from mepd.sources.syslog.sockets import match_inherited
 from mepd.store.logs import LogSink, LogStore
+from mepd.store.rrd import Layouts, RrdSink, RrdStore, build_layouts
 from mepd.supervisor import Component, Supervised
 from mepd.systemd import Notifier, listen_fds, watchdog_interval
 
@@ -59,7 +64,13 @@ class App:
         self.notifier = notifier or Notifier()
         self.pipeline = Pipeline()
         self.logstore = LogStore(os.path.join(cfg.daemon.state_dir, "logs.db"), cfg.storage.logs)
+        rrd = cfg.storage.rrd
+        self.rrdstore = RrdStore(os.path.join(cfg.daemon.state_dir, rrd.dir), rrd.rrdcached, rrd_layouts(cfg))
+        self.snmp_hub = snmp_source.SnmpHub(cfg.snmp)
         self.api = ApiServer(self, cfg.daemon.control_socket)
+        self.api.add_routes(MetricsApi(self.rrdstore).routes())
+        self.alerts = alerts_engine.create(cfg, self.pipeline)
+        self.api.add_routes(incidents_api.routes(self.alerts))
         self.started = time.time()
         self.sinks: list[Supervised] = []
         self.components: dict[str, tuple[object, Supervised]] = {}
@@ -81,6 +92,9 @@ class App:
             resume = functools.partial(self.logstore.cursor, journal_source.CURSOR_KEY)
             build = functools.partial(journal_source.create, cfg.journal, logs, resume)
             specs.append(Spec(journal_source.CURSOR_KEY, cfg.journal, build))
+        samples = self.pipeline.samples
+        specs += [Spec(f"snmp/{t.name}", t, functools.partial(snmp_source.create, t, self.snmp_hub, samples))
+                  for t in cfg.snmp.target]
         for tc in cfg.tail:
             specs.append(Spec(f"tail:{tc.name}", tc,
                               functools.partial(tail_source.create, tc, logs, self.logstore.cursor)))
@@ -88,7 +102,14 @@ class App:
 
     def _build_sinks(self) -> list[Component]:
         sub = self.pipeline.logs.subscribe("store/logs", self.cfg.daemon.queue_size)
-        return [LogSink(self.logstore, sub, Counters(), self.pipeline.log_counters)]
+        samples = self.pipeline.samples.subscribe("store/rrd", self.cfg.daemon.queue_size)
+        rrd = self.cfg.storage.rrd
+        return [
+            LogSink(self.logstore, sub, Counters(), self.pipeline.log_counters),
+            RrdSink(self.rrdstore, samples, Counters(), self.pipeline.sample_counters,
+                    batch_size=rrd.batch_size, flush_interval=rrd.flush_interval),
+            self.alerts,
+        ]
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -116,6 +137,7 @@ class App:
         finally:
             await self.api.stop()
             await self.logstore.close()
+            self.rrdstore.close()
             self.notifier.close()
         return 0
 
@@ -180,7 +202,9 @@ class App:
             for key in fresh:
                 self._start(wanted[key])
             await self._wait_settled([self.components[key][1] for key in fresh])
+            await self.alerts.reload(new.alert)
             self.cfg = new
+            self.rrdstore.layouts = rrd_layouts(new)
             self.reloads.inc("ok")
             self.last_reload_error = None
             log.info("reload done: %d components started, %d stopped, %d unchanged",
@@ -218,6 +242,14 @@ class App:
             "store": {"logs": await self.logstore.stats()},
             "reloads": {**self.reloads.snapshot(), "last_error": self.last_reload_error},
         }
+
+
+def rrd_layouts(cfg: Config) -> Layouts:
+    """Each SNMP target's RRDs step at its poll interval, with its archives, one file per interface;
+    other keys at storage.rrd.step."""
+    targets = [(f"snmp.{t.name}.", t.interval, [config_mod.parse_rra(r) for r in t.rra], snmp_source.METRICS)
+               for t in cfg.snmp.target]
+    return build_layouts(cfg.storage.rrd.step, targets)
 
 
 def run(cfg: Config) -> int:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Annotated, Any, Final, Literal, TypeVar, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from mepd.alerts.syntax import LABEL_NAME, glob_error, template_error
 from mepd.errors import ConfigError, ConfigErrors
 from mepd.model import severity_number
 from mepd.units import parse_duration, parse_size
@@ -97,6 +98,17 @@ class LogStorageConfig:
 class RrdStorageConfig:
     dir: str = "rrd"
     rrdcached: str = ""
+    step: Duration = 300.0
+    batch_size: int = 10_000
+    flush_interval: Duration = 0.1
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if self.rrdcached and not self.rrdcached.startswith(("unix:", "/")):
+            yield "rrdcached", f'expected "unix:/path/to/rrdcached.sock", got {self.rrdcached!r}'
+        if self.step < 1:
+            yield "step", "must be at least 1s"
+        if self.batch_size < 1:
+            yield "batch_size", f"must be at least 1, got {self.batch_size}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +182,150 @@ class SyslogConfig:
     listen: tuple[SyslogListenConfig, ...] = ()
 
 
+_NAME: Final = re.compile(r"[A-Za-z0-9_-]+")
+_OID: Final = re.compile(r"\.?[0-9]+(\.[0-9]+)+")
+
+
+def parse_rra(spec: str) -> tuple[float, float]:
+    """("30m", "2w") style "RESOLUTION:SPAN" -> seconds; ValueError otherwise."""
+    res, sep, span = spec.partition(":")
+    if not sep:
+        raise ValueError(f'expected "RESOLUTION:SPAN" like "30m:2w", got {spec!r}')
+    resolution, length = parse_duration(res), parse_duration(span)
+    if resolution <= 0 or length < resolution:
+        raise ValueError(f"the span must be at least the resolution in {spec!r}")
+    return resolution, length
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpOidConfig:
+    """A custom OID polled with the interfaces, like MRTG's custom targets: `snmp.<target>.<name>`."""
+
+    name: str
+    oid: str
+    kind: Literal["gauge", "counter"] = field(default="gauge", metadata={"key": "type"})
+    scale: float = 1.0
+    max: float = 0.0
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if not _NAME.fullmatch(self.name):
+            yield "name", f"use only letters, digits, '_' and '-', got {self.name!r}"
+        if not _OID.fullmatch(self.oid):
+            yield "oid", f'expected a numeric OID like "1.3.6.1.4.1.2021.10.1.5.1", got {self.oid!r}'
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpTargetConfig:
+    """One agent (`[[snmp.target]]`); secrets may come from `keys_file`, a TOML file only mepd can read."""
+
+    name: str
+    host: str
+    port: int = 161
+    version: Literal["2c", "3"] = "2c"
+    community: str = "public"
+    user: str = ""
+    auth_protocol: Literal["none", "MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"] = "SHA"
+    auth_key: str = ""
+    priv_protocol: Literal["none", "DES", "3DES", "AES", "AES-192", "AES-256"] = "AES"
+    priv_key: str = ""
+    context: str = ""
+    keys_file: FilePath = ""
+    interval: Duration = 300.0
+    timeout: Duration = 2.0
+    retries: int = 1
+    max_repetitions: int = 25
+    interfaces: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    if_index: tuple[int, ...] = ()
+    if_type: tuple[int, ...] = ()
+    skip_down: bool = False
+    skip_admin_down: bool = False
+    max_bps: float = 0.0
+    rra: tuple[str, ...] = ()
+    oid: tuple[SnmpOidConfig, ...] = ()
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if not _NAME.fullmatch(self.name):
+            yield "name", f"use only letters, digits, '_' and '-', got {self.name!r}"
+        if not 0 < self.port < 65536:
+            yield "port", f"expected 1-65535, got {self.port}"
+        if self.interval < 1:
+            yield "interval", "must be at least 1s"
+        if not 0 < self.timeout <= 60:
+            yield "timeout", "expected more than 0s and at most 60s"
+        if not 0 <= self.retries <= 10:
+            yield "retries", f"expected 0-10, got {self.retries}"
+        if not 1 <= self.max_repetitions <= 1000:
+            yield "max_repetitions", f"expected 1-1000, got {self.max_repetitions}"
+        file_errors = list(_check_keys_file(self.keys_file)) if self.keys_file else []
+        yield from (("keys_file", msg) for msg in file_errors)
+        if self.version == "3" and not file_errors:
+            secrets = self.secrets()
+            yield from self._check_v3(secrets["auth_key"], secrets["priv_key"])
+        if self.version == "3" and not self.user:
+            yield "user", "SNMPv3 needs a user"
+        for i, spec in enumerate(self.rra):
+            try:
+                parse_rra(spec)
+            except ValueError as e:
+                yield f"rra[{i}]", str(e)
+        names = [o.name for o in self.oid]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                yield f"oid[{i}].name", f"duplicate name {name!r}"
+
+    def _check_v3(self, auth_key: str, priv_key: str) -> Iterator[tuple[str, str]]:
+        if self.auth_protocol != "none" and len(auth_key) < 8:
+            yield "auth_key", "SNMPv3 keys are at least 8 characters"
+        if self.priv_protocol != "none":
+            if self.auth_protocol == "none":
+                yield "priv_protocol", "privacy needs authentication: set auth_protocol"
+            if len(priv_key) < 8:
+                yield "priv_key", "SNMPv3 keys are at least 8 characters"
+
+    def secrets(self) -> dict[str, str]:
+        """community, auth_key and priv_key: from keys_file when set, else from the target itself."""
+        base = {"community": self.community, "auth_key": self.auth_key, "priv_key": self.priv_key}
+        if not self.keys_file:
+            return base
+        with open(self.keys_file, "rb") as fh:
+            data = tomllib.load(fh)
+        return {k: str(data.get(k, v)) for k, v in base.items()}
+
+
+def _check_keys_file(path: str) -> Iterator[str]:
+    try:
+        st = os.stat(path)
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as e:
+        yield f"cannot read {path}: {e.strerror}"
+        return
+    except tomllib.TOMLDecodeError as e:
+        yield f"{path}: invalid TOML: {e}"
+        return
+    if st.st_mode & 0o077:
+        yield f"{path} is readable by others (mode {st.st_mode & 0o777:o}); chmod 600 it"
+    unknown = set(data) - {"community", "auth_key", "priv_key"}
+    if unknown:
+        yield f"{path}: unknown keys {', '.join(sorted(unknown))}; expected community, auth_key, priv_key"
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpConfig:
+    max_parallel: int = 32
+    target: tuple[SnmpTargetConfig, ...] = ()
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if self.max_parallel < 1:
+            yield "max_parallel", f"must be at least 1, got {self.max_parallel}"
+        seen: dict[str, int] = {}
+        for i, t in enumerate(self.target):
+            if t.name in seen:
+                yield f"target[{i}].name", f"duplicate of snmp.target[{seen[t.name]}]"
+            seen[t.name] = i
+
+
 _TAIL_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
@@ -238,12 +394,209 @@ class JournalConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertActionConfig:
+    """A corrective action, Monit style: an argv (never a shell line) with a timeout and a cooldown."""
+
+    argv: tuple[str, ...]
+    timeout: Duration = 30.0
+    cooldown: Duration = 600.0
+    max_per_hour: int = 6
+    on_resolved: bool = False
+    kill_grace: Duration = 5.0
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if not self.argv:
+            yield "argv", "must name a program, like [\"/usr/bin/systemctl\", \"restart\", \"apache2\"]"
+        elif not os.path.isabs(self.argv[0]):
+            yield "argv", f"the program must be an absolute path (no PATH search): {self.argv[0]!r}"
+        if self.timeout <= 0:
+            yield "timeout", "must be more than 0s"
+        if self.max_per_hour < 1:
+            yield "max_per_hour", f"must be at least 1, got {self.max_per_hour}"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRuleConfig:
+    """One rule: a metric threshold (`metric` + `above`/`below`), a log pattern, or an absence (`absent`)."""
+
+    name: str
+    severity: Literal["critical", "warning", "info"] = "warning"
+    labels: dict[str, str] = field(default_factory=dict, hash=False)  # hash=False: configs stay hashable
+    summary: str = ""
+    metric: str = ""
+    above: float | None = None
+    below: float | None = None
+    clear_above: float | None = None
+    clear_below: float | None = None
+    for_: Duration = field(default=0.0, metadata={"key": "for"})
+    samples: int = 1
+    pattern: str = ""
+    host: str = ""
+    app: str = ""
+    source: str = ""
+    log_severity: str = ""
+    count: int = 1
+    window: Duration = 300.0
+    attach: int = 10
+    absent: Duration = 0.0
+    per: tuple[str, ...] = ()
+    action: tuple[AlertActionConfig, ...] = ()
+
+    @property
+    def kind(self) -> Literal["metric", "log", "absence"]:
+        if self.absent > 0:
+            return "absence"
+        return "log" if self.pattern else "metric"
+
+    @property
+    def series_labels(self) -> tuple[str, ...]:
+        """The labels that tell one incident of this rule from another."""
+        if self.kind == "metric":
+            return ("key",)
+        return self.per
+
+    def check(self) -> Iterator[tuple[str, str]]:  # noqa: PLR0912 - one branch per documented constraint
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
+            yield "name", f"expected letters, digits, '_', '.' or '-' (MQTT topics use it), got {self.name!r}"
+        globs = {"metric": self.metric, "host": self.host, "app": self.app, "source": self.source}
+        for key, glob in globs.items():
+            if glob and (err := glob_error(glob)):
+                yield key, err
+        if self.pattern:
+            try:
+                re.compile(self.pattern)
+            except re.error as e:
+                yield "pattern", f"invalid regular expression: {e}"
+        if self.log_severity:
+            try:
+                severity_number(self.log_severity)
+            except ValueError as e:
+                yield "log_severity", str(e)
+        for name in self.labels:
+            if not LABEL_NAME.fullmatch(name):
+                yield f"labels.{name}", "label names are letters, digits and '_', not starting with a digit"
+        kind = self.kind
+        is_log = bool(self.pattern or self.host or self.app or self.source or self.log_severity)
+        if kind == "metric" and not self.metric:
+            yield "metric", "a rule needs `metric` with `above` or `below`, a `pattern`, or `absent`"
+        elif kind == "metric" and (self.above is None) == (self.below is None):
+            yield "above", "a metric rule needs exactly one of `above` and `below`"
+        elif kind == "metric" and is_log:
+            yield "metric", "a metric rule takes no log filters (pattern, host, app, source, log_severity)"
+        if kind != "metric":
+            for key, value in (("above", self.above), ("below", self.below), ("for", self.for_ or None)):
+                if value is not None:
+                    yield key, f"only for metric threshold rules, not {kind} rules"
+        if kind == "log" and self.metric:
+            yield "metric", "a log pattern rule cannot also watch a metric"
+        if kind == "absence" and self.metric and is_log:
+            yield "absent", "watch either a metric glob or log filters, not both"
+        if self.clear_below is not None and (self.above is None or self.clear_below > self.above):
+            yield "clear_below", "needs `above`, and must not be more than it"
+        if self.clear_above is not None and (self.below is None or self.clear_above < self.below):
+            yield "clear_above", "needs `below`, and must not be less than it"
+        if self.samples < 1:
+            yield "samples", f"must be at least 1, got {self.samples}"
+        if self.count < 1:
+            yield "count", f"must be at least 1, got {self.count}"
+        if self.window <= 0:
+            yield "window", "must be more than 0s"
+        if self.attach < 0:
+            yield "attach", f"must be 0 or more, got {self.attach}"
+        allowed = () if kind == "metric" else ("key",) if self.metric else ("host", "app", "source")
+        for i, name in enumerate(self.per):
+            if name not in allowed:
+                why = " or ".join(allowed) if allowed else "nothing (they are always per metric key)"
+                yield f"per[{i}]", f"{kind} rules on {'metrics' if self.metric else 'logs'} split by {why}"
+        if err := template_error(self.summary, (*self.labels, *self.series_labels)):
+            yield "summary", err
+
+
+@dataclass(frozen=True, slots=True)
+class MqttNotifyConfig:
+    """Topics take {host} (this machine), {rule}, {fingerprint}, {id} and {severity}."""
+
+    host: str
+    port: int = 1883
+    username: str = ""
+    password: str = ""
+    tls: bool = False
+    ca_file: FilePath = ""
+    client_id: str = ""
+    topic: str = "mep/{host}/incidents/{rule}"
+    state_topic: str = "mep/{host}/incidents/{rule}/{fingerprint}"
+    keepalive: int = 60
+    timeout: Duration = 10.0
+    backoff: Duration = 0.5
+    backoff_max: Duration = 60.0
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if not 0 < self.port < 65536:
+            yield "port", f"expected 1-65535, got {self.port}"
+        fields = {"host": "h", "rule": "r", "fingerprint": "f", "id": "1", "severity": "s"}
+        for key, topic in (("topic", self.topic), ("state_topic", self.state_topic)):
+            try:
+                topic.format_map(fields)
+            except (KeyError, ValueError, IndexError) as e:
+                yield key, f"bad topic pattern ({type(e).__name__}: {e}); fields: {{{'}, {'.join(fields)}}}"
+            if "+" in topic or "#" in topic:
+                yield key, "a topic to publish to cannot hold the wildcards + or #"
+        if self.topic == self.state_topic:
+            yield "state_topic", "must differ from topic"
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookNotifyConfig:
+    url: str
+    format: Literal["mepd", "alertmanager"] = "mepd"
+    headers: dict[str, str] = field(default_factory=dict, hash=False)
+    timeout: Duration = 10.0
+    backoff: Duration = 1.0
+    backoff_max: Duration = 300.0
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if not re.match(r"https?://[^/\s]+", self.url):
+            yield "url", f"expected an http:// or https:// URL, got {self.url!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertNotifyConfig:
+    mqtt: MqttNotifyConfig | None = None
+    webhook: WebhookNotifyConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertConfig:
+    """Alertmanager's grouping and repeat, over incidents kept in their own SQLite file."""
+
+    group_wait: Duration = 30.0
+    repeat_interval: Duration = 4 * 3600.0
+    group_by: tuple[str, ...] = ("rule",)
+    evaluation_interval: Duration = 1.0
+    retention: Duration = 90 * 86400.0
+    db: str = "incidents.db"
+    rule: tuple[AlertRuleConfig, ...] = ()
+    notify: AlertNotifyConfig = field(default_factory=AlertNotifyConfig)
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        seen: dict[str, int] = {}
+        for i, rule in enumerate(self.rule):
+            if rule.name in seen:
+                yield f"rule[{i}].name", f"duplicate of rule[{seen[rule.name]}] ({rule.name!r})"
+            seen[rule.name] = i
+        if self.evaluation_interval <= 0:
+            yield "evaluation_interval", "must be more than 0s"
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     file: str = ""
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     syslog: SyslogConfig = field(default_factory=SyslogConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
+    snmp: SnmpConfig = field(default_factory=SnmpConfig)
+    alert: AlertConfig = field(default_factory=AlertConfig)
     tail: tuple[TailConfig, ...] = ()
 
     def check(self) -> Iterator[tuple[str, str]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, Literal
 
 FACILITIES: Final = (
     "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news",
@@ -107,3 +107,65 @@ class Sample:
     key: str
     ts: float
     value: float | None
+
+
+IncidentState = Literal["firing", "acknowledged", "resolved"]
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """One ongoing problem found by an alert rule, deduplicated by `fingerprint` (rule + series labels).
+
+    `count` is how many breaching samples or matching lines it has seen; `lines`
+    holds the first matching log lines.  `notified` is the last state sent to
+    receivers (None before the first notification), which is what grouping and
+    "resolved is notified only if firing was" are decided on.
+    """
+
+    id: int
+    fingerprint: str
+    rule: str
+    kind: str
+    state: IncidentState
+    severity: str
+    labels: Mapping[str, str]
+    summary: str
+    started: float
+    last_seen: float
+    count: int = 1
+    value: float | None = None
+    resolved: float | None = None
+    acknowledged: float | None = None
+    comment: str | None = None
+    lines: tuple[str, ...] = ()
+    notified: IncidentState | None = None
+    notified_at: float | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.state != "resolved"
+
+    def to_json(self) -> dict[str, object]:
+        def when(ts: float | None) -> str | None:
+            return rfc3339(ts) if ts is not None else None
+
+        return {
+            "id": self.id,
+            "fingerprint": self.fingerprint,
+            "rule": self.rule,
+            "kind": self.kind,
+            "state": self.state,
+            "severity": self.severity,
+            "labels": dict(self.labels),
+            "summary": self.summary,
+            "started": rfc3339(self.started),
+            "last_seen": rfc3339(self.last_seen),
+            "count": self.count,
+            "value": self.value,
+            "resolved": when(self.resolved),
+            "acknowledged": when(self.acknowledged),
+            "comment": self.comment,
+            "lines": list(self.lines),
+            "notified": self.notified,
+            "notified_at": when(self.notified_at),
+        }

@@ -25,7 +25,9 @@ class Component(Protocol):
     """What every source, sink and service looks like to the daemon.
 
     `run` runs until cancelled; raising means it failed.  It calls `started()`
-    once it is ready (listening, connected), which READY=1 waits for.
+    once it is ready (listening, connected), which READY=1 waits for.  A
+    component may also have `details() -> dict`, shown in status (an SNMP
+    target's reachability and last error, which are states, not failures).
     """
 
     name: str
@@ -119,7 +121,9 @@ class Supervised:
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not crypto
 
     def status(self) -> dict[str, object]:
+        details = getattr(self.component, "details", None)
         out: dict[str, object] = {
+            **({"details": details()} if callable(details) else {}),
             "name": self.name,
             "state": str(self.state),
             "since": rfc3339(self.since),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -59,6 +59,18 @@ class Client:
                 if resp.status >= 400:
                     raise ApiError(resp.status, _error_text(data, resp.status))
                 return data
+        except aiohttp.ClientConnectionError as e:
+            raise self._unreachable(e) from None
+
+    async def get_bytes(self, path: str, params: Mapping[str, str] | Sequence[tuple[str, str]]) -> bytes:
+        """A binary answer (a graph); errors still come as JSON."""
+        assert self._session is not None
+        try:
+            async with self._session.get(f"http://mepd{path}", params=params) as resp:
+                self._check_version(resp)
+                if resp.status >= 400:
+                    raise ApiError(resp.status, _error_text(await resp.json(content_type=None), resp.status))
+                return await resp.read()
         except aiohttp.ClientConnectionError as e:
             raise self._unreachable(e) from None
 

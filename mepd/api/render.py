@@ -74,6 +74,74 @@ def status(s: Mapping[str, Any]) -> str:
     lines.append(table(("COMPONENT", "STATE", "FOR", "RESTARTS", "COUNTERS"), rows))
     errors = [(c["name"], c["last_error"]) for c in s["components"] if c.get("last_error")]
     lines += [f"{name}: last error: {err}" for name, err in errors]
+    lines += [f"{c['name']}: {d.get('state')}: {d['last_error']}" for c in s["components"]
+              if (d := c.get("details")) and d.get("last_error")]
     lines += [f"{c['name']}: cannot read {path}: {err}"
               for c in s["components"] for path, err in c.get("detail", {}).get("errors", {}).items()]
     return "\n".join(lines)
+
+
+def _number(value: object) -> str:
+    return "U" if value is None else f"{float(value):.6g}"  # type: ignore[arg-type]
+
+
+def metrics(rows: Iterable[Mapping[str, Any]]) -> str:
+    return table(("KEY", "LATEST", "AT"), ((r["key"], _number(r["value"]), local_time(r["ts"])) for r in rows))
+
+
+def points(data: Mapping[str, Any]) -> str:
+    head = f"{data['key']}  {data['cf']} every {format_duration(float(data['step']))}"
+    return head + "\n" + table(("TIME", "VALUE"), ((local_time(p["ts"]), _number(p["value"])) for p in data["points"]))
+
+
+def _ago(rfc3339: object, now: float) -> str:
+    if not isinstance(rfc3339, str):
+        return "-"
+    return format_duration(max(0.0, now - datetime.fromisoformat(rfc3339).timestamp()))
+
+
+def incidents(items: Sequence[Mapping[str, Any]]) -> str:
+    """Newest first, like `mepctl incidents`; SINCE is how long ago it started."""
+    if not items:
+        return "no incidents"
+    now = time.time()
+    rows = [(i["id"], i["state"], i["severity"], i["rule"], _ago(i["started"], now), i["count"], i["summary"])
+            for i in items]
+    return table(("ID", "STATE", "SEVERITY", "RULE", "SINCE", "COUNT", "SUMMARY"), rows)
+
+
+def incident(inc: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> str:
+    """One incident: its fields, attached lines, then its history (notifications, actions and their output)."""
+    labels = " ".join(f"{k}={v}" for k, v in inc["labels"].items())
+    lines = [
+        f"incident {inc['id']}  {inc['state']}  {inc['severity']}  rule {inc['rule']} ({inc['kind']})",
+        f"summary   {inc['summary']}",
+        f"labels    {labels}",
+        f"started   {local_time(inc['started'])}   last seen {local_time(inc['last_seen'])}   count {inc['count']}"
+        f"   value {inc['value'] if inc['value'] is not None else '-'}",
+    ]
+    if inc.get("acknowledged"):
+        lines.append(f"acked     {local_time(inc['acknowledged'])}")
+    if inc.get("resolved"):
+        lines.append(f"resolved  {local_time(inc['resolved'])}")
+    if inc.get("comment"):
+        lines.append(f"comment   {inc['comment']}")
+    if inc["lines"]:
+        lines.append("lines:")
+        lines += [f"  {line}" for line in inc["lines"]]
+    lines.append("history:")
+    for h in history:
+        detail = {k: v for k, v in h.items() if k not in ("ts", "event", "output")}
+        text = " ".join(f"{k}={v}" for k, v in detail.items() if v not in (None, "", []))
+        lines.append(f"  {local_time(h['ts'])}  {h['event']:<14} {text}".rstrip())
+        if h.get("output"):
+            lines += [f"    | {out}" for out in str(h["output"]).rstrip("\n").split("\n")]
+    return "\n".join(lines)
+
+
+def silences(items: Sequence[Mapping[str, Any]]) -> str:
+    if not items:
+        return "no silences"
+    rows = [(s["id"], s["matchers"], local_time(s["starts"]), local_time(s["ends"]), s["comment"] or "-")
+            for s in items]
+    return table(("ID", "MATCHERS", "FROM", "UNTIL", "COMMENT"), rows)

@@ -12,11 +12,15 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, get_args, get_type_hints
 
 from mepd import __version__, config
 from mepd.api import render
 from mepd.api.client import Client, DaemonUnreachableError
+from mepd.config import SnmpTargetConfig
 from mepd.errors import ApiError, ConfigErrors
+from mepd.units import parse_duration
 
 EXIT_OK, EXIT_REQUEST, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 DEFAULT_CONFIG = "/etc/mepd/mepd.toml"
@@ -71,12 +75,173 @@ async def cmd_reload(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_metrics_list(client: Client, args: argparse.Namespace) -> int:
+    params = {"prefix": args.prefix} if args.prefix else {}
+    data = await client.request("GET", "/v1/metrics", params)
+    if args.json:
+        _print_json(data["metrics"])
+    else:
+        print(render.metrics(data["metrics"]))
+    return EXIT_OK
+
+
+async def cmd_metrics_show(client: Client, args: argparse.Namespace) -> int:
+    params = {"since": args.since, "cf": args.cf}
+    if args.until:
+        params["until"] = args.until
+    data = await client.request("GET", f"/v1/metrics/{args.key}", params)
+    if args.json:
+        _print_json(data)
+    else:
+        print(render.points(data))
+    return EXIT_OK
+
+
+async def cmd_graph(client: Client, args: argparse.Namespace) -> int:
+    fmt = args.format or ("svg" if args.out.lower().endswith(".svg") else "png")
+    params = [("key", key) for key in args.key] + [("period", args.period), ("format", fmt)]
+    image = await client.get_bytes("/v1/graph", params)
+    await asyncio.to_thread(Path(args.out).write_bytes, image)
+    if args.json:
+        _print_json({"out": args.out, "format": fmt, "bytes": len(image)})
+    return EXIT_OK
+
+
+async def cmd_snmp_discover(args: argparse.Namespace) -> int:
+    """Runs here, not in the daemon: like cfgmaker, it talks to the agent directly."""
+    from mepd.sources import snmp  # noqa: PLC0415 - pysnmp takes a while to import; only this command needs it
+
+    cfg = SnmpTargetConfig(
+        name=args.name, host=args.host, port=args.port, version=args.version, community=args.community,
+        user=args.user, auth_protocol=args.auth_protocol, auth_key=args.auth_key, priv_protocol=args.priv_protocol,
+        priv_key=args.priv_key, context=args.context, timeout=args.timeout, retries=args.retries,
+    )
+    problems = [f"{key}: {message}" for key, message in cfg.check() if key not in ("name", "interval")]
+    if problems:
+        for problem in problems:
+            print(f"mepctl: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        print(await snmp.discover(cfg), end="")
+    except snmp.SnmpError as e:
+        print(f"mepctl: {args.host}:{args.port}: {e}", file=sys.stderr)
+        return EXIT_REQUEST
+    return EXIT_OK
+
+
+async def cmd_incidents(client: Client, args: argparse.Namespace) -> int:
+    data = await client.request("GET", "/v1/incidents", {"all": "1"} if args.all else {})
+    if args.json:
+        _print_json(data["incidents"])
+    else:
+        print(render.incidents(data["incidents"]))
+    return EXIT_OK
+
+
+async def cmd_incident(client: Client, args: argparse.Namespace) -> int:
+    data = await client.request("GET", f"/v1/incidents/{args.id}")
+    if args.json:
+        _print_json(data)
+    else:
+        print(render.incident(data["incident"], data["history"]))
+    return EXIT_OK
+
+
+async def _incident_verb(client: Client, args: argparse.Namespace, verb: str, done: str) -> int:
+    data = await client.request("POST", f"/v1/incidents/{args.id}/{verb}", body={"comment": args.comment or ""})
+    if args.json:
+        _print_json(data["incident"])
+    else:
+        print(f"incident {args.id} {done}")
+    return EXIT_OK
+
+
+async def cmd_ack(client: Client, args: argparse.Namespace) -> int:
+    return await _incident_verb(client, args, "ack", "acknowledged")
+
+
+async def cmd_resolve(client: Client, args: argparse.Namespace) -> int:
+    return await _incident_verb(client, args, "resolve", "resolved")
+
+
+async def cmd_silence(client: Client, args: argparse.Namespace) -> int:
+    body = {"matchers": args.matchers, "for": args.duration, "comment": args.comment or ""}
+    data = await client.request("POST", "/v1/silences", body=body)
+    silence = data["silence"]
+    if args.json:
+        _print_json(silence)
+    else:
+        print(f"silence {silence['id']}: {silence['matchers']} until {render.local_time(silence['ends'])}")
+    return EXIT_OK
+
+
+async def cmd_silences(client: Client, args: argparse.Namespace) -> int:
+    data = await client.request("GET", "/v1/silences", {"all": "1"} if args.all else {})
+    if args.json:
+        _print_json(data["silences"])
+    else:
+        print(render.silences(data["silences"]))
+    return EXIT_OK
+
+
+async def cmd_unsilence(client: Client, args: argparse.Namespace) -> int:
+    data = await client.request("DELETE", f"/v1/silences/{args.id}")
+    if args.json:
+        _print_json(data["silence"])
+    else:
+        print(f"silence {args.id} expired")
+    return EXIT_OK
+
+
 def _default_socket(config_path: str) -> str:
     """The configured control socket, when the config file is readable; else the packaged default."""
     try:
         return config.load(config_path).daemon.control_socket
     except ConfigErrors:
         return config.DaemonConfig().control_socket
+
+
+def _add_metric_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("metrics", parents=[common], help="metric keys and their latest values, or one metric's points")
+    p.set_defaults(func=cmd_metrics_list, prefix=None)
+    msub = p.add_subparsers(dest="metrics_command", metavar="list|show")
+    q = msub.add_parser("list", parents=[common], help="every metric key with its latest value")
+    q.add_argument("--prefix", metavar="P", help="only keys starting with P, e.g. snmp.core-sw1.")
+    q.set_defaults(func=cmd_metrics_list)
+    q = msub.add_parser("show", parents=[common], help="a metric's points from its RRD")
+    q.add_argument("key", metavar="KEY", help="e.g. snmp.core-sw1.eth0.in_bps")
+    q.add_argument("--since", metavar="T", default="1h", help='from T (default "1h" ago)')
+    q.add_argument("--until", metavar="T", help="up to T (default now)")
+    q.add_argument("--cf", choices=("AVERAGE", "MAX"), default="AVERAGE", help="consolidation (default AVERAGE)")
+    q.set_defaults(func=cmd_metrics_show)
+
+    p = sub.add_parser("graph", parents=[common], help="draw an MRTG-style graph of metrics into a PNG or SVG file")
+    p.add_argument("key", metavar="KEY", nargs="+", help="metric keys, or an interface (snmp.TARGET.IFACE): in and out")
+    p.add_argument("--period", choices=("day", "week", "month", "year"), default="day")
+    p.add_argument("--out", "-o", metavar="FILE", required=True, help="FILE.png or FILE.svg")
+    p.add_argument("--format", choices=("png", "svg"), help="default: from the --out extension")
+    p.set_defaults(func=cmd_graph)
+
+
+def _add_snmp_commands(sub: Any) -> None:
+    hints = get_type_hints(SnmpTargetConfig)
+    p = sub.add_parser("snmp", help="SNMP tools that talk to agents directly")
+    ssub = p.add_subparsers(dest="snmp_command", required=True, metavar="discover")
+    q = ssub.add_parser("discover", help="walk an agent and print [[snmp.target]] TOML, like cfgmaker")
+    q.add_argument("host", metavar="HOST")
+    q.add_argument("--port", type=int, default=161)
+    q.add_argument("--name", default="discover", help="target name (default: the agent's sysName)")
+    q.add_argument("--version", choices=("2c", "3"), default="2c")
+    q.add_argument("--community", default="public")
+    q.add_argument("--user", default="", help="SNMPv3 user")
+    q.add_argument("--auth-protocol", choices=get_args(hints["auth_protocol"]), default="SHA")
+    q.add_argument("--auth-key", default="")
+    q.add_argument("--priv-protocol", choices=get_args(hints["priv_protocol"]), default="AES")
+    q.add_argument("--priv-key", default="")
+    q.add_argument("--context", default="")
+    q.add_argument("--timeout", type=float, default=2.0, help="seconds per request (default 2)")
+    q.add_argument("--retries", type=int, default=1)
+    q.set_defaults(local=cmd_snmp_discover)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,9 +270,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new records as they are stored")
     p.set_defaults(func=cmd_logs)
 
+    _add_metric_commands(sub, common)
+    _add_snmp_commands(sub)
+
     p = sub.add_parser("reload", parents=[common], help="re-read the config file (like SIGHUP)")
     p.set_defaults(func=cmd_reload)
+
+    p = sub.add_parser("incidents", parents=[common], help="open incidents, newest first (--all: resolved too)")
+    p.add_argument("--all", action="store_true", help="include resolved incidents")
+    p.set_defaults(func=cmd_incidents)
+
+    p = sub.add_parser("incident", parents=[common], help="one incident: lines, notifications, actions run")
+    p.add_argument("id", type=_non_negative, metavar="ID")
+    p.set_defaults(func=cmd_incident)
+
+    for name, func, text in (("ack", cmd_ack, "acknowledge an incident: no more repeat notifications"),
+                             ("resolve", cmd_resolve, "resolve an incident by hand")):
+        p = sub.add_parser(name, parents=[common], help=text)
+        p.add_argument("id", type=_non_negative, metavar="ID")
+        p.add_argument("--comment", "-m", metavar="TEXT")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("silence", parents=[common], help="mute notifications for matching labels")
+    p.add_argument("matchers", metavar="MATCHER",
+                   help='labels to match, e.g. "rule=uplink,host=~web[0-9]+" (=, !=, =~, !~)')
+    p.add_argument("--for", dest="duration", type=_duration, default="2h", metavar="DURATION",
+                   help='how long, e.g. "30m", "2h" (default 2h)')
+    p.add_argument("--comment", "-m", metavar="TEXT")
+    p.set_defaults(func=cmd_silence)
+
+    p = sub.add_parser("silences", parents=[common], help="active silences (--all: expired too)")
+    p.add_argument("--all", action="store_true", help="include expired silences")
+    p.set_defaults(func=cmd_silences)
+
+    p = sub.add_parser("unsilence", parents=[common], help="end a silence now")
+    p.add_argument("id", type=_non_negative, metavar="ID")
+    p.set_defaults(func=cmd_unsilence)
     return parser
+
+
+def _duration(text: str) -> str:
+    try:
+        parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def _non_negative(text: str) -> int:
@@ -123,6 +330,8 @@ async def _run(socket_path: str, func: Command, args: argparse.Namespace) -> int
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "local", None) is not None:
+        return int(asyncio.run(args.local(args)))
     socket_path = args.socket or os.environ.get("MEPD_SOCKET") or _default_socket(args.config)
     try:
         return asyncio.run(_run(socket_path, args.func, args))

@@ -1,0 +1,120 @@
+#!/bin/sh
+# mepd vs MRTG (cfgmaker + mrtg, LogFormat rrdtool) vs snmpbulkwalk on the same real net-snmp agents.
+#
+# Everything runs in network namespaces made for the bench: AGENTS namespaces,
+# each with PAIRS veth pairs (2 x PAIRS interfaces) and its own snmpd, linked to
+# one poller namespace by a veth pair (10.199.K.0/30).  net-snmp 5.9.3's
+# include_ifmib_iface_prefix does not filter (net-snmp issue 1081), hence one
+# namespace per agent.  Needs root and the Debian packages snmpd snmp mrtg librrds-perl rrdtool bc time.
+#   sh bench/snmp/run.sh            # 10 agents x 1,000 interfaces
+#   AGENTS=2 PAIRS=50 sh bench/snmp/run.sh
+set -eu
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+PY=${PY:-$ROOT/.venv/bin/python}
+AGENTS=${AGENTS:-10}
+PAIRS=${PAIRS:-500}
+W=$(mktemp -d /tmp/mepd-snmpbench.XXXXXX)
+SHM=$(mktemp -d /dev/shm/mepd-snmpbench.XXXXXX)   # snmpd persistentDir: it fsyncs once per new interface
+P=mepdb-poll
+PIDS=""
+
+cleanup() {
+    for pid in $PIDS; do kill "$pid" 2>/dev/null || true; done
+    for pid in $PIDS; do while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done; done
+    ip netns del $P 2>/dev/null || true
+    k=0; while [ $k -lt "$AGENTS" ]; do ip netns del mepdb-a$k 2>/dev/null || true; k=$((k + 1)); done
+    rm -rf "$W" "$SHM"
+}
+trap cleanup EXIT INT TERM
+
+echo "setting up $AGENTS agents x $((2 * PAIRS)) interfaces in network namespaces..."
+ip netns add $P
+ip -n $P link set lo up
+HOSTS=""
+k=0
+while [ $k -lt "$AGENTS" ]; do
+    ns=mepdb-a$k
+    ip netns add $ns
+    ip -n $ns link set lo up
+    ip link add pl$k netns $P type veth peer name al$k netns $ns
+    ip -n $P addr add 10.199.$k.1/30 dev pl$k && ip -n $P link set pl$k up
+    ip -n $ns addr add 10.199.$k.2/30 dev al$k && ip -n $ns link set al$k up
+    i=0
+    while [ $i -lt "$PAIRS" ]; do
+        echo "link add x$i type veth peer name y$i"; echo "link set x$i up"; echo "link set y$i up"
+        i=$((i + 1))
+    done > "$W/batch$k"
+    ip -n $ns -batch "$W/batch$k"
+    mkdir -p "$SHM/a$k"
+    printf '[snmp] persistentDir %s\nagentAddress udp:10.199.%d.2:161\nrocommunity public 10.199.%d.0/30\n' \
+        "$SHM/a$k" $k $k > "$W/snmpd$k.conf"
+    ip netns exec $ns snmpd -f -Lo -C -m "" -c "$W/snmpd$k.conf" -p "$W/snmpd$k.pid" > "$W/snmpd$k.log" 2>&1 &
+    PIDS="$PIDS $!"
+    HOSTS="$HOSTS 10.199.$k.2"
+    k=$((k + 1))
+done
+for h in $HOSTS; do
+    n=0
+    until ip netns exec $P snmpget -v2c -c public -m "" -t 1 -r 0 "$h" 1.3.6.1.2.1.1.3.0 >/dev/null 2>&1; do
+        n=$((n + 1)); [ $n -lt 300 ] || { echo "agent $h does not answer"; exit 1; }
+    done
+done
+# Warm every agent's interface cache once, so no poller pays for the first load.
+for h in $HOSTS; do ip netns exec $P snmpbulkwalk -v2c -c public -m "" -t 10 -r 3 -Cr25 "$h" 1.3.6.1.2.1.2.2.1.2 >/dev/null; done
+
+measure() {   # measure NAME CMD...: wall, CPU (user+sys of the command and its children), max RSS
+    name=$1; shift
+    /usr/bin/time -f "%e %U %S %M" -o "$W/time.$name" "$@"
+    read -r wall user sys rss < "$W/time.$name"
+    echo "$name $wall $(echo "$user + $sys" | bc) $rss" >> "$W/results"
+}
+: > "$W/results"
+
+echo "snmpbulkwalk: ifTable + ifXTable of each agent, one after the other"
+measure snmpbulkwalk ip netns exec $P sh -c "for h in $HOSTS; do
+    snmpbulkwalk -v2c -c public -m '' -t 10 -On -Cr25 \$h 1.3.6.1.2.1.2.2.1 >/dev/null
+    snmpbulkwalk -v2c -c public -m '' -t 10 -On -Cr25 \$h 1.3.6.1.2.1.31.1.1.1 >/dev/null; done"
+
+echo "mepd: poll-and-store cycles (cycle 1 creates the RRDs; the median of cycles 2-4 is compared)"
+ip netns exec $P /usr/bin/time -f "%e %U %S %M" -o "$W/time.mepd-process" \
+    "$PY" "$ROOT/bench/snmp/mepd_cycle.py" --rrd "$W/mepd-rrd" --hosts $HOSTS > "$W/mepd.json"
+cat "$W/mepd.json"
+
+echo "MRTG: cfgmaker, then mrtg 4 times (run 1 creates the RRDs; the median of runs 2-4 is compared)"
+mkdir -p "$W/mrtg"
+targets=""; for h in $HOSTS; do targets="$targets public@$h"; done
+ip netns exec $P env LANG=C cfgmaker --global "WorkDir: $W/mrtg" --global "LogFormat: rrdtool" \
+    --output "$W/mrtg.cfg" $targets > "$W/cfgmaker.log" 2>&1
+echo "  cfgmaker made $(grep -c '^Target\[' "$W/mrtg.cfg") targets"
+ip netns exec $P env LANG=C mrtg --lock-file "$W/mrtg.lock" --confcache-file "$W/mrtg.ok" "$W/mrtg.cfg" \
+    > "$W/mrtg1.log" 2>&1 || true
+for run in 2 3 4; do
+    sleep 2   # a later poll (RRDs take one update per second at most); not timed
+    measure mrtg$run ip netns exec $P env LANG=C mrtg --lock-file "$W/mrtg.lock" --confcache-file "$W/mrtg.ok" \
+        "$W/mrtg.cfg"
+done
+echo "  mrtg wrote $(find "$W/mrtg" -name '*.rrd' | wc -l) RRD files"
+
+"$PY" - "$W/mepd.json" "$W/results" "$W/time.mepd-process" <<'PYEOF'
+import json, statistics, sys
+mepd = json.load(open(sys.argv[1]))
+rows = {line.split()[0]: [float(x) for x in line.split()[1:]] for line in open(sys.argv[2])}
+proc = [float(x) for x in open(sys.argv[3]).read().split()]
+steady = mepd["cycles"][1:]
+mw, mc = (statistics.median(c[k] for c in steady) for k in ("wall_s", "cpu_s"))
+mrtg = [rows[f"mrtg{r}"] for r in (2, 3, 4)]
+rw, rc, rr = (statistics.median(m[i] for m in mrtg) for i in range(3))
+ww, wc, _ = rows["snmpbulkwalk"]
+print(f"\ninterfaces polled by mepd: {mepd['interfaces']}; samples per cycle: {mepd['samples_per_cycle']}")
+print(f"{'':30}{'wall s':>10}{'CPU s':>10}{'max RSS MB':>12}")
+print(f"{'snmpbulkwalk (sequential)':30}{ww:>10.2f}{wc:>10.2f}")
+for r, m in zip((2, 3, 4), mrtg):
+    print(f"{f'MRTG run {r}':30}{m[0]:>10.2f}{m[1]:>10.2f}{m[2] / 1024:>12.1f}")
+for c in mepd["cycles"]:
+    what = f"mepd cycle {c['cycle']}" + (" (creates RRDs)" if c["cycle"] == 1 else "")
+    print(f"{what:30}{c['wall_s']:>10.2f}{c['cpu_s']:>10.2f}{'':>12}  slowest target {c['slowest_target_s']}s,"
+          f" resent {c['resent']}")
+print(f"{'mepd whole process':30}{proc[0]:>10.2f}{proc[1] + proc[2]:>10.2f}{proc[3] / 1024:>12.1f}")
+print(f"\nmedians: MRTG {rw:.2f}s wall {rc:.2f}s CPU; mepd {mw:.2f}s wall {mc:.2f}s CPU")
+print(f"MRTG / mepd: wall x{rw / mw:.1f}, CPU x{rc / mc:.1f}; snmpbulkwalk / mepd wall x{ww / mw:.2f}")
+PYEOF

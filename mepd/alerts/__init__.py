@@ -1,0 +1,1 @@
+"""Incidents from metric thresholds, log patterns and silence; notification and corrective actions."""

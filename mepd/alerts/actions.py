@@ -1,0 +1,199 @@
+"""Corrective actions, Monit style: run a program when an incident fires (or resolves).
+
+An action is an argv list executed directly, never through a shell, so no
+incident field (a log line, a host name sent by a stranger) can ever become
+shell syntax.  It runs in its own process group with a timeout: at the
+timeout the whole group gets SIGTERM, then SIGKILL after `kill_grace`, so a
+child it forked cannot outlive it.  A cooldown and a cap per hour, per incident
+fingerprint, stop a restart loop; runs are remembered across restarts through
+the incident history.  The environment is minimal (PATH, LANG) plus MEPD_*
+variables describing the incident: the daemon's own environment is not leaked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import signal
+import tempfile
+import time
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import IO, Final
+
+from mepd.config import AlertActionConfig
+from mepd.model import Incident, rfc3339
+from mepd.pipeline import Counters
+
+log = logging.getLogger(__name__)
+
+OUTPUT_LIMIT: Final = 64 * 1024
+HOUR: Final = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    argv: tuple[str, ...]
+    started: float
+    duration: float
+    exit_status: int | None
+    signal: str | None
+    timed_out: bool
+    output: str
+    truncated: bool
+    error: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "argv": list(self.argv), "started": rfc3339(self.started), "duration": round(self.duration, 3),
+            "exit_status": self.exit_status, "signal": self.signal, "timed_out": self.timed_out,
+            "output": self.output, "truncated": self.truncated, "error": self.error,
+        }
+
+
+def environment(inc: Incident, event: str, host: str) -> dict[str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+        "MEPD_EVENT": event,
+        "MEPD_HOST": host,
+        "MEPD_INCIDENT_ID": str(inc.id),
+        "MEPD_FINGERPRINT": inc.fingerprint,
+        "MEPD_RULE": inc.rule,
+        "MEPD_KIND": inc.kind,
+        "MEPD_STATE": inc.state,
+        "MEPD_SEVERITY": inc.severity,
+        "MEPD_SUMMARY": inc.summary,
+        "MEPD_VALUE": "" if inc.value is None else f"{inc.value:g}",
+        "MEPD_COUNT": str(inc.count),
+        "MEPD_STARTED": rfc3339(inc.started),
+        "MEPD_LABELS": json.dumps(dict(inc.labels), sort_keys=True),
+        "MEPD_LINES": "\n".join(inc.lines),
+    }
+    for name, value in inc.labels.items():
+        env["MEPD_LABEL_" + re.sub(r"[^A-Z0-9_]", "_", name.upper())] = value
+    return {k: v.replace("\0", "") for k, v in env.items()}
+
+
+def _kill_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _read_head(out: IO[bytes], limit: int) -> tuple[bytes, bool]:
+    out.seek(0)
+    data = out.read(limit + 1)
+    return data[:limit], len(data) > limit
+
+
+async def run_action(argv: Sequence[str], env: dict[str, str], time_limit: float, kill_grace: float,
+                     limit: int = OUTPUT_LIMIT) -> ActionResult:
+    """Run one argv, stdout+stderr to a temp file; kill its process group after `time_limit` seconds.
+
+    A file rather than a pipe: a child that outlives the action (a daemon it
+    started) can neither block on a full pipe nor keep us waiting for EOF.
+    """
+    started, t0 = time.time(), time.monotonic()
+    with tempfile.TemporaryFile(prefix="mepd-action-") as out:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT, env=env,
+                cwd="/", start_new_session=True,
+            )
+        except OSError as e:
+            return ActionResult(tuple(argv), started, time.monotonic() - t0, None, None, False, "", False,
+                                f"{type(e).__name__}: {e}")
+        timed_out = False
+        try:
+            await asyncio.wait_for(proc.wait(), time_limit)
+        except TimeoutError:
+            timed_out = True
+            _kill_group(proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), kill_grace)
+            except TimeoutError:
+                _kill_group(proc.pid, signal.SIGKILL)
+                await proc.wait()
+            _kill_group(proc.pid, signal.SIGKILL)  # whatever of the group ignored SIGTERM
+        finally:
+            if proc.returncode is None:  # cancelled: leave nothing behind
+                _kill_group(proc.pid, signal.SIGKILL)
+                await proc.wait()
+        output, truncated = await asyncio.to_thread(_read_head, out, limit)
+    rc = proc.returncode
+    assert rc is not None
+    sig = signal.Signals(-rc).name if rc < 0 else None
+    return ActionResult(tuple(argv), started, time.monotonic() - t0, rc if rc >= 0 else None, sig, timed_out,
+                        output.decode(errors="replace"), truncated)
+
+
+Recorder = Callable[[Incident, str, dict[str, object]], Awaitable[None]]
+
+
+class ActionRunner:
+    """Decides whether an action may run now (cooldown, cap per hour) and runs it in the background."""
+
+    def __init__(self, host: str, counters: Counters, record: Recorder) -> None:
+        self.host = host
+        self.counters = counters
+        self.record = record
+        self.runs: defaultdict[str, deque[float]] = defaultdict(deque)
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def load_runs(self, runs: Sequence[tuple[str, float]]) -> None:
+        for key, ts in runs:
+            self.runs[key].append(ts)
+
+    def trigger(self, inc: Incident, event: str, actions: Sequence[AlertActionConfig], now: float) -> int:
+        """Start the actions this event calls for; returns how many started."""
+        started = 0
+        for index, action in enumerate(actions):
+            if event == "resolved" and not action.on_resolved:
+                continue
+            if event not in ("firing", "resolved"):
+                continue
+            key = f"{inc.fingerprint}/{index}"
+            runs = self.runs[key]
+            while runs and runs[0] <= now - HOUR:
+                runs.popleft()
+            reason = None
+            if runs and now - runs[-1] < action.cooldown:
+                reason = f"cooldown: last run {now - runs[-1]:.0f}s ago, cooldown {action.cooldown:.0f}s"
+            elif len(runs) >= action.max_per_hour:
+                reason = f"max_per_hour: {len(runs)} runs in the last hour"
+            if reason is not None:
+                self.counters.inc("actions.skipped")
+                log.info("incident %d: action %s skipped (%s)", inc.id, action.argv[0], reason)
+                self._spawn(self.record(inc, "action_skipped",
+                                        {"key": key, "argv": list(action.argv), "trigger": event, "reason": reason}))
+                continue
+            runs.append(now)
+            started += 1
+            self._spawn(self._run(inc, event, action, key))
+        return started
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run(self, inc: Incident, event: str, action: AlertActionConfig, key: str) -> None:
+        log.info("incident %d: running %s", inc.id, " ".join(action.argv))
+        result = await run_action(action.argv, environment(inc, event, self.host), action.timeout, action.kill_grace)
+        self.counters.inc("actions.run")
+        if result.timed_out or result.exit_status != 0:
+            self.counters.inc("actions.failed")
+            log.warning("incident %d: action %s failed: exit %s, signal %s, timed out %s, %s", inc.id,
+                        action.argv[0], result.exit_status, result.signal, result.timed_out, result.error or "")
+        await self.record(inc, "action", {"key": key, "trigger": event, **result.to_json()})
+
+    async def close(self) -> None:
+        """Cancel running actions: their process groups are killed, not left behind."""
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -1,0 +1,287 @@
+"""Incident lifecycle: firing -> acknowledged -> resolved, with Alertmanager's notification rules.
+
+Rule changes become incidents deduplicated by fingerprint.  Notifications are
+decided here and queued in the store's outbox in the same transaction as the
+state they announce; channels (MQTT, webhook) only deliver what is queued.
+
+Grouping, as in Alertmanager: incidents with equal `group_by` labels form a
+group.  A group with something new to say waits `group_wait` to collect what
+else comes, then one notification goes out per channel; a group that still
+has firing, unacknowledged incidents is re-notified every `repeat_interval`;
+a resolution is notified once, and only if the firing was.  Silences mute
+notifications, never the incident itself; an acknowledgement stops repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from mepd.alerts.rules import Change, Rule, fingerprint
+from mepd.alerts.store import History, IncidentStore, Outgoing, Silence
+from mepd.alerts.syntax import Matcher
+from mepd.config import AlertConfig
+from mepd.errors import MepdError
+from mepd.model import Incident
+from mepd.pipeline import Counters
+
+log = logging.getLogger(__name__)
+
+GroupKey = tuple[str, ...]
+
+
+class NotFoundError(MepdError):
+    """No incident or silence with that id."""
+
+
+class StateError(MepdError):
+    """The incident is not in a state that allows this (e.g. acknowledging a resolved one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One notification of a group: what changed, and everything the group holds (for full-group payloads)."""
+
+    group: Mapping[str, str]
+    changed: tuple[tuple[str, Incident], ...]
+    active: tuple[Incident, ...]
+    now: float
+
+
+class Channel(Protocol):
+    """A receiver kind: turns a batch into queued messages, then delivers them from the outbox."""
+
+    name: str
+
+    def render(self, batch: Batch) -> list[Outgoing]: ...
+
+    def wake(self) -> None: ...
+
+
+class Incidents:
+    """The live incidents in memory, mirrored to the store at every change."""
+
+    def __init__(self, store: IncidentStore, cfg: AlertConfig, counters: Counters) -> None:
+        self.store = store
+        self.cfg = cfg
+        self.counters = counters
+        self.channels: Sequence[Channel] = ()
+        self.open: dict[str, Incident] = {}
+        self.unsent_resolved: dict[int, Incident] = {}
+        self.silences: dict[int, Silence] = {}
+        self.next_id = 1
+        self._next_flush: dict[GroupKey, float] = {}
+        self._last_flush: dict[GroupKey, float] = {}
+        self._lock = asyncio.Lock()
+
+    def load(self, incidents: Iterable[Incident], next_id: int, silences: Iterable[Silence]) -> None:
+        self.next_id = next_id
+        for inc in incidents:
+            if inc.open:
+                self.open[inc.fingerprint] = inc
+            else:
+                self.unsent_resolved[inc.id] = inc
+            if inc.notified_at is not None:
+                key = self.group_key(inc)
+                self._last_flush[key] = max(self._last_flush.get(key, 0.0), inc.notified_at)
+        self.silences = {s.id: s for s in silences}
+
+    def group_key(self, inc: Incident) -> GroupKey:
+        return tuple(inc.labels.get(n, "") for n in self.cfg.group_by)
+
+    def silenced(self, inc: Incident, now: float) -> Silence | None:
+        return next((s for s in self.silences.values() if s.active(now) and s.matches(inc.labels)), None)
+
+    async def apply(self, changes: Sequence[Change], rules: Mapping[str, Rule],
+                    now: float) -> list[tuple[str, Incident]]:
+        """Record rule changes; returns the ("firing" | "resolved", incident) transitions, for actions."""
+        async with self._lock:
+            dirty: dict[int, Incident] = {}
+            history: list[History] = []
+            events: list[tuple[str, Incident]] = []
+            for ch in changes:
+                rule = rules.get(ch.rule)
+                if rule is None:
+                    continue
+                fp = fingerprint(ch.rule, ch.labels)
+                inc = self.open.get(fp)
+                if ch.kind == "fire" and inc is None:
+                    inc = self._new(rule, fp, ch)
+                    self._next_flush.setdefault(self.group_key(inc), now + self.cfg.group_wait)
+                    history.append(History(inc.id, now, "fired", {"value": ch.value, "summary": ch.summary}))
+                    events.append(("firing", inc))
+                elif inc is None:
+                    continue
+                elif ch.kind == "resolve":
+                    inc = dataclasses.replace(inc, state="resolved", resolved=ch.ts, value=ch.value, summary=ch.summary)
+                    del self.open[fp]
+                    if inc.notified == "firing":
+                        self.unsent_resolved[inc.id] = inc
+                        self._next_flush.setdefault(self.group_key(inc), now + self.cfg.group_wait)
+                    history.append(History(inc.id, now, "resolved", {"by": "rule", "value": ch.value}))
+                    events.append(("resolved", inc))
+                    self.counters.inc("incidents.resolved")
+                    dirty[inc.id] = inc
+                    continue
+                else:
+                    room = max(0, rule.cfg.attach - len(inc.lines))
+                    inc = dataclasses.replace(
+                        inc, last_seen=max(inc.last_seen, ch.ts), count=inc.count + ch.count,
+                        value=ch.value if ch.value is not None else inc.value, summary=ch.summary,
+                        lines=inc.lines + ch.lines[:room],
+                    )
+                self.open[fp] = inc
+                dirty[inc.id] = inc
+            await self.store.commit(list(dirty.values()), history, now=now)
+            return events
+
+    def _new(self, rule: Rule, fp: str, ch: Change) -> Incident:
+        labels = {"rule": rule.name, "severity": rule.cfg.severity, **rule.cfg.labels, **ch.labels}
+        inc = Incident(
+            id=self.next_id, fingerprint=fp, rule=rule.name, kind=rule.kind, state="firing",
+            severity=rule.cfg.severity, labels=labels, summary=ch.summary, started=ch.ts, last_seen=ch.ts,
+            count=ch.count, value=ch.value, lines=ch.lines,
+        )
+        self.next_id += 1
+        self.counters.inc("incidents.fired")
+        log.info("incident %d fired: %s: %s", inc.id, rule.name, ch.summary)
+        return inc
+
+    def find(self, iid: int) -> Incident | None:
+        return next((i for i in self.open.values() if i.id == iid), None)
+
+    async def acknowledge(self, iid: int, comment: str, now: float) -> Incident:
+        """Stop repeats; announced at once on channels that carry state (MQTT), not grouped."""
+        async with self._lock:
+            inc = self.find(iid)
+            if inc is None:
+                raise await self._why_not_open(iid, "acknowledge")
+            if inc.state == "acknowledged":
+                return inc
+            inc = dataclasses.replace(inc, state="acknowledged", acknowledged=now, comment=comment or inc.comment)
+            self.open[inc.fingerprint] = inc
+            batch = Batch(self._group_labels(inc), (("acknowledged", inc),), (), now)
+            outbox = [o for ch in self.channels for o in ch.render(batch)] if not self.silenced(inc, now) else []
+            await self.store.commit([inc], [History(iid, now, "acknowledged", {"comment": comment})], outbox, now)
+            self._wake(outbox)
+            log.info("incident %d acknowledged", iid)
+            return inc
+
+    async def resolve(self, iid: int, comment: str, now: float, by: str = "hand") -> Incident:
+        """Resolve by hand (the caller lets the rule fire anew); notified like an automatic resolution."""
+        async with self._lock:
+            inc = self.find(iid)
+            if inc is None:
+                raise await self._why_not_open(iid, "resolve")
+            inc = dataclasses.replace(inc, state="resolved", resolved=now, comment=comment or inc.comment)
+            del self.open[inc.fingerprint]
+            if inc.notified == "firing":
+                self.unsent_resolved[inc.id] = inc
+                self._next_flush.setdefault(self.group_key(inc), now + self.cfg.group_wait)
+            await self.store.commit([inc], [History(iid, now, "resolved", {"by": by, "comment": comment})],
+                                    now=now)
+            self.counters.inc("incidents.resolved")
+            log.info("incident %d resolved by %s", iid, by)
+            return inc
+
+    async def _why_not_open(self, iid: int, verb: str) -> MepdError:
+        stored = await self.store.incident(iid)
+        if stored is None:
+            return NotFoundError(f"no incident {iid}")
+        return StateError(f"cannot {verb} incident {iid}: it is {stored.state}")
+
+    def _group_labels(self, inc: Incident) -> dict[str, str]:
+        return dict(zip(self.cfg.group_by, self.group_key(inc), strict=True))
+
+    async def flush(self, now: float) -> int:
+        """Queue the notifications that are due; returns how many batches went to the outbox."""
+        async with self._lock:
+            groups: defaultdict[GroupKey, list[Incident]] = defaultdict(list)
+            for inc in (*self.open.values(), *self.unsent_resolved.values()):
+                groups[self.group_key(inc)].append(inc)
+            for key in set(self._next_flush) - set(groups):
+                del self._next_flush[key]
+            updated: list[Incident] = []
+            outbox: list[Outgoing] = []
+            batches = 0
+            for key, incs in groups.items():
+                batch = self._due(key, incs, now)
+                if batch is None:
+                    continue
+                batches += 1
+                outbox += [o for ch in self.channels for o in ch.render(batch)]
+                updated += self._mark_sent(batch)
+                self._last_flush[key] = now
+            await self.store.commit(updated, outbox=outbox, now=now)
+            self._wake(outbox)
+            return batches
+
+    def _due(self, key: GroupKey, incs: list[Incident], now: float) -> Batch | None:
+        visible = [i for i in incs if self.silenced(i, now) is None]
+        for inc in incs:
+            if inc.state == "resolved" and inc not in visible:
+                del self.unsent_resolved[inc.id]
+        changed = [("resolved" if i.state == "resolved" else "firing", i) for i in visible
+                   if i.state == "resolved" or (i.state == "firing" and i.notified != "firing")]
+        if changed:
+            due = self._next_flush.setdefault(key, now + self.cfg.group_wait)
+            if now < due:
+                return None
+            del self._next_flush[key]
+        else:
+            last = self._last_flush.get(key)
+            repeat = [i for i in visible if i.state == "firing"]
+            if not repeat or last is None or now - last < self.cfg.repeat_interval:
+                return None
+            changed = [("repeat", i) for i in repeat]
+        active = tuple(i for i in visible if i.open)
+        group = dict(zip(self.cfg.group_by, key, strict=True))
+        return Batch(group, tuple(changed), active, now)
+
+    def _mark_sent(self, batch: Batch) -> list[Incident]:
+        out = []
+        for event, inc in batch.changed:
+            if event == "resolved":
+                del self.unsent_resolved[inc.id]
+                out.append(dataclasses.replace(inc, notified="resolved", notified_at=batch.now))
+            else:
+                new = dataclasses.replace(inc, notified="firing", notified_at=batch.now)
+                self.open[inc.fingerprint] = new
+                out.append(new)
+        self.counters.inc("notifications.queued", len(batch.changed))
+        return out
+
+    def _wake(self, outbox: Sequence[Outgoing]) -> None:
+        names = {o.channel for o in outbox}
+        for ch in self.channels:
+            if ch.name in names:
+                ch.wake()
+
+    async def add_silence(self, matchers: Sequence[Matcher], duration: float, comment: str, now: float) -> Silence:
+        if duration <= 0:
+            raise ValueError("a silence needs a duration more than 0s")
+        silence = await self.store.add_silence(matchers, now, now + duration, comment, now)
+        self.silences[silence.id] = silence
+        log.info("silence %d: %s until %s", silence.id, silence.to_json()["matchers"], silence.to_json()["ends"])
+        return silence
+
+    async def expire_silence(self, sid: int, now: float) -> Silence:
+        silence = self.silences.get(sid)
+        if silence is None:
+            raise NotFoundError(f"no silence {sid}")
+        await self.store.expire_silence(sid, now)
+        silence = dataclasses.replace(silence, ends=min(silence.ends, now))
+        self.silences[sid] = silence
+        return silence
+
+    def active_silences(self, now: float, *, include_expired: bool = False) -> list[Silence]:
+        return [s for s in self.silences.values() if include_expired or s.active(now)]
+
+    def forget_silences(self, before: float) -> None:
+        for sid in [s.id for s in self.silences.values() if s.ends < before]:
+            del self.silences[sid]

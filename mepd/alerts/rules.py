@@ -1,0 +1,393 @@
+"""Rule evaluation: small state machines fed with explicit times.
+
+Every method takes `now` instead of reading a clock, so the engine drives them
+with wall time and tests with the timestamps they choose.  A rule keeps one
+*series* per distinct set of series labels (the metric key, or the `per`
+fields of a log record); a series that starts or stops breaching yields a
+`Change`, which the incident manager turns into an incident.
+
+Times: a threshold's `for` runs on sample timestamps (when the value was
+measured); log windows and absence run on arrival time (`received`, or `now`
+for samples), which is monotonic here whatever the senders' clocks say.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from mepd.alerts.syntax import compile_glob, render
+from mepd.config import AlertRuleConfig
+from mepd.model import LogRecord, Sample, rfc3339, severity_number
+from mepd.units import format_duration
+
+ChangeKind = Literal["fire", "update", "resolve"]
+SeriesKey = tuple[str, ...]
+MAX_LINE = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A series fired, saw more breaching data while firing, or cleared."""
+
+    rule: str
+    kind: ChangeKind
+    labels: Mapping[str, str]
+    ts: float
+    value: float | None
+    count: int
+    summary: str
+    lines: tuple[str, ...] = ()
+
+
+def fingerprint(rule: str, series: Mapping[str, str]) -> str:
+    """Rule name + series labels: stable across reloads that only edit a rule's static labels."""
+    text = json.dumps([rule, sorted(series.items())], separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def format_line(record: LogRecord) -> str:
+    line = f"{rfc3339(record.ts)} {record.host or '-'} {record.app or '-'}: {record.message}"
+    return line if len(line) <= MAX_LINE else line[:MAX_LINE] + "…"
+
+
+class LogFilter:
+    """host/app/source globs, a severity floor and a regex, cheapest test first."""
+
+    def __init__(self, cfg: AlertRuleConfig) -> None:
+        self.host = compile_glob(cfg.host) if cfg.host else None
+        self.app = compile_glob(cfg.app) if cfg.app else None
+        self.source = compile_glob(cfg.source) if cfg.source else None
+        self.max_severity = severity_number(cfg.log_severity) if cfg.log_severity else None
+        self.pattern = re.compile(cfg.pattern) if cfg.pattern else None
+
+    def matches(self, r: LogRecord) -> bool:
+        if self.max_severity is not None and (r.severity is None or r.severity > self.max_severity):
+            return False
+        for glob, value in ((self.host, r.host), (self.app, r.app), (self.source, r.source)):
+            if glob is not None and (value is None or not glob.match(value)):
+                return False
+        return self.pattern is None or self.pattern.search(r.message) is not None
+
+
+class _Series(Protocol):
+    firing: bool
+
+
+class Rule:
+    """Shared plumbing: series bookkeeping, labels and the summary text."""
+
+    kind: str = ""
+    default_summary: str = "{rule}"
+    series: Mapping[SeriesKey, _Series]
+
+    def __init__(self, cfg: AlertRuleConfig) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.series_names = cfg.series_labels
+        self.template = cfg.summary or self.default_summary
+        self.threshold = cfg.above if cfg.above is not None else cfg.below
+
+    @property
+    def wants_samples(self) -> bool:
+        return bool(self.cfg.metric)
+
+    @property
+    def wants_logs(self) -> bool:
+        return not self.cfg.metric
+
+    def observe_sample(self, sample: Sample, now: float) -> list[Change]:  # noqa: ARG002 - kinds override
+        return []
+
+    def observe_log(self, record: LogRecord, now: float) -> list[Change]:  # noqa: ARG002 - kinds override
+        return []
+
+    def tick(self, now: float) -> list[Change]:  # noqa: ARG002 - kinds override
+        return []
+
+    def firing(self, series: Mapping[str, str]) -> bool:
+        s = self.series.get(self.key_of(series))
+        return s is not None and s.firing
+
+    def restore(self, series: Mapping[str, str], last_seen: float) -> None:
+        """Take back a series whose incident was open before a restart or reload."""
+
+    def release(self, series: Mapping[str, str]) -> None:
+        """Forget that a series fires (its incident was resolved by hand), so it can fire anew."""
+
+    def adopt(self, old: Rule) -> None:
+        """Carry over the state of the previous version of this rule on reload."""
+
+    def key_of(self, series: Mapping[str, str]) -> SeriesKey:
+        return tuple(series.get(n, "") for n in self.series_names)
+
+    def labels_of(self, key: SeriesKey) -> dict[str, str]:
+        return dict(zip(self.series_names, key, strict=True))
+
+    def change(
+        self, kind: ChangeKind, key: SeriesKey, ts: float, value: float | None, count: int,
+        *, lines: tuple[str, ...] = (), total: int | None = None,
+    ) -> Change:
+        """`count` is what this change adds to the incident; `total` (default `count`) is what the summary shows."""
+        series = self.labels_of(key)
+        labels = {**self.cfg.labels, **series}
+        fields: dict[str, object] = {
+            "rule": self.name, "severity": self.cfg.severity, "value": value, "threshold": self.threshold,
+            "count": count if total is None else total,
+            "key": "", "host": "", "app": "", "source": "", "pattern": self.cfg.pattern,
+            "window": format_duration(self.cfg.window), "for": format_duration(self.cfg.for_),
+            "absent": format_duration(self.cfg.absent), "silent": format_duration(value or 0.0),
+            "metric": self.cfg.metric, **labels, "labels": labels,
+        }
+        return Change(self.name, kind, series, ts, value, count, render(self.template, fields), lines)
+
+
+@dataclass(slots=True)
+class _Threshold:
+    firing: bool = False
+    since: float | None = None
+    run: int = 0
+    last_ts: float = -math.inf
+    total: int = 0
+
+
+class MetricRule(Rule):
+    """`above`/`below` for `for` seconds and `samples` samples in a row.
+
+    It clears only past `clear_below`/`clear_above` (hysteresis), so a value
+    hovering at the threshold keeps one incident open instead of flapping.
+    """
+
+    kind = "metric"
+
+    def __init__(self, cfg: AlertRuleConfig) -> None:
+        super().__init__(cfg)
+        self.glob = compile_glob(cfg.metric)
+        self.series: dict[SeriesKey, _Threshold] = {}
+        word = "above" if cfg.above is not None else "below"
+        self.default_summary = f"{{key}} is {{value:g}}, {word} {{threshold:g}}"
+        self.template = cfg.summary or self.default_summary
+
+    def breaches(self, v: float) -> bool:
+        if self.cfg.above is not None:
+            return v > self.cfg.above
+        assert self.cfg.below is not None
+        return v < self.cfg.below
+
+    def clears(self, v: float) -> bool:
+        cfg = self.cfg
+        if cfg.above is not None:
+            return v < cfg.clear_below if cfg.clear_below is not None else v <= cfg.above
+        assert cfg.below is not None
+        return v > cfg.clear_above if cfg.clear_above is not None else v >= cfg.below
+
+    def observe_sample(self, sample: Sample, now: float) -> list[Change]:  # noqa: ARG002 - `for` runs on sample time
+        key = (sample.key,)
+        s = self.series.get(key)
+        if sample.value is None or (s is None and not self.glob.match(sample.key)):
+            return []
+        if s is None:
+            s = self.series[key] = _Threshold()
+        if sample.ts <= s.last_ts:
+            return []
+        s.last_ts, v = sample.ts, sample.value
+        return self._evaluate(s, key, sample.ts, v)
+
+    def _evaluate(self, s: _Threshold, key: SeriesKey, ts: float, v: float) -> list[Change]:
+        if s.firing:
+            if self.clears(v):
+                s.firing, s.since, s.run = False, None, 0
+                return [self.change("resolve", key, ts, v, 0)]
+            s.total += self.breaches(v)
+            return [self.change("update", key, ts, v, int(self.breaches(v)), total=s.total)]
+        if not self.breaches(v):
+            s.since, s.run = None, 0
+            return []
+        if s.since is None:
+            s.since = ts
+        s.run += 1
+        if ts - s.since >= self.cfg.for_ and s.run >= self.cfg.samples:
+            s.firing, s.total = True, s.run
+            return [self.change("fire", key, ts, v, s.run)]
+        return []
+
+    def restore(self, series: Mapping[str, str], last_seen: float) -> None:
+        self.series[self.key_of(series)] = _Threshold(firing=True, last_ts=last_seen)
+
+    def release(self, series: Mapping[str, str]) -> None:
+        self.series.pop(self.key_of(series), None)
+
+    def adopt(self, old: Rule) -> None:
+        if isinstance(old, MetricRule):
+            same = old.cfg == self.cfg
+            for key, s in old.series.items():
+                if same:
+                    self.series[key] = s
+                elif s.firing:
+                    self.series[key] = _Threshold(firing=True, last_ts=s.last_ts)
+
+
+@dataclass(slots=True)
+class _Window:
+    times: deque[float]
+    lines: deque[str]
+    firing: bool = False
+    attached: int = 0
+    total: int = 0
+
+
+class LogRule(Rule):
+    """At least `count` matching lines within a sliding `window`; the first `attach` lines are kept."""
+
+    kind = "log"
+    default_summary = "{count} line(s) matching /{pattern}/ within {window}"
+
+    def __init__(self, cfg: AlertRuleConfig) -> None:
+        super().__init__(cfg)
+        self.filter = LogFilter(cfg)
+        self.series: dict[SeriesKey, _Window] = {}
+
+    def _new(self) -> _Window:
+        # Only the newest `count` matches matter: the rule holds iff all of them are inside the window.
+        return _Window(deque(maxlen=self.cfg.count), deque(maxlen=self.cfg.count))
+
+    def observe_log(self, record: LogRecord, now: float) -> list[Change]:
+        if not self.filter.matches(record):
+            return []
+        key = tuple(getattr(record, n) or "" for n in self.series_names)
+        w = self.series.get(key)
+        if w is None:
+            w = self.series[key] = self._new()
+        ts, line = record.received, format_line(record)
+        w.times.append(ts)
+        w.lines.append(line)
+        if w.firing:
+            extra = (line,) if w.attached < self.cfg.attach else ()
+            w.attached += len(extra)
+            w.total += 1
+            return [self.change("update", key, ts, None, 1, lines=extra, total=w.total)]
+        self._expire(w, now)
+        if len(w.times) >= self.cfg.count:
+            w.firing, w.total = True, len(w.times)
+            lines = tuple(w.lines)[: self.cfg.attach]
+            w.attached = len(lines)
+            return [self.change("fire", key, ts, float(len(w.times)), len(w.times), lines=lines)]
+        return []
+
+    def _expire(self, w: _Window, now: float) -> None:
+        cutoff = now - self.cfg.window
+        while w.times and w.times[0] < cutoff:
+            w.times.popleft()
+            w.lines.popleft()
+
+    def tick(self, now: float) -> list[Change]:
+        out: list[Change] = []
+        for key, w in list(self.series.items()):
+            self._expire(w, now)
+            if w.firing and len(w.times) < self.cfg.count:
+                w.firing = False
+                out.append(self.change("resolve", key, now, float(len(w.times)), 0))
+            if not w.times and not w.firing:
+                del self.series[key]
+        return out
+
+    def restore(self, series: Mapping[str, str], last_seen: float) -> None:
+        """The window was lost with the process: assume the burst ended at the incident's last line."""
+        w = self._new()
+        w.times.extend([last_seen] * self.cfg.count)
+        w.lines.extend([""] * self.cfg.count)
+        w.firing, w.attached = True, self.cfg.attach
+        self.series[self.key_of(series)] = w
+
+    def release(self, series: Mapping[str, str]) -> None:
+        self.series.pop(self.key_of(series), None)
+
+    def adopt(self, old: Rule) -> None:
+        if not isinstance(old, LogRule):
+            return
+        for key, ow in old.series.items():
+            if old.cfg == self.cfg:
+                self.series[key] = ow
+            elif ow.firing:
+                self.restore(old.labels_of(key), ow.times[-1] if ow.times else -math.inf)
+
+
+@dataclass(slots=True)
+class _Presence:
+    last_seen: float
+    firing: bool = False
+
+
+class AbsenceRule(Rule):
+    """Fires when a metric glob or a log filter has seen nothing for `absent` seconds.
+
+    Without `per`, one series exists from the start, so "never any data" fires
+    too; with `per` (e.g. host), a series exists once it has sent something,
+    which is how "a host that used to send" is told from one that never did.
+    """
+
+    kind = "absence"
+    default_summary = "{rule}: nothing received for {silent}"
+
+    def __init__(self, cfg: AlertRuleConfig, now: float) -> None:
+        super().__init__(cfg)
+        self.glob = compile_glob(cfg.metric) if cfg.metric else None
+        self.filter = LogFilter(cfg)
+        self.series: dict[SeriesKey, _Presence] = {} if self.series_names else {(): _Presence(now)}
+
+    def _seen(self, key: SeriesKey, now: float) -> list[Change]:
+        p = self.series.get(key)
+        if p is None:
+            self.series[key] = _Presence(now)
+            return []
+        silent = now - p.last_seen
+        p.last_seen = now
+        if p.firing:
+            p.firing = False
+            return [self.change("resolve", key, now, silent, 0)]
+        return []
+
+    def observe_sample(self, sample: Sample, now: float) -> list[Change]:
+        if self.glob is None or sample.value is None or not self.glob.match(sample.key):
+            return []
+        return self._seen(tuple(sample.key for _ in self.series_names), now)
+
+    def observe_log(self, record: LogRecord, now: float) -> list[Change]:
+        if self.glob is not None or not self.filter.matches(record):
+            return []
+        return self._seen(tuple(getattr(record, n) or "" for n in self.series_names), now)
+
+    def tick(self, now: float) -> list[Change]:
+        out: list[Change] = []
+        for key, p in self.series.items():
+            if not p.firing and now - p.last_seen >= self.cfg.absent:
+                p.firing = True
+                out.append(self.change("fire", key, now, now - p.last_seen, 1))
+        return out
+
+    def restore(self, series: Mapping[str, str], last_seen: float) -> None:
+        self.series[self.key_of(series)] = _Presence(last_seen, firing=True)
+
+    def release(self, series: Mapping[str, str]) -> None:
+        p = self.series.get(self.key_of(series))
+        if p is not None:
+            p.firing = False
+
+    def adopt(self, old: Rule) -> None:
+        if isinstance(old, AbsenceRule) and (old.cfg.metric, old.cfg.per) == (self.cfg.metric, self.cfg.per):
+            self.series.update(old.series)
+
+
+def build(cfg: AlertRuleConfig, now: float) -> Rule:
+    """The evaluator for a validated rule config; `now` starts the clock of absence rules."""
+    if cfg.kind == "absence":
+        return AbsenceRule(cfg, now)
+    if cfg.kind == "log":
+        return LogRule(cfg)
+    return MetricRule(cfg)

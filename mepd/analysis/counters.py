@@ -1,0 +1,151 @@
+"""SNMP counter readings -> rates, with no spike after a wrap, a reset or a reboot.
+
+rrdtool's COUNTER type cannot tell a counter that wrapped from one that was
+reset (an agent reboot): it turns both into a huge rate.  mepd decides itself,
+from the agent's own clock:
+
+- the agent restarted between two readings when snmpEngineBoots changed, when
+  sysUpTime went back (unless it wrapped: a TimeTicks Counter32 wraps after
+  497 days, which the poller's wall clock predicts), or when sysUpTime advanced
+  clearly less than the wall clock did (it was down meanwhile);
+- a counter that went back after no restart wrapped once; a 64-bit counter that
+  would need more than half its range to get there was reset instead;
+- a rate above the interface speed (or a configured maximum) is not believable.
+
+Each of those gives an unknown value with a reason, never a number.  Elapsed
+time is taken from sysUpTime: the agent's clock times the counters it returns,
+the poller's clock adds network and scheduling jitter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final, Literal
+
+TICKS_PER_SECOND: Final = 100
+UPTIME_MODULUS: Final = 2**32
+# How much less sysUpTime may advance than the poller's clock before we call it a restart:
+# replies are timestamped on arrival, so retries and a busy loop make the clocks differ a little.
+CLOCK_SLACK_SECONDS: Final = 2.0
+CLOCK_SLACK_RATIO: Final = 0.05
+
+
+class Unknown(StrEnum):
+    """Why a rate is unknown; the poller counts each reason."""
+
+    FIRST = "first"                  # no previous reading
+    RESTART = "restart"              # the agent restarted in between
+    DISCONTINUITY = "discontinuity"  # ifCounterDiscontinuityTime changed, re-indexing, width change
+    RESET = "reset"                  # the counter went back and cannot have wrapped
+    NO_TIME = "no_time"              # no agent time elapsed
+    OVER_SPEED = "over_speed"        # faster than the interface can go
+
+
+@dataclass(frozen=True, slots=True)
+class AgentClock:
+    """When a reading was taken: the poller's wall clock and the agent's own."""
+
+    ts: float
+    uptime: int
+    boots: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One counter value; `marker` changes when the agent says the counter is discontinuous."""
+
+    clock: AgentClock
+    value: int
+    bits: int
+    marker: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    value: float | None
+    reason: Unknown | None = None
+
+
+def elapsed_ticks(prev: AgentClock, cur: AgentClock) -> int | None:
+    """Agent ticks (1/100 s) between two readings, or None when the agent restarted in between."""
+    if prev.boots is not None and cur.boots is not None and cur.boots != prev.boots:
+        return None
+    wall = cur.ts - prev.ts
+    slack = CLOCK_SLACK_SECONDS + CLOCK_SLACK_RATIO * max(wall, 0.0)
+    if cur.uptime < prev.uptime:
+        predicted = prev.uptime + (wall + slack) * TICKS_PER_SECOND
+        if predicted < UPTIME_MODULUS:
+            return None
+    ticks = (cur.uptime - prev.uptime) % UPTIME_MODULUS
+    if ticks / TICKS_PER_SECOND < wall - slack:
+        return None
+    return ticks
+
+
+def counter_delta(prev: int, cur: int, bits: int) -> int | None:
+    """Increase of a `bits`-wide counter, across one wrap; None when it was reset instead."""
+    if cur >= prev:
+        return cur - prev
+    modulus = 1 << bits
+    delta = cur + modulus - prev
+    if bits == 64 and delta > modulus // 2:
+        return None
+    return delta
+
+
+def rate(prev: Reading, cur: Reading, scale: float = 1.0, max_rate: float | None = None,
+         ticks: int | Literal[False] | None = False) -> Rate:
+    """`scale` x increase per second (8 for octets -> bits/s); unknown with a reason when not believable.
+
+    `ticks` is `elapsed_ticks(prev.clock, cur.clock)` when the caller has it already.
+    """
+    if prev.bits != cur.bits or prev.marker != cur.marker:
+        return Rate(None, Unknown.DISCONTINUITY)
+    if ticks is False:
+        ticks = elapsed_ticks(prev.clock, cur.clock)
+    if ticks is None:
+        return Rate(None, Unknown.RESTART)
+    if ticks == 0:
+        return Rate(None, Unknown.NO_TIME)
+    delta = counter_delta(prev.value, cur.value, cur.bits)
+    if delta is None:
+        return Rate(None, Unknown.RESET)
+    value = delta * scale * TICKS_PER_SECOND / ticks
+    if max_rate is not None and max_rate > 0 and value > max_rate:
+        return Rate(None, Unknown.OVER_SPEED)
+    return Rate(value)
+
+
+class RateTracker:
+    """The previous reading of every counter of one agent, keyed by the caller (interface + counter).
+
+    The readings of one poll share one AgentClock, so the elapsed time between
+    two polls is worked out once, not once per counter.
+    """
+
+    __slots__ = ("_clocks", "_last", "_ticks")
+
+    def __init__(self) -> None:
+        self._last: dict[str, Reading] = {}
+        self._clocks: tuple[AgentClock, AgentClock] | None = None
+        self._ticks: int | None = None
+
+    def update(self, key: str, reading: Reading, scale: float = 1.0, max_rate: float | None = None) -> Rate:
+        prev = self._last.get(key)
+        self._last[key] = reading
+        if prev is None:
+            return Rate(None, Unknown.FIRST)
+        clocks = self._clocks
+        if clocks is None or clocks[0] is not prev.clock or clocks[1] is not reading.clock:
+            self._clocks = (prev.clock, reading.clock)
+            self._ticks = elapsed_ticks(prev.clock, reading.clock)
+        return rate(prev, reading, scale, max_rate, self._ticks)
+
+    def forget(self, keep: set[str]) -> None:
+        """Drop counters no longer polled (removed interfaces), so memory follows the agent."""
+        for key in self._last.keys() - keep:
+            del self._last[key]
+
+    def __len__(self) -> int:
+        return len(self._last)

@@ -1,0 +1,362 @@
+"""The metric store: one RRD file per metric key, MRTG's day/week/month/year archives.
+
+The rrdtool binding is not thread-safe, so every rrdtool call (create, update,
+fetch, graph, info) runs in one worker thread, fed in batches.  With
+`storage.rrd.rrdcached` set, every call goes through rrdcached (`--daemon`),
+which flushes a file before fetching or graphing it.
+
+Files are created on a key's first sample with the layout the store is given
+for that key (the SNMP target's interval as the step, heartbeat twice that).
+A sample not newer than its file's last update is skipped and counted: it
+never stops the writer.  Keys are dotted names (`snmp.core-sw1.eth0.in_bps`);
+the first two parts become folders (`snmp/core-sw1/eth0.in_bps.rrd`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, TypeVar
+
+import rrdtool
+
+from mepd.model import Sample
+from mepd.pipeline import Counters, Subscription
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DS: Final = "value"
+KEY: Final = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+# MRTG's archives as (resolution, span) in seconds: 5 minutes (the step) for 50 hours,
+# 30 minutes for 12.5 days, 2 hours for 50 days, 1 day for 732 days.
+MRTG_RRAS: Final = ((0.0, 600 * 300.0), (1800.0, 600 * 1800.0), (7200.0, 600 * 7200.0), (86400.0, 732 * 86400.0))
+PERIODS: Final = {"day": 86400, "week": 7 * 86400, "month": 31 * 86400, "year": 366 * 86400}
+Period = Literal["day", "week", "month", "year"]
+ImageFormat = Literal["png", "svg"]
+_COLOURS: Final = ("#00CC00", "#0000FF", "#FF6600", "#CC00CC", "#00CCCC", "#999900")
+_MAX_COLOURS: Final = ("#006600", "#FF00FF", "#993300", "#660066", "#006666", "#666600")
+
+
+class RrdError(Exception):
+    """An rrdtool call failed for a reason the caller should see (unknown key, bad file)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RrdLayout:
+    """How a new file is made: base step in seconds, (steps per row, rows) per archive, and the
+    metric names stored together in one file per key prefix (an interface's, as MRTG does)."""
+
+    step: int
+    rras: tuple[tuple[int, int], ...]
+    group: tuple[str, ...] = ()
+
+    def create_args(self, names: Sequence[str]) -> list[str]:
+        heartbeat = 2 * self.step
+        args = ["--step", str(self.step), *(f"DS:{n}:GAUGE:{heartbeat}:U:U" for n in names)]
+        return args + [f"RRA:{cf}:0.5:{pdp}:{rows}" for cf in ("AVERAGE", "MAX") for pdp, rows in self.rras]
+
+
+def layout(step: float, rras: Sequence[tuple[float, float]] = (), group: Sequence[str] = ()) -> RrdLayout:
+    """A layout from a poll interval and (resolution, span) pairs; a resolution below the step is the step."""
+    base = max(1, round(step))
+    out: list[tuple[int, int]] = []
+    for resolution, span in rras or MRTG_RRAS:
+        pdp = max(1, round(resolution / base))
+        rows = max(2, math.ceil(span / (pdp * base)))
+        if all(p != pdp for p, _ in out):
+            out.append((pdp, rows))
+    return RrdLayout(base, tuple(sorted(out)), tuple(group))
+
+
+class Layouts:
+    """The layout for a key: that of the longest configured prefix (a target's keys), else the default."""
+
+    def __init__(self, default: RrdLayout, prefixes: dict[str, RrdLayout] | None = None) -> None:
+        self.default = default
+        self.prefixes = sorted((prefixes or {}).items(), key=lambda kv: -len(kv[0]))
+
+    def __call__(self, key: str) -> RrdLayout:
+        return next((lay for prefix, lay in self.prefixes if key.startswith(prefix)), self.default)
+
+
+def key_path(root: str, key: str) -> str:
+    """`snmp.sw1.eth0` -> ROOT/snmp/sw1/eth0.rrd; ValueError for a key that is not a dotted name."""
+    if not KEY.fullmatch(key):
+        raise ValueError(f"invalid metric key {key!r}: expected dotted names of [A-Za-z0-9_-]")
+    parts = key.split(".")
+    if len(parts) < 3:
+        return os.path.join(root, key + ".rrd")
+    return os.path.join(root, parts[0], parts[1], ".".join(parts[2:]) + ".rrd")
+
+
+def path_key(root: str, path: str) -> str:
+    rel = os.path.relpath(path, root)
+    return rel[: -len(".rrd")].replace(os.sep, ".")
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a key's values live: the file, the data source in it, and the layout that makes the file."""
+
+    path: str
+    ds: str
+    names: tuple[str, ...]
+    layout: RrdLayout
+
+
+@dataclass(slots=True)
+class _Row:
+    ts: float
+    values: dict[str, float | None]
+    loc: Location
+
+
+@dataclass(slots=True)
+class WriteResult:
+    updated: int = 0
+    created: int = 0
+    skipped_old: int = 0
+    invalid_keys: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _value(v: float | None) -> str:
+    return "U" if v is None else repr(float(v))
+
+
+class RrdStore:
+    """Every rrdtool call of the daemon, run by one worker thread.
+
+    Keys of a layout's group (`snmp.sw1.eth0.in_bps`, `...out_bps`) share one file
+    (`snmp/sw1/eth0.rrd`, one data source each), updated once per timestamp with
+    all of them: a tenth of the disk writes of one file per key.  A row waits
+    until every name of the group has a value for that time, or until the
+    queue runs dry, then is written with U for what is missing.
+    """
+
+    def __init__(self, root: str, rrdcached: str = "", layouts: Callable[[str], RrdLayout] | None = None) -> None:
+        self.root = os.path.abspath(root)
+        self.daemon = ["--daemon", rrdcached] if rrdcached else []
+        self.layouts = layouts or Layouts(layout(300))
+        self.latest: dict[str, Sample] = {}
+        self._last: dict[str, float] = {}
+        self._names: dict[str, tuple[str, ...]] = {}
+        self._rows: dict[str, _Row] = {}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rrd")
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def close(self) -> None:
+        """Write the rows still waiting for missing names, then stop the worker."""
+        self._executor.submit(self._write, [], True).result()
+        self._executor.shutdown(wait=True)
+
+    def locate(self, key: str) -> Location:
+        """The file and data source of a key; ValueError for a key that is not a dotted name."""
+        lay = self.layouts(key)
+        parent, _, last = key.rpartition(".")
+        if lay.group and last in lay.group and parent.count(".") >= 2:
+            return Location(key_path(self.root, parent), last, lay.group, lay)
+        return Location(key_path(self.root, key), DS, (DS,), lay)
+
+    async def write(self, samples: Sequence[Sample], flush: bool = True) -> WriteResult:
+        """Store samples; `flush=False` lets rows of a group wait for the rest of their names."""
+        result = await self._call(self._write, samples, flush)
+        for s in samples:
+            prev = self.latest.get(s.key)
+            if prev is None or s.ts >= prev.ts:
+                self.latest[s.key] = s
+        return result
+
+    def _write(self, samples: Sequence[Sample], flush: bool) -> WriteResult:
+        result = WriteResult()
+        lines: defaultdict[str, list[str]] = defaultdict(list)
+        for s in sorted(samples, key=lambda s: s.ts):
+            try:
+                loc = self.locate(s.key)
+                last = self._last_update(loc, s.ts, result)
+            except ValueError:
+                result.invalid_keys += 1
+                continue
+            except (rrdtool.OperationalError, OSError) as e:
+                result.errors.append(f"{s.key}: {e}")
+                continue
+            row = self._rows.get(loc.path)
+            if s.ts <= last or (row is not None and s.ts < row.ts):
+                result.skipped_old += 1
+                continue
+            if row is not None and s.ts > row.ts:
+                self._emit(row, lines)
+                row = None
+            if row is None:
+                row = self._rows[loc.path] = _Row(s.ts, {}, loc)
+            row.values[loc.ds] = s.value
+            if len(row.values) >= len(self._names[loc.path]):
+                self._emit(row, lines)
+        if flush:
+            for row in list(self._rows.values()):
+                self._emit(row, lines)
+        for path, values in lines.items():
+            try:
+                rrdtool.update(*self.daemon, path, "-t", ":".join(self._names[path]), *values)
+            except rrdtool.OperationalError as e:
+                self._last.pop(path, None)
+                result.errors.append(f"{path_key(self.root, path)}: {e}")
+            else:
+                result.updated += len(values)
+        return result
+
+    def _emit(self, row: _Row, lines: defaultdict[str, list[str]]) -> None:
+        path = row.loc.path
+        del self._rows[path]
+        lines[path].append(f"{row.ts:.3f}:" + ":".join(_value(row.values.get(n)) for n in self._names[path]))
+        self._last[path] = row.ts
+
+    def _last_update(self, loc: Location, ts: float, result: WriteResult) -> float:
+        """The file's last update time, creating the file (as of just before `ts`) when there is none."""
+        last = self._last.get(loc.path)
+        if last is not None:
+            return last
+        if os.path.exists(loc.path):
+            info = rrdtool.info(*self.daemon, loc.path)
+            self._names[loc.path] = _ds_names(info)
+            last = float(info["last_update"])
+        else:
+            os.makedirs(os.path.dirname(loc.path), exist_ok=True)
+            rrdtool.create(loc.path, *self.daemon, "--start", str(int(ts) - 1), *loc.layout.create_args(loc.names))
+            self._names[loc.path] = loc.names
+            result.created += 1
+            last = float(int(ts) - 1)
+        self._last[loc.path] = last
+        return last
+
+    async def list_keys(self) -> list[str]:
+        return await self._call(self._list_keys)
+
+    def _list_keys(self) -> list[str]:
+        keys = []
+        for folder, _dirs, files in os.walk(self.root):
+            for f in files:
+                if f.endswith(".rrd"):
+                    path = os.path.join(folder, f)
+                    base = path_key(self.root, path)
+                    names = self._file_names(path)
+                    keys += [base] if names == (DS,) else [f"{base}.{n}" for n in names]
+        return sorted(keys)
+
+    def _file_names(self, path: str) -> tuple[str, ...]:
+        if path not in self._names:
+            self._names[path] = _ds_names(rrdtool.info(*self.daemon, path))
+        return self._names[path]
+
+    async def fetch(self, key: str, since: float, until: float, cf: str = "AVERAGE") -> dict[str, object]:
+        """Points of `key` in [since, until] from the finest archive that covers the range (rrdtool's choice)."""
+        return await self._call(self._fetch, key, since, until, cf)
+
+    def _existing(self, key: str) -> Location:
+        loc = self.locate(key)
+        if not os.path.exists(loc.path) or loc.ds not in self._file_names(loc.path):
+            raise RrdError(f"no metric {key!r}")
+        return loc
+
+    def _fetch(self, key: str, since: float, until: float, cf: str) -> dict[str, object]:
+        loc = self._existing(key)
+        (start, end, step), names, rows = rrdtool.fetch(*self.daemon, loc.path, cf, "-s", str(int(since)),
+                                                        "-e", str(int(until)))
+        col = list(names).index(loc.ds)
+        points = [(start + (i + 1) * step, row[col]) for i, row in enumerate(rows)]
+        return {"key": key, "cf": cf, "start": start, "end": end, "step": step,
+                "points": [(ts, v) for ts, v in points if ts <= end]}
+
+    async def info(self, key: str) -> dict[str, Any]:
+        return await self._call(lambda: dict(rrdtool.info(*self.daemon, self._existing(key).path)))
+
+    async def graph(self, keys: Sequence[str], period: Period = "day", fmt: ImageFormat = "png",
+                    title: str = "", end: float | None = None) -> bytes:
+        """An MRTG-style graph: the first key as a filled area, the others as lines, MAX as thin lines."""
+        return await self._call(self._graph, list(keys), period, fmt, title, end)
+
+    def _graph(self, keys: list[str], period: Period, fmt: ImageFormat, title: str, end: float | None) -> bytes:
+        if not keys:
+            raise RrdError("no metric to graph")
+        until = int(end if end is not None else time.time())
+        args = ["--imgformat", fmt.upper(), "--start", str(until - PERIODS[period]), "--end", str(until),
+                "--width", "600", "--height", "160", "--title", title or ", ".join(keys),
+                "--lower-limit", "0", "--slope-mode"]
+        for i, key in enumerate(keys):
+            loc = self._existing(key)
+            path = loc.path.replace(":", "\\:")
+            label = key.rsplit(".", 1)[-1]
+            colour, max_colour = _COLOURS[i % len(_COLOURS)], _MAX_COLOURS[i % len(_MAX_COLOURS)]
+            args += [f"DEF:a{i}={path}:{loc.ds}:AVERAGE", f"DEF:m{i}={path}:{loc.ds}:MAX"]
+            args.append(f"{'AREA' if i == 0 else 'LINE2'}:a{i}{colour}:{label:<12}")
+            args += [f"GPRINT:a{i}:LAST:current %8.2lf %s", f"GPRINT:a{i}:AVERAGE:average %8.2lf %s",
+                     f"GPRINT:m{i}:MAX:max %8.2lf %s\\n", f"LINE1:m{i}{max_colour}:"]
+        try:
+            out = rrdtool.graphv("-", *self.daemon, *args)
+        except rrdtool.OperationalError as e:
+            raise RrdError(str(e)) from None
+        image = out.get("image")
+        if not isinstance(image, bytes):
+            raise RrdError("rrdtool drew no image")
+        return image
+
+
+def _ds_names(info: dict[str, Any]) -> tuple[str, ...]:
+    """Data source names of a file, in its order, from `rrdtool info`."""
+    names = [(int(v), k[3:-len("].index")]) for k, v in info.items() if k.startswith("ds[") and k.endswith("].index")]
+    return tuple(n for _, n in sorted(names))
+
+
+class RrdSink:
+    """Feeds the RRD store from the sample channel in batches; counts what it skips."""
+
+    def __init__(self, store: RrdStore, subscription: Subscription[Sample], counters: Counters,
+                 pipeline_counters: Counters, *, batch_size: int = 10_000, flush_interval: float = 0.1) -> None:
+        self.name = "store/rrd"
+        self.store = store
+        self.subscription = subscription
+        self.counters = counters
+        self._pipeline_counters = pipeline_counters
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+
+    async def run(self, started: Callable[[], None]) -> None:
+        os.makedirs(self.store.root, exist_ok=True)
+        started()
+        while True:
+            batch = await self.subscription.get_batch(self._batch_size, self._flush_interval)
+            try:
+                result = await self.store.write(batch, flush=len(self.subscription) == 0)
+            finally:
+                self.subscription.done(len(batch))
+            self._count(result, len(batch))
+
+    def _count(self, result: WriteResult, n: int) -> None:
+        c = self.counters
+        c.inc("batches")
+        c.inc("stored", result.updated)
+        c.inc("created", result.created)
+        self._pipeline_counters.inc("stored", result.updated)
+        for name, value in (("skipped_old", result.skipped_old), ("invalid_keys", result.invalid_keys)):
+            if value:
+                c.inc(name, value)
+        if result.errors:
+            c.inc("errors", len(result.errors))
+            log.warning("rrd: %d of %d updates failed, first: %s", len(result.errors), n, result.errors[0])
+
+
+def build_layouts(default_step: float,
+                  targets: Iterable[tuple[str, float, Sequence[tuple[float, float]], Sequence[str]]]) -> Layouts:
+    """Layouts from (key prefix, step, archives, group names) tuples, e.g. one per SNMP target."""
+    return Layouts(layout(default_step), {prefix: layout(step, rras, group) for prefix, step, rras, group in targets})

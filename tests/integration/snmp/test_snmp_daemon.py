@@ -1,0 +1,123 @@
+"""The real daemon polling a real snmpd: metrics, graphs and target status through mepctl."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import ROOT, Mepd, wait_for
+from tests.integration.snmp.conftest import COMMUNITY, V3_AUTH, V3_PRIV, V3_USER, Blackhole, Snmpd
+
+MakeMepd = Callable[..., Mepd]
+
+
+def config(snmpd: Snmpd, dead_port: int) -> str:
+    return f"""
+[[snmp.target]]
+name = "box"
+host = "127.0.0.1"
+port = {snmpd.port}
+community = "{COMMUNITY}"
+interval = "1s"
+interfaces = ["lo"]
+
+[[snmp.target]]
+name = "box3"
+host = "127.0.0.1"
+port = {snmpd.port}
+version = "3"
+user = "{V3_USER}"
+auth_protocol = "SHA"
+auth_key = "{V3_AUTH}"
+priv_protocol = "AES"
+priv_key = "{V3_PRIV}"
+interval = "2s"
+interfaces = ["lo"]
+
+[[snmp.target]]
+name = "dead"
+host = "127.0.0.1"
+port = {dead_port}
+interval = "1s"
+timeout = "200ms"
+retries = 0
+"""
+
+
+def components(d: Mepd) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in d.mepctl_json("status")["components"]}
+
+
+def test_daemon_polls_stores_and_answers(mepd_factory: MakeMepd, snmpd: Snmpd, blackhole: Blackhole,
+                                         tmp_path: Path) -> None:
+    d = mepd_factory(config(snmpd, blackhole.port)).start()
+    keys = {f"snmp.{t}.lo.{n}" for t in ("box", "box3") for n in ("in_bps", "out_bps", "oper_up")}
+
+    def listed() -> bool:
+        return keys <= {m["key"] for m in d.mepctl_json("metrics", "list")}
+
+    wait_for(listed, what="metrics of both targets listed")
+
+    def oper_up_points() -> list[Any]:
+        show = d.mepctl_json("metrics", "show", "snmp.box.lo.oper_up", "--since", "2m")
+        return [p for p in show["points"] if p["value"] == 1.0]
+
+    wait_for(oper_up_points, what="oper_up = 1 stored in the RRD")
+
+    def a_rate() -> bool:
+        show = d.mepctl_json("metrics", "show", "snmp.box.lo.in_bps", "--since", "2m")
+        return any(p["value"] is not None and p["value"] >= 0 for p in show["points"])
+
+    wait_for(a_rate, what="an in_bps rate stored")
+    human = d.mepctl("metrics", "show", "snmp.box.lo.oper_up", "--since", "1m").stdout
+    assert "snmp.box.lo.oper_up  AVERAGE every 1.0s" in human
+
+    rrd = Path(d.root / "state" / "rrd" / "snmp" / "box" / "lo.rrd")
+    info = subprocess.run(["rrdtool", "info", str(rrd)], capture_output=True, text=True, check=True).stdout
+    assert "step = 1\n" in info
+    assert info.count(".cf = ") == 8
+    assert info.count(".type = \"GAUGE\"") == 9  # the interface's nine metrics, one data source each
+
+    png, svg = tmp_path / "lo.png", tmp_path / "lo.svg"
+    d.mepctl("graph", "snmp.box.lo", "--period", "day", "--out", str(png))
+    d.mepctl("graph", "snmp.box.lo.in_bps", "--period", "week", "--out", str(svg))
+    assert png.read_bytes().startswith(b"\x89PNG")
+    assert b"<svg" in svg.read_bytes()[:500]
+    missing = d.mepctl("graph", "snmp.nope.x.in_bps", "--out", str(png), check=False)
+    assert (missing.returncode, "no metric" in missing.stderr) == (1, True)
+
+    def dead_reported() -> dict[str, Any] | None:
+        details = components(d)["snmp/dead"].get("details", {})
+        return details if details.get("state") == "unreachable" else None
+
+    details = wait_for(dead_reported, what="the dead target reported unreachable")
+    assert "No SNMP response" in details["last_error"]
+    assert components(d)["snmp/dead"]["state"] == "running"  # a state of the agent, not a crashed component
+    assert "snmp/dead: unreachable: No SNMP response" in d.mepctl("status").stdout
+    assert components(d)["snmp/box"]["details"]["state"] == "ok"
+    assert d.stop() == 0
+
+
+def test_mepctl_snmp_discover(snmpd: Snmpd) -> None:
+    def discover(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mepd.cli.mepctl", "snmp", "discover", "127.0.0.1",
+                               "--port", str(snmpd.port), *args], capture_output=True, text=True, timeout=60,
+                              cwd=ROOT, check=False)
+
+    v2 = discover("--community", COMMUNITY)
+    assert v2.returncode == 0, v2.stderr
+    (target,) = tomllib.loads(v2.stdout)["snmp"]["target"]
+    assert target["port"] == snmpd.port
+    assert "lo" in v2.stdout
+    v3 = discover("--version", "3", "--user", V3_USER, "--auth-key", V3_AUTH, "--priv-key", V3_PRIV,
+                  "--name", "srv")
+    assert v3.returncode == 0, v3.stderr
+    (target,) = tomllib.loads(v3.stdout)["snmp"]["target"]
+    assert (target["name"], target["version"], target["user"]) == ("srv", "3", V3_USER)
+    bad = discover("--version", "3", "--user", V3_USER, "--auth-key", "short")
+    assert bad.returncode == 2
+    assert "auth_key" in bad.stderr

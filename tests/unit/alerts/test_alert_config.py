@@ -1,0 +1,154 @@
+"""`[alert]` config: the issue's example loads as written; each mistake is an error with its key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mepd import config
+from mepd.errors import ConfigErrors
+
+EXAMPLE = '''
+[alert]
+group_wait = "30s"
+repeat_interval = "4h"
+
+[[alert.rule]]
+name = "uplink-saturated"
+metric = "snmp.core-sw1.*.in_bps"
+above = 900e6
+clear_below = 800e6
+for = "10m"
+severity = "warning"
+
+[[alert.rule]]
+name = "apache-segfault"
+pattern = "exit signal Segmentation fault"
+app = "apache2"
+count = 3
+window = "5m"
+severity = "critical"
+
+[[alert.rule.action]]
+argv = ["/usr/bin/systemctl", "restart", "apache2"]
+timeout = "30s"
+cooldown = "10m"
+
+[alert.notify.mqtt]
+host = "127.0.0.1"
+port = 1883
+
+[alert.notify.webhook]
+url = "http://127.0.0.1:9093/hook"
+'''
+
+
+def load(tmp_path: Path, text: str) -> config.Config:
+    path = tmp_path / "m.toml"
+    path.write_text(text)
+    return config.load(path)
+
+
+def errors_of(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(ConfigErrors) as info:
+        load(tmp_path, text)
+    return [f"{e.path}: {e.message}" for e in info.value.errors]
+
+
+def test_issue_example_loads(tmp_path: Path) -> None:
+    alert = load(tmp_path, EXAMPLE).alert
+    assert (alert.group_wait, alert.repeat_interval) == (30.0, 4 * 3600.0)
+    uplink, apache = alert.rule
+    assert (uplink.kind, uplink.above, uplink.clear_below, uplink.for_) == ("metric", 900e6, 800e6, 600.0)
+    assert (apache.kind, apache.count, apache.window, apache.severity) == ("log", 3, 300.0, "critical")
+    assert uplink.action == ()
+    [action] = apache.action
+    assert (action.argv, action.timeout, action.cooldown) == (("/usr/bin/systemctl", "restart", "apache2"), 30.0, 600.0)
+    assert alert.notify.mqtt is not None
+    assert (alert.notify.mqtt.host, alert.notify.mqtt.port, alert.notify.mqtt.topic) == (
+        "127.0.0.1", 1883, "mep/{host}/incidents/{rule}")
+    assert alert.notify.webhook is not None
+    assert alert.notify.webhook.url == "http://127.0.0.1:9093/hook"
+    hash(alert)  # configs stay hashable for reload diffs
+
+
+def test_no_alert_section_means_no_rules_and_no_channels(tmp_path: Path) -> None:
+    alert = load(tmp_path, "").alert
+    assert (alert.rule, alert.notify.mqtt, alert.notify.webhook) == ((), None, None)
+
+
+@pytest.mark.parametrize(("rule", "expected"), [
+    ('pattern = "exit (signal"', "alert.rule[0].pattern: invalid regular expression: missing ), unterminated"),
+    ('metric = "snmp.{a,b}.in"\nabove = 1', "alert.rule[0].metric: unsupported character(s) '{}'"),
+    ('metric = "snmp.[ab.in"\nabove = 1', "alert.rule[0].metric: unclosed '['"),
+    ('metric = "k"', "alert.rule[0].above: a metric rule needs exactly one of `above` and `below`"),
+    ('metric = "k"\nabove = 1\nbelow = 0', "alert.rule[0].above: a metric rule needs exactly one"),
+    ('metric = "k"\nbelow = 1\nclear_below = 0', "alert.rule[0].clear_below: needs `above`"),
+    ('metric = "k"\nabove = 10\nclear_below = 20', "alert.rule[0].clear_below: needs `above`, and must not be more"),
+    ('metric = "k"\nbelow = 10\nclear_above = 5', "alert.rule[0].clear_above: needs `below`, and must not be less"),
+    ('severity = "warning"', "alert.rule[0].metric: a rule needs `metric` with `above` or `below`"),
+    ('pattern = "x"\nfor = "5m"', "alert.rule[0].for: only for metric threshold rules, not log rules"),
+    ('pattern = "x"\nmetric = "k"', "alert.rule[0].metric: a log pattern rule cannot also watch a metric"),
+    ('pattern = "x"\ncount = 0', "alert.rule[0].count: must be at least 1, got 0"),
+    ('pattern = "x"\nlog_severity = "loud"', "alert.rule[0].log_severity: unknown severity 'loud'"),
+    ('pattern = "x"\nper = ["key"]', "alert.rule[0].per[0]: log rules on logs split by host or app or source"),
+    ('metric = "k"\nabove = 1\nper = ["host"]', "alert.rule[0].per[0]: metric rules on metrics split by nothing"),
+    ('absent = "5m"\nmetric = "k"\napp = "cron"', "alert.rule[0].absent: watch either a metric glob or log filters"),
+    ('metric = "k"\nabove = 1\nsummary = "{key} {nope}"', "alert.rule[0].summary: unknown field {nope}"),
+    ('metric = "k"\nabove = 1\nsummary = "{value:d}"', "alert.rule[0].summary: invalid template: ValueError"),
+    ('metric = "k"\nabove = 1\nsummary = "{0}"', "alert.rule[0].summary: positional fields"),
+    ('metric = "k"\nabove = 1\nlabels = { "bad-name" = "x" }', "alert.rule[0].labels.bad-name: label names are"),
+    ('metric = "k"\nabove = 1\nseverity = "huge"', "alert.rule[0].severity: expected 'critical' or 'warning'"),
+    ('pattern = "x"\n[[alert.rule.action]]\nargv = ["systemctl", "restart", "x"]',
+     "alert.rule[0].action[0].argv: the program must be an absolute path"),
+    ('pattern = "x"\n[[alert.rule.action]]\nargv = "/bin/true"', "alert.rule[0].action[0].argv: expected an array"),
+    ('pattern = "x"\n[[alert.rule.action]]\nargv = []', "alert.rule[0].action[0].argv: must name a program"),
+])
+def test_rule_errors_name_their_key_path(tmp_path: Path, rule: str, expected: str) -> None:
+    errors = errors_of(tmp_path, f'[[alert.rule]]\nname = "r"\n{rule}\n')
+    assert any(e.startswith(expected) for e in errors), errors
+
+
+def test_summary_may_use_rule_and_series_labels(tmp_path: Path) -> None:
+    text = ('[[alert.rule]]\nname = "r"\npattern = "x"\nper = ["host"]\nlabels = { team = "ops" }\n'
+            'summary = "{count} on {host} for {team} ({labels[team]})"\n')
+    assert load(tmp_path, text).alert.rule[0].summary.startswith("{count}")
+
+
+def test_duplicate_rule_names(tmp_path: Path) -> None:
+    text = '[[alert.rule]]\nname = "a"\npattern = "x"\n[[alert.rule]]\nname = "a"\npattern = "y"\n'
+    assert errors_of(tmp_path, text) == ["alert.rule[1].name: duplicate of rule[0] ('a')"]
+
+
+def test_channel_errors(tmp_path: Path) -> None:
+    errors = errors_of(tmp_path, '''
+[alert.notify.mqtt]
+host = "127.0.0.1"
+topic = "mep/#"
+state_topic = "mep/{nope}"
+[alert.notify.webhook]
+url = "ftp://example.org"
+''')
+    assert "alert.notify.mqtt.topic: a topic to publish to cannot hold the wildcards + or #" in errors
+    assert any(e.startswith("alert.notify.mqtt.state_topic: bad topic pattern (KeyError") for e in errors)
+    assert "alert.notify.webhook.url: expected an http:// or https:// URL, got 'ftp://example.org'" in errors
+
+
+def test_errors_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text('[[alert.rule]]\nname = "r"\npattern = "("\n')
+    with pytest.raises(ConfigErrors) as info:
+        config.load(path)
+    assert str(info.value).startswith(f"{path}: alert.rule[0].pattern: invalid regular expression")
+
+
+def test_shipped_example_and_default_config_load() -> None:
+    root = Path(__file__).parents[3] / "conf"
+    example = config.load(root / "examples" / "alerts-apache-restart.toml").alert
+    assert [r.name for r in example.rule] == ["web-5xx-burst", "apache-segfault", "apache-silent"]
+    assert [r.kind for r in example.rule] == ["metric", "log", "absence"]
+    assert example.rule[0].action[0].max_per_hour == 3
+    assert example.notify.webhook is not None
+    assert example.notify.webhook.format == "alertmanager"
+    assert config.load(root / "mepd.toml").alert.group_wait == 30.0

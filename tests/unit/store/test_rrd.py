@@ -1,0 +1,164 @@
+"""The RRD store on real rrdtool files: layouts, keys, updates, skipped old samples, fetch and graphs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from mepd.model import Sample
+from mepd.pipeline import Counters, Pipeline
+from mepd.store.rrd import Layouts, RrdError, RrdSink, RrdStore, key_path, layout, path_key
+
+T0 = 1_800_000_000
+
+
+def test_default_layout_is_mrtg_at_five_minutes() -> None:
+    lay = layout(300)
+    assert lay.step == 300
+    assert lay.rras == ((1, 600), (6, 600), (24, 600), (288, 732))
+    assert "DS:value:GAUGE:600:U:U" in lay.create_args(["value"])
+
+
+def test_a_ten_second_step_keeps_the_spans() -> None:
+    lay = layout(10)
+    assert lay.rras == ((1, 18000), (180, 600), (720, 600), (8640, 732))
+
+
+def test_configured_archives_round_to_the_step() -> None:
+    assert layout(60, [(30.0, 3600.0), (300.0, 86400.0)]).rras == ((1, 60), (5, 288))
+
+
+def test_layouts_use_the_longest_prefix() -> None:
+    lays = Layouts(layout(300), {"snmp.a.": layout(10), "snmp.a.b.": layout(1)})
+    assert (lays("snmp.a.b.x").step, lays("snmp.a.c.x").step, lays("weblog.x").step) == (1, 10, 300)
+
+
+def test_key_paths_round_trip_and_reject_escapes() -> None:
+    assert key_path("/r", "snmp.sw1.eth0.in_bps") == "/r/snmp/sw1/eth0.in_bps.rrd"
+    assert key_path("/r", "snmp.sw1.eth0") == "/r/snmp/sw1/eth0.rrd"
+    assert key_path("/r", "a.b") == "/r/a.b.rrd"
+    for key in ("snmp.sw1.eth0.in_bps", "a.b", "x"):
+        assert path_key("/r", key_path("/r", key)) == key
+    for bad in ("../x", "a..b", "a/b", "a:b", ""):
+        with pytest.raises(ValueError, match="invalid metric key"):
+            key_path("/r", bad)
+
+
+async def rrdtool_info(path: str) -> str:
+    """The rrdtool command's view of a file, not the binding's."""
+    proc = await asyncio.create_subprocess_exec("rrdtool", "info", path, stdout=subprocess.PIPE)
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0
+    return out.decode()
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> RrdStore:
+    return RrdStore(str(tmp_path / "rrd"), layouts=Layouts(layout(10)))
+
+
+async def test_write_creates_on_first_sample_and_fetch_reads_back(store: RrdStore) -> None:
+    key = "snmp.t.eth0.in_bps"
+    samples = [Sample(key, T0 + 10 * i, float(i * 100)) for i in range(1, 7)]
+    result = await store.write(samples)
+    assert (result.created, result.updated, result.errors) == (1, 6, [])
+    assert await store.list_keys() == [key]
+    data = await store.fetch(key, T0 + 10, T0 + 60)
+    values = dict(data["points"])  # type: ignore[arg-type]
+    assert data["step"] == 10
+    assert values[T0 + 30] == pytest.approx(300.0)
+    assert values[T0 + 60] == pytest.approx(600.0)
+    assert store.latest[key].value == 600.0
+    info = await rrdtool_info(key_path(store.root, key))
+    assert "step = 10" in info
+    assert 'rra[0].cf = "AVERAGE"' in info
+    assert 'rra[4].cf = "MAX"' in info
+
+
+async def test_unknown_is_stored_as_unknown(store: RrdStore) -> None:
+    key = "snmp.t.eth0.out_bps"
+    await store.write([Sample(key, T0 + 10 * i, None if i == 3 else 5.0) for i in range(1, 6)])
+    values = dict((await store.fetch(key, T0 + 10, T0 + 50))["points"])  # type: ignore[arg-type]
+    assert values[T0 + 30] is None
+    assert values[T0 + 40] == pytest.approx(5.0)
+
+
+async def test_old_samples_are_skipped_and_counted_never_raised(store: RrdStore) -> None:
+    key = "x.y.z"
+    await store.write([Sample(key, T0 + 20, 1.0)])
+    result = await store.write([Sample(key, T0 + 10, 2.0), Sample(key, T0 + 20, 2.0), Sample(key, T0 + 30, 3.0)])
+    assert (result.skipped_old, result.updated, result.errors) == (2, 1, [])
+    fresh = RrdStore(store.root, layouts=store.layouts)  # a restarted daemon learns the last update from the file
+    result = await fresh.write([Sample(key, T0 + 25, 9.0), Sample(key, T0 + 40, 4.0)])
+    assert (result.skipped_old, result.updated, result.errors) == (1, 1, [])
+
+
+async def test_invalid_keys_are_counted(store: RrdStore) -> None:
+    result = await store.write([Sample("../etc/passwd", T0, 1.0)])
+    assert (result.invalid_keys, result.updated) == (1, 0)
+
+
+async def test_graph_png_and_svg(store: RrdStore) -> None:
+    keys = ["snmp.t.eth0.in_bps", "snmp.t.eth0.out_bps"]
+    await store.write([Sample(k, T0 + 10 * i, float(i)) for k in keys for i in range(1, 30)])
+    png = await store.graph(keys, "day", "png", end=T0 + 300)
+    assert png.startswith(b"\x89PNG")
+    svg = await store.graph(keys, "week", "svg", end=T0 + 300)
+    assert b"<svg" in svg[:500]
+    with pytest.raises(RrdError, match="no metric"):
+        await store.graph(["snmp.t.nope.in_bps"])
+
+
+async def test_sink_counts_stored_and_skipped(store: RrdStore) -> None:
+    pipeline = Pipeline()
+    sub = pipeline.samples.subscribe("store/rrd", 100)
+    sink = RrdSink(store, sub, Counters(), pipeline.sample_counters, flush_interval=0)
+    task = asyncio.create_task(sink.run(lambda: None))
+    for s in (Sample("a.b.c", T0 + 10, 1.0), Sample("a.b.c", T0 + 5, 1.0)):
+        await pipeline.samples.put(s)
+        await asyncio.wait_for(sub.join(), 10)
+    task.cancel()
+    assert sink.counters.get("stored") == 1
+    assert sink.counters.get("skipped_old") == 1
+    assert pipeline.sample_counters.get("stored") == 1
+
+
+GROUP = ("in_bps", "out_bps", "oper_up")
+
+
+@pytest.fixture
+async def grouped(tmp_path: Path) -> AsyncIterator[RrdStore]:
+    store = RrdStore(str(tmp_path / "rrd"), layouts=Layouts(layout(300), {"snmp.sw.": layout(10, group=GROUP)}))
+    yield store
+    store.close()
+
+
+async def test_an_interface_is_one_file_with_a_data_source_per_metric(grouped: RrdStore) -> None:
+    for i in range(1, 5):
+        await grouped.write([Sample(f"snmp.sw.eth0.{n}", T0 + 10 * i, float(i * (j + 1)))
+                             for j, n in enumerate(GROUP)] + [Sample("snmp.sw.cpu", T0 + 10 * i, 5.0)])
+    files = sorted(os.listdir(os.path.join(grouped.root, "snmp", "sw")))
+    assert files == ["cpu.rrd", "eth0.rrd"]
+    info = await rrdtool_info(str(Path(grouped.root, "snmp", "sw", "eth0.rrd")))
+    assert all(f"ds[{n}].type = \"GAUGE\"" in info for n in GROUP)
+    assert await grouped.list_keys() == ["snmp.sw.cpu", *(f"snmp.sw.eth0.{n}" for n in sorted(GROUP))]
+    out = dict((await grouped.fetch("snmp.sw.eth0.out_bps", T0 + 10, T0 + 40))["points"])  # type: ignore[arg-type]
+    assert out[T0 + 30] == pytest.approx(6.0)
+    with pytest.raises(RrdError, match="no metric"):
+        await grouped.fetch("snmp.sw.eth0.in_pps", T0, T0 + 40)
+
+
+async def test_a_row_split_across_batches_is_written_whole(grouped: RrdStore) -> None:
+    first = [Sample("snmp.sw.eth0.in_bps", T0 + 10, 1.0)]
+    rest = [Sample("snmp.sw.eth0.out_bps", T0 + 10, 2.0), Sample("snmp.sw.eth0.oper_up", T0 + 10, 1.0)]
+    assert (await grouped.write(first, flush=False)).updated == 0  # waits for the other names
+    assert (await grouped.write(rest, flush=False)).updated == 1
+    result = await grouped.write([Sample("snmp.sw.eth0.in_bps", T0 + 20, 3.0)], flush=True)
+    assert (result.updated, result.skipped_old) == (1, 0)  # flushed with U for the names it lacks
+    data = await grouped.fetch("snmp.sw.eth0.out_bps", T0 + 10, T0 + 20)
+    assert dict(data["points"])[T0 + 20] is None  # type: ignore[call-overload]
