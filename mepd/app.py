@@ -30,10 +30,12 @@ from mepd.config import Config
 from mepd.errors import ConfigErrors
 from mepd.model import rfc3339
 from mepd.pipeline import Counters, Pipeline
+from mepd.sources import journal as journal_source
 from mepd.sources.syslog import server as syslog_server
+from mepd.sources.syslog.sockets import match_inherited
 from mepd.store.logs import LogSink, LogStore
 from mepd.supervisor import Component, Supervised
-from mepd.systemd import Notifier, watchdog_interval
+from mepd.systemd import Notifier, listen_fds, watchdog_interval
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +67,20 @@ class App:
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._signals = 0
+        self.inherited = listen_fds()
 
     def specs(self, cfg: Config) -> list[Spec]:
         """Every source component the config asks for; the single place a new source is wired in."""
         logs = self.pipeline.logs
-        return [Spec(lc.key, lc, functools.partial(syslog_server.create, lc, logs)) for lc in cfg.syslog.listen]
+        specs = [
+            Spec(lc.key, lc, functools.partial(syslog_server.create, lc, logs, match_inherited(lc, self.inherited)))
+            for lc in cfg.syslog.listen
+        ]
+        if cfg.journal.enabled:
+            resume = functools.partial(self.logstore.cursor, journal_source.CURSOR_KEY)
+            build = functools.partial(journal_source.create, cfg.journal, logs, resume)
+            specs.append(Spec(journal_source.CURSOR_KEY, cfg.journal, build))
+        return specs
 
     def _build_sinks(self) -> list[Component]:
         sub = self.pipeline.logs.subscribe("store/logs", self.cfg.daemon.queue_size)

@@ -31,6 +31,7 @@ from typing import Annotated, Any, Final, Literal, TypeVar, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mepd.errors import ConfigError, ConfigErrors
+from mepd.model import severity_number
 from mepd.units import parse_duration, parse_size
 
 DURATION: Final = "duration"
@@ -41,6 +42,7 @@ Duration = Annotated[float, DURATION]
 Size = Annotated[int, SIZE]
 FilePath = Annotated[str, PATH]
 
+_JOURNAL_FIELD: Final = re.compile(r"(?=.{1,64}$)_?[A-Z][A-Z0-9_]*")
 _HOSTNAME: Final = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?")
 
 
@@ -111,9 +113,22 @@ class SyslogListenConfig:
     receive_buffer: Size = 8 * 1024 * 1024
     timezone: str = ""
     peer_as_host: bool = True
+    tls_cert: FilePath = ""
+    tls_key: FilePath = ""
+    tls_client_ca: FilePath = ""
+    tls_min_version: Literal["1.2", "1.3"] = "1.2"
+    socket_mode: str = "0666"
+    fd_name: str = ""
 
     def check(self) -> Iterator[tuple[str, str]]:
-        if self.proto != "unix":
+        if self.proto == "unix":
+            if not os.path.isabs(self.address):
+                yield "address", f"a unix socket address is an absolute path, got {self.address!r}"
+            elif len(os.fsencode(self.address)) > 107:
+                yield "address", "path too long for a Unix socket (107 bytes at most)"
+            if not re.fullmatch(r"0?[0-7]{3}", self.socket_mode):
+                yield "socket_mode", f"expected an octal mode like \"0666\", got {self.socket_mode!r}"
+        else:
             try:
                 split_address(self.address)
             except ValueError as e:
@@ -125,10 +140,29 @@ class SyslogListenConfig:
                 yield "timezone", f"unknown time zone {self.timezone!r}; expected a name like 'Europe/Paris'"
         if self.max_message_size < 480:
             yield "max_message_size", "must be at least 480 bytes (RFC 5424's minimum)"
+        yield from self._check_tls()
+
+    def _check_tls(self) -> Iterator[tuple[str, str]]:
+        tls_keys = {"tls_cert": self.tls_cert, "tls_key": self.tls_key, "tls_client_ca": self.tls_client_ca}
+        if self.proto != "tls":
+            for key, value in tls_keys.items():
+                if value:
+                    yield key, 'only used with proto = "tls"'
+            return
+        for key in ("tls_cert", "tls_key"):
+            if not tls_keys[key]:
+                yield key, 'required with proto = "tls" (a PEM file)'
+        for key, value in tls_keys.items():
+            if value and not os.access(value, os.R_OK):
+                yield key, f"cannot read {value!r}"
 
     @property
     def key(self) -> str:
         return f"syslog/{self.proto} {self.address}"
+
+    @property
+    def mode(self) -> int:
+        return int(self.socket_mode, 8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,11 +171,44 @@ class SyslogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class JournalConfig:
+    """`[journal]`: off unless asked for, so a config without the section never reads the system journal.
+
+    `units` match like `journalctl -u` (a name without a dot gets ".service"), `identifiers` match
+    SYSLOG_IDENTIFIER, `priority` keeps entries at that severity or more urgent; different kinds of
+    match must all hold.  `start` applies only when no cursor was saved yet.
+    """
+
+    enabled: bool = False
+    path: FilePath = ""
+    units: tuple[str, ...] = ()
+    identifiers: tuple[str, ...] = ()
+    priority: str = ""
+    start: Literal["head", "tail"] = "tail"
+    fields: tuple[str, ...] = ()
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if self.priority:
+            try:
+                severity_number(self.priority)
+            except ValueError as e:
+                yield "priority", str(e)
+        for key, values in (("units", self.units), ("identifiers", self.identifiers)):
+            for i, value in enumerate(values):
+                if not value or "=" in value or any(c.isspace() for c in value):
+                    yield f"{key}[{i}]", f"invalid name {value!r}"
+        for i, name in enumerate(self.fields):
+            if not _JOURNAL_FIELD.fullmatch(name):
+                yield f"fields[{i}]", f"invalid journal field name {name!r}; expected one like 'MESSAGE_ID'"
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     file: str = ""
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     syslog: SyslogConfig = field(default_factory=SyslogConfig)
+    journal: JournalConfig = field(default_factory=JournalConfig)
 
     def check(self) -> Iterator[tuple[str, str]]:
         seen: dict[str, int] = {}

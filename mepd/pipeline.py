@@ -28,6 +28,10 @@ class Counters:
     def inc(self, name: str, n: int = 1) -> None:
         self._values[name] += n
 
+    def set(self, name: str, value: int) -> None:
+        """For counts kept elsewhere and copied in (the kernel's drops for a socket)."""
+        self._values[name] = value
+
     def get(self, name: str) -> int:
         return self._values.get(name, 0)
 

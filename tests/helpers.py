@@ -100,13 +100,14 @@ class Mepd:
     def write_config(self, config_text: str) -> None:
         self.config_path.write_text(self.base + config_text)
 
-    def start(self, wait_ready: bool = True) -> Mepd:
+    def start(self, wait_ready: bool = True, wrapper: tuple[str, ...] = ()) -> Mepd:
+        """Run the daemon, optionally under a `wrapper` command such as systemd-socket-activate."""
         env = {**os.environ, "NOTIFY_SOCKET": str(self.notify.path), **self.extra_env}
         env.pop("JOURNAL_STREAM", None)
         mark = len(self.notify.lines())
         with self.stderr_path.open("ab") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mepd.cli.mepd", "--config", str(self.config_path)],
+                [*wrapper, sys.executable, "-m", "mepd.cli.mepd", "--config", str(self.config_path)],
                 env=env, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT,
             )
         if wait_ready:

@@ -6,6 +6,11 @@ them read while the writer writes).  A batch and the source cursors it covers
 commit in one transaction, so after a crash what is in the database and where
 sources resume always agree.  `--grep` uses an FTS5 trigram index: substring
 search, case-insensitive, without scanning the table.
+
+The full-text index is filled behind the table, in bulk, when the writer has
+no records waiting: indexing costs several times what storing does, so under a
+burst records are stored at full speed and indexed afterwards.  A search covers
+the rows not yet indexed by scanning them, so it is always complete.
 """
 
 from __future__ import annotations
@@ -48,10 +53,10 @@ CREATE INDEX IF NOT EXISTS logs_app_ts ON logs (app, ts);
 CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5(
     message, content='logs', content_rowid='id', tokenize='trigram'
 );
-CREATE TRIGGER IF NOT EXISTS logs_ai AFTER INSERT ON logs BEGIN
-    INSERT INTO logs_fts (rowid, message) VALUES (new.id, new.message);
-END;
-CREATE TRIGGER IF NOT EXISTS logs_ad AFTER DELETE ON logs BEGIN
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('fts_upto', 0);
+CREATE TRIGGER IF NOT EXISTS logs_ad AFTER DELETE ON logs
+WHEN old.id <= (SELECT value FROM meta WHERE key = 'fts_upto') BEGIN
     INSERT INTO logs_fts (logs_fts, rowid, message) VALUES ('delete', old.id, old.message);
 END;
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, position TEXT NOT NULL, updated REAL NOT NULL);
@@ -63,6 +68,7 @@ _INSERT: Final = (
 )
 _COLUMNS: Final = "id, ts, received, host, app, pid, facility, severity, msgid, message, sd, source, peer, parse_error"
 _DELETE_CHUNK: Final = 5000
+FTS_CHUNK: Final = 20000
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +130,7 @@ def _fts_phrase(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-def _where(q: LogQuery) -> tuple[str, list[Any]]:
+def _where(q: LogQuery, fts_upto: int) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     args: list[Any] = []
     for column, op, value in (
@@ -136,11 +142,13 @@ def _where(q: LogQuery) -> tuple[str, list[Any]]:
             clauses.append(f"{column} {op} ?")
             args.append(value)
     if q.grep:
+        scan = "instr(lower(message), lower(?)) > 0"
         if len(q.grep) >= 3:
-            clauses.append("id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH ?)")
-            args.append(_fts_phrase(q.grep))
+            indexed = "id <= ? AND id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH ?)"
+            clauses.append(f"(({indexed}) OR (id > ? AND {scan}))")
+            args += [fts_upto, _fts_phrase(q.grep), fts_upto, q.grep]
         else:
-            clauses.append("instr(lower(message), lower(?)) > 0")
+            clauses.append(scan)
             args.append(q.grep)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
@@ -152,6 +160,7 @@ class LogStore:
         self.path = path
         self.cfg = cfg
         self.last_id = 0
+        self.fts_upto = 0
         self.committed = asyncio.Condition()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logstore-w")
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="logstore-r")
@@ -160,13 +169,44 @@ class LogStore:
 
     async def open(self) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        self.last_id = await self._on_writer(self._open)
+        self.last_id, self.fts_upto = await self._on_writer(self._open)
 
-    def _open(self) -> int:
+    def _open(self) -> tuple[int, int]:
         conn = _connect(self.path)
         conn.executescript(SCHEMA)
         self._wconn = conn
-        return int(conn.execute("SELECT coalesce(max(id), 0) FROM logs").fetchone()[0])
+        last = int(conn.execute("SELECT coalesce(max(id), 0) FROM logs").fetchone()[0])
+        return last, int(conn.execute("SELECT value FROM meta WHERE key = 'fts_upto'").fetchone()[0])
+
+    @property
+    def fts_lag(self) -> int:
+        """Stored records not yet in the full-text index."""
+        return self.last_id - self.fts_upto
+
+    async def index(self, max_rows: int) -> int:
+        """Add up to `max_rows` stored records to the full-text index, in one transaction."""
+        upto = await self._on_writer(self._index, max_rows)
+        done, self.fts_upto = upto - self.fts_upto, upto
+        return done
+
+    def _index(self, max_rows: int) -> int:
+        conn = self._wconn
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            start = int(conn.execute("SELECT value FROM meta WHERE key = 'fts_upto'").fetchone()[0])
+            end = conn.execute(
+                "SELECT max(id) FROM (SELECT id FROM logs WHERE id > ? ORDER BY id LIMIT ?)", [start, max_rows]
+            ).fetchone()[0]
+            if end is not None:
+                conn.execute("INSERT INTO logs_fts (rowid, message) SELECT id, message FROM logs"
+                             " WHERE id > ? AND id <= ?", [start, end])
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'fts_upto'", [end])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return int(end) if end is not None else start
 
     async def close(self) -> None:
         if self._wconn is not None:
@@ -227,7 +267,7 @@ class LogStore:
 
     async def query(self, q: LogQuery) -> list[dict[str, object]]:
         """Matching records, oldest first; with a limit, the newest `limit` of them."""
-        where, args = _where(q)
+        where, args = _where(q, self.fts_upto)
         if q.limit > 0:
             sql = (
                 f"SELECT * FROM (SELECT {_COLUMNS} FROM logs{where} ORDER BY ts DESC, id DESC LIMIT ?)"
@@ -240,7 +280,7 @@ class LogStore:
 
     async def query_new(self, q: LogQuery) -> list[dict[str, object]]:
         """Records committed after `q.after_id`, in commit order: what `--follow` streams."""
-        where, args = _where(q)
+        where, args = _where(q, self.fts_upto)
         return [row_to_json(r) for r in await self._read(f"SELECT {_COLUMNS} FROM logs{where} ORDER BY id", args)]
 
     async def stats(self) -> dict[str, object]:
@@ -335,6 +375,9 @@ class LogSink:
         maintenance = asyncio.create_task(self._maintenance(cfg.maintenance_interval))
         try:
             while True:
+                if not len(self.subscription) and self.store.fts_lag > 0:
+                    await self._index_some()
+                    continue
                 batch = await self.subscription.get_batch(cfg.batch_size, cfg.flush_interval)
                 await self._write_until_done(batch)
         finally:
@@ -356,6 +399,15 @@ class LogSink:
             self._pipeline_counters.inc("stored", len(batch))
             self.subscription.done(len(batch))
             return
+
+    async def _index_some(self) -> None:
+        """Index a chunk while nothing waits to be stored; storing always comes first."""
+        try:
+            self.counters.inc("indexed", await self.store.index(FTS_CHUNK))
+        except sqlite3.Error as e:
+            self.counters.inc("index_errors")
+            log.warning("full-text indexing failed, retrying later: %s", e)
+            await asyncio.sleep(1.0)
 
     async def _maintenance(self, interval: float) -> None:
         while True:

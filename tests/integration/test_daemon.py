@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import stat
+import subprocess
+import sys
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -16,8 +20,6 @@ MakeMepd = Callable[..., Mepd]
 
 
 def logger(port: int, *args: str) -> None:
-    import subprocess  # noqa: PLC0415
-
     subprocess.run(["logger", "-n", "127.0.0.1", "-P", str(port), *args], check=True, timeout=30)
 
 
@@ -197,3 +199,32 @@ def test_sd_notify_ready_status_and_watchdog(mepd_factory: MakeMepd) -> None:
     d.notify.wait_line(lambda _ln: d.notify.lines().count("WATCHDOG=1") > count, "a second WATCHDOG=1")
     assert d.stop() == 0
     assert "STOPPING=1" in d.notify.lines()
+
+
+def test_follow_streams_new_records(daemon: Mepd) -> None:
+    port = daemon.port  # type: ignore[attr-defined]
+    send_udp(port, b"<14>1 - fh app - - - already there")
+    daemon.wait_logs(1, "--host", "fh")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mepd.cli.mepctl", "--socket", daemon.socket, "logs", "--follow", "--json",
+         "--host", "fh"], stdout=subprocess.PIPE, text=True)
+    lines: list[dict[str, object]] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(json.loads(line))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: len(lines) >= 1, what="the existing record")
+        send_udp(port, b"<14>1 - other app - - - filtered out", b"<14>1 - fh app - - - live one")
+        wait_for(lambda: len(lines) >= 2, what="the live record")
+        assert [r["message"] for r in lines] == ["already there", "live one"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        reader.join(timeout=30)
+        assert proc.stdout is not None
+        proc.stdout.close()

@@ -1,28 +1,38 @@
 """Syslog listeners: one component per `[[syslog.listen]]` entry.
 
 UDP cannot push back on its senders, so a datagram that finds the pipeline full
-is dropped and counted (by the channel); everything else, including input that
-parses as nothing, is stored.
+is dropped and counted; stream transports (TCP, TLS) wait instead, which stops
+reading and lets TCP slow the sender down.  Everything else, including input
+that parses as nothing, is stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
+import os
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from datetime import tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from mepd.config import SyslogListenConfig, split_address
+from mepd.config import SyslogListenConfig
 from mepd.model import LogRecord
 from mepd.pipeline import Channel, Counters
+from mepd.sources.syslog import sockets
+from mepd.sources.syslog.framing import FrameReader
 from mepd.sources.syslog.parse import parse_message
+from mepd.systemd import ListenFd
 
 log = logging.getLogger(__name__)
+
+KERNEL_DROPS_INTERVAL = 5.0
+TLS_HANDSHAKE_TIMEOUT = 30.0
 
 
 def _peer(addr: Any) -> str | None:
@@ -39,15 +49,16 @@ class SyslogIntake:
 
     def __init__(self, cfg: SyslogListenConfig, logs: Channel[LogRecord], counters: Counters) -> None:
         self.cfg = cfg
+        self.local_host = socket.gethostname() if cfg.proto == "unix" else None
         self.source = f"syslog/{cfg.proto}"
         self.logs = logs
         self.counters = counters
         self.tz: tzinfo | None = ZoneInfo(cfg.timezone) if cfg.timezone else None
 
-    def record(self, data: bytes, peer: str | None) -> LogRecord:
-        size = len(data)
-        truncated = size > self.cfg.max_message_size
-        if truncated:
+    def record(self, data: bytes, peer: str | None, original_size: int = 0) -> LogRecord:
+        """Parse one message; `original_size` > the limit means the transport already cut it."""
+        size = max(len(data), original_size)
+        if len(data) > self.cfg.max_message_size:
             data = data[: self.cfg.max_message_size]
         rec = parse_message(
             data, received=time.time(), source=self.source, peer=peer, tz=self.tz,
@@ -56,206 +67,119 @@ class SyslogIntake:
         self.counters.inc("received")
         if rec.parse_error is not None:
             self.counters.inc("parse_errors")
-        if truncated:
+        if rec.host is None and self.local_host is not None:
+            rec = dataclasses.replace(rec, host=self.local_host)
+        if size > self.cfg.max_message_size:
             self.counters.inc("truncated")
             rec = dataclasses.replace(rec, sd={**rec.sd, "mepd": {"truncated_from": str(size)}})
         return rec
 
 
-class _UdpProtocol(asyncio.DatagramProtocol):
+class _DatagramProtocol(asyncio.DatagramProtocol):
     def __init__(self, intake: SyslogIntake) -> None:
         self.intake = intake
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         if not self.intake.logs.offer(self.intake.record(data, _peer(addr))):
-            self.intake.counters.inc("dropped")
+            self.intake.counters.inc("dropped.queue_full")
 
     def error_received(self, exc: Exception) -> None:
         self.intake.counters.inc("socket_errors")
         log.warning("%s: socket error: %s", self.intake.cfg.key, exc)
 
 
-def bind_udp(cfg: SyslogListenConfig) -> socket.socket:
-    host, port = split_address(cfg.address)
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
-    family, _, _, _, sockaddr = infos[0]
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, cfg.receive_buffer)
-        sock.bind(sockaddr)
-    except OSError:
-        sock.close()
-        raise
-    sock.setblocking(False)
-    return sock
+class DatagramListener:
+    """`[[syslog.listen]]` with proto "udp", or "unix" (a local datagram socket like /dev/log)."""
 
-
-class UdpListener:
-    """`[[syslog.listen]]` with proto = "udp"."""
-
-    def __init__(self, cfg: SyslogListenConfig, logs: Channel[LogRecord]) -> None:
+    def __init__(self, cfg: SyslogListenConfig, logs: Channel[LogRecord], inherited: ListenFd | None) -> None:
         self.name = cfg.key
         self.counters = Counters()
         self.intake = SyslogIntake(cfg, logs, self.counters)
+        self.inherited = inherited
+
+    def _socket(self) -> socket.socket:
+        cfg = self.intake.cfg
+        if self.inherited is not None:
+            sock = sockets.adopt(self.inherited)
+        elif cfg.proto == "unix":
+            sock = sockets.bind_unix_datagram(cfg)
+        else:
+            sock = sockets.bind_inet(cfg, socket.SOCK_DGRAM)
+        sockets.set_receive_buffer(sock, cfg.receive_buffer, self.name)
+        return sock
 
     async def run(self, started: Callable[[], None]) -> None:
-        sock = bind_udp(self.intake.cfg)
+        sock = self._socket()
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self.intake), sock=sock)
-        log.info("listening for syslog on udp %s", self.intake.cfg.address)
+        transport, _ = await loop.create_datagram_endpoint(lambda: _DatagramProtocol(self.intake), sock=sock)
+        how = "inherited from systemd" if self.inherited else "bound"
+        log.info("listening for syslog on %s %s (%s)", self.intake.cfg.proto, self.intake.cfg.address, how)
         started()
         try:
-            await asyncio.Future()
+            while True:
+                drops = await loop.run_in_executor(None, sockets.kernel_udp_drops, sock)
+                if drops is not None:
+                    self.counters.set("dropped.kernel", drops)
+                await asyncio.sleep(KERNEL_DROPS_INTERVAL)
         finally:
             transport.close()
+            if self.intake.cfg.proto == "unix" and self.inherited is None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.intake.cfg.address)
 
 
-_CHUNK = 65536
+class StreamListener:
+    """`[[syslog.listen]]` with proto "tcp" or "tls" (RFC 5425); a slow store stops reading, never drops."""
 
-
-class FrameReader:
-    """RFC 6587 framing, detected per frame from its first byte.
-
-    A frame starting with a digit and `LEN SP` is octet-counted; anything else
-    runs to the next LF or NUL (non-transparent framing).  A frame longer than
-    the limit is cut there and the rest of it skipped, so one huge line does not
-    cost the connection its other messages; `oversized` then holds its length.
-    """
-
-    def __init__(self, reader: asyncio.StreamReader, limit: int) -> None:
-        self.reader = reader
-        self.limit = limit
-        self.buf = bytearray()
-        self.eof = False
-        self.oversized = 0
-
-    async def _fill(self) -> bool:
-        if self.eof:
-            return False
-        chunk = await self.reader.read(_CHUNK)
-        if not chunk:
-            self.eof = True
-            return False
-        self.buf += chunk
-        return True
-
-    async def next_frame(self) -> bytes | None:
-        """The next frame's bytes, or None at the end of the stream."""
-        self.oversized = 0
-        while True:
-            skip = 0
-            while skip < len(self.buf) and self.buf[skip] in (10, 13, 0, 32):
-                skip += 1
-            del self.buf[:skip]
-            if self.buf:
-                break
-            if not await self._fill():
-                return None
-        if 48 <= self.buf[0] <= 57:
-            while (space := self.buf.find(b" ", 0, 12)) == -1 and len(self.buf) < 12 and await self._fill():
-                pass
-            if space > 0 and self.buf[:space].isdigit():
-                length = int(self.buf[:space])
-                del self.buf[: space + 1]
-                return await self._counted(length)
-        return await self._delimited()
-
-    async def _counted(self, length: int) -> bytes:
-        want = min(length, self.limit)
-        while len(self.buf) < want and await self._fill():
-            pass
-        take = min(want, len(self.buf))
-        data = bytes(self.buf[:take])
-        del self.buf[:take]
-        if length > self.limit:
-            self.oversized = length
-        rest = length - take
-        while rest > 0 and (self.buf or await self._fill()):
-            k = min(rest, len(self.buf))
-            del self.buf[:k]
-            rest -= k
-        return data
-
-    def _find_delimiter(self, start: int) -> int:
-        ends = [i for i in (self.buf.find(b"\n", start), self.buf.find(b"\0", start)) if i >= 0]
-        return min(ends) if ends else -1
-
-    async def _delimited(self) -> bytes:
-        start = 0
-        while True:
-            end = self._find_delimiter(start)
-            if 0 <= end <= self.limit:
-                data = bytes(self.buf[:end])
-                del self.buf[: end + 1]
-                return data.rstrip(b"\r")
-            if end > self.limit or len(self.buf) > self.limit:
-                return await self._cut()
-            start = len(self.buf)
-            if not await self._fill():
-                data = bytes(self.buf)
-                self.buf.clear()
-                return data.rstrip(b"\r")
-
-    async def _cut(self) -> bytes:
-        data = bytes(self.buf[: self.limit])
-        size = self.limit
-        del self.buf[: self.limit]
-        while True:
-            end = self._find_delimiter(0)
-            if end >= 0:
-                size += end
-                del self.buf[: end + 1]
-                break
-            size += len(self.buf)
-            self.buf.clear()
-            if not await self._fill():
-                break
-        self.oversized = size
-        return data
-
-
-class TcpListener:
-    """`[[syslog.listen]]` with proto = "tcp"; a slow store stops reading instead of dropping."""
-
-    def __init__(self, cfg: SyslogListenConfig, logs: Channel[LogRecord]) -> None:
+    def __init__(self, cfg: SyslogListenConfig, logs: Channel[LogRecord], inherited: ListenFd | None) -> None:
         self.name = cfg.key
         self.counters = Counters()
         self.intake = SyslogIntake(cfg, logs, self.counters)
-        self.connections = 0
+        self.inherited = inherited
+        self.tls: ssl.SSLContext | None = sockets.tls_context(cfg) if cfg.proto == "tls" else None
 
     async def run(self, started: Callable[[], None]) -> None:
-        host, port = split_address(self.intake.cfg.address)
-        server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
-        log.info("listening for syslog on tcp %s", self.intake.cfg.address)
+        cfg = self.intake.cfg
+        if self.inherited is not None:
+            sock = sockets.adopt(self.inherited)
+        else:
+            sock = sockets.bind_inet(cfg, socket.SOCK_STREAM)
+        server = await asyncio.start_server(self._serve, sock=sock, limit=2**20)
+        how = "inherited from systemd" if self.inherited else "bound"
+        log.info("listening for syslog on %s %s (%s)", cfg.proto, cfg.address, how)
         started()
         async with server:
             await server.serve_forever()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = _peer(writer.get_extra_info("peername"))
-        self.counters.inc("connections")
-        frames = FrameReader(reader, self.intake.cfg.max_message_size)
         try:
+            if self.tls is not None and not await self._handshake(writer, peer):
+                return
+            self.counters.inc("connections")
+            frames = FrameReader(reader, self.intake.cfg.max_message_size)
             while (frame := await frames.next_frame()) is not None:
-                if not frame:
-                    continue
-                rec = self.intake.record(frame, peer)
-                if frames.oversized:
-                    self.intake.counters.inc("truncated")
-                    rec = dataclasses.replace(rec, sd={**rec.sd, "mepd": {"truncated_from": str(frames.oversized)}})
-                    frames.oversized = 0
-                await self.intake.logs.put(rec)
-        except (ConnectionError, asyncio.IncompleteReadError) as e:
+                if frame:
+                    await self.intake.logs.put(self.intake.record(frame, peer, frames.oversized))
+        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError) as e:
             self.counters.inc("connection_errors")
-            log.debug("%s: connection from %s ended: %s", self.name, peer, e)
+            log.info("%s: connection from %s ended: %s", self.name, peer, e)
         finally:
             writer.close()
 
+    async def _handshake(self, writer: asyncio.StreamWriter, peer: str | None) -> bool:
+        assert self.tls is not None
+        try:
+            await writer.start_tls(self.tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        except (ssl.SSLError, ConnectionError, TimeoutError, OSError) as e:
+            self.counters.inc("tls_handshake_errors")
+            log.warning("%s: TLS handshake with %s failed: %s", self.name, peer, e)
+            return False
+        return True
 
-def create(cfg: SyslogListenConfig, logs: Channel[LogRecord]) -> UdpListener | TcpListener:
-    if cfg.proto == "udp":
-        return UdpListener(cfg, logs)
-    if cfg.proto == "tcp":
-        return TcpListener(cfg, logs)
-    raise NotImplementedError(f"syslog over {cfg.proto} is not available yet")
+
+def create(cfg: SyslogListenConfig, logs: Channel[LogRecord],
+           inherited: ListenFd | None = None) -> DatagramListener | StreamListener:
+    if cfg.proto in ("udp", "unix"):
+        return DatagramListener(cfg, logs, inherited)
+    return StreamListener(cfg, logs, inherited)

@@ -25,14 +25,23 @@ async def test_filters_and_order(tmp_path: Path) -> None:
         rec(10, "first Failed password", host="a", app="sshd", severity=4, sd={"x@1": {"k": "v"}}),
         rec(20, "second", host="b", app="cron", severity=3),
     ])
-    messages = [r["message"] for r in await store.query(LogQuery())]
+    messages = [r["message"] for r in await store.query(LogQuery(until=35))]
     assert messages == ["first Failed password", "second", "third"]
     assert [r["message"] for r in await store.query(LogQuery(host="a"))] == ["first Failed password", "third"]
     assert [r["message"] for r in await store.query(LogQuery(max_severity=4))] == ["first Failed password", "second"]
+    assert store.fts_lag == 3
     assert [r["message"] for r in await store.query(LogQuery(grep="failed PASS"))] == ["first Failed password"]
+    assert await store.index(2) == 2
+    await store.write([rec(40, "fourth failed password")])
+    assert (store.fts_upto, store.fts_lag) == (2, 2)
+    both = ["first Failed password", "fourth failed password"]
+    assert [r["message"] for r in await store.query(LogQuery(grep="failed PASS"))] == both
+    assert await store.index(100) == 2
+    assert store.fts_lag == 0
+    assert [r["message"] for r in await store.query(LogQuery(grep="failed PASS"))] == both
     assert [r["message"] for r in await store.query(LogQuery(grep="ec"))] == ["second"]
     assert [r["message"] for r in await store.query(LogQuery(since=15, until=25))] == ["second"]
-    assert [r["message"] for r in await store.query(LogQuery(limit=2))] == ["second", "third"]
+    assert [r["message"] for r in await store.query(LogQuery(limit=2, until=35))] == ["second", "third"]
     first = (await store.query(LogQuery(app="sshd", limit=1, until=15)))[0]
     assert first["sd"] == {"x@1": {"k": "v"}}
     assert first["ts"] == "1970-01-01T00:00:10.000000Z"

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from mepd.sources.syslog.server import FrameReader
+from mepd.sources.syslog.framing import FrameReader
 
 
 async def frames(data: bytes, limit: int = 100, chunk: int = 7) -> list[tuple[bytes, int]]:

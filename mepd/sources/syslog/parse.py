@@ -1,0 +1,93 @@
+"""One syslog message (bytes, already de-framed) to one LogRecord, whatever the sender got wrong.
+
+`parse_message` never raises: input that fits neither RFC is kept whole as the
+message and in `raw`, with `parse_error` saying why, so the listener stores and
+counts it instead of losing it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import tzinfo
+
+from mepd.model import LogRecord
+from mepd.sources.syslog import rfc3164, rfc5424
+from mepd.sources.syslog.common import peer_host
+
+log = logging.getLogger(__name__)
+
+# rsyslog's default for a message without PRI: user.notice.
+DEFAULT_FACILITY = 1
+DEFAULT_SEVERITY = 5
+
+
+def decode(data: bytes) -> str:
+    """The text of a frame: UTF-8 (invalid bytes replaced), without the trailing NUL/CR/LF some senders add."""
+    return data.rstrip(b"\r\n\0").decode("utf-8", "replace")
+
+
+def parse_message(
+    data: bytes,
+    *,
+    received: float,
+    source: str,
+    peer: str | None = None,
+    tz: tzinfo | None = None,
+    peer_as_host: bool = True,
+) -> LogRecord:
+    """Parse RFC 5424 or RFC 3164 (with device variants); `tz` (None: local zone) applies to zone-less stamps."""
+    fallback_host = peer_host(peer) if peer_as_host else None
+    try:
+        return _parse(decode(data), received, source, peer, tz, fallback_host)
+    except Exception as e:  # a parser bug must cost one message its fields, never the listener
+        log.debug("syslog parser failed on %r", data[:200], exc_info=True)
+        text = decode(data)
+        return LogRecord(
+            ts=received, received=received, message=text, source=source, host=fallback_host,
+            peer=peer, parse_error=f"parser failure: {type(e).__name__}", raw=text,
+        )
+
+
+def _unparsed(
+    text: str, error: str, received: float, source: str, peer: str | None, host: str | None,
+    facility: int | None = None, severity: int | None = None,
+) -> LogRecord:
+    return LogRecord(
+        ts=received, received=received, message=text, source=source, host=host, facility=facility,
+        severity=severity, peer=peer, parse_error=error, raw=text,
+    )
+
+
+def _parse(
+    text: str, received: float, source: str, peer: str | None, tz: tzinfo | None, fallback_host: str | None,
+) -> LogRecord:
+    if text[:1] != "<":
+        p = rfc3164.parse(text, received, tz)
+        return LogRecord(
+            ts=received if p.ts is None else p.ts, received=received, message=p.message, source=source,
+            host=p.host or fallback_host, app=p.app, pid=p.pid, facility=DEFAULT_FACILITY,
+            severity=DEFAULT_SEVERITY, msgid=p.msgid, sd=p.sd, peer=peer, parse_error="missing PRI", raw=text,
+        )
+    end = text.find(">", 1, 5)
+    digits = text[1:end] if end > 1 else ""
+    if not (digits.isascii() and digits.isdigit()) or int(digits) > 191:
+        return _unparsed(text, "invalid PRI", received, source, peer, fallback_host)
+    pri = int(digits)
+    facility, severity = pri >> 3, pri & 7
+    rest = text[end + 1 :]
+    if rest[:2] == "1 ":
+        try:
+            q = rfc5424.parse(rest[2:], tz)
+        except rfc5424.Rfc5424Error as e:
+            return _unparsed(text, str(e), received, source, peer, fallback_host, facility, severity)
+        return LogRecord(
+            ts=received if q.ts is None else q.ts, received=received, message=q.message, source=source,
+            host=q.host or fallback_host, app=q.app, pid=q.procid, facility=facility, severity=severity,
+            msgid=q.msgid, sd=q.sd, peer=peer, parse_error=q.error, raw=text if q.error else None,
+        )
+    p = rfc3164.parse(rest, received, tz)
+    return LogRecord(
+        ts=received if p.ts is None else p.ts, received=received, message=p.message, source=source,
+        host=p.host or fallback_host, app=p.app, pid=p.pid, facility=facility, severity=severity,
+        msgid=p.msgid, sd=p.sd, peer=peer,
+    )
