@@ -79,6 +79,7 @@ done
 install -m 0644 "$ROOT/units/mepd.sysusers" "$STAGE/usr/lib/sysusers.d/mepd.conf"
 install -m 0644 "$ROOT/units/mepd.tmpfiles" "$STAGE/usr/lib/tmpfiles.d/mepd.conf"
 install -m 0644 "$ROOT/conf/mepd.toml" "$STAGE/etc/mepd/mepd.toml"
+install -m 0644 "$ROOT/conf/mepd.toml" "$STAGE/usr/share/doc/mepd/examples/mepd.toml"
 for f in "$ROOT"/conf/examples/*; do
     [ -f "$f" ] && install -m 0644 "$f" "$STAGE/usr/share/doc/mepd/examples/"
 done
