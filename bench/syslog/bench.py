@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
 import os
 import re
@@ -64,6 +65,7 @@ class Result:
     rss_kib: int = 0
     kernel_drops: int | None = None
     load: float = 0.0  # the machine's 1-minute load average at the end of the run: others' work skews it all
+    busy_before: float = 0.0  # share of the CPUs busy in the second before the run
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -129,10 +131,42 @@ def udp_port_state(port: int) -> int | None:
     return None
 
 
+def machine_busy(interval: float = 1.0) -> float:
+    """Share (0-1) of all CPUs busy over `interval`, from /proc/stat."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            vals = [int(v) for v in f.readline().split()[1:]]
+        return sum(vals), vals[3] + vals[4]  # total, idle + iowait
+
+    t1, i1 = sample()
+    time.sleep(interval)
+    t2, i2 = sample()
+    return 1.0 - (i2 - i1) / max(t2 - t1, 1)
+
+
+def wait_quiet(limit: float) -> float:
+    """Wait (at most `limit` s) for other work on the machine to calm down; returns the busy share seen last."""
+    end = time.monotonic() + limit
+    while (busy := machine_busy()) > 0.15 and time.monotonic() < end:
+        pass
+    return busy
+
+
 def tcp_accepts(port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         return True
     return False
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=30)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(self.path)
 
 
 class Daemon:
@@ -175,6 +209,10 @@ class Daemon:
 
     def idle(self) -> bool:
         """True once the daemon has no work left from what it stored (mepd: its full-text index)."""
+        return True
+
+    def drained(self) -> bool:
+        """True when nothing received is still waiting to be stored (asked only once the count stands still)."""
         return True
 
     def collect(self) -> dict[str, Any]:
@@ -322,6 +360,19 @@ class Mepd(Daemon):
         upto = self._one("SELECT value FROM meta WHERE key = 'fts_upto'")
         return upto >= 0 and upto >= self.stored()
 
+    def status(self) -> dict[str, Any]:
+        """GET /v1/status on the control socket, without starting a mepctl process."""
+        conn = UnixHTTPConnection(str(self.sock))
+        try:
+            conn.request("GET", "/v1/status")
+            return dict(json.loads(conn.getresponse().read()))
+        finally:
+            conn.close()
+
+    def drained(self) -> bool:
+        # A stalled writer (see the README: GIL hand-offs under a UDP flood) also leaves the count still.
+        return not any(self.status()["pipeline"]["queued"].values())
+
     def collect(self) -> dict[str, Any]:
         out = subprocess.run([str(self.bindir / "mepctl"), "--socket", str(self.sock), "status", "--json"],
                              capture_output=True, text=True, timeout=60, check=True).stdout
@@ -395,7 +446,8 @@ class Profiler:
             self.proc = None
 
 
-def run_one(kind: type[Daemon], scenario: Scenario, sender: str, scratch: Path, profiler: Profiler) -> Result:
+def run_one(kind: type[Daemon], scenario: Scenario, sender: str, scratch: Path, profiler: Profiler,
+            *, quiet_wait: float) -> Result:
     workdir = Path(tempfile.mkdtemp(prefix=f"{kind.name}-{scenario.name.replace('/', '-')}-", dir=scratch))
     port = free_port()
     daemon = kind(workdir, port)
@@ -404,13 +456,14 @@ def run_one(kind: type[Daemon], scenario: Scenario, sender: str, scratch: Path, 
     try:
         daemon.wait_ready()
         profiler.start(daemon, scenario)
+        result.busy_before = wait_quiet(quiet_wait)
         drops0 = udp_port_state(port) or 0
         cpu0 = cpu_seconds(daemon.pid)
         arg = str(scenario.rate) if scenario.proto == "udp" else str(scenario.conns)
         t0 = time.monotonic()
         snd = subprocess.Popen([sender, scenario.proto, "127.0.0.1", str(port), str(scenario.count), arg],
                                stdout=subprocess.PIPE)
-        last, t_last, cpu_last, sender_done = 0, t0, cpu0, None
+        last, t_last, cpu_last, sender_done, next_check = 0, t0, cpu0, None, t0
         limit = max(120.0, scenario.count / 5000)
         while True:
             time.sleep(POLL)
@@ -421,8 +474,12 @@ def run_one(kind: type[Daemon], scenario: Scenario, sender: str, scratch: Path, 
                 last, t_last, cpu_last = n, now, cpu_seconds(daemon.pid)
             if sender_done is None and snd.poll() is not None:
                 sender_done = now
-            if sender_done is not None and (last >= scenario.count or now - t_last > scenario.quiet):
+            if sender_done is not None and last >= scenario.count:
                 break
+            if sender_done is not None and now - max(t_last, sender_done) > scenario.quiet and now > next_check:
+                if daemon.drained():
+                    break
+                next_check = now + 1.0
             if now - t0 > limit:
                 result.notes.append(f"stopped waiting after {limit:.0f}s")
                 break
@@ -461,7 +518,7 @@ def fmt_ratio(a: float, b: float) -> str:
 def table(results: list[Result]) -> str:
     lines = [
         "| scenario | daemon | stored msg/s | loss % | dup | CPU s/100k (stored) | CPU s/100k (all work) "
-        "| max RSS MB | kernel UDP drops | load |",
+        "| max RSS MB | kernel UDP drops | busy before / load |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     by_scenario: dict[str, list[Result]] = {}
@@ -473,7 +530,7 @@ def table(results: list[Result]) -> str:
             lines.append(
                 f"| {name} | {r.daemon} | {r.rate:,.0f} | {r.loss:.2f} | {r.duplicates} "
                 f"| {r.cpu_per_100k(False):.2f} | {r.cpu_per_100k(True):.2f} | {r.rss_kib / 1024:.0f} | {drops} "
-                f"| {r.load:.1f} |"
+                f"| {100 * r.busy_before:.0f}% / {r.load:.1f} |"
             )
         m = next((r for r in rows if r.daemon == "mepd"), None)
         rs = next((r for r in rows if r.daemon == "rsyslog"), None)
@@ -510,6 +567,8 @@ def main() -> int:
     p.add_argument("--syslog-ng", default="", help="syslog-ng binary; empty to skip it")
     p.add_argument("--syslog-ng-modules", default="", help="--module-path for an unpacked syslog-ng")
     p.add_argument("--syslog-ng-libs", default="", help="LD_LIBRARY_PATH for an unpacked syslog-ng")
+    p.add_argument("--wait-idle", type=float, default=10.0,
+                   help="before each run, wait up to this many seconds for the machine's CPUs to be <15%% busy")
     p.add_argument("--profile", type=Path, default=None, help="py-spy mepd's TCP run into this folder")
     p.add_argument("--profile-native", action="store_true", help="py-spy --native (slows mepd down)")
     p.add_argument("--out", type=Path, default=None, help="also write the Markdown table and raw JSON here")
@@ -529,10 +588,12 @@ def main() -> int:
             for name in names:
                 print(f"== {sc.name}: {name} ({sc.count:,} messages"
                       + (f" at {sc.rate:,}/s)" if sc.rate else f", {sc.conns} connections)"), file=sys.stderr)
-                r = run_one(DAEMONS[name], sc, args.sender, Path(scratch), profiler)
+                r = run_one(DAEMONS[name], sc, args.sender, Path(scratch), profiler,
+                           quiet_wait=args.wait_idle)
                 print(f"   stored {r.unique:,}/{r.sent:,} in {r.seconds:.2f}s = {r.rate:,.0f}/s,"
                       f" loss {r.loss:.2f}%, dup {r.duplicates}, CPU {r.cpu_stored:.1f}s/{r.cpu_total:.1f}s,"
-                      f" RSS {r.rss_kib / 1024:.0f} MB, sender {r.sender_seconds:.2f}s"
+                      f" RSS {r.rss_kib / 1024:.0f} MB, sender {r.sender_seconds:.2f}s,"
+                      f" machine {100 * r.busy_before:.0f}% busy before, load {r.load:.1f}"
                       + (f", kernel drops {r.kernel_drops}" if r.kernel_drops is not None else "")
                       + "".join(f"; {n}" for n in r.notes), file=sys.stderr)
                 if r.extra:
@@ -547,7 +608,8 @@ def main() -> int:
             {"daemon": r.daemon, "scenario": r.scenario.name, "sent": r.sent, "unique": r.unique,
              "duplicates": r.duplicates, "seconds": r.seconds, "sender_seconds": r.sender_seconds,
              "cpu_stored": r.cpu_stored, "cpu_total": r.cpu_total, "rss_kib": r.rss_kib,
-             "kernel_drops": r.kernel_drops, "load": r.load, "notes": r.notes, "extra": r.extra}
+             "kernel_drops": r.kernel_drops, "load": r.load, "busy_before": r.busy_before,
+             "notes": r.notes, "extra": r.extra}
             for r in results], indent=1) + "\n")
     return 0
 

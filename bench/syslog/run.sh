@@ -38,7 +38,9 @@ else
     SNG="$CACHE/syslog-ng-root"
     if [ ! -x "$SNG/usr/sbin/syslog-ng" ] \
         && as_root_install libglib2.0-0 libivykis0 libjson-c5 libnet1 libpcre3 libssl3 libwrap0 libcap2; then
-        (cd "$CACHE" && rm -f syslog-ng-core_*.deb && apt-get download syslog-ng-core >/dev/null 2>&1 \
+        (cd "$CACHE" && rm -f syslog-ng-core_*.deb \
+            && { apt-get download syslog-ng-core >/dev/null 2>&1 \
+                 || { apt-get update >/dev/null && apt-get download syslog-ng-core >/dev/null 2>&1; }; } \
             && dpkg-deb -x syslog-ng-core_*.deb syslog-ng-root) || echo "could not fetch syslog-ng-core" >&2
     fi
     if [ -x "$SNG/usr/sbin/syslog-ng" ]; then
