@@ -39,7 +39,7 @@ def parse_message(
     fallback_host = peer_host(peer) if peer_as_host else None
     try:
         return _parse(decode(data), received, source, peer, tz, fallback_host)
-    except Exception as e:  # noqa: BLE001 - a parser bug must cost one message its fields, never the listener
+    except Exception as e:  # a parser bug must cost one message its fields, never the listener
         log.debug("syslog parser failed on %r", data[:200], exc_info=True)
         text = decode(data)
         return LogRecord(
