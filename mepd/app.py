@@ -26,9 +26,11 @@ from typing import Final
 from mepd import __version__
 from mepd import config as config_mod
 from mepd.alerts import engine as alerts_engine
+from mepd.analysis import weblog_live
 from mepd.api import incidents as incidents_api
 from mepd.api.metrics import MetricsApi
 from mepd.api.server import API_VERSION, ApiServer
+from mepd.api.weblog import WebLogApi
 from mepd.config import Config
 from mepd.errors import ConfigErrors
 from mepd.model import rfc3339
@@ -40,6 +42,7 @@ from mepd.sources.syslog import server as syslog_server
 from mepd.sources.syslog.sockets import match_inherited
 from mepd.store.logs import LogSink, LogStore
 from mepd.store.rrd import Layouts, RrdSink, RrdStore, build_layouts
+from mepd.store.weblog import WebLogStore
 from mepd.supervisor import Component, Supervised
 from mepd.systemd import Notifier, listen_fds, watchdog_interval
 
@@ -71,6 +74,9 @@ class App:
         self.api.add_routes(MetricsApi(self.rrdstore).routes())
         self.alerts = alerts_engine.create(cfg, self.pipeline)
         self.api.add_routes(incidents_api.routes(self.alerts))
+        self.weblogstore = WebLogStore(os.path.join(cfg.daemon.state_dir, "weblog.db"))
+        self.api.add_routes(WebLogApi(self.weblogstore).routes())
+        self.weblog: weblog_live.WebLogAnalyzer | None = None
         self.started = time.time()
         self.sinks: list[Supervised] = []
         self.components: dict[str, tuple[object, Supervised]] = {}
@@ -104,7 +110,11 @@ class App:
         sub = self.pipeline.logs.subscribe("store/logs", self.cfg.daemon.queue_size)
         samples = self.pipeline.samples.subscribe("store/rrd", self.cfg.daemon.queue_size)
         rrd = self.cfg.storage.rrd
+        web = self.pipeline.logs.subscribe("analysis/weblog", self.cfg.daemon.queue_size)
+        self.weblog = weblog_live.create(weblog_live.web_sources(self.cfg.tail), web, self.pipeline.samples,
+                                         self.weblogstore)
         return [
+            self.weblog,
             LogSink(self.logstore, sub, Counters(), self.pipeline.log_counters),
             RrdSink(self.rrdstore, samples, Counters(), self.pipeline.sample_counters,
                     batch_size=rrd.batch_size, flush_interval=rrd.flush_interval),
@@ -119,6 +129,7 @@ class App:
         await self.api.start()
         try:
             await self.logstore.open()
+            await self.weblogstore.open()
             self.sinks = [Supervised(c) for c in self._build_sinks()]
             for s in self.sinks:
                 s.start()
@@ -137,6 +148,7 @@ class App:
         finally:
             await self.api.stop()
             await self.logstore.close()
+            await self.weblogstore.close()
             self.rrdstore.close()
             self.notifier.close()
         return 0
@@ -203,6 +215,8 @@ class App:
                 self._start(wanted[key])
             await self._wait_settled([self.components[key][1] for key in fresh])
             await self.alerts.reload(new.alert)
+            if self.weblog is not None:
+                self.weblog.configure(weblog_live.web_sources(new.tail))
             self.cfg = new
             self.rrdstore.layouts = rrd_layouts(new)
             self.reloads.inc("ok")
