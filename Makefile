@@ -10,10 +10,13 @@ STAMP := $(VENV)/.installed
 # mepd drives, and the real peers the tests talk to.
 APT_BUILD := python3-venv python3-dev gcc pkg-config librrd-dev libsystemd-dev
 APT_RUN := rrdtool rrdcached
-APT_TEST := bsdutils rsyslog snmpd snmp mosquitto mosquitto-clients systemd-journal-remote sqlite3 goaccess chromium openssl
-APT_PACKAGES := $(APT_BUILD) $(APT_RUN) $(APT_TEST)
+APT_TEST := bsdutils util-linux openssl rsyslog logrotate snmpd snmp mosquitto mosquitto-clients \
+	systemd-journal-remote sqlite3 goaccess chromium
+# Building and checking the .deb (make deb, tests/integration/deploy).
+APT_DEB := dpkg-dev binutils lintian man-db
+APT_PACKAGES := $(APT_BUILD) $(APT_RUN) $(APT_TEST) $(APT_DEB)
 
-.PHONY: run test lint typecheck pytest bench system-packages venv clean
+.PHONY: run test lint typecheck pytest bench deb system-packages venv clean
 
 run: $(STAMP)
 	mkdir -p var
@@ -35,10 +38,13 @@ bench: $(STAMP)
 
 venv: $(STAMP)
 
+deb: system-packages
+	sh packaging/deb/build.sh dist
+
 $(STAMP): setup.cfg pyproject.toml | system-packages
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip setuptools wheel
-	$(VENV)/bin/pip install --quiet --editable '.[test]'
+	$(VENV)/bin/pip install --quiet --editable '.[test,deploy]'
 	touch $@
 
 system-packages:

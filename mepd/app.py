@@ -77,11 +77,9 @@ class App:
         self.api.add_routes(MetricsApi(self.rrdstore).routes())
         self.alerts = alerts_engine.create(cfg, self.pipeline)
         self.api.add_routes(incidents_api.routes(self.alerts))
-        self.weblog: WebLogStore | None = WebLogStore(os.path.join(cfg.daemon.state_dir, "weblog.db"))
-        self.weblog_analyzer = weblog_live.create(
-            weblog_live.web_sources(cfg.tail), self.pipeline.logs.subscribe("analysis/weblog", cfg.daemon.queue_size),
-            self.pipeline.samples, self.weblog)
-        self.api.add_routes(WebLogApi(self.weblog).routes())
+        self.weblogstore = WebLogStore(os.path.join(cfg.daemon.state_dir, "weblog.db"))
+        self.api.add_routes(WebLogApi(self.weblogstore).routes())
+        self.weblog: weblog_live.WebLogAnalyzer | None = None
         self.dashboard = Dashboard(self)
         self.exporter = web_export.Exporter(self.dashboard)
         self.api.add_routes(web_export.api_routes(self.exporter))
@@ -123,12 +121,15 @@ class App:
         sub = self.pipeline.logs.subscribe("store/logs", self.cfg.daemon.queue_size)
         samples = self.pipeline.samples.subscribe("store/rrd", self.cfg.daemon.queue_size)
         rrd = self.cfg.storage.rrd
+        web = self.pipeline.logs.subscribe("analysis/weblog", self.cfg.daemon.queue_size)
+        self.weblog = weblog_live.create(weblog_live.web_sources(self.cfg.tail), web, self.pipeline.samples,
+                                         self.weblogstore)
         return [
+            self.weblog,
             LogSink(self.logstore, sub, Counters(), self.pipeline.log_counters),
             RrdSink(self.rrdstore, samples, Counters(), self.pipeline.sample_counters,
                     batch_size=rrd.batch_size, flush_interval=rrd.flush_interval),
             self.alerts,
-            self.weblog_analyzer,
         ]
 
     async def run(self) -> int:
@@ -139,8 +140,7 @@ class App:
         await self.api.start()
         try:
             await self.logstore.open()
-            if self.weblog is not None:
-                await self.weblog.open()
+            await self.weblogstore.open()
             self.sinks = [Supervised(c) for c in self._build_sinks()]
             for s in self.sinks:
                 s.start()
@@ -159,8 +159,7 @@ class App:
         finally:
             await self.api.stop()
             await self.logstore.close()
-            if self.weblog is not None:
-                await self.weblog.close()
+            await self.weblogstore.close()
             self.rrdstore.close()
             self.notifier.close()
         return 0
@@ -227,7 +226,8 @@ class App:
                 self._start(wanted[key])
             await self._wait_settled([self.components[key][1] for key in fresh])
             await self.alerts.reload(new.alert)
-            self.weblog_analyzer.configure(weblog_live.web_sources(new.tail))
+            if self.weblog is not None:
+                self.weblog.configure(weblog_live.web_sources(new.tail))
             self.cfg = new
             self.rrdstore.layouts = rrd_layouts(new)
             self.reloads.inc("ok")

@@ -29,6 +29,7 @@ class Notifier:
         elif addr.startswith("/"):
             self._address = addr
         self._sock: socket.socket | None = None
+        self.dropped = 0
 
     @property
     def enabled(self) -> bool:
@@ -38,9 +39,12 @@ class Notifier:
         if self._address is None:
             return
         if self._sock is None:
-            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            # Non-blocking: a manager that stops reading must never freeze the event loop.
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
         try:
             self._sock.sendto("\n".join(lines).encode(), self._address)
+        except BlockingIOError:
+            self.dropped += 1
         except OSError as e:
             log.warning("sd_notify to %r failed: %s", self._address, e)
 

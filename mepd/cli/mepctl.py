@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
 from mepd import __version__, config
+from mepd.analysis import weblog
 from mepd.api import render
 from mepd.api.client import Client, DaemonUnreachableError
 from mepd.config import SnmpTargetConfig
@@ -212,6 +213,15 @@ async def cmd_dashboard_export(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_dashboard_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("dashboard", help="the web dashboard")
+    dsub = p.add_subparsers(dest="dashboard_command", required=True, metavar="export")
+    q = dsub.add_parser("export", parents=[common], help="write the dashboard as static HTML and PNG files")
+    q.add_argument("dir", metavar="DIR", type=os.path.abspath,
+                   help="folder to write (created if needed; written by the daemon)")
+    q.set_defaults(func=cmd_dashboard_export)
+
+
 def _add_metric_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("metrics", parents=[common], help="metric keys and their latest values, or one metric's points")
     p.set_defaults(func=cmd_metrics_list, prefix=None)
@@ -255,6 +265,34 @@ def _add_snmp_commands(sub: Any) -> None:
     q.set_defaults(local=cmd_snmp_discover)
 
 
+async def cmd_weblog_analyze(args: argparse.Namespace) -> int:
+    return weblog.run_analyze(args)
+
+
+async def cmd_weblog_report(client: Client, args: argparse.Namespace) -> int:
+    params = {name: str(getattr(args, name)) for name in ("since", "until", "top") if getattr(args, name) is not None}
+    data = await client.request("GET", f"/v1/weblog/{args.name}", params)
+    print(weblog.render(data, as_json=args.json, as_html=args.html), end="")
+    return EXIT_OK
+
+
+def _add_weblog_commands(sub: Any) -> None:
+    p = sub.add_parser("weblog", help="web access-log reports (Analog/GoAccess style)")
+    wsub = p.add_subparsers(dest="weblog_command", required=True, metavar="report|analyze")
+    q = wsub.add_parser("report", help="report on a [[tail]] web source from the daemon's hourly aggregates")
+    q.add_argument("name", metavar="NAME")
+    q.add_argument("--since", metavar="T", help='from T: "24h" (ago), an RFC 3339 time...')
+    q.add_argument("--until", metavar="T")
+    q.add_argument("--top", type=int, metavar="N")
+    fmt = q.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="one JSON document")
+    fmt.add_argument("--html", action="store_true", help="one self-contained HTML page")
+    q.set_defaults(func=cmd_weblog_report)
+    q = wsub.add_parser("analyze", help="analyse an access-log file now, without the daemon")
+    weblog.add_analyze_arguments(q)
+    q.set_defaults(local=cmd_weblog_analyze)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
@@ -283,13 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_metric_commands(sub, common)
     _add_snmp_commands(sub)
+    _add_weblog_commands(sub)
 
-    p = sub.add_parser("dashboard", help="the web dashboard")
-    dsub = p.add_subparsers(dest="dashboard_command", required=True, metavar="export")
-    q = dsub.add_parser("export", parents=[common], help="write the dashboard as static HTML and PNG files")
-    q.add_argument("dir", metavar="DIR", type=os.path.abspath,
-                   help="folder to write (created if needed; written by the daemon)")
-    q.set_defaults(func=cmd_dashboard_export)
+    _add_dashboard_commands(sub, common)
 
     p = sub.add_parser("reload", parents=[common], help="re-read the config file (like SIGHUP)")
     p.set_defaults(func=cmd_reload)

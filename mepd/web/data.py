@@ -40,8 +40,10 @@ class Daemon(Protocol):
     logstore: LogStore
     rrdstore: RrdStore
     alerts: AlertEngine
-    weblog: WebLogStore | None
     components: dict[str, tuple[object, Supervised]]
+
+    @property
+    def weblogstore(self) -> WebLogStore | None: ...
 
     async def status(self) -> dict[str, object]: ...
 
@@ -288,7 +290,7 @@ class DashboardData:
 
     async def web_sources(self) -> list[WebSourceView]:
         """Each web source's last 24 hours: requests, failed (4xx and 5xx) and server errors (5xx)."""
-        store = self.daemon.weblog
+        store = self.daemon.weblogstore
         stored = [str(s["name"]) for s in await store.sources()] if store is not None else []
         keys = set(await self.daemon.rrdstore.list_keys())
         out = []
@@ -304,7 +306,7 @@ class DashboardData:
         return out
 
     async def web_report(self, name: str, since: float | None = None, top: int = 10) -> dict[str, Any] | None:
-        store = self.daemon.weblog
+        store = self.daemon.weblogstore
         if store is None:
             return None
         try:

@@ -83,7 +83,7 @@ class Exporter:
         for key in await d.web_graph_keys():
             for period in PERIOD_NAMES:
                 await put(f"graph/{key}/{period}.png", await d.graph(key, period, "png"))
-        stored = await d.daemon.weblog.sources() if d.daemon.weblog is not None else []
+        stored = await d.daemon.weblogstore.sources() if d.daemon.weblogstore is not None else []
         for name in d.data.web_source_names(str(s["name"]) for s in stored):
             await put(f"web/{name}.html", await d.web_source(d.ctx("../", static=True), name))
         await put("incidents.html", await d.incidents(top))

@@ -25,7 +25,7 @@ FUTURE_SKEW: Final = 7 * 86400
 # purpose: lower-case t/z, up to 9 fraction digits, and a missing offset (then
 # the listener's zone applies).  Fixed-width fields: no backtracking.
 ISO_TS: Final = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d\d):?(\d\d))?"
+    r"(\d{4}-\d\d-\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d\d):?(\d\d))?"
 )
 
 
@@ -52,37 +52,38 @@ def seconds(hh: int, mm: int, ss: int) -> int | None:
     return hh * 3600 + mm * 60 + ss if hh < 24 and mm < 60 and ss <= 60 else None
 
 
-def utc_epoch(y: int, m: int, d: int, secs: int) -> int:
-    return days_from_civil(y, m, d) * 86400 + secs
-
-
 @functools.lru_cache(maxsize=8192)
-def _local_hour(tz: tzinfo | None, y: int, m: int, d: int, hh: int) -> float:
-    """Epoch of the start of a local hour; None is the machine's zone (naive datetimes are local)."""
-    return datetime(y, m, d, hh, tzinfo=tz).timestamp()
+def wall_hour(tz: tzinfo | None, y: int, m: int, d: int, hh: int) -> float | None:
+    """Epoch of the start of a local hour (None for an impossible date); tz None is the machine's zone.
+
+    Offsets are assumed to change on the hour, which holds for every zone but
+    a handful of half-hour DST shifts.
+    """
+    if not valid_date(y, m, d) or not 0 <= hh <= 23:
+        return None
+    return datetime(y, m, d, hh, tzinfo=tz).timestamp()  # a naive datetime is in the local zone
 
 
-def local_epoch(tz: tzinfo | None, y: int, m: int, d: int, secs: int) -> float:
-    """A wall-clock time (`secs` since midnight) in `tz` as epoch seconds; offsets are assumed to change on the hour."""
-    hh = min(secs // 3600, 23)  # 23:59:60 stays in hour 23
-    return _local_hour(tz, y, m, d, hh) + secs - hh * 3600
-
-
-def resolve_year(tz: tzinfo | None, received: float, m: int, d: int, secs: int) -> float | None:
-    """Give a year-less stamp the latest year that does not put it in the future.
+def resolved_hour(tz: tzinfo | None, m: int, d: int, hh: int, received_hour: int) -> float | None:
+    """Like wall_hour for a year-less stamp: the latest year that does not put it in the future.
 
     So a "Dec 31 23:59:59" received on January 1st is last year's.  A few days
-    of sender clock skew are tolerated: "Jan 1 00:00:01" received on December
-    31st is next year's.
+    of sender clock skew are tolerated (counted from the start of the hour of
+    reception): "Jan 1 00:00:01" received on December 31st is next year's.
     """
-    year = 1970 + int(received // _YEAR_SECONDS)  # within one year of the local one: the loop covers it
-    limit = received + FUTURE_SKEW
-    for y in range(year + 2, year - 3, -1):
-        if valid_date(y, m, d):
-            t = local_epoch(tz, y, m, d, secs)
-            if t <= limit:
-                return t
+    limit = received_hour * 3600 + FUTURE_SKEW
+    year = 1970 + int(limit // _YEAR_SECONDS)  # off by at most one from the local year: start above it
+    for y in range(year + 1, year - 9, -1):  # Feb 29 may be up to 8 years back
+        t = wall_hour(tz, y, m, d, hh)
+        if t is not None and t <= limit:
+            return t
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _utc_day(date: str) -> int | None:
+    y, m, d = int(date[:4]), int(date[5:7]), int(date[8:10])
+    return days_from_civil(y, m, d) * 86400 if valid_date(y, m, d) else None
 
 
 def fraction(digits: str | None) -> float:
@@ -91,18 +92,22 @@ def fraction(digits: str | None) -> float:
 
 def iso_epoch(match: re.Match[str], tz: tzinfo | None) -> float | None:
     """Epoch seconds of an ISO_TS match, or None when the date or time is impossible."""
-    y, mo, d, hh, mi, ss = (int(match.group(i)) for i in range(1, 7))
-    secs = seconds(hh, mi, ss)
-    if secs is None or not valid_date(y, mo, d):
+    date, hh, mi, ss, frac, zulu, sign, off_h, off_m = match.groups()
+    secs = seconds(int(hh), int(mi), int(ss))
+    if secs is None:
         return None
-    frac = fraction(match.group(7))
-    if match.group(8):
-        return utc_epoch(y, mo, d, secs) + frac
-    sign = match.group(9)
-    if sign:
-        offset = int(match.group(10)) * 3600 + int(match.group(11)) * 60
-        return utc_epoch(y, mo, d, secs) - (offset if sign == "+" else -offset) + frac
-    return local_epoch(tz, y, mo, d, secs) + frac
+    if zulu or sign:
+        day = _utc_day(date)
+        if day is None:
+            return None
+        t = day + secs + fraction(frac)
+        if sign:
+            offset = int(off_h) * 3600 + int(off_m) * 60
+            t -= offset if sign == "+" else -offset
+        return t
+    hour = min(int(hh), 23)  # 23:59:60 stays in hour 23
+    base = wall_hour(tz, int(date[:4]), int(date[5:7]), int(date[8:10]), hour)
+    return None if base is None else base + secs - hour * 3600 + fraction(frac)
 
 
 @functools.lru_cache(maxsize=1)

@@ -38,7 +38,7 @@ def parse_message(
     """Parse RFC 5424 or RFC 3164 (with device variants); `tz` (None: local zone) applies to zone-less stamps."""
     fallback_host = peer_host(peer) if peer_as_host else None
     try:
-        return _parse(decode(data), received, source, peer, tz, fallback_host)
+        return _parse(decode(data), received, source=source, peer=peer, tz=tz, fallback_host=fallback_host)
     except Exception as e:  # a parser bug must cost one message its fields, never the listener
         log.debug("syslog parser failed on %r", data[:200], exc_info=True)
         text = decode(data)
@@ -49,7 +49,7 @@ def parse_message(
 
 
 def _unparsed(
-    text: str, error: str, received: float, source: str, peer: str | None, host: str | None,
+    text: str, error: str, *, received: float, source: str, peer: str | None, host: str | None,
     facility: int | None = None, severity: int | None = None,
 ) -> LogRecord:
     return LogRecord(
@@ -59,7 +59,7 @@ def _unparsed(
 
 
 def _parse(
-    text: str, received: float, source: str, peer: str | None, tz: tzinfo | None, fallback_host: str | None,
+    text: str, received: float, *, source: str, peer: str | None, tz: tzinfo | None, fallback_host: str | None,
 ) -> LogRecord:
     if text[:1] != "<":
         p = rfc3164.parse(text, received, tz)
@@ -71,7 +71,7 @@ def _parse(
     end = text.find(">", 1, 5)
     digits = text[1:end] if end > 1 else ""
     if not (digits.isascii() and digits.isdigit()) or int(digits) > 191:
-        return _unparsed(text, "invalid PRI", received, source, peer, fallback_host)
+        return _unparsed(text, "invalid PRI", received=received, source=source, peer=peer, host=fallback_host)
     pri = int(digits)
     facility, severity = pri >> 3, pri & 7
     rest = text[end + 1 :]
@@ -79,7 +79,10 @@ def _parse(
         try:
             q = rfc5424.parse(rest[2:], tz)
         except rfc5424.Rfc5424Error as e:
-            return _unparsed(text, str(e), received, source, peer, fallback_host, facility, severity)
+            return _unparsed(
+                text, str(e), received=received, source=source, peer=peer, host=fallback_host,
+                facility=facility, severity=severity,
+            )
         return LogRecord(
             ts=received if q.ts is None else q.ts, received=received, message=q.message, source=source,
             host=q.host or fallback_host, app=q.app, pid=q.procid, facility=facility, severity=severity,

@@ -21,6 +21,7 @@ character classes, so matching is linear.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, tzinfo
 from typing import Final, NamedTuple
@@ -30,10 +31,8 @@ from mepd.sources.syslog.common import (
     MONTHS,
     fraction,
     iso_epoch,
-    local_epoch,
-    resolve_year,
-    seconds,
-    valid_date,
+    resolved_hour,
+    wall_hour,
 )
 
 _BSD_TS: Final = re.compile(
@@ -48,6 +47,12 @@ _ORIGIN: Final = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.\-]{0,254}): (?=[*.]?[A-Z]
 _HOST: Final = re.compile(r"[A-Za-z0-9_.\-:%@/\[\]]{1,255}(?= |$)")
 _TAG: Final = re.compile(r"([^\s:\[\]=\",]{1,64})(?:\[([^\]\s]{0,64})\])?(:)?")
 _MNEMONIC: Final = re.compile(r"%([A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*-\d-[A-Za-z0-9_]+):")
+# The common case in one match.  The host may not be a 4-digit number (the
+# general path reads that as a year) and the tag must be followed by ": ".
+_TEXTBOOK: Final = re.compile(
+    r"([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d\d):(\d\d):(\d\d) (?!\d{4} )([A-Za-z0-9_.\-]{1,255}) "
+    r"([^\s:\[\]=\",%]{1,64})(?:\[(\d{1,20})\])?: "
+)
 _UTC_NAMES: Final = frozenset(("UTC", "GMT", "UT", "Z", "utc", "gmt"))
 
 
@@ -67,22 +72,29 @@ class _Stamp(NamedTuple):
     marker: str
 
 
-def _wall(
-    received: float, tz: tzinfo | None, *, zone: str | None, year: str | None, month: str, day: str, secs: int | None,
-) -> float | None:
-    """Epoch of a BSD-style stamp: a zone named UTC/GMT overrides the listener's `tz`; no year means resolve it."""
+@functools.lru_cache(maxsize=8192)
+def _bsd_hour(tz: tzinfo | None, stamp: tuple[str, str, str | None, str], received_hour: int) -> float | None:
+    """Epoch of the start of the stamp's hour (month, day, year, hour), cached: a sender repeats it for an hour."""
+    month, day, year, hh = stamp
     mo = MONTHS.get(month) or MONTHS.get(month.capitalize(), 0)
-    if secs is None or not mo:
+    if not mo:
         return None
-    zone_tz = UTC if zone in _UTC_NAMES else tz
     if year is None:
-        return resolve_year(zone_tz, received, mo, int(day), secs)
-    y = int(year)
-    return local_epoch(zone_tz, y, mo, int(day), secs) if valid_date(y, mo, int(day)) else None
+        return resolved_hour(tz, mo, int(day), int(hh), received_hour)
+    return wall_hour(tz, int(year), mo, int(day), int(hh))
 
 
-def _secs(m: re.Match[str], first: int) -> int | None:
-    return seconds(int(m.group(first)), int(m.group(first + 1)), int(m.group(first + 2)))
+def _wall(
+    received: float, tz: tzinfo | None, *, zone: str | None, year: str | None, month: str, day: str,
+    hms: tuple[str, str, str], frac: str | None,
+) -> float | None:
+    """A BSD-style stamp: a zone named UTC/GMT overrides the listener's `tz`; no year means resolve it."""
+    hh, mi, ss = hms
+    minutes, secs = int(mi), int(ss)
+    if minutes > 59 or secs > 60:
+        return None
+    base = _bsd_hour(UTC if zone in _UTC_NAMES else tz, (month, day, year, hh), 0 if year else int(received // 3600))
+    return None if base is None else base + minutes * 60 + secs + fraction(frac)
 
 
 def _timestamp(s: str, i: int, received: float, tz: tzinfo | None) -> _Stamp | None:
@@ -97,26 +109,29 @@ def _timestamp(s: str, i: int, received: float, tz: tzinfo | None) -> _Stamp | N
         m = _BSD_TS.match(s, i)
         if m is None:
             return None
-        ts = _wall(received, tz, zone=m.group(9), year=m.group(3) or m.group(8), month=m.group(1),
-                   day=m.group(2), secs=_secs(m, 4))
-        frac = m.group(7)
+        mon, day, year, hh, mi, ss, frac, year_after, zone = m.groups()
+        ts = _wall(received, tz, zone=zone, year=year or year_after, month=mon, day=day, hms=(hh, mi, ss), frac=frac)
     elif c.isascii() and c.isdigit():
-        m = ISO_TS.match(s, i)
-        if m is not None:
-            ts, frac = iso_epoch(m, tz), None
-            end = m.end() + (s[m.end() : m.end() + 1] == ":")
-            return _Stamp(ts, end, marker) if ts is not None and _ends(s, end) else None
+        if (iso := ISO_TS.match(s, i)) is not None:
+            return _iso_stamp(s, iso, tz, marker)
         m = _YEAR_FIRST_TS.match(s, i)
         if m is None:
             return None
-        ts = _wall(received, tz, zone=m.group(8), year=m.group(1), month=m.group(2), day=m.group(3),
-                   secs=_secs(m, 4))
-        frac = m.group(7)
+        year, mon, day, hh, mi, ss, frac, zone = m.groups()
+        ts = _wall(received, tz, zone=zone, year=year, month=mon, day=day, hms=(hh, mi, ss), frac=frac)
     else:
         return None
     if ts is None or not _ends(s, m.end()):
         return None
-    return _Stamp(None if marker == "*" else ts + fraction(frac), m.end(), marker)
+    return _Stamp(None if marker == "*" else ts, m.end(), marker)
+
+
+def _iso_stamp(s: str, m: re.Match[str], tz: tzinfo | None, marker: str) -> _Stamp | None:
+    ts = iso_epoch(m, tz)
+    end = m.end() + (s[m.end() : m.end() + 1] == ":")
+    if ts is None or not _ends(s, end):
+        return None
+    return _Stamp(None if marker == "*" else ts, end, marker)
 
 
 def _ends(s: str, end: int) -> bool:
@@ -142,7 +157,24 @@ def _relayed_cisco(rest: str, i: int, received: float, tz: tzinfo | None, sd: di
 
 
 def parse(rest: str, received: float, tz: tzinfo | None) -> Parsed3164:
-    """Parse what follows `<PRI>`; never fails (what is not understood stays in the message)."""
+    """Parse what follows `<PRI>`; never fails (what is not understood stays in the message).
+
+    The textbook line `Mmm dd hh:mm:ss host tag[pid]: msg` is matched by one
+    regex; everything else takes the step-by-step path, which gives the same
+    result for those lines (a property test checks it).
+    """
+    m = _TEXTBOOK.match(rest)
+    if m is not None:
+        mon, day, hh, mi, ss, host, app, pid = m.groups()
+        if not app.isdigit():
+            ts = _wall(received, tz, zone=None, year=None, month=mon, day=day, hms=(hh, mi, ss), frac=None)
+            if ts is not None:
+                return Parsed3164(ts, host, app, pid, None, {}, rest[m.end() :])
+    return parse_general(rest, received, tz)
+
+
+def parse_general(rest: str, received: float, tz: tzinfo | None) -> Parsed3164:
+    """The step-by-step parse of every variant."""
     sd: dict[str, dict[str, str]] = {}
     host: str | None = None
     i = 0
@@ -163,7 +195,7 @@ def parse(rest: str, received: float, tz: tzinfo | None) -> Parsed3164:
             sd["timeQuality"] = {"isSynced": "0"}
         if host is None:
             h = _HOST.match(rest, i)
-            if h is not None and h.group()[-1] != ":" and "[" not in h.group():
+            if h is not None and h.group()[-1] != ":" and h.group()[0] != "%" and "[" not in h.group():
                 host, i = h.group(), _skip_space(rest, h.end())
                 if rest.startswith(": ", i):  # Cisco ASA: `asa1 : %ASA-...`
                     i += 2

@@ -1,12 +1,14 @@
 """RFC 5424: `VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP PROCID SP MSGID SP SD [SP MSG]`.
 
-The header is split with str.split (C speed); structured data is scanned with
-str.find rather than a regex, since param values may hold escaped quotes and
-brackets that a regex would have to backtrack over.
+The header is split with str.split (C speed).  Structured data is matched by
+small anchored regexes up to the first quote or backslash of a value; only
+values holding escapes take the slower str.find loop, so no pattern ever has
+to backtrack over escaped quotes.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import tzinfo
 from typing import NamedTuple
 
@@ -14,6 +16,10 @@ from mepd.sources.syslog.common import ISO_TS, iso_epoch
 
 BOM = "\ufeff"
 _BAD_NAME = frozenset('= ]"')
+# An SD-NAME is 1-32 printable characters except `= ]"`; a value runs to the first `"` or backslash
+# (the escape path continues in _value).  Negated classes with bounds: linear matching.
+_SD_ID = re.compile(r'\[([^ =\]"]{1,32})(?=[ \]])')
+_PARAM = re.compile(r' ([^ =\]"]{1,32})="([^"\\]*)(["\\])')
 
 
 class Rfc5424Error(ValueError):
@@ -35,16 +41,8 @@ def _nil(value: str) -> str | None:
     return None if value == "-" or not value else value
 
 
-def _name(s: str, start: int, end: int, what: str) -> str:
-    name = s[start:end]
-    if not name or len(name) > 32 or not _BAD_NAME.isdisjoint(name):
-        raise Rfc5424Error(f"invalid SD {what} {name[:40]!r}")
-    return name
-
-
-def _value(s: str, k: int) -> tuple[str, int]:
-    """A PARAM-VALUE starting just after its opening quote: (unescaped value, index after the closing quote)."""
-    parts: list[str] = []
+def _value(s: str, k: int, parts: list[str]) -> tuple[str, int]:
+    """The rest of a PARAM-VALUE from index k (within it, after `parts`): (unescaped value, index after its quote)."""
     while True:
         q = s.find('"', k)
         if q < 0:
@@ -63,30 +61,44 @@ def _value(s: str, k: int) -> tuple[str, int]:
             k = b + 1
 
 
+def _diagnose(s: str, j: int, sd_id: str) -> Rfc5424Error:
+    """Why the SD element `sd_id` stops being valid at index j (only computed on the error path)."""
+    if j >= len(s) or s[j] != " ":
+        return Rfc5424Error(f"SD element {sd_id!r} not closed by ']'")
+    eq = s.find("=", j + 1)
+    if eq < 0:
+        return Rfc5424Error("SD param without '='")
+    name = s[j + 1 : eq]
+    if not name or len(name) > 32 or not _BAD_NAME.isdisjoint(name):
+        return Rfc5424Error(f"invalid SD param name {name[:40]!r}")
+    if s[eq + 1 : eq + 2] != '"':
+        return Rfc5424Error(f"SD param {name!r} value is not quoted")
+    return Rfc5424Error("unterminated SD param value")
+
+
 def parse_sd(s: str) -> tuple[dict[str, dict[str, str]], int]:
     """STRUCTURED-DATA at the start of `s`: (elements, index just after it)."""
     if s[:1] == "-":
         return {}, 1
-    sd: dict[str, dict[str, str]] = {}
-    i, n = 0, len(s)
     if s[:1] != "[":
         raise Rfc5424Error("structured data must be '-' or start with '['")
-    while i < n and s[i] == "[":
-        j = i + 1
-        while j < n and s[j] != " " and s[j] != "]":
-            j += 1
-        sd_id = _name(s, i + 1, j, "ID")
+    sd: dict[str, dict[str, str]] = {}
+    i = 0
+    while s.startswith("[", i):
+        m = _SD_ID.match(s, i)
+        if m is None:
+            raise Rfc5424Error(f"invalid SD ID at {s[i:i + 40]!r}")
+        sd_id = m.group(1)
         params = sd.setdefault(sd_id, {})
-        while j < n and s[j] == " ":
-            eq = s.find("=", j + 1)
-            if eq < 0:
-                raise Rfc5424Error("SD param without '='")
-            pname = _name(s, j + 1, eq, "param name")
-            if s[eq + 1 : eq + 2] != '"':
-                raise Rfc5424Error(f"SD param {pname!r} value is not quoted")
-            params[pname], j = _value(s, eq + 2)
-        if j >= n or s[j] != "]":
-            raise Rfc5424Error(f"SD element {sd_id!r} not closed by ']'")
+        j = m.end()
+        while (p := _PARAM.match(s, j)) is not None:
+            name, value, stop = p.groups()
+            if stop == '"':
+                params[name], j = value, p.end()
+            else:
+                params[name], j = _value(s, p.end() - 1, [value])
+        if not s.startswith("]", j):
+            raise _diagnose(s, j, sd_id)
         i = j + 1
     return sd, i
 

@@ -140,7 +140,7 @@ class State:
     logstore: LogStore
     rrdstore: RrdStore
     alerts: AlertEngine
-    weblog: WebLogStore | None
+    weblogstore: WebLogStore | None
     pipeline: Pipeline
     components: dict[str, tuple[object, Supervised]] = field(default_factory=dict)
     received: int = 1234
