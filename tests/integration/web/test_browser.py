@@ -21,11 +21,13 @@ ALL_IMAGES = ("Array.from(document.images).every(i => { if (i.loading === 'lazy'
               " return i.complete && i.naturalWidth > 0; })")
 
 
-def config(syslog_port: int, http_port: int, snmpd_port: int) -> str:
+def config(syslog_port: int, http_port: int, snmpd_port: int, export_dir: Path) -> str:
     return syslog_listen(syslog_port, "udp") + f"""
 [http]
 listen = "127.0.0.1:{http_port}"
 title = "test dashboard"
+export_dir = "{export_dir}"
+export_interval = "10s"
 
 [[snmp.target]]
 name = "local"
@@ -70,7 +72,8 @@ async def rendered(page: Page, url: str, shots: Path, name: str) -> None:
 async def test_chromium_on_a_running_mepd(mepd_factory: MakeMepd, snmpd_port: int, browser: Chromium,
                                           rrd_files: Path, tmp_path: Path) -> None:
     syslog_port, http_port = free_port(), free_port()
-    d = mepd_factory(config(syslog_port, http_port, snmpd_port))
+    periodic = tmp_path / "periodic"
+    d = mepd_factory(config(syslog_port, http_port, snmpd_port, periodic))
     await asyncio.to_thread(shutil.copytree, rrd_files, d.root / "state" / "rrd")
     await asyncio.to_thread(d.start)
     base = f"http://127.0.0.1:{http_port}"
@@ -128,6 +131,8 @@ async def test_chromium_on_a_running_mepd(mepd_factory: MakeMepd, snmpd_port: in
         assert "2 failed logins" in await page.eval("document.getElementById('incidents').innerText")
         await rendered(page, (out / "if" / "local" / "lo.html").as_uri(), tmp_path, "export-interface")
         assert await page.eval("document.forms.length") == 0
+        await until((periodic / "if" / TARGET / f"{UP_IF}.html").exists, "the periodic export")
+        assert (periodic / f"graph/snmp.{TARGET}.{UP_IF}/year.png").stat().st_size > 0
     finally:
         await page.close()
     assert d.stop() == 0
