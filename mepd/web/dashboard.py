@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from mepd.alerts.engine import NotFoundError
+from mepd.alerts.engine import NotFoundError, NotRunningError
 from mepd.analysis.weblog_html import render_html
 from mepd.api.server import log_query
 from mepd.store.rrd import KEY, Period, RrdError
@@ -114,7 +114,7 @@ class Dashboard:
         recent = await self.data.incidents(include_resolved=True, limit=200) or []
         try:
             silences = [s.to_json() for s in self.daemon.alerts.silences()]
-        except Exception:  # noqa: BLE001 - engine not running: the page says so through `open_ is None`
+        except NotRunningError:  # the page says so, through `open_ is None`
             silences = []
         return pages.incidents(ctx, open_, recent, silences, time.time())
 

@@ -24,7 +24,7 @@ from mepd.model import Incident
 from mepd.store.logs import LogStore
 from mepd.store.rrd import PERIODS, Period, RrdError, RrdStore
 from mepd.store.weblog import UnknownWebSourceError, WebLogStore
-from mepd.supervisor import Supervised
+from mepd.supervisor import State, Supervised
 
 IN_OUT: Final = ("in_bps", "out_bps")
 WEB_FORMATS: Final = ("combined", "common")
@@ -251,7 +251,7 @@ class DashboardData:
             details = comp.get("details", {}) if comp else {}
             if cfg is None:
                 state, error = "not polled", None
-            elif comp and comp["state"] in ("FATAL", "BACKOFF"):
+            elif comp and comp["state"] in (State.FATAL, State.BACKOFF):
                 state, error = "failed", comp.get("last_error")
             else:
                 state, error = str(details.get("state", "starting")), details.get("last_error")

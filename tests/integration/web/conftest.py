@@ -145,13 +145,15 @@ class State:
     components: dict[str, tuple[object, Supervised]] = field(default_factory=dict)
     received: int = 1234
     dropped: int = 5
+    more: list[dict[str, object]] = field(default_factory=list)  # other components' status
 
     async def status(self) -> dict[str, object]:
         return {
             "components": [
-                {"name": "syslog/udp 127.0.0.1:5514", "state": "RUNNING",
+                {"name": "syslog/udp 127.0.0.1:5514", "state": "running",
                  "counters": {"received": self.received, "dropped.queue_full": self.dropped, "parse_errors": 2}},
-                {"name": "journal", "state": "RUNNING", "counters": {"read": 77}},
+                {"name": "journal", "state": "running", "counters": {"read": 77}},
+                *self.more,
             ],
             "pipeline": {"logs": {"received": self.received, "stored": self.received - self.dropped,
                                   "dropped": {"queue_full": {"store/logs": self.dropped}}}},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import re
 import ssl
@@ -18,7 +19,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from mepd.config import HttpConfig
+from mepd.config import HttpConfig, SnmpConfig, SnmpTargetConfig
 from mepd.model import Sample
 from mepd.supervisor import Supervised
 from mepd.web.dashboard import Dashboard
@@ -99,6 +100,25 @@ async def test_overview_shows_incidents_targets_web_and_intake(state: State, ser
     assert "5 dropped" in intake
     assert '<meta http-equiv="refresh" content="300">' in html  # the RRD step
     assert "<script" not in html  # the overview needs no JavaScript
+
+
+async def test_target_states_from_the_daemon_status(state: State, serve: Serve) -> None:
+    targets = (SnmpTargetConfig(name="edge", host="192.0.2.9"), SnmpTargetConfig(name="dist", host="192.0.2.10"))
+    state.cfg = dataclasses.replace(state.cfg, snmp=SnmpConfig(target=targets))
+    state.more = [
+        {"name": "snmp/edge", "state": "running", "counters": {},
+         "details": {"state": "unreachable", "last_error": "no answer after 2 tries"}},
+        {"name": "snmp/dist", "state": "backoff", "last_error": "bad community file", "counters": {}},
+    ]
+    served = await serve()
+    targets_html = (await get(served, "/")).split("<section id=targets>", 1)[1].split("</section>", 1)[0]
+    edge = targets_html.split('id="target-edge"', 1)[1].split("</h3>", 1)[0]
+    assert 'class="badge bad">unreachable' in edge
+    assert "no answer after 2 tries" in edge
+    assert "192.0.2.9" in edge
+    dist = targets_html.split('id="target-dist"', 1)[1].split("</h3>", 1)[0]
+    assert 'class="badge bad">failed' in dist
+    assert "bad community file" in dist
 
 
 async def test_intake_rate_from_successive_status(state: State, serve: Serve) -> None:
