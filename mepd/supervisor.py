@@ -122,7 +122,7 @@ class Supervised:
 
     def status(self) -> dict[str, object]:
         details = getattr(self.component, "details", None)
-        out: dict[str, object] = {
+        return {
             **({"details": details()} if callable(details) else {}),
             "name": self.name,
             "state": str(self.state),
@@ -131,8 +131,3 @@ class Supervised:
             "last_error": self.last_error,
             "counters": self.component.counters.snapshot(),
         }
-        # Optional: components with more to say than counters (the tail source's files and open errors).
-        detail: Callable[[], dict[str, object]] | None = getattr(self.component, "detail", None)
-        if detail is not None:
-            out["detail"] = detail()
-        return out

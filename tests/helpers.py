@@ -7,6 +7,7 @@ test sleeps to guess when the daemon is up.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -34,6 +35,20 @@ def wait_for(condition: Callable[[], Any], timeout: float = DEADLINE, what: str 
         if time.monotonic() > end:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.05)
+
+
+async def until(condition: Callable[[], Any], what: str, limit: float = DEADLINE) -> Any:
+    """`wait_for` for async tests: the condition may be sync or async; fail at the deadline."""
+    end = time.monotonic() + limit
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > end:
+            pytest.fail(f"timed out after {limit:.0f}s waiting for {what}")
+        await asyncio.sleep(0.02)
 
 
 def free_port() -> int:

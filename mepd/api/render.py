@@ -77,7 +77,7 @@ def status(s: Mapping[str, Any]) -> str:
     lines += [f"{c['name']}: {d.get('state')}: {d['last_error']}" for c in s["components"]
               if (d := c.get("details")) and d.get("last_error")]
     lines += [f"{c['name']}: cannot read {path}: {err}"
-              for c in s["components"] for path, err in c.get("detail", {}).get("errors", {}).items()]
+              for c in s["components"] for path, err in c.get("details", {}).get("errors", {}).items()]
     return "\n".join(lines)
 
 

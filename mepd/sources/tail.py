@@ -368,7 +368,7 @@ class TailSource:
                 wait = min(wait, max(0.0, f.orphan_since + self.cfg.rotate_wait - now) + 0.01)
         return wait
 
-    def detail(self) -> dict[str, object]:
+    def details(self) -> dict[str, object]:
         """For `mepctl status`: the files followed, from where, and those that cannot be opened."""
         return self._status
 

@@ -30,24 +30,11 @@ from mepd import config
 from mepd.alerts.engine import AlertEngine
 from mepd.config import AlertConfig
 from mepd.pipeline import Pipeline
-from tests.helpers import free_port
+from tests.helpers import free_port, until
 
 DEADLINE = 20.0
 HOST = "testhost"
 
-
-async def until(condition: Callable[[], Any], what: str, limit: float = DEADLINE) -> Any:
-    """Poll a condition (sync or async) until truthy; fail at the deadline."""
-    end = time.monotonic() + limit
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {limit:.0f}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def alert_config(text: str, base: Path) -> AlertConfig:

@@ -59,8 +59,8 @@ def test_kill_9_and_rotation_while_down_store_each_line_once(mepd_factory: MakeM
     status = d.mepctl_json("status")
     tail = next(c for c in status["components"] if c["name"] == "tail:app")
     assert tail["state"] == "running"
-    assert tail["detail"]["errors"] == {}
-    assert [f["path"] for f in tail["detail"]["files"]] == [str(log)]
+    assert tail["details"]["errors"] == {}
+    assert [f["path"] for f in tail["details"]["files"]] == [str(log)]
 
 
 def test_unreadable_file_reported_in_status_then_read_when_readable(mepd_factory: MakeMepd) -> None:
@@ -81,10 +81,10 @@ def test_unreadable_file_reported_in_status_then_read_when_readable(mepd_factory
     def error_shown() -> dict[str, object] | None:
         status = d.mepctl_json("status")
         tail = next(c for c in status["components"] if c["name"] == "tail:secret")
-        return tail if tail["detail"]["errors"] else None
+        return tail if tail["details"]["errors"] else None
 
     tail = wait_for(error_shown, what="the permission error in mepctl status")
-    assert tail["detail"]["errors"] == {str(secret): "Permission denied"}
+    assert tail["details"]["errors"] == {str(secret): "Permission denied"}
     assert tail["counters"]["open_errors"] == 1
     assert tail["state"] == "running"
     assert f"tail:secret: cannot read {secret}: Permission denied" in d.mepctl("status").stdout
@@ -92,5 +92,5 @@ def test_unreadable_file_reported_in_status_then_read_when_readable(mepd_factory
     (r,) = d.wait_logs(1, "--source", "tail:secret")
     assert r["message"] == "written before it was readable"
     tail = next(c for c in d.mepctl_json("status")["components"] if c["name"] == "tail:secret")
-    assert tail["detail"]["errors"] == {}
+    assert tail["details"]["errors"] == {}
     assert d.stop() == 0

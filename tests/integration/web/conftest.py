@@ -38,7 +38,7 @@ from mepd.store.weblog import WebLogStore
 from mepd.supervisor import Supervised
 from mepd.web.dashboard import Dashboard
 from mepd.web.server import Access, Site
-from tests.helpers import wait_for
+from tests.helpers import until, wait_for
 from tests.integration.snmp.conftest import COMMUNITY, agent_answers, free_udp_port, stop
 
 DEADLINE = 30.0
@@ -49,19 +49,6 @@ UP_IF, DOWN_IF = "ge-0-0-1", "ge-0-0-2"
 HISTORY_DAYS = 40
 PEAK_IN = 80e6  # ge-0-0-1's highest inbound rate, in the last day
 
-
-async def until(condition: Callable[[], Any], what: str, limit: float = DEADLINE) -> Any:
-    """Poll a condition (sync or async) until truthy; fail at the deadline."""
-    end = time.monotonic() + limit
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {limit:.0f}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 # -- RRD files -----------------------------------------------------------------------------------------------
