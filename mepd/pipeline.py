@@ -47,6 +47,7 @@ class Subscription(Generic[T]):
         self.maxsize = maxsize
         self._items: deque[T] = deque()
         self._in_flight = 0
+        self._want = 1  # how many queued items wake the consumer
         self._readable = asyncio.Event()
         self._writable = asyncio.Event()
         self._writable.set()
@@ -66,41 +67,64 @@ class Subscription(Generic[T]):
 
     def push(self, item: T) -> None:
         self._items.append(item)
-        self._readable.set()
+        self._pushed()
+
+    def push_many(self, items: list[T]) -> None:
+        self._items.extend(items)
+        self._pushed()
+
+    def _pushed(self) -> None:
+        if len(self._items) >= self._want:
+            self._readable.set()
         self._idle.clear()
         if len(self._items) >= self.maxsize:
             self._writable.clear()
+
+    def room(self) -> int:
+        return max(0, self.maxsize - len(self._items))
 
     async def wait_writable(self) -> None:
         while self.full():
             await self._writable.wait()
 
     async def get_batch(self, max_items: int, linger: float) -> list[T]:
-        """Wait for at least one item, then up to `linger` seconds for a full batch."""
+        """Wait for at least one item, then up to `linger` seconds for a full batch.
+
+        While lingering, a push wakes the consumer only once the batch is full,
+        not at every item.
+        """
         while not self._items:
             self._readable.clear()
             await self._readable.wait()
         if len(self._items) < max_items and linger > 0:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + linger
-            while len(self._items) < max_items:
-                self._readable.clear()
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                # Not wait_for: on 3.11 it can swallow a cancel that lands as the event fires,
-                # leaving a stopping sink blocked here for good.
-                try:
-                    async with asyncio.timeout(remaining):
-                        await self._readable.wait()
-                except TimeoutError:
-                    break
+            self._want = max_items
+            self._readable.clear()
+            # Not wait_for: on 3.11 it can swallow a cancel that lands as the event fires,
+            # leaving a stopping sink blocked here for good.
+            try:
+                async with asyncio.timeout(linger):
+                    await self._readable.wait()
+            except TimeoutError:
+                pass
+            finally:
+                self._want = 1
         n = min(max_items, len(self._items))
         batch = [self._items.popleft() for _ in range(n)]
         self._in_flight += n
         if len(self._items) < self.maxsize:
             self._writable.set()
         return batch
+
+    async def wait(self, within: float) -> bool:
+        """Wait up to `within` seconds for an item, taking none; True if one is there."""
+        if not self._items:
+            self._readable.clear()
+            try:
+                async with asyncio.timeout(within):
+                    await self._readable.wait()
+            except TimeoutError:
+                pass
+        return bool(self._items)
 
     def done(self, n: int) -> None:
         self._in_flight -= n
@@ -135,6 +159,21 @@ class Channel(Generic[T]):
                 sub.push(item)
         return ok
 
+    def offer_many(self, items: list[T]) -> int:
+        """`offer` for a burst (a drained UDP socket): one pass per subscriber; returns how many all took."""
+        self.counters.inc("received", len(items))
+        taken = len(items)
+        for sub in self.subscribers:
+            room = sub.room()
+            if room >= len(items):
+                sub.push_many(items)
+                continue
+            if room:
+                sub.push_many(items[:room])
+            self.counters.inc(f"dropped.queue_full.{sub.name}", len(items) - room)
+            taken = min(taken, room)
+        return taken
+
     async def put(self, item: T) -> None:
         """Enqueue, waiting for room: back-pressure for senders that can be slowed down."""
         for sub in self.subscribers:
@@ -142,6 +181,18 @@ class Channel(Generic[T]):
         self.counters.inc("received")
         for sub in self.subscribers:
             sub.push(item)
+
+    async def put_many(self, items: list[T]) -> None:
+        """`put` for what one read brought: waits until every queue has room, then takes all of it.
+
+        A queue may so go over its size by one read's worth; bounded, since the
+        reader waits before reading more.
+        """
+        for sub in self.subscribers:
+            await sub.wait_writable()
+        self.counters.inc("received", len(items))
+        for sub in self.subscribers:
+            sub.push_many(items)
 
     async def join(self) -> None:
         for sub in self.subscribers:

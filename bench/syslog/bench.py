@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
 import http.client
 import json
 import os
@@ -105,19 +106,33 @@ def wait_until(cond: Callable[[], Any], timeout: float, what: str) -> Any:
     return result
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (mepd's log writer is a child process)."""
+    pids = [pid]
+    for p in pids:
+        for task in glob.glob(f"/proc/{p}/task/*/children"):
+            with contextlib.suppress(OSError), open(task) as f:
+                pids += [int(c) for c in f.read().split()]
+    return pids
+
+
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of the whole process (all its threads), from /proc/PID/stat."""
-    with open(f"/proc/{pid}/stat") as f:
-        rest = f.read().rpartition(")")[2].split()
-    return (int(rest[11]) + int(rest[12])) / CLK_TCK
+    """utime + stime of the process and its children (all their threads), from /proc/PID/stat."""
+    total = 0.0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError), open(f"/proc/{p}/stat") as f:
+            rest = f.read().rpartition(")")[2].split()
+            total += (int(rest[11]) + int(rest[12])) / CLK_TCK
+    return total
 
 
 def vm_hwm_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
+    """Peak RSS, summed over the process and its children."""
+    total = 0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError), open(f"/proc/{p}/status") as f:
+            total += next((int(line.split()[1]) for line in f if line.startswith("VmHWM:")), 0)
+    return total
 
 
 def udp_port_state(port: int) -> int | None:

@@ -1,15 +1,17 @@
 """The log store: SQLite in WAL mode, written in batches by one worker thread.
 
-The event loop never touches the database: writes go to a single writer thread
-(SQLite allows one writer), queries to a small pool of reader threads (WAL lets
-them read while the writer writes).  A batch and the source cursors it covers
+The event loop never touches the database: writes go to a single writer
+process (`logwriter`: SQLite allows one writer, and a process does not share
+the daemon's GIL), queries to a small pool of reader threads (WAL lets them
+read while the writer writes).  A batch and the source cursors it covers
 commit in one transaction, so after a crash what is in the database and where
 sources resume always agree.  `--grep` uses an FTS5 trigram index: substring
 search, case-insensitive, without scanning the table.
 
 The full-text index is filled behind the table, in bulk, when the writer has
-no records waiting: indexing costs several times what storing does, so under a
-burst records are stored at full speed and indexed afterwards.  A search covers
+no records waiting and the last batch was not full: indexing costs several
+times what storing does, so under load records are stored at full speed and
+indexed once the load eases.  A search covers
 the rows not yet indexed by scanning them, so it is always complete.
 """
 
@@ -18,57 +20,27 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import multiprocessing
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from mepd.config import LogStorageConfig
 from mepd.model import LogRecord, facility_name, rfc3339, severity_name
 from mepd.pipeline import Counters, Subscription
+from mepd.store import logwriter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS logs (
-    id INTEGER PRIMARY KEY,
-    ts REAL NOT NULL,
-    received REAL NOT NULL,
-    host TEXT, app TEXT, pid TEXT, facility INTEGER, severity INTEGER, msgid TEXT,
-    message TEXT NOT NULL,
-    sd TEXT,
-    source TEXT NOT NULL,
-    peer TEXT,
-    parse_error TEXT,
-    raw TEXT
-);
-CREATE INDEX IF NOT EXISTS logs_ts ON logs (ts);
-CREATE INDEX IF NOT EXISTS logs_host_ts ON logs (host, ts);
-CREATE INDEX IF NOT EXISTS logs_app_ts ON logs (app, ts);
-CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5(
-    message, content='logs', content_rowid='id', tokenize='trigram'
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('fts_upto', 0);
-CREATE TRIGGER IF NOT EXISTS logs_ad AFTER DELETE ON logs
-WHEN old.id <= (SELECT value FROM meta WHERE key = 'fts_upto') BEGIN
-    INSERT INTO logs_fts (logs_fts, rowid, message) VALUES ('delete', old.id, old.message);
-END;
-CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, position TEXT NOT NULL, updated REAL NOT NULL);
-"""
-
-_INSERT: Final = (
-    "INSERT INTO logs (ts, received, host, app, pid, facility, severity, msgid, message, sd, source, peer,"
-    " parse_error, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
 _COLUMNS: Final = "id, ts, received, host, app, pid, facility, severity, msgid, message, sd, source, peer, parse_error"
-_DELETE_CHUNK: Final = 5000
-FTS_CHUNK: Final = 20000
+FTS_CHUNK: Final = 4000  # about 0.2 s of trigram indexing: the longest a new batch waits behind it
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,16 +57,6 @@ class LogQuery:
     limit: int = 1000
     after_id: int | None = None
     max_id: int | None = None
-
-
-def _connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-    # Only takes effect on a new, empty database, and only before the switch to WAL writes its header.
-    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
 
 
 def _row(record: LogRecord) -> tuple[Any, ...]:
@@ -162,21 +124,33 @@ class LogStore:
         self.last_id = 0
         self.fts_upto = 0
         self.committed = asyncio.Condition()
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logstore-w")
+        self._writer: ProcessPoolExecutor | None = None
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="logstore-r")
         self._local = threading.local()
-        self._wconn: sqlite3.Connection | None = None
 
     async def open(self) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        self.last_id, self.fts_upto = await self._on_writer(self._open)
+        self.last_id, self.fts_upto = await self._on_writer(logwriter.state)
 
-    def _open(self) -> tuple[int, int]:
-        conn = _connect(self.path)
-        conn.executescript(SCHEMA)
-        self._wconn = conn
-        last = int(conn.execute("SELECT coalesce(max(id), 0) FROM logs").fetchone()[0])
-        return last, int(conn.execute("SELECT value FROM meta WHERE key = 'fts_upto'").fetchone()[0])
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._writer is None:
+            # spawn, not fork: the daemon has threads, and a forked copy of their locks can deadlock.
+            self._writer = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                initializer=logwriter.open, initargs=(self.path,),
+            )
+        return self._writer
+
+    async def _on_writer(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn` in the writer process; if that process died, start another and report a retryable error."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool(), fn, *args)
+        except BrokenProcessPool as e:
+            log.error("the log writer process died (%s); starting a new one", e)
+            if self._writer is not None:
+                self._writer.shutdown(wait=False)
+            self._writer = None
+            raise sqlite3.OperationalError("log writer process died") from e
 
     @property
     def fts_lag(self) -> int:
@@ -185,67 +159,23 @@ class LogStore:
 
     async def index(self, max_rows: int) -> int:
         """Add up to `max_rows` stored records to the full-text index, in one transaction."""
-        upto = await self._on_writer(self._index, max_rows)
+        upto = await self._on_writer(logwriter.index, max_rows)
         done, self.fts_upto = upto - self.fts_upto, upto
         return done
 
-    def _index(self, max_rows: int) -> int:
-        conn = self._wconn
-        assert conn is not None
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            start = int(conn.execute("SELECT value FROM meta WHERE key = 'fts_upto'").fetchone()[0])
-            end = conn.execute(
-                "SELECT max(id) FROM (SELECT id FROM logs WHERE id > ? ORDER BY id LIMIT ?)", [start, max_rows]
-            ).fetchone()[0]
-            if end is not None:
-                conn.execute("INSERT INTO logs_fts (rowid, message) SELECT id, message FROM logs"
-                             " WHERE id > ? AND id <= ?", [start, end])
-                conn.execute("UPDATE meta SET value = ? WHERE key = 'fts_upto'", [end])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return int(end) if end is not None else start
-
     async def close(self) -> None:
-        if self._wconn is not None:
-            await self._on_writer(self._wconn.close)
-            self._wconn = None
-        self._writer.shutdown(wait=True)
+        if self._writer is not None:
+            await self._on_writer(logwriter.close)
+            self._writer.shutdown(wait=True)
+            self._writer = None
         self._readers.shutdown(wait=True)
-
-    async def _on_writer(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
 
     async def write(self, records: Sequence[LogRecord]) -> None:
         """Commit a batch (and the cursors it reaches) in one transaction, then wake followers."""
-        self.last_id = await self._on_writer(self._write, records)
+        cursors = {r.cursor[0]: r.cursor[1] for r in records if r.cursor is not None}
+        self.last_id = await self._on_writer(logwriter.write, [_row(r) for r in records], cursors, time.time())
         async with self.committed:
             self.committed.notify_all()
-
-    def _write(self, records: Sequence[LogRecord]) -> int:
-        conn = self._wconn
-        assert conn is not None
-        cursors: dict[str, str] = {}
-        for r in records:
-            if r.cursor is not None:
-                cursors[r.cursor[0]] = r.cursor[1]
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(_INSERT, map(_row, records))
-            if cursors:
-                now = time.time()
-                conn.executemany(
-                    "INSERT INTO cursors (name, position, updated) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE"
-                    " SET position = excluded.position, updated = excluded.updated",
-                    [(name, pos, now) for name, pos in cursors.items()],
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return int(conn.execute("SELECT coalesce(max(id), 0) FROM logs").fetchone()[0])
 
     async def cursor(self, name: str) -> str | None:
         """Where a resumable source stopped, as committed with its last records."""
@@ -255,7 +185,7 @@ class LogStore:
     def _reader_conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = _connect(self.path)
+            conn = logwriter.connect(self.path)
             self._local.conn = conn
         return conn
 
@@ -300,62 +230,8 @@ class LogStore:
 
     async def maintain(self, now: float | None = None) -> int:
         """Apply retention by age (on `received`) and by size; returns records deleted."""
-        return await self._on_writer(self._maintain, time.time() if now is None else now)
-
-    def _maintain(self, now: float) -> int:
-        conn = self._wconn
-        assert conn is not None
-        deleted = 0
-        cutoff = now - self.cfg.retention
-        for _ in self._chunks_older_than(conn, cutoff):
-            deleted += self._delete_oldest(conn, _DELETE_CHUNK, cutoff)
-        used = self._used_bytes(conn)
-        if used > self.cfg.max_size:
-            # Delete the share of rows that is over the limit, plus 10% headroom so this does not run
-            # at every pass; measuring again right away would mislead, as FTS5 frees space only on merge.
-            count = int(conn.execute("SELECT count(*) FROM logs").fetchone()[0])
-            target = int(count * (used - self.cfg.max_size) / used * 1.1) + 1
-            while target > 0 and (n := self._delete_oldest(conn, min(_DELETE_CHUNK, target), None)):
-                deleted += n
-                target -= n
-            conn.execute("INSERT INTO logs_fts (logs_fts) VALUES ('optimize')")
-        if deleted:
-            conn.execute("PRAGMA incremental_vacuum")
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            log.info("retention removed %d records", deleted)
-        return deleted
-
-    @staticmethod
-    def _chunks_older_than(conn: sqlite3.Connection, cutoff: float) -> Iterator[None]:
-        while True:
-            row = conn.execute("SELECT received FROM logs ORDER BY id LIMIT 1").fetchone()
-            if row is None or row[0] >= cutoff:
-                return
-            yield None
-
-    @staticmethod
-    def _delete_oldest(conn: sqlite3.Connection, n: int, cutoff: float | None) -> int:
-        extra = " AND received < ?" if cutoff is not None else ""
-        args: list[Any] = [n] if cutoff is None else [n, cutoff]
-        conn.execute("BEGIN IMMEDIATE")
-        cur = conn.execute(
-            f"DELETE FROM logs WHERE id IN (SELECT id FROM logs ORDER BY id LIMIT ?){extra}", args
-        )
-        conn.execute("COMMIT")
-        if cur.rowcount == 0 and cutoff is not None:
-            # The oldest rows by id are newer than the cutoff but something older sits later: stop here.
-            conn.execute("BEGIN IMMEDIATE")
-            cur = conn.execute("DELETE FROM logs WHERE received < ?", [cutoff])
-            conn.execute("COMMIT")
-        return cur.rowcount
-
-    @staticmethod
-    def _used_bytes(conn: sqlite3.Connection) -> int:
-        pages, size, free = conn.execute(
-            "SELECT (SELECT page_count FROM pragma_page_count), (SELECT page_size FROM pragma_page_size),"
-            " (SELECT freelist_count FROM pragma_freelist_count)"
-        ).fetchone()
-        return int((pages - free) * size)
+        return await self._on_writer(logwriter.maintain, time.time() if now is None else now,
+                                     self.cfg.retention, self.cfg.max_size)
 
 
 class LogSink:
@@ -374,11 +250,17 @@ class LogSink:
         cfg = self.store.cfg
         maintenance = asyncio.create_task(self._maintenance(cfg.maintenance_interval))
         try:
+            busy = False
             while True:
+                # A full batch means records arrive faster than one flush interval drains: keep storing.
                 if not len(self.subscription) and self.store.fts_lag > 0:
-                    await self._index_some()
+                    if busy:
+                        busy = await self.subscription.wait(cfg.flush_interval)
+                    else:
+                        await self._index_some()
                     continue
                 batch = await self.subscription.get_batch(cfg.batch_size, cfg.flush_interval)
+                busy = len(batch) >= cfg.batch_size
                 await self._write_until_done(batch)
         finally:
             maintenance.cancel()
@@ -401,7 +283,7 @@ class LogSink:
             return
 
     async def _index_some(self) -> None:
-        """Index a chunk while nothing waits to be stored; storing always comes first."""
+        """Index a chunk while the store keeps up; storing always comes first."""
         try:
             self.counters.inc("indexed", await self.store.index(FTS_CHUNK))
         except sqlite3.Error as e:

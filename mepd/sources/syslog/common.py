@@ -91,8 +91,21 @@ def fraction(digits: str | None) -> float:
 
 
 def iso_epoch(match: re.Match[str], tz: tzinfo | None) -> float | None:
-    """Epoch seconds of an ISO_TS match, or None when the date or time is impossible."""
-    date, hh, mi, ss, frac, zulu, sign, off_h, off_m = match.groups()
+    """Epoch seconds of an ISO_TS match (its first 9 groups), or None when the date or time is impossible."""
+    date, hh, mi, ss, frac, zulu, sign, off_h, off_m = match.group(1, 2, 3, 4, 5, 6, 7, 8, 9)
+    whole = _whole_second(date, hh, mi, ss, zulu, sign, off_h, off_m, tz)
+    if whole is None:
+        return None
+    t, offset = whole
+    return t + fraction(frac) - offset
+
+
+@functools.lru_cache(maxsize=4096)
+def _whole_second(
+    date: str, hh: str, mi: str, ss: str, zulu: str | None, sign: str | None, off_h: str | None, off_m: str | None,
+    tz: tzinfo | None,
+) -> tuple[float, int] | None:
+    """(epoch of the second before its UTC offset, the offset): a busy sender repeats a second many times."""
     secs = seconds(int(hh), int(mi), int(ss))
     if secs is None:
         return None
@@ -100,14 +113,11 @@ def iso_epoch(match: re.Match[str], tz: tzinfo | None) -> float | None:
         day = _utc_day(date)
         if day is None:
             return None
-        t = day + secs + fraction(frac)
-        if sign:
-            offset = int(off_h) * 3600 + int(off_m) * 60
-            t -= offset if sign == "+" else -offset
-        return t
+        offset = int(off_h or 0) * 3600 + int(off_m or 0) * 60
+        return day + secs, (offset if sign == "+" else -offset)
     hour = min(int(hh), 23)  # 23:59:60 stays in hour 23
     base = wall_hour(tz, int(date[:4]), int(date[5:7]), int(date[8:10]), hour)
-    return None if base is None else base + secs - hour * 3600 + fraction(frac)
+    return None if base is None else (base + secs - hour * 3600, 0)
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,108 +1,139 @@
-"""RFC 6587 framing of syslog over a byte stream (TCP, TLS)."""
+"""RFC 6587 framing of syslog over a byte stream (TCP, TLS).
+
+The splitter is fed whatever the socket returned and hands back every complete
+frame in it at once: a 64 KiB read holds hundreds of messages, and splitting
+them in one synchronous pass costs a fraction of awaiting each frame.
+"""
 
 from __future__ import annotations
 
-import asyncio
+from typing import Final
 
-_CHUNK = 65536
+_SKIP: Final = frozenset(b"\n\r\0 ")
+_DIGITS: Final = range(48, 58)
+_LENGTH_MAX: Final = 12  # "LEN SP" must show within this many bytes to count as octet counting
 
 
-class FrameReader:
+class FrameSplitter:
     """RFC 6587 framing, detected per frame from its first byte.
 
     A frame starting with a digit and `LEN SP` is octet-counted; anything else
     runs to the next LF or NUL (non-transparent framing).  A frame longer than
     the limit is cut there and the rest of it skipped, so one huge line does not
-    cost the connection its other messages; `oversized` then holds its length.
+    cost the connection its other messages; such a frame comes out with its full
+    length beside it (0 for every other frame).
     """
 
-    def __init__(self, reader: asyncio.StreamReader, limit: int) -> None:
-        self.reader = reader
+    def __init__(self, limit: int) -> None:
         self.limit = limit
         self.buf = bytearray()
-        self.eof = False
-        self.oversized = 0
+        self._cut: bytes | None = None  # the kept head of an oversized frame whose end is not read yet
+        self._cut_size = 0
+        self._cut_rest = -1  # bytes of it still to skip; -1: skip to the next delimiter
 
-    async def _fill(self) -> bool:
-        if self.eof:
-            return False
-        chunk = await self.reader.read(_CHUNK)
-        if not chunk:
-            self.eof = True
-            return False
-        self.buf += chunk
-        return True
-
-    async def next_frame(self) -> bytes | None:
-        """The next frame's bytes, or None at the end of the stream."""
-        self.oversized = 0
-        while True:
-            skip = 0
-            while skip < len(self.buf) and self.buf[skip] in (10, 13, 0, 32):
-                skip += 1
-            del self.buf[:skip]
-            if self.buf:
+    def feed(self, data: bytes) -> list[tuple[bytes, int]]:
+        """Add received bytes; returns the frames they complete, with their oversized length."""
+        buf = self.buf
+        buf += data
+        out: list[tuple[bytes, int]] = []
+        n = len(buf)
+        pos = 0
+        nul = buf.find(b"\0")  # searched once per feed, not once per frame: most streams have none
+        while pos < n:
+            if self._cut is not None:
+                after = self._skip_cut(pos, nul, out)
+                if after is None:
+                    pos = n
+                    break
+                pos = after
+                continue
+            c = buf[pos]
+            if c in _SKIP:
+                pos += 1
+                continue
+            if 0 <= nul < pos:
+                nul = buf.find(b"\0", pos)
+            after = self._counted(pos, nul, out) if c in _DIGITS else -1
+            if after == -1:
+                after = self._delimited(pos, nul, out)
+            if after is None:
                 break
-            if not await self._fill():
+            pos = after
+        del buf[:pos]
+        return out
+
+    def _counted(self, pos: int, nul: int, out: list[tuple[bytes, int]]) -> int | None:
+        """An octet-counted frame at `pos`: the index after it, None to wait for more, -1 if it is a line."""
+        buf = self.buf
+        n = len(buf)
+        space = buf.find(b" ", pos, pos + _LENGTH_MAX)
+        if space < 0 and n - pos < _LENGTH_MAX and buf.find(b"\n", pos) < 0 and nul < pos:
+            return None  # too few bytes yet to tell a length prefix from a line starting with digits
+        if space < 0 or not buf[pos:space].isdigit():
+            return -1
+        length = int(buf[pos:space])
+        start = space + 1
+        if n - start < min(length, self.limit):
+            return None
+        if length <= self.limit:
+            out.append((bytes(buf[start : start + length]), 0))
+            return start + length
+        self._cut, self._cut_size = bytes(buf[start : start + self.limit]), length
+        self._cut_rest = length - self.limit
+        return start + self.limit
+
+    def _delimited(self, pos: int, nul: int, out: list[tuple[bytes, int]]) -> int | None:
+        """A frame running to the next LF or NUL: the index after it, or None to wait for more."""
+        buf = self.buf
+        n = len(buf)
+        end = buf.find(b"\n", pos, nul if nul >= 0 else n)
+        if end < 0:
+            end = nul
+        if end >= 0 and end - pos <= self.limit:
+            out.append((bytes(buf[pos:end]).rstrip(b"\r"), 0))
+            return end + 1
+        if end >= 0 or n - pos > self.limit:
+            self._cut, self._cut_size, self._cut_rest = bytes(buf[pos : pos + self.limit]), self.limit, -1
+            return pos + self.limit
+        return None
+
+    def _skip_cut(self, pos: int, nul: int, out: list[tuple[bytes, int]]) -> int | None:
+        """Skip the rest of an oversized frame: the index after it, or None if it goes on past the buffer."""
+        buf = self.buf
+        n = len(buf)
+        if self._cut_rest >= 0:
+            k = min(self._cut_rest, n - pos)
+            self._cut_rest -= k
+            pos += k
+            if self._cut_rest:
                 return None
-        if 48 <= self.buf[0] <= 57:
-            while (space := self.buf.find(b" ", 0, 12)) == -1 and len(self.buf) < 12 and await self._fill():
-                pass
-            if space > 0 and self.buf[:space].isdigit():
-                length = int(self.buf[:space])
-                del self.buf[: space + 1]
-                return await self._counted(length)
-        return await self._delimited()
+        else:
+            if 0 <= nul < pos:
+                nul = buf.find(b"\0", pos)
+            end = buf.find(b"\n", pos, nul if nul >= 0 else n)
+            if end < 0:
+                end = nul
+            if end < 0:
+                self._cut_size += n - pos
+                return None
+            self._cut_size += end - pos
+            pos = end + 1
+        assert self._cut is not None
+        out.append((self._cut, self._cut_size))
+        self._cut = None
+        return pos
 
-    async def _counted(self, length: int) -> bytes:
-        want = min(length, self.limit)
-        while len(self.buf) < want and await self._fill():
-            pass
-        take = min(want, len(self.buf))
-        data = bytes(self.buf[:take])
-        del self.buf[:take]
-        if length > self.limit:
-            self.oversized = length
-        rest = length - take
-        while rest > 0 and (self.buf or await self._fill()):
-            k = min(rest, len(self.buf))
-            del self.buf[:k]
-            rest -= k
-        return data
-
-    def _find_delimiter(self, start: int) -> int:
-        ends = [i for i in (self.buf.find(b"\n", start), self.buf.find(b"\0", start)) if i >= 0]
-        return min(ends) if ends else -1
-
-    async def _delimited(self) -> bytes:
-        start = 0
-        while True:
-            end = self._find_delimiter(start)
-            if 0 <= end <= self.limit:
-                data = bytes(self.buf[:end])
-                del self.buf[: end + 1]
-                return data.rstrip(b"\r")
-            if end > self.limit or len(self.buf) > self.limit:
-                return await self._cut()
-            start = len(self.buf)
-            if not await self._fill():
-                data = bytes(self.buf)
-                self.buf.clear()
-                return data.rstrip(b"\r")
-
-    async def _cut(self) -> bytes:
-        data = bytes(self.buf[: self.limit])
-        size = self.limit
-        del self.buf[: self.limit]
-        while True:
-            end = self._find_delimiter(0)
-            if end >= 0:
-                size += end
-                del self.buf[: end + 1]
-                break
-            size += len(self.buf)
-            self.buf.clear()
-            if not await self._fill():
-                break
-        self.oversized = size
-        return data
+    def finish(self) -> list[tuple[bytes, int]]:
+        """At the end of the stream: what is left, a frame cut short by the sender included."""
+        out = self.feed(b"")
+        if self._cut is not None:
+            out.append((self._cut, self._cut_size))
+            self._cut = None
+        rest = bytes(self.buf.lstrip(b"\n\r\0 "))
+        self.buf.clear()
+        if rest:
+            head, space, body = rest.partition(b" ")
+            if space and head.isdigit() and len(head) < _LENGTH_MAX:
+                rest = body[: self.limit]
+            out.append((rest.rstrip(b"\r"), 0))
+        return out

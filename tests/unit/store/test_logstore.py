@@ -1,11 +1,20 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import signal
 import sqlite3
+import time
 from pathlib import Path
+
+import pytest
 
 from mepd.config import LogStorageConfig
 from mepd.model import LogRecord
-from mepd.store.logs import LogQuery, LogStore
+from mepd.pipeline import Channel, Counters
+from mepd.store.logs import LogQuery, LogSink, LogStore
+from tests.helpers import until
 
 
 def rec(ts: float, message: str, **kw: object) -> LogRecord:
@@ -79,3 +88,34 @@ async def test_retention_by_age_and_size(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "logs.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert conn.execute("SELECT count(*) FROM logs_fts WHERE logs_fts MATCH 'old'").fetchone() == (0,)
+
+
+async def test_a_dead_writer_process_is_replaced_and_the_batch_retried(tmp_path: Path) -> None:
+    """The writer is a child process; if it dies (OOM killer, a crash), the next write starts another."""
+    store = await open_store(tmp_path)
+    await store.write([rec(1, "before")])
+    assert store._writer is not None
+    (pid,) = [p.pid for p in store._writer._processes.values()]
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(sqlite3.OperationalError, match="writer process died"):
+        await store.write([rec(2, "lost with the process")])
+    await store.write([rec(2, "retried")])
+    assert [r["message"] for r in await store.query(LogQuery())] == ["before", "retried"]
+    await store.close()
+
+
+async def test_sink_indexes_what_a_burst_left_once_it_is_over(tmp_path: Path) -> None:
+    """Full batches are stored first; the full-text index catches up when they stop."""
+    store = await open_store(tmp_path, batch_size=50, flush_interval=0.05)
+    channel: Channel[LogRecord] = Channel("logs", Counters())
+    sink = LogSink(store, channel.subscribe("store/logs", 10_000), Counters(), Counters())
+    task = asyncio.create_task(sink.run(lambda: None))
+    now = time.time()
+    await channel.put_many([rec(now + i, f"burst message {i}") for i in range(500)])
+    await until(lambda: store.last_id == 500 and store.fts_lag == 0, "the burst stored and indexed")
+    assert sink.counters.get("indexed") == 500
+    assert [r["message"] for r in await store.query(LogQuery(grep="message 499"))] == ["burst message 499"]
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await store.close()

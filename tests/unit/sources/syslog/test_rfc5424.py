@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mepd.model import LogRecord
 from mepd.sources.syslog import rfc5424
@@ -111,3 +113,31 @@ def test_version_other_than_1_is_read_as_bsd() -> None:
     rec = parse(b"<14>2 - h app - - - x")
     assert rec.parse_error is None
     assert rec.message == "2 - h app - - - x"
+
+
+_FIELD = st.text(st.characters(blacklist_characters=" ", blacklist_categories=("Cs",)), min_size=0, max_size=12)
+
+
+@settings(max_examples=400)
+@given(
+    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1)),
+    st.sampled_from(["", ".5", ".123456", ".000000001", ".9999"]),
+    st.sampled_from(["Z", "z", "+02:00", "-0530", "+00:00", ""]),
+    st.lists(st.one_of(_FIELD, st.just("-")), min_size=4, max_size=4),
+    st.sampled_from(["-", "- ", "- msg text", "- \ufeffbom", "-x", '[a@1 k="v"] m', "- a\nb"]),
+    st.sampled_from([None, UTC, timezone(timedelta(hours=-3))]),
+)
+def test_the_one_match_path_agrees_with_the_general_parser(
+    when: datetime, frac: str, zone: str, fields: list[str], tail: str, tz: tzinfo | None,
+) -> None:
+    """The fast path may decline a message, never read it differently."""
+    rest = f"{when:%Y-%m-%dT%H:%M:%S}{frac}{zone} {' '.join(fields)} {tail}"
+    plain = rfc5424._plain(rest, tz)
+    if plain is not None:
+        assert plain == rfc5424._general(rest, tz)
+
+
+def test_the_one_match_path_takes_the_usual_message() -> None:
+    rest = "2024-03-05T12:00:00.25+01:00 host app 42 ID7 - text"
+    assert rfc5424._plain(rest, UTC) == rfc5424._general(rest, UTC)
+    assert rfc5424._plain(rest, UTC) == (RECEIVED - 3600 + 0.25, "host", "app", "42", "ID7", {}, "text", None)
