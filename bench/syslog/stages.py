@@ -1,13 +1,27 @@
-"""Microseconds per message for each stage of mepd's syslog path, measured one by one.
+"""Microseconds of CPU per message for each stage of mepd's syslog path, measured one by one.
 
-    .venv/bin/python bench/syslog/stages.py [--count 100000]
+    .venv/bin/python bench/syslog/stages.py [--count 100000] [--sender var/sender]
 
 The daemon benchmark (bench.py) says how fast mepd is; this says where the
 time goes, without a profiler's sampling error, and what the store would cost
-with other settings (batch sizes, fewer indexes, another FTS tokenizer).  The
-store variants are made on a scratch copy of mepd's own schema: mepd's code is
-used as it is.  CPU time of this process (all threads), so other load on the
-machine matters less than for wall-clock figures.
+with other settings (batch sizes, the host/app indexes mepd dropped,
+synchronous=OFF, another FTS tokenizer).  Each stage runs mepd's own code in
+the shape the daemon feeds it: 256 KiB TCP reads to FrameSplitter.feed, lists
+of 1,000 frames to SyslogIntake.records, bursts to Channel.put_many and
+offer_many, 2,000-row batches to the writer.
+
+mepd splits the work over two processes: the daemon's event loop (receive,
+framing, parse, pipeline, and turning each batch into rows and pickling them
+for the writer) and the log writer (`mepd.store.logwriter`: insert, FTS fill),
+a process of its own.  Here the writer's functions are called in this process,
+so the rows marked "writer" are what the writer process spends, on the other
+core.  Store variants are made on a scratch database with mepd's own schema.
+
+Figures are CPU time of this process (all threads), so other load on the
+machine matters less than for wall-clock figures.  The UDP stages need the
+compiled sender.c (--sender); their cost per datagram depends on how many
+datagrams each wake-up finds (paced at 40k/s, sendmmsg of up to 64), and the
+datagrams they lose (printed beside them) on how busy the machine is.
 """
 
 from __future__ import annotations
@@ -16,25 +30,33 @@ import argparse
 import asyncio
 import contextlib
 import os
+import pickle
 import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from mepd.config import LogStorageConfig, SyslogListenConfig
+from mepd.config import DaemonConfig, LogStorageConfig, SyslogListenConfig
 from mepd.model import LogRecord
 from mepd.pipeline import Channel, Counters
-from mepd.sources.syslog.framing import FrameReader
+from mepd.sources.syslog import sockets
+from mepd.sources.syslog.framing import FrameSplitter
 from mepd.sources.syslog.parse import parse_message
-from mepd.sources.syslog.server import SyslogIntake
+from mepd.sources.syslog.server import _READ_CHUNK, DRAIN_MAX, DatagramListener, SyslogIntake
 from mepd.store import logs as logstore
+from mepd.store import logwriter
 
 STAMP = time.strftime("%Y-%m-%dT%H:%M:%S.123456Z", time.gmtime())
+QUEUE = DaemonConfig().queue_size
+BATCH = LogStorageConfig().batch_size
+LINGER = LogStorageConfig().flush_interval
+PEER = "127.0.0.1:5000"
+Result = tuple[str, str, float]  # stage, process it runs in, µs per message
 
 
 def message(seq: int) -> bytes:
@@ -49,121 +71,130 @@ def message(seq: int) -> bytes:
 BSD = b"<38>Mar  5 11:58:01 bastion sshd[2211]: Accepted publickey for deploy from 198.51.100.20 port 51514 ssh2"
 
 
+def report(results: list[Result], name: str, where: str, us: float, note: str = "") -> None:
+    results.append((name, where, us))
+    print(f"{name:<80} {us:8.2f} µs/msg {note}", file=sys.stderr)
+
+
 @contextmanager
-def timed(results: list[tuple[str, float]], name: str, n: int) -> Iterator[None]:
+def timed(results: list[Result], name: str, n: int, where: str = "daemon") -> Iterator[None]:
     t0 = time.process_time()
     yield
-    us = (time.process_time() - t0) * 1e6 / n
-    results.append((name, us))
-    print(f"{name:<62} {us:8.2f} µs/msg", file=sys.stderr)
+    report(results, name, where, (time.process_time() - t0) * 1e6 / n)
 
 
-def framing(frames: list[bytes]) -> int:
-    data = b"".join(b"%d %s" % (len(f), f) for f in frames)
-
-    async def run() -> int:
-        reader = asyncio.StreamReader(limit=2**20)
-        reader.feed_data(data)
-        reader.feed_eof()
-        fr = FrameReader(reader, 65536)
-        n = 0
-        while await fr.next_frame() is not None:
-            n += 1
-        return n
-
-    return asyncio.run(run())
+def framing(chunks: list[bytes], limit: int) -> int:
+    """What the TCP listener does with each read: feed it, take the frames it completes."""
+    splitter = FrameSplitter(limit)
+    n = 0
+    for chunk in chunks:
+        n += len(splitter.feed(chunk))
+    return n + len(splitter.finish())
 
 
-def pipeline_roundtrip(records: list[LogRecord], batch: int) -> None:
+async def consume(sub: Any, total: int) -> None:
+    """The log sink's side of the pipeline: batches of 2,000, lingering as mepd does."""
+    got = 0
+    while got < total:
+        b = await sub.get_batch(BATCH, LINGER)
+        sub.done(len(b))
+        got += len(b)
+
+
+def pipeline_put_many(bursts: list[list[LogRecord]]) -> None:
+    """TCP's shape: one put_many per read, and the listener awaits its next read in between."""
     async def run() -> None:
         ch: Channel[LogRecord] = Channel("logs", Counters())
-        sub = ch.subscribe("store/logs", 100_000)
-
-        async def consume() -> None:
-            got = 0
-            while got < len(records):
-                b = await sub.get_batch(batch, 0.2)
-                sub.done(len(b))
-                got += len(b)
-
-        consumer = asyncio.create_task(consume())
-        for r in records:
-            await ch.put(r)
+        sub = ch.subscribe("store/logs", QUEUE)
+        consumer = asyncio.create_task(consume(sub, sum(map(len, bursts))))
+        for b in bursts:
+            await ch.put_many(b)
+            await asyncio.sleep(0)
         await consumer
 
     asyncio.run(run())
 
 
-def pipeline_per_item(records: list[LogRecord], batch: int) -> None:
-    """UDP's pattern: one item per event-loop iteration, so the consumer wakes for each."""
+def pipeline_offer_many(bursts: list[list[LogRecord]]) -> None:
+    """UDP's shape: one offer_many per event-loop pass (a drained socket), the consumer in between."""
     async def run() -> None:
         ch: Channel[LogRecord] = Channel("logs", Counters())
-        sub = ch.subscribe("store/logs", 100_000)
+        sub = ch.subscribe("store/logs", QUEUE)
         loop = asyncio.get_running_loop()
-        it = iter(records)
+        it = iter(bursts)
 
         def produce() -> None:
-            r = next(it, None)
-            if r is not None:
-                ch.offer(r)
+            b = next(it, None)
+            if b is not None:
+                ch.offer_many(b)
                 loop.call_soon(produce)
 
-        async def consume() -> None:
-            got = 0
-            while got < len(records):
-                b = await sub.get_batch(batch, 0.2)
-                sub.done(len(b))
-                got += len(b)
-
         loop.call_soon(produce)
-        await consume()
+        await consume(sub, sum(map(len, bursts)))
 
     asyncio.run(run())
 
 
-def store_write(records: list[LogRecord], batch: int, prepare: Callable[[sqlite3.Connection], None] | None) -> float:
-    """CPU µs/record for LogStore._write in batches of `batch`, on a fresh database."""
+@contextmanager
+def writer_db(prepare: Callable[[sqlite3.Connection], None] | None = None) -> Iterator[sqlite3.Connection]:
+    """logwriter opened on a fresh database in this process, as the writer process's initializer does."""
     with tempfile.TemporaryDirectory() as d:
-        store = logstore.LogStore(os.path.join(d, "logs.db"), LogStorageConfig())
-        store._open()
-        assert store._wconn is not None
-        if prepare is not None:
-            prepare(store._wconn)
+        logwriter.open(os.path.join(d, "logs.db"))
+        try:
+            conn = logwriter._db()
+            if prepare is not None:
+                prepare(conn)
+            yield conn
+        finally:
+            logwriter.close()
+
+
+def store_write(rows: list[tuple[Any, ...]], batch: int,
+                prepare: Callable[[sqlite3.Connection], None] | None = None) -> float:
+    """CPU µs/row for logwriter.write in batches of `batch`, on a fresh database."""
+    now = time.time()
+    with writer_db(prepare):
         t0 = time.process_time()
-        for i in range(0, len(records), batch):
-            store._write(records[i : i + batch])
-        us = (time.process_time() - t0) * 1e6 / len(records)
-        store._wconn.close()
-    return us
+        for i in range(0, len(rows), batch):
+            logwriter.write(rows[i : i + batch], {}, now)
+        return (time.process_time() - t0) * 1e6 / len(rows)
 
 
-def fts_fill(records: list[LogRecord], options: str) -> float:
-    """CPU µs/record for filling the full-text index after the rows are stored (what `_index` does)."""
-    with tempfile.TemporaryDirectory() as d:
-        store = logstore.LogStore(os.path.join(d, "logs.db"), LogStorageConfig())
-        store._open()
-        conn = store._wconn
-        assert conn is not None
-        for i in range(0, len(records), 2000):
-            store._write(records[i : i + 2000])
+def fts_fill(rows: list[tuple[Any, ...]], options: str) -> float:
+    """CPU µs/row for filling the full-text index after the rows are stored, FTS_CHUNK rows per call."""
+    now = time.time()
+    with writer_db() as conn:
+        for i in range(0, len(rows), BATCH):
+            logwriter.write(rows[i : i + BATCH], {}, now)
         if options:
             conn.executescript(
                 "DROP TABLE logs_fts;"
                 f"CREATE VIRTUAL TABLE logs_fts USING fts5(message, content='logs', content_rowid='id', {options});"
             )
         t0 = time.process_time()
-        while store._index(logstore.FTS_CHUNK) < len(records):
+        while logwriter.index(logstore.FTS_CHUNK) < len(rows):
             pass
-        us = (time.process_time() - t0) * 1e6 / len(records)
-        conn.close()
-    return us
+        return (time.process_time() - t0) * 1e6 / len(rows)
 
 
-def udp_receive(sender: str, asyncio_loop: bool, rate: int = 40_000, seconds: int = 2) -> tuple[float, int]:
-    """CPU µs per datagram received by this process from the C sender, and how many arrived.
+def with_host_app_indexes(conn: sqlite3.Connection) -> None:
+    conn.executescript("CREATE INDEX logs_host_ts ON logs (host, ts); CREATE INDEX logs_app_ts ON logs (app, ts);")
 
-    Either through asyncio (one `datagram_received` per event-loop pass, as mepd does) or a
-    plain thread blocked in recv_into (what a receiving thread or worker process would do).
+
+def synchronous_off(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA synchronous=OFF")
+
+
+def udp_receive(sender: str, how: str, rate: int = 40_000, seconds: int = 2) -> tuple[float, int, int, int]:
+    """CPU µs per datagram received from the C sender; datagrams received, reader wake-ups, kernel drops.
+
+    how: "protocol" (asyncio's datagram transport: one datagram_received per
+    event-loop pass), "drain" (an add_reader callback reading until
+    BlockingIOError, at most DRAIN_MAX: mepd's loop, counting only), "mepd"
+    (mepd's DatagramListener._drain itself: parse and offer_many included,
+    with the log sink's get_batch taking the records), or "thread" (a plain
+    thread blocked in recv_into).  Receiving goes on until the socket has
+    been idle for 0.3 s, so what was not received was dropped by the kernel.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
@@ -171,23 +202,10 @@ def udp_receive(sender: str, asyncio_loop: bool, rate: int = 40_000, seconds: in
     port = sock.getsockname()[1]
     count = rate * seconds
     got = 0
+    wakes = 0  # callbacks run (datagram_received, or the reader callback of a drain loop)
     t0 = time.process_time()
     snd = subprocess.Popen([sender, "udp", "127.0.0.1", str(port), str(count), str(rate)], stdout=subprocess.DEVNULL)
-    if asyncio_loop:
-        class Proto(asyncio.DatagramProtocol):
-            def datagram_received(self, _data: bytes, _addr: object) -> None:
-                nonlocal got
-                got += 1
-
-        async def run() -> None:
-            loop = asyncio.get_running_loop()
-            transport, _ = await loop.create_datagram_endpoint(Proto, sock=sock)
-            await loop.run_in_executor(None, snd.wait)
-            await asyncio.sleep(0.3)  # the last datagrams still in the socket buffer
-            transport.close()
-
-        asyncio.run(run())
-    else:
+    if how == "thread":
         sock.settimeout(0.3)
         buf = bytearray(65536)
         with contextlib.suppress(TimeoutError):
@@ -195,70 +213,72 @@ def udp_receive(sender: str, asyncio_loop: bool, rate: int = 40_000, seconds: in
                 sock.recv_into(buf)
                 got += 1
         snd.wait()
+        us = (time.process_time() - t0) * 1e6 / max(got, 1)
+        drops = sockets.kernel_udp_drops(sock) or 0
         sock.close()
-    return (time.process_time() - t0) * 1e6 / max(got, 1), got
+        return us, got, got, drops
 
+    class Proto(asyncio.DatagramProtocol):
+        def datagram_received(self, _data: bytes, _addr: object) -> None:
+            nonlocal got, wakes
+            got += 1
+            wakes += 1
 
-def store_under_flood(records: list[LogRecord], sender: str, seconds: int = 4) -> tuple[float, float]:
-    """Rows/s that LogStore._write achieves in its own thread, alone and while the event loop parses a UDP flood.
+    def drain() -> None:
+        nonlocal got, wakes
+        wakes += 1
+        for _ in range(DRAIN_MAX):
+            try:
+                sock.recvfrom(65536)
+            except (BlockingIOError, InterruptedError):
+                break
+            got += 1
 
-    mepd's shape: the event loop thread parses datagrams, the writer thread runs executemany, which
-    takes the GIL back for every row it binds.  Returns (alone, during the flood).
-    """
-    with tempfile.TemporaryDirectory() as d:
-        store = logstore.LogStore(os.path.join(d, "logs.db"), LogStorageConfig())
-        store._open()
-        stop = threading.Event()
-        written = [0]
-
-        def writer() -> None:
-            i = 0
-            while not stop.is_set():
-                batch = records[i : i + 2000] or records[:2000]
-                store._write(batch)
-                written[0] += len(batch)
-                i = (i + 2000) % len(records)
-
-        def measure(window: float) -> float:
-            w0, t0 = written[0], time.monotonic()
-            time.sleep(window)
-            return (written[0] - w0) / (time.monotonic() - t0)
-
-        thread = threading.Thread(target=writer)
-        thread.start()
-        alone = measure(1.0)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind(("127.0.0.1", 0))
-        snd = subprocess.Popen([sender, "udp", "127.0.0.1", str(sock.getsockname()[1]), str(100_000 * seconds),
-                                "100000"], stdout=subprocess.DEVNULL)
-
-        class Proto(asyncio.DatagramProtocol):
-            def datagram_received(self, data: bytes, addr: object) -> None:
-                parse_message(data, received=1.0, source="syslog/udp", peer=str(addr))
-
-        async def flood() -> float:
-            loop = asyncio.get_running_loop()
+    async def run() -> int:
+        nonlocal got
+        loop = asyncio.get_running_loop()
+        transport = listener = consumer = None
+        if how == "protocol":
             transport, _ = await loop.create_datagram_endpoint(Proto, sock=sock)
-            await asyncio.sleep(0.5)
-            during = await loop.run_in_executor(None, measure, seconds - 1.0)
-            transport.close()
-            return during
+        else:
+            sock.setblocking(False)
+            if how == "drain":
+                loop.add_reader(sock.fileno(), drain)
+            else:
+                ch: Channel[LogRecord] = Channel("logs", Counters())
+                sub = ch.subscribe("store/logs", QUEUE)
+                consumer = asyncio.create_task(consume(sub, count))
+                listener = DatagramListener(SyslogListenConfig(proto="udp", address="127.0.0.1:0"), ch, None)
+                mepd_drain = listener._drain
 
-        during = asyncio.run(flood())
-        snd.wait()
-        stop.set()
-        thread.join()
-        assert store._wconn is not None
-        store._wconn.close()
-    return alone, during
+                def counted(sock: socket.socket) -> None:
+                    nonlocal wakes
+                    wakes += 1
+                    mepd_drain(sock)
 
+                loop.add_reader(sock.fileno(), counted, sock)
+        await loop.run_in_executor(None, snd.wait)
+        while True:  # until the socket buffer is empty
+            before = wakes
+            await asyncio.sleep(0.3)
+            if wakes == before:
+                break
+        if listener is not None:
+            got = listener.counters.get("received")
+        if consumer is not None:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+        drops = sockets.kernel_udp_drops(sock) or 0
+        if transport is not None:
+            transport.close()  # closes the socket
+        else:
+            loop.remove_reader(sock.fileno())
+            sock.close()
+        return drops
 
-def drop_indexes(conn: sqlite3.Connection) -> None:
-    conn.executescript("DROP INDEX logs_host_ts; DROP INDEX logs_app_ts;")
-
-
-def synchronous_off(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA synchronous=OFF")
+    drops = asyncio.run(run())
+    return (time.process_time() - t0) * 1e6 / max(got, 1), got, wakes, drops
 
 
 def main() -> None:
@@ -267,61 +287,66 @@ def main() -> None:
     p.add_argument("--sender", default="", help="the compiled sender.c, for the UDP receive stages")
     args = p.parse_args()
     n = args.count
-    # The writer thread's own calls (_open, _write, _index) are run in this thread, to time them.
+    load0 = os.getloadavg()
     frames = [message(i) for i in range(n)]
-    results: list[tuple[str, float]] = []
+    results: list[Result] = []
     print(f"{n:,} messages of {len(frames[0])} bytes (RFC 5424, as sender.c)", file=sys.stderr)
 
-    with timed(results, "TCP framing (FrameReader, octet-counted)", n):
-        framing(frames)
+    cfg = SyslogListenConfig(proto="tcp", address="127.0.0.1:1")
+    stream = b"".join(b"%d %s" % (len(f), f) for f in frames)
+    chunks = [stream[i : i + _READ_CHUNK] for i in range(0, len(stream), _READ_CHUNK)]
+    with timed(results, f"TCP framing: FrameSplitter.feed, {_READ_CHUNK // 1024} KiB reads, octet-counted", n):
+        got = framing(chunks, cfg.max_message_size)
+    assert got == n, got
     with timed(results, "parse_message (RFC 5424 bench line)", n):
         for f in frames:
-            parse_message(f, received=1.0, source="syslog/tcp", peer="127.0.0.1:5000")
+            parse_message(f, received=1.0, source="syslog/tcp", peer=PEER)
     with timed(results, "parse_message (RFC 3164 sshd line)", n):
         for _ in range(n):
-            parse_message(BSD, received=1.0, source="syslog/udp", peer="127.0.0.1:5000")
-    intake = SyslogIntake(SyslogListenConfig(proto="tcp", address="127.0.0.1:1"), Channel("x", Counters()),
-                          Counters())
-    with timed(results, "SyslogIntake.record (parse + time + counters)", n):
-        records = [intake.record(f, "127.0.0.1:5000") for f in frames]
-    with timed(results, "pipeline put -> get_batch(2000), items in bursts (TCP)", n):
-        pipeline_roundtrip(records, 2000)
-    with timed(results, "pipeline offer -> get_batch(2000), one item per loop pass (UDP)", n):
-        pipeline_per_item(records, 2000)
+            parse_message(BSD, received=1.0, source="syslog/udp", peer=PEER)
+    intake = SyslogIntake(cfg, Channel("x", Counters()), Counters())
+    frame_lists = [[(f, 0) for f in frames[i : i + 1000]] for i in range(0, n, 1000)]
+    with timed(results, "SyslogIntake.records, lists of 1,000 frames (parse, clock, counters)", n):
+        bursts = [intake.records(fl, PEER) for fl in frame_lists]
+    records = [r for b in bursts for r in b]
+    with timed(results, "pipeline: put_many per 1,000 -> get_batch(2000) (TCP)", n):
+        pipeline_put_many(bursts)
+    udp_bursts = [records[i : i + DRAIN_MAX] for i in range(0, n, DRAIN_MAX)]
+    with timed(results, f"pipeline: offer_many per {DRAIN_MAX} -> get_batch(2000) (UDP drain)", n):
+        pipeline_offer_many(udp_bursts)
+
+    with timed(results, "store: logs._row, record -> row tuple", n):
+        rows = [logstore._row(r) for r in records]
+    with timed(results, f"store: pickle.dumps of {BATCH}-row lists (hop to the writer)", n):
+        size = sum(len(pickle.dumps(rows[i : i + BATCH])) for i in range(0, n, BATCH))
+    print(f"{'':<80} ({size / n:.0f} pickled bytes per row)", file=sys.stderr)
     for batch in (200, 2000, 10000):
-        us = store_write(records, batch, None)
-        results.append((f"store: LogStore._write, batches of {batch}", us))
-        print(f"{results[-1][0]:<62} {us:8.2f} µs/msg", file=sys.stderr)
-    for name, prep in (("without the host/app indexes", drop_indexes), ("synchronous=OFF", synchronous_off)):
-        us = store_write(records, 2000, prep)
-        results.append((f"store: batches of 2000, {name}", us))
-        print(f"{results[-1][0]:<62} {us:8.2f} µs/msg", file=sys.stderr)
-    for name, options in (("mepd's (trigram)", ""), ("trigram, detail=none (LIKE still indexed)",
-                                                    "tokenize='trigram', detail='none'"),
+        report(results, f"store: logwriter.write, batches of {batch}", "writer", store_write(rows, batch))
+    for name, prep in (("with the old host/app indexes", with_host_app_indexes),
+                       ("synchronous=OFF", synchronous_off)):
+        report(results, f"store: batches of {BATCH}, {name}", "writer", store_write(rows, BATCH, prep))
+    for name, options in (("mepd's (trigram)", ""),
+                          ("trigram, detail=none (LIKE still indexed)", "tokenize='trigram', detail='none'"),
                           ("unicode61 (words, not substrings)", "tokenize='unicode61'")):
-        us = fts_fill(records, options)
-        results.append((f"FTS5 index fill, {name}", us))
-        print(f"{results[-1][0]:<62} {us:8.2f} µs/msg", file=sys.stderr)
+        report(results, f"FTS5 index fill via logwriter.index, {name}", "writer", fts_fill(rows, options))
 
     if args.sender:
-        for name, use_asyncio in (("asyncio DatagramProtocol, counting only", True),
-                                  ("thread blocked in recv_into, counting only", False)):
-            us, got = udp_receive(args.sender, use_asyncio)
-            results.append((f"UDP receive at 40k/s: {name}", us))
-            print(f"{results[-1][0]:<62} {us:8.2f} µs/msg ({got:,} of 80,000 received)", file=sys.stderr)
-        alone, during = store_under_flood(records, args.sender)
-        print(f"store writer thread: {alone:,.0f} rows/s alone, {during:,.0f} rows/s while the event loop"
-              " parses a 100k/s UDP flood (GIL hand-offs, one per row bound)", file=sys.stderr)
-        flood_note = (f"\nStore writer thread (batches of 2000): {alone:,.0f} rows/s alone, {during:,.0f} rows/s"
-                      " while the event loop parses a 100k/s UDP flood.")
-    else:
-        flood_note = ""
+        for name, how in (("asyncio DatagramProtocol, counting only", "protocol"),
+                          (f"add_reader drain loop (recvfrom, up to {DRAIN_MAX}), counting only", "drain"),
+                          ("thread blocked in recv_into, counting only", "thread"),
+                          ("mepd's DatagramListener._drain + get_batch", "mepd")):
+            us, got, wakes, drops = udp_receive(args.sender, how)
+            report(results, f"UDP receive at 40k/s: {name}", "daemon", us,
+                   f"({got:,} of 80,000 received, {drops:,} dropped by the kernel, {got / max(wakes, 1):.1f}"
+                   " per callback)")
 
-    print("| stage (CPU of one process, all threads) | µs/msg | msgs/s per core |")
-    print("| --- | ---: | ---: |")
-    for name, us in results:
-        print(f"| {name} | {us:.2f} | {1e6 / us:,.0f} |")
-    print(flood_note)
+    load1 = os.getloadavg()
+    print("| stage (CPU of this process, all threads) | runs in | µs/msg | msgs/s per core |")
+    print("| --- | --- | ---: | ---: |")
+    for name, where, us in results:
+        print(f"| {name} | {where} | {us:.2f} | {1e6 / us:,.0f} |")
+    print(f"\nLoad average (1, 5, 15 min): {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f} at the start,"
+          f" {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} at the end; {os.cpu_count()} CPUs.")
 
 
 if __name__ == "__main__":
