@@ -448,7 +448,7 @@ class Profiler:
         # --native shows sqlite's C frames but has to pause the process for each sample.
         how = ["--native"] if self.native else ["--nonblocking"]
         self.proc = subprocess.Popen(
-            [spy, "record", "--pid", str(daemon.pid), "--rate", "200", "--threads", "--format", "raw",
+            [spy, "record", "--pid", str(daemon.pid), "--rate", "200", "--threads", "--subprocesses", "--format", "raw",
              "--output", str(out), *how],
             stdout=subprocess.DEVNULL, stderr=(self.outdir / "py-spy.log").open("ab"),
         )

@@ -60,7 +60,9 @@ _conn: sqlite3.Connection | None = None
 
 def connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-    # Only takes effect on a new, empty database, and only before the switch to WAL writes its header.
+    # Only take effect on a new, empty database, and only before the switch to WAL writes its header.
+    # 16 KiB pages: a fifth less CPU per inserted row than the 4 KiB default (bench/syslog/stages.py).
+    conn.execute("PRAGMA page_size=16384")
     conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")

@@ -101,6 +101,16 @@ def iso_epoch(match: re.Match[str], tz: tzinfo | None) -> float | None:
 
 
 @functools.lru_cache(maxsize=4096)
+def second_epoch(stamp: str, zone: str | None, tz: tzinfo | None) -> tuple[float, int] | None:
+    """`_whole_second` of "YYYY-MM-DDThh:mm:ss" and its zone suffix, cached on those two strings."""
+    m = ISO_TS.fullmatch(stamp + zone if zone else stamp)
+    if m is None:
+        return None
+    date, hh, mi, ss, _, zulu, sign, off_h, off_m = m.groups()
+    return _whole_second(date, hh, mi, ss, zulu, sign, off_h, off_m, tz)
+
+
+@functools.lru_cache(maxsize=4096)
 def _whole_second(
     date: str, hh: str, mi: str, ss: str, zulu: str | None, sign: str | None, off_h: str | None, off_m: str | None,
     tz: tzinfo | None,

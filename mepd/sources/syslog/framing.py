@@ -7,11 +7,13 @@ them in one synchronous pass costs a fraction of awaiting each frame.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 _SKIP: Final = frozenset(b"\n\r\0 ")
 _DIGITS: Final = range(48, 58)
 _LENGTH_MAX: Final = 12  # "LEN SP" must show within this many bytes to count as octet counting
+_LENGTH: Final = re.compile(rb"(\d{1,%d}) " % (_LENGTH_MAX - 1))
 
 
 class FrameSplitter:
@@ -66,13 +68,13 @@ class FrameSplitter:
         """An octet-counted frame at `pos`: the index after it, None to wait for more, -1 if it is a line."""
         buf = self.buf
         n = len(buf)
-        space = buf.find(b" ", pos, pos + _LENGTH_MAX)
-        if space < 0 and n - pos < _LENGTH_MAX and buf.find(b"\n", pos) < 0 and nul < pos:
-            return None  # too few bytes yet to tell a length prefix from a line starting with digits
-        if space < 0 or not buf[pos:space].isdigit():
+        m = _LENGTH.match(buf, pos)
+        if m is None:
+            if n - pos < _LENGTH_MAX and buf.find(b"\n", pos) < 0 and nul < pos and buf[pos:].isdigit():
+                return None  # too few bytes yet to tell a length prefix from a line starting with digits
             return -1
-        length = int(buf[pos:space])
-        start = space + 1
+        length = int(m.group(1))
+        start = m.end()
         if n - start < min(length, self.limit):
             return None
         if length <= self.limit:

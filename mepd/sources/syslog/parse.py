@@ -8,17 +8,27 @@ counts it instead of losing it.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import tzinfo
+from typing import Final
 
 from mepd.model import LogRecord
 from mepd.sources.syslog import rfc3164, rfc5424
-from mepd.sources.syslog.common import peer_host
+from mepd.sources.syslog.common import fraction, peer_host, second_epoch
 
 log = logging.getLogger(__name__)
 
 # rsyslog's default for a message without PRI: user.notice.
 DEFAULT_FACILITY = 1
 DEFAULT_SEVERITY = 5
+
+
+# The usual RFC 5424 message in one match: PRI, a timestamp, four header fields, no structured data.
+_USUAL_5424: Final = re.compile(
+    r"<(\d{1,3})>1 (\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:?\d\d)?"
+    r" ([^ ]+) ([^ ]+) ([^ ]+) ([^ ]+) -(?: (.*))?\Z",
+    re.S,
+)
 
 
 def decode(data: bytes) -> str:
@@ -38,7 +48,9 @@ def parse_message(
     """Parse RFC 5424 or RFC 3164 (with device variants); `tz` (None: local zone) applies to zone-less stamps."""
     fallback_host = peer_host(peer) if peer_as_host else None
     try:
-        return _parse(decode(data), received, source=source, peer=peer, tz=tz, fallback_host=fallback_host)
+        text = decode(data)
+        return (_usual_5424(text, received, source, peer, tz, fallback_host)
+                or _parse(text, received, source=source, peer=peer, tz=tz, fallback_host=fallback_host))
     except Exception as e:  # a parser bug must cost one message its fields, never the listener
         log.debug("syslog parser failed on %r", data[:200], exc_info=True)
         text = decode(data)
@@ -46,6 +58,29 @@ def parse_message(
             ts=received, received=received, message=text, source=source, host=fallback_host,
             peer=peer, parse_error=f"parser failure: {type(e).__name__}", raw=text,
         )
+
+
+def _usual_5424(
+    text: str, received: float, source: str, peer: str | None, tz: tzinfo | None, fallback_host: str | None,
+) -> LogRecord | None:
+    """What `_parse` makes of the usual RFC 5424 message, at a third of the cost; None for anything else."""
+    m = _USUAL_5424.match(text)
+    if m is None:
+        return None
+    pri_digits, stamp, frac, zone, host, app, procid, msgid, message = m.groups()
+    pri = int(pri_digits)
+    whole = second_epoch(stamp, zone, tz)
+    if pri > 191 or whole is None:
+        return None
+    if message is None:
+        message = ""
+    elif message[:1] == rfc5424.BOM:
+        message = message[1:]
+    return LogRecord(
+        whole[0] + fraction(frac) - whole[1], received, message, source,
+        fallback_host if host == "-" else host, None if app == "-" else app, None if procid == "-" else procid,
+        pri >> 3, pri & 7, None if msgid == "-" else msgid, {}, peer,
+    )
 
 
 def _unparsed(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import tzinfo
-from typing import Final, NamedTuple
+from typing import NamedTuple
 
 from mepd.sources.syslog.common import ISO_TS, iso_epoch
 
@@ -20,8 +20,6 @@ _BAD_NAME = frozenset('= ]"')
 # (the escape path continues in _value).  Negated classes with bounds: linear matching.
 _SD_ID = re.compile(r'\[([^ =\]"]{1,32})(?=[ \]])')
 _PARAM = re.compile(r' ([^ =\]"]{1,32})="([^"\\]*)(["\\])')
-# The usual message in one match: a timestamp, four header fields and no structured data.
-_PLAIN: Final = re.compile(ISO_TS.pattern + r" ([^ ]+) ([^ ]+) ([^ ]+) ([^ ]+) -(?: (.*))?\Z", re.S)
 
 
 class Rfc5424Error(ValueError):
@@ -105,26 +103,8 @@ def parse_sd(s: str) -> tuple[dict[str, dict[str, str]], int]:
     return sd, i
 
 
-def _plain(rest: str, tz: tzinfo | None) -> Parsed5424 | None:
-    """The usual message, without structured data, in one regex match; None for anything else."""
-    m = _PLAIN.match(rest)
-    ts = iso_epoch(m, tz) if m is not None else None
-    if m is None or ts is None:
-        return None
-    host, app, procid, msgid, message = m.group(10, 11, 12, 13, 14)
-    if message is None:
-        message = ""
-    elif message[:1] == BOM:
-        message = message[1:]
-    return Parsed5424(ts, _nil(host), _nil(app), _nil(procid), _nil(msgid), {}, message, None)
-
-
 def parse(rest: str, tz: tzinfo | None) -> Parsed5424:
     """Parse what follows `<PRI>1 `; raises Rfc5424Error when the header is unusable."""
-    return _plain(rest, tz) or _general(rest, tz)
-
-
-def _general(rest: str, tz: tzinfo | None) -> Parsed5424:
     fields = rest.split(" ", 5)
     if len(fields) < 6:
         raise Rfc5424Error("RFC 5424 header is truncated")

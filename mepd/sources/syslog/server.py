@@ -60,25 +60,26 @@ class SyslogIntake:
         self.tz: tzinfo | None = ZoneInfo(cfg.timezone) if cfg.timezone else None
 
     def records(self, frames: list[tuple[bytes, int]], peer: str | None) -> list[LogRecord]:
-        """Parse what one read brought: (frame, its size when the transport already cut it) pairs."""
-        out = [self.record(data, peer, size) for data, size in frames if data]
+        """Parse what one read brought: (frame, its size when the transport already cut it) pairs.
+
+        They share one reception time: they arrived together.
+        """
+        now = time.time()
+        out = [self.record(data, peer, now, size) for data, size in frames if data]
         self.counters.inc("received", len(out))
         return out
 
-    def record(self, data: bytes, peer: str | None, original_size: int = 0) -> LogRecord:
+    def record(self, data: bytes, peer: str | None, received: float, original_size: int = 0) -> LogRecord:
         """Parse one message; `original_size` > the limit means the transport already cut it."""
-        size = max(len(data), original_size)
-        if len(data) > self.cfg.max_message_size:
-            data = data[: self.cfg.max_message_size]
-        rec = parse_message(
-            data, received=time.time(), source=self.source, peer=peer, tz=self.tz,
-            peer_as_host=self.cfg.peer_as_host,
-        )
+        cfg = self.cfg
+        rec = parse_message(data[: cfg.max_message_size], received=received, source=self.source, peer=peer,
+                            tz=self.tz, peer_as_host=cfg.peer_as_host)
         if rec.parse_error is not None:
             self.counters.inc("parse_errors")
         if rec.host is None and self.local_host is not None:
             rec.host = self.local_host
-        if size > self.cfg.max_message_size:
+        size = max(len(data), original_size)
+        if size > cfg.max_message_size:
             self.counters.inc("truncated")
             rec.sd = {**rec.sd, "mepd": {"truncated_from": str(size)}}
         return rec
@@ -134,6 +135,7 @@ class DatagramListener:
         records: list[LogRecord] = []
         intake = self.intake
         recv = sock.recvfrom
+        now = time.time()
         for _ in range(DRAIN_MAX):
             try:
                 data, addr = recv(_DATAGRAM_MAX)
@@ -144,7 +146,7 @@ class DatagramListener:
                 log.warning("%s: socket error: %s", self.name, e)
                 break
             if data:
-                records.append(intake.record(data, _peer(addr)))
+                records.append(intake.record(data, _peer(addr), now))
         if not records:
             return
         self.counters.inc("received", len(records))

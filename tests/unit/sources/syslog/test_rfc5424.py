@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from mepd.model import LogRecord
 from mepd.sources.syslog import rfc5424
-from mepd.sources.syslog.parse import parse_message
+from mepd.sources.syslog.parse import _parse, _usual_5424, parse_message
 
 RECEIVED = datetime(2024, 3, 5, 12, tzinfo=UTC).timestamp()
 
@@ -120,24 +120,30 @@ _FIELD = st.text(st.characters(blacklist_characters=" ", blacklist_categories=("
 
 @settings(max_examples=400)
 @given(
+    st.sampled_from(["<0>", "<13>", "<191>", "<192>", "<999>", "<013>"]),
     st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1)),
     st.sampled_from(["", ".5", ".123456", ".000000001", ".9999"]),
     st.sampled_from(["Z", "z", "+02:00", "-0530", "+00:00", ""]),
     st.lists(st.one_of(_FIELD, st.just("-")), min_size=4, max_size=4),
     st.sampled_from(["-", "- ", "- msg text", "- \ufeffbom", "-x", '[a@1 k="v"] m', "- a\nb"]),
     st.sampled_from([None, UTC, timezone(timedelta(hours=-3))]),
+    st.sampled_from([None, "192.0.2.7:514"]),
 )
 def test_the_one_match_path_agrees_with_the_general_parser(
-    when: datetime, frac: str, zone: str, fields: list[str], tail: str, tz: tzinfo | None,
+    pri: str, when: datetime, frac: str, zone: str, fields: list[str], tail: str, tz: tzinfo | None,
+    fallback: str | None,
 ) -> None:
     """The fast path may decline a message, never read it differently."""
-    rest = f"{when:%Y-%m-%dT%H:%M:%S}{frac}{zone} {' '.join(fields)} {tail}"
-    plain = rfc5424._plain(rest, tz)
-    if plain is not None:
-        assert plain == rfc5424._general(rest, tz)
+    text = f"{pri}1 {when:%Y-%m-%dT%H:%M:%S}{frac}{zone} {' '.join(fields)} {tail}"
+    usual = _usual_5424(text, RECEIVED, "syslog/udp", "192.0.2.7:514", tz, fallback)
+    if usual is not None:
+        assert usual == _parse(text, RECEIVED, source="syslog/udp", peer="192.0.2.7:514", tz=tz,
+                               fallback_host=fallback)
 
 
 def test_the_one_match_path_takes_the_usual_message() -> None:
-    rest = "2024-03-05T12:00:00.25+01:00 host app 42 ID7 - text"
-    assert rfc5424._plain(rest, UTC) == rfc5424._general(rest, UTC)
-    assert rfc5424._plain(rest, UTC) == (RECEIVED - 3600 + 0.25, "host", "app", "42", "ID7", {}, "text", None)
+    text = "<134>1 2024-03-05T12:00:00.25+01:00 host app 42 ID7 - text"
+    usual = _usual_5424(text, RECEIVED, "syslog/tcp", None, UTC, None)
+    assert usual == _parse(text, RECEIVED, source="syslog/tcp", peer=None, tz=UTC, fallback_host=None)
+    assert usual == LogRecord(ts=RECEIVED - 3600 + 0.25, received=RECEIVED, message="text", source="syslog/tcp",
+                              host="host", app="app", pid="42", facility=16, severity=6, msgid="ID7")
