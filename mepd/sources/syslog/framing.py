@@ -28,19 +28,20 @@ class FrameSplitter:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.buf = bytearray()
+        self.buf = b""
         self._cut: bytes | None = None  # the kept head of an oversized frame whose end is not read yet
         self._cut_size = 0
         self._cut_rest = -1  # bytes of it still to skip; -1: skip to the next delimiter
 
     def feed(self, data: bytes) -> list[tuple[bytes, int]]:
         """Add received bytes; returns the frames they complete, with their oversized length."""
-        buf = self.buf
-        buf += data
+        self.buf = buf = self.buf + data if self.buf else data
         out: list[tuple[bytes, int]] = []
         n = len(buf)
         pos = 0
         nul = buf.find(b"\0")  # searched once per feed, not once per frame: most streams have none
+        length_prefix = _LENGTH.match
+        limit = self.limit
         while pos < n:
             if self._cut is not None:
                 after = self._skip_cut(pos, nul, out)
@@ -55,13 +56,24 @@ class FrameSplitter:
                 continue
             if 0 <= nul < pos:
                 nul = buf.find(b"\0", pos)
-            after = self._counted(pos, nul, out) if c in _DIGITS else -1
+            if c in _DIGITS:
+                m = length_prefix(buf, pos)
+                if m is not None:  # the usual octet-counted frame, whole in the buffer, inline
+                    start = m.end()
+                    end = start + int(m.group(1))
+                    if end <= n and end - start <= limit:
+                        out.append((buf[start:end], 0))
+                        pos = end
+                        continue
+                after = self._counted(pos, nul, out)
+            else:
+                after = -1
             if after == -1:
                 after = self._delimited(pos, nul, out)
             if after is None:
                 break
             pos = after
-        del buf[:pos]
+        self.buf = buf[pos:]
         return out
 
     def _counted(self, pos: int, nul: int, out: list[tuple[bytes, int]]) -> int | None:
@@ -78,9 +90,9 @@ class FrameSplitter:
         if n - start < min(length, self.limit):
             return None
         if length <= self.limit:
-            out.append((bytes(buf[start : start + length]), 0))
+            out.append((buf[start : start + length], 0))
             return start + length
-        self._cut, self._cut_size = bytes(buf[start : start + self.limit]), length
+        self._cut, self._cut_size = buf[start : start + self.limit], length
         self._cut_rest = length - self.limit
         return start + self.limit
 
@@ -92,10 +104,10 @@ class FrameSplitter:
         if end < 0:
             end = nul
         if end >= 0 and end - pos <= self.limit:
-            out.append((bytes(buf[pos:end]).rstrip(b"\r"), 0))
+            out.append((buf[pos:end].rstrip(b"\r"), 0))
             return end + 1
         if end >= 0 or n - pos > self.limit:
-            self._cut, self._cut_size, self._cut_rest = bytes(buf[pos : pos + self.limit]), self.limit, -1
+            self._cut, self._cut_size, self._cut_rest = buf[pos : pos + self.limit], self.limit, -1
             return pos + self.limit
         return None
 
@@ -131,8 +143,8 @@ class FrameSplitter:
         if self._cut is not None:
             out.append((self._cut, self._cut_size))
             self._cut = None
-        rest = bytes(self.buf.lstrip(b"\n\r\0 "))
-        self.buf.clear()
+        rest = self.buf.lstrip(b"\n\r\0 ")
+        self.buf = b""
         if rest:
             head, space, body = rest.partition(b" ")
             if space and head.isdigit() and len(head) < _LENGTH_MAX:

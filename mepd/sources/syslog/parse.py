@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from datetime import tzinfo
 from typing import Final
 
@@ -31,11 +32,6 @@ _USUAL_5424: Final = re.compile(
 )
 
 
-def decode(data: bytes) -> str:
-    """The text of a frame: UTF-8 (invalid bytes replaced), without the trailing NUL/CR/LF some senders add."""
-    return data.rstrip(b"\r\n\0").decode("utf-8", "replace")
-
-
 def parse_message(
     data: bytes,
     *,
@@ -46,18 +42,34 @@ def parse_message(
     peer_as_host: bool = True,
 ) -> LogRecord:
     """Parse RFC 5424 or RFC 3164 (with device variants); `tz` (None: local zone) applies to zone-less stamps."""
+    return parse_many([data], received=received, source=source, peer=peer, tz=tz, peer_as_host=peer_as_host)[0]
+
+
+def parse_many(
+    frames: Iterable[bytes],
+    *,
+    received: float,
+    source: str,
+    peer: str | None = None,
+    tz: tzinfo | None = None,
+    peer_as_host: bool = True,
+) -> list[LogRecord]:
+    """`parse_message` for what one sender sent at one time, without a call's overhead per message."""
     fallback_host = peer_host(peer) if peer_as_host else None
-    try:
-        text = decode(data)
-        return (_usual_5424(text, received, source, peer, tz, fallback_host)
-                or _parse(text, received, source=source, peer=peer, tz=tz, fallback_host=fallback_host))
-    except Exception as e:  # a parser bug must cost one message its fields, never the listener
-        log.debug("syslog parser failed on %r", data[:200], exc_info=True)
-        text = decode(data)
-        return LogRecord(
-            ts=received, received=received, message=text, source=source, host=fallback_host,
-            peer=peer, parse_error=f"parser failure: {type(e).__name__}", raw=text,
-        )
+    out: list[LogRecord] = []
+    for data in frames:
+        text = data.rstrip(b"\r\n\0").decode("utf-8", "replace")
+        try:
+            rec = (_usual_5424(text, received, source, peer, tz, fallback_host)
+                   or _parse(text, received, source=source, peer=peer, tz=tz, fallback_host=fallback_host))
+        except Exception as e:  # a parser bug must cost one message its fields, never the listener
+            log.debug("syslog parser failed on %r", data[:200], exc_info=True)
+            rec = LogRecord(
+                ts=received, received=received, message=text, source=source, host=fallback_host,
+                peer=peer, parse_error=f"parser failure: {type(e).__name__}", raw=text,
+            )
+        out.append(rec)
+    return out
 
 
 def _usual_5424(

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
+import operator
 import os
 import socket
 import ssl
@@ -26,7 +28,7 @@ from mepd.model import LogRecord
 from mepd.pipeline import Channel, Counters
 from mepd.sources.syslog import sockets
 from mepd.sources.syslog.framing import FrameSplitter
-from mepd.sources.syslog.parse import parse_message
+from mepd.sources.syslog.parse import parse_many
 from mepd.systemd import ListenFd
 
 log = logging.getLogger(__name__)
@@ -64,25 +66,25 @@ class SyslogIntake:
 
         They share one reception time: they arrived together.
         """
-        now = time.time()
-        out = [self.record(data, peer, now, size) for data, size in frames if data]
-        self.counters.inc("received", len(out))
+        cfg = self.cfg
+        limit = cfg.max_message_size
+        out = parse_many([data[:limit] for data, _ in frames if data], received=time.time(), source=self.source,
+                         peer=peer, tz=self.tz, peer_as_host=cfg.peer_as_host)
+        self._check(out, [max(len(data), size) for data, size in frames if data])
         return out
 
-    def record(self, data: bytes, peer: str | None, received: float, original_size: int = 0) -> LogRecord:
-        """Parse one message; `original_size` > the limit means the transport already cut it."""
-        cfg = self.cfg
-        rec = parse_message(data[: cfg.max_message_size], received=received, source=self.source, peer=peer,
-                            tz=self.tz, peer_as_host=cfg.peer_as_host)
-        if rec.parse_error is not None:
-            self.counters.inc("parse_errors")
-        if rec.host is None and self.local_host is not None:
-            rec.host = self.local_host
-        size = max(len(data), original_size)
-        if size > cfg.max_message_size:
-            self.counters.inc("truncated")
-            rec.sd = {**rec.sd, "mepd": {"truncated_from": str(size)}}
-        return rec
+    def _check(self, records: list[LogRecord], sizes: list[int]) -> None:
+        """Count the records, their parse errors and truncations; mark truncated ones, name the local host."""
+        self.counters.inc("received", len(records))
+        limit = self.cfg.max_message_size
+        for rec, size in zip(records, sizes, strict=True):
+            if rec.parse_error is not None:
+                self.counters.inc("parse_errors")
+            if rec.host is None and self.local_host is not None:
+                rec.host = self.local_host
+            if size > limit:
+                self.counters.inc("truncated")
+                rec.sd = {**rec.sd, "mepd": {"truncated_from": str(size)}}
 
 
 class DatagramListener:
@@ -132,10 +134,8 @@ class DatagramListener:
         One datagram per event-loop pass, as asyncio's datagram transport does,
         costs more than parsing it.
         """
-        records: list[LogRecord] = []
-        intake = self.intake
+        received: list[tuple[bytes, Any]] = []
         recv = sock.recvfrom
-        now = time.time()
         for _ in range(DRAIN_MAX):
             try:
                 data, addr = recv(_DATAGRAM_MAX)
@@ -145,12 +145,13 @@ class DatagramListener:
                 self.counters.inc("socket_errors")
                 log.warning("%s: socket error: %s", self.name, e)
                 break
-            if data:
-                records.append(intake.record(data, _peer(addr), now))
+            received.append((data, addr))
+        records: list[LogRecord] = []
+        for addr, group in itertools.groupby(received, key=operator.itemgetter(1)):  # runs from one sender
+            records += self.intake.records([(data, 0) for data, _ in group], _peer(addr))
         if not records:
             return
-        self.counters.inc("received", len(records))
-        taken = intake.logs.offer_many(records)
+        taken = self.intake.logs.offer_many(records)
         if taken < len(records):
             self.counters.inc("dropped.queue_full", len(records) - taken)
 
