@@ -95,6 +95,7 @@ class DatagramListener:
         self.counters = Counters()
         self.intake = SyslogIntake(cfg, logs, self.counters)
         self.inherited = inherited
+        self._view = memoryview(bytearray(_DATAGRAM_MAX))
 
     def _socket(self) -> socket.socket:
         cfg = self.intake.cfg
@@ -135,10 +136,11 @@ class DatagramListener:
         costs more than parsing it.
         """
         received: list[tuple[bytes, Any]] = []
-        recv = sock.recvfrom
+        recv, view = sock.recvfrom_into, self._view
         for _ in range(DRAIN_MAX):
             try:
-                data, addr = recv(_DATAGRAM_MAX)
+                size, addr = recv(view)
+                data = bytes(view[:size])  # not recvfrom: a 64 KiB allocation per datagram, shrunk, fragments the heap
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as e:
