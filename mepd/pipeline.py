@@ -71,6 +71,14 @@ class Subscription(Generic[T]):
         if len(self._items) >= self.maxsize:
             self._writable.clear()
 
+    def push_many(self, items: list[T]) -> None:
+        if items:
+            self._items.extend(items)
+            self._readable.set()
+            self._idle.clear()
+            if len(self._items) >= self.maxsize:
+                self._writable.clear()
+
     async def wait_writable(self) -> None:
         while self.full():
             await self._writable.wait()
@@ -142,6 +150,15 @@ class Channel(Generic[T]):
         self.counters.inc("received")
         for sub in self.subscribers:
             sub.push(item)
+
+    async def put_many(self, items: list[T]) -> None:
+        """`put` for a batch (a whole poll's samples): one wait for room, not one per item; may go past maxsize
+        by one batch."""
+        for sub in self.subscribers:
+            await sub.wait_writable()
+        self.counters.inc("received", len(items))
+        for sub in self.subscribers:
+            sub.push_many(items)
 
     async def join(self) -> None:
         for sub in self.subscribers:
