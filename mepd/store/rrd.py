@@ -172,10 +172,12 @@ class _Owner:
         self._templates: dict[str, str] = {}
         self._rows: dict[str, _Row] = {}
         self._locations: dict[str, Location] = {}
+        self._shared: dict[Location, Location] = {}
 
     def set_layouts(self, layouts: Callable[[str], RrdLayout]) -> None:
         self.layouts = layouts
         self._locations.clear()
+        self._shared.clear()
 
     def write(self, items: Sequence[Item], flush: bool) -> WriteResult:
         result = WriteResult()
@@ -185,7 +187,8 @@ class _Owner:
             try:
                 loc = locations.get(key)
                 if loc is None:
-                    loc = locations[key] = locate(self.root, self.layouts, key)
+                    loc = locate(self.root, self.layouts, key)
+                    loc = locations[key] = self._shared.setdefault(loc, loc)  # one object per file and name
                 path = loc.path
                 last = last_of.get(path)
                 if last is None:
