@@ -70,8 +70,9 @@ class Subscription(Generic[T]):
         self._pushed()
 
     def push_many(self, items: list[T]) -> None:
-        self._items.extend(items)
-        self._pushed()
+        if items:
+            self._items.extend(items)
+            self._pushed()
 
     def _pushed(self) -> None:
         if len(self._items) >= self._want:

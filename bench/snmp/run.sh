@@ -115,6 +115,9 @@ for c in mepd["cycles"]:
     print(f"{what:30}{c['wall_s']:>10.2f}{c['cpu_s']:>10.2f}{'':>12}  slowest target {c['slowest_target_s']}s,"
           f" resent {c['resent']}")
 print(f"{'mepd whole process':30}{proc[0]:>10.2f}{proc[1] + proc[2]:>10.2f}{proc[3] / 1024:>12.1f}")
+print(f"{'  of which main process':30}{'':>10}{'':>10}{mepd['max_rss_mb']:>12.1f}")
+for rss in mepd.get("children_max_rss_mb", []):
+    print(f"{'  a child (RRD worker, tracker)':30}{'':>10}{'':>10}{rss:>12.1f}")
 print(f"\nmedians: MRTG {rw:.2f}s wall {rc:.2f}s CPU; mepd {mw:.2f}s wall {mc:.2f}s CPU")
 print(f"MRTG / mepd: wall x{rw / mw:.1f}, CPU x{rc / mc:.1f}; snmpbulkwalk / mepd wall x{ww / mw:.2f}")
 PYEOF

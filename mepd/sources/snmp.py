@@ -5,7 +5,10 @@ agent delays nobody else: a cycle that overruns its interval is counted and the
 missed cycles are skipped, never stacked.  Every cycle starts with a GET of
 sysUpTime and snmpEngineBoots (the agent's clock, which tells wraps from
 reboots), then walks the IF-MIB columns with GETBULK, 64-bit counters first and
-the 32-bit ones only for interfaces without them.  Rates come from
+the 32-bit ones only for interfaces without them.  The columns that describe an
+interface (names, alias, type, speed) are walked again only when they may have
+changed: see `SnmpTarget._describe`.  They are a third of the values, and an
+agent answers a walk at a cost proportional to the values it returns.  Rates come from
 `mepd.analysis.counters`; interfaces are keyed by ifName, so history follows
 an interface renumbered after a reboot.  SNMPv2c goes through mepd's own codec
 (`snmpwire`, twenty times cheaper in CPU than pysnmp); SNMPv3 through pysnmp.
@@ -54,7 +57,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 from pysnmp.proto import rfc1902, rfc1905
 
-from mepd.analysis.counters import AgentClock, Rate, RateTracker, Reading
+from mepd.analysis.counters import AgentClock, Rate, RateTracker, Reading, elapsed_ticks
 from mepd.config import SnmpConfig, SnmpTargetConfig
 from mepd.errors import MepdError
 from mepd.model import Sample
@@ -69,6 +72,7 @@ SYS_DESCR: Final = (1, 3, 6, 1, 2, 1, 1, 1, 0)
 SYS_UPTIME: Final = (1, 3, 6, 1, 2, 1, 1, 3, 0)
 SYS_NAME: Final = (1, 3, 6, 1, 2, 1, 1, 5, 0)
 ENGINE_BOOTS: Final = (1, 3, 6, 1, 6, 3, 10, 2, 1, 2, 0)
+IF_TABLE_LAST_CHANGE: Final = (1, 3, 6, 1, 2, 1, 31, 1, 5, 0)
 IF: Final = (1, 3, 6, 1, 2, 1, 2, 2, 1)
 IFX: Final = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1)
 
@@ -79,6 +83,10 @@ COLUMNS: Final[dict[str, Oid]] = {
     "name": (*IFX, 1), "hc_in_octets": (*IFX, 6), "hc_in_ucast": (*IFX, 7), "hc_out_octets": (*IFX, 10),
     "hc_out_ucast": (*IFX, 11), "high_speed": (*IFX, 15), "alias": (*IFX, 18), "discontinuity": (*IFX, 19),
 }
+# Of those, what describes an interface, walked again only when it may have changed (`SnmpTarget._describe`).
+DESCRIPTIVE: Final = ("descr", "type", "speed", "name", "high_speed", "alias")
+PER_CYCLE: Final = {name: oid for name, oid in COLUMNS.items() if name not in DESCRIPTIVE}
+DESCRIBE_MAX_AGE: Final = 3600.0  # seconds: an ifAlias or speed changed with nothing else shows within the hour
 # Walked only when some selected interface has no 64-bit counters (no ifXTable).
 COLUMNS_32: Final[dict[str, Oid]] = {
     "in_octets": (*IF, 10), "in_ucast": (*IF, 11), "out_octets": (*IF, 16), "out_ucast": (*IF, 17),
@@ -413,6 +421,19 @@ class TargetStatus:
         }
 
 
+@dataclass(slots=True)
+class Described:
+    """The last walk of the descriptive columns, what it was taken with, and the last poll's agent clock
+    (see `SnmpTarget._describe`)."""
+
+    walked_at: float
+    clock: AgentClock
+    last_change: object
+    oper: Mapping[Oid, object]
+    discontinuity: Mapping[Oid, object]
+    columns: dict[str, dict[Oid, object]]
+
+
 class SnmpTarget:
     """The component polling one agent; `details()` is its status for the API."""
 
@@ -429,6 +450,7 @@ class SnmpTarget:
         self.extra_oids = {o.name: parse_oid(o.oid) for o in cfg.oid}
         self._clock = clock
         self._session: Session | None = None
+        self._described: Described | None = None
 
     def details(self) -> dict[str, object]:
         return self.status.to_json()
@@ -490,22 +512,22 @@ class SnmpTarget:
         if self._session is not None and self._session.resent:
             self.counters.inc("resent", self._session.resent)
             self._session.resent = 0
-        for sample in samples:
-            await self.samples.put(sample)
+        await self.samples.put_many(samples)
         self.counters.inc("samples", len(samples))
         return samples
 
     async def _poll(self) -> list[Sample]:
         session = self._session
         assert session is not None
-        scalars = await session.get([SYS_UPTIME, ENGINE_BOOTS, *self.extra_oids.values()])
+        scalars = await session.get([SYS_UPTIME, ENGINE_BOOTS, IF_TABLE_LAST_CHANGE, *self.extra_oids.values()])
         ts = self._clock()
         uptime = _int(scalars.get(SYS_UPTIME))
         if uptime is None:
             raise SnmpError("no sysUpTime in the answer")
         clock = AgentClock(ts, uptime, _int(scalars.get(ENGINE_BOOTS)))
-        table = await session.walk(COLUMNS.values(), self.hub.bound)
-        by_name = {name: table[oid] for name, oid in COLUMNS.items()}
+        table = await session.walk(PER_CYCLE.values(), self.hub.bound)
+        by_name = {name: table[oid] for name, oid in PER_CYCLE.items()}
+        by_name.update(await self._describe(session, by_name, clock, scalars.get(IF_TABLE_LAST_CHANGE)))
         chosen = select(interfaces_from(by_name), self.cfg)
         if any("hc_in_octets" not in i.counters for i in chosen):
             self.counters.inc("walks_32bit")
@@ -522,6 +544,24 @@ class SnmpTarget:
         self.tracker.forget({k for iface in chosen for k in self._tracker_keys(iface)} |
                             {f"oid.{name}" for name in self.extra_oids})
         return out
+
+    async def _describe(self, session: Session, cycle: dict[str, dict[Oid, object]], clock: AgentClock,
+                        last_change: object) -> dict[str, dict[Oid, object]]:
+        """The descriptive columns: walked again when this is the first poll, the agent restarted,
+        ifTableLastChange moved, interfaces came or went, one changed its oper status or counter
+        discontinuity time (a renegotiated link has a new speed), or the last walk is an hour old;
+        otherwise the last walk's."""
+        oper, disc = cycle.get("oper", {}), cycle.get("discontinuity", {})
+        known = self._described
+        if (known is None or clock.ts - known.walked_at >= DESCRIBE_MAX_AGE or last_change != known.last_change
+                or oper != known.oper or disc != known.discontinuity
+                or elapsed_ticks(known.clock, clock) is None):
+            self.counters.inc("describe_walks")
+            walked = await session.walk((COLUMNS[c] for c in DESCRIPTIVE), self.hub.bound)
+            known = self._described = Described(clock.ts, clock, last_change, oper, disc,
+                                                {c: walked[COLUMNS[c]] for c in DESCRIPTIVE})
+        known.clock = clock
+        return known.columns
 
     @staticmethod
     def _tracker_keys(iface: Interface) -> list[str]:

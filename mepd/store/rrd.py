@@ -1,9 +1,12 @@
-"""The metric store: one RRD file per metric key, MRTG's day/week/month/year archives.
+"""The metric store: RRD files with MRTG's day/week/month/year archives, one per interface.
 
-The rrdtool binding is not thread-safe, so every rrdtool call (create, update,
-fetch, graph, info) runs in one worker thread, fed in batches.  With
-`storage.rrd.rrdcached` set, every call goes through rrdcached (`--daemon`),
-which flushes a file before fetching or graphing it.
+The rrdtool binding is not thread-safe and holds the GIL through every call, so
+every rrdtool call (create, update, fetch, graph, info) runs in one worker
+*process*, its single owner, fed in batches: updating 10,000 files takes half a
+second of C that would otherwise stop the event loop, and in its own process it
+runs on another core while the pollers decode.  With `storage.rrd.rrdcached`
+set, every call goes through rrdcached (`--daemon`), which flushes a file before
+fetching or graphing it.
 
 Files are created on a key's first sample with the layout the store is given
 for that key (the SNMP target's interval as the step, heartbeat twice that).
@@ -17,13 +20,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import multiprocessing
 import os
 import re
+import signal
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Final, Literal, TypeVar
 
 import rrdtool
@@ -117,7 +123,6 @@ class Location:
 class _Row:
     ts: float
     values: dict[str, float | None]
-    loc: Location
 
 
 @dataclass(slots=True)
@@ -129,121 +134,126 @@ class WriteResult:
     errors: list[str] = field(default_factory=list)
 
 
-def _value(v: float | None) -> str:
-    return "U" if v is None else repr(float(v))
+Item = tuple[str, float, float | None]  # a Sample as sent to the owner process: plain tuples pickle fast
+_TS: Final = itemgetter(1)
 
 
-class RrdStore:
-    """Every rrdtool call of the daemon, run by one worker thread.
+def locate(root: str, layouts: Callable[[str], RrdLayout], key: str) -> Location:
+    """The file and data source of a key; ValueError for a key that is not a dotted name."""
+    lay = layouts(key)
+    parent, _, last = key.rpartition(".")
+    if lay.group and last in lay.group and parent.count(".") >= 2:
+        return Location(key_path(root, parent), last, lay.group, lay)
+    return Location(key_path(root, key), DS, (DS,), lay)
 
-    Keys of a layout's group (`snmp.sw1.eth0.in_bps`, `...out_bps`) share one file
-    (`snmp/sw1/eth0.rrd`, one data source each), updated once per timestamp with
-    all of them: a tenth of the disk writes of one file per key.  A row waits
-    until every name of the group has a value for that time, or until the
-    queue runs dry, then is written with U for what is missing.
-    """
 
-    def __init__(self, root: str, rrdcached: str = "", layouts: Callable[[str], RrdLayout] | None = None) -> None:
-        self.root = os.path.abspath(root)
-        self.daemon = ["--daemon", rrdcached] if rrdcached else []
-        self.layouts = layouts or Layouts(layout(300))
-        self.latest: dict[str, Sample] = {}
+def read_location(root: str, layouts: Callable[[str], RrdLayout], key: str) -> Location:
+    """Where a key's values are read from: `locate`'s file, else its interface's file when that exists
+    (an SNMP target no longer configured keeps its history readable, as `list_keys` lists it)."""
+    loc = locate(root, layouts, key)
+    parent, _, last = key.rpartition(".")
+    if not os.path.exists(loc.path) and parent.count(".") >= 2:
+        grouped = key_path(root, parent)
+        if os.path.exists(grouped):
+            return Location(grouped, last, (), loc.layout)
+    return loc
+
+
+class _Owner:
+    """The rrdtool side of the store, alone in the worker process: files, their last updates, and the
+    rows of a group still waiting for some of their names."""
+
+    def __init__(self, root: str, daemon: list[str], layouts: Callable[[str], RrdLayout]) -> None:
+        self.root = root
+        self.daemon = daemon
+        self.layouts = layouts
         self._last: dict[str, float] = {}
         self._names: dict[str, tuple[str, ...]] = {}
+        self._templates: dict[str, str] = {}
         self._rows: dict[str, _Row] = {}
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rrd")
+        self._locations: dict[str, Location] = {}
+        self._shared: dict[Location, Location] = {}
 
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+    def set_layouts(self, layouts: Callable[[str], RrdLayout]) -> None:
+        self.layouts = layouts
+        self._locations.clear()
+        self._shared.clear()
 
-    def close(self) -> None:
-        """Write the rows still waiting for missing names, then stop the worker."""
-        self._executor.submit(self._write, [], True).result()
-        self._executor.shutdown(wait=True)
-
-    def locate(self, key: str) -> Location:
-        """The file and data source of a key; ValueError for a key that is not a dotted name."""
-        lay = self.layouts(key)
-        parent, _, last = key.rpartition(".")
-        if lay.group and last in lay.group and parent.count(".") >= 2:
-            return Location(key_path(self.root, parent), last, lay.group, lay)
-        return Location(key_path(self.root, key), DS, (DS,), lay)
-
-    async def write(self, samples: Sequence[Sample], flush: bool = True) -> WriteResult:
-        """Store samples; `flush=False` lets rows of a group wait for the rest of their names."""
-        result = await self._call(self._write, samples, flush)
-        for s in samples:
-            prev = self.latest.get(s.key)
-            if prev is None or s.ts >= prev.ts:
-                self.latest[s.key] = s
-        return result
-
-    def _write(self, samples: Sequence[Sample], flush: bool) -> WriteResult:
+    def write(self, items: Sequence[Item], flush: bool) -> WriteResult:
         result = WriteResult()
-        lines: defaultdict[str, list[str]] = defaultdict(list)
-        for s in sorted(samples, key=lambda s: s.ts):
+        lines: dict[str, list[str]] = {}
+        rows, last_of, names_of, locations = self._rows, self._last, self._names, self._locations
+        for key, ts, value in sorted(items, key=_TS):
             try:
-                loc = self.locate(s.key)
-                last = self._last_update(loc, s.ts, result)
+                loc = locations.get(key)
+                if loc is None:
+                    loc = locate(self.root, self.layouts, key)
+                    loc = locations[key] = self._shared.setdefault(loc, loc)  # one object per file and name
+                path = loc.path
+                last = last_of.get(path)
+                if last is None:
+                    last = self._last_update(loc, ts, result)
             except ValueError:
                 result.invalid_keys += 1
                 continue
             except (rrdtool.OperationalError, OSError) as e:
-                result.errors.append(f"{s.key}: {e}")
+                result.errors.append(f"{key}: {e}")
                 continue
-            row = self._rows.get(loc.path)
-            if s.ts <= last or (row is not None and s.ts < row.ts):
+            row = rows.get(path)
+            if ts <= last or (row is not None and ts < row.ts):
                 result.skipped_old += 1
                 continue
-            if row is not None and s.ts > row.ts:
-                self._emit(row, lines)
+            if row is not None and ts > row.ts:
+                self._emit(path, row, lines)
                 row = None
             if row is None:
-                row = self._rows[loc.path] = _Row(s.ts, {}, loc)
-            row.values[loc.ds] = s.value
-            if len(row.values) >= len(self._names[loc.path]):
-                self._emit(row, lines)
+                row = rows[path] = _Row(ts, {})
+            row.values[loc.ds] = value
+            if len(row.values) >= len(names_of[path]):
+                self._emit(path, row, lines)
         if flush:
-            for row in list(self._rows.values()):
-                self._emit(row, lines)
+            for path, row in list(rows.items()):
+                self._emit(path, row, lines)
+        self._update(lines, result)
+        return result
+
+    def _update(self, lines: dict[str, list[str]], result: WriteResult) -> None:
+        """One rrdtool update per file, with all its new rows."""
         for path, values in lines.items():
             try:
-                rrdtool.update(*self.daemon, path, "-t", ":".join(self._names[path]), *values)
+                rrdtool.update(*self.daemon, path, "-t", self._templates[path], *values)
             except rrdtool.OperationalError as e:
                 self._last.pop(path, None)
                 result.errors.append(f"{path_key(self.root, path)}: {e}")
             else:
                 result.updated += len(values)
-        return result
 
-    def _emit(self, row: _Row, lines: defaultdict[str, list[str]]) -> None:
-        path = row.loc.path
+    def _emit(self, path: str, row: _Row, lines: dict[str, list[str]]) -> None:
         del self._rows[path]
-        lines[path].append(f"{row.ts:.3f}:" + ":".join(_value(row.values.get(n)) for n in self._names[path]))
+        values = row.values
+        line = f"{row.ts:.3f}:" + ":".join(["U" if (v := values.get(n)) is None else repr(float(v))
+                                             for n in self._names[path]])
+        lines.setdefault(path, []).append(line)
         self._last[path] = row.ts
 
     def _last_update(self, loc: Location, ts: float, result: WriteResult) -> float:
         """The file's last update time, creating the file (as of just before `ts`) when there is none."""
-        last = self._last.get(loc.path)
-        if last is not None:
-            return last
         if os.path.exists(loc.path):
             info = rrdtool.info(*self.daemon, loc.path)
-            self._names[loc.path] = _ds_names(info)
+            names = _ds_names(info)
             last = float(info["last_update"])
         else:
             os.makedirs(os.path.dirname(loc.path), exist_ok=True)
             rrdtool.create(loc.path, *self.daemon, "--start", str(int(ts) - 1), *loc.layout.create_args(loc.names))
-            self._names[loc.path] = loc.names
+            names = loc.names
             result.created += 1
             last = float(int(ts) - 1)
+        self._names[loc.path] = names
+        self._templates[loc.path] = ":".join(names)
         self._last[loc.path] = last
         return last
 
-    async def list_keys(self) -> list[str]:
-        return await self._call(self._list_keys)
-
-    def _list_keys(self) -> list[str]:
+    def list_keys(self) -> list[str]:
         keys = []
         for folder, _dirs, files in os.walk(self.root):
             for f in files:
@@ -259,28 +269,13 @@ class RrdStore:
             self._names[path] = _ds_names(rrdtool.info(*self.daemon, path))
         return self._names[path]
 
-    async def fetch(self, key: str, since: float, until: float, cf: str = "AVERAGE") -> dict[str, object]:
-        """Points of `key` in [since, until] from the finest archive that covers the range (rrdtool's choice)."""
-        return await self._call(self._fetch, key, since, until, cf)
-
-    def read_location(self, key: str) -> Location:
-        """Where a key's values are read from: `locate`'s file, else its interface's file when that exists
-        (an SNMP target no longer configured keeps its history readable, as `list_keys` lists it)."""
-        loc = self.locate(key)
-        parent, _, last = key.rpartition(".")
-        if not os.path.exists(loc.path) and parent.count(".") >= 2:
-            grouped = key_path(self.root, parent)
-            if os.path.exists(grouped):
-                return Location(grouped, last, (), loc.layout)
-        return loc
-
     def _existing(self, key: str) -> Location:
-        loc = self.read_location(key)
+        loc = read_location(self.root, self.layouts, key)
         if not os.path.exists(loc.path) or loc.ds not in self._file_names(loc.path):
             raise RrdError(f"no metric {key!r}")
         return loc
 
-    def _fetch(self, key: str, since: float, until: float, cf: str) -> dict[str, object]:
+    def fetch(self, key: str, since: float, until: float, cf: str) -> dict[str, object]:
         loc = self._existing(key)
         (start, end, step), names, rows = rrdtool.fetch(*self.daemon, loc.path, cf, "-s", str(int(since)),
                                                         "-e", str(int(until)))
@@ -289,20 +284,11 @@ class RrdStore:
         return {"key": key, "cf": cf, "start": start, "end": end, "step": step,
                 "points": [(ts, v) for ts, v in points if ts <= end]}
 
-    async def info(self, key: str) -> dict[str, Any]:
-        return await self._call(lambda: dict(rrdtool.info(*self.daemon, self._existing(key).path)))
+    def info(self, key: str) -> dict[str, Any]:
+        return dict(rrdtool.info(*self.daemon, self._existing(key).path))
 
-    async def graph(self, keys: Sequence[str], period: Period = "day", fmt: ImageFormat = "png",
-                    title: str = "", end: float | None = None, size: tuple[int, int] | None = None,
-                    legend: bool = True) -> bytes:
-        """An MRTG-style graph: the first key as a filled area, the others as lines, MAX as thin lines.
-
-        `size` makes the whole image exactly (width, height) pixels; `legend=False` draws the plot alone
-        (the dashboard's small graphs)."""
-        return await self._call(self._graph, list(keys), period, fmt, title, end, size, legend)
-
-    def _graph(self, keys: list[str], period: Period, fmt: ImageFormat, title: str, end: float | None,
-               size: tuple[int, int] | None = None, legend: bool = True) -> bytes:
+    def graph(self, keys: list[str], period: Period, fmt: ImageFormat, title: str, end: float | None,
+              size: tuple[int, int] | None, legend: bool) -> bytes:
         if not keys:
             raise RrdError("no metric to graph")
         until = int(end if end is not None else time.time())
@@ -328,6 +314,114 @@ class RrdStore:
         image = out.get("image")
         if not isinstance(image, bytes):
             raise RrdError("rrdtool drew no image")
+        return image
+
+
+_OWNER: dict[str, _Owner] = {}  # the worker process's one owner, under "owner"
+
+
+def _start_owner(root: str, daemon: list[str], layouts: Callable[[str], RrdLayout]) -> None:
+    """Initializer of the worker process.  It ignores SIGINT and SIGTERM (systemd signals the whole
+    cgroup): the daemon stops it itself, after the last rows are written."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _OWNER["owner"] = _Owner(root, daemon, layouts)
+
+
+def _in_owner(method: str, layouts: Callable[[str], RrdLayout] | None, *args: Any) -> Any:
+    """Run in the worker process: one method of the owner, with the layouts when they changed."""
+    owner = _OWNER["owner"]
+    if layouts is not None:
+        owner.set_layouts(layouts)
+    return getattr(owner, method)(*args)
+
+
+class RrdStore:
+    """The daemon's metric store; every rrdtool call runs in its worker process (`_Owner`), started on first use.
+
+    Keys of a layout's group (`snmp.sw1.eth0.in_bps`, `...out_bps`) share one file
+    (`snmp/sw1/eth0.rrd`, one data source each), updated once per timestamp with
+    all of them: a tenth of the disk writes of one file per key.  A row waits
+    until every name of the group has a value for that time, or until the
+    queue runs dry, then is written with U for what is missing.
+    """
+
+    def __init__(self, root: str, rrdcached: str = "", layouts: Callable[[str], RrdLayout] | None = None) -> None:
+        self.root = os.path.abspath(root)
+        self.daemon = ["--daemon", rrdcached] if rrdcached else []
+        self.layouts: Callable[[str], RrdLayout] = layouts or Layouts(layout(300))
+        self.latest: dict[str, Sample] = {}
+        self._sent: object = None  # the layouts the worker has
+        self._executor: ProcessPoolExecutor | None = None
+
+    def _submit(self, method: str, *args: Any) -> Future[Any]:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_start_owner,
+                                                 initargs=(self.root, self.daemon, self.layouts))
+            self._sent = self.layouts
+        layouts = None if self.layouts is self._sent else self.layouts
+        self._sent = self.layouts
+        return self._executor.submit(_in_owner, method, layouts, *args)
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        try:
+            return await asyncio.wrap_future(self._submit(method, *args))
+        except BrokenProcessPool:
+            # The next call starts a new owner, which reads the last updates from the files again.
+            self._executor = None
+            raise RrdError("the rrdtool worker process died") from None
+
+    def close(self) -> None:
+        """Write the rows still waiting for missing names, then stop the worker."""
+        if self._executor is None:
+            return
+        try:
+            self._submit("write", [], True).result()
+        except BrokenProcessPool:
+            log.warning("rrd: the worker process died; rows waiting for the rest of their interface are lost")
+        finally:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def locate(self, key: str) -> Location:
+        """The file and data source of a key; ValueError for a key that is not a dotted name."""
+        return locate(self.root, self.layouts, key)
+
+    def read_location(self, key: str) -> Location:
+        return read_location(self.root, self.layouts, key)
+
+    async def write(self, samples: Sequence[Sample], flush: bool = True) -> WriteResult:
+        """Store samples; `flush=False` lets rows of a group wait for the rest of their names."""
+        result: WriteResult = await self._call("write", [(s.key, s.ts, s.value) for s in samples], flush)
+        latest = self.latest
+        for s in samples:
+            prev = latest.get(s.key)
+            if prev is None or s.ts >= prev.ts:
+                latest[s.key] = s
+        return result
+
+    async def list_keys(self) -> list[str]:
+        keys: list[str] = await self._call("list_keys")
+        return keys
+
+    async def fetch(self, key: str, since: float, until: float, cf: str = "AVERAGE") -> dict[str, object]:
+        """Points of `key` in [since, until] from the finest archive that covers the range (rrdtool's choice)."""
+        data: dict[str, object] = await self._call("fetch", key, since, until, cf)
+        return data
+
+    async def info(self, key: str) -> dict[str, Any]:
+        info: dict[str, Any] = await self._call("info", key)
+        return info
+
+    async def graph(self, keys: Sequence[str], period: Period = "day", fmt: ImageFormat = "png",
+                    title: str = "", end: float | None = None, size: tuple[int, int] | None = None,
+                    legend: bool = True) -> bytes:
+        """An MRTG-style graph: the first key as a filled area, the others as lines, MAX as thin lines.
+
+        `size` makes the whole image exactly (width, height) pixels; `legend=False` draws the plot alone
+        (the dashboard's small graphs)."""
+        image: bytes = await self._call("graph", list(keys), period, fmt, title, end, size, legend)
         return image
 
 
