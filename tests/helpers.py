@@ -8,6 +8,8 @@ test sleeps to guess when the daemon is up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import glob
 import json
 import os
 import signal
@@ -185,6 +187,15 @@ class Mepd:
         assert self.proc is not None
         self.proc.kill()
         self.proc.wait()
+
+    def children(self) -> list[int]:
+        """The daemon's child processes (its log writer, its rrdtool worker), from /proc."""
+        assert self.proc is not None
+        pids: list[int] = []
+        for path in glob.glob(f"/proc/{self.proc.pid}/task/*/children"):
+            with contextlib.suppress(OSError), open(path) as f:
+                pids += [int(p) for p in f.read().split()]
+        return pids
 
 
 def syslog_listen(port: int, *protos: str) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import multiprocessing
 import os
 import sqlite3
 import threading
@@ -35,6 +34,7 @@ from mepd.config import LogStorageConfig
 from mepd.model import LogRecord, facility_name, rfc3339, severity_name
 from mepd.pipeline import Counters, Subscription
 from mepd.store import logwriter
+from mepd.workers import single_worker
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -134,11 +134,7 @@ class LogStore:
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._writer is None:
-            # spawn, not fork: the daemon has threads, and a forked copy of their locks can deadlock.
-            self._writer = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                initializer=logwriter.open, initargs=(self.path,),
-            )
+            self._writer = single_worker(logwriter.open, self.path)
         return self._writer
 
     async def _on_writer(self, fn: Callable[..., T], *args: Any) -> T:

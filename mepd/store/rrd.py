@@ -20,10 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import multiprocessing
 import os
 import re
-import signal
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -36,6 +34,7 @@ import rrdtool
 
 from mepd.model import Sample
 from mepd.pipeline import Counters, Subscription
+from mepd.workers import single_worker
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -321,10 +320,7 @@ _OWNER: dict[str, _Owner] = {}  # the worker process's one owner, under "owner"
 
 
 def _start_owner(root: str, daemon: list[str], layouts: Callable[[str], RrdLayout]) -> None:
-    """Initializer of the worker process.  It ignores SIGINT and SIGTERM (systemd signals the whole
-    cgroup): the daemon stops it itself, after the last rows are written."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    """Initializer of the worker process (`mepd.workers`: it dies with the daemon, ignores SIGTERM)."""
     _OWNER["owner"] = _Owner(root, daemon, layouts)
 
 
@@ -356,9 +352,7 @@ class RrdStore:
 
     def _submit(self, method: str, *args: Any) -> Future[Any]:
         if self._executor is None:
-            self._executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_start_owner,
-                                                 initargs=(self.root, self.daemon, self.layouts))
+            self._executor = single_worker(_start_owner, self.root, self.daemon, self.layouts)
             self._sent = self.layouts
         layouts = None if self.layouts is self._sent else self.layouts
         self._sent = self.layouts

@@ -119,12 +119,18 @@ def test_records_survive_sigterm_and_kill_9(mepd_factory: MakeMepd) -> None:
     d = mepd_factory(syslog_listen(port, "udp")).start()
     send_udp(port, *(f"<14>1 - h app - - - before-term {i}".encode() for i in range(50)))
     d.wait_logs(50, "--grep", "before-term")
+    workers = d.children()
+    assert workers, "the log writer runs in a child process"
+    for pid in workers:  # systemd signals the whole cgroup: the writer must outlast the daemon's drain
+        os.kill(pid, signal.SIGTERM)
     assert d.stop() == 0
     assert "STOPPING=1" in d.notify.lines()
     d.start()
     send_udp(port, *(f"<14>1 - h app - - - before-kill {i}".encode() for i in range(50)))
     d.wait_logs(50, "--grep", "before-kill")
+    workers = d.children()
     d.kill()
+    wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in workers), what="the writer to die with mepd")
     d.start()
     assert len(d.logs("--grep", "before-term")) == 50
     assert len(d.logs("--grep", "before-kill")) == 50

@@ -1,0 +1,43 @@
+"""Child processes doing one job each for the daemon: the log writer, the rrdtool owner.
+
+Each is a one-worker ProcessPoolExecutor started with spawn (the daemon has
+threads, and a forked copy of their locks can deadlock).  Such a worker would
+outlive a daemon killed with SIGKILL: it holds both ends of its own call
+queue's pipe, so it never reads end-of-file.  These ones have the kernel kill
+them when the daemon dies (PR_SET_PDEATHSIG), and they ignore SIGINT and
+SIGTERM, which a terminal and systemd send to the whole process group or
+cgroup: the daemon stops them itself, after its last writes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Final
+
+_PR_SET_PDEATHSIG: Final = 1
+
+
+def single_worker(initializer: Callable[..., None], *initargs: Any) -> ProcessPoolExecutor:
+    """A pool of one child process, set up by `initializer(*initargs)`; submit from the event loop's thread.
+
+    The death signal is tied to the thread that starts the child, so that has
+    to be a thread that lives as long as the daemon.
+    """
+    return ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start, initargs=(os.getpid(), initializer, initargs),
+    )
+
+
+def _start(parent: int, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the daemon died before the death signal was set
+        os._exit(1)
+    initializer(*initargs)
