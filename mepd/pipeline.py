@@ -3,7 +3,9 @@
 A channel fans each item out to every subscriber's own bounded queue.  A source
 that can push back on its sender (TCP, a file, the journal) awaits `put` and so
 stops reading when a sink is slow; one that cannot (UDP) uses `offer`, and an
-item that finds a queue full is dropped and counted, never silently.
+item that finds a queue full is dropped and counted, never silently.  Sources
+that can wait already wait once a queue is a quarter full, which keeps the rest
+of it for datagrams, and memory lower.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Subscription(Generic[T]):
     def __init__(self, name: str, maxsize: int) -> None:
         self.name = name
         self.maxsize = maxsize
+        self.pause_at = max(1, maxsize // 4)  # where `put` starts waiting
         self._items: deque[T] = deque()
         self._in_flight = 0
         self._want = 1  # how many queued items wake the consumer
@@ -78,14 +81,14 @@ class Subscription(Generic[T]):
         if len(self._items) >= self._want:
             self._readable.set()
         self._idle.clear()
-        if len(self._items) >= self.maxsize:
+        if len(self._items) >= self.pause_at:
             self._writable.clear()
 
     def room(self) -> int:
         return max(0, self.maxsize - len(self._items))
 
     async def wait_writable(self) -> None:
-        while self.full():
+        while len(self._items) >= self.pause_at:
             await self._writable.wait()
 
     async def get_batch(self, max_items: int, linger: float) -> list[T]:
@@ -112,7 +115,7 @@ class Subscription(Generic[T]):
         n = min(max_items, len(self._items))
         batch = [self._items.popleft() for _ in range(n)]
         self._in_flight += n
-        if len(self._items) < self.maxsize:
+        if len(self._items) < self.pause_at:
             self._writable.set()
         return batch
 

@@ -64,6 +64,7 @@ class Result:
     cpu_stored: float = 0.0  # daemon CPU seconds from the first message to the last one stored
     cpu_total: float = 0.0  # the same, until the daemon has nothing left to do (mepd: full-text index)
     rss_kib: int = 0
+    rss_parts: list[int] = field(default_factory=list)  # the daemon, then each child process
     kernel_drops: int | None = None
     load: float = 0.0  # the machine's 1-minute load average at the end of the run: others' work skews it all
     busy_before: float = 0.0  # share of the CPUs busy in the second before the run
@@ -126,13 +127,13 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def vm_hwm_kib(pid: int) -> int:
-    """Peak RSS, summed over the process and its children."""
-    total = 0
+def vm_hwm_kib(pid: int) -> list[int]:
+    """Peak RSS of the process, then of each child."""
+    peaks = []
     for p in process_tree(pid):
         with contextlib.suppress(OSError), open(f"/proc/{p}/status") as f:
-            total += next((int(line.split()[1]) for line in f if line.startswith("VmHWM:")), 0)
-    return total
+            peaks.append(next((int(line.split()[1]) for line in f if line.startswith("VmHWM:")), 0))
+    return peaks
 
 
 def udp_port_state(port: int) -> int | None:
@@ -513,7 +514,8 @@ def run_one(kind: type[Daemon], scenario: Scenario, sender: str, scratch: Path, 
             result.notes.append(str(e))
         result.cpu_total = cpu_seconds(daemon.pid) - cpu0
         profiler.stop()
-        result.rss_kib = vm_hwm_kib(daemon.pid)
+        peaks = vm_hwm_kib(daemon.pid)
+        result.rss_kib, result.rss_parts = sum(peaks), peaks
         result.load = os.getloadavg()[0]
         if scenario.proto == "udp":
             result.kernel_drops = (udp_port_state(port) or 0) - drops0
@@ -605,9 +607,10 @@ def main() -> int:
                       + (f" at {sc.rate:,}/s)" if sc.rate else f", {sc.conns} connections)"), file=sys.stderr)
                 r = run_one(DAEMONS[name], sc, args.sender, Path(scratch), profiler,
                            quiet_wait=args.wait_idle)
+                parts = " + ".join(f"{k / 1024:.0f}" for k in r.rss_parts)
                 print(f"   stored {r.unique:,}/{r.sent:,} in {r.seconds:.2f}s = {r.rate:,.0f}/s,"
                       f" loss {r.loss:.2f}%, dup {r.duplicates}, CPU {r.cpu_stored:.1f}s/{r.cpu_total:.1f}s,"
-                      f" RSS {r.rss_kib / 1024:.0f} MB, sender {r.sender_seconds:.2f}s,"
+                      f" RSS {r.rss_kib / 1024:.0f} MB ({parts}), sender {r.sender_seconds:.2f}s,"
                       f" machine {100 * r.busy_before:.0f}% busy before, load {r.load:.1f}"
                       + (f", kernel drops {r.kernel_drops}" if r.kernel_drops is not None else "")
                       + "".join(f"; {n}" for n in r.notes), file=sys.stderr)

@@ -22,17 +22,18 @@ async def test_offer_drops_and_counts_when_a_queue_is_full() -> None:
 
 async def test_put_waits_for_room_instead_of_dropping() -> None:
     ch: Channel[LogRecord] = Channel("logs", Counters())
-    sub = ch.subscribe("s", 2)
-    await ch.put(rec(0))
-    await ch.put(rec(1))
+    sub = ch.subscribe("s", 8)
+    for i in range(2):
+        await ch.put(rec(i))
     blocked = asyncio.create_task(ch.put(rec(2)))
     await asyncio.sleep(0)
-    assert not blocked.done()
+    assert not blocked.done(), "a quarter full: waits, leaving the rest for offer()"
+    assert ch.offer(rec(3))
     batch = await sub.get_batch(10, 0)
-    assert [r.message for r in batch] == ["m0", "m1"]
+    assert [r.message for r in batch] == ["m0", "m1", "m3"]
     await asyncio.wait_for(blocked, 5)
     assert [r.message for r in await sub.get_batch(10, 0)] == ["m2"]
-    assert ch.counters.get("received") == 3
+    assert ch.counters.get("received") == 4
 
 
 async def test_join_waits_until_taken_items_are_done() -> None:
