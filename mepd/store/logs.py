@@ -24,6 +24,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _COLUMNS: Final = "id, ts, received, host, app, pid, facility, severity, msgid, message, sd, source, peer, parse_error"
+# Further batches wait in the writer process's queue while one commits, so the
+# writer never idles while the daemon hands it the next (pickling, GIL hand-offs).
+WRITES_IN_FLIGHT: Final = 3
 FTS_CHUNK: Final = 4000  # about 0.2 s of trigram indexing: the longest a new batch waits behind it
 
 
@@ -245,21 +249,32 @@ class LogSink:
         started()
         cfg = self.store.cfg
         maintenance = asyncio.create_task(self._maintenance(cfg.maintenance_interval))
+        writes: deque[asyncio.Task[None]] = deque()
         try:
             busy = False
             while True:
                 # A full batch means records arrive faster than one flush interval drains: keep storing.
                 if not len(self.subscription) and self.store.fts_lag > 0:
-                    if busy:
+                    if writes:
+                        await writes.popleft()
+                    elif busy:
                         busy = await self.subscription.wait(cfg.flush_interval)
                     else:
                         await self._index_some()
                     continue
                 batch = await self.subscription.get_batch(cfg.batch_size, cfg.flush_interval)
                 busy = len(batch) >= cfg.batch_size
-                await self._write_until_done(batch)
+                if any(r.cursor is not None for r in batch):
+                    # A cursor commits only after every record before it: no batch may be left to retry.
+                    while writes:
+                        await writes.popleft()
+                writes.append(asyncio.create_task(self._write_until_done(batch)))
+                if len(writes) >= WRITES_IN_FLIGHT:
+                    await writes.popleft()
         finally:
             maintenance.cancel()
+            for w in writes:
+                w.cancel()
 
     async def _write_until_done(self, batch: list[LogRecord]) -> None:
         delay = 0.1
