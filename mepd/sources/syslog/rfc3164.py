@@ -84,7 +84,7 @@ def _bsd_hour(tz: tzinfo | None, stamp: tuple[str, str, str | None, str], receiv
     return wall_hour(tz, int(year), mo, int(day), int(hh))
 
 
-def _wall(
+def wall(
     received: float, tz: tzinfo | None, *, zone: str | None, year: str | None, month: str, day: str,
     hms: tuple[str, str, str], frac: str | None,
 ) -> float | None:
@@ -110,7 +110,7 @@ def _timestamp(s: str, i: int, received: float, tz: tzinfo | None) -> _Stamp | N
         if m is None:
             return None
         mon, day, year, hh, mi, ss, frac, year_after, zone = m.groups()
-        ts = _wall(received, tz, zone=zone, year=year or year_after, month=mon, day=day, hms=(hh, mi, ss), frac=frac)
+        ts = wall(received, tz, zone=zone, year=year or year_after, month=mon, day=day, hms=(hh, mi, ss), frac=frac)
     elif c.isascii() and c.isdigit():
         if (iso := ISO_TS.match(s, i)) is not None:
             return _iso_stamp(s, iso, tz, marker)
@@ -118,7 +118,7 @@ def _timestamp(s: str, i: int, received: float, tz: tzinfo | None) -> _Stamp | N
         if m is None:
             return None
         year, mon, day, hh, mi, ss, frac, zone = m.groups()
-        ts = _wall(received, tz, zone=zone, year=year, month=mon, day=day, hms=(hh, mi, ss), frac=frac)
+        ts = wall(received, tz, zone=zone, year=year, month=mon, day=day, hms=(hh, mi, ss), frac=frac)
     else:
         return None
     if ts is None or not _ends(s, m.end()):
@@ -167,7 +167,7 @@ def parse(rest: str, received: float, tz: tzinfo | None) -> Parsed3164:
     if m is not None:
         mon, day, hh, mi, ss, host, app, pid = m.groups()
         if not app.isdigit():
-            ts = _wall(received, tz, zone=None, year=None, month=mon, day=day, hms=(hh, mi, ss), frac=None)
+            ts = wall(received, tz, zone=None, year=None, month=mon, day=day, hms=(hh, mi, ss), frac=None)
             if ts is not None:
                 return Parsed3164(ts, host, app, pid, None, {}, rest[m.end() :])
     return parse_general(rest, received, tz)

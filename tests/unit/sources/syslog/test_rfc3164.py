@@ -9,10 +9,12 @@ from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mepd.model import LogRecord
 from mepd.sources.syslog import common, rfc3164
-from mepd.sources.syslog.parse import parse_message
+from mepd.sources.syslog.parse import _parse, _usual_3164, parse_message
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -124,7 +126,47 @@ def test_a_parser_bug_costs_the_fields_not_the_message(monkeypatch: pytest.Monke
         raise IndexError("bug")
 
     monkeypatch.setattr(rfc3164, "parse", broken)
-    rec = parse(b"<13>Mar  5 11:00:00 h app: x\n")
+    rec = parse(b"<13>Mar  5 11:00:00 h app x\n")  # no "tag:": not the one-match path
     assert rec.parse_error == "parser failure: IndexError"
-    assert (rec.message, rec.raw) == ("<13>Mar  5 11:00:00 h app: x",) * 2
+    assert (rec.message, rec.raw) == ("<13>Mar  5 11:00:00 h app x",) * 2
     assert (rec.host, rec.ts) == ("192.0.2.1", rec.received)
+
+
+@settings(max_examples=500)
+@given(
+    st.sampled_from(["<13>", "<191>", "<192>", "<0>"]),
+    st.one_of(
+        st.builds("{} {:>2} {:02d}:{:02d}:{:02d}".format, st.sampled_from(["Mar", "Dec", "Feb", "Foo", "mar"]),
+                  st.integers(0, 32), st.integers(0, 25), st.integers(0, 61), st.integers(0, 61)),
+        st.builds("{}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}{}{}".format, st.sampled_from(["2024", "1999", "2100"]),
+                  st.integers(0, 13), st.integers(0, 32), st.integers(0, 25), st.integers(0, 61),
+                  st.integers(0, 61), st.sampled_from(["", ".5", ".123456"]),
+                  st.sampled_from(["", "Z", "+02:00", "-0530"])),
+    ),
+    st.sampled_from(["h", "web-1.example.org", "2024", "1234", "%h", "h:"]),
+    st.sampled_from(["app", "123", "sshd", "a b", "%SYS-5-X", "[x]", "CRON"]),
+    st.sampled_from(["", "[42]", "[]", "[x1]"]),
+    st.sampled_from([": msg", ":msg", " msg", ": ", ": a\nb"]),
+    st.sampled_from([None, UTC, PARIS]),
+)
+def test_the_one_match_path_agrees_with_the_general_parser(
+    pri: str, stamp: str, host: str, tag: str, pid: str, tail: str, tz: tzinfo | None,
+) -> None:
+    """The fast path may decline a line, never read it differently."""
+    text = f"{pri}{stamp} {host} {tag}{pid}{tail}"
+    received = at(2024, 3, 5, 12)
+    usual = _usual_3164(text, received, "syslog/udp", "192.0.2.1:514", tz)
+    if usual is not None:
+        assert usual == _parse(text, received, source="syslog/udp", peer="192.0.2.1:514", tz=tz,
+                               fallback_host="192.0.2.1")
+
+
+def test_the_one_match_path_takes_both_forwarding_formats() -> None:
+    received = at(2024, 3, 5, 12)
+    for line in ("<30>Mar  5 11:58:01 web1 nginx[812]: GET /",
+                 "<30>2024-03-05T11:58:01.5+00:00 web1 nginx[812]: GET /"):
+        usual = _usual_3164(line, received, "syslog/tcp", None, UTC)
+        assert usual is not None, line
+        assert (usual.host, usual.app, usual.pid, usual.message, usual.facility, usual.severity) == (
+            "web1", "nginx", "812", "GET /", 3, 6)
+        assert usual == _parse(line, received, source="syslog/tcp", peer=None, tz=UTC, fallback_host=None)
