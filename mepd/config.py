@@ -86,6 +86,7 @@ class LogStorageConfig:
     batch_size: int = 2000
     flush_interval: Duration = 0.2
     maintenance_interval: Duration = 300.0
+    fulltext_index: bool = True
 
     def check(self) -> Iterator[tuple[str, str]]:
         if self.batch_size < 1:

@@ -254,7 +254,7 @@ class LogSink:
             busy = False
             while True:
                 # A full batch means records arrive faster than one flush interval drains: keep storing.
-                if not len(self.subscription) and self.store.fts_lag > 0:
+                if not len(self.subscription) and self.store.fts_lag > 0 and cfg.fulltext_index:
                     if writes:
                         await writes.popleft()
                     elif busy:

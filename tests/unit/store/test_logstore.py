@@ -119,3 +119,20 @@ async def test_sink_indexes_what_a_burst_left_once_it_is_over(tmp_path: Path) ->
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await store.close()
+
+
+async def test_sink_without_the_fulltext_index_stores_and_grep_still_finds(tmp_path: Path) -> None:
+    store = await open_store(tmp_path, batch_size=50, flush_interval=0.05, fulltext_index=False)
+    channel: Channel[LogRecord] = Channel("logs", Counters())
+    sink = LogSink(store, channel.subscribe("store/logs", 10_000), Counters(), Counters())
+    task = asyncio.create_task(sink.run(lambda: None))
+    now = time.time()
+    for first in (0, 10):  # between the two, the sink has had its chance to index, and must not have
+        await channel.put_many([rec(now + i, f"quiet message {i}") for i in range(first, first + 10)])
+        await until(lambda n=first + 10: store.last_id == n, "the batch stored")
+    assert (store.fts_upto, sink.counters.get("indexed")) == (0, 0)
+    assert [r["message"] for r in await store.query(LogQuery(grep="message 17"))] == ["quiet message 17"]
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await store.close()
