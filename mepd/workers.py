@@ -22,19 +22,21 @@ from typing import Any, Final
 _PR_SET_PDEATHSIG: Final = 1
 
 
-def single_worker(initializer: Callable[..., None], *initargs: Any) -> ProcessPoolExecutor:
+def single_worker(initializer: Callable[..., None], *initargs: Any, nice: int = 0) -> ProcessPoolExecutor:
     """A pool of one child process, set up by `initializer(*initargs)`; submit from the event loop's thread.
 
     The death signal is tied to the thread that starts the child, so that has
-    to be a thread that lives as long as the daemon.
+    to be a thread that lives as long as the daemon.  `nice` lowers the child's
+    priority: work that can wait for a queue yields the CPU to the receiving loop.
     """
     return ProcessPoolExecutor(
         max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start, initargs=(os.getpid(), initializer, initargs),
+        initializer=_start, initargs=(os.getpid(), nice, initializer, initargs),
     )
 
 
-def _start(parent: int, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+def _start(parent: int, nice: int, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+    os.nice(nice)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -44,6 +44,7 @@ _COLUMNS: Final = "id, ts, received, host, app, pid, facility, severity, msgid, 
 # Further batches wait in the writer process's queue while one commits, so the
 # writer never idles while the daemon hands it the next (pickling, GIL hand-offs).
 WRITES_IN_FLIGHT: Final = 3
+WRITER_NICE: Final = 10
 FTS_CHUNK: Final = 4000  # about 0.2 s of trigram indexing: the longest a new batch waits behind it
 
 
@@ -138,7 +139,8 @@ class LogStore:
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._writer is None:
-            self._writer = single_worker(logwriter.open, self.path)
+            # Below the event loop: a datagram not read in time is lost, a batch stored late is not.
+            self._writer = single_worker(logwriter.open, self.path, nice=WRITER_NICE)
         return self._writer
 
     async def _on_writer(self, fn: Callable[..., T], *args: Any) -> T:
