@@ -96,6 +96,11 @@ def oid_bytes(oid: Oid) -> bytes:
     return bytes(out)
 
 
+def subid_bytes(arcs: Oid) -> bytes:
+    """The BER bytes of sub-identifiers (a table index): the inverse of `subids`."""
+    return oid_bytes((0, 0, *arcs))[1:]
+
+
 def encode_oid(oid: Oid) -> bytes:
     return _tlv(0x06, oid_bytes(oid))
 
