@@ -469,6 +469,20 @@ _IS_BPS: Final = tuple(metric.endswith("_bps") for metric, *_ in RATES)
 _BITS: Final = {wire.Counter64: 64, wire.Counter32: 32}
 
 
+def _fall_back(raw: bytes, values: list[Any], bits: list[int],
+               columns32: Sequence[Mapping[bytes, object]] | None) -> int:
+    """Where a row has no counter (bits 0): the 32-bit one when walked, else None; how many stay missing."""
+    missing = 0
+    for i in range(len(bits)):
+        if not bits[i] and columns32 is not None:
+            values[i] = columns32[i].get(raw)
+            bits[i] = _BITS.get(type(values[i]), 0)
+        if not bits[i]:
+            values[i] = None
+            missing += 1
+    return missing
+
+
 class SnmpTarget:
     """The component polling one agent; `details()` is its status for the API."""
 
@@ -598,6 +612,7 @@ class SnmpTarget:
         new_rows: dict[str, CounterRow] = {}
         reasons: dict[Unknown, int] = {}
         ticks_of: dict[int, int | None] = {}  # by id() of the previous poll's clock: worked out once per poll
+        limits_of: dict[float | None, list[float | None]] = {}  # by interface speed
         bits_of = _BITS
         ts = clock.ts
         max_bps_cfg = self.cfg.max_bps
@@ -606,21 +621,10 @@ class SnmpTarget:
         extend = out.extend
         for iface, raw in chosen:
             name = iface.name
-            values: list[int | None] = []
-            bits: list[int] = []
-            for i, column in enumerate(columns):
-                value = column.get(raw)
-                width = bits_of.get(type(value))
-                if width is None and columns32 is not None:
-                    value = columns32[i].get(raw)
-                    width = bits_of.get(type(value))
-                if width is None:
-                    values.append(None)
-                    bits.append(0)
-                    missing += 1
-                else:
-                    values.append(int(value))  # type: ignore[call-overload]
-                    bits.append(width)
+            values: list[Any] = [column.get(raw) for column in columns]
+            bits = [bits_of.get(type(value), 0) for value in values]
+            if 0 in bits:
+                missing += _fall_back(raw, values, bits, columns32)
             row = new_rows[name] = CounterRow(clock, values, bits, (iface.index, iface.discontinuity))
             prev = rows.get(name)
             ticks = None
@@ -631,7 +635,10 @@ class SnmpTarget:
                 else:
                     ticks = ticks_of[key] = elapsed_ticks(prev.clock, clock)
             max_bps = max_bps_cfg or iface.speed_bps or None
-            rates = row_rates(prev, row, ticks, _SCALES, [max_bps if b else None for b in _IS_BPS], reasons)
+            limits = limits_of.get(max_bps)
+            if limits is None:
+                limits = limits_of[max_bps] = [max_bps if b else None for b in _IS_BPS]
+            rates = row_rates(prev, row, ticks, _SCALES, limits, reasons)
             rates.append(1.0 if iface.oper == UP else 0.0)
             keys = keys_of.get(name)
             if keys is None:

@@ -525,19 +525,20 @@ class RrdStore:
     def _batch(self, samples: Sequence[Sample]) -> Batch:
         self._ensure_worker()
         ids = self._ids
-        get = ids.get
+        keys = [s.key for s in samples]
+        numbers = list(map(ids.get, keys))
         new: list[str] = []
-        numbers = array("l")
-        append = numbers.append
-        for s in samples:
-            n = get(s.key)
-            if n is None:
-                n = ids[s.key] = len(ids)
-                new.append(s.key)
-            append(n)
+        if None in numbers:
+            for i, key in enumerate(keys):
+                if numbers[i] is None:
+                    n = ids.get(key)
+                    if n is None:
+                        n = ids[key] = len(ids)
+                        new.append(key)
+                    numbers[i] = n
         nan = math.nan
-        return (new, numbers, array("d", [s.ts for s in samples]),
-                array("d", [nan if s.value is None else s.value for s in samples]))
+        return (new, array("l", numbers), array("d", [s.ts for s in samples]),  # type: ignore[arg-type]
+                array("d", [nan if (v := s.value) is None else v for s in samples]))
 
     async def list_keys(self) -> list[str]:
         keys: list[str] = await self._call("list_keys")
