@@ -204,7 +204,7 @@ class Session:
         return {wire.decode_oid(raw): value for raw, value in varbinds}
 
     async def request(self, oids: Sequence[bytes], bulk: tuple[int, int] | None = None,
-                      ) -> tuple[int, int, list[tuple[bytes, object]]]:
+                      ) -> tuple[int, int, wire.VarBinds]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -244,6 +244,7 @@ class Session:
             # run is read until it leaves the column; only its first index is decoded and compared
             # with the last one (an agent that loops is stopped rather than walked forever).
             n = len(asked)
+            oids, values = varbinds.oids, varbinds.values
             for i, col in enumerate(asked):
                 head = prefix[col]
                 cut = len(head)
@@ -251,7 +252,7 @@ class Session:
                 last_raw, last_idx = pending[col]
                 first = True
                 finished = False
-                for raw, value in varbinds[i::n]:
+                for raw, value in zip(oids[i::n], values[i::n]):  # noqa: B905 - the same length
                     if len(raw) <= cut or not raw.startswith(head) or value is end:
                         finished = True
                         break
@@ -269,7 +270,7 @@ class Session:
         return out
 
     @staticmethod
-    def _check(status: int, index: int, varbinds: Sequence[tuple[bytes, object]]) -> None:
+    def _check(status: int, index: int, varbinds: wire.VarBinds) -> None:
         if status:
             name = wire.ERROR_NAMES[status] if 0 <= status < len(wire.ERROR_NAMES) else str(status)
             where = ""
@@ -286,7 +287,7 @@ class V2cSession(Session):
         self.max_repetitions = cfg.max_repetitions
 
     async def request(self, oids: Sequence[bytes], bulk: tuple[int, int] | None = None,
-                      ) -> tuple[int, int, list[tuple[bytes, object]]]:
+                      ) -> tuple[int, int, wire.VarBinds]:
         try:
             return await self.client.request(oids, bulk)
         except (wire.V2cError, OSError) as e:
@@ -330,7 +331,7 @@ class V3Session(Session):
         return self.transport
 
     async def request(self, oids: Sequence[bytes], bulk: tuple[int, int] | None = None,
-                      ) -> tuple[int, int, list[tuple[bytes, object]]]:
+                      ) -> tuple[int, int, wire.VarBinds]:
         transport = await self._transport()
         objects = [ObjectType(ObjectIdentity(wire.decode_oid(o))) for o in oids]
         if bulk is None:
@@ -341,8 +342,8 @@ class V3Session(Session):
         error_indication, status, index, varbinds = result
         if error_indication:
             raise SnmpError(str(error_indication))
-        return int(status or 0), int(index or 0), [(wire.oid_bytes(tuple(oid)), _plain(value))
-                                                   for oid, value in varbinds]
+        return int(status or 0), int(index or 0), wire.VarBinds([wire.oid_bytes(tuple(oid)) for oid, _ in varbinds],
+                                                                [_plain(value) for _, value in varbinds])
 
     def close(self) -> None:
         self.engine.close_dispatcher()

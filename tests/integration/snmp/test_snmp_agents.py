@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
 import time
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -24,12 +23,12 @@ from tests.integration.snmp.conftest import (
     V3_USER,
     Blackhole,
     Iface,
+    Poller,
     Sim,
     Snmpd,
     snmprec,
 )
 
-T0 = 1_800_000_000.0
 StartSim = Callable[[Mapping[str, str]], Sim]
 
 
@@ -37,47 +36,6 @@ def target(name: str, port: int, **kw: Any) -> SnmpTargetConfig:
     base: dict[str, Any] = {"name": name, "host": "127.0.0.1", "port": port, "interval": 1.0, "timeout": 2.0,
                             "retries": 1, "community": name}
     return SnmpTargetConfig(**(base | kw))
-
-
-class FakeClock:
-    """Sample timestamps 10 s apart, matching the 1000 ticks the .snmprec files add per poll."""
-
-    def __init__(self) -> None:
-        self.n = itertools.count()
-
-    def __call__(self) -> float:
-        return T0 + 10 * next(self.n)
-
-
-@pytest.fixture
-def hub() -> SnmpHub:
-    return SnmpHub(SnmpConfig())
-
-
-@pytest.fixture
-def pipeline() -> Pipeline:
-    p = Pipeline()
-    p.samples.subscribe("test", 1_000_000)
-    return p
-
-
-Poller = Callable[..., Awaitable[SnmpTarget]]
-
-
-@pytest.fixture
-async def poller(hub: SnmpHub, pipeline: Pipeline) -> AsyncIterator[Poller]:
-    """`await poller(cfg, clock=...)`: a target ready for `poll_once`, closed after the test."""
-    made: list[SnmpTarget] = []
-
-    async def make(cfg: SnmpTargetConfig, clock: Callable[[], float] | None = None) -> SnmpTarget:
-        t = SnmpTarget(cfg, hub, pipeline.samples, clock or FakeClock())
-        await t.open()
-        made.append(t)
-        return t
-
-    yield make
-    for t in made:
-        t.close()
 
 
 def values(samples: list[Sample]) -> dict[str, float | None]:
