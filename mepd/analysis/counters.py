@@ -170,22 +170,26 @@ class CounterRow:
 
 
 def _all_unknown(prev: CounterRow | None, cur: CounterRow, ticks: int | None, reasons: dict[Unknown, int]) -> None:
-    """Count the reasons of a row whose counters are all unknown: first reading, discontinuity, restart, no time."""
+    """Count the reasons of a row whose counters are all unknown, counter by counter as `rate` would:
+    no previous value (first), marker or width change (discontinuity), then restart or no elapsed time."""
     values = cur.values
-    known = len(values) - values.count(None)
     if prev is None:
-        whole = Unknown.FIRST
-    elif prev.marker != cur.marker:
-        whole = Unknown.DISCONTINUITY
-    else:
-        whole = Unknown.RESTART if ticks is None else Unknown.NO_TIME
-        # a width change is told before the clock, as `rate` does
-        changed = sum(1 for v, a, b in zip(values, prev.bits, cur.bits, strict=True) if v is not None and a != b)
-        if changed:
-            reasons[Unknown.DISCONTINUITY] = reasons.get(Unknown.DISCONTINUITY, 0) + changed
-            known -= changed
-    if known:
-        reasons[whole] = reasons.get(whole, 0) + known
+        known = len(values) - values.count(None)
+        if known:
+            reasons[Unknown.FIRST] = reasons.get(Unknown.FIRST, 0) + known
+        return
+    whole = Unknown.RESTART if ticks is None else Unknown.NO_TIME
+    same_marker = prev.marker == cur.marker
+    for value, before, old_bits, bits in zip(values, prev.values, prev.bits, cur.bits, strict=True):
+        if value is None:
+            continue
+        if before is None:
+            reason = Unknown.FIRST
+        elif not same_marker or old_bits != bits:
+            reason = Unknown.DISCONTINUITY
+        else:
+            reason = whole
+        reasons[reason] = reasons.get(reason, 0) + 1
 
 
 def row_rates(prev: CounterRow | None, cur: CounterRow, ticks: int | None, scales: Sequence[float],

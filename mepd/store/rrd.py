@@ -468,6 +468,11 @@ class RrdStore:
         self._worker: _Worker | None = None
         self._ids: dict[str, int] = {}  # key -> its number in the worker (`Batch`)
 
+    @property
+    def worker_pid(self) -> int | None:
+        """The worker process's id while it runs."""
+        return self._worker.proc.pid if self._worker is not None else None
+
     def _ensure_worker(self) -> _Worker:
         if self._worker is None:  # a new worker, which numbers keys from 0
             self._worker = _Worker(self.root, self.daemon, self.layouts)
