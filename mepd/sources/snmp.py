@@ -8,7 +8,11 @@ reboots), then walks the IF-MIB columns with GETBULK, 64-bit counters first and
 the 32-bit ones only for interfaces without them.  The columns that describe an
 interface (names, alias, type, speed) are walked again only when they may have
 changed: see `SnmpTarget._describe`.  They are a third of the values, and an
-agent answers a walk at a cost proportional to the values it returns.  Rates come from
+agent answers a walk at a cost proportional to the values it returns.  A larger
+max-repetitions does not make fewer round trips on net-snmp: snmpd returns at most
+`maxGetbulkResponses` values per GETBULK (100 by default, rounded down to a
+multiple of the columns asked), so the 11 per-cycle columns come 99 values, 9
+rows, per response.  Rates come from
 `mepd.analysis.counters`; interfaces are keyed by ifName, so history follows
 an interface renumbered after a reboot.  SNMPv2c goes through mepd's own codec
 (`snmpwire`, twenty times cheaper in CPU than pysnmp); SNMPv3 through pysnmp.

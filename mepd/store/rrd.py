@@ -4,7 +4,12 @@ The rrdtool binding is not thread-safe and holds the GIL through every call, so
 every rrdtool call (create, update, fetch, graph, info) runs in one worker
 *process*, its single owner, fed in batches: updating 10,000 files takes half a
 second of C that would otherwise stop the event loop, and in its own process it
-runs on another core while the pollers decode.  With `storage.rrd.rrdcached`
+runs on another core while the pollers decode.  The worker is a plain
+`python -c` that imports this module only (multiprocessing's spawn would import
+the daemon's main module again, and start a resource tracker: 100 MB instead of
+about 30); calls go over two pipes, one at a time, from one thread of the daemon.
+Samples travel as key numbers and arrays of times and values (`Batch`), which
+pickle as a few bytes objects.  With `storage.rrd.rrdcached`
 set, every call goes through rrdcached (`--daemon`), which flushes a file before
 fetching or graphing it.
 
@@ -178,11 +183,13 @@ class _Owner:
         self._keys: list[str] = []  # by key number (`Batch`)
         self._by_id: list[Location | None] = []  # the keys' locations, found on first use
         self._shared: dict[Location, Location] = {}
+        self._paths: dict[str, str] = {}
 
     def set_layouts(self, layouts: Callable[[str], RrdLayout]) -> None:
         self.layouts = layouts
         self._by_id = [None] * len(self._keys)
         self._shared.clear()
+        self._paths.clear()
 
     def add_keys(self, keys: Sequence[str]) -> None:
         """Keys named from now on by their number: the next numbers, in order."""
@@ -234,7 +241,11 @@ class _Owner:
             loc = self._by_id[kid]
             if loc is None:
                 loc = locate(self.root, self.layouts, self._keys[kid])
-                loc = self._by_id[kid] = self._shared.setdefault(loc, loc)  # one object per file and name
+                shared = self._shared.get(loc)  # one object per file and name, one path string per file
+                if shared is None:
+                    path = self._paths.setdefault(loc.path, loc.path)
+                    shared = self._shared[loc] = Location(path, loc.ds, loc.names, loc.layout)
+                loc = self._by_id[kid] = shared
             last = self._last.get(loc.path)
             return loc, (self._last_update(loc, ts, result) if last is None else last)
         except ValueError:
