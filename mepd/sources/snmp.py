@@ -600,7 +600,7 @@ class SnmpTarget:
             self.counters.inc("walks_32bit")
             table32 = await session.walk_raw(COLUMNS_32.values(), self.hub.bound)
             by_name32 = {name: table32[oid] for name, oid in COLUMNS_32.items()}
-            columns32 = [by_name32.get(c) or cycle[c] for c in _RATE_COLUMNS_32]
+            columns32 = [by_name32[c] if c in by_name32 else cycle[c] for c in _RATE_COLUMNS_32]
         self.status.last_poll = ts
         self.status.interfaces = len(chosen)
         self.interfaces = {i.name: i for i, _ in chosen}

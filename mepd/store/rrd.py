@@ -182,13 +182,11 @@ class _Owner:
         self._rows: dict[str, _Row] = {}
         self._keys: list[str] = []  # by key number (`Batch`)
         self._by_id: list[Location | None] = []  # the keys' locations, found on first use
-        self._shared: dict[Location, Location] = {}
         self._paths: dict[str, str] = {}
 
     def set_layouts(self, layouts: Callable[[str], RrdLayout]) -> None:
         self.layouts = layouts
         self._by_id = [None] * len(self._keys)
-        self._shared.clear()
         self._paths.clear()
 
     def add_keys(self, keys: Sequence[str]) -> None:
@@ -241,11 +239,8 @@ class _Owner:
             loc = self._by_id[kid]
             if loc is None:
                 loc = locate(self.root, self.layouts, self._keys[kid])
-                shared = self._shared.get(loc)  # one object per file and name, one path string per file
-                if shared is None:
-                    path = self._paths.setdefault(loc.path, loc.path)
-                    shared = self._shared[loc] = Location(path, loc.ds, loc.names, loc.layout)
-                loc = self._by_id[kid] = shared
+                path = self._paths.setdefault(loc.path, loc.path)  # one path string per file
+                loc = self._by_id[kid] = Location(path, loc.ds, loc.names, loc.layout)
             last = self._last.get(loc.path)
             return loc, (self._last_update(loc, ts, result) if last is None else last)
         except ValueError:
