@@ -18,6 +18,7 @@ from mepd.sources import snmpwire as wire
 from mepd.sources.snmp import COLUMNS, SnmpHub, SnmpTarget, discover, open_session
 from tests.integration.snmp.conftest import (
     COMMUNITY,
+    IF,
     V3_AUTH,
     V3_PRIV,
     V3_USER,
@@ -109,6 +110,26 @@ async def test_32bit_fallback_and_wrap(start_sim: StartSim, poller: Poller) -> N
     # No ifName without ifXTable: the interface is named by ifDescr.
     assert got["snmp.old.fa0_port.in_bps"] == pytest.approx(1_000_000 * 8 / 10)
     assert t.counters.get("walks_32bit") == 2
+
+
+async def test_an_agent_without_octet_counters_gives_unknown_not_a_crash(start_sim: StartSim,
+                                                                         poller: Poller) -> None:
+    """No ifXTable and no ifInOctets/ifOutOctets columns at all: those rates are unknown and counted."""
+    octets = (f"{IF}.10.", f"{IF}.16.")
+
+    def bare(uptime: int) -> str:
+        text = agent(uptime, Iface(1, "fa0", hc=False))
+        return "".join(line + "\n" for line in text.splitlines() if not line.startswith(octets))
+
+    sim = start_sim({"bare": bare(1000)})
+    t = await poller(target("bare", sim.port))
+    await t.poll_once()
+    sim.set("bare", bare(2000))
+    got = values(await t.poll_once())
+    assert got["snmp.bare.fa0_port.in_bps"] is None
+    assert got["snmp.bare.fa0_port.in_pps"] == 0.0  # ifInUcastPkts is there
+    assert t.details()["state"] == "ok"
+    assert t.counters.get("missing_counters") == 4  # in and out octets, two polls
 
 
 async def test_agent_reboot_gives_unknown_not_a_spike(start_sim: StartSim, poller: Poller) -> None:
