@@ -1,4 +1,4 @@
-"""Child processes doing one job each for the daemon: the log writer, the rrdtool owner.
+"""Child processes doing one job for the daemon through a process pool: the log writer.
 
 Each is a one-worker ProcessPoolExecutor started with spawn (the daemon has
 threads, and a forked copy of their locks can deadlock).  Such a worker would

@@ -112,12 +112,12 @@ for r, m in zip((2, 3, 4), mrtg):
     print(f"{f'MRTG run {r}':30}{m[0]:>10.2f}{m[1]:>10.2f}{m[2] / 1024:>12.1f}")
 for c in mepd["cycles"]:
     what = f"mepd cycle {c['cycle']}" + (" (creates RRDs)" if c["cycle"] == 1 else "")
-    print(f"{what:30}{c['wall_s']:>10.2f}{c['cpu_s']:>10.2f}{'':>12}  slowest target {c['slowest_target_s']}s,"
-          f" resent {c['resent']}")
+    print(f"{what:30}{c['wall_s']:>10.2f}{c['cpu_s']:>10.2f}{'':>12}  main {c['main_cpu_s']}s + worker"
+          f" {c['children_cpu_s']}s CPU, slowest target {c['slowest_target_s']}s, resent {c['resent']}")
 print(f"{'mepd whole process':30}{proc[0]:>10.2f}{proc[1] + proc[2]:>10.2f}{proc[3] / 1024:>12.1f}")
 print(f"{'  of which main process':30}{'':>10}{'':>10}{mepd['max_rss_mb']:>12.1f}")
 for rss in mepd.get("children_max_rss_mb", []):
-    print(f"{'  a child (RRD worker, tracker)':30}{'':>10}{'':>10}{rss:>12.1f}")
+    print(f"{'  a child (RRD worker)':30}{'':>10}{'':>10}{rss:>12.1f}")
 print(f"\nmedians: MRTG {rw:.2f}s wall {rc:.2f}s CPU; mepd {mw:.2f}s wall {mc:.2f}s CPU")
 print(f"MRTG / mepd: wall x{rw / mw:.1f}, CPU x{rc / mc:.1f}; snmpbulkwalk / mepd wall x{ww / mw:.2f}")
 PYEOF

@@ -8,7 +8,11 @@ reboots), then walks the IF-MIB columns with GETBULK, 64-bit counters first and
 the 32-bit ones only for interfaces without them.  The columns that describe an
 interface (names, alias, type, speed) are walked again only when they may have
 changed: see `SnmpTarget._describe`.  They are a third of the values, and an
-agent answers a walk at a cost proportional to the values it returns.  Rates come from
+agent answers a walk at a cost proportional to the values it returns.  A larger
+max-repetitions does not make fewer round trips on net-snmp: snmpd returns at most
+`maxGetbulkResponses` values per GETBULK (100 by default, rounded down to a
+multiple of the columns asked), so the 11 per-cycle columns come 99 values, 9
+rows, per response.  Rates come from
 `mepd.analysis.counters`; interfaces are keyed by ifName, so history follows
 an interface renumbered after a reboot.  SNMPv2c goes through mepd's own codec
 (`snmpwire`, twenty times cheaper in CPU than pysnmp); SNMPv3 through pysnmp.
@@ -28,6 +32,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Final
 
 from pysnmp.error import PySnmpError
@@ -57,7 +62,16 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 from pysnmp.proto import rfc1902, rfc1905
 
-from mepd.analysis.counters import AgentClock, Rate, RateTracker, Reading, elapsed_ticks
+from mepd.analysis.counters import (
+    AgentClock,
+    CounterRow,
+    Rate,
+    RateTracker,
+    Reading,
+    Unknown,
+    elapsed_ticks,
+    row_rates,
+)
 from mepd.config import SnmpConfig, SnmpTargetConfig
 from mepd.errors import MepdError
 from mepd.model import Sample
@@ -194,7 +208,7 @@ class Session:
         return {wire.decode_oid(raw): value for raw, value in varbinds}
 
     async def request(self, oids: Sequence[bytes], bulk: tuple[int, int] | None = None,
-                      ) -> tuple[int, int, list[tuple[bytes, object]]]:
+                      ) -> tuple[int, int, wire.VarBinds]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -203,8 +217,16 @@ class Session:
     async def walk(self, columns: Iterable[Oid],
                    bound: asyncio.Semaphore | None = None) -> dict[Oid, dict[Oid, object]]:
         """Every row of the given table columns, fetched together with GETBULK: {column: {index: value}}."""
+        raw = await self.walk_raw(columns, bound)
+        subids = wire.subids
+        return {col: {subids(k): v for k, v in values.items()} for col, values in raw.items()}
+
+    async def walk_raw(self, columns: Iterable[Oid],
+                       bound: asyncio.Semaphore | None = None) -> dict[Oid, dict[bytes, object]]:
+        """`walk` with each index as its BER bytes (`snmpwire.subids` decodes it): the poller's hot path."""
         cols = list(columns)
-        out: dict[Oid, dict[Oid, object]] = {c: {} for c in cols}
+        out: dict[Oid, dict[bytes, object]] = {c: {} for c in cols}  # by the index's BER bytes
+        subids, end = wire.subids, wire.END_OF_MIB_VIEW
         prefix = {c: wire.oid_bytes(c) for c in cols}
         pending: dict[Oid, tuple[bytes, Oid]] = {c: (prefix[c], ()) for c in cols}  # last OID as bytes, its index
         reps = self.max_repetitions
@@ -222,28 +244,37 @@ class Session:
             self._check(status, index, varbinds)
             if not varbinds:
                 raise SnmpError("empty GETBULK response")
-            done: set[Oid] = set()
+            # GETBULK answers row by row: column i's values are varbinds[i::n].  Each column's
+            # run is read until it leaves the column; only its first index is decoded and compared
+            # with the last one (an agent that loops is stopped rather than walked forever).
             n = len(asked)
-            for i, (raw, value) in enumerate(varbinds):
-                col = asked[i % n]
-                if col in done:
-                    continue
+            oids, values = varbinds.oids, varbinds.values
+            for i, col in enumerate(asked):
                 head = prefix[col]
-                if value is wire.END_OF_MIB_VIEW or not raw.startswith(head) or len(raw) == len(head):
-                    done.add(col)
-                    continue
-                idx = wire.subids(raw[len(head):])
-                if idx <= pending[col][1]:  # an agent that loops: stop the column rather than walk forever
-                    done.add(col)
-                    continue
-                out[col][idx] = value
-                pending[col] = (raw, idx)
-            for col in done:
-                del pending[col]
+                cut = len(head)
+                dest = out[col]
+                last_raw, last_idx = pending[col]
+                first = True
+                finished = False
+                for raw, value in zip(oids[i::n], values[i::n]):  # noqa: B905 - the same length
+                    if len(raw) <= cut or not raw.startswith(head) or value is end:
+                        finished = True
+                        break
+                    if first:
+                        if subids(raw[cut:]) <= last_idx:
+                            finished = True
+                            break
+                        first = False
+                    dest[raw[cut:]] = value
+                    last_raw = raw
+                if finished:
+                    del pending[col]
+                elif not first:
+                    pending[col] = (last_raw, subids(last_raw[cut:]))
         return out
 
     @staticmethod
-    def _check(status: int, index: int, varbinds: Sequence[tuple[bytes, object]]) -> None:
+    def _check(status: int, index: int, varbinds: wire.VarBinds) -> None:
         if status:
             name = wire.ERROR_NAMES[status] if 0 <= status < len(wire.ERROR_NAMES) else str(status)
             where = ""
@@ -260,7 +291,7 @@ class V2cSession(Session):
         self.max_repetitions = cfg.max_repetitions
 
     async def request(self, oids: Sequence[bytes], bulk: tuple[int, int] | None = None,
-                      ) -> tuple[int, int, list[tuple[bytes, object]]]:
+                      ) -> tuple[int, int, wire.VarBinds]:
         try:
             return await self.client.request(oids, bulk)
         except (wire.V2cError, OSError) as e:
@@ -304,7 +335,7 @@ class V3Session(Session):
         return self.transport
 
     async def request(self, oids: Sequence[bytes], bulk: tuple[int, int] | None = None,
-                      ) -> tuple[int, int, list[tuple[bytes, object]]]:
+                      ) -> tuple[int, int, wire.VarBinds]:
         transport = await self._transport()
         objects = [ObjectType(ObjectIdentity(wire.decode_oid(o))) for o in oids]
         if bulk is None:
@@ -315,8 +346,8 @@ class V3Session(Session):
         error_indication, status, index, varbinds = result
         if error_indication:
             raise SnmpError(str(error_indication))
-        return int(status or 0), int(index or 0), [(wire.oid_bytes(tuple(oid)), _plain(value))
-                                                   for oid, value in varbinds]
+        return int(status or 0), int(index or 0), wire.VarBinds([wire.oid_bytes(tuple(oid)) for oid, _ in varbinds],
+                                                                [_plain(value) for _, value in varbinds])
 
     def close(self) -> None:
         self.engine.close_dispatcher()
@@ -383,8 +414,9 @@ def interfaces_from(table: Mapping[str, Mapping[Oid, object]]) -> list[Interface
     return out
 
 
-def select(interfaces: Iterable[Interface], cfg: SnmpTargetConfig) -> list[Interface]:
-    """The interfaces the target's selection keys ask for."""
+def select(interfaces: Iterable[Interface], cfg: SnmpTargetConfig, by_status: bool = True) -> list[Interface]:
+    """The interfaces the target's selection keys ask for; `by_status=False` leaves out
+    skip_admin_down and skip_down (the poller applies those every poll, the rest once per describe walk)."""
 
     def wanted(i: Interface) -> bool:
         names = (i.name, i.descr)
@@ -396,9 +428,9 @@ def select(interfaces: Iterable[Interface], cfg: SnmpTargetConfig) -> list[Inter
             return False
         if any(fnmatch.fnmatchcase(n, g) for n in names for g in cfg.exclude):
             return False
-        if cfg.skip_admin_down and i.admin != UP:
+        if by_status and cfg.skip_admin_down and i.admin != UP:
             return False
-        return not (cfg.skip_down and i.oper != UP)
+        return not (by_status and cfg.skip_down and i.oper != UP)
 
     return [i for i in interfaces if wanted(i)]
 
@@ -424,14 +456,36 @@ class TargetStatus:
 @dataclass(slots=True)
 class Described:
     """The last walk of the descriptive columns, what it was taken with, and the last poll's agent clock
-    (see `SnmpTarget._describe`)."""
+    (see `SnmpTarget._describe`); `interfaces` are what it describes, with their index as BER bytes (the
+    walks' keys), and whether the target's name and type selection keeps them."""
 
     walked_at: float
     clock: AgentClock
     last_change: object
-    oper: Mapping[Oid, object]
-    discontinuity: Mapping[Oid, object]
-    columns: dict[str, dict[Oid, object]]
+    oper: Mapping[bytes, object]
+    discontinuity: Mapping[bytes, object]
+    interfaces: list[tuple[Interface, bytes, bool]]
+
+
+_RATE_COLUMNS: Final = tuple(hc for _, hc, _, _ in RATES)
+_RATE_COLUMNS_32: Final = tuple(c32 for _, _, c32, _ in RATES)
+_SCALES: Final = tuple(scale for *_, scale in RATES)
+_IS_BPS: Final = tuple(metric.endswith("_bps") for metric, *_ in RATES)
+_BITS: Final = {wire.Counter64: 64, wire.Counter32: 32}
+
+
+def _fall_back(raw: bytes, values: list[Any], bits: list[int],
+               columns32: Sequence[Mapping[bytes, object]] | None) -> int:
+    """Where a row has no counter (bits 0): the 32-bit one when walked, else None; how many stay missing."""
+    missing = 0
+    for i in range(len(bits)):
+        if not bits[i] and columns32 is not None:
+            values[i] = columns32[i].get(raw)
+            bits[i] = _BITS.get(type(values[i]), 0)
+        if not bits[i]:
+            values[i] = None
+            missing += 1
+    return missing
 
 
 class SnmpTarget:
@@ -446,7 +500,9 @@ class SnmpTarget:
         self.counters = Counters()
         self.status = TargetStatus()
         self.interfaces: dict[str, Interface] = {}  # the last poll's, by name: ifAlias, speed, status
-        self.tracker = RateTracker()
+        self.tracker = RateTracker()  # custom OIDs' counters
+        self._rows: dict[str, CounterRow] = {}  # interface counters of the last poll, by interface name
+        self._keys: dict[str, tuple[str, ...]] = {}  # an interface's sample keys, in METRICS order
         self.extra_oids = {o.name: parse_oid(o.oid) for o in cfg.oid}
         self._clock = clock
         self._session: Session | None = None
@@ -525,28 +581,85 @@ class SnmpTarget:
         if uptime is None:
             raise SnmpError("no sysUpTime in the answer")
         clock = AgentClock(ts, uptime, _int(scalars.get(ENGINE_BOOTS)))
-        table = await session.walk(PER_CYCLE.values(), self.hub.bound)
-        by_name = {name: table[oid] for name, oid in PER_CYCLE.items()}
-        by_name.update(await self._describe(session, by_name, clock, scalars.get(IF_TABLE_LAST_CHANGE)))
-        chosen = select(interfaces_from(by_name), self.cfg)
-        if any("hc_in_octets" not in i.counters for i in chosen):
+        table = await session.walk_raw(PER_CYCLE.values(), self.hub.bound)
+        cycle = {name: table[oid] for name, oid in PER_CYCLE.items()}
+        described = await self._describe(session, cycle, clock, scalars.get(IF_TABLE_LAST_CHANGE))
+        admins, opers, discs = cycle["admin"], cycle["oper"], cycle["discontinuity"]
+        cfg = self.cfg
+        chosen: list[tuple[Interface, bytes]] = []
+        for iface, raw, wanted in described.interfaces:
+            iface.admin = _int(admins.get(raw)) or 0
+            iface.oper = _int(opers.get(raw)) or 0
+            iface.discontinuity = _int(discs.get(raw)) or 0
+            if wanted and not (cfg.skip_admin_down and iface.admin != UP) and not (cfg.skip_down and iface.oper != UP):
+                chosen.append((iface, raw))
+        columns = [cycle[c] for c in _RATE_COLUMNS]
+        hc_in = columns[0]
+        columns32: Sequence[Mapping[bytes, object]] | None = None
+        if any(type(hc_in.get(raw)) is not wire.Counter64 for _, raw in chosen):
             self.counters.inc("walks_32bit")
-            table32 = await session.walk(COLUMNS_32.values(), self.hub.bound)
-            for name, oid in COLUMNS_32.items():
-                for iface in chosen:
-                    if (value := _counter(table32[oid].get((iface.index,)))) is not None:
-                        iface.counters[name] = value
+            table32 = await session.walk_raw(COLUMNS_32.values(), self.hub.bound)
+            by_name32 = {name: table32[oid] for name, oid in COLUMNS_32.items()}
+            columns32 = [by_name32[c] if c in by_name32 else cycle[c] for c in _RATE_COLUMNS_32]
         self.status.last_poll = ts
         self.status.interfaces = len(chosen)
-        self.interfaces = {i.name: i for i in chosen}
-        out = [s for iface in chosen for s in self._interface_samples(iface, clock)]
+        self.interfaces = {i.name: i for i, _ in chosen}
+        out = self._rate_samples(chosen, columns, columns32, clock)
         out += self._extra_samples(scalars, clock)
-        self.tracker.forget({k for iface in chosen for k in self._tracker_keys(iface)} |
-                            {f"oid.{name}" for name in self.extra_oids})
+        self.tracker.forget({f"oid.{name}" for name in self.extra_oids})
         return out
 
-    async def _describe(self, session: Session, cycle: dict[str, dict[Oid, object]], clock: AgentClock,
-                        last_change: object) -> dict[str, dict[Oid, object]]:
+    def _rate_samples(self, chosen: list[tuple[Interface, bytes]], columns: Sequence[Mapping[bytes, object]],
+                      columns32: Sequence[Mapping[bytes, object]] | None, clock: AgentClock) -> list[Sample]:
+        """The samples of the chosen interfaces: their rates (`counters.row_rates`) and oper_up."""
+        prefix = f"snmp.{self.cfg.name}."
+        rows, keys_of = self._rows, self._keys
+        new_rows: dict[str, CounterRow] = {}
+        reasons: dict[Unknown, int] = {}
+        ticks_of: dict[int, int | None] = {}  # by id() of the previous poll's clock: worked out once per poll
+        limits_of: dict[float | None, list[float | None]] = {}  # by interface speed
+        bits_of = _BITS
+        ts = clock.ts
+        max_bps_cfg = self.cfg.max_bps
+        missing = 0
+        out: list[Sample] = []
+        extend = out.extend
+        for iface, raw in chosen:
+            name = iface.name
+            values: list[Any] = [column.get(raw) for column in columns]
+            bits = [bits_of.get(type(value), 0) for value in values]
+            if 0 in bits:
+                missing += _fall_back(raw, values, bits, columns32)
+            row = new_rows[name] = CounterRow(clock, values, bits, (iface.index, iface.discontinuity))
+            prev = rows.get(name)
+            ticks = None
+            if prev is not None:
+                key = id(prev.clock)
+                if key in ticks_of:
+                    ticks = ticks_of[key]
+                else:
+                    ticks = ticks_of[key] = elapsed_ticks(prev.clock, clock)
+            max_bps = max_bps_cfg or iface.speed_bps or None
+            limits = limits_of.get(max_bps)
+            if limits is None:
+                limits = limits_of[max_bps] = [max_bps if b else None for b in _IS_BPS]
+            rates = row_rates(prev, row, ticks, _SCALES, limits, reasons)
+            rates.append(1.0 if iface.oper == UP else 0.0)
+            keys = keys_of.get(name)
+            if keys is None:
+                keys = keys_of[name] = tuple(f"{prefix}{name}.{metric}" for metric in METRICS)
+            extend(map(Sample, keys, repeat(ts), rates))
+        self._rows = new_rows  # interfaces no longer polled are forgotten, so memory follows the agent
+        if len(keys_of) > 2 * len(new_rows) + 16:
+            self._keys = {name: keys_of[name] for name in new_rows if name in keys_of}
+        if missing:
+            self.counters.inc("missing_counters", missing)
+        for reason, n in reasons.items():
+            self.counters.inc(f"unknown.{reason}", n)
+        return out
+
+    async def _describe(self, session: Session, cycle: dict[str, dict[bytes, object]], clock: AgentClock,
+                        last_change: object) -> Described:
         """The descriptive columns: walked again when this is the first poll, the agent restarted,
         ifTableLastChange moved, interfaces came or went, one changed its oper status or counter
         discontinuity time (a renegotiated link has a new speed), or the last walk is an hour old;
@@ -557,34 +670,18 @@ class SnmpTarget:
                 or oper != known.oper or disc != known.discontinuity
                 or elapsed_ticks(known.clock, clock) is None):
             self.counters.inc("describe_walks")
-            walked = await session.walk((COLUMNS[c] for c in DESCRIPTIVE), self.hub.bound)
-            known = self._described = Described(clock.ts, clock, last_change, oper, disc,
-                                                {c: walked[COLUMNS[c]] for c in DESCRIPTIVE})
+            walked = await session.walk_raw((COLUMNS[c] for c in DESCRIPTIVE), self.hub.bound)
+            raw_table = {**{c: walked[COLUMNS[c]] for c in DESCRIPTIVE}, "admin": cycle.get("admin", {}),
+                         "oper": oper, "discontinuity": disc}
+            subids = wire.subids
+            table = {c: {subids(k): v for k, v in col.items()} for c, col in raw_table.items()}
+            ifaces = interfaces_from(table)
+            wanted = {id(i) for i in select(ifaces, self.cfg, by_status=False)}
+            known = self._described = Described(
+                clock.ts, clock, last_change, oper, disc,
+                [(i, wire.subid_bytes((i.index,)), id(i) in wanted) for i in ifaces])
         known.clock = clock
-        return known.columns
-
-    @staticmethod
-    def _tracker_keys(iface: Interface) -> list[str]:
-        return [f"{iface.name}.{metric}" for metric, *_ in RATES]
-
-    def _interface_samples(self, iface: Interface, clock: AgentClock) -> list[Sample]:
-        prefix = f"snmp.{self.cfg.name}.{iface.name}."
-        max_bps = self.cfg.max_bps or iface.speed_bps or None
-        marker = (iface.index, iface.discontinuity)
-        out = []
-        for metric, hc, c32, scale in RATES:
-            counter = iface.counters.get(hc) or iface.counters.get(c32)
-            key = f"{iface.name}.{metric}"
-            if counter is None:
-                self.counters.inc("missing_counters")
-                out.append(Sample(prefix + metric, clock.ts, None))
-                continue
-            value, bits = counter
-            limit = max_bps if metric.endswith("_bps") else None
-            r = self.tracker.update(key, Reading(clock, value, bits, marker), scale, limit)
-            out.append(self._sample(prefix + metric, clock.ts, r))
-        out.append(Sample(prefix + "oper_up", clock.ts, 1.0 if iface.oper == UP else 0.0))
-        return out
+        return known
 
     def _extra_samples(self, scalars: Mapping[Oid, object], clock: AgentClock) -> list[Sample]:
         out = []

@@ -4,7 +4,12 @@ The rrdtool binding is not thread-safe and holds the GIL through every call, so
 every rrdtool call (create, update, fetch, graph, info) runs in one worker
 *process*, its single owner, fed in batches: updating 10,000 files takes half a
 second of C that would otherwise stop the event loop, and in its own process it
-runs on another core while the pollers decode.  With `storage.rrd.rrdcached`
+runs on another core while the pollers decode.  The worker is a plain
+`python -c` that imports this module only (multiprocessing's spawn would import
+the daemon's main module again, and start a resource tracker: 100 MB instead of
+about 30); calls go over two pipes, one at a time, from one thread of the daemon.
+Samples travel as key numbers and arrays of times and values (`Batch`), which
+pickle as a few bytes objects.  With `storage.rrd.rrdcached`
 set, every call goes through rrdcached (`--daemon`), which flushes a file before
 fetching or graphing it.
 
@@ -21,20 +26,24 @@ import asyncio
 import logging
 import math
 import os
+import pickle
 import re
+import signal
+import struct
+import subprocess
+import sys
 import time
+import weakref
+from array import array
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any, Final, Literal, TypeVar
 
 import rrdtool
 
 from mepd.model import Sample
 from mepd.pipeline import Counters, Subscription
-from mepd.workers import single_worker
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -121,7 +130,7 @@ class Location:
 @dataclass(slots=True)
 class _Row:
     ts: float
-    values: dict[str, float | None]
+    values: dict[str, float]
 
 
 @dataclass(slots=True)
@@ -133,8 +142,9 @@ class WriteResult:
     errors: list[str] = field(default_factory=list)
 
 
-Item = tuple[str, float, float | None]  # a Sample as sent to the owner process: plain tuples pickle fast
-_TS: Final = itemgetter(1)
+# Samples as sent to the owner process: the names of keys not sent before (numbered on from the last),
+# then key number, time and value (NaN for unknown) of each sample, as arrays: they pickle as bytes.
+Batch = tuple[list[str], "array[int]", "array[float]", "array[float]"]
 
 
 def locate(root: str, layouts: Callable[[str], RrdLayout], key: str) -> Location:
@@ -170,34 +180,40 @@ class _Owner:
         self._names: dict[str, tuple[str, ...]] = {}
         self._templates: dict[str, str] = {}
         self._rows: dict[str, _Row] = {}
-        self._locations: dict[str, Location] = {}
-        self._shared: dict[Location, Location] = {}
+        self._keys: list[str] = []  # by key number (`Batch`)
+        self._by_id: list[Location | None] = []  # the keys' locations, found on first use
+        self._paths: dict[str, str] = {}
 
     def set_layouts(self, layouts: Callable[[str], RrdLayout]) -> None:
         self.layouts = layouts
-        self._locations.clear()
-        self._shared.clear()
+        self._by_id = [None] * len(self._keys)
+        self._paths.clear()
 
-    def write(self, items: Sequence[Item], flush: bool) -> WriteResult:
+    def add_keys(self, keys: Sequence[str]) -> None:
+        """Keys named from now on by their number: the next numbers, in order."""
+        self._keys.extend(keys)
+        self._by_id.extend([None] * len(keys))
+
+    def write(self, batch: Batch, flush: bool) -> WriteResult:
+        """Store a batch: new key names, then the key number, time and value (NaN: unknown) of each sample."""
+        new_keys, ids, stamps, values = batch
+        if new_keys:
+            self.add_keys(new_keys)
         result = WriteResult()
         lines: dict[str, list[str]] = {}
-        rows, last_of, names_of, locations = self._rows, self._last, self._names, self._locations
-        for key, ts, value in sorted(items, key=_TS):
-            try:
-                loc = locations.get(key)
-                if loc is None:
-                    loc = locate(self.root, self.layouts, key)
-                    loc = locations[key] = self._shared.setdefault(loc, loc)  # one object per file and name
-                path = loc.path
-                last = last_of.get(path)
-                if last is None:
-                    last = self._last_update(loc, ts, result)
-            except ValueError:
-                result.invalid_keys += 1
-                continue
-            except (rrdtool.OperationalError, OSError) as e:
-                result.errors.append(f"{key}: {e}")
-                continue
+        rows, last_of, names_of, by_id = self._rows, self._last, self._names, self._by_id
+        order = range(len(ids))
+        if any(stamps[i] > stamps[i + 1] for i in range(len(stamps) - 1)):
+            order = sorted(order, key=stamps.__getitem__)  # type: ignore[assignment]
+        for i in order:
+            kid, ts = ids[i], stamps[i]
+            loc = by_id[kid]
+            if loc is None or (last := last_of.get(loc.path)) is None:
+                found = self._find(kid, ts, result)
+                if found is None:
+                    continue
+                loc, last = found
+            path = loc.path
             row = rows.get(path)
             if ts <= last or (row is not None and ts < row.ts):
                 result.skipped_old += 1
@@ -207,7 +223,7 @@ class _Owner:
                 row = None
             if row is None:
                 row = rows[path] = _Row(ts, {})
-            row.values[loc.ds] = value
+            row.values[loc.ds] = values[i]
             if len(row.values) >= len(names_of[path]):
                 self._emit(path, row, lines)
         if flush:
@@ -215,6 +231,23 @@ class _Owner:
                 self._emit(path, row, lines)
         self._update(lines, result)
         return result
+
+    def _find(self, kid: int, ts: float, result: WriteResult) -> tuple[Location, float] | None:
+        """The location of key number `kid` and its file's last update (creating the file); None when the
+        key is invalid or the file cannot be read, counted in `result`."""
+        try:
+            loc = self._by_id[kid]
+            if loc is None:
+                loc = locate(self.root, self.layouts, self._keys[kid])
+                path = self._paths.setdefault(loc.path, loc.path)  # one path string per file
+                loc = self._by_id[kid] = Location(path, loc.ds, loc.names, loc.layout)
+            last = self._last.get(loc.path)
+            return loc, (self._last_update(loc, ts, result) if last is None else last)
+        except ValueError:
+            result.invalid_keys += 1
+        except (rrdtool.OperationalError, OSError) as e:
+            result.errors.append(f"{self._keys[kid]}: {e}")
+        return None
 
     def _update(self, lines: dict[str, list[str]], result: WriteResult) -> None:
         """One rrdtool update per file, with all its new rows."""
@@ -230,7 +263,7 @@ class _Owner:
     def _emit(self, path: str, row: _Row, lines: dict[str, list[str]]) -> None:
         del self._rows[path]
         values = row.values
-        line = f"{row.ts:.3f}:" + ":".join(["U" if (v := values.get(n)) is None else repr(float(v))
+        line = f"{row.ts:.3f}:" + ":".join(["U" if (v := values.get(n)) is None or math.isnan(v) else repr(v)
                                              for n in self._names[path]])
         lines.setdefault(path, []).append(line)
         self._last[path] = row.ts
@@ -316,20 +349,110 @@ class _Owner:
         return image
 
 
-_OWNER: dict[str, _Owner] = {}  # the worker process's one owner, under "owner"
+_FRAME: Final = struct.Struct("<Q")
+_PACKAGE_ROOT: Final = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _start_owner(root: str, daemon: list[str], layouts: Callable[[str], RrdLayout]) -> None:
-    """Initializer of the worker process (`mepd.workers`: it dies with the daemon, ignores SIGTERM)."""
-    _OWNER["owner"] = _Owner(root, daemon, layouts)
+def _send(fd: int, obj: object) -> None:
+    data = pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_FRAME.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
-def _in_owner(method: str, layouts: Callable[[str], RrdLayout] | None, *args: Any) -> Any:
-    """Run in the worker process: one method of the owner, with the layouts when they changed."""
-    owner = _OWNER["owner"]
-    if layouts is not None:
-        owner.set_layouts(layouts)
-    return getattr(owner, method)(*args)
+def _receive(fd: int) -> Any:
+    """The next message on a pipe; EOFError when the other side has gone."""
+    def exactly(n: int) -> bytes:
+        chunks, left = [], n
+        while left:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                raise EOFError
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    (size,) = _FRAME.unpack(exactly(_FRAME.size))
+    return pickle.loads(exactly(size))  # noqa: S301 - our own worker process, over our own pipe
+
+
+def _serve(requests: int, answers: int) -> None:
+    """The worker process: one owner, calls run one at a time in order, until the daemon closes the pipe.
+    It ignores SIGINT and SIGTERM (systemd signals the whole cgroup): the daemon stops it itself,
+    after the last rows are written."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    root, daemon, layouts = _receive(requests)
+    owner = _Owner(root, daemon, layouts)
+    while True:
+        try:
+            method, layouts, args = _receive(requests)
+        except EOFError:
+            return
+        if layouts is not None:
+            owner.set_layouts(layouts)
+        try:
+            answer: tuple[bool, object] = (True, getattr(owner, method)(*args))
+        except Exception as e:  # noqa: BLE001 - sent back to the caller, who raises it
+            answer = (False, e if isinstance(e, RrdError) else RrdError(f"{type(e).__name__}: {e}"))
+        _send(answers, answer)
+
+
+class _Worker:
+    """The owner's process, started with only this module imported (not the daemon's: 25 MB, not 100),
+    and the pipes to it.  Calls are sent and answered one at a time by one thread of the daemon, so
+    the event loop never blocks on the pipe."""
+
+    def __init__(self, root: str, daemon: list[str], layouts: Callable[[str], RrdLayout]) -> None:
+        requests_r, self.requests = os.pipe()
+        self.answers, answers_w = os.pipe()
+        code = (f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); "
+                f"from mepd.store.rrd import _serve; _serve({requests_r}, {answers_w})")
+        self.proc = subprocess.Popen([sys.executable, "-c", code], pass_fds=(requests_r, answers_w),
+                                     stdin=subprocess.DEVNULL)
+        os.close(requests_r)
+        os.close(answers_w)
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="rrd-pipe")
+        self.broken = False
+        self.thread.submit(_send, self.requests, (root, daemon, layouts))
+        # A store dropped without close (tests, a failed start): its worker ends at end of input.
+        self._finalizer = weakref.finalize(self, _end_worker, self.thread, self.requests, self.answers, self.proc)
+
+    def submit(self, method: str, layouts: Callable[[str], RrdLayout] | None, *args: Any) -> Future[Any]:
+        return self.thread.submit(self._call, method, layouts, args)
+
+    def _call(self, method: str, layouts: Callable[[str], RrdLayout] | None, args: tuple[Any, ...]) -> Any:
+        if self.broken:
+            raise _WorkerDiedError
+        try:
+            _send(self.requests, (method, layouts, args))
+            ok, value = _receive(self.answers)
+        except (OSError, EOFError):
+            self.broken = True
+            raise _WorkerDiedError from None
+        if not ok:
+            raise value
+        return value
+
+    def stop(self) -> None:
+        """Close the pipes (the worker ends at end of input) and wait for it."""
+        self._finalizer()
+
+
+def _end_worker(thread: ThreadPoolExecutor, requests: int, answers: int, proc: subprocess.Popen[bytes]) -> None:
+    """Nothing is in flight here (`close` waits for its last call; a dropped store has none), and this may
+    run in the pipe thread itself (the last reference to a dropped store's worker): do not join it."""
+    thread.shutdown(wait=False)
+    for fd in (requests, answers):
+        os.close(fd)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class _WorkerDiedError(Exception):
+    """The pipe to the worker broke: it exited or was killed."""
 
 
 class RrdStore:
@@ -348,35 +471,50 @@ class RrdStore:
         self.layouts: Callable[[str], RrdLayout] = layouts or Layouts(layout(300))
         self.latest: dict[str, Sample] = {}
         self._sent: object = None  # the layouts the worker has
-        self._executor: ProcessPoolExecutor | None = None
+        self._worker: _Worker | None = None
+        self._ids: dict[str, int] = {}  # key -> its number in the worker (`Batch`)
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The worker process's id while it runs."""
+        return self._worker.proc.pid if self._worker is not None else None
+
+    def _ensure_worker(self) -> _Worker:
+        if self._worker is None:  # a new worker, which numbers keys from 0
+            self._worker = _Worker(self.root, self.daemon, self.layouts)
+            self._sent = self.layouts
+            self._ids = {}
+        return self._worker
 
     def _submit(self, method: str, *args: Any) -> Future[Any]:
-        if self._executor is None:
-            self._executor = single_worker(_start_owner, self.root, self.daemon, self.layouts)
-            self._sent = self.layouts
+        worker = self._ensure_worker()
         layouts = None if self.layouts is self._sent else self.layouts
         self._sent = self.layouts
-        return self._executor.submit(_in_owner, method, layouts, *args)
+        return worker.submit(method, layouts, *args)
 
     async def _call(self, method: str, *args: Any) -> Any:
         try:
             return await asyncio.wrap_future(self._submit(method, *args))
-        except BrokenProcessPool:
+        except _WorkerDiedError:
             # The next call starts a new owner, which reads the last updates from the files again.
-            self._executor = None
+            self._drop_worker()
             raise RrdError("the rrdtool worker process died") from None
+
+    def _drop_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
 
     def close(self) -> None:
         """Write the rows still waiting for missing names, then stop the worker."""
-        if self._executor is None:
+        if self._worker is None:
             return
         try:
-            self._submit("write", [], True).result()
-        except BrokenProcessPool:
+            self._submit("write", ([], array("l"), array("d"), array("d")), True).result()
+        except _WorkerDiedError:
             log.warning("rrd: the worker process died; rows waiting for the rest of their interface are lost")
         finally:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+            self._drop_worker()
 
     def locate(self, key: str) -> Location:
         """The file and data source of a key; ValueError for a key that is not a dotted name."""
@@ -387,13 +525,31 @@ class RrdStore:
 
     async def write(self, samples: Sequence[Sample], flush: bool = True) -> WriteResult:
         """Store samples; `flush=False` lets rows of a group wait for the rest of their names."""
-        result: WriteResult = await self._call("write", [(s.key, s.ts, s.value) for s in samples], flush)
+        result: WriteResult = await self._call("write", self._batch(samples), flush)
         latest = self.latest
         for s in samples:
             prev = latest.get(s.key)
             if prev is None or s.ts >= prev.ts:
                 latest[s.key] = s
         return result
+
+    def _batch(self, samples: Sequence[Sample]) -> Batch:
+        self._ensure_worker()
+        ids = self._ids
+        keys = [s.key for s in samples]
+        numbers = list(map(ids.get, keys))
+        new: list[str] = []
+        if None in numbers:
+            for i, key in enumerate(keys):
+                if numbers[i] is None:
+                    n = ids.get(key)
+                    if n is None:
+                        n = ids[key] = len(ids)
+                        new.append(key)
+                    numbers[i] = n
+        nan = math.nan
+        return (new, array("l", numbers), array("d", [s.ts for s in samples]),  # type: ignore[arg-type]
+                array("d", [nan if (v := s.value) is None else v for s in samples]))
 
     async def list_keys(self) -> list[str]:
         keys: list[str] = await self._call("list_keys")

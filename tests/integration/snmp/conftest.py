@@ -8,18 +8,22 @@ pysnmp behaves in the daemon's venv.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from mepd.config import SnmpConfig, SnmpTargetConfig
+from mepd.pipeline import Pipeline
+from mepd.sources.snmp import SnmpHub, SnmpTarget
 from tests.helpers import ROOT, wait_for
 
 SIM_VENV = ROOT / ".venv-snmpsim"
@@ -28,6 +32,7 @@ V3_USER, V3_AUTH, V3_PRIV = "mepdv3", "authpass123", "privpass123"
 
 IF = "1.3.6.1.2.1.2.2.1"
 IFX = "1.3.6.1.2.1.31.1.1.1"
+T0 = 1_800_000_000.0
 
 
 def free_udp_port() -> int:
@@ -109,6 +114,7 @@ class Iface:
     admin: int = 1
     hc: bool = True
     extra: dict[str, int] = field(default_factory=dict)
+    alias: str = ""  # ifAlias; "link <index>" when empty
 
 
 def snmprec(uptime: int, ifaces: list[Iface], boots: int | None = None, extra: Mapping[str, str] | None = None) -> str:
@@ -130,7 +136,7 @@ def snmprec(uptime: int, ifaces: list[Iface], boots: int | None = None, extra: M
             recs |= {
                 f"{IFX}.1.{n}": f"4|{i.name}", f"{IFX}.6.{n}": f"70|{i.in_octets}", f"{IFX}.7.{n}": "70|0",
                 f"{IFX}.10.{n}": f"70|{i.out_octets}", f"{IFX}.11.{n}": "70|0",
-                f"{IFX}.15.{n}": f"66|{i.speed // 1_000_000}", f"{IFX}.18.{n}": f"4|link {n}",
+                f"{IFX}.15.{n}": f"66|{i.speed // 1_000_000}", f"{IFX}.18.{n}": f"4|{i.alias or f'link {n}'}",
                 f"{IFX}.19.{n}": "67|0",
             }
     recs |= dict(extra or {})
@@ -265,3 +271,44 @@ def rrdcached(world_readable_tmp: Path) -> Iterator[Rrdcached]:
         yield Rrdcached(f"unix:{sock}", base, sock, proc)
     finally:
         stop(proc)
+
+
+class FakeClock:
+    """Sample timestamps 10 s apart, matching the 1000 ticks the .snmprec files add per poll."""
+
+    def __init__(self) -> None:
+        self.n = itertools.count()
+
+    def __call__(self) -> float:
+        return T0 + 10 * next(self.n)
+
+
+@pytest.fixture
+def hub() -> SnmpHub:
+    return SnmpHub(SnmpConfig())
+
+
+@pytest.fixture
+def pipeline() -> Pipeline:
+    p = Pipeline()
+    p.samples.subscribe("test", 1_000_000)
+    return p
+
+
+Poller = Callable[..., Awaitable[SnmpTarget]]
+
+
+@pytest.fixture
+async def poller(hub: SnmpHub, pipeline: Pipeline) -> AsyncIterator[Poller]:
+    """`await poller(cfg, clock=...)`: a target ready for `poll_once`, closed after the test."""
+    made: list[SnmpTarget] = []
+
+    async def make(cfg: SnmpTargetConfig, clock: Callable[[], float] | None = None) -> SnmpTarget:
+        t = SnmpTarget(cfg, hub, pipeline.samples, clock or FakeClock())
+        await t.open()
+        made.append(t)
+        return t
+
+    yield make
+    for t in made:
+        t.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
 import time
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -19,17 +18,18 @@ from mepd.sources import snmpwire as wire
 from mepd.sources.snmp import COLUMNS, SnmpHub, SnmpTarget, discover, open_session
 from tests.integration.snmp.conftest import (
     COMMUNITY,
+    IF,
     V3_AUTH,
     V3_PRIV,
     V3_USER,
     Blackhole,
     Iface,
+    Poller,
     Sim,
     Snmpd,
     snmprec,
 )
 
-T0 = 1_800_000_000.0
 StartSim = Callable[[Mapping[str, str]], Sim]
 
 
@@ -37,47 +37,6 @@ def target(name: str, port: int, **kw: Any) -> SnmpTargetConfig:
     base: dict[str, Any] = {"name": name, "host": "127.0.0.1", "port": port, "interval": 1.0, "timeout": 2.0,
                             "retries": 1, "community": name}
     return SnmpTargetConfig(**(base | kw))
-
-
-class FakeClock:
-    """Sample timestamps 10 s apart, matching the 1000 ticks the .snmprec files add per poll."""
-
-    def __init__(self) -> None:
-        self.n = itertools.count()
-
-    def __call__(self) -> float:
-        return T0 + 10 * next(self.n)
-
-
-@pytest.fixture
-def hub() -> SnmpHub:
-    return SnmpHub(SnmpConfig())
-
-
-@pytest.fixture
-def pipeline() -> Pipeline:
-    p = Pipeline()
-    p.samples.subscribe("test", 1_000_000)
-    return p
-
-
-Poller = Callable[..., Awaitable[SnmpTarget]]
-
-
-@pytest.fixture
-async def poller(hub: SnmpHub, pipeline: Pipeline) -> AsyncIterator[Poller]:
-    """`await poller(cfg, clock=...)`: a target ready for `poll_once`, closed after the test."""
-    made: list[SnmpTarget] = []
-
-    async def make(cfg: SnmpTargetConfig, clock: Callable[[], float] | None = None) -> SnmpTarget:
-        t = SnmpTarget(cfg, hub, pipeline.samples, clock or FakeClock())
-        await t.open()
-        made.append(t)
-        return t
-
-    yield make
-    for t in made:
-        t.close()
 
 
 def values(samples: list[Sample]) -> dict[str, float | None]:
@@ -151,6 +110,26 @@ async def test_32bit_fallback_and_wrap(start_sim: StartSim, poller: Poller) -> N
     # No ifName without ifXTable: the interface is named by ifDescr.
     assert got["snmp.old.fa0_port.in_bps"] == pytest.approx(1_000_000 * 8 / 10)
     assert t.counters.get("walks_32bit") == 2
+
+
+async def test_an_agent_without_octet_counters_gives_unknown_not_a_crash(start_sim: StartSim,
+                                                                         poller: Poller) -> None:
+    """No ifXTable and no ifInOctets/ifOutOctets columns at all: those rates are unknown and counted."""
+    octets = (f"{IF}.10.", f"{IF}.16.")
+
+    def bare(uptime: int) -> str:
+        text = agent(uptime, Iface(1, "fa0", hc=False))
+        return "".join(line + "\n" for line in text.splitlines() if not line.startswith(octets))
+
+    sim = start_sim({"bare": bare(1000)})
+    t = await poller(target("bare", sim.port))
+    await t.poll_once()
+    sim.set("bare", bare(2000))
+    got = values(await t.poll_once())
+    assert got["snmp.bare.fa0_port.in_bps"] is None
+    assert got["snmp.bare.fa0_port.in_pps"] == 0.0  # ifInUcastPkts is there
+    assert t.details()["state"] == "ok"
+    assert t.counters.get("missing_counters") == 4  # in and out octets, two polls
 
 
 async def test_agent_reboot_gives_unknown_not_a_spike(start_sim: StartSim, poller: Poller) -> None:

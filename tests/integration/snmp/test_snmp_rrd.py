@@ -13,8 +13,8 @@ from mepd.model import Sample
 from mepd.pipeline import Pipeline
 from mepd.sources.snmp import METRICS, SnmpHub, SnmpTarget
 from mepd.store.rrd import Layouts, RrdStore, layout
-from tests.integration.snmp.conftest import Iface, Rrdcached, Sim, snmprec
-from tests.integration.snmp.test_snmp_agents import FakeClock, target
+from tests.integration.snmp.conftest import FakeClock, Iface, Rrdcached, Sim, snmprec
+from tests.integration.snmp.test_snmp_agents import target
 
 StartSim = Callable[[Mapping[str, str]], Sim]
 STEP = 10

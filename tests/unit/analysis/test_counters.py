@@ -9,6 +9,7 @@ from mepd.analysis.counters import (
     TICKS_PER_SECOND,
     UPTIME_MODULUS,
     AgentClock,
+    CounterRow,
     Rate,
     RateTracker,
     Reading,
@@ -16,6 +17,7 @@ from mepd.analysis.counters import (
     counter_delta,
     elapsed_ticks,
     rate,
+    row_rates,
 )
 
 T0 = 1_800_000_000.0
@@ -134,3 +136,38 @@ def test_tracker_first_then_rates_and_forgets() -> None:
     t.forget({"eth1.in"})
     assert len(t) == 1
     assert t.update("eth0.in", reading(2, 200, 400)).reason is Unknown.FIRST
+
+
+slot = st.tuples(st.one_of(st.none(), st.integers(0, 2**64 - 1)), st.sampled_from((32, 64)))
+
+
+@given(st.lists(st.tuples(slot, slot), min_size=1, max_size=8), st.sampled_from([None, 0, 1, 300, 30_000]),
+       st.booleans(), st.booleans(), st.floats(1e3, 1e12))
+def test_row_rates_are_rate_for_each_counter(pairs: list[tuple[tuple[int | None, int], tuple[int | None, int]]],
+                                             ticks: int | None, first: bool, new_marker: bool, limit: float) -> None:
+    """The poller's per-interface `row_rates` gives what `rate` gives counter by counter, and counts the reasons."""
+    pairs = [(p, (c[0] if c[0] is None else c[0] % 2 ** c[1], c[1])) for p, c in pairs]
+    pairs = [((p[0] if p[0] is None else p[0] % 2 ** p[1], p[1]), c) for p, c in pairs]
+    before, after = clock(0, 1000), clock(10, 1000 + (ticks or 0))
+    prev = None if first else CounterRow(before, [p[0] for p, _ in pairs], [p[1] for p, _ in pairs], "m")
+    cur = CounterRow(after, [c[0] for _, c in pairs], [c[1] for _, c in pairs], "n" if new_marker else "m")
+    scales = [8.0 if i % 2 else 1.0 for i in range(len(pairs))]
+    limits = [limit if i % 3 == 0 else None for i in range(len(pairs))]
+    reasons: dict[Unknown, int] = {}
+    got = row_rates(prev, cur, ticks, scales, limits, reasons)
+    want: list[float | None] = []
+    counted: dict[Unknown, int] = {}
+    for i, ((pv, pb), (cv, cb)) in enumerate(pairs):
+        if cv is None:
+            want.append(None)
+            continue
+        if prev is None or pv is None:
+            r = Rate(None, Unknown.FIRST)
+        else:
+            r = rate(Reading(before, pv, pb, prev.marker), Reading(after, cv, cb, cur.marker), scales[i], limits[i],
+                     ticks)
+        want.append(r.value)
+        if r.reason is not None:
+            counted[r.reason] = counted.get(r.reason, 0) + 1
+    assert got == want
+    assert reasons == counted

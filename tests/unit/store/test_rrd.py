@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -162,3 +163,26 @@ async def test_a_row_split_across_batches_is_written_whole(grouped: RrdStore) ->
     assert (result.updated, result.skipped_old) == (1, 0)  # flushed with U for the names it lacks
     data = await grouped.fetch("snmp.sw.eth0.out_bps", T0 + 10, T0 + 20)
     assert dict(data["points"])[T0 + 20] is None  # type: ignore[call-overload]
+
+
+async def test_the_worker_ignores_sigterm_and_a_killed_one_is_replaced(tmp_path: Path) -> None:
+    store = RrdStore(str(tmp_path / "rrd"), layouts=Layouts(layout(10)))
+    try:
+        key = "snmp.t.eth0.in_bps"
+        assert (await store.write([Sample(key, T0 + 10, 1.0)])).updated == 1
+        pid = store.worker_pid
+        assert pid is not None
+        cmdline = await asyncio.to_thread(Path(f"/proc/{pid}/cmdline").read_bytes)
+        assert b"from mepd.store.rrd import _serve" in cmdline  # not the daemon's main module again
+        os.kill(pid, signal.SIGTERM)  # systemd signals the whole cgroup: the daemon stops the worker itself
+        assert (await store.write([Sample(key, T0 + 20, 2.0)])).updated == 1
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(RrdError, match="died"):
+            await store.write([Sample(key, T0 + 30, 3.0)])
+        # A new worker reads the file's last update again: older samples are skipped, newer ones stored.
+        result = await store.write([Sample(key, T0 + 20, 9.0), Sample(key, T0 + 40, 4.0)])
+        assert (result.skipped_old, result.updated) == (1, 1)
+        assert store.worker_pid not in (None, pid)
+    finally:
+        store.close()
+    assert store.worker_pid is None
