@@ -11,6 +11,7 @@ cgroup: the daemon stops them itself, after its last writes.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
@@ -36,7 +37,8 @@ def single_worker(initializer: Callable[..., None], *initargs: Any, nice: int = 
 
 
 def _start(parent: int, nice: int, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
-    os.nice(nice)
+    with contextlib.suppress(OSError):  # a priority is a preference: never a reason not to start
+        os.nice(nice)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
