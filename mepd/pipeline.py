@@ -65,19 +65,10 @@ class Subscription(Generic[T]):
         """Items not yet reported done: queued plus taken."""
         return len(self._items) + self._in_flight
 
-    def full(self) -> bool:
-        return len(self._items) >= self.maxsize
-
-    def push(self, item: T) -> None:
-        self._items.append(item)
-        self._pushed()
-
     def push_many(self, items: list[T]) -> None:
-        if items:
-            self._items.extend(items)
-            self._pushed()
-
-    def _pushed(self) -> None:
+        if not items:
+            return
+        self._items.extend(items)
         if len(self._items) >= self._want:
             self._readable.set()
         self._idle.clear()
@@ -102,14 +93,8 @@ class Subscription(Generic[T]):
             await self._readable.wait()
         if len(self._items) < max_items and linger > 0:
             self._want = max_items
-            self._readable.clear()
-            # Not wait_for: on 3.11 it can swallow a cancel that lands as the event fires,
-            # leaving a stopping sink blocked here for good.
             try:
-                async with asyncio.timeout(linger):
-                    await self._readable.wait()
-            except TimeoutError:
-                pass
+                await self._wait_readable(linger)
             finally:
                 self._want = 1
         n = min(max_items, len(self._items))
@@ -122,13 +107,18 @@ class Subscription(Generic[T]):
     async def wait(self, within: float) -> bool:
         """Wait up to `within` seconds for an item, taking none; True if one is there."""
         if not self._items:
-            self._readable.clear()
-            try:
-                async with asyncio.timeout(within):
-                    await self._readable.wait()
-            except TimeoutError:
-                pass
+            await self._wait_readable(within)
         return bool(self._items)
+
+    async def _wait_readable(self, within: float) -> None:
+        self._readable.clear()
+        # Not wait_for: on 3.11 it can swallow a cancel that lands as the event fires,
+        # leaving a stopping sink blocked here for good.
+        try:
+            async with asyncio.timeout(within):
+                await self._readable.wait()
+        except TimeoutError:
+            pass
 
     def done(self, n: int) -> None:
         self._in_flight -= n
@@ -153,15 +143,7 @@ class Channel(Generic[T]):
 
     def offer(self, item: T) -> bool:
         """Enqueue without waiting; a full queue drops the item for that subscriber and counts it."""
-        self.counters.inc("received")
-        ok = True
-        for sub in self.subscribers:
-            if sub.full():
-                self.counters.inc(f"dropped.queue_full.{sub.name}")
-                ok = False
-            else:
-                sub.push(item)
-        return ok
+        return self.offer_many([item]) == 1
 
     def offer_many(self, items: list[T]) -> int:
         """`offer` for a burst (a drained UDP socket): one pass per subscriber; returns how many all took."""
@@ -180,11 +162,7 @@ class Channel(Generic[T]):
 
     async def put(self, item: T) -> None:
         """Enqueue, waiting for room: back-pressure for senders that can be slowed down."""
-        for sub in self.subscribers:
-            await sub.wait_writable()
-        self.counters.inc("received")
-        for sub in self.subscribers:
-            sub.push(item)
+        await self.put_many([item])
 
     async def put_many(self, items: list[T]) -> None:
         """`put` for what one read brought: waits until every queue has room, then takes all of it.
