@@ -1,47 +1,156 @@
-"""Child processes doing one job for the daemon through a process pool: the log writer.
+"""Child processes doing one job for the daemon, such as the log writer, called over a pipe.
 
-Each is a one-worker ProcessPoolExecutor started with spawn (the daemon has
-threads, and a forked copy of their locks can deadlock).  Such a worker would
-outlive a daemon killed with SIGKILL: it holds both ends of its own call
-queue's pipe, so it never reads end-of-file.  These ones have the kernel kill
-them when the daemon dies (PR_SET_PDEATHSIG), and they ignore SIGINT and
-SIGTERM, which a terminal and systemd send to the whole process group or
-cgroup: the daemon stops them itself, after its last writes.
+A worker is `python -c` running `serve` with only its own module imported (not
+the daemon's code), so it costs a few MB, not a copy of the daemon.  Requests
+go down its stdin and answers come back up its stdout, one pickled frame each,
+in order: several calls can be in flight, so the worker never waits for the
+daemon between two of them.  When the daemon dies, even by SIGKILL, the worker
+reads end-of-file and exits after the call it is running.  It ignores SIGINT
+and SIGTERM, which a terminal and systemd send to the whole process group or
+cgroup: the daemon stops it itself, after its last writes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import ctypes
-import multiprocessing
+import importlib
 import os
+import pickle
 import signal
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from typing import Any, Final
+import struct
+import sys
+from collections import deque
+from typing import Any, BinaryIO, Final
 
-_PR_SET_PDEATHSIG: Final = 1
-
-
-def single_worker(initializer: Callable[..., None], *initargs: Any, nice: int = 0) -> ProcessPoolExecutor:
-    """A pool of one child process, set up by `initializer(*initargs)`; submit from the event loop's thread.
-
-    The death signal is tied to the thread that starts the child, so that has
-    to be a thread that lives as long as the daemon.  `nice` lowers the child's
-    priority: work that can wait for a queue yields the CPU to the receiving loop.
-    """
-    return ProcessPoolExecutor(
-        max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start, initargs=(os.getpid(), nice, initializer, initargs),
-    )
+_FRAME: Final = struct.Struct("<Q")
+_PACKAGE_ROOT: Final = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _start(parent: int, nice: int, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
-    with contextlib.suppress(OSError):  # a priority is a preference: never a reason not to start
-        os.nice(nice)
+class WorkerDiedError(Exception):
+    """The worker process exited or was killed; calls in flight are lost with it."""
+
+
+class Worker:
+    """The daemon's side: start a worker with `module.init(*args)`, then `call` that module's functions."""
+
+    def __init__(self, module: str, init: str, *args: Any, nice: int = 0) -> None:
+        self.module = module
+        self.start_call = (module, init, args, nice)
+        self._proc: asyncio.subprocess.Process | None = None
+        self._pending: deque[asyncio.Future[Any]] = deque()
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    async def _ensure(self) -> asyncio.subprocess.Process:
+        if self._proc is None:
+            code = f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); from mepd.workers import serve; serve()"
+            self._proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", code, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            self._reader = asyncio.create_task(self._answers(self._proc))
+            self._send(self._proc, self.start_call)
+        return self._proc
+
+    @staticmethod
+    def _send(proc: asyncio.subprocess.Process, message: object) -> None:
+        assert proc.stdin is not None
+        data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+        proc.stdin.write(_FRAME.pack(len(data)) + data)
+
+    async def call(self, fn: str, *args: Any) -> Any:
+        """`module.fn(*args)` in the worker; raises what it raised, or WorkerDiedError."""
+        proc = await self._ensure()
+        assert proc.stdin is not None
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append(answer)
+        self._send(proc, (fn, args))
+        with contextlib.suppress(ConnectionError):  # the reader sees the answers end and fails every call
+            await proc.stdin.drain()
+        return await answer
+
+    async def _answers(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        try:
+            while True:
+                (size,) = _FRAME.unpack(await proc.stdout.readexactly(_FRAME.size))
+                ok, value = pickle.loads(await proc.stdout.readexactly(size))  # noqa: S301 - our own child
+                answer = self._pending.popleft()
+                if not answer.done():
+                    if ok:
+                        answer.set_result(value)
+                    else:
+                        answer.set_exception(value)
+        except asyncio.IncompleteReadError:
+            pass
+        finally:
+            self._died(proc)
+
+    def _died(self, proc: asyncio.subprocess.Process) -> None:
+        if self._proc is proc:
+            self._proc = None
+        while self._pending:
+            answer = self._pending.popleft()
+            if not answer.done():
+                answer.set_exception(WorkerDiedError(f"worker {self.module} (pid {proc.pid}) died"))
+
+    async def stop(self) -> None:
+        """Close its input (it exits after the calls it has) and wait for it."""
+        proc, reader = self._proc, self._reader
+        if proc is None or reader is None:
+            return
+        assert proc.stdin is not None
+        proc.stdin.close()
+        with contextlib.suppress(ConnectionError):
+            await proc.stdin.wait_closed()
+        await reader
+        await proc.wait()
+
+
+def serve() -> None:
+    """The worker process: run calls in order until the daemon closes the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the daemon died before the death signal was set
-        os._exit(1)
-    initializer(*initargs)
+    requests, answers = os.fdopen(os.dup(0), "rb"), os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a stray print must not corrupt the answers
+    with open(os.devnull, "rb") as null:
+        os.dup2(null.fileno(), 0)
+    try:
+        module_name, init, args, nice = _receive(requests)
+    except EOFError:
+        return
+    with contextlib.suppress(OSError):  # a priority is a preference: never a reason not to start
+        os.nice(nice)
+    module = importlib.import_module(module_name)
+    getattr(module, init)(*args)
+    while True:
+        try:
+            fn, args = _receive(requests)
+        except EOFError:
+            return
+        try:
+            answer: tuple[bool, object] = (True, getattr(module, fn)(*args))
+        except Exception as e:  # noqa: BLE001 - sent back to the caller, who raises it
+            answer = (False, e)
+        try:
+            data = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
+        except Exception as e:  # noqa: BLE001 - an answer that does not pickle is an error too
+            data = pickle.dumps((False, RuntimeError(f"{fn}: {type(e).__name__}: {e}")), pickle.HIGHEST_PROTOCOL)
+        try:
+            answers.write(_FRAME.pack(len(data)) + data)
+            answers.flush()
+        except BrokenPipeError:
+            return
+
+
+def _receive(stream: BinaryIO) -> Any:
+    head = stream.read(_FRAME.size)
+    if len(head) < _FRAME.size:
+        raise EOFError
+    (size,) = _FRAME.unpack(head)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError
+    return pickle.loads(data)  # noqa: S301 - our own daemon, over our own pipe

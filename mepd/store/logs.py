@@ -1,4 +1,4 @@
-"""The log store: SQLite in WAL mode, written in batches by one worker thread.
+"""The log store: SQLite in WAL mode, written in batches by one worker process.
 
 The event loop never touches the database: writes go to a single writer
 process (`logwriter`: SQLite allows one writer, and a process does not share
@@ -26,19 +26,17 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from mepd.config import LogStorageConfig
 from mepd.model import LogRecord, facility_name, rfc3339, severity_name
 from mepd.pipeline import Counters, Subscription
 from mepd.store import logwriter
-from mepd.workers import single_worker
+from mepd.workers import Worker, WorkerDiedError
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 _COLUMNS: Final = "id, ts, received, host, app, pid, facility, severity, msgid, message, sd, source, peer, parse_error"
 # Further batches wait in the writer process's queue while one commits, so the
@@ -129,7 +127,8 @@ class LogStore:
         self.last_id = 0
         self.fts_upto = 0
         self.committed = asyncio.Condition()
-        self._writer: ProcessPoolExecutor | None = None
+        # Below the event loop: a datagram not read in time is lost, a batch stored late is not.
+        self._writer = Worker(logwriter.__name__, "open", path, nice=WRITER_NICE)
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="logstore-r")
         self._local = threading.local()
 
@@ -137,21 +136,16 @@ class LogStore:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         self.last_id, self.fts_upto = await self._on_writer(logwriter.state)
 
-    def _pool(self) -> ProcessPoolExecutor:
-        if self._writer is None:
-            # Below the event loop: a datagram not read in time is lost, a batch stored late is not.
-            self._writer = single_worker(logwriter.open, self.path, nice=WRITER_NICE)
-        return self._writer
+    @property
+    def writer_pid(self) -> int | None:
+        return self._writer.pid
 
-    async def _on_writer(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn` in the writer process; if that process died, start another and report a retryable error."""
+    async def _on_writer(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run `fn` in the writer process; if that process died, the next call starts another: a retryable error."""
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool(), fn, *args)
-        except BrokenProcessPool as e:
+            return await self._writer.call(fn.__name__, *args)
+        except WorkerDiedError as e:
             log.error("the log writer process died (%s); starting a new one", e)
-            if self._writer is not None:
-                self._writer.shutdown(wait=False)
-            self._writer = None
             raise sqlite3.OperationalError("log writer process died") from e
 
     @property
@@ -161,15 +155,14 @@ class LogStore:
 
     async def index(self, max_rows: int) -> int:
         """Add up to `max_rows` stored records to the full-text index, in one transaction."""
-        upto = await self._on_writer(logwriter.index, max_rows)
+        upto: int = await self._on_writer(logwriter.index, max_rows)
         done, self.fts_upto = upto - self.fts_upto, upto
         return done
 
     async def close(self) -> None:
-        if self._writer is not None:
+        if self._writer.pid is not None:
             await self._on_writer(logwriter.close)
-            self._writer.shutdown(wait=True)
-            self._writer = None
+        await self._writer.stop()
         self._readers.shutdown(wait=True)
 
     async def write(self, records: Sequence[LogRecord]) -> None:
@@ -232,8 +225,9 @@ class LogStore:
 
     async def maintain(self, now: float | None = None) -> int:
         """Apply retention by age (on `received`) and by size; returns records deleted."""
-        return await self._on_writer(logwriter.maintain, time.time() if now is None else now,
-                                     self.cfg.retention, self.cfg.max_size)
+        deleted: int = await self._on_writer(logwriter.maintain, time.time() if now is None else now,
+                                              self.cfg.retention, self.cfg.max_size)
+        return deleted
 
 
 class LogSink:

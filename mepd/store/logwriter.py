@@ -7,7 +7,7 @@ interval each time the loop holds it, so a busy loop starved the writer.  A
 child process has its own interpreter and runs on the other core.
 
 Everything here runs in that process; `mepd.store.logs` calls these functions
-through a one-worker ProcessPoolExecutor, so there is exactly one writer.
+through `mepd.workers.Worker`, one at a time in order, so there is exactly one writer.
 """
 
 from __future__ import annotations
@@ -71,12 +71,12 @@ def connect(path: str) -> sqlite3.Connection:
 
 
 def _db() -> sqlite3.Connection:
-    assert _conn is not None, "open() runs first, as the pool's initializer"
+    assert _conn is not None, "open() is the worker's first call"
     return _conn
 
 
 def open(path: str) -> None:  # noqa: A001 - the module is the writer: logwriter.open
-    """The worker process's initializer: one connection for the life of the process."""
+    """The worker process's first call: one connection for the life of the process."""
     global _conn  # noqa: PLW0603 - one connection per process is the point of this module
     _conn = connect(path)
     _conn.executescript(SCHEMA)

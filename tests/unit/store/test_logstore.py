@@ -94,8 +94,8 @@ async def test_a_dead_writer_process_is_replaced_and_the_batch_retried(tmp_path:
     """The writer is a child process; if it dies (OOM killer, a crash), the next write starts another."""
     store = await open_store(tmp_path)
     await store.write([rec(1, "before")])
-    assert store._writer is not None
-    (pid,) = [p.pid for p in store._writer._processes.values()]
+    pid = store.writer_pid
+    assert pid is not None
     os.kill(pid, signal.SIGKILL)
     with pytest.raises(sqlite3.OperationalError, match="writer process died"):
         await store.write([rec(2, "lost with the process")])
