@@ -1,7 +1,8 @@
 """Child processes doing one job for the daemon, such as the log writer, called over a pipe.
 
-A worker is `python -c` running `serve` with only its own module imported (not
-the daemon's code), so it costs a few MB, not a copy of the daemon.  Requests
+A worker is `python -c` running `mepd.worker_child.serve` with only its own
+module imported (not the daemon's code, not even asyncio), so it costs a few
+MB, not a copy of the daemon.  Requests
 go down its stdin and answers come back up its stdout, one pickled frame each,
 in order: several calls can be in flight, so the worker never waits for the
 daemon between two of them.  When the daemon dies, even by SIGKILL, the worker
@@ -14,16 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import os
 import pickle
-import signal
-import struct
 import sys
 from collections import deque
-from typing import Any, BinaryIO, Final
+from typing import Any, Final
 
-_FRAME: Final = struct.Struct("<Q")
+from mepd.worker_child import FRAME
+
 _PACKAGE_ROOT: Final = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -47,7 +46,7 @@ class Worker:
 
     async def _ensure(self) -> asyncio.subprocess.Process:
         if self._proc is None:
-            code = f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); from mepd.workers import serve; serve()"
+            code = f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); from mepd.worker_child import serve; serve()"
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-c", code, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
             self._reader = asyncio.create_task(self._answers(self._proc))
@@ -58,7 +57,7 @@ class Worker:
     def _send(proc: asyncio.subprocess.Process, message: object) -> None:
         assert proc.stdin is not None
         data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-        proc.stdin.write(_FRAME.pack(len(data)) + data)
+        proc.stdin.write(FRAME.pack(len(data)) + data)
 
     async def call(self, fn: str, *args: Any) -> Any:
         """`module.fn(*args)` in the worker; raises what it raised, or WorkerDiedError."""
@@ -75,7 +74,7 @@ class Worker:
         assert proc.stdout is not None
         try:
             while True:
-                (size,) = _FRAME.unpack(await proc.stdout.readexactly(_FRAME.size))
+                (size,) = FRAME.unpack(await proc.stdout.readexactly(FRAME.size))
                 ok, value = pickle.loads(await proc.stdout.readexactly(size))  # noqa: S301 - our own child
                 answer = self._pending.popleft()
                 if not answer.done():
@@ -107,50 +106,3 @@ class Worker:
             await proc.stdin.wait_closed()
         await reader
         await proc.wait()
-
-
-def serve() -> None:
-    """The worker process: run calls in order until the daemon closes the pipe."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    requests, answers = os.fdopen(os.dup(0), "rb"), os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # a stray print must not corrupt the answers
-    with open(os.devnull, "rb") as null:
-        os.dup2(null.fileno(), 0)
-    try:
-        module_name, init, args, nice = _receive(requests)
-    except EOFError:
-        return
-    with contextlib.suppress(OSError):  # a priority is a preference: never a reason not to start
-        os.nice(nice)
-    module = importlib.import_module(module_name)
-    getattr(module, init)(*args)
-    while True:
-        try:
-            fn, args = _receive(requests)
-        except EOFError:
-            return
-        try:
-            answer: tuple[bool, object] = (True, getattr(module, fn)(*args))
-        except Exception as e:  # noqa: BLE001 - sent back to the caller, who raises it
-            answer = (False, e)
-        try:
-            data = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
-        except Exception as e:  # noqa: BLE001 - an answer that does not pickle is an error too
-            data = pickle.dumps((False, RuntimeError(f"{fn}: {type(e).__name__}: {e}")), pickle.HIGHEST_PROTOCOL)
-        try:
-            answers.write(_FRAME.pack(len(data)) + data)
-            answers.flush()
-        except BrokenPipeError:
-            return
-
-
-def _receive(stream: BinaryIO) -> Any:
-    head = stream.read(_FRAME.size)
-    if len(head) < _FRAME.size:
-        raise EOFError
-    (size,) = _FRAME.unpack(head)
-    data = stream.read(size)
-    if len(data) < size:
-        raise EOFError
-    return pickle.loads(data)  # noqa: S301 - our own daemon, over our own pipe
