@@ -19,26 +19,6 @@ from tests.helpers import Mepd, free_port, syslog_listen, wait_for
 MakeMepd = Callable[..., Mepd]
 
 
-def openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A CA, a server certificate for 127.0.0.1, and a client certificate, made by openssl."""
-    d = tmp_path_factory.mktemp("pki")
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-    openssl("req", "-x509", *ec, "-keyout", str(d / "ca.key"), "-out", str(d / "ca.pem"), "-days", "2",
-            "-subj", "/CN=mepd test CA")
-    exts = (("server", "subjectAltName=IP:127.0.0.1,DNS:localhost"), ("client", "extendedKeyUsage=clientAuth"))
-    for name, ext in exts:
-        openssl("req", *ec, "-keyout", str(d / f"{name}.key"), "-out", str(d / f"{name}.csr"), "-subj", f"/CN={name}")
-        (d / f"{name}.ext").write_text(ext + "\n")
-        openssl("x509", "-req", "-in", str(d / f"{name}.csr"), "-CA", str(d / "ca.pem"), "-CAkey", str(d / "ca.key"),
-                "-CAcreateserial", "-out", str(d / f"{name}.pem"), "-days", "2", "-extfile", str(d / f"{name}.ext"))
-    return d
-
-
 def tls_listen(port: int, pki: Path, mutual: bool) -> str:
     text = syslog_listen(port, "tls") + f'tls_cert = "{pki / "server.pem"}"\ntls_key = "{pki / "server.key"}"\n'
     return text + (f'tls_client_ca = "{pki / "ca.pem"}"\n' if mutual else "")

@@ -38,6 +38,7 @@ class MqttChannel:
         self.host = host
         self.counters = counters
         self.connected = False
+        self.last_error = ""
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -81,13 +82,18 @@ class MqttChannel:
                     self.counters.inc("mqtt.connects")
                     log.info("mqtt: connected to %s:%d", self.cfg.host, self.cfg.port)
                     delay = self.cfg.backoff
+                    self.last_error = ""
                     await self._drain(client)
             except aiomqtt.MqttError as e:
                 self.counters.inc("mqtt.errors")
                 if self.connected:
                     log.warning("mqtt: lost %s:%d (%s); queued notifications wait", self.cfg.host, self.cfg.port, e)
+                elif str(e) != self.last_error:  # a wrong CA or password must show, once, not every retry
+                    log.warning("mqtt: cannot connect to %s:%d: %s; notifications wait, retrying",
+                                self.cfg.host, self.cfg.port, e)
                 else:
                     log.debug("mqtt: cannot connect to %s:%d: %s", self.cfg.host, self.cfg.port, e)
+                self.last_error = str(e)
             finally:
                 self.connected = False
             await asyncio.sleep(jittered(delay))

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import time
 import tomllib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,8 @@ def alert_config(text: str, base: Path) -> AlertConfig:
 class Broker:
     """mosquitto on 127.0.0.1:`port`; stop() and start() keep the port and the persisted state."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, extra: Sequence[str] = (), *, per_listener_settings: bool = False) -> None:
+        """`extra`: more configuration lines, such as a second listener with settings of its own."""
         self.root = root
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -54,10 +55,12 @@ class Broker:
             pytest.fail("mosquitto is not installed (apt-get install mosquitto mosquitto-clients)")
         self.exe = exe
         self.conf = root / "mosquitto.conf"
-        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", "persistence true",
+        lines = ["per_listener_settings true"] if per_listener_settings else []
+        lines += [f"listener {self.port} 127.0.0.1", "allow_anonymous true", "persistence true",
                  f"persistence_location {root}/", "log_dest stderr", "log_type all"]
         if os.geteuid() == 0:
             lines.append("user root")  # else it drops to `mosquitto`, which cannot write the private temp dir
+        lines += extra
         self.conf.write_text("\n".join(lines) + "\n")
         self.log = root / "mosquitto.log"
 
