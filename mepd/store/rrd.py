@@ -297,8 +297,12 @@ class RrdSink:
     async def run(self, started: Callable[[], None]) -> None:
         os.makedirs(self.store.root, exist_ok=True)
         started()
+        linger = self._flush_interval
         while True:
-            batch = await self.subscription.get_batch(self._batch_size, self._flush_interval)
+            batch = await self.subscription.get_batch(self._batch_size, linger)
+            # After a full batch a burst is being drained (an SNMP target puts a whole poll at once): the
+            # rest of it is queued already, so it goes without waiting `flush_interval` for more.
+            linger = 0.0 if len(batch) >= self._batch_size else self._flush_interval
             try:
                 result = await self.store.write(batch, flush=len(self.subscription) == 0)
             finally:

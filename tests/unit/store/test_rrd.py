@@ -129,6 +129,17 @@ async def test_sink_counts_stored_and_skipped(store: RrdStore) -> None:
     assert pipeline.sample_counters.get("stored") == 1
 
 
+async def test_the_rest_of_a_burst_is_written_without_lingering(store: RrdStore) -> None:
+    pipeline = Pipeline()
+    sub = pipeline.samples.subscribe("store/rrd", 100)
+    sink = RrdSink(store, sub, Counters(), pipeline.sample_counters, batch_size=2, flush_interval=3600)
+    task = asyncio.create_task(sink.run(lambda: None))
+    await pipeline.samples.put_many([Sample(f"a.b.c{i}", T0 + 10, 1.0) for i in range(3)])
+    await asyncio.wait_for(sub.join(), 60)  # the third sample would wait the hour for a second one
+    task.cancel()
+    assert sink.counters.get("stored") == 3
+
+
 GROUP = ("in_bps", "out_bps", "oper_up")
 
 
