@@ -285,7 +285,7 @@ class RrdSink:
     """Feeds the RRD store from the sample channel in batches; counts what it skips."""
 
     def __init__(self, store: RrdStore, subscription: Subscription[Sample], counters: Counters,
-                 pipeline_counters: Counters, *, batch_size: int = 10_000, flush_interval: float = 0.1) -> None:
+                 pipeline_counters: Counters, *, batch_size: int = 10_000, flush_interval: float = 0.0) -> None:
         self.name = "store/rrd"
         self.store = store
         self.subscription = subscription
