@@ -419,7 +419,8 @@ class _Stream:
     Only when the last descriptive walk still holds (`SnmpTarget._describe_due`), and only up to
     the first row whose oper status or discontinuity time differs from it, or that is new: the
     cycle then walks the descriptive columns again, and the rows after it wait for that.  Rows that
-    lack a 64-bit counter wait for the 32-bit walk at the end."""
+    lack a 64-bit counter wait for the 32-bit walk at the end.  An unchanged row's oper status and
+    discontinuity time are those the last poll set on its `Interface`."""
 
     def __init__(self, target: SnmpTarget, known: Described, rates: _Pass) -> None:
         self.target = target
@@ -448,14 +449,12 @@ class _Stream:
                 self._on = False
                 break
             i += 1
-            if any(type(column.get(raw)) not in _BITS for column in columns):
-                continue
-            iface.admin, iface.oper, iface.discontinuity = _int(admins.get(raw)) or 0, _int(oper) or 0, _int(disc) or 0
+            iface.admin = _int(admins.get(raw)) or 0  # oper and discontinuity are the last poll's, unchanged
             if wanted and not (cfg.skip_admin_down and iface.admin != UP) and not (cfg.skip_down and iface.oper != UP):
                 chosen.append((iface, raw))
         self._next = i
         if chosen:
-            self.samples += target._rate_samples(self.rates, chosen, columns, None)
+            self.samples += target._rate_samples(self.rates, chosen, columns, None, complete_only=True)
         if len(self.samples) - self.put >= STREAM_CHUNK:
             ready, self.put = self.samples[self.put:], len(self.samples)
             await target._put(ready)
@@ -596,9 +595,10 @@ class SnmpTarget:
         return out, stream.put if stream else 0
 
     def _rate_samples(self, p: _Pass, chosen: list[tuple[Interface, bytes]],
-                      columns: Sequence[Mapping[bytes, object]],
-                      columns32: Sequence[Mapping[bytes, object]] | None) -> list[Sample]:
-        """The samples of the chosen interfaces: their rates (`counters.row_rates`) and oper_up."""
+                      columns: Sequence[Mapping[bytes, object]], columns32: Sequence[Mapping[bytes, object]] | None,
+                      *, complete_only: bool = False) -> list[Sample]:
+        """The samples of the chosen interfaces: their rates (`counters.row_rates`) and oper_up.
+        `complete_only` leaves out (and does not record) the rows that lack a counter."""
         prefix = f"snmp.{self.cfg.name}."
         rows, keys_of, new_rows, reasons = self._rows, self._keys, p.rows, p.reasons
         ticks_of, limits_of = p.ticks_of, p.limits_of
@@ -613,6 +613,8 @@ class SnmpTarget:
             values: list[Any] = [column.get(raw) for column in columns]
             bits = [bits_of.get(type(value), 0) for value in values]
             if 0 in bits:
+                if complete_only:
+                    continue
                 p.missing += _fall_back(raw, values, bits, columns32)
             row = new_rows[name] = CounterRow(clock, values, bits, (iface.index, iface.discontinuity))
             prev = rows.get(name)
