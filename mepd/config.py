@@ -101,7 +101,7 @@ class RrdStorageConfig:
     rrdcached: str = ""
     step: Duration = 300.0
     batch_size: int = 10_000
-    flush_interval: Duration = 0.1
+    flush_interval: Duration = 0.0  # the rrdtool worker's own pace batches: see conf/mepd.toml
 
     def check(self) -> Iterator[tuple[str, str]]:
         if self.rrdcached and not self.rrdcached.startswith(("unix:", "/")):

@@ -104,9 +104,14 @@ class LogRecord:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sample:
-    """One metric value at one time; `value` None means unknown (rrdtool's U)."""
+    """One metric value at one time; `value` None means unknown (rrdtool's U).
+
+    Never changed once made, but not declared frozen (as `LogRecord`): a frozen
+    dataclass's __init__ goes through object.__setattr__, and an SNMP poll of
+    10,000 interfaces makes 90,000 of these (23 ms frozen, 8 ms not).
+    """
 
     key: str
     ts: float

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import os
 import resource
@@ -19,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from mepd.app import rrd_layouts
+from mepd.app import GC_THRESHOLDS, rrd_layouts
 from mepd.config import Config, SnmpConfig, SnmpTargetConfig
 from mepd.pipeline import Counters, Pipeline
 from mepd.sources.snmp import SnmpHub, SnmpTarget
@@ -108,4 +109,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    gc.freeze()  # as `mepd.app.run` does
+    gc.set_threshold(*GC_THRESHOLDS)
     asyncio.run(main())

@@ -26,41 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import ipaddress
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, Final
-
-from pysnmp.error import PySnmpError
-from pysnmp.hlapi.v3arch.asyncio import (
-    USM_AUTH_HMAC96_MD5,
-    USM_AUTH_HMAC96_SHA,
-    USM_AUTH_HMAC128_SHA224,
-    USM_AUTH_HMAC192_SHA256,
-    USM_AUTH_HMAC256_SHA384,
-    USM_AUTH_HMAC384_SHA512,
-    USM_AUTH_NONE,
-    USM_PRIV_CBC56_DES,
-    USM_PRIV_CBC168_3DES,
-    USM_PRIV_CFB128_AES,
-    USM_PRIV_CFB192_AES,
-    USM_PRIV_CFB256_AES,
-    USM_PRIV_NONE,
-    ContextData,
-    ObjectIdentity,
-    ObjectType,
-    SnmpEngine,
-    Udp6TransportTarget,
-    UdpTransportTarget,
-    UsmUserData,
-    bulk_cmd,
-    get_cmd,
-)
-from pysnmp.proto import rfc1902, rfc1905
 
 from mepd.analysis.counters import (
     AgentClock,
@@ -101,6 +73,7 @@ COLUMNS: Final[dict[str, Oid]] = {
 DESCRIPTIVE: Final = ("descr", "type", "speed", "name", "high_speed", "alias")
 PER_CYCLE: Final = {name: oid for name, oid in COLUMNS.items() if name not in DESCRIPTIVE}
 DESCRIBE_MAX_AGE: Final = 3600.0  # seconds: an ifAlias or speed changed with nothing else shows within the hour
+STREAM_CHUNK: Final = 1000  # samples put on the pipeline at once while a walk goes on (`_Stream`)
 # Walked only when some selected interface has no 64-bit counters (no ifXTable).
 COLUMNS_32: Final[dict[str, Oid]] = {
     "in_octets": (*IF, 10), "in_ucast": (*IF, 11), "out_octets": (*IF, 16), "out_ucast": (*IF, 17),
@@ -109,15 +82,6 @@ SPEED_MAX_32: Final = 4294967295
 UP: Final = 1
 TOO_BIG: Final = 1
 
-AUTH: Final = {
-    "none": USM_AUTH_NONE, "MD5": USM_AUTH_HMAC96_MD5, "SHA": USM_AUTH_HMAC96_SHA,
-    "SHA-224": USM_AUTH_HMAC128_SHA224, "SHA-256": USM_AUTH_HMAC192_SHA256,
-    "SHA-384": USM_AUTH_HMAC256_SHA384, "SHA-512": USM_AUTH_HMAC384_SHA512,
-}
-PRIV: Final = {
-    "none": USM_PRIV_NONE, "DES": USM_PRIV_CBC56_DES, "3DES": USM_PRIV_CBC168_3DES,
-    "AES": USM_PRIV_CFB128_AES, "AES-192": USM_PRIV_CFB192_AES, "AES-256": USM_PRIV_CFB256_AES,
-}
 # (metric name, counter of the 64-bit walk, its 32-bit fallback, scale); in/out bits are capped by the speed.
 RATES: Final = (
     ("in_bps", "hc_in_octets", "in_octets", 8.0),
@@ -132,6 +96,9 @@ RATES: Final = (
 METRICS: Final = (*(name for name, *_ in RATES), "oper_up")
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9_-]")
 _SAFE: Final = re.compile(r"[A-Za-z0-9_-]+")
+
+
+Progress = Callable[[dict[Oid, dict[bytes, object]], Oid], Awaitable[None]]
 
 
 class SnmpError(MepdError):
@@ -167,31 +134,6 @@ def _counter(value: object) -> tuple[int, int] | None:
     return None
 
 
-_PLAIN_INTS: Final = ((rfc1902.Counter64, wire.Counter64), (rfc1902.Counter32, wire.Counter32),
-                      (rfc1902.TimeTicks, wire.TimeTicks), (rfc1902.Gauge32, wire.Gauge32))
-_PLAIN_EXCEPTIONS: Final = (
-    (rfc1905.EndOfMibView, wire.END_OF_MIB_VIEW),
-    (rfc1905.NoSuchInstance, wire.NO_SUCH_INSTANCE),
-    (rfc1905.NoSuchObject, wire.NO_SUCH_OBJECT),
-)
-
-
-def _plain(value: Any) -> object:
-    """A pysnmp value as the plain values of `snmpwire`, so both paths look the same to the poller."""
-    plain: object = None
-    if kind := next((p for k, p in _PLAIN_INTS if isinstance(value, k)), None):
-        plain = kind(int(value))
-    elif exc := next((e for k, e in _PLAIN_EXCEPTIONS if isinstance(value, k)), None):
-        plain = exc
-    elif isinstance(value, rfc1902.ObjectIdentifier):
-        plain = tuple(value)
-    elif isinstance(value, rfc1902.Integer32) or type(value).__name__ == "Integer":
-        plain = int(value)
-    elif isinstance(value, (rfc1902.OctetString, rfc1902.IpAddress)):
-        plain = bytes(value)
-    return plain
-
-
 class Session:
     """One agent: GET and the multi-column GETBULK walk; errors raise SnmpError with the reason.
 
@@ -221,12 +163,14 @@ class Session:
         subids = wire.subids
         return {col: {subids(k): v for k, v in values.items()} for col, values in raw.items()}
 
-    async def walk_raw(self, columns: Iterable[Oid],
-                       bound: asyncio.Semaphore | None = None) -> dict[Oid, dict[bytes, object]]:
-        """`walk` with each index as its BER bytes (`snmpwire.subids` decodes it): the poller's hot path."""
+    async def walk_raw(self, columns: Iterable[Oid], bound: asyncio.Semaphore | None = None,
+                       progress: Progress | None = None) -> dict[Oid, dict[bytes, object]]:
+        """`walk` with each index as its BER bytes (`snmpwire.subids` decodes it): the poller's hot path.
+
+        `progress`, after each response but the last, gets what is walked so far and the index up to
+        which every row is complete (every column still walked has passed it)."""
         cols = list(columns)
         out: dict[Oid, dict[bytes, object]] = {c: {} for c in cols}  # by the index's BER bytes
-        subids, end = wire.subids, wire.END_OF_MIB_VIEW
         prefix = {c: wire.oid_bytes(c) for c in cols}
         pending: dict[Oid, tuple[bytes, Oid]] = {c: (prefix[c], ()) for c in cols}  # last OID as bytes, its index
         reps = self.max_repetitions
@@ -244,33 +188,9 @@ class Session:
             self._check(status, index, varbinds)
             if not varbinds:
                 raise SnmpError("empty GETBULK response")
-            # GETBULK answers row by row: column i's values are varbinds[i::n].  Each column's
-            # run is read until it leaves the column; only its first index is decoded and compared
-            # with the last one (an agent that loops is stopped rather than walked forever).
-            n = len(asked)
-            oids, values = varbinds.oids, varbinds.values
-            for i, col in enumerate(asked):
-                head = prefix[col]
-                cut = len(head)
-                dest = out[col]
-                last_raw, last_idx = pending[col]
-                first = True
-                finished = False
-                for raw, value in zip(oids[i::n], values[i::n]):  # noqa: B905 - the same length
-                    if len(raw) <= cut or not raw.startswith(head) or value is end:
-                        finished = True
-                        break
-                    if first:
-                        if subids(raw[cut:]) <= last_idx:
-                            finished = True
-                            break
-                        first = False
-                    dest[raw[cut:]] = value
-                    last_raw = raw
-                if finished:
-                    del pending[col]
-                elif not first:
-                    pending[col] = (last_raw, subids(last_raw[cut:]))
+            _take(asked, prefix, out, pending, varbinds)
+            if progress is not None and pending:
+                await progress(out, min(idx for _, idx in pending.values()))
         return out
 
     @staticmethod
@@ -281,6 +201,40 @@ class Session:
             if 0 < index <= len(varbinds):
                 where = " at " + ".".join(map(str, wire.decode_oid(varbinds[index - 1][0])))
             raise SnmpError(f"agent error {name}{where}")
+
+
+def _take(asked: list[Oid], prefix: Mapping[Oid, bytes], out: dict[Oid, dict[bytes, object]],
+          pending: dict[Oid, tuple[bytes, Oid]], varbinds: wire.VarBinds) -> None:
+    """Read one GETBULK response into `out`; a column that ended leaves `pending`, the others move on.
+
+    GETBULK answers row by row: column i's values are varbinds[i::n].  Each column's run is read
+    until it leaves the column; only its first index is decoded and compared with the last one (an
+    agent that loops is stopped rather than walked forever)."""
+    subids, end = wire.subids, wire.END_OF_MIB_VIEW
+    n = len(asked)
+    oids, values = varbinds.oids, varbinds.values
+    for i, col in enumerate(asked):
+        head = prefix[col]
+        cut = len(head)
+        dest = out[col]
+        last_raw, last_idx = pending[col]
+        first = True
+        finished = False
+        for raw, value in zip(oids[i::n], values[i::n]):  # noqa: B905 - the same length
+            if len(raw) <= cut or not raw.startswith(head) or value is end:
+                finished = True
+                break
+            if first:
+                if subids(raw[cut:]) <= last_idx:
+                    finished = True
+                    break
+                first = False
+            dest[raw[cut:]] = value
+            last_raw = raw
+        if finished:
+            del pending[col]
+        elif not first:
+            pending[col] = (last_raw, subids(last_raw[cut:]))
 
 
 class V2cSession(Session):
@@ -303,58 +257,14 @@ class V2cSession(Session):
         self.client.close()
 
 
-class V3Session(Session):
-    """SNMPv3 (USM authentication and privacy) through pysnmp, with its own engine."""
-
-    def __init__(self, cfg: SnmpTargetConfig) -> None:
-        secrets = cfg.secrets()
-        self.engine = SnmpEngine()
-        self.auth = UsmUserData(
-            cfg.user,
-            secrets["auth_key"] if cfg.auth_protocol != "none" else None,
-            secrets["priv_key"] if cfg.priv_protocol != "none" else None,
-            authProtocol=AUTH[cfg.auth_protocol], privProtocol=PRIV[cfg.priv_protocol],
-        )
-        self.context = ContextData(contextName=cfg.context)
-        self.max_repetitions = cfg.max_repetitions
-        self.cfg = cfg
-        self.transport: Any = None
-
-    async def _transport(self) -> Any:
-        if self.transport is None:
-            try:
-                is_v6 = ipaddress.ip_address(self.cfg.host).version == 6
-            except ValueError:
-                is_v6 = False
-            kind = Udp6TransportTarget if is_v6 else UdpTransportTarget
-            try:
-                self.transport = await kind.create((self.cfg.host, self.cfg.port), timeout=self.cfg.timeout,
-                                                   retries=self.cfg.retries)
-            except PySnmpError as e:
-                raise SnmpError(f"cannot resolve {self.cfg.host}: {e}") from None
-        return self.transport
-
-    async def request(self, oids: Sequence[bytes], bulk: tuple[int, int] | None = None,
-                      ) -> tuple[int, int, wire.VarBinds]:
-        transport = await self._transport()
-        objects = [ObjectType(ObjectIdentity(wire.decode_oid(o))) for o in oids]
-        if bulk is None:
-            result = await get_cmd(self.engine, self.auth, transport, self.context, *objects, lookupMib=False)
-        else:
-            result = await bulk_cmd(self.engine, self.auth, transport, self.context, *bulk, *objects,
-                                    lookupMib=False)
-        error_indication, status, index, varbinds = result
-        if error_indication:
-            raise SnmpError(str(error_indication))
-        return int(status or 0), int(index or 0), wire.VarBinds([wire.oid_bytes(tuple(oid)) for oid, _ in varbinds],
-                                                                [_plain(value) for _, value in varbinds])
-
-    def close(self) -> None:
-        self.engine.close_dispatcher()
-
-
 def open_session(cfg: SnmpTargetConfig) -> Session:
-    return V3Session(cfg) if cfg.version == "3" else V2cSession(cfg)
+    """A v2c session (mepd's codec), or a v3 one through pysnmp, imported only then: 25 MB the
+    daemon does not hold when no target is v3."""
+    if cfg.version == "3":
+        from mepd.sources.snmpv3 import V3Session  # noqa: PLC0415 - pysnmp only for v3 targets
+
+        return V3Session(cfg)
+    return V2cSession(cfg)
 
 
 class SnmpHub:
@@ -488,6 +398,68 @@ def _fall_back(raw: bytes, values: list[Any], bits: list[int],
     return missing
 
 
+@dataclass(slots=True)
+class _Pass:
+    """One poll's rate bookkeeping, fed in parts: rows streamed while the walk goes on, then the rest.
+    `rows` are the counter rows read so far, by interface name."""
+
+    clock: AgentClock
+    rows: dict[str, CounterRow] = field(default_factory=dict)
+    reasons: dict[Unknown, int] = field(default_factory=dict)
+    ticks_of: dict[int, int | None] = field(default_factory=dict)  # by id() of a previous clock: once per poll
+    limits_of: dict[float | None, list[float | None]] = field(default_factory=dict)  # by interface speed
+    missing: int = 0
+
+
+class _Stream:
+    """Samples of the rows a walk has completed, put on the pipeline while it goes on, so the RRD
+    worker writes them while this and the other targets still poll (10 targets used to finish
+    together, then wait a third of the cycle for the worker).
+
+    Only when the last descriptive walk still holds (`SnmpTarget._describe_due`), and only up to
+    the first row whose oper status or discontinuity time differs from it, or that is new: the
+    cycle then walks the descriptive columns again, and the rows after it wait for that.  Rows that
+    lack a 64-bit counter wait for the 32-bit walk at the end.  An unchanged row's oper status and
+    discontinuity time are those the last poll set on its `Interface`."""
+
+    def __init__(self, target: SnmpTarget, known: Described, rates: _Pass) -> None:
+        self.target = target
+        self.known = known
+        self.rates = rates
+        self.samples: list[Sample] = []  # of the rows done; the first `put` are on the pipeline
+        self.put = 0
+        self._next = 0  # position in known.interfaces
+        self._on = True
+
+    async def rows(self, out: dict[Oid, dict[bytes, object]], upto: Oid) -> None:
+        if not self._on:
+            return
+        known, cfg, target = self.known, self.target.cfg, self.target
+        admins, opers, discs = (out[PER_CYCLE[c]] for c in ("admin", "oper", "discontinuity"))
+        columns = [out[PER_CYCLE[c]] for c in _RATE_COLUMNS]
+        ifaces = known.interfaces
+        chosen: list[tuple[Interface, bytes]] = []
+        i = self._next
+        while i < len(ifaces):
+            iface, raw, wanted = ifaces[i]
+            if (iface.index,) > upto:
+                break
+            oper, disc = opers.get(raw), discs.get(raw)
+            if oper != known.oper.get(raw) or disc != known.discontinuity.get(raw) or oper is None:
+                self._on = False
+                break
+            i += 1
+            iface.admin = _int(admins.get(raw)) or 0  # oper and discontinuity are the last poll's, unchanged
+            if wanted and not (cfg.skip_admin_down and iface.admin != UP) and not (cfg.skip_down and iface.oper != UP):
+                chosen.append((iface, raw))
+        self._next = i
+        if chosen:
+            self.samples += target._rate_samples(self.rates, chosen, columns, None, complete_only=True)
+        if len(self.samples) - self.put >= STREAM_CHUNK:
+            ready, self.put = self.samples[self.put:], len(self.samples)
+            await target._put(ready)
+
+
 class SnmpTarget:
     """The component polling one agent; `details()` is its status for the API."""
 
@@ -550,7 +522,7 @@ class SnmpTarget:
         """One cycle: read, turn into samples, put them on the pipeline; an unreachable agent is a status."""
         began = time.monotonic()
         try:
-            samples = await self._poll()
+            samples, sent = await self._poll()
         except SnmpError as e:
             self.status.last_duration = time.monotonic() - began
             self.counters.inc("failed_cycles")
@@ -568,11 +540,15 @@ class SnmpTarget:
         if self._session is not None and self._session.resent:
             self.counters.inc("resent", self._session.resent)
             self._session.resent = 0
-        await self.samples.put_many(samples)
-        self.counters.inc("samples", len(samples))
+        await self._put(samples[sent:])
         return samples
 
-    async def _poll(self) -> list[Sample]:
+    async def _put(self, samples: list[Sample]) -> None:
+        await self.samples.put_many(samples)
+        self.counters.inc("samples", len(samples))
+
+    async def _poll(self) -> tuple[list[Sample], int]:
+        """The cycle's samples, and how many of them (the first) are on the pipeline already."""
         session = self._session
         assert session is not None
         scalars = await session.get([SYS_UPTIME, ENGINE_BOOTS, IF_TABLE_LAST_CHANGE, *self.extra_oids.values()])
@@ -581,9 +557,15 @@ class SnmpTarget:
         if uptime is None:
             raise SnmpError("no sysUpTime in the answer")
         clock = AgentClock(ts, uptime, _int(scalars.get(ENGINE_BOOTS)))
-        table = await session.walk_raw(PER_CYCLE.values(), self.hub.bound)
+        last_change = scalars.get(IF_TABLE_LAST_CHANGE)
+        rates = _Pass(clock)
+        known = self._described
+        stream = None
+        if known is not None and not self._describe_due(known, clock, last_change):
+            stream = _Stream(self, known, rates)
+        table = await session.walk_raw(PER_CYCLE.values(), self.hub.bound, stream.rows if stream else None)
         cycle = {name: table[oid] for name, oid in PER_CYCLE.items()}
-        described = await self._describe(session, cycle, clock, scalars.get(IF_TABLE_LAST_CHANGE))
+        described = await self._describe(session, cycle, clock, last_change)
         admins, opers, discs = cycle["admin"], cycle["oper"], cycle["discontinuity"]
         cfg = self.cfg
         chosen: list[tuple[Interface, bytes]] = []
@@ -604,24 +586,26 @@ class SnmpTarget:
         self.status.last_poll = ts
         self.status.interfaces = len(chosen)
         self.interfaces = {i.name: i for i, _ in chosen}
-        out = self._rate_samples(chosen, columns, columns32, clock)
+        out = stream.samples if stream else []
+        done = rates.rows  # the interfaces streamed
+        out += self._rate_samples(rates, [c for c in chosen if c[0].name not in done], columns, columns32)
+        self._end_pass(rates)
         out += self._extra_samples(scalars, clock)
         self.tracker.forget({f"oid.{name}" for name in self.extra_oids})
-        return out
+        return out, stream.put if stream else 0
 
-    def _rate_samples(self, chosen: list[tuple[Interface, bytes]], columns: Sequence[Mapping[bytes, object]],
-                      columns32: Sequence[Mapping[bytes, object]] | None, clock: AgentClock) -> list[Sample]:
-        """The samples of the chosen interfaces: their rates (`counters.row_rates`) and oper_up."""
+    def _rate_samples(self, p: _Pass, chosen: list[tuple[Interface, bytes]],
+                      columns: Sequence[Mapping[bytes, object]], columns32: Sequence[Mapping[bytes, object]] | None,
+                      *, complete_only: bool = False) -> list[Sample]:
+        """The samples of the chosen interfaces: their rates (`counters.row_rates`) and oper_up.
+        `complete_only` leaves out (and does not record) the rows that lack a counter."""
         prefix = f"snmp.{self.cfg.name}."
-        rows, keys_of = self._rows, self._keys
-        new_rows: dict[str, CounterRow] = {}
-        reasons: dict[Unknown, int] = {}
-        ticks_of: dict[int, int | None] = {}  # by id() of the previous poll's clock: worked out once per poll
-        limits_of: dict[float | None, list[float | None]] = {}  # by interface speed
+        rows, keys_of, new_rows, reasons = self._rows, self._keys, p.rows, p.reasons
+        ticks_of, limits_of = p.ticks_of, p.limits_of
         bits_of = _BITS
+        clock = p.clock
         ts = clock.ts
         max_bps_cfg = self.cfg.max_bps
-        missing = 0
         out: list[Sample] = []
         extend = out.extend
         for iface, raw in chosen:
@@ -629,7 +613,9 @@ class SnmpTarget:
             values: list[Any] = [column.get(raw) for column in columns]
             bits = [bits_of.get(type(value), 0) for value in values]
             if 0 in bits:
-                missing += _fall_back(raw, values, bits, columns32)
+                if complete_only:
+                    continue
+                p.missing += _fall_back(raw, values, bits, columns32)
             row = new_rows[name] = CounterRow(clock, values, bits, (iface.index, iface.discontinuity))
             prev = rows.get(name)
             ticks = None
@@ -649,14 +635,24 @@ class SnmpTarget:
             if keys is None:
                 keys = keys_of[name] = tuple(f"{prefix}{name}.{metric}" for metric in METRICS)
             extend(map(Sample, keys, repeat(ts), rates))
-        self._rows = new_rows  # interfaces no longer polled are forgotten, so memory follows the agent
-        if len(keys_of) > 2 * len(new_rows) + 16:
-            self._keys = {name: keys_of[name] for name in new_rows if name in keys_of}
-        if missing:
-            self.counters.inc("missing_counters", missing)
-        for reason, n in reasons.items():
-            self.counters.inc(f"unknown.{reason}", n)
         return out
+
+    def _end_pass(self, p: _Pass) -> None:
+        """The poll's counter rows become the previous ones; what made unknowns is counted."""
+        self._rows = p.rows  # interfaces no longer polled are forgotten, so memory follows the agent
+        keys_of = self._keys
+        if len(keys_of) > 2 * len(p.rows) + 16:
+            self._keys = {name: keys_of[name] for name in p.rows if name in keys_of}
+        if p.missing:
+            self.counters.inc("missing_counters", p.missing)
+        for reason, n in p.reasons.items():
+            self.counters.inc(f"unknown.{reason}", n)
+
+    def _describe_due(self, known: Described, clock: AgentClock, last_change: object) -> bool:
+        """Whether the descriptive columns are walked again for what is known before the cycle's walk:
+        the last walk's age, ifTableLastChange, an agent restart (see `_describe`)."""
+        return (clock.ts - known.walked_at >= DESCRIBE_MAX_AGE or last_change != known.last_change
+                or elapsed_ticks(known.clock, clock) is None)
 
     async def _describe(self, session: Session, cycle: dict[str, dict[bytes, object]], clock: AgentClock,
                         last_change: object) -> Described:
@@ -666,9 +662,8 @@ class SnmpTarget:
         otherwise the last walk's."""
         oper, disc = cycle.get("oper", {}), cycle.get("discontinuity", {})
         known = self._described
-        if (known is None or clock.ts - known.walked_at >= DESCRIBE_MAX_AGE or last_change != known.last_change
-                or oper != known.oper or disc != known.discontinuity
-                or elapsed_ticks(known.clock, clock) is None):
+        if (known is None or self._describe_due(known, clock, last_change)
+                or oper != known.oper or disc != known.discontinuity):
             self.counters.inc("describe_walks")
             walked = await session.walk_raw((COLUMNS[c] for c in DESCRIPTIVE), self.hub.bound)
             raw_table = {**{c: walked[COLUMNS[c]] for c in DESCRIPTIVE}, "admin": cycle.get("admin", {}),

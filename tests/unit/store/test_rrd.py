@@ -129,6 +129,17 @@ async def test_sink_counts_stored_and_skipped(store: RrdStore) -> None:
     assert pipeline.sample_counters.get("stored") == 1
 
 
+async def test_the_rest_of_a_burst_is_written_without_lingering(store: RrdStore) -> None:
+    pipeline = Pipeline()
+    sub = pipeline.samples.subscribe("store/rrd", 100)
+    sink = RrdSink(store, sub, Counters(), pipeline.sample_counters, batch_size=2, flush_interval=3600)
+    task = asyncio.create_task(sink.run(lambda: None))
+    await pipeline.samples.put_many([Sample(f"a.b.c{i}", T0 + 10, 1.0) for i in range(3)])
+    await asyncio.wait_for(sub.join(), 60)  # the third sample would wait the hour for a second one
+    task.cancel()
+    assert sink.counters.get("stored") == 3
+
+
 GROUP = ("in_bps", "out_bps", "oper_up")
 
 
@@ -165,6 +176,15 @@ async def test_a_row_split_across_batches_is_written_whole(grouped: RrdStore) ->
     assert dict(data["points"])[T0 + 20] is None  # type: ignore[call-overload]
 
 
+async def test_latest_keeps_the_newest_sample_of_each_key(store: RrdStore) -> None:
+    a, b = "snmp.t.eth0.in_bps", "snmp.t.eth1.in_bps"
+    await store.write([Sample(a, T0 + 20, 2.0), Sample(b, T0 + 20, None), Sample(a, T0 + 10, 1.0)])
+    assert store.latest[a] == Sample(a, T0 + 20, 2.0)  # the older one, written after, is not kept
+    assert store.latest.get(b) == Sample(b, T0 + 20, None)  # unknown stays unknown
+    assert "snmp.t.eth2.in_bps" not in store.latest
+    assert sorted(store.latest) == [a, b]
+
+
 async def test_the_worker_ignores_sigterm_and_a_killed_one_is_replaced(tmp_path: Path) -> None:
     store = RrdStore(str(tmp_path / "rrd"), layouts=Layouts(layout(10)))
     try:
@@ -173,7 +193,7 @@ async def test_the_worker_ignores_sigterm_and_a_killed_one_is_replaced(tmp_path:
         pid = store.worker_pid
         assert pid is not None
         cmdline = await asyncio.to_thread(Path(f"/proc/{pid}/cmdline").read_bytes)
-        assert b"from mepd.store.rrd import _serve" in cmdline  # not the daemon's main module again
+        assert b"from mepd.store.rrdfiles import _serve" in cmdline  # not the daemon's main module again
         os.kill(pid, signal.SIGTERM)  # systemd signals the whole cgroup: the daemon stops the worker itself
         assert (await store.write([Sample(key, T0 + 20, 2.0)])).updated == 1
         os.kill(pid, signal.SIGKILL)
