@@ -13,14 +13,17 @@ from typing import Final
 _SKIP: Final = frozenset(b"\n\r\0 ")
 _DIGITS: Final = range(48, 58)
 _LENGTH_MAX: Final = 12  # "LEN SP" must show within this many bytes to count as octet counting
-_LENGTH: Final = re.compile(rb"(\d{1,%d}) " % (_LENGTH_MAX - 1))
+# A count is followed by the message's PRI: "123456789 started" is a line, not 123 MB to swallow.
+_LENGTH: Final = re.compile(rb"(\d{1,%d}) (?=<)" % (_LENGTH_MAX - 1))
+_BARE_LENGTH: Final = re.compile(rb"\d{1,%d} \Z" % (_LENGTH_MAX - 1))
 
 
 class FrameSplitter:
     """RFC 6587 framing, detected per frame from its first byte.
 
-    A frame starting with a digit and `LEN SP` is octet-counted; anything else
-    runs to the next LF or NUL (non-transparent framing).  A frame longer than
+    A frame starting with `LEN SP <` is octet-counted (a syslog message starts
+    with its PRI); anything else, such as a message without PRI that starts
+    with a number, runs to the next LF or NUL (non-transparent framing).  A frame longer than
     the limit is cut there and the rest of it skipped, so one huge line does not
     cost the connection its other messages; such a frame comes out with its full
     length beside it (0 for every other frame).
@@ -82,7 +85,8 @@ class FrameSplitter:
         n = len(buf)
         m = _LENGTH.match(buf, pos)
         if m is None:
-            if n - pos < _LENGTH_MAX and buf.find(b"\n", pos) < 0 and nul < pos and buf[pos:].isdigit():
+            if n - pos <= _LENGTH_MAX and buf.find(b"\n", pos) < 0 and nul < pos and (
+                    buf[pos:].isdigit() or _BARE_LENGTH.match(buf, pos)):
                 return None  # too few bytes yet to tell a length prefix from a line starting with digits
             return -1
         length = int(m.group(1))
@@ -147,7 +151,7 @@ class FrameSplitter:
         self.buf = b""
         if rest:
             head, space, body = rest.partition(b" ")
-            if space and head.isdigit() and len(head) < _LENGTH_MAX:
+            if space and head.isdigit() and len(head) < _LENGTH_MAX and body.startswith(b"<"):
                 rest = body[: self.limit]
             out.append((rest.rstrip(b"\r"), 0))
         return out

@@ -19,9 +19,9 @@ def frames(data: bytes, limit: int = 100, chunk: int = 7) -> list[tuple[bytes, i
 
 @pytest.mark.parametrize("chunk", [1, 3, 7, 1000])
 def test_mixed_framings_on_one_connection(chunk: int) -> None:
-    data = b"11 <13>1 - a b\n<13>lf one\n<13>nul two\x00<13>crlf\r\n5 12345<13>last no newline"
+    data = b"11 <13>1 - a b\n<13>lf one\n<13>nul two\x00<13>crlf\r\n5 <1>45<13>last no newline"
     assert frames(data, chunk=chunk) == [
-        (b"<13>1 - a b", 0), (b"<13>lf one", 0), (b"<13>nul two", 0), (b"<13>crlf", 0), (b"12345", 0),
+        (b"<13>1 - a b", 0), (b"<13>lf one", 0), (b"<13>nul two", 0), (b"<13>crlf", 0), (b"<1>45", 0),
         (b"<13>last no newline", 0),
     ]
 
@@ -50,6 +50,16 @@ def test_digits_without_length_prefix_are_a_plain_line() -> None:
         (b"12345678901234 starts with digits", 0)]
 
 
+@pytest.mark.parametrize("chunk", [1, 4, 1000])
+def test_a_line_starting_with_a_number_does_not_swallow_the_connection(chunk: int) -> None:
+    """rsyslog's fallback: without a PRI after `LEN SP`, it is no length but a line (a message without PRI)."""
+    data = b"<13>ok1\n123456789 starts with a number\n99999999999 x\n" + b"".join(
+        b"<13>msg %d\n" % i for i in range(50))
+    assert frames(data, chunk=chunk) == [
+        (b"<13>ok1", 0), (b"123456789 starts with a number", 0), (b"99999999999 x", 0),
+        *((b"<13>msg %d" % i, 0) for i in range(50))]
+
+
 def test_truncated_counted_frame_at_eof() -> None:
     assert frames(b"50 <13>short") == [(b"<13>short", 0)]
 
@@ -66,7 +76,8 @@ def test_frames_come_out_as_soon_as_complete() -> None:
        st.integers(min_value=1, max_value=50), st.booleans())
 def test_any_chunking_gives_the_same_frames(messages: list[bytes], chunk: int, counted: bool) -> None:
     """Octet-counted frames come back byte for byte; every split of the stream gives the same frames."""
-    if counted:
+    if counted:  # an octet-counted message starts with its PRI
+        messages = [b"<" + m for m in messages]
         data = b"".join(b"%d %s" % (len(m), m) for m in messages)
     else:
         data = b"".join(m.replace(b"\n", b" ").replace(b"\0", b" ") + b"\n" for m in messages)
