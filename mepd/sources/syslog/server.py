@@ -44,6 +44,8 @@ TLS_HANDSHAKE_TIMEOUT = 30.0
 def _peer(addr: Any) -> str | None:
     if isinstance(addr, tuple) and len(addr) >= 2:
         host = addr[0]
+        if host.startswith("::ffff:") and "." in host:  # an IPv4 sender on a dual-stack socket (systemd's [::]:514)
+            host = host[7:]
         return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
     if isinstance(addr, str) and addr:
         return addr

@@ -45,6 +45,11 @@ def udp_bound(port: int) -> bool:
         return any(line.split()[1] == f"0100007F:{port:04X}" for line in list(table)[1:])
 
 
+def udp6_bound(port: int) -> bool:
+    with open("/proc/net/udp6") as table:
+        return any(line.split()[1].endswith(f":{port:04X}") for line in list(table)[1:])
+
+
 def test_packaged_sockets_are_inherited_and_receive(mepd_factory: MakeMepd) -> None:
     udp_name, tcp_name = fd_name("mepd.socket"), fd_name("mepd-tcp.socket")
     port = free_port()
@@ -73,4 +78,23 @@ def test_packaged_sockets_are_inherited_and_receive(mepd_factory: MakeMepd) -> N
     assert (tcp_record["message"], tcp_record["source"]) == ("over the inherited tcp socket", "syslog/tcp")
     # Both listeners say so; neither bound 0.0.0.0:514 of its entry itself.
     wait_for(lambda: d.stderr().count("(inherited from systemd)") == 2, what="both listeners inherited")
+    assert d.stop() == 0
+
+
+def test_ipv4_senders_on_the_dual_stack_socket_keep_their_ipv4_address(mepd_factory: MakeMepd) -> None:
+    """`ListenDatagram=514` is a [::] socket that IPv4 reaches as ::ffff:a.b.c.d: stored as a.b.c.d, as rsyslog does."""
+    port = free_port()
+    d = mepd_factory(packaged_listen_entries())
+    env = [f"-E{name}" for name in ("PATH", "HOME") if name in os.environ]
+    env += [f"-ENOTIFY_SOCKET={d.notify.path}", f"-EPYTHONPATH={ROOT}"]
+    wrapper = (tool("systemd-socket-activate"), "--datagram", "-l", str(port), f"--fdname={fd_name('mepd.socket')}",
+               *env)
+    d.start(wait_ready=False, wrapper=wrapper)
+    wait_for(lambda: udp6_bound(port), what="systemd-socket-activate to bind [::] on the port")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.sendto(b"<13>Nov 28 10:00:00 su: no hostname here", ("127.0.0.1", port))
+    d.wait_ready()
+    record = d.wait_logs(1, "--grep", "no hostname here")[0]
+    assert record["host"] == "127.0.0.1"
+    assert str(record["peer"]).startswith("127.0.0.1:")
     assert d.stop() == 0
