@@ -21,6 +21,7 @@ import dataclasses
 import ipaddress
 import os
 import re
+import ssl
 import tomllib
 import types
 import typing
@@ -165,9 +166,9 @@ class SyslogListenConfig:
         for key in ("tls_cert", "tls_key"):
             if not tls_keys[key]:
                 yield key, 'required with proto = "tls" (a PEM file)'
-        for key, value in tls_keys.items():
-            if value and not os.access(value, os.R_OK):
-                yield key, f"cannot read {value!r}"
+        yield from _tls_file_errors(("tls_cert", self.tls_cert), ("tls_key", self.tls_key))
+        if self.tls_client_ca:
+            yield from _ca_file_errors("tls_client_ca", self.tls_client_ca)
 
     @property
     def key(self) -> str:
@@ -292,6 +293,28 @@ class SnmpTargetConfig:
         with open(self.keys_file, "rb") as fh:
             data = tomllib.load(fh)
         return {k: str(data.get(k, v)) for k, v in base.items()}
+
+
+def _tls_file_errors(cert: tuple[str, str], key: tuple[str, str]) -> Iterator[tuple[str, str]]:
+    """Load the pair as the server will, so an empty or mismatched PEM fails `--check-config`, not the start."""
+    unreadable = [(name, f"cannot read {path!r}") for name, path in (cert, key)
+                  if path and not os.access(path, os.R_OK)]
+    yield from unreadable
+    if cert[1] and key[1] and not unreadable:
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert[1], key[1])
+        except (ssl.SSLError, OSError) as e:
+            yield cert[0], f"cannot load {cert[1]!r} with {key[0]} {key[1]!r}: {e}"
+
+
+def _ca_file_errors(name: str, path: str) -> Iterator[tuple[str, str]]:
+    if not os.access(path, os.R_OK):
+        yield name, f"cannot read {path!r}"
+        return
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, OSError) as e:
+        yield name, f"no CA certificate in {path!r}: {e}"
 
 
 def _check_keys_file(path: str) -> Iterator[str]:
@@ -544,6 +567,10 @@ class MqttNotifyConfig:
                 yield key, "a topic to publish to cannot hold the wildcards + or #"
         if self.topic == self.state_topic:
             yield "state_topic", "must differ from topic"
+        if self.ca_file:
+            if not self.tls:
+                yield "ca_file", "only used with tls = true"
+            yield from _ca_file_errors("ca_file", self.ca_file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -629,6 +656,7 @@ class HttpConfig:
             yield from ((key, msg) for msg in (_secret_file_errors(path) if path else ()))
         if bool(self.tls_cert) != bool(self.tls_key):
             yield "tls_cert" if not self.tls_cert else "tls_key", "TLS needs both tls_cert and tls_key"
+        yield from _tls_file_errors(("tls_cert", self.tls_cert), ("tls_key", self.tls_key))
         if self.export_interval < 10:
             yield "export_interval", "must be at least 10s"
 

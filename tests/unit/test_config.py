@@ -97,3 +97,26 @@ def test_check_config_prints_one_line_per_error(tmp_path: Path) -> None:
         " queue_size, state_dir",
         f"mepd: {path}: storage.logs.max_size: expected a size like \"2GiB\", got 'lots'",
     ]
+
+
+def test_tls_files_are_loaded_at_check_time(tmp_path: Path, pki: Path) -> None:
+    """A missing CA, an empty PEM or a key of another certificate fails the check, naming the key, not the start."""
+    (tmp_path / "empty.pem").write_text("")
+    errors = errors_of(tmp_path, f'''
+[[syslog.listen]]
+proto = "tls"
+address = "127.0.0.1:6514"
+tls_cert = "{pki / "server.pem"}"
+tls_key = "{pki / "client.key"}"
+[http]
+tls_cert = "empty.pem"
+tls_key = "{pki / "server.key"}"
+[alert.notify.mqtt]
+host = "127.0.0.1"
+tls = true
+ca_file = "no-such-ca.pem"
+''')
+    prefix = f"{tmp_path / 'm.toml'}: "
+    assert sorted(e.removeprefix(prefix).split(":")[0] for e in errors) == [
+        "alert.notify.mqtt.ca_file", "http.tls_cert", "syslog.listen[0].tls_cert"]
+    assert all("cannot load" in e or "cannot read" in e for e in errors), errors

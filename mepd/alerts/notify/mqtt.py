@@ -84,7 +84,7 @@ class MqttChannel:
                     delay = self.cfg.backoff
                     self.last_error = ""
                     await self._drain(client)
-            except aiomqtt.MqttError as e:
+            except (aiomqtt.MqttError, OSError, ssl.SSLError) as e:  # a CA file gone since the start: retried too
                 self.counters.inc("mqtt.errors")
                 if self.connected:
                     log.warning("mqtt: lost %s:%d (%s); queued notifications wait", self.cfg.host, self.cfg.port, e)
