@@ -94,6 +94,8 @@ class LogStorageConfig:
             yield "batch_size", f"must be at least 1, got {self.batch_size}"
         if self.max_size < 1024 * 1024:
             yield "max_size", "must be at least 1MiB"
+        if self.retention < 60:  # 0 would empty the store at every maintenance pass
+            yield "retention", f"must be at least 1m (max_size bounds the store too), got {self.retention:g}s"
 
 
 @dataclass(frozen=True, slots=True)

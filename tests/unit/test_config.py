@@ -120,3 +120,9 @@ ca_file = "no-such-ca.pem"
     assert sorted(e.removeprefix(prefix).split(":")[0] for e in errors) == [
         "alert.notify.mqtt.ca_file", "http.tls_cert", "syslog.listen[0].tls_cert"]
     assert all("cannot load" in e or "cannot read" in e for e in errors), errors
+
+
+def test_a_zero_log_retention_is_refused_not_taken_as_delete_everything(tmp_path: Path) -> None:
+    errors = errors_of(tmp_path, '[storage.logs]\nretention = "0s"\n')
+    assert errors == [f"{tmp_path / 'm.toml'}: storage.logs.retention: must be at least 1m (max_size bounds the store"
+                      " too), got 0s"]
