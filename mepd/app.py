@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
 import gc
 import logging
@@ -33,7 +34,7 @@ from mepd.api.metrics import MetricsApi
 from mepd.api.server import API_VERSION, ApiServer
 from mepd.api.weblog import WebLogApi
 from mepd.config import Config
-from mepd.errors import ConfigErrors
+from mepd.errors import AlreadyRunningError, ConfigErrors
 from mepd.model import rfc3339
 from mepd.pipeline import Counters, Pipeline
 from mepd.sources import journal as journal_source
@@ -134,6 +135,13 @@ class App:
         ]
 
     async def run(self) -> int:
+        lock = lock_state_dir(self.cfg.daemon.state_dir)
+        try:
+            return await self._run()
+        finally:
+            os.close(lock)
+
+    async def _run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
@@ -276,6 +284,22 @@ def rrd_layouts(cfg: Config) -> Layouts:
     targets = [(f"snmp.{t.name}.", t.interval, [config_mod.parse_rra(r) for r in t.rra], snmp_source.METRICS)
                for t in cfg.snmp.target]
     return build_layouts(cfg.storage.rrd.step, targets)
+
+
+def lock_state_dir(path: str) -> int:
+    """One daemon per state_dir, held until it exits: two would tail the same files and store each line twice."""
+    os.makedirs(path, mode=0o750, exist_ok=True)
+    fd = os.open(os.path.join(path, "mepd.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise AlreadyRunningError(f"another mepd (pid {holder}) uses state_dir {path}; give each daemon its own"
+                                  " daemon.state_dir") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
 
 
 # Young-generation collections every 50,000 allocations instead of 700: the records in

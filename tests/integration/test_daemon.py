@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -137,6 +138,29 @@ def test_records_survive_sigterm_and_kill_9(mepd_factory: MakeMepd) -> None:
     assert d.mepctl_json("status")["store"]["logs"]["records"] == 100
 
 
+def test_a_second_daemon_on_the_same_state_dir_is_refused(mepd_factory: MakeMepd, tmp_path: Path) -> None:
+    """Even with a control socket of its own: two daemons would tail the same files and store each line twice."""
+    log = tmp_path / "app.log"
+    log.write_text("")
+    tail = f'[[tail]]\nname = "app"\npath = "{log}"\n'
+    d = mepd_factory(tail).start()
+    second = mepd_factory(tail)
+    second.write_config(tail)
+    second.config_path.write_text(second.config_path.read_text().replace(
+        str(second.root / "state"), str(d.root / "state")))
+    second.start(wait_ready=False)
+    assert second.proc is not None
+    assert second.proc.wait(timeout=30) == 1
+    assert "uses state_dir" in second.stderr()
+    assert "own daemon.state_dir" in second.stderr()
+    with log.open("a") as f:
+        f.write("one line\n")
+    assert len(d.wait_logs(1, "--grep", "one line")) == 1
+    assert d.stop() == 0
+    second.start()  # the lock goes with the first daemon
+    assert second.stop() == 0
+
+
 def test_control_socket_mode_stale_and_live(mepd_factory: MakeMepd) -> None:
     d = mepd_factory(syslog_listen(free_port(), "udp")).start()
     assert stat.S_IMODE(os.stat(d.socket).st_mode) == 0o660
@@ -146,7 +170,7 @@ def test_control_socket_mode_stale_and_live(mepd_factory: MakeMepd) -> None:
     second.start(wait_ready=False)
     assert second.proc is not None
     assert second.proc.wait(timeout=30) == 1
-    assert "another mepd is running" in second.stderr()
+    assert f"another mepd (pid {d.proc.pid if d.proc else '?'}) uses state_dir" in second.stderr()
     second.notify.close()
     d.kill()
     assert os.path.exists(d.socket)
