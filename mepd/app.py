@@ -45,7 +45,7 @@ from mepd.sources.syslog.sockets import match_inherited
 from mepd.store.logs import LogSink, LogStore
 from mepd.store.rrd import Layouts, RrdSink, RrdStore, build_layouts
 from mepd.store.weblog import WebLogStore
-from mepd.supervisor import Component, Supervised
+from mepd.supervisor import Component, State, Supervised
 from mepd.systemd import Notifier, listen_fds, watchdog_interval
 from mepd.web import export as web_export
 from mepd.web import server as web_server
@@ -227,8 +227,9 @@ class App:
                 if getattr(new, section) != getattr(self.cfg, section):
                     log.warning("reload: changes to [%s] take effect at the next restart", section)
             wanted = {spec.key: spec for spec in self.specs(new)}
-            stale = [key for key, (conf, _) in self.components.items()
-                     if key not in wanted or wanted[key].config != conf]
+            # A component that gave up (FATAL: its port was taken, say) is started again, as supervisord's update does.
+            stale = [key for key, (conf, sup) in self.components.items()
+                     if key not in wanted or wanted[key].config != conf or sup.state is State.FATAL]
             await asyncio.gather(*(self.components.pop(key)[1].stop() for key in stale))
             fresh = [key for key in wanted if key not in self.components]
             for key in fresh:

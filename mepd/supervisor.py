@@ -106,7 +106,10 @@ class Supervised:
                 self.restarts += 1
                 self.last_error = f"{type(e).__name__}: {e}"
                 self.settled.set()
-                log.exception("%s failed", self.name)
+                if isinstance(e, OSError):  # the environment (a port in use, a missing file): its message says it all
+                    log.error("%s failed: %s", self.name, self.last_error)
+                else:
+                    log.exception("%s failed", self.name)
             else:
                 self.settled.set()
                 self._set(State.STOPPED)

@@ -219,6 +219,28 @@ def test_reload_changes_listener_and_refuses_invalid_config(mepd_factory: MakeMe
     assert d.wait_logs(1, "--grep", "still serving")
 
 
+def test_reload_starts_again_a_listener_that_gave_up(mepd_factory: MakeMepd) -> None:
+    """A port taken at start makes the listener FATAL; once it is free, a reload (unchanged config) brings it back."""
+    busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    d = mepd_factory(syslog_listen(port, "tcp")).start()
+    name = f"syslog/tcp 127.0.0.1:{port}"
+
+    def state() -> str:
+        return str(next(c for c in d.mepctl_json("status")["components"] if c["name"] == name)["state"])
+
+    wait_for(lambda: state() == "fatal", what="the listener to give up")
+    assert "Traceback" not in d.stderr(), "a port in use is one line, not a traceback"
+    busy.close()
+    assert d.mepctl("reload").returncode == 0
+    wait_for(lambda: state() == "running", what="the listener to run again")
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(b"<14>1 - h app - - - back on its port\n")
+    assert d.wait_logs(1, "--grep", "back on its port")
+
+
 def test_sd_notify_ready_status_and_watchdog(mepd_factory: MakeMepd) -> None:
     d = mepd_factory(syslog_listen(free_port(), "udp"), env={"WATCHDOG_USEC": "400000"}).start()
     lines = d.notify.lines()
