@@ -12,8 +12,11 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
+
+import aiohttp
 
 from mepd import __version__, config
 from mepd.analysis import weblog
@@ -100,7 +103,12 @@ async def cmd_metrics_show(client: Client, args: argparse.Namespace) -> int:
 
 
 async def cmd_graph(client: Client, args: argparse.Namespace) -> int:
-    fmt = args.format or ("svg" if args.out.lower().endswith(".svg") else "png")
+    ext = os.path.splitext(args.out)[1].lower().lstrip(".")
+    if ext not in ("png", "svg") or (args.format and args.format != ext):
+        print(f"mepctl: --out {args.out}: name it FILE.png or FILE.svg (the format the file will hold)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    fmt = ext
     params = [("key", key) for key in args.key] + [("period", args.period), ("format", fmt)]
     image = await client.get_bytes("/v1/graph", params)
     await asyncio.to_thread(Path(args.out).write_bytes, image)
@@ -240,7 +248,7 @@ def _add_metric_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("key", metavar="KEY", nargs="+", help="metric keys, or an interface (snmp.TARGET.IFACE): in and out")
     p.add_argument("--period", choices=("day", "week", "month", "year"), default="day")
     p.add_argument("--out", "-o", metavar="FILE", required=True, help="FILE.png or FILE.svg")
-    p.add_argument("--format", choices=("png", "svg"), help="default: from the --out extension")
+    p.add_argument("--format", choices=("png", "svg"), help="must match the --out extension, which sets it")
     p.set_defaults(func=cmd_graph)
 
 
@@ -387,17 +395,27 @@ def main(argv: list[str] | None = None) -> int:
     socket_path = args.socket or os.environ.get("MEPD_SOCKET") or _default_socket(args.config)
     try:
         return asyncio.run(_run(socket_path, args.func, args))
-    except DaemonUnreachableError as e:
-        print(f"mepctl: {e}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    except ApiError as e:
-        print(f"mepctl: {e}", file=sys.stderr)
-        return EXIT_REQUEST
+    except (DaemonUnreachableError, ApiError, aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as e:
+        return _failed(e)
     except KeyboardInterrupt:
         return EXIT_OK
     except BrokenPipeError:
         sys.stderr.close()
         return EXIT_OK
+
+
+
+def _failed(e: Exception) -> int:
+    """One sentence on stderr and the exit code README promises."""
+    if isinstance(e, ApiError):
+        print(f"mepctl: {e}", file=sys.stderr)
+        return EXIT_USAGE if e.status == HTTPStatus.BAD_REQUEST else EXIT_REQUEST  # the daemon refused an argument
+    if isinstance(e, DaemonUnreachableError):
+        print(f"mepctl: {e}", file=sys.stderr)
+    else:  # a stream (logs --follow) cut by the daemon stopping
+        print("mepctl: the daemon closed the connection (stopped or restarting?)", file=sys.stderr)
+    return EXIT_UNREACHABLE
+
 
 
 if __name__ == "__main__":

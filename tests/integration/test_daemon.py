@@ -253,6 +253,24 @@ def test_sd_notify_ready_status_and_watchdog(mepd_factory: MakeMepd) -> None:
     assert "STOPPING=1" in d.notify.lines()
 
 
+def test_follow_ends_with_one_sentence_when_the_daemon_stops(mepd_factory: MakeMepd) -> None:
+    port = free_port()
+    d = mepd_factory(syslog_listen(port, "udp")).start()
+    send_udp(port, b"<14>1 - h app - - - shown first")
+    d.wait_logs(1, "--grep", "shown first")
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "mepd.cli.mepctl", "--socket", d.socket, "logs", "--follow"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert follow.stdout is not None
+    assert "shown first" in follow.stdout.readline(), "following: the stream is open"
+    bad = d.mepctl("logs", "--since", "bogus", check=False)
+    assert bad.returncode == 2, "an argument the daemon refuses is a usage error"
+    assert d.stop() == 0
+    _, err = follow.communicate(timeout=60)
+    assert follow.returncode == 3
+    assert err.strip() == "mepctl: the daemon closed the connection (stopped or restarting?)"
+
+
 def test_follow_streams_new_records(daemon: Mepd) -> None:
     port = daemon.port  # type: ignore[attr-defined]
     send_udp(port, b"<14>1 - fh app - - - already there")

@@ -89,6 +89,9 @@ def test_daemon_polls_stores_and_answers(mepd_factory: MakeMepd, snmpd: Snmpd, b
     assert b"<svg" in svg.read_bytes()[:500]
     missing = d.mepctl("graph", "snmp.nope.x.in_bps", "--out", str(png), check=False)
     assert (missing.returncode, "no metric" in missing.stderr) == (1, True)
+    jpg = d.mepctl("graph", "snmp.box.lo", "--out", str(tmp_path / "lo.jpg"), check=False)
+    assert (jpg.returncode, "FILE.png or FILE.svg" in jpg.stderr) == (2, True)
+    assert not (tmp_path / "lo.jpg").exists()
 
     def dead_reported() -> dict[str, Any] | None:
         details = components(d)["snmp/dead"].get("details", {})
