@@ -299,10 +299,11 @@ class SnmpTargetConfig:
 
 def _tls_file_errors(cert: tuple[str, str], key: tuple[str, str]) -> Iterator[tuple[str, str]]:
     """Load the pair as the server will, so an empty or mismatched PEM fails `--check-config`, not the start."""
-    unreadable = [(name, f"cannot read {path!r}") for name, path in (cert, key)
-                  if path and not os.access(path, os.R_OK)]
+    if not (cert[1] and key[1]):
+        return  # the missing half is its own error
+    unreadable = [(name, f"cannot read {path!r}") for name, path in (cert, key) if not os.access(path, os.R_OK)]
     yield from unreadable
-    if cert[1] and key[1] and not unreadable:
+    if not unreadable:
         try:
             ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert[1], key[1])
         except (ssl.SSLError, OSError) as e:

@@ -12,7 +12,6 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
@@ -409,7 +408,7 @@ def _failed(e: Exception) -> int:
     """One sentence on stderr and the exit code README promises."""
     if isinstance(e, ApiError):
         print(f"mepctl: {e}", file=sys.stderr)
-        return EXIT_USAGE if e.status == HTTPStatus.BAD_REQUEST else EXIT_REQUEST  # the daemon refused an argument
+        return EXIT_REQUEST
     if isinstance(e, DaemonUnreachableError):
         print(f"mepctl: {e}", file=sys.stderr)
     else:  # a stream (logs --follow) cut by the daemon stopping

@@ -263,8 +263,6 @@ def test_follow_ends_with_one_sentence_when_the_daemon_stops(mepd_factory: MakeM
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert follow.stdout is not None
     assert "shown first" in follow.stdout.readline(), "following: the stream is open"
-    bad = d.mepctl("logs", "--since", "bogus", check=False)
-    assert bad.returncode == 2, "an argument the daemon refuses is a usage error"
     assert d.stop() == 0
     _, err = follow.communicate(timeout=60)
     assert follow.returncode == 3
