@@ -249,8 +249,8 @@ class App:
 
     def _status_line(self) -> str:
         c = self.pipeline.log_counters
-        dropped = sum(v for k, v in c.snapshot().items() if k.startswith("dropped"))
-        return f"STATUS=records received {c.get('received')}, stored {c.get('stored')}, dropped {dropped}"
+        return (f"STATUS=records received {c.get('received')}, stored {c.get('stored')},"
+                f" not stored (queue full) {c.get('dropped.queue_full.store/logs')}")
 
     async def _report_status(self) -> None:
         while True:

@@ -50,15 +50,20 @@ def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def status(s: Mapping[str, Any]) -> str:
     logs = _flat(s["pipeline"]["logs"])
-    dropped = {k: v for k, v in logs.items() if k.startswith("dropped")}
+    # Each consumer has its own queue: a record dropped from the alerts' queue is still stored, so the headline
+    # counts what never reached the store (the kernel's UDP drops, then the store's full queue).
+    full = {k.removeprefix("dropped.queue_full."): int(v) for k, v in logs.items() if k.startswith("dropped.")}
+    kernel = sum(int(c["counters"].get("dropped.kernel", 0)) for c in s["components"])
     parse_errors = sum(int(c["counters"].get("parse_errors", 0)) for c in s["components"])
     store = s["store"]["logs"]
     lines = [
         f"mepd {s['version']}  pid {s['pid']}  up {format_duration(float(s['uptime']))}  config {s['config']}",
         f"records   received {logs.get('received', 0)}  stored {logs.get('stored', 0)}  "
-        f"dropped {sum(dropped.values())}  unparsed (kept raw) {parse_errors}",
+        f"dropped {kernel + full.get('store/logs', 0)}  unparsed (kept raw) {parse_errors}",
     ]
-    lines += [f"  {k}: {v}" for k, v in dropped.items()]
+    if kernel:
+        lines.append(f"  by the kernel (UDP receive buffer full): {kernel}")
+    lines += [f"  queue full, not seen by {name}: {v}" for name, v in full.items()]
     size_mb = float(store["size_bytes"]) / 1e6
     lines.append(f"log store {store['records']} records, {size_mb:.1f} MB, oldest {local_time(store['oldest'])}")
     reloads = s.get("reloads", {})
