@@ -210,8 +210,8 @@ class App:
         log.info("SIGHUP received: reloading %s", self.cfg.file)
         asyncio.get_running_loop().create_task(self.reload())
 
-    async def reload(self) -> list[str]:
-        """Apply the config file again; on errors keep the running config and return them."""
+    async def reload(self) -> tuple[list[str], list[str]]:
+        """Apply the config file again; on errors keep the running config. Returns (errors, warnings)."""
         async with self._reload_lock:
             self.notifier.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
             try:
@@ -222,10 +222,11 @@ class App:
                 for err in e.errors:
                     log.error("reload refused: %s", err)
                 self.notifier.notify("READY=1", "STATUS=reload refused: invalid config; old config running")
-                return [str(err) for err in e.errors]
-            for section in ("daemon", "storage"):
-                if getattr(new, section) != getattr(self.cfg, section):
-                    log.warning("reload: changes to [%s] take effect at the next restart", section)
+                return [str(err) for err in e.errors], []
+            warnings = [f"changes to [{section}] take effect at the next restart" for section in ("daemon", "storage")
+                        if getattr(new, section) != getattr(self.cfg, section)]
+            for warning in warnings:
+                log.warning("reload: %s", warning)
             wanted = {spec.key: spec for spec in self.specs(new)}
             # A component that gave up (FATAL: its port was taken, say) is started again, as supervisord's update does.
             stale = [key for key, (conf, sup) in self.components.items()
@@ -245,7 +246,7 @@ class App:
             log.info("reload done: %d components started, %d stopped, %d unchanged",
                      len(fresh), len(stale), len(self.components) - len(fresh))
             self.notifier.notify("READY=1", self._status_line())
-            return []
+            return [], warnings
 
     def _status_line(self) -> str:
         c = self.pipeline.log_counters

@@ -41,7 +41,7 @@ class Daemon(Protocol):
 
     async def status(self) -> dict[str, object]: ...
 
-    async def reload(self) -> list[str]: ...
+    async def reload(self) -> tuple[list[str], list[str]]: ...
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -123,11 +123,11 @@ class ApiServer:
         return web.json_response(await self.daemon.status())
 
     async def post_reload(self, _request: web.Request) -> web.Response:
-        errors = await self.daemon.reload()
+        errors, warnings = await self.daemon.reload()
         if errors:
             return web.json_response({"error": "the new config is invalid; the old one keeps running",
                                       "errors": errors}, status=422)
-        return web.json_response({"ok": True})
+        return web.json_response({"ok": True, "warnings": warnings})
 
     async def get_logs(self, request: web.Request) -> web.StreamResponse:
         try:

@@ -76,6 +76,8 @@ async def cmd_reload(client: Client, args: argparse.Namespace) -> int:
         _print_json(data)
     else:
         print("reloaded")
+        for warning in data.get("warnings", []):
+            print(f"mepctl: warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 

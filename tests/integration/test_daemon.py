@@ -209,6 +209,11 @@ def test_reload_changes_listener_and_refuses_invalid_config(mepd_factory: MakeMe
     assert f"syslog/udp 127.0.0.1:{old_port}" not in components
     assert components[f"syslog/tcp 127.0.0.1:{kept_port}"]["since"] == kept_before["since"]
 
+    listeners = syslog_listen(new_port, "udp") + syslog_listen(kept_port, "tcp")
+    d.write_config(listeners + '[storage.logs]\nretention = "7d"\n')
+    reload = d.mepctl("reload")
+    assert reload.stderr.strip() == "mepctl: warning: changes to [storage] take effect at the next restart"
+
     d.write_config(syslog_listen(new_port, "udp") + "[daemon.extra]\n")
     d.send(signal.SIGHUP)
     wait_for(lambda: d.mepctl_json("status")["reloads"].get("failed") == 1, what="refused reload")
@@ -234,7 +239,8 @@ def test_reload_starts_again_a_listener_that_gave_up(mepd_factory: MakeMepd) -> 
     wait_for(lambda: state() == "fatal", what="the listener to give up")
     assert "Traceback" not in d.stderr(), "a port in use is one line, not a traceback"
     busy.close()
-    assert d.mepctl("reload").returncode == 0
+    reload = d.mepctl("reload")
+    assert (reload.returncode, reload.stderr) == (0, "")
     wait_for(lambda: state() == "running", what="the listener to run again")
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
         s.sendall(b"<14>1 - h app - - - back on its port\n")

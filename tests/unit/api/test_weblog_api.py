@@ -29,8 +29,8 @@ class NoDaemon:
     async def status(self) -> dict[str, object]:
         return {}
 
-    async def reload(self) -> list[str]:
-        return []
+    async def reload(self) -> tuple[list[str], list[str]]:
+        return [], []
 
 
 @pytest.fixture
