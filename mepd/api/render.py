@@ -81,6 +81,8 @@ def status(s: Mapping[str, Any]) -> str:
     lines += [f"{name}: last error: {err}" for name, err in errors]
     lines += [f"{c['name']}: {d.get('state')}: {d['last_error']}" for c in s["components"]
               if (d := c.get("details")) and d.get("last_error")]
+    lines += [f"{c['name']}: no file matches {d['unmatched']}" for c in s["components"]
+              if (d := c.get("details")) and d.get("unmatched")]
     lines += [f"{c['name']}: cannot read {path}: {err}"
               for c in s["components"] for path, err in c.get("details", {}).get("errors", {}).items()]
     return "\n".join(lines)

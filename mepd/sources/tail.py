@@ -299,6 +299,7 @@ class TailSource:
         """Fingerprints of content followed, to tell a copy of it from a file never seen."""
         self._status: dict[str, object] = {"files": [], "errors": {}}
         """Rebuilt by the worker after each cycle and swapped in whole, so the loop reads it safely."""
+        self._unmatched = False  # the pattern matched nothing at the last look: said once, shown in status
 
     # --- the loop side ---------------------------------------------------------------------------
 
@@ -409,6 +410,10 @@ class TailSource:
                 continue
             if stat.S_ISREG(st.st_mode):
                 current.setdefault((st.st_dev, st.st_ino), path)
+        unmatched = not current and not self._files
+        if unmatched and not self._unmatched:  # a typo or a missing folder must not look like a quiet log
+            log.warning("%s: no file matches %s; watching for one", self.name, self.cfg.path)
+        self._unmatched = unmatched
         now = time.monotonic()
         for ident, f in self._files.items():
             if f.drain_only:
@@ -480,6 +485,7 @@ class TailSource:
             "files": [{"path": f.path, "offset": f.splitter.committed, "rotated": f.orphan_since is not None}
                       for f in self._files.values()],
             "errors": dict(self._errors),
+            "unmatched": self.cfg.path if self._unmatched else None,
         }
         return records, more
 

@@ -94,3 +94,16 @@ def test_unreadable_file_reported_in_status_then_read_when_readable(mepd_factory
     tail = next(c for c in d.mepctl_json("status")["components"] if c["name"] == "tail:secret")
     assert tail["details"]["errors"] == {}
     assert d.stop() == 0
+
+
+def test_a_pattern_that_matches_nothing_is_said_then_followed_when_a_file_appears(
+        mepd_factory: Callable[..., Mepd], tmp_path: Path) -> None:
+    """A typo or a missing folder must not look like a quiet log (Telegraf and Fluent Bit warn too)."""
+    log = tmp_path / "later" / "app.log"
+    d = mepd_factory(f'[[tail]]\nname = "later"\npath = "{log}"\nstart = "beginning"\n').start()
+    wait_for(lambda: f"tail:later: no file matches {log}" in d.mepctl("status").stdout, what="the status line")
+    assert d.stderr().count(f"no file matches {log}") == 1
+    log.parent.mkdir()
+    log.write_text("now it exists\n")
+    assert d.wait_logs(1, "--source", "tail:later")[0]["message"] == "now it exists"
+    wait_for(lambda: "no file matches" not in d.mepctl("status").stdout, what="the line gone")
