@@ -22,7 +22,7 @@ def serve() -> None:
     with open(os.devnull, "rb") as null:
         os.dup2(null.fileno(), 0)
     try:
-        module_name, init, args, nice = _receive(requests)
+        module_name, init, args, nice = receive(requests)
     except EOFError:
         return
     with contextlib.suppress(OSError):  # a priority is a preference: never a reason not to start
@@ -31,7 +31,7 @@ def serve() -> None:
     getattr(module, init)(*args)
     while True:
         try:
-            fn, args = _receive(requests)
+            fn, args = receive(requests)
         except EOFError:
             return
         try:
@@ -39,17 +39,23 @@ def serve() -> None:
         except Exception as e:  # noqa: BLE001 - sent back to the caller, who raises it
             answer = (False, e)
         try:
-            data = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
-        except Exception as e:  # noqa: BLE001 - an answer that does not pickle is an error too
-            data = pickle.dumps((False, RuntimeError(f"{fn}: {type(e).__name__}: {e}")), pickle.HIGHEST_PROTOCOL)
-        try:
-            answers.write(FRAME.pack(len(data)) + data)
-            answers.flush()
+            try:
+                send(answers, answer)
+            except Exception as e:  # noqa: BLE001 - an answer that does not pickle is an error too
+                send(answers, (False, RuntimeError(f"{fn}: {type(e).__name__}: {e}")))
         except BrokenPipeError:
             return
 
 
-def _receive(stream: BinaryIO) -> Any:
+def send(stream: BinaryIO, message: object) -> None:
+    """One frame: the pickle's length, then the pickle; whole, then flushed."""
+    data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+    stream.write(FRAME.pack(len(data)) + data)
+    stream.flush()
+
+
+def receive(stream: BinaryIO) -> Any:
+    """The next frame's message; EOFError when the other side has gone."""
     head = stream.read(FRAME.size)
     if len(head) < FRAME.size:
         raise EOFError

@@ -23,6 +23,7 @@ the first two parts become folders (`snmp/core-sw1/eth0.in_bps.rrd`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -32,7 +33,7 @@ import weakref
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, BinaryIO
 
 from mepd.model import Sample
 from mepd.pipeline import Counters, Subscription
@@ -49,14 +50,13 @@ from mepd.store.rrdfiles import (
     RrdError,
     RrdLayout,
     WriteResult,
-    _receive,
-    _send,
     key_path,
     layout,
     locate,
     path_key,
     read_location,
 )
+from mepd.worker_child import receive, send
 
 __all__ = ["DS", "KEY", "MRTG_RRAS", "PERIODS", "ImageFormat", "Layouts", "Location", "Period", "RrdError",
            "RrdLayout", "RrdSink", "RrdStore", "WriteResult", "build_layouts", "key_path", "layout", "locate",
@@ -109,17 +109,18 @@ class _Worker:
     the event loop never blocks on the pipe."""
 
     def __init__(self, root: str, daemon: list[str], layouts: Callable[[str], RrdLayout]) -> None:
-        requests_r, self.requests = os.pipe()
-        self.answers, answers_w = os.pipe()
+        requests_r, requests_w = os.pipe()
+        answers_r, answers_w = os.pipe()
         code = (f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); "
                 f"from mepd.store.rrdfiles import _serve; _serve({requests_r}, {answers_w})")
         self.proc = subprocess.Popen([sys.executable, "-c", code], pass_fds=(requests_r, answers_w),
                                      stdin=subprocess.DEVNULL)
         os.close(requests_r)
         os.close(answers_w)
+        self.requests, self.answers = os.fdopen(requests_w, "wb"), os.fdopen(answers_r, "rb")
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="rrd-pipe")
         self.broken = False
-        self.thread.submit(_send, self.requests, (root, daemon, layouts))
+        self.thread.submit(send, self.requests, (root, daemon, layouts))
         # A store dropped without close (tests, a failed start): its worker ends at end of input.
         self._finalizer = weakref.finalize(self, _end_worker, self.thread, self.requests, self.answers, self.proc)
 
@@ -130,8 +131,8 @@ class _Worker:
         if self.broken:
             raise _WorkerDiedError
         try:
-            _send(self.requests, (method, layouts, args))
-            ok, value = _receive(self.answers)
+            send(self.requests, (method, layouts, args))
+            ok, value = receive(self.answers)
         except (OSError, EOFError):
             self.broken = True
             raise _WorkerDiedError from None
@@ -144,12 +145,14 @@ class _Worker:
         self._finalizer()
 
 
-def _end_worker(thread: ThreadPoolExecutor, requests: int, answers: int, proc: subprocess.Popen[bytes]) -> None:
+def _end_worker(thread: ThreadPoolExecutor, requests: BinaryIO, answers: BinaryIO,
+                proc: subprocess.Popen[bytes]) -> None:
     """Nothing is in flight here (`close` waits for its last call; a dropped store has none), and this may
     run in the pipe thread itself (the last reference to a dropped store's worker): do not join it."""
     thread.shutdown(wait=False)
-    for fd in (requests, answers):
-        os.close(fd)
+    for pipe in (requests, answers):
+        with contextlib.suppress(OSError):  # a write still buffered for a worker that is gone
+            pipe.close()
     try:
         proc.wait(timeout=60)
     except subprocess.TimeoutExpired:

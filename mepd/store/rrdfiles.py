@@ -3,17 +3,16 @@
 This module is all the RRD worker process imports (with rrdtool): no asyncio,
 no daemon code, so the worker holds about 20 MB of code instead of 30.  The
 daemon side (`mepd.store.rrd`) starts it with `python -c` and talks to `_serve`
-over two pipes, one pickled call at a time.
+over two pipes, one pickled call at a time, in `mepd.worker_child`'s frames
+(the log writer's too).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import pickle
 import re
 import signal
-import struct
 import sys
 import time
 from array import array
@@ -22,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import rrdtool
+
+from mepd.worker_child import receive, send
 
 DS: Final = "value"
 KEY: Final = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
@@ -325,42 +326,18 @@ class _Owner:
         return image
 
 
-_FRAME: Final = struct.Struct("<Q")
-
-
-def _send(fd: int, obj: object) -> None:
-    data = pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
-    view = memoryview(_FRAME.pack(len(data)) + data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _receive(fd: int) -> Any:
-    """The next message on a pipe; EOFError when the other side has gone."""
-    def exactly(n: int) -> bytes:
-        chunks, left = [], n
-        while left:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                raise EOFError
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
-    (size,) = _FRAME.unpack(exactly(_FRAME.size))
-    return pickle.loads(exactly(size))  # noqa: S301 - our own worker process, over our own pipe
-
-
-def _serve(requests: int, answers: int) -> None:
+def _serve(requests_fd: int, answers_fd: int) -> None:
     """The worker process: one owner, calls run one at a time in order, until the daemon closes the pipe.
     It ignores SIGINT and SIGTERM (systemd signals the whole cgroup): the daemon stops it itself,
     after the last rows are written."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    root, daemon, layouts = _receive(requests)
+    requests, answers = os.fdopen(requests_fd, "rb"), os.fdopen(answers_fd, "wb")
+    root, daemon, layouts = receive(requests)
     owner = _Owner(root, daemon, layouts)
     while True:
         try:
-            method, layouts, args = _receive(requests)
+            method, layouts, args = receive(requests)
         except EOFError:
             return
         if layouts is not None:
@@ -369,7 +346,7 @@ def _serve(requests: int, answers: int) -> None:
             answer: tuple[bool, object] = (True, getattr(owner, method)(*args))
         except Exception as e:  # noqa: BLE001 - sent back to the caller, who raises it
             answer = (False, e if isinstance(e, RrdError) else RrdError(f"{type(e).__name__}: {e}"))
-        _send(answers, answer)
+        send(answers, answer)
 
 
 
