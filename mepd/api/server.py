@@ -113,6 +113,7 @@ class ApiServer:
 
     async def stop(self) -> None:
         self.closing.set()
+        await self.daemon.logstore.wake_followers()  # followers see `closing` and end their streams
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None

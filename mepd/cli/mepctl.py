@@ -26,6 +26,7 @@ from mepd.errors import ApiError, ConfigErrors
 from mepd.units import parse_duration
 
 EXIT_OK, EXIT_REQUEST, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+STREAM_ENDED = "mepctl: the daemon closed the connection (stopped or restarting?)"
 DEFAULT_CONFIG = "/etc/mepd/mepd.toml"
 EXPORT_TIMEOUT = 600.0
 
@@ -57,7 +58,8 @@ async def cmd_logs(client: Client, args: argparse.Namespace) -> int:
         params.setdefault("limit", "10")
         async for record in client.stream("/v1/logs", params):
             print(json.dumps(record, ensure_ascii=False) if args.json else render.log_line(record), flush=True)
-        return EXIT_OK
+        print(STREAM_ENDED, file=sys.stderr)  # only a stopping daemon ends a follow
+        return EXIT_UNREACHABLE
     data = await client.request("GET", "/v1/logs", params)
     if args.json:
         _print_json(data["records"])
@@ -414,7 +416,7 @@ def _failed(e: Exception) -> int:
     if isinstance(e, DaemonUnreachableError):
         print(f"mepctl: {e}", file=sys.stderr)
     else:  # a stream (logs --follow) cut by the daemon stopping
-        print("mepctl: the daemon closed the connection (stopped or restarting?)", file=sys.stderr)
+        print(STREAM_ENDED, file=sys.stderr)
     return EXIT_UNREACHABLE
 
 

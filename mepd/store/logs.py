@@ -169,6 +169,10 @@ class LogStore:
         """Commit a batch (and the cursors it reaches) in one transaction, then wake followers."""
         cursors = {r.cursor[0]: r.cursor[1] for r in records if r.cursor is not None}
         self.last_id = await self._on_writer(logwriter.write, [_row(r) for r in records], cursors, time.time())
+        await self.wake_followers()
+
+    async def wake_followers(self) -> None:
+        """Wake whoever waits on `committed`: after a commit, and at shutdown so that live tails end at once."""
         async with self.committed:
             self.committed.notify_all()
 

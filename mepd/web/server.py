@@ -347,6 +347,7 @@ class WebServer:
                 await asyncio.sleep(STATUS_INTERVAL)
         finally:
             site.closing.set()
+            await self.dashboard.daemon.logstore.wake_followers()  # live tails see `closing` and end
             await runner.cleanup()
 
 

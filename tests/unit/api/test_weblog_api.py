@@ -23,8 +23,13 @@ LINES = [
 ]
 
 
+class NoLogs:
+    async def wake_followers(self) -> None:
+        pass
+
+
 class NoDaemon:
-    logstore: Any = None
+    logstore: Any = NoLogs()
 
     async def status(self) -> dict[str, object]:
         return {}
