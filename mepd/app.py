@@ -310,9 +310,14 @@ def lock_state_dir(path: str) -> int:
 GC_THRESHOLDS: Final = (50_000, 20, 100)
 
 
-def run(cfg: Config) -> int:
+def tune_gc() -> None:
+    """Freeze what is loaded so far out of the collector's scans and collect the young generation less often."""
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def run(cfg: Config) -> int:
+    tune_gc()
     try:
         return asyncio.run(App(cfg).run())
     except KeyboardInterrupt:

@@ -8,7 +8,7 @@ import os
 import pickle
 import signal
 import struct
-from typing import Any, BinaryIO, Final
+from typing import IO, Any, Final
 
 FRAME: Final = struct.Struct("<Q")  # the length of the pickle that follows
 
@@ -47,14 +47,14 @@ def serve() -> None:
             return
 
 
-def send(stream: BinaryIO, message: object) -> None:
+def send(stream: IO[bytes], message: object) -> None:
     """One frame: the pickle's length, then the pickle; whole, then flushed."""
     data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
     stream.write(FRAME.pack(len(data)) + data)
     stream.flush()
 
 
-def receive(stream: BinaryIO) -> Any:
+def receive(stream: IO[bytes]) -> Any:
     """The next frame's message; EOFError when the other side has gone."""
     head = stream.read(FRAME.size)
     if len(head) < FRAME.size:

@@ -28,6 +28,12 @@ _PACKAGE_ROOT: Final = os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 _PIPE_SIZE: Final = 1 << 20  # fs.pipe-max-size's default
 
 
+def worker_argv() -> list[str]:
+    """A worker process: it reads requests on its stdin and answers on its stdout (`mepd.worker_child.serve`)."""
+    return [sys.executable, "-c",
+            f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); from mepd.worker_child import serve; serve()"]
+
+
 class WorkerDiedError(Exception):
     """The worker process exited or was killed; calls in flight are lost with it."""
 
@@ -37,7 +43,7 @@ class Worker:
 
     def __init__(self, module: str, init: str, *args: Any, nice: int = 0) -> None:
         self.module = module
-        self.start_call = (module, init, args, nice)
+        self._start_call = (module, init, args, nice)
         self._proc: asyncio.subprocess.Process | None = None
         self._pending: deque[asyncio.Future[Any]] = deque()
         self._reader: asyncio.Task[None] | None = None
@@ -48,12 +54,11 @@ class Worker:
 
     async def _ensure(self) -> asyncio.subprocess.Process:
         if self._proc is None:
-            code = f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); from mepd.worker_child import serve; serve()"
             self._proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", code, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+                *worker_argv(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
             self._reader = asyncio.create_task(self._answers(self._proc))
             _widen(self._proc.stdin)
-            self._send(self._proc, self.start_call)
+            self._send(self._proc, self._start_call)
         return self._proc
 
     @staticmethod

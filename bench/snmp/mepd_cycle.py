@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import gc
 import json
 import os
 import resource
@@ -20,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from mepd.app import GC_THRESHOLDS, rrd_layouts
+from mepd.app import rrd_layouts, tune_gc
 from mepd.config import Config, SnmpConfig, SnmpTargetConfig
 from mepd.pipeline import Counters, Pipeline
 from mepd.sources.snmp import SnmpHub, SnmpTarget
@@ -35,7 +34,7 @@ def children() -> list[str]:
 
 
 def cpu() -> tuple[float, float]:
-    """CPU seconds of this process, and of its live children (the RRD worker; multiprocessing's resource tracker)."""
+    """CPU seconds of this process, and of its live children (the RRD worker)."""
     r = resource.getrusage(resource.RUSAGE_SELF)
     kids = 0
     for pid in children():
@@ -109,6 +108,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    gc.freeze()  # as `mepd.app.run` does
-    gc.set_threshold(*GC_THRESHOLDS)
+    tune_gc()  # as `mepd.app.run` does
     asyncio.run(main())

@@ -218,13 +218,11 @@ def row_rates(prev: CounterRow | None, cur: CounterRow, ticks: int | None, scale
             reason = Unknown.DISCONTINUITY
         else:
             delta = value - before
-            if delta < 0:
-                modulus = 1 << bits[i]
-                delta += modulus
-                if bits[i] == 64 and delta > modulus // 2:
-                    reason = Unknown.RESET
-            if reason is None:
-                r = delta * scales[i] * TICKS_PER_SECOND / ticks
+            increase = delta if delta >= 0 else counter_delta(before, value, bits[i])  # only a wrap pays the call
+            if increase is None:
+                reason = Unknown.RESET
+            else:
+                r = increase * scales[i] * TICKS_PER_SECOND / ticks
                 limit = limits[i]
                 if limit is not None and limit > 0 and r > limit:
                     reason = Unknown.OVER_SPEED

@@ -47,8 +47,8 @@ class MetricsApi:
         prefix = request.query.get("prefix", "")
         keys = [k for k in await self.store.list_keys() if k.startswith(prefix)]
         latest = self.store.latest
-        rows = [{"key": k, "ts": rfc3339(latest[k].ts) if k in latest else None,
-                 "value": latest[k].value if k in latest else None} for k in keys]
+        rows = [{"key": k, "ts": rfc3339(s.ts) if s is not None else None, "value": s.value if s is not None else None}
+                for k in keys for s in (latest.get(k),)]
         return web.json_response({"metrics": rows})
 
     async def show(self, request: web.Request) -> web.Response:

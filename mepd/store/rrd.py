@@ -24,19 +24,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import os
 import subprocess
-import sys
 import weakref
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from mepd.model import Sample
 from mepd.pipeline import Counters, Subscription
+from mepd.store import rrdfiles
 from mepd.store.rrdfiles import (
     DS,
     KEY,
@@ -57,13 +58,13 @@ from mepd.store.rrdfiles import (
     read_location,
 )
 from mepd.worker_child import receive, send
+from mepd.workers import worker_argv
 
 __all__ = ["DS", "KEY", "MRTG_RRAS", "PERIODS", "ImageFormat", "Layouts", "Location", "Period", "RrdError",
            "RrdLayout", "RrdSink", "RrdStore", "WriteResult", "build_layouts", "key_path", "layout", "locate",
            "path_key", "read_location"]
 
 log = logging.getLogger(__name__)
-_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class Latest(Mapping[str, Sample]):
@@ -109,18 +110,13 @@ class _Worker:
     the event loop never blocks on the pipe."""
 
     def __init__(self, root: str, daemon: list[str], layouts: Callable[[str], RrdLayout]) -> None:
-        requests_r, requests_w = os.pipe()
-        answers_r, answers_w = os.pipe()
-        code = (f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); "
-                f"from mepd.store.rrdfiles import _serve; _serve({requests_r}, {answers_w})")
-        self.proc = subprocess.Popen([sys.executable, "-c", code], pass_fds=(requests_r, answers_w),
-                                     stdin=subprocess.DEVNULL)
-        os.close(requests_r)
-        os.close(answers_w)
-        self.requests, self.answers = os.fdopen(requests_w, "wb"), os.fdopen(answers_r, "rb")
+        self.proc = subprocess.Popen(worker_argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.requests, self.answers = self.proc.stdin, self.proc.stdout
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="rrd-pipe")
         self.broken = False
-        self.thread.submit(send, self.requests, (root, daemon, layouts))
+        self.thread.submit(send, self.requests, (rrdfiles.__name__, "start", (root, daemon, layouts), 0))
         # A store dropped without close (tests, a failed start): its worker ends at end of input.
         self._finalizer = weakref.finalize(self, _end_worker, self.thread, self.requests, self.answers, self.proc)
 
@@ -131,7 +127,7 @@ class _Worker:
         if self.broken:
             raise _WorkerDiedError
         try:
-            send(self.requests, (method, layouts, args))
+            send(self.requests, ("call", (method, layouts, args)))
             ok, value = receive(self.answers)
         except (OSError, EOFError):
             self.broken = True
@@ -145,7 +141,7 @@ class _Worker:
         self._finalizer()
 
 
-def _end_worker(thread: ThreadPoolExecutor, requests: BinaryIO, answers: BinaryIO,
+def _end_worker(thread: ThreadPoolExecutor, requests: IO[bytes], answers: IO[bytes],
                 proc: subprocess.Popen[bytes]) -> None:
     """Nothing is in flight here (`close` waits for its last call; a dropped store has none), and this may
     run in the pipe thread itself (the last reference to a dropped store's worker): do not join it."""
@@ -254,7 +250,7 @@ class RrdStore:
                     numbers[i] = n
         new: list[str] = []
         if self._named < len(ids):  # keys numbered since, or all of them for a new worker
-            new = list(ids)[self._named:]
+            new = list(itertools.islice(ids, self._named, None))
             self._named = len(ids)
         nan = math.nan
         return (new, array("l", numbers), array("d", [s.ts for s in samples]),  # type: ignore[arg-type]

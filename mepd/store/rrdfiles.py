@@ -2,9 +2,8 @@
 
 This module is all the RRD worker process imports (with rrdtool): no asyncio,
 no daemon code, so the worker holds about 20 MB of code instead of 30.  The
-daemon side (`mepd.store.rrd`) starts it with `python -c` and talks to `_serve`
-over two pipes, one pickled call at a time, in `mepd.worker_child`'s frames
-(the log writer's too).
+daemon side (`mepd.store.rrd`) starts it as `mepd.worker_child` does the log
+writer, with `start` as its first call and `call` for each rrdtool job.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import signal
 import sys
 import time
 from array import array
@@ -21,8 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import rrdtool
-
-from mepd.worker_child import receive, send
 
 DS: Final = "value"
 KEY: Final = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
@@ -326,27 +322,26 @@ class _Owner:
         return image
 
 
-def _serve(requests_fd: int, answers_fd: int) -> None:
-    """The worker process: one owner, calls run one at a time in order, until the daemon closes the pipe.
-    It ignores SIGINT and SIGTERM (systemd signals the whole cgroup): the daemon stops it itself,
-    after the last rows are written."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    requests, answers = os.fdopen(requests_fd, "rb"), os.fdopen(answers_fd, "wb")
-    root, daemon, layouts = receive(requests)
-    owner = _Owner(root, daemon, layouts)
-    while True:
-        try:
-            method, layouts, args = receive(requests)
-        except EOFError:
-            return
-        if layouts is not None:
-            owner.set_layouts(layouts)
-        try:
-            answer: tuple[bool, object] = (True, getattr(owner, method)(*args))
-        except Exception as e:  # noqa: BLE001 - sent back to the caller, who raises it
-            answer = (False, e if isinstance(e, RrdError) else RrdError(f"{type(e).__name__}: {e}"))
-        send(answers, answer)
+_owner: _Owner | None = None
+
+
+def start(root: str, daemon: list[str], layouts: Callable[[str], RrdLayout]) -> None:
+    """The worker's first call (`mepd.worker_child.serve`): the one owner of every rrdtool call."""
+    global _owner  # noqa: PLW0603 - one owner per worker process is the point
+    _owner = _Owner(root, daemon, layouts)
+
+
+def call(method: str, layouts: Callable[[str], RrdLayout] | None, args: tuple[Any, ...]) -> Any:
+    """An owner method, with the layouts first when the daemon's have changed; any error comes back as RrdError."""
+    assert _owner is not None, "start() is the worker's first call"
+    if layouts is not None:
+        _owner.set_layouts(layouts)
+    try:
+        return getattr(_owner, method)(*args)
+    except RrdError:
+        raise
+    except Exception as e:  # noqa: BLE001 - rrdtool's and ours alike reach the caller as one kind of error
+        raise RrdError(f"{type(e).__name__}: {e}") from None
 
 
 

@@ -193,7 +193,7 @@ async def test_the_worker_ignores_sigterm_and_a_killed_one_is_replaced(tmp_path:
         pid = store.worker_pid
         assert pid is not None
         cmdline = await asyncio.to_thread(Path(f"/proc/{pid}/cmdline").read_bytes)
-        assert b"from mepd.store.rrdfiles import _serve" in cmdline  # not the daemon's main module again
+        assert b"from mepd.worker_child import serve" in cmdline  # not the daemon's main module again
         os.kill(pid, signal.SIGTERM)  # systemd signals the whole cgroup: the daemon stops the worker itself
         assert (await store.write([Sample(key, T0 + 20, 2.0)])).updated == 1
         os.kill(pid, signal.SIGKILL)
