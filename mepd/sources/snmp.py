@@ -324,6 +324,11 @@ def interfaces_from(table: Mapping[str, Mapping[Oid, object]]) -> list[Interface
     return out
 
 
+def status_kept(cfg: SnmpTargetConfig, iface: Interface) -> bool:
+    """skip_admin_down and skip_down, which the poller applies at every poll."""
+    return not (cfg.skip_admin_down and iface.admin != UP) and not (cfg.skip_down and iface.oper != UP)
+
+
 def select(interfaces: Iterable[Interface], cfg: SnmpTargetConfig, by_status: bool = True) -> list[Interface]:
     """The interfaces the target's selection keys ask for; `by_status=False` leaves out
     skip_admin_down and skip_down (the poller applies those every poll, the rest once per describe walk)."""
@@ -338,9 +343,7 @@ def select(interfaces: Iterable[Interface], cfg: SnmpTargetConfig, by_status: bo
             return False
         if any(fnmatch.fnmatchcase(n, g) for n in names for g in cfg.exclude):
             return False
-        if by_status and cfg.skip_admin_down and i.admin != UP:
-            return False
-        return not (by_status and cfg.skip_down and i.oper != UP)
+        return not by_status or status_kept(cfg, i)
 
     return [i for i in interfaces if wanted(i)]
 
@@ -450,7 +453,7 @@ class _Stream:
                 break
             i += 1
             iface.admin = _int(admins.get(raw)) or 0  # oper and discontinuity are the last poll's, unchanged
-            if wanted and not (cfg.skip_admin_down and iface.admin != UP) and not (cfg.skip_down and iface.oper != UP):
+            if wanted and status_kept(cfg, iface):
                 chosen.append((iface, raw))
         self._next = i
         if chosen:
@@ -573,7 +576,7 @@ class SnmpTarget:
             iface.admin = _int(admins.get(raw)) or 0
             iface.oper = _int(opers.get(raw)) or 0
             iface.discontinuity = _int(discs.get(raw)) or 0
-            if wanted and not (cfg.skip_admin_down and iface.admin != UP) and not (cfg.skip_down and iface.oper != UP):
+            if wanted and status_kept(cfg, iface):
                 chosen.append((iface, raw))
         columns = [cycle[c] for c in _RATE_COLUMNS]
         hc_in = columns[0]
