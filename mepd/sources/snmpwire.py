@@ -247,7 +247,7 @@ class V2cError(Exception):
 
 class _Protocol(asyncio.DatagramProtocol):
     def __init__(self) -> None:
-        self.pending: dict[int, asyncio.Future[tuple[int, int, int, VarBinds]]] = {}
+        self.pending: dict[int, asyncio.Future[tuple[int, int, int, VarBinds] | None]] = {}
         self.transport: asyncio.DatagramTransport | None = None
         self.bad = 0
 
@@ -266,6 +266,12 @@ class _Protocol(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         """ICMP port unreachable and the like: the request times out, as with any silent agent."""
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    """An attempt's timeout: its future ends with None, and the request is sent again or given up."""
+    if not future.done():
+        future.set_result(None)
 
 
 class V2cClient:
@@ -288,25 +294,32 @@ class V2cClient:
 
     async def request(self, oids: Sequence[bytes], bulk: tuple[int, int] | None = None,
                       ) -> tuple[int, int, VarBinds]:
-        """(error status, error index, varbinds) of one GET or GETBULK."""
+        """(error status, error index, varbinds) of one GET or GETBULK.
+
+        Each attempt waits on a future of its own with one timer, where `wait_for(shield(...))`
+        made two futures, a task and two callbacks per request (a poll of 10,000 interfaces sends
+        1,100 requests); an answer to an earlier attempt has the same request id and is as good."""
         protocol = await self._ensure()
         request_id = next(self._ids) & 0x7FFFFFFF
         message = encode_request(self.community, request_id, oids, bulk=bulk)
-        future: asyncio.Future[tuple[int, int, int, VarBinds]] = asyncio.get_running_loop().create_future()
-        protocol.pending[request_id] = future
+        loop = asyncio.get_running_loop()
+        pending = protocol.pending
         try:
             for attempt in range(self.retries + 1):
                 assert protocol.transport is not None
+                future: asyncio.Future[tuple[int, int, int, VarBinds] | None] = loop.create_future()
+                pending[request_id] = future
+                timer = loop.call_later(self.timeout, _expire, future)
                 protocol.transport.sendto(message)
                 self.resent += attempt > 0
                 try:
-                    _, status, index, varbinds = await asyncio.wait_for(asyncio.shield(future), self.timeout)
-                except TimeoutError:
-                    continue
-                return status, index, varbinds
+                    answer = await future
+                finally:
+                    timer.cancel()
+                if answer is not None:
+                    return answer[1], answer[2], answer[3]
         finally:
-            protocol.pending.pop(request_id, None)
-            future.cancel()
+            pending.pop(request_id, None)
         raise V2cError("No SNMP response received before timeout")
 
     def close(self) -> None:

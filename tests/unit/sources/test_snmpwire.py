@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 import pytest
@@ -92,3 +93,52 @@ def test_truncated_response() -> None:
     data = pysnmp_response(5, [("1.3.6.1.2.1.1.3.0", rfc1902.TimeTicks(5))])
     with pytest.raises(wire.DecodeError):
         wire.decode_response(data[:-3])
+
+
+class _DropFirst(asyncio.DatagramProtocol):
+    """An agent that loses the first copy of each request: the fault a retry is for (a lost datagram
+    cannot be had from a real agent on loopback)."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        msg, _ = decoder.decode(data, asn1Spec=api.PROTOCOL_MODULES[api.SNMP_VERSION_2C].Message())
+        request_id = int(api.PROTOCOL_MODULES[api.SNMP_VERSION_2C].apiPDU.get_request_id(
+            api.PROTOCOL_MODULES[api.SNMP_VERSION_2C].apiMessage.get_pdu(msg)))
+        self.seen.append(request_id)
+        if self.seen.count(request_id) > 1:
+            assert self.transport is not None
+            self.transport.sendto(pysnmp_response(request_id, [("1.3.6.1.2.1.1.3.0", rfc1902.TimeTicks(42))]), addr)
+
+
+async def test_a_lost_request_is_sent_again_with_the_same_id() -> None:
+    loop = asyncio.get_running_loop()
+    transport, agent = await loop.create_datagram_endpoint(_DropFirst, local_addr=("127.0.0.1", 0))
+    client = wire.V2cClient("127.0.0.1", transport.get_extra_info("sockname")[1], "public", 0.2, 2)
+    try:
+        status, _, varbinds = await client.request([wire.oid_bytes((1, 3, 6, 1, 2, 1, 1, 3, 0))])
+        assert (status, varbinds[0][1], client.resent) == (0, 42, 1)
+        assert len(agent.seen) == 2
+        assert agent.seen[0] == agent.seen[1]
+    finally:
+        client.close()
+        transport.close()
+
+
+async def test_an_agent_that_never_answers_times_out_after_every_retry() -> None:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+    client = wire.V2cClient("127.0.0.1", transport.get_extra_info("sockname")[1], "public", 0.05, 2)
+    try:
+        with pytest.raises(wire.V2cError):
+            await client.request([wire.oid_bytes((1, 3, 6, 1, 2, 1, 1, 3, 0))])
+        assert client.resent == 2
+        assert not client._protocol or not client._protocol.pending  # nothing left waiting
+    finally:
+        client.close()
+        transport.close()
