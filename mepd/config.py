@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mepd.alerts.syntax import LABEL_NAME, glob_error, template_error
 from mepd.errors import ConfigError, ConfigErrors
-from mepd.model import severity_number
+from mepd.model import IncidentSeverity, severity_number
 from mepd.units import parse_duration, parse_size
 
 DURATION: Final = "duration"
@@ -447,7 +447,7 @@ class AlertRuleConfig:
     """One rule: a metric threshold (`metric` + `above`/`below`), a log pattern, or an absence (`absent`)."""
 
     name: str
-    severity: Literal["critical", "warning", "info"] = "warning"
+    severity: IncidentSeverity = "warning"
     labels: dict[str, str] = field(default_factory=dict, hash=False)  # hash=False: configs stay hashable
     summary: str = ""
     metric: str = ""

@@ -119,6 +119,7 @@ class Sample:
 
 
 IncidentState = Literal["firing", "acknowledged", "resolved"]
+IncidentSeverity = Literal["critical", "warning", "info"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 DEADLINE = 30.0
 ROOT = Path(__file__).parent.parent
@@ -196,6 +197,12 @@ class Mepd:
             with contextlib.suppress(OSError), open(path) as f:
                 pids += [int(p) for p in f.read().split()]
         return pids
+
+
+def prometheus_samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """A scrape's samples by (name, labels), read by prometheus_client's own parser."""
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def syslog_listen(port: int, *protos: str) -> str:

@@ -38,18 +38,19 @@ def _counters_text(counters: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in counters.items())
 
 
-def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Status' nested counters back to their dotted names: {"dropped": {"kernel": 3}} -> {"dropped.kernel": 3}."""
     out: dict[str, Any] = {}
     for k, v in tree.items():
         if isinstance(v, Mapping):
-            out.update(_flat(v, f"{prefix}{k}."))
+            out.update(flatten(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
 
 
 def status(s: Mapping[str, Any]) -> str:
-    logs = _flat(s["pipeline"]["logs"])
+    logs = flatten(s["pipeline"]["logs"])
     # Each consumer has its own queue: a record dropped from the alerts' queue is still stored, so the headline
     # counts what never reached the store (the kernel's UDP drops, then the store's full queue).
     full = {k.removeprefix("dropped.queue_full."): int(v) for k, v in logs.items() if k.startswith("dropped.")}

@@ -213,7 +213,8 @@ class DashboardData:
                 out.setdefault(parts[1], []).append(parts[2])
         return out
 
-    def _polled(self, target: str) -> Mapping[str, PolledInterface]:
+    def polled(self, target: str) -> Mapping[str, PolledInterface]:
+        """The target's interfaces by name as its last poll saw them; empty when this daemon does not poll it."""
         entry = self.daemon.components.get(f"snmp/{target}")
         interfaces = getattr(entry[1].component, "interfaces", None) if entry else None
         return interfaces if isinstance(interfaces, Mapping) else {}
@@ -229,7 +230,7 @@ class DashboardData:
             info = await store.info(f"{prefix}.{IN_OUT[0]}")
             values = {n: _float(info.get(f"ds[{n}].last_ds")) for n in latest}
             updated = _float(info.get("last_update"))
-        polled = self._polled(target).get(name)
+        polled = self.polled(target).get(name)
         oper = values.get("oper_up")
         status = "unknown" if oper is None else "up" if oper >= 0.5 else "down"
         if polled is None:

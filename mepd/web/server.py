@@ -8,6 +8,9 @@ Security, in the order requests meet it:
   random cookie (SameSite=Strict, HttpOnly) under a per-process secret; a POST
   without it, or from another origin, is refused with 403;
 - a Content-Security-Policy that allows only this server's own scripts.
+
+`GET /metrics` is Prometheus' scrape of the same daemon (mepd.web.prometheus), behind
+the same authentication: Prometheus sends basic auth or a bearer token as configured.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from mepd.api.server import log_query
 from mepd.config import HttpConfig, split_address
 from mepd.pipeline import Counters
 from mepd.units import parse_duration
-from mepd.web import pages
+from mepd.web import pages, prometheus
 from mepd.web.assets import STATIC
 from mepd.web.dashboard import Dashboard, NotFound
 from mepd.web.graphs import CONTENT_TYPES
@@ -141,6 +144,7 @@ class Site:
             web.post("/incident/{id:[0-9]+}/{verb:ack|resolve|silence}", self.incident_action),
             web.get("/graph/{key}/{name}.{fmt:png|svg}", self.graph),
             web.get("/static/{file}", self.static),
+            web.get("/metrics", self.metrics),
         ])
         self.app.on_shutdown.append(self._on_shutdown)
 
@@ -276,6 +280,14 @@ class Site:
             raise NotFound(f"no file {request.match_info['file']!r}")
         content_type, text = entry
         return web.Response(text=text, content_type=content_type, headers={"Cache-Control": "max-age=3600"})
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        """Prometheus' scrape; gzip when asked for (Prometheus does: 90,000 series are 7 MB of text)."""
+        body = await prometheus.exposition(self.dashboard)
+        response = web.Response(body=body, headers={"Content-Type": prometheus.CONTENT_TYPE,
+                                                    "Cache-Control": "no-store"})
+        response.enable_compression()
+        return response
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: each newly stored record matching the filters, as `event: record`."""

@@ -25,11 +25,12 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from mepd import __version__
 from mepd.alerts.engine import AlertEngine
 from mepd.analysis.accesslog import access_time, parse_access_line
 from mepd.analysis.weblog import Aggregate
 from mepd.config import AlertConfig, AlertRuleConfig, Config, HttpConfig, TailConfig
-from mepd.model import LogRecord, Sample
+from mepd.model import LogRecord, Sample, rfc3339
 from mepd.pipeline import Pipeline
 from mepd.sources.snmp import METRICS
 from mepd.store.logs import LogStore
@@ -133,17 +134,25 @@ class State:
     received: int = 1234
     dropped: int = 5
     more: list[dict[str, object]] = field(default_factory=list)  # other components' status
+    started: float = field(default_factory=time.time)
 
     async def status(self) -> dict[str, object]:
+        """The shape of mepd.app.App.status()."""
         return {
+            "version": __version__,
+            "started": rfc3339(self.started),
+            "uptime": time.time() - self.started,
             "components": [
-                {"name": "syslog/udp 127.0.0.1:5514", "state": "running",
+                {"name": "syslog/udp 127.0.0.1:5514", "state": "running", "restarts": 0,
                  "counters": {"received": self.received, "dropped.queue_full": self.dropped, "parse_errors": 2}},
-                {"name": "journal", "state": "running", "counters": {"read": 77}},
+                {"name": "journal", "state": "running", "restarts": 0, "counters": {"read": 77}},
                 *self.more,
             ],
-            "pipeline": {"logs": {"received": self.received, "stored": self.received - self.dropped,
+            "pipeline": {**self.pipeline.status(),
+                         "logs": {"received": self.received, "stored": self.received - self.dropped,
                                   "dropped": {"queue_full": {"store/logs": self.dropped}}}},
+            "store": {"logs": await self.logstore.stats()},
+            "reloads": {"ok": 0, "last_error": None},
         }
 
     async def log(self, message: str, app: str = "sshd", host: str = "web1", severity: int = 4) -> None:

@@ -1,0 +1,305 @@
+"""`GET /metrics`: the latest values and mepd's own status in Prometheus' text format 0.0.4,
+so that an existing Prometheus scrapes mepd as it scrapes snmp_exporter or node_exporter.
+
+Names follow those exporters: targets, interfaces, web sources and components are
+labels, never parts of a name; rates are gauges named with their unit
+(`mepd_snmp_in_bytes_per_second`), since mepd has already turned the agents' counters
+into rates (wraps and reboots handled, see mepd.analysis.counters); mepd's own counts
+are counters ending in `_total`.
+
+Unknown is absent, never 0: a key whose latest value is unknown (rrdtool's U: a first
+poll, an agent reboot, a rate above the interface speed) is left out, and so is one
+older than its RRD heartbeat (twice the step), which rrdtool stores as unknown too:
+a target that stops answering does not repeat its last rate, its series go stale.
+No timestamps are sent; Prometheus stamps the scrape, as with every exporter.
+
+The text is made in a worker thread from a snapshot taken on the event loop: 90,000
+series cost about 0.2 s of CPU, which would otherwise hold up syslog reception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, get_args
+
+from mepd.alerts.engine import NotRunningError
+from mepd.api.render import flatten
+from mepd.model import Incident, IncidentSeverity, Sample
+from mepd.store.rrd import RrdLayout
+from mepd.supervisor import State
+from mepd.web.dashboard import Dashboard
+from mepd.web.data import PolledInterface
+
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+
+# An interface's metric names (mepd.sources.snmp.METRICS) -> family, help, factor.  Traffic is in bytes,
+# Prometheus' base unit, as node_exporter's and snmp_exporter's (mepd's in_bps / 8; x 8 for bits).
+SNMP: Final = {
+    "in_bps": ("mepd_snmp_in_bytes_per_second", "Inbound traffic over the last poll interval, in bytes per second"
+               " (mepd's in_bps / 8).", 0.125),
+    "out_bps": ("mepd_snmp_out_bytes_per_second", "Outbound traffic over the last poll interval, in bytes per second"
+                " (mepd's out_bps / 8).", 0.125),
+    "in_pps": ("mepd_snmp_in_packets_per_second", "Inbound unicast packets per second over the last poll interval.",
+               1.0),
+    "out_pps": ("mepd_snmp_out_packets_per_second", "Outbound unicast packets per second over the last poll interval.",
+                1.0),
+    "in_errors": ("mepd_snmp_in_errors_per_second", "Inbound errors per second over the last poll interval.", 1.0),
+    "out_errors": ("mepd_snmp_out_errors_per_second", "Outbound errors per second over the last poll interval.", 1.0),
+    "in_discards": ("mepd_snmp_in_discards_per_second", "Inbound discards per second over the last poll interval.",
+                    1.0),
+    "out_discards": ("mepd_snmp_out_discards_per_second", "Outbound discards per second over the last poll interval.",
+                     1.0),
+    "oper_up": ("mepd_snmp_oper_up", "1 when the interface's ifOperStatus was up at the last poll, else 0.", 1.0),
+}
+SNMP_OID: Final = ("mepd_snmp_oid", "A custom OID of [[snmp.target.oid]]: a gauge as read, a counter as a rate per"
+                   " second; times its scale.")
+# A web source's metric names (mepd.analysis.weblog_live.METRICS), the status classes apart -> family, help.
+WEBLOG: Final = {
+    "requests": ("mepd_weblog_requests", "Requests in the web source's last step (tail step, 5m by default)."),
+    "bytes": ("mepd_weblog_sent_bytes", "Bytes sent in the web source's last step."),
+    "5xx_ratio": ("mepd_weblog_server_error_ratio", "Share of 5xx responses among the last step's requests."),
+}
+WEBLOG_CLASSES: Final = ("mepd_weblog_responses", "Responses in the web source's last step, by status class.")
+OTHER: Final = ("mepd_metric", "The latest value of a metric key that has no family of its own.")
+SEVERITIES: Final = get_args(IncidentSeverity)
+OPEN_STATES: Final = ("firing", "acknowledged")
+_NOT_IN_NAME: Final = re.compile(r"[^A-Za-z0-9_]")
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What one scrape shows, taken on the event loop; `keys` are those with a latest value then."""
+
+    now: float
+    status: Mapping[str, Any]
+    keys: Sequence[str]
+    latest: Mapping[str, Sample]
+    layouts: Callable[[str], RrdLayout]
+    interfaces: Mapping[str, Mapping[str, PolledInterface]]  # SNMP target -> its interfaces at the last poll
+    incidents: Sequence[Incident] | None  # the open ones; None: the alert engine is not running
+
+
+def escape(value: str) -> str:
+    """A label value as the text format wants it: backslash, double quote and line feed escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def escape_help(text: str) -> str:
+    """HELP text escapes backslash and line feed only."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def labels(pairs: Iterable[tuple[str, str]]) -> str:
+    return "{" + ",".join(f'{name}="{escape(value)}"' for name, value in pairs) + "}"
+
+
+class Exposition:
+    """Families in the order first declared, each with its samples together, as the format requires."""
+
+    def __init__(self) -> None:
+        self.families: dict[str, tuple[str, str, list[str]]] = {}
+
+    def gauge(self, name: str, help_text: str) -> list[str]:
+        return self._family(name, "gauge", help_text)
+
+    def counter(self, name: str, help_text: str) -> list[str]:
+        return self._family(name, "counter", help_text)
+
+    def _family(self, name: str, kind: str, help_text: str) -> list[str]:
+        """The list to append `{labels} value` strings to (a sample's name is the family's)."""
+        entry = self.families.get(name)
+        if entry is None:
+            entry = self.families[name] = (kind, help_text, [])
+        return entry[2]
+
+    def text(self) -> str:
+        out: list[str] = []
+        for name, (kind, help_text, samples) in self.families.items():
+            if samples:
+                out.append(f"# HELP {name} {escape_help(help_text)}")
+                out.append(f"# TYPE {name} {kind}")
+                out.extend(name + s for s in samples)
+        out.append("")
+        return "\n".join(out)
+
+
+def render(s: Snapshot) -> bytes:
+    out = Exposition()
+    _latest(out, s)
+    up = _targets(out, s.status)
+    _interfaces(out, {t: ifaces for t, ifaces in s.interfaces.items() if up.get(t) == 1})
+    _daemon(out, s.status)
+    if s.incidents is not None:
+        _incidents(out, s.incidents)
+    return out.text().encode()
+
+
+def _latest(out: Exposition, s: Snapshot) -> None:
+    """Each key's latest value, if known and current, in the family its key's shape says."""
+    snmp = {name: (out.gauge(family, help_text), factor) for name, (family, help_text, factor) in SNMP.items()}
+    oid = out.gauge(*SNMP_OID)
+    weblog = {name: out.gauge(*family) for name, family in WEBLOG.items()}
+    classes = out.gauge(*WEBLOG_CLASSES)
+    other = out.gauge(*OTHER)
+    cutoffs: dict[str, float] = {}  # a key's first two parts -> the oldest time still current
+    prefixes: dict[str, str] = {}  # an interface's key prefix -> its labels
+    get, layouts, now = s.latest.get, s.layouts, s.now
+    for key in s.keys:
+        sample = get(key)
+        if sample is None or sample.value is None:
+            continue
+        parts = key.split(".")
+        group = f"{parts[0]}.{parts[1]}" if len(parts) > 1 else key
+        cutoff = cutoffs.get(group)
+        if cutoff is None:
+            cutoff = cutoffs[group] = now - 2 * layouts(key).step
+        if sample.ts < cutoff:
+            continue
+        if parts[0] == "snmp" and len(parts) == 4 and parts[3] in snmp:
+            prefix = key[: -len(parts[3]) - 1]
+            lab = prefixes.get(prefix)
+            if lab is None:
+                lab = prefixes[prefix] = labels((("target", parts[1]), ("interface", parts[2])))
+            family, factor = snmp[parts[3]]
+            family.append(f"{lab} {sample.value * factor!r}")
+            continue
+        value = f" {sample.value!r}"
+        if parts[0] == "snmp" and len(parts) == 3:
+            oid.append(labels((("target", parts[1]), ("name", parts[2]))) + value)
+        elif parts[0] == "weblog" and len(parts) >= 3:
+            source, name = key[len("weblog."): -len(parts[-1]) - 1], parts[-1]
+            if name in weblog:
+                weblog[name].append(labels((("source", source),)) + value)
+            elif name.startswith("status_"):
+                classes.append(labels((("source", source), ("class", name.removeprefix("status_")))) + value)
+            else:
+                other.append(labels((("key", key),)) + value)
+        else:
+            other.append(labels((("key", key),)) + value)
+
+
+def _targets(out: Exposition, status: Mapping[str, Any]) -> dict[str, int]:
+    """Each SNMP target's reachability and last poll; returns target -> up, for targets whose state is known."""
+    up_family = out.gauge("mepd_snmp_target_up",
+                          "1 when the target's last poll was answered, 0 when it was not or the poller failed.")
+    last = out.gauge("mepd_snmp_last_poll_timestamp_seconds", "When the target last answered a poll.")
+    took = out.gauge("mepd_snmp_last_poll_duration_seconds", "How long the target's last poll took.")
+    up: dict[str, int] = {}
+    for comp in status["components"]:
+        name = str(comp["name"])
+        if not name.startswith("snmp/"):
+            continue
+        target = name.removeprefix("snmp/")
+        details = comp.get("details", {})
+        lab = labels((("target", target),))
+        if comp["state"] in (State.FATAL, State.BACKOFF) or details.get("state") == "unreachable":
+            up[target] = 0
+        elif details.get("state") == "ok":
+            up[target] = 1
+        if target in up:
+            up_family.append(f"{lab} {up[target]}")
+        if details.get("last_poll") is not None:
+            last.append(f"{lab} {details['last_poll']!r}")
+        if details.get("last_duration") is not None:
+            took.append(f"{lab} {details['last_duration']!r}")
+    return up
+
+
+def _interfaces(out: Exposition, interfaces: Mapping[str, Mapping[str, PolledInterface]]) -> None:
+    """What the last poll said of each interface of the targets that answered it."""
+    info = out.gauge("mepd_snmp_interface_info", "Always 1; ifDescr and ifAlias of the interface.")
+    speed = out.gauge("mepd_snmp_speed_bytes_per_second",
+                      "The interface's speed (ifHighSpeed, else ifSpeed), in bytes per second.")
+    admin = out.gauge("mepd_snmp_admin_up", "1 when the interface's ifAdminStatus is up, else 0.")
+    for target, ifaces in interfaces.items():
+        for name, i in ifaces.items():
+            pairs = (("target", target), ("interface", name))
+            lab = labels(pairs)
+            info.append(f"{labels((*pairs, ('descr', i.descr), ('alias', i.alias)))} 1")
+            if i.speed_bps:
+                speed.append(f"{lab} {i.speed_bps / 8!r}")
+            admin.append(f"{lab} {int(i.admin == 1)}")
+
+
+def _daemon(out: Exposition, status: Mapping[str, Any]) -> None:
+    """What `mepctl status` shows: version, components and their counters, pipeline, log store, reloads."""
+    out.gauge("mepd_build_info", "Always 1; the version of mepd.").append(
+        f"{labels((('version', str(status['version'])),))} 1")
+    out.gauge("mepd_start_time_seconds", "When the daemon started, in seconds since the epoch.").append(
+        f" {datetime.fromisoformat(status['started']).timestamp()!r}")
+
+    state = out.gauge("mepd_component_state", "1 for the component's supervision state, 0 for the others.")
+    restarts = out.counter("mepd_component_restarts_total", "Times the component failed and was restarted.")
+    counted: dict[str, list[str]] = {}
+    for comp in status["components"]:
+        name = str(comp["name"])
+        lab = labels((("component", name),))
+        state.extend(f"{labels((('component', name), ('state', s.value)))} {int(comp['state'] == s)}" for s in State)
+        restarts.append(f"{lab} {int(comp['restarts'])}")
+        for counter, value in comp["counters"].items():
+            counted.setdefault(counter, []).append(f"{lab} {int(value)}")
+    for counter, samples in sorted(counted.items()):
+        out.counter(f"mepd_component_{_NOT_IN_NAME.sub('_', counter)}_total",
+                    f"The component's counter {counter}, as mepctl status shows it.").extend(samples)
+
+    pipeline = status["pipeline"]
+    out.counter("mepd_pipeline_received_total", "Items put on the pipeline: log records (channel logs), metric"
+                " samples (channel samples).")
+    out.counter("mepd_pipeline_stored_total", "Items the stores wrote: log records (logs), RRD rows of one file"
+                " and time (samples).")
+    dropped = out.counter("mepd_pipeline_dropped_total",
+                          "Items that found a consumer's queue full, by consumer (the other consumers took them).")
+    for channel in ("logs", "samples"):
+        lab = labels((("channel", channel),))
+        for counter, value in {"received": 0, "stored": 0, **flatten(pipeline[channel])}.items():
+            consumer = counter.removeprefix("dropped.queue_full.")
+            if consumer != counter:
+                dropped.append(f"{labels((('channel', channel), ('consumer', consumer)))} {int(value)}")
+            else:
+                out.counter(f"mepd_pipeline_{_NOT_IN_NAME.sub('_', counter)}_total",
+                            f"Items counted as {counter} by the pipeline's channel.").append(f"{lab} {int(value)}")
+    out.gauge("mepd_pipeline_queued", "Items in a consumer's queue or being handled by it.").extend(
+        f"{labels((('consumer', str(name)),))} {int(n)}" for name, n in pipeline["queued"].items())
+
+    logs = status["store"]["logs"]
+    out.gauge("mepd_logstore_records", "Log records in the store.").append(f" {int(logs['records'])}")
+    out.gauge("mepd_logstore_size_bytes", "Bytes used by the log store's pages.").append(f" {int(logs['size_bytes'])}")
+    if logs.get("oldest"):
+        out.gauge("mepd_logstore_oldest_timestamp_seconds", "When the oldest stored record was received.").append(
+            f" {datetime.fromisoformat(logs['oldest']).timestamp()!r}")
+
+    reloads = status["reloads"]
+    out.counter("mepd_reloads_total", "Config reloads (SIGHUP, mepctl reload), by result.").extend(
+        f"{labels((('result', r),))} {int(reloads.get(r, 0))}" for r in ("ok", "failed"))
+    out.gauge("mepd_config_last_reload_successful", "0 when the last reload was refused (the old config runs).").append(
+        f" {int(not reloads.get('last_error'))}")
+
+
+def _incidents(out: Exposition, incidents: Sequence[Incident]) -> None:
+    counts = {(sev, st): 0 for sev in SEVERITIES for st in OPEN_STATES}
+    for inc in incidents:
+        counts[inc.severity, inc.state] = counts.get((inc.severity, inc.state), 0) + 1
+    family = out.gauge("mepd_incidents_open", "Open incidents (firing or acknowledged), by severity.")
+    family.extend(f"{labels((('severity', sev), ('state', st)))} {n}" for (sev, st), n in counts.items())
+
+
+async def snapshot(dashboard: Dashboard) -> Snapshot:
+    daemon = dashboard.daemon
+    status = await daemon.status()
+    store = daemon.rrdstore
+    try:
+        incidents: list[Incident] | None = list(daemon.alerts.incidents.open.values())
+    except NotRunningError:
+        incidents = None
+    interfaces = {t.name: dashboard.data.polled(t.name) for t in daemon.cfg.snmp.target}
+    return Snapshot(time.time(), status, list(store.latest), store.latest, store.layouts, interfaces, incidents)
+
+
+async def exposition(dashboard: Dashboard) -> bytes:
+    """The scrape's body; made off the event loop."""
+    return await asyncio.to_thread(render, await snapshot(dashboard))
