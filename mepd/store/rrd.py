@@ -31,9 +31,10 @@ import os
 import subprocess
 import weakref
 from array import array
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from mepd.model import Sample
 from mepd.pipeline import Counters, Subscription
@@ -65,6 +66,8 @@ __all__ = ["DS", "KEY", "MRTG_RRAS", "PERIODS", "ImageFormat", "Layouts", "Locat
            "path_key", "read_location"]
 
 log = logging.getLogger(__name__)
+
+WRITES_IN_FLIGHT: Final = 2  # batches handed to the worker's pipe thread before the sink waits for the first
 
 
 class Latest(Mapping[str, Sample]):
@@ -199,11 +202,15 @@ class RrdStore:
         return worker.submit(method, layouts, *args)
 
     async def _call(self, method: str, *args: Any) -> Any:
+        future = self._submit(method, *args)
+        worker = self._worker
         try:
-            return await asyncio.wrap_future(self._submit(method, *args))
+            return await asyncio.wrap_future(future)
         except _WorkerDiedError:
-            # The next call starts a new owner, which reads the last updates from the files again.
-            self._drop_worker()
+            # The next call starts a new owner, which reads the last updates from the files again; a call
+            # that was in flight with this one does not stop that new owner.
+            if self._worker is worker:
+                self._drop_worker()
             raise RrdError("the rrdtool worker process died") from None
 
     def _drop_worker(self) -> None:
@@ -297,16 +304,31 @@ class RrdSink:
         os.makedirs(self.store.root, exist_ok=True)
         started()
         linger = self._flush_interval
-        while True:
-            batch = await self.subscription.get_batch(self._batch_size, linger)
-            # After a full batch a burst is being drained (an SNMP target puts a whole poll at once): the
-            # rest of it is queued already, so it goes without waiting `flush_interval` for more.
-            linger = 0.0 if len(batch) >= self._batch_size else self._flush_interval
-            try:
-                result = await self.store.write(batch, flush=len(self.subscription) == 0)
-            finally:
-                self.subscription.done(len(batch))
-            self._count(result, len(batch))
+        writes: deque[asyncio.Task[None]] = deque()
+        try:
+            while True:
+                batch = await self.subscription.get_batch(self._batch_size, linger)
+                # After a full batch a burst is being drained (an SNMP target puts a whole poll at once): the
+                # rest of it is queued already, so it goes without waiting `flush_interval` for more.
+                linger = 0.0 if len(batch) >= self._batch_size else self._flush_interval
+                writes.append(asyncio.create_task(self._write(batch, flush=len(self.subscription) == 0)))
+                while writes and (len(writes) >= WRITES_IN_FLIGHT or writes[0].done()):
+                    await writes.popleft()
+        finally:
+            for w in writes:
+                if not w.done():
+                    w.cancel()
+                elif not w.cancelled():
+                    w.exception()  # seen: the write that failed first is what the sink raised
+
+    async def _write(self, batch: list[Sample], flush: bool) -> None:
+        """One batch: the worker takes the next one as soon as it answers this one, not when the event loop,
+        busy decoding the agents' answers, gets round to sending it."""
+        try:
+            result = await self.store.write(batch, flush=flush)
+        finally:
+            self.subscription.done(len(batch))
+        self._count(result, len(batch))
 
     def _count(self, result: WriteResult, n: int) -> None:
         c = self.counters

@@ -171,3 +171,24 @@ def test_row_rates_are_rate_for_each_counter(pairs: list[tuple[tuple[int | None,
             counted[r.reason] = counted.get(r.reason, 0) + 1
     assert got == want
     assert reasons == counted
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**31), st.integers(0, 2**31 - 1), st.sampled_from((32, 64))),
+                min_size=1, max_size=8),
+       st.integers(1, 100_000), st.floats(1e3, 1e12))
+def test_row_rates_of_a_usual_row_are_rate_for_each_counter(counters: list[tuple[int, int, int]], ticks: int,
+                                                            limit: float) -> None:
+    """The usual row (every counter read twice, none went back) takes a shorter path: the same numbers and
+    reasons, above the speed included."""
+    before, after = clock(0, 1000), clock(ticks / 100, 1000 + ticks)
+    prev = CounterRow(before, [v for v, _, _ in counters], [b for _, _, b in counters], "m")
+    cur = CounterRow(after, [v + d for v, d, _ in counters], [b for _, _, b in counters], "m")
+    scales = [8.0 if i % 2 else 1.0 for i in range(len(counters))]
+    limits = [limit if i % 3 == 0 else None for i in range(len(counters))]
+    reasons: dict[Unknown, int] = {}
+    got = row_rates(prev, cur, ticks, scales, limits, reasons)
+    want = [rate(Reading(before, v, b, "m"), Reading(after, v + d, b, "m"), scales[i], limits[i], ticks)
+            for i, (v, d, b) in enumerate(counters)]
+    assert got == [r.value for r in want]
+    over = sum(r.reason is Unknown.OVER_SPEED for r in want)
+    assert reasons == ({Unknown.OVER_SPEED: over} if over else {})

@@ -140,6 +140,20 @@ async def test_the_rest_of_a_burst_is_written_without_lingering(store: RrdStore)
     assert sink.counters.get("stored") == 3
 
 
+
+async def test_batches_in_flight_are_written_in_order(store: RrdStore) -> None:
+    """Two writes go to the worker at once; the second must not overtake the first (it would store T0+5)."""
+    pipeline = Pipeline()
+    sub = pipeline.samples.subscribe("store/rrd", 100)
+    sink = RrdSink(store, sub, Counters(), pipeline.sample_counters, batch_size=1, flush_interval=0)
+    task = asyncio.create_task(sink.run(lambda: None))
+    await pipeline.samples.put_many([Sample("a.b.c", T0 + ts, float(ts)) for ts in (10, 5, 20, 15, 30)])
+    await asyncio.wait_for(sub.join(), 10)
+    task.cancel()
+    assert (sink.counters.get("batches"), sink.counters.get("stored"), sink.counters.get("skipped_old")) == (5, 3, 2)
+    assert store.latest["a.b.c"].value == 30.0
+
+
 GROUP = ("in_bps", "out_bps", "oper_up")
 
 
