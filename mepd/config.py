@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Annotated, Any, Final, Literal, TypeVar, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from mepd.alerts.syntax import LABEL_NAME, glob_error, template_error
+from mepd.alerts.syntax import LABEL_NAME, LOG_TEMPLATE_FIELDS, TEMPLATE_FIELDS, glob_error, template_error
 from mepd.errors import ConfigError, ConfigErrors
 from mepd.model import IncidentSeverity, severity_number
 from mepd.units import parse_duration, parse_size
@@ -535,7 +535,8 @@ class AlertRuleConfig:
             if name not in allowed:
                 why = " or ".join(allowed) if allowed else "nothing (they are always per metric key)"
                 yield f"per[{i}]", f"{kind} rules on {'metrics' if self.metric else 'logs'} split by {why}"
-        if err := template_error(self.summary, (*self.labels, *self.series_labels)):
+        if err := template_error(self.summary, (*self.labels, *self.series_labels),
+                                 LOG_TEMPLATE_FIELDS if kind == "log" else TEMPLATE_FIELDS):
             yield "summary", err
 
 

@@ -96,6 +96,8 @@ def test_no_alert_section_means_no_rules_and_no_channels(tmp_path: Path) -> None
     ('metric = "k"\nabove = 1\nper = ["host"]', "alert.rule[0].per[0]: metric rules on metrics split by nothing"),
     ('absent = "5m"\nmetric = "k"\napp = "cron"', "alert.rule[0].absent: watch either a metric glob or log filters"),
     ('metric = "k"\nabove = 1\nsummary = "{key} {nope}"', "alert.rule[0].summary: unknown field {nope}"),
+    ('pattern = "x"\nsummary = "{host} {nope}"', "alert.rule[0].summary: unknown field {nope}"),
+    ('metric = "k"\nabove = 1\nsummary = "{message}"', "alert.rule[0].summary: unknown field {message}"),
     ('metric = "k"\nabove = 1\nsummary = "{value:d}"', "alert.rule[0].summary: invalid template: ValueError"),
     ('metric = "k"\nabove = 1\nsummary = "{0}"', "alert.rule[0].summary: positional fields"),
     ('metric = "k"\nabove = 1\nlabels = { "bad-name" = "x" }', "alert.rule[0].labels.bad-name: label names are"),
@@ -114,6 +116,12 @@ def test_summary_may_use_rule_and_series_labels(tmp_path: Path) -> None:
     text = ('[[alert.rule]]\nname = "r"\npattern = "x"\nper = ["host"]\nlabels = { team = "ops" }\n'
             'summary = "{count} on {host} for {team} ({labels[team]})"\n')
     assert load(tmp_path, text).alert.rule[0].summary.startswith("{count}")
+
+
+def test_log_rule_summary_may_use_the_lines_fields(tmp_path: Path) -> None:
+    text = ('[[alert.rule]]\nname = "r"\npattern = "x"\n'
+            'summary = "{host} {app}[{pid}] {facility}.{severity} {msgid} {source} {peer}: {message:.80}"\n')
+    assert load(tmp_path, text).alert.rule[0].summary.startswith("{host}")
 
 
 def test_duplicate_rule_names(tmp_path: Path) -> None:
