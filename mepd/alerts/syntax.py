@@ -1,7 +1,8 @@
 """The small languages of alert rules: key globs, summary templates, label matchers.
 
-Kept free of other mepd imports so that config validation can use the very
-parsers the engine runs, and a rule that loads is a rule that works.
+Kept free of other mepd imports (but the leaf `mepd.errors`) so that config
+validation can use the very parsers the engine runs, and a rule that loads is a
+rule that works.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import string
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, cast
+
+from mepd.errors import quoted
 
 _GLOB_CHARS: Final = re.compile(r"[A-Za-z0-9_.:/@%+=,~*?\[\]!-]*")
 LABEL_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -35,17 +38,17 @@ def glob_error(text: str) -> str | None:
     """Why `text` is not a supported glob (`*`, `?`, `[...]` over key characters), or None."""
     if not _GLOB_CHARS.fullmatch(text):
         bad = sorted({c for c in text if not _GLOB_CHARS.fullmatch(c)})
-        return f"unsupported character(s) {''.join(bad)!r} in glob {text!r}; use *, ? and [...]"
+        return f"unsupported character(s) {quoted(''.join(bad))} in glob {quoted(text)}; use *, ? and [...]"
     depth = 0
     for c in text:
         if c == "[":
             if depth:
-                return f"nested '[' in glob {text!r}"
+                return f'nested "[" in glob {quoted(text)}'
             depth = 1
         elif c == "]" and depth:
             depth = 0
     if depth:
-        return f"unclosed '[' in glob {text!r}"
+        return f'unclosed "[" in glob {quoted(text)}'
     return None
 
 
