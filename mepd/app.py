@@ -281,11 +281,13 @@ class App:
 
 
 def rrd_layouts(cfg: Config) -> Layouts:
-    """Each SNMP target's RRDs step at its poll interval, with its archives, one file per interface;
-    other keys at storage.rrd.step."""
+    """Each SNMP target's RRDs step at its poll interval, with its archives, one file per interface; each web
+    source's at its own `step` (with storage.rrd.step, a longer one outruns the heartbeat and stores unknown
+    between samples); other keys at storage.rrd.step."""
     targets = [(f"snmp.{t.name}.", t.interval, [config_mod.parse_rra(r) for r in t.rra], snmp_source.METRICS)
                for t in cfg.snmp.target]
-    return build_layouts(cfg.storage.rrd.step, targets)
+    webs = [(weblog_live.metric_prefix(w.name), w.step, (), ()) for w in weblog_live.web_sources(cfg.tail)]
+    return build_layouts(cfg.storage.rrd.step, [*targets, *webs])
 
 
 def lock_state_dir(path: str) -> int:

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Annotated, Any, Final, Literal, TypeVar, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from mepd.alerts.syntax import LABEL_NAME, glob_error, template_error
-from mepd.errors import ConfigError, ConfigErrors
+from mepd.alerts.syntax import LABEL_NAME, LOG_TEMPLATE_FIELDS, TEMPLATE_FIELDS, glob_error, template_error
+from mepd.errors import ConfigError, ConfigErrors, quoted
 from mepd.model import IncidentSeverity, severity_number
 from mepd.units import parse_duration, parse_size
 
@@ -52,16 +52,16 @@ def split_address(text: str) -> tuple[str, int]:
     """("0.0.0.0", 514) from "0.0.0.0:514"; IPv6 hosts go in brackets: "[::1]:514"."""
     host, sep, port_text = text.rpartition(":")
     if not sep or not host:
-        raise ValueError(f'expected host:port like "127.0.0.1:514", got {text!r}')
+        raise ValueError(f'expected host:port like "127.0.0.1:514", got {quoted(text)}')
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
         ipaddress.IPv6Address(host)
     elif ":" in host:
-        raise ValueError(f'an IPv6 host goes in brackets, like "[::1]:514", got {text!r}')
+        raise ValueError(f'an IPv6 host goes in brackets, like "[::1]:514", got {quoted(text)}')
     elif not _HOSTNAME.fullmatch(host):
-        raise ValueError(f"invalid host {host!r} in {text!r}")
+        raise ValueError(f"invalid host {quoted(host)} in {quoted(text)}")
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"invalid port {port_text!r} in {text!r}; expected 1-65535")
+        raise ValueError(f"invalid port {quoted(port_text)} in {quoted(text)}; expected 1-65535")
     return host, int(port_text)
 
 
@@ -108,7 +108,7 @@ class RrdStorageConfig:
 
     def check(self) -> Iterator[tuple[str, str]]:
         if self.rrdcached and not self.rrdcached.startswith(("unix:", "/")):
-            yield "rrdcached", f'expected "unix:/path/to/rrdcached.sock", got {self.rrdcached!r}'
+            yield "rrdcached", f'expected "unix:/path/to/rrdcached.sock", got {quoted(self.rrdcached)}'
         if self.step < 1:
             yield "step", "must be at least 1s"
         if self.batch_size < 1:
@@ -139,11 +139,11 @@ class SyslogListenConfig:
     def check(self) -> Iterator[tuple[str, str]]:
         if self.proto == "unix":
             if not os.path.isabs(self.address):
-                yield "address", f"a unix socket address is an absolute path, got {self.address!r}"
+                yield "address", f"a unix socket address is an absolute path, got {quoted(self.address)}"
             elif len(os.fsencode(self.address)) > 107:
                 yield "address", "path too long for a Unix socket (107 bytes at most)"
             if not re.fullmatch(r"0?[0-7]{3}", self.socket_mode):
-                yield "socket_mode", f"expected an octal mode like \"0666\", got {self.socket_mode!r}"
+                yield "socket_mode", f'expected an octal mode like "0666", got {quoted(self.socket_mode)}'
         else:
             try:
                 split_address(self.address)
@@ -153,7 +153,7 @@ class SyslogListenConfig:
             try:
                 ZoneInfo(self.timezone)
             except (ZoneInfoNotFoundError, ValueError):
-                yield "timezone", f"unknown time zone {self.timezone!r}; expected a name like 'Europe/Paris'"
+                yield "timezone", f'unknown time zone {quoted(self.timezone)}; expected a name like "Europe/Paris"'
         if self.max_message_size < 480:
             yield "max_message_size", "must be at least 480 bytes (RFC 5424's minimum)"
         yield from self._check_tls()
@@ -194,10 +194,10 @@ def parse_rra(spec: str) -> tuple[float, float]:
     """("30m", "2w") style "RESOLUTION:SPAN" -> seconds; ValueError otherwise."""
     res, sep, span = spec.partition(":")
     if not sep:
-        raise ValueError(f'expected "RESOLUTION:SPAN" like "30m:2w", got {spec!r}')
+        raise ValueError(f'expected "RESOLUTION:SPAN" like "30m:2w", got {quoted(spec)}')
     resolution, length = parse_duration(res), parse_duration(span)
     if resolution <= 0 or length < resolution:
-        raise ValueError(f"the span must be at least the resolution in {spec!r}")
+        raise ValueError(f"the span must be at least the resolution in {quoted(spec)}")
     return resolution, length
 
 
@@ -213,9 +213,9 @@ class SnmpOidConfig:
 
     def check(self) -> Iterator[tuple[str, str]]:
         if not _NAME.fullmatch(self.name):
-            yield "name", f"use only letters, digits, '_' and '-', got {self.name!r}"
+            yield "name", f'use only letters, digits, "_" and "-", got {quoted(self.name)}'
         if not _OID.fullmatch(self.oid):
-            yield "oid", f'expected a numeric OID like "1.3.6.1.4.1.2021.10.1.5.1", got {self.oid!r}'
+            yield "oid", f'expected a numeric OID like "1.3.6.1.4.1.2021.10.1.5.1", got {quoted(self.oid)}'
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +250,7 @@ class SnmpTargetConfig:
 
     def check(self) -> Iterator[tuple[str, str]]:
         if not _NAME.fullmatch(self.name):
-            yield "name", f"use only letters, digits, '_' and '-', got {self.name!r}"
+            yield "name", f'use only letters, digits, "_" and "-", got {quoted(self.name)}'
         if not 0 < self.port < 65536:
             yield "port", f"expected 1-65535, got {self.port}"
         if self.interval < 1:
@@ -276,7 +276,7 @@ class SnmpTargetConfig:
         names = [o.name for o in self.oid]
         for i, name in enumerate(names):
             if name in names[:i]:
-                yield f"oid[{i}].name", f"duplicate name {name!r}"
+                yield f"oid[{i}].name", f"duplicate name {quoted(name)}"
 
     def _check_v3(self, auth_key: str, priv_key: str) -> Iterator[tuple[str, str]]:
         if self.auth_protocol != "none" and len(auth_key) < 8:
@@ -301,23 +301,23 @@ def _tls_file_errors(cert: tuple[str, str], key: tuple[str, str]) -> Iterator[tu
     """Load the pair as the server will, so an empty or mismatched PEM fails `--check-config`, not the start."""
     if not (cert[1] and key[1]):
         return  # the missing half is its own error
-    unreadable = [(name, f"cannot read {path!r}") for name, path in (cert, key) if not os.access(path, os.R_OK)]
+    unreadable = [(name, f"cannot read {quoted(path)}") for name, path in (cert, key) if not os.access(path, os.R_OK)]
     yield from unreadable
     if not unreadable:
         try:
             ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert[1], key[1])
         except (ssl.SSLError, OSError) as e:
-            yield cert[0], f"cannot load {cert[1]!r} with {key[0]} {key[1]!r}: {e}"
+            yield cert[0], f"cannot load {quoted(cert[1])} with {key[0]} {quoted(key[1])}: {e}"
 
 
 def _ca_file_errors(name: str, path: str) -> Iterator[tuple[str, str]]:
     if not os.access(path, os.R_OK):
-        yield name, f"cannot read {path!r}"
+        yield name, f"cannot read {quoted(path)}"
         return
     try:
         ssl.create_default_context(cafile=path)
     except (ssl.SSLError, OSError) as e:
-        yield name, f"no CA certificate in {path!r}: {e}"
+        yield name, f"no CA certificate in {quoted(path)}: {e}"
 
 
 def _check_keys_file(path: str) -> Iterator[str]:
@@ -377,7 +377,7 @@ class TailConfig:
 
     def check(self) -> Iterator[tuple[str, str]]:
         if not _TAIL_NAME.fullmatch(self.name):
-            yield "name", f"expected 1-64 letters, digits, '_', '.' or '-', got {self.name!r}"
+            yield "name", f'expected 1-64 letters, digits, "_", "." or "-", got {quoted(self.name)}'
         if not self.path:
             yield "path", "must not be empty"
         if self.max_line_size < 256:
@@ -414,10 +414,10 @@ class JournalConfig:
         for key, values in (("units", self.units), ("identifiers", self.identifiers)):
             for i, value in enumerate(values):
                 if not value or "=" in value or any(c.isspace() for c in value):
-                    yield f"{key}[{i}]", f"invalid name {value!r}"
+                    yield f"{key}[{i}]", f"invalid name {quoted(value)}"
         for i, name in enumerate(self.fields):
             if not _JOURNAL_FIELD.fullmatch(name):
-                yield f"fields[{i}]", f"invalid journal field name {name!r}; expected one like 'MESSAGE_ID'"
+                yield f"fields[{i}]", f'invalid journal field name {quoted(name)}; expected one like "MESSAGE_ID"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,9 +433,9 @@ class AlertActionConfig:
 
     def check(self) -> Iterator[tuple[str, str]]:
         if not self.argv:
-            yield "argv", "must name a program, like [\"/usr/bin/systemctl\", \"restart\", \"apache2\"]"
+            yield "argv", 'must name a program, like ["/usr/bin/systemctl", "restart", "apache2"]'
         elif not os.path.isabs(self.argv[0]):
-            yield "argv", f"the program must be an absolute path (no PATH search): {self.argv[0]!r}"
+            yield "argv", f"the program must be an absolute path (no PATH search): {quoted(self.argv[0])}"
         if self.timeout <= 0:
             yield "timeout", "must be more than 0s"
         if self.max_per_hour < 1:
@@ -484,7 +484,7 @@ class AlertRuleConfig:
 
     def check(self) -> Iterator[tuple[str, str]]:  # noqa: PLR0912 - one branch per documented constraint
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
-            yield "name", f"expected letters, digits, '_', '.' or '-' (MQTT topics use it), got {self.name!r}"
+            yield "name", f'expected letters, digits, "_", "." or "-" (MQTT topics use it), got {quoted(self.name)}'
         globs = {"metric": self.metric, "host": self.host, "app": self.app, "source": self.source}
         for key, glob in globs.items():
             if glob and (err := glob_error(glob)):
@@ -501,7 +501,7 @@ class AlertRuleConfig:
                 yield "log_severity", str(e)
         for name in self.labels:
             if not LABEL_NAME.fullmatch(name):
-                yield f"labels.{name}", "label names are letters, digits and '_', not starting with a digit"
+                yield f"labels.{name}", 'label names are letters, digits and "_", not starting with a digit'
         kind = self.kind
         is_log = bool(self.pattern or self.host or self.app or self.source or self.log_severity)
         if kind == "metric" and not self.metric:
@@ -535,7 +535,8 @@ class AlertRuleConfig:
             if name not in allowed:
                 why = " or ".join(allowed) if allowed else "nothing (they are always per metric key)"
                 yield f"per[{i}]", f"{kind} rules on {'metrics' if self.metric else 'logs'} split by {why}"
-        if err := template_error(self.summary, (*self.labels, *self.series_labels)):
+        if err := template_error(self.summary, (*self.labels, *self.series_labels),
+                                 LOG_TEMPLATE_FIELDS if kind == "log" else TEMPLATE_FIELDS):
             yield "summary", err
 
 
@@ -587,7 +588,7 @@ class WebhookNotifyConfig:
 
     def check(self) -> Iterator[tuple[str, str]]:
         if not re.match(r"https?://[^/\s]+", self.url):
-            yield "url", f"expected an http:// or https:// URL, got {self.url!r}"
+            yield "url", f"expected an http:// or https:// URL, got {quoted(self.url)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -613,7 +614,7 @@ class AlertConfig:
         seen: dict[str, int] = {}
         for i, rule in enumerate(self.rule):
             if rule.name in seen:
-                yield f"rule[{i}].name", f"duplicate of rule[{seen[rule.name]}] ({rule.name!r})"
+                yield f"rule[{i}].name", f"duplicate of rule[{seen[rule.name]}] ({quoted(rule.name)})"
             seen[rule.name] = i
         if self.evaluation_interval <= 0:
             yield "evaluation_interval", "must be more than 0s"
@@ -743,7 +744,7 @@ class _Converter:
             return self.annotated(args[0], args[1], data, path)
         if origin is Literal:
             if data not in args:
-                choices = " or ".join(repr(a) for a in args)
+                choices = " or ".join(quoted(a) for a in args)
                 self.error(path, f"expected {choices}, got {_describe(data)}")
             return data
         if origin in (types.UnionType, typing.Union):
@@ -803,7 +804,7 @@ def _describe(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return repr(value)
+        return quoted(value)
     if isinstance(value, dict):
         return "a table"
     if isinstance(value, list):

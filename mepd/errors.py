@@ -1,8 +1,15 @@
-"""The project's exception hierarchy: one base, so callers can catch ours and not others'."""
+"""The project's exception hierarchy (one base, so callers can catch ours and not others'), and how
+messages quote what the user wrote."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+
+
+def quoted(value: str) -> str:
+    """A value as a TOML string: "5m", quotes and backslashes escaped, as the user writes it in the config."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 class MepdError(Exception):

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Literal
 
+from mepd.errors import quoted
+
 FACILITIES: Final = (
     "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news",
     "uucp", "cron", "authpriv", "ftp", "ntp", "security", "console", "solaris-cron",
@@ -33,7 +35,7 @@ def severity_number(name: str) -> int:
         return SEVERITIES.index(key)
     if key in _SEVERITY_ALIASES:
         return _SEVERITY_ALIASES[key]
-    raise ValueError(f"unknown severity {name!r}; expected one of {', '.join(SEVERITIES)}")
+    raise ValueError(f"unknown severity {quoted(name)}; expected one of {', '.join(SEVERITIES)}")
 
 
 def facility_name(code: int | None) -> str | None:

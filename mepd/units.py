@@ -6,6 +6,8 @@ import re
 from datetime import datetime
 from typing import Final
 
+from mepd.errors import quoted
+
 _DURATION_UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _SIZE: Final = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?", re.IGNORECASE)
@@ -22,7 +24,7 @@ def parse_duration(text: str) -> float:
         total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
         pos = m.end()
     if pos == 0 or pos != len(s):
-        raise ValueError(f'expected a duration like "5m", got {text!r}')
+        raise ValueError(f'expected a duration like "5m", got {quoted(text)}')
     return total
 
 
@@ -30,7 +32,7 @@ def parse_size(text: str) -> int:
     """Bytes from "512", "100MB" (10^6) or "2GiB" (2^30); ValueError otherwise."""
     m = _SIZE.fullmatch(text.strip())
     if not m:
-        raise ValueError(f'expected a size like "2GiB", got {text!r}')
+        raise ValueError(f'expected a size like "2GiB", got {quoted(text)}')
     number, unit = float(m.group(1)), (m.group(2) or "b").lower()
     if unit == "b":
         return int(number)
@@ -68,6 +70,6 @@ def parse_time(text: str, now: float) -> float:
         when = datetime.fromisoformat(s)
     except ValueError:
         raise ValueError(
-            f'expected a time like "10m" (ago), "2026-11-28T10:00:00Z" or "2026-11-28 10:00", got {text!r}'
+            f'expected a time like "10m" (ago), "2026-11-28T10:00:00Z" or "2026-11-28 10:00", got {quoted(text)}'
         ) from None
     return when.timestamp()

@@ -54,6 +54,14 @@ async def until(condition: Callable[[], Any], what: str, limit: float = DEADLINE
         await asyncio.sleep(0.02)
 
 
+async def rrdtool_info(path: str) -> str:
+    """The rrdtool command's view of a file, not the binding's."""
+    proc = await asyncio.create_subprocess_exec("rrdtool", "info", path, stdout=subprocess.PIPE)
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0
+    return out.decode()
+
+
 def free_port() -> int:
     """A port free for both UDP and TCP on 127.0.0.1 (syslog listens on both)."""
     while True:

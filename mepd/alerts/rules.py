@@ -22,9 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from mepd.alerts.syntax import compile_glob, render
+from mepd.alerts.syntax import RECORD_FIELDS, compile_glob, render
 from mepd.config import AlertRuleConfig
-from mepd.model import LogRecord, Sample, rfc3339, severity_number
+from mepd.model import LogRecord, Sample, facility_name, rfc3339, severity_name, severity_number
 from mepd.units import format_duration
 
 ChangeKind = Literal["fire", "update", "resolve"]
@@ -55,6 +55,19 @@ def fingerprint(rule: str, series: Mapping[str, str]) -> str:
 def format_line(record: LogRecord) -> str:
     line = f"{rfc3339(record.ts)} {record.host or '-'} {record.app or '-'}: {record.message}"
     return line if len(line) <= MAX_LINE else line[:MAX_LINE] + "…"
+
+
+def record_fields(record: LogRecord | None) -> dict[str, str]:
+    """The matching line's fields for a log rule's summary; what it lacks (or no line: a window restored
+    after a restart) is "-", so a template never fails on a line that has no host or pid."""
+    if record is None:
+        return dict.fromkeys(RECORD_FIELDS, "-")
+    values = {
+        "host": record.host, "app": record.app, "pid": record.pid, "facility": facility_name(record.facility),
+        "severity": severity_name(record.severity), "msgid": record.msgid, "message": record.message,
+        "source": record.source, "peer": record.peer,
+    }
+    return {name: value or "-" for name, value in values.items()}
 
 
 class LogFilter:
@@ -132,9 +145,10 @@ class Rule:
 
     def change(
         self, kind: ChangeKind, key: SeriesKey, ts: float, value: float | None, count: int,
-        *, lines: tuple[str, ...] = (), total: int | None = None,
+        *, lines: tuple[str, ...] = (), total: int | None = None, line: Mapping[str, str] | None = None,
     ) -> Change:
-        """`count` is what this change adds to the incident; `total` (default `count`) is what the summary shows."""
+        """`count` is what this change adds to the incident; `total` (default `count`) is what the summary shows;
+        `line` is the fields of a log rule's matching line, which its summary shows over labels of the same name."""
         series = self.labels_of(key)
         labels = {**self.cfg.labels, **series}
         fields: dict[str, object] = {
@@ -143,7 +157,7 @@ class Rule:
             "key": "", "host": "", "app": "", "source": "", "pattern": self.cfg.pattern,
             "window": format_duration(self.cfg.window), "for": format_duration(self.cfg.for_),
             "absent": format_duration(self.cfg.absent), "silent": format_duration(value or 0.0),
-            "metric": self.cfg.metric, **labels, "labels": labels,
+            "metric": self.cfg.metric, **labels, "labels": labels, **(line or {}),
         }
         return Change(self.name, kind, series, ts, value, count, render(self.template, fields), lines)
 
@@ -240,6 +254,7 @@ class _Window:
     firing: bool = False
     attached: int = 0
     total: int = 0
+    last: LogRecord | None = None  # the newest matching line, which the summary shows, resolved included
 
 
 class LogRule(Rule):
@@ -267,17 +282,19 @@ class LogRule(Rule):
         ts, line = record.received, format_line(record)
         w.times.append(ts)
         w.lines.append(line)
+        w.last = record
         if w.firing:
             extra = (line,) if w.attached < self.cfg.attach else ()
             w.attached += len(extra)
             w.total += 1
-            return [self.change("update", key, ts, None, 1, lines=extra, total=w.total)]
+            return [self.change("update", key, ts, None, 1, lines=extra, total=w.total, line=record_fields(record))]
         self._expire(w, now)
         if len(w.times) >= self.cfg.count:
             w.firing, w.total = True, len(w.times)
             lines = tuple(w.lines)[: self.cfg.attach]
             w.attached = len(lines)
-            return [self.change("fire", key, ts, float(len(w.times)), len(w.times), lines=lines)]
+            return [self.change("fire", key, ts, float(len(w.times)), len(w.times), lines=lines,
+                                line=record_fields(record))]
         return []
 
     def _expire(self, w: _Window, now: float) -> None:
@@ -292,7 +309,7 @@ class LogRule(Rule):
             self._expire(w, now)
             if w.firing and len(w.times) < self.cfg.count:
                 w.firing = False
-                out.append(self.change("resolve", key, now, float(len(w.times)), 0))
+                out.append(self.change("resolve", key, now, float(len(w.times)), 0, line=record_fields(w.last)))
             if not w.times and not w.firing:
                 del self.series[key]
         return out

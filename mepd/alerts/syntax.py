@@ -1,7 +1,8 @@
 """The small languages of alert rules: key globs, summary templates, label matchers.
 
-Kept free of other mepd imports so that config validation can use the very
-parsers the engine runs, and a rule that loads is a rule that works.
+Kept free of other mepd imports (but the leaf `mepd.errors`) so that config
+validation can use the very parsers the engine runs, and a rule that loads is a
+rule that works.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, cast
 
+from mepd.errors import quoted
+
 _GLOB_CHARS: Final = re.compile(r"[A-Za-z0-9_.:/@%+=,~*?\[\]!-]*")
 LABEL_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -22,23 +25,30 @@ TEMPLATE_FIELDS: Final[Mapping[str, object]] = {
     "key": "key", "host": "host", "app": "app", "source": "source", "pattern": "pattern",
     "window": "5m", "for": "5m", "absent": "5m", "silent": "5m", "labels": {},
 }
+# What a log rule's summary may use besides: the fields of the matching line, as in its JSON shape (so
+# {severity} is the line's there; a rule's own severity is a constant its author writes as text).
+RECORD_FIELDS: Final[Mapping[str, object]] = {
+    "host": "host", "app": "app", "pid": "1", "facility": "auth", "severity": "err", "msgid": "ID",
+    "message": "message", "source": "syslog/udp", "peer": "192.0.2.1:514",
+}
+LOG_TEMPLATE_FIELDS: Final[Mapping[str, object]] = {**TEMPLATE_FIELDS, **RECORD_FIELDS}
 
 
 def glob_error(text: str) -> str | None:
     """Why `text` is not a supported glob (`*`, `?`, `[...]` over key characters), or None."""
     if not _GLOB_CHARS.fullmatch(text):
         bad = sorted({c for c in text if not _GLOB_CHARS.fullmatch(c)})
-        return f"unsupported character(s) {''.join(bad)!r} in glob {text!r}; use *, ? and [...]"
+        return f"unsupported character(s) {quoted(''.join(bad))} in glob {quoted(text)}; use *, ? and [...]"
     depth = 0
     for c in text:
         if c == "[":
             if depth:
-                return f"nested '[' in glob {text!r}"
+                return f'nested "[" in glob {quoted(text)}'
             depth = 1
         elif c == "]" and depth:
             depth = 0
     if depth:
-        return f"unclosed '[' in glob {text!r}"
+        return f'unclosed "[" in glob {quoted(text)}'
     return None
 
 
@@ -47,21 +57,23 @@ def compile_glob(text: str) -> re.Pattern[str]:
     return re.compile(fnmatch.translate(text))
 
 
-def template_error(template: str, label_names: tuple[str, ...]) -> str | None:
-    """Why a summary template cannot render, checked with sample values of the right types."""
+def template_error(template: str, label_names: tuple[str, ...],
+                   fields: Mapping[str, object] = TEMPLATE_FIELDS) -> str | None:
+    """Why a summary template cannot render with `fields` (LOG_TEMPLATE_FIELDS for log rules) and labels,
+    checked with sample values of the right types."""
     try:
         names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as e:
         return f"invalid template: {e}"
-    known = set(TEMPLATE_FIELDS) | set(label_names)
+    known = set(fields) | set(label_names)
     for name in names:
         root = re.split(r"[.\[]", name, maxsplit=1)[0]
         if not root or root.isdigit():
             return "positional fields like {} or {0} are not supported; name a field such as {value}"
         if root not in known:
             return f"unknown field {{{root}}}; known: {', '.join(sorted(known))}"
-    sample = dict(TEMPLATE_FIELDS)
-    sample.update((n, n) for n in label_names if n not in TEMPLATE_FIELDS)
+    sample = dict(fields)
+    sample.update((n, n) for n in label_names if n not in fields)
     sample["labels"] = {n: n for n in label_names}
     try:
         template.format_map(sample)

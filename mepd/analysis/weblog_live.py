@@ -73,6 +73,11 @@ class TailLike(Protocol):
     def step(self) -> float: ...
 
 
+def metric_prefix(name: str) -> str:
+    """What the metric keys of web source `name` start with (its RRD files step at its `step`)."""
+    return f"weblog.{name}."
+
+
 def web_sources(tails: Sequence[TailLike]) -> list[WebSource]:
     """The web sources among the `[[tail]]` sections: those with format combined or common."""
     return [WebSource(t.name, tuple(t.site_hosts), t.top, t.step) for t in tails if t.format in ("combined", "common")]
@@ -224,7 +229,7 @@ class WebLogAnalyzer:
             return []
         first = max(state.emitted + 1, bound - int(MAX_FILL // step) + 1)
         out: list[Sample] = []
-        prefix = f"weblog.{state.src.name}."
+        prefix = metric_prefix(state.src.name)
         for s in range(first, bound + 1):
             counts = state.steps.pop(s, None) or [0] * 7
             ts = (s + 1) * step

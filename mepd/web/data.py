@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from mepd.alerts.engine import AlertEngine, NotRunningError
+from mepd.api.metrics import info_float
 from mepd.config import Config
 from mepd.model import Incident
 from mepd.store.logs import LogStore
@@ -170,16 +170,6 @@ class RateMeter:
         return max(0, last[name] - first[name]) / (t1 - t0)
 
 
-def _float(value: object) -> float | None:
-    if isinstance(value, int | float) and not math.isnan(value):
-        return float(value)
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            number = float(value)
-            return None if math.isnan(number) else number
-    return None
-
-
 def _sum_dropped(counters: Mapping[str, Any]) -> int:
     return sum(int(v) for k, v in counters.items() if k.startswith("dropped"))
 
@@ -228,8 +218,8 @@ class DashboardData:
         updated = max((s.ts for s in latest.values() if s is not None), default=None)
         if any(s is None for s in latest.values()):
             info = await store.info(f"{prefix}.{IN_OUT[0]}")
-            values = {n: _float(info.get(f"ds[{n}].last_ds")) for n in latest}
-            updated = _float(info.get("last_update"))
+            values = {n: info_float(info.get(f"ds[{n}].last_ds")) for n in latest}
+            updated = info_float(info.get("last_update"))
         polled = self.polled(target).get(name)
         oper = values.get("oper_up")
         status = "unknown" if oper is None else "up" if oper >= 0.5 else "down"

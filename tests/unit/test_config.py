@@ -34,8 +34,8 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("[daemon]\nbogus = 1\n", "daemon.bogus: unknown key"),
-    ("[daemon]\nqueue_size = \"many\"\n", "daemon.queue_size: expected an integer, got 'many'"),
-    ("[daemon]\nlog_level = \"loud\"\n", "daemon.log_level: expected 'debug' or 'info'"),
+    ("[daemon]\nqueue_size = \"many\"\n", 'daemon.queue_size: expected an integer, got "many"'),
+    ("[daemon]\nlog_level = \"loud\"\n", 'daemon.log_level: expected "debug" or "info"'),
     ("[storage.logs]\nretention = \"30 days\"\n", 'storage.logs.retention: expected a duration like "5m"'),
     ("[storage.logs]\nmax_size = \"2 GB please\"\n", 'storage.logs.max_size: expected a size like "2GiB"'),
     ("[storage.logs]\nretention = 30\n", "storage.logs.retention: expected a duration"),
@@ -44,7 +44,7 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
     ('[[syslog.listen]]\nproto = "udp"\naddress = "127.0.0.1:70000"\n', "syslog.listen[0].address: invalid port"),
     ('[[syslog.listen]]\nproto = "udp"\naddress = "::1:514"\n',
      "syslog.listen[0].address: an IPv6 host goes in brackets"),
-    ('[[syslog.listen]]\nproto = "smtp"\naddress = "127.0.0.1:514"\n', "syslog.listen[0].proto: expected 'udp'"),
+    ('[[syslog.listen]]\nproto = "smtp"\naddress = "127.0.0.1:514"\n', 'syslog.listen[0].proto: expected "udp"'),
     ('[[syslog.listen]]\nproto = "udp"\n', "syslog.listen[0].address: missing required key"),
     ('[[syslog.listen]]\nproto = "udp"\naddress = "0.0.0.0:514"\ntimezone = "Mars/Olympus"\n',
      "syslog.listen[0].timezone: unknown time zone"),
@@ -95,8 +95,54 @@ def test_check_config_prints_one_line_per_error(tmp_path: Path) -> None:
     assert lines == [
         f"mepd: {path}: daemon.foo: unknown key; known keys here: control_socket, drain_timeout, log_level,"
         " queue_size, state_dir",
-        f"mepd: {path}: storage.logs.max_size: expected a size like \"2GiB\", got 'lots'",
+        f'mepd: {path}: storage.logs.max_size: expected a size like "2GiB", got "lots"',
     ]
+
+
+QUOTING = """
+[daemon]
+queue_size = "many"
+log_level = "loud"
+[storage.logs]
+retention = "30 days"
+[storage.rrd]
+rrdcached = "tcp:x"
+[[syslog.listen]]
+proto = "udp"
+address = "0.0.0.0:70000"
+timezone = "Mars/Olympus"
+[[syslog.listen]]
+proto = "unix"
+address = "rel.sock"
+socket_mode = "rw"
+[journal]
+priority = "loud"
+units = ["a b"]
+fields = ["message"]
+[[snmp.target]]
+name = "a b"
+host = "h"
+rra = ["5m"]
+[[tail]]
+name = "we b"
+path = "/a"
+[[alert.rule]]
+name = "r r"
+metric = "snmp.{a}"
+above = 1
+labels = { "bad-name" = "x" }
+[alert.notify.webhook]
+url = "ftp://x"
+"""
+
+
+def test_errors_quote_values_as_toml_does(tmp_path: Path) -> None:
+    """One quoting in every message, DESIGN's: double quotes, as the value is written in the file."""
+    errors = errors_of(tmp_path, QUOTING)
+    assert len(errors) == 18, errors
+    assert [e for e in errors if "'" in e] == []
+    port = 'syslog.listen[0].address: invalid port "70000" in "0.0.0.0:70000"; expected 1-65535'
+    assert f"{tmp_path / 'm.toml'}: {port}" in errors
 
 
 def test_tls_files_are_loaded_at_check_time(tmp_path: Path, pki: Path) -> None:

@@ -27,8 +27,8 @@ def test_tail_optional_keys() -> None:
 
 @pytest.mark.parametrize(("entry", "message"), [
     ({"name": "web", "path": "/a", "format": "json"},
-     "tail[0].format: expected 'combined' or 'common' or 'plain'"),
-    ({"name": "web", "path": "/a", "start": "middle"}, "tail[0].start: expected 'end' or 'beginning'"),
+     'tail[0].format: expected "combined" or "common" or "plain"'),
+    ({"name": "web", "path": "/a", "start": "middle"}, 'tail[0].start: expected "end" or "beginning"'),
     ({"name": "we b", "path": "/a"}, "tail[0].name: expected 1-64 letters"),
     ({"path": "/a"}, "tail[0].name: missing required key"),
     ({"name": "web", "path": "/a", "top": 0}, "tail[0].top: must be at least 1"),

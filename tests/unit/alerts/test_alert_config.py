@@ -80,8 +80,8 @@ def test_no_alert_section_means_no_rules_and_no_channels(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(("rule", "expected"), [
     ('pattern = "exit (signal"', "alert.rule[0].pattern: invalid regular expression: missing ), unterminated"),
-    ('metric = "snmp.{a,b}.in"\nabove = 1', "alert.rule[0].metric: unsupported character(s) '{}'"),
-    ('metric = "snmp.[ab.in"\nabove = 1', "alert.rule[0].metric: unclosed '['"),
+    ('metric = "snmp.{a,b}.in"\nabove = 1', 'alert.rule[0].metric: unsupported character(s) "{}"'),
+    ('metric = "snmp.[ab.in"\nabove = 1', 'alert.rule[0].metric: unclosed "["'),
     ('metric = "k"', "alert.rule[0].above: a metric rule needs exactly one of `above` and `below`"),
     ('metric = "k"\nabove = 1\nbelow = 0', "alert.rule[0].above: a metric rule needs exactly one"),
     ('metric = "k"\nbelow = 1\nclear_below = 0', "alert.rule[0].clear_below: needs `above`"),
@@ -91,15 +91,17 @@ def test_no_alert_section_means_no_rules_and_no_channels(tmp_path: Path) -> None
     ('pattern = "x"\nfor = "5m"', "alert.rule[0].for: only for metric threshold rules, not log rules"),
     ('pattern = "x"\nmetric = "k"', "alert.rule[0].metric: a log pattern rule cannot also watch a metric"),
     ('pattern = "x"\ncount = 0', "alert.rule[0].count: must be at least 1, got 0"),
-    ('pattern = "x"\nlog_severity = "loud"', "alert.rule[0].log_severity: unknown severity 'loud'"),
+    ('pattern = "x"\nlog_severity = "loud"', 'alert.rule[0].log_severity: unknown severity "loud"'),
     ('pattern = "x"\nper = ["key"]', "alert.rule[0].per[0]: log rules on logs split by host or app or source"),
     ('metric = "k"\nabove = 1\nper = ["host"]', "alert.rule[0].per[0]: metric rules on metrics split by nothing"),
     ('absent = "5m"\nmetric = "k"\napp = "cron"', "alert.rule[0].absent: watch either a metric glob or log filters"),
     ('metric = "k"\nabove = 1\nsummary = "{key} {nope}"', "alert.rule[0].summary: unknown field {nope}"),
+    ('pattern = "x"\nsummary = "{host} {nope}"', "alert.rule[0].summary: unknown field {nope}"),
+    ('metric = "k"\nabove = 1\nsummary = "{message}"', "alert.rule[0].summary: unknown field {message}"),
     ('metric = "k"\nabove = 1\nsummary = "{value:d}"', "alert.rule[0].summary: invalid template: ValueError"),
     ('metric = "k"\nabove = 1\nsummary = "{0}"', "alert.rule[0].summary: positional fields"),
     ('metric = "k"\nabove = 1\nlabels = { "bad-name" = "x" }', "alert.rule[0].labels.bad-name: label names are"),
-    ('metric = "k"\nabove = 1\nseverity = "huge"', "alert.rule[0].severity: expected 'critical' or 'warning'"),
+    ('metric = "k"\nabove = 1\nseverity = "huge"', 'alert.rule[0].severity: expected "critical" or "warning"'),
     ('pattern = "x"\n[[alert.rule.action]]\nargv = ["systemctl", "restart", "x"]',
      "alert.rule[0].action[0].argv: the program must be an absolute path"),
     ('pattern = "x"\n[[alert.rule.action]]\nargv = "/bin/true"', "alert.rule[0].action[0].argv: expected an array"),
@@ -116,9 +118,15 @@ def test_summary_may_use_rule_and_series_labels(tmp_path: Path) -> None:
     assert load(tmp_path, text).alert.rule[0].summary.startswith("{count}")
 
 
+def test_log_rule_summary_may_use_the_lines_fields(tmp_path: Path) -> None:
+    text = ('[[alert.rule]]\nname = "r"\npattern = "x"\n'
+            'summary = "{host} {app}[{pid}] {facility}.{severity} {msgid} {source} {peer}: {message:.80}"\n')
+    assert load(tmp_path, text).alert.rule[0].summary.startswith("{host}")
+
+
 def test_duplicate_rule_names(tmp_path: Path) -> None:
     text = '[[alert.rule]]\nname = "a"\npattern = "x"\n[[alert.rule]]\nname = "a"\npattern = "y"\n'
-    assert errors_of(tmp_path, text) == ["alert.rule[1].name: duplicate of rule[0] ('a')"]
+    assert errors_of(tmp_path, text) == ['alert.rule[1].name: duplicate of rule[0] ("a")']
 
 
 def test_channel_errors(tmp_path: Path) -> None:
@@ -132,7 +140,7 @@ url = "ftp://example.org"
 ''')
     assert "alert.notify.mqtt.topic: a topic to publish to cannot hold the wildcards + or #" in errors
     assert any(e.startswith("alert.notify.mqtt.state_topic: bad topic pattern (KeyError") for e in errors)
-    assert "alert.notify.webhook.url: expected an http:// or https:// URL, got 'ftp://example.org'" in errors
+    assert 'alert.notify.webhook.url: expected an http:// or https:// URL, got "ftp://example.org"' in errors
 
 
 def test_errors_name_the_file(tmp_path: Path) -> None:

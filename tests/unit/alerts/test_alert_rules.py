@@ -115,6 +115,32 @@ def test_log_window_resolves_when_fewer_than_count_remain() -> None:
     assert r.tick(200) == []
 
 
+def test_log_summary_shows_the_host_of_the_line_without_per_host() -> None:
+    r = rule(pattern="segfault", summary="segfault on {host}")
+    [fire] = r.observe_log(line(1, "segfault at 0", host="web7"), 1)
+    assert fire.summary == "segfault on web7"
+
+
+def test_log_summary_shows_the_matching_lines_fields() -> None:
+    r = rule(pattern="Failed password", count=2, window=60.0,
+             summary="{count} on {host} ({app}[{pid}], {severity}/{facility}, {source}): {message}")
+    assert r.observe_log(line(1, "Failed password for root"), 1) == []
+    [fire] = r.observe_log(LogRecord(ts=2, received=2, message="Failed password for bob", source="syslog/udp",
+                                     host="web2", app="sshd", pid="811", facility=4, severity=5), 2)
+    assert fire.summary == "2 on web2 (sshd[811], notice/auth, syslog/udp): Failed password for bob"
+    [update] = r.observe_log(LogRecord(ts=3, received=3, message="Failed password for eve", source="tail:auth"), 3)
+    assert update.summary == "3 on - (-[-], -/-, tail:auth): Failed password for eve"  # what the line lacks is -
+    [resolve] = r.tick(63)
+    assert resolve.summary == "0 on - (-[-], -/-, tail:auth): Failed password for eve"  # the last line's
+
+
+def test_log_summary_after_a_restart_has_no_line_to_show() -> None:
+    r = rule(pattern="x", count=1, window=60.0, summary="{rule} on {host}: {message}")
+    r.restore({}, 100.0)
+    [resolve] = r.tick(161)
+    assert resolve.summary == "r on -: -"
+
+
 def test_log_filters_and_per_host_series() -> None:
     r = rule(pattern="error", host="web*", log_severity="err", per=("host",))
     assert r.observe_log(line(1, "error", host="db1", severity=3), 1) == []

@@ -107,14 +107,14 @@ def test_config_section() -> None:
 def test_config_errors_name_the_key() -> None:
     with pytest.raises(ConfigErrors) as info:
         config.parse({"journal": {"start": "middle"}}, "/m.toml")
-    assert str(info.value) == "/m.toml: journal.start: expected 'head' or 'tail', got 'middle'"
+    assert str(info.value) == '/m.toml: journal.start: expected "head" or "tail", got "middle"'
     bad = {"priority": "loud", "fields": ["message", "__CURSOR"], "units": ["a b"]}
     with pytest.raises(ConfigErrors) as info:
         config.parse({"journal": bad}, "/m.toml")
     assert [str(e) for e in info.value.errors] == [
-        "/m.toml: journal.priority: unknown severity 'loud'; expected one of emerg, alert, crit, err,"
+        '/m.toml: journal.priority: unknown severity "loud"; expected one of emerg, alert, crit, err,'
         " warning, notice, info, debug",
-        "/m.toml: journal.units[0]: invalid name 'a b'",
-        "/m.toml: journal.fields[0]: invalid journal field name 'message'; expected one like 'MESSAGE_ID'",
-        "/m.toml: journal.fields[1]: invalid journal field name '__CURSOR'; expected one like 'MESSAGE_ID'",
+        '/m.toml: journal.units[0]: invalid name "a b"',
+        '/m.toml: journal.fields[0]: invalid journal field name "message"; expected one like "MESSAGE_ID"',
+        '/m.toml: journal.fields[1]: invalid journal field name "__CURSOR"; expected one like "MESSAGE_ID"',
     ]

@@ -99,7 +99,7 @@ version = "1"
     assert "snmp.target[0].auth_key: SNMPv3 keys are at least 8 characters" in joined
     assert "snmp.target[0].rra[0]:" in joined
     assert "snmp.target[1].oid[0].oid:" in joined
-    assert "snmp.target[2].version: expected '2c' or '3'" in joined
+    assert 'snmp.target[2].version: expected "2c" or "3"' in joined
 
 
 def test_keys_file_must_be_private(tmp_path: Path) -> None:

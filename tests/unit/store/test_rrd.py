@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from mepd.model import Sample
 from mepd.pipeline import Counters, Pipeline
 from mepd.store.rrd import Layouts, RrdError, RrdSink, RrdStore, key_path, layout, path_key
+from tests.helpers import rrdtool_info
 
 T0 = 1_800_000_000
 
@@ -48,14 +48,6 @@ def test_key_paths_round_trip_and_reject_escapes() -> None:
     for bad in ("../x", "a..b", "a/b", "a:b", ""):
         with pytest.raises(ValueError, match="invalid metric key"):
             key_path("/r", bad)
-
-
-async def rrdtool_info(path: str) -> str:
-    """The rrdtool command's view of a file, not the binding's."""
-    proc = await asyncio.create_subprocess_exec("rrdtool", "info", path, stdout=subprocess.PIPE)
-    out, _ = await proc.communicate()
-    assert proc.returncode == 0
-    return out.decode()
 
 
 @pytest.fixture
