@@ -9,16 +9,14 @@ or either of its bps keys) draws in and out together, MRTG-style.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Iterable
 from typing import Final, get_args
 
 from aiohttp import web
 
-from mepd.model import Sample, rfc3339
+from mepd.model import rfc3339
 from mepd.store.rrd import ImageFormat, Period, RrdError, RrdStore
 from mepd.units import parse_time
 
@@ -48,34 +46,6 @@ def info_float(value: object) -> float | None:
     return None
 
 
-async def stored_latest(store: RrdStore, keys: Iterable[str]) -> dict[str, Sample]:
-    """Each key's last value in its file (rrdtool's last_ds, at the file's last_update): what `store.latest`
-    lacks after a restart, until the key's next sample.  One `info` call per file, however many keys share it
-    (an interface's nine); a key whose file cannot be read is left out."""
-    wanted = list(keys)
-    files = await asyncio.to_thread(_by_file, store, wanted) if wanted else {}
-    out: dict[str, Sample] = {}
-    for entries in files.values():
-        try:
-            info = await store.info(entries[0][0])
-        except RrdError:
-            continue
-        ts = info_float(info.get("last_update"))
-        if ts is not None:
-            out.update((key, Sample(key, ts, info_float(info.get(f"ds[{ds}].last_ds")))) for key, ds in entries)
-    return out
-
-
-def _by_file(store: RrdStore, keys: list[str]) -> dict[str, list[tuple[str, str]]]:
-    """Keys by the file they are read from, with their data source; it looks at the disk, so not on the loop."""
-    files: dict[str, list[tuple[str, str]]] = {}
-    for key in keys:
-        with contextlib.suppress(ValueError):  # not a key name: it has no file
-            loc = store.read_location(key)
-            files.setdefault(loc.path, []).append((key, loc.ds))
-    return files
-
-
 class MetricsApi:
     def __init__(self, store: RrdStore) -> None:
         self.store = store
@@ -93,7 +63,7 @@ class MetricsApi:
         latest = self.store.latest
         found = {k: s for k in keys if (s := latest.get(k)) is not None}
         if len(found) < len(keys):
-            found.update(await stored_latest(self.store, [k for k in keys if k not in found]))
+            found.update(await self.store.last_values([k for k in keys if k not in found]))
         rows = [{"key": k, "ts": rfc3339(s.ts) if s is not None else None, "value": s.value if s is not None else None}
                 for k in keys for s in (found.get(k),)]
         return web.json_response({"metrics": rows})

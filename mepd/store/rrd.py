@@ -272,6 +272,12 @@ class RrdStore:
         data: dict[str, object] = await self._call("fetch", key, since, until, cf)
         return data
 
+    async def last_values(self, keys: Sequence[str]) -> dict[str, Sample]:
+        """Each key's last value in its file, at the file's last update: what `latest` lacks after a restart,
+        until the key's next sample; a key without a readable file is left out.  One call to the worker."""
+        rows: list[tuple[str, float, float | None]] = await self._call("last_values", list(keys))
+        return {key: Sample(key, ts, value) for key, ts, value in rows}
+
     async def info(self, key: str) -> dict[str, Any]:
         info: dict[str, Any] = await self._call("info", key)
         return info

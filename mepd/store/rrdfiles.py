@@ -289,6 +289,27 @@ class _Owner:
         return {"key": key, "cf": cf, "start": start, "end": end, "step": step,
                 "points": [(ts, v) for ts, v in points if ts <= end]}
 
+    def last_values(self, keys: Sequence[str]) -> list[tuple[str, float, float | None]]:
+        """(key, its file's last update, its last value) for each key whose file can be read: two cheap
+        reads per file (30 us, against 110 for `info`), however many keys share it (an interface's nine)."""
+        files: dict[str, list[tuple[str, str]]] = {}
+        for key in keys:
+            try:
+                loc = read_location(self.root, self.layouts, key)
+            except ValueError:  # not a key name: no file
+                continue
+            files.setdefault(loc.path, []).append((key, loc.ds))
+        out: list[tuple[str, float, float | None]] = []
+        for path, entries in files.items():
+            try:
+                last = float(rrdtool.last(*self.daemon, path))
+                values = rrdtool.lastupdate(*self.daemon, path)["ds"]
+            except rrdtool.OperationalError:  # no such file (a key never written), or not an RRD
+                continue
+            out += [(key, last, None if (v := values.get(ds)) is None or math.isnan(v) else float(v))
+                    for key, ds in entries]
+        return out
+
     def info(self, key: str) -> dict[str, Any]:
         return dict(rrdtool.info(*self.daemon, self._existing(key).path))
 

@@ -12,7 +12,7 @@ import pytest
 
 from mepd.model import Sample
 from mepd.pipeline import Counters, Pipeline
-from mepd.store.rrd import Layouts, RrdError, RrdSink, RrdStore, key_path, layout, path_key
+from mepd.store.rrd import Layouts, RrdError, RrdSink, RrdStore, build_layouts, key_path, layout, path_key
 from tests.helpers import rrdtool_info
 
 T0 = 1_800_000_000
@@ -212,3 +212,32 @@ async def test_the_worker_ignores_sigterm_and_a_killed_one_is_replaced(tmp_path:
     finally:
         store.close()
     assert store.worker_pid is None
+
+
+
+async def test_last_values_after_a_restart_are_the_files_last(tmp_path: Path) -> None:
+    """What `mepctl metrics list` shows before a key's first sample since the start: its file's last value."""
+    layouts = build_layouts(10, [("snmp.sw.", 10, (), GROUP)])
+    written = RrdStore(str(tmp_path / "rrd"), layouts=layouts)
+    try:
+        await written.write([Sample(f"snmp.sw.{i}.{n}", T0 + 10, None if n == "oper_up" else 5.5 + j)
+                             for i in ("eth0", "eth1") for j, n in enumerate(GROUP)]
+                            + [Sample("weblog.web.requests", T0 + 20, 12.0)])
+    finally:
+        written.close()
+    restarted = RrdStore(written.root, layouts=layouts)  # nothing in `latest` yet
+    try:
+        assert len(restarted.latest) == 0
+        found = await restarted.last_values(await restarted.list_keys())
+        assert await restarted.last_values(["snmp.sw.eth9.in_bps", "not a key"]) == {}  # no file: left out
+    finally:
+        restarted.close()
+    assert found == {
+        "snmp.sw.eth0.in_bps": Sample("snmp.sw.eth0.in_bps", T0 + 10, 5.5),
+        "snmp.sw.eth0.out_bps": Sample("snmp.sw.eth0.out_bps", T0 + 10, 6.5),
+        "snmp.sw.eth0.oper_up": Sample("snmp.sw.eth0.oper_up", T0 + 10, None),  # stored unknown stays unknown
+        "snmp.sw.eth1.in_bps": Sample("snmp.sw.eth1.in_bps", T0 + 10, 5.5),
+        "snmp.sw.eth1.out_bps": Sample("snmp.sw.eth1.out_bps", T0 + 10, 6.5),
+        "snmp.sw.eth1.oper_up": Sample("snmp.sw.eth1.oper_up", T0 + 10, None),
+        "weblog.web.requests": Sample("weblog.web.requests", T0 + 20, 12.0),
+    }
