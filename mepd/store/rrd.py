@@ -339,9 +339,10 @@ class RrdSink:
     def _count(self, result: WriteResult, n: int) -> None:
         c = self.counters
         c.inc("batches")
-        c.inc("stored", result.updated)
+        c.inc("stored", result.samples)
+        c.inc("rows", result.updated)
         c.inc("created", result.created)
-        self._pipeline_counters.inc("stored", result.updated)
+        self._pipeline_counters.inc("stored", result.samples)  # samples, as the pipeline counts them received
         for name, value in (("skipped_old", result.skipped_old), ("invalid_keys", result.invalid_keys)):
             if value:
                 c.inc(name, value)

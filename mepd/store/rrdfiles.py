@@ -107,7 +107,8 @@ class _Row:
 
 @dataclass(slots=True)
 class WriteResult:
-    updated: int = 0
+    updated: int = 0  # rows written: one per file and time, with every data source of the file
+    samples: int = 0  # the samples in those rows
     created: int = 0
     skipped_old: int = 0
     invalid_keys: int = 0
@@ -158,6 +159,7 @@ class _Owner:
         self._path_of: list[str | None] = []
         self._ds_of: list[str] = []
         self._paths: dict[str, str] = {}
+        self._in_lines: dict[str, int] = {}  # samples in each file's lines of the write under way
 
     def set_layouts(self, layouts: Callable[[str], RrdLayout]) -> None:
         self.layouts = layouts
@@ -177,6 +179,7 @@ class _Owner:
             self.add_keys(new_keys)
         result = WriteResult()
         lines: dict[str, list[str]] = {}
+        self._in_lines.clear()
         rows, last_of, names_of, path_of, ds_of = self._rows, self._last, self._names, self._path_of, self._ds_of
         order = range(len(ids))
         if any(stamps[i] > stamps[i + 1] for i in range(len(stamps) - 1)):
@@ -232,6 +235,7 @@ class _Owner:
                 result.errors.append(f"{path_key(self.root, path)}: {e}")
             else:
                 result.updated += len(values)
+                result.samples += self._in_lines[path]
 
     def _emit(self, path: str, row: _Row, lines: dict[str, list[str]]) -> None:
         del self._rows[path]
@@ -239,6 +243,7 @@ class _Owner:
         line = f"{row.ts:.3f}:" + ":".join(["U" if (v := values.get(n)) is None or math.isnan(v) else repr(v)
                                              for n in self._names[path]])
         lines.setdefault(path, []).append(line)
+        self._in_lines[path] = self._in_lines.get(path, 0) + len(values)
         self._last[path] = row.ts
 
     def _last_update(self, loc: Location, ts: float, result: WriteResult) -> float:

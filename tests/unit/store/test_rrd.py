@@ -241,3 +241,19 @@ async def test_last_values_after_a_restart_are_the_files_last(tmp_path: Path) ->
         "snmp.sw.eth1.oper_up": Sample("snmp.sw.eth1.oper_up", T0 + 10, None),
         "weblog.web.requests": Sample("weblog.web.requests", T0 + 20, 12.0),
     }
+
+
+async def test_stored_counts_samples_as_received_does_and_rows_apart(grouped: RrdStore) -> None:
+    """`mepctl status` compares received with stored: both count samples (an interface's row holds three)."""
+    pipeline = Pipeline()
+    sub = pipeline.samples.subscribe("store/rrd", 100)
+    sink = RrdSink(grouped, sub, Counters(), pipeline.sample_counters, flush_interval=0)
+    task = asyncio.create_task(sink.run(lambda: None))
+    await pipeline.samples.put_many([Sample(f"snmp.sw.{i}.{n}", T0 + 10, 1.0) for i in ("eth0", "eth1") for n in GROUP])
+    await asyncio.wait_for(sub.join(), 10)
+    await pipeline.samples.put(Sample("snmp.sw.eth0.in_bps", T0 + 5, 1.0))  # older than the file: skipped
+    await asyncio.wait_for(sub.join(), 10)
+    task.cancel()
+    assert pipeline.sample_counters.get("received") == 7
+    assert (pipeline.sample_counters.get("stored"), sink.counters.get("stored"), sink.counters.get("rows")) == (6, 6, 2)
+    assert sink.counters.get("skipped_old") == 1
