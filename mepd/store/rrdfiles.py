@@ -8,13 +8,15 @@ writer, with `start` as its first call and `call` for each rrdtool job.
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 import os
 import re
 import sys
 import time
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -181,11 +183,10 @@ class _Owner:
         lines: dict[str, list[str]] = {}
         self._in_lines.clear()
         rows, last_of, names_of, path_of, ds_of = self._rows, self._last, self._names, self._path_of, self._ds_of
-        order = range(len(ids))
-        if any(stamps[i] > stamps[i + 1] for i in range(len(stamps) - 1)):
-            order = sorted(order, key=stamps.__getitem__)  # type: ignore[assignment]
-        for i in order:
-            kid, ts = ids[i], stamps[i]
+        samples: Iterable[tuple[int, float, float]] = zip(ids, stamps, values, strict=True)
+        if not all(map(operator.le, stamps, itertools.islice(stamps, 1, None))):  # an SNMP poll is in time order
+            samples = sorted(samples, key=operator.itemgetter(1))
+        for kid, ts, value in samples:
             path = path_of[kid]
             if path is None or (last := last_of.get(path)) is None:
                 found = self._find(kid, ts, result)
@@ -201,7 +202,7 @@ class _Owner:
                 row = None
             if row is None:
                 row = rows[path] = _Row(ts, {})
-            row.values[ds_of[kid]] = values[i]
+            row.values[ds_of[kid]] = value
             if len(row.values) >= len(names_of[path]):
                 self._emit(path, row, lines)
         if flush:
