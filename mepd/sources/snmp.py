@@ -572,7 +572,13 @@ class SnmpTarget:
         admins, opers, discs = cycle["admin"], cycle["oper"], cycle["discontinuity"]
         cfg = self.cfg
         chosen: list[tuple[Interface, bytes]] = []
+        done = rates.rows  # the interfaces streamed
+        # Of the description the stream used (not one walked again since), those were read and chosen already.
+        streamed = done if described is known else {}
         for iface, raw, wanted in described.interfaces:
+            if iface.name in streamed:
+                chosen.append((iface, raw))
+                continue
             iface.admin = _int(admins.get(raw)) or 0
             iface.oper = _int(opers.get(raw)) or 0
             iface.discontinuity = _int(discs.get(raw)) or 0
@@ -590,7 +596,6 @@ class SnmpTarget:
         self.status.interfaces = len(chosen)
         self.interfaces = {i.name: i for i, _ in chosen}
         out = stream.samples if stream else []
-        done = rates.rows  # the interfaces streamed
         out += self._rate_samples(rates, [c for c in chosen if c[0].name not in done], columns, columns32)
         self._end_pass(rates)
         out += self._extra_samples(scalars, clock)
