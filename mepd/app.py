@@ -74,7 +74,7 @@ class App:
         self.logstore = LogStore(os.path.join(cfg.daemon.state_dir, "logs.db"), cfg.storage.logs)
         rrd = cfg.storage.rrd
         self.rrdstore = RrdStore(os.path.join(cfg.daemon.state_dir, rrd.dir), rrd.rrdcached, rrd_layouts(cfg))
-        self.snmp_hub = snmp_source.SnmpHub(cfg.snmp)
+        self.snmp_hub = snmp_source.SnmpHub(cfg.snmp, os.path.join(cfg.daemon.state_dir, "snmp"))
         self.api = ApiServer(self, cfg.daemon.control_socket)
         self.api.add_routes(MetricsApi(self.rrdstore).routes())
         self.alerts = alerts_engine.create(cfg, self.pipeline)

@@ -48,6 +48,7 @@ from mepd.config import SnmpConfig, SnmpTargetConfig
 from mepd.errors import MepdError
 from mepd.model import Sample
 from mepd.pipeline import Channel, Counters
+from mepd.sources import snmpstate
 from mepd.sources import snmpwire as wire
 
 log = logging.getLogger(__name__)
@@ -268,10 +269,12 @@ def open_session(cfg: SnmpTargetConfig) -> Session:
 
 
 class SnmpHub:
-    """What the target components share: the bound on parallel walks."""
+    """What the target components share: the bound on parallel walks, and where each keeps its last
+    counters across a restart (`snmpstate`; None: nowhere)."""
 
-    def __init__(self, cfg: SnmpConfig) -> None:
+    def __init__(self, cfg: SnmpConfig, state_dir: str | None = None) -> None:
         self.bound = asyncio.Semaphore(cfg.max_parallel)
+        self.state_dir = state_dir
 
 
 @dataclass(slots=True)
@@ -487,8 +490,11 @@ class SnmpTarget:
         return self.status.to_json()
 
     async def open(self) -> None:
-        """Credentials and transport, ready for `poll_once`; `run` does this itself."""
+        """Credentials and transport, and the counters the last run left, ready for `poll_once`; `run` does
+        this itself."""
         self._session = open_session(self.cfg)
+        if (path := self._state_path()) is not None:
+            self._rows = await asyncio.to_thread(snmpstate.load, path, self._agent(), self.cfg.interval)
 
     def close(self) -> None:
         if self._session is not None:
@@ -502,6 +508,17 @@ class SnmpTarget:
             await self._loop()
         finally:
             self.close()
+            if (path := self._state_path()) is not None:
+                try:
+                    snmpstate.save(path, self._agent(), self._rows)  # at stop: no await may follow a cancel
+                except OSError as e:
+                    log.warning("%s: cannot keep the last counters in %s: %s", self.name, path, e)
+
+    def _state_path(self) -> str | None:
+        return snmpstate.path_of(self.hub.state_dir, self.cfg.name) if self.hub.state_dir else None
+
+    def _agent(self) -> str:
+        return f"{self.cfg.host}:{self.cfg.port}"
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tomllib
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +126,40 @@ def test_mepctl_snmp_discover(snmpd: Snmpd) -> None:
     bad = discover("--version", "3", "--user", V3_USER, "--auth-key", "short")
     assert bad.returncode == 2
     assert "auth_key" in bad.stderr
+
+
+def one_target(snmpd: Snmpd, interval: str) -> str:
+    return f"""
+[[snmp.target]]
+name = "box"
+host = "127.0.0.1"
+port = {snmpd.port}
+community = "{COMMUNITY}"
+interval = "{interval}"
+interfaces = ["lo"]
+"""
+
+
+def test_a_restart_keeps_the_counters_so_the_first_poll_has_rates(mepd_factory: MakeMepd, snmpd: Snmpd) -> None:
+    """Without the last counters the first poll after a restart stores unknown: a gap in every graph."""
+    d = mepd_factory(one_target(snmpd, "1s")).start()
+    wait_for(lambda: components(d)["snmp/box"]["details"]["cycles"] >= 2, what="two polls")
+    assert d.stop() == 0
+    saved = json.loads((d.root / "state" / "snmp" / "box.json").read_text())
+    assert saved["agent"] == f"127.0.0.1:{snmpd.port}"
+    assert "lo" in saved["rows"]
+
+    # Polled again at once, then not for a minute: the first poll is the only one this test sees.
+    d.write_config(one_target(snmpd, "1m"))
+    d.start()
+    wait_for(lambda: components(d)["snmp/box"]["details"]["cycles"] == 1, what="the first poll after the restart")
+    started = components(d)["snmp/box"]["details"]["last_poll"]
+
+    def first_poll_stored() -> dict[str, Any] | None:
+        rows = {m["key"]: m for m in d.mepctl_json("metrics", "list", "--prefix", "snmp.box.lo.")}
+        row = rows.get("snmp.box.lo.in_bps")
+        return row if row and row["ts"] and datetime.fromisoformat(row["ts"]).timestamp() >= started - 1 else None
+
+    row = wait_for(first_poll_stored, what="the first poll's in_bps stored")
+    assert row["value"] is not None, "the first poll after the restart stored unknown"
+    assert components(d)["snmp/box"]["details"]["cycles"] == 1

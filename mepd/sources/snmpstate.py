@@ -1,0 +1,87 @@
+"""An SNMP target's last counters, kept across a restart of the daemon.
+
+Rates are the difference of two polls, so without the last poll's counters the
+first poll after a restart can only store unknown: a gap of one interval on
+every interface's graph at each `systemctl restart mepd` (MRTG has none, its
+counters live in its files between runs).  The counters are written when the
+target stops and read when it starts, if they are recent enough that no
+counter can have wrapped twice meanwhile (`MAX_AGE_INTERVALS`).  They belong to
+one agent: a changed host or port starts afresh.  The agent's own clock in the
+file still tells whether the agent restarted in between (mepd.analysis.counters).
+
+A daemon killed without stopping (kill -9, a crash) writes nothing: its first
+poll back stores unknown, as before.  A file that cannot be read is logged and
+ignored, never a failed start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from typing import Any, Final
+
+from mepd.analysis.counters import AgentClock, CounterRow
+
+log = logging.getLogger(__name__)
+
+VERSION: Final = 1
+MAX_AGE_INTERVALS: Final = 3  # older counters than this many poll intervals are not used
+
+
+def path_of(state_dir: str, target: str) -> str:
+    return os.path.join(state_dir, f"{target}.json")
+
+
+def save(path: str, agent: str, rows: dict[str, CounterRow]) -> None:
+    """Write a poll's counter rows (all read at one agent clock) atomically; nothing when there are none."""
+    if not rows:
+        return
+    clock = next(iter(rows.values())).clock
+    doc = {
+        "version": VERSION, "agent": agent, "clock": [clock.ts, clock.uptime, clock.boots],
+        "rows": {name: [row.values, row.bits, list(row.marker) if isinstance(row.marker, tuple) else None]
+                 for name, row in rows.items() if row.clock is clock},
+    }
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".snmp-state.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, separators=(",", ":"))
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load(path: str, agent: str, interval: float, now: float | None = None) -> dict[str, CounterRow]:
+    """The rows `save` wrote for this agent, if recent enough; empty otherwise (and logged when unreadable)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+        rows = _rows(doc, agent, interval, time.time() if now is None else now)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, TypeError, KeyError, IndexError) as e:
+        log.warning("%s: ignoring the saved SNMP counters (%s: %s); the first poll's rates are unknown",
+                    path, type(e).__name__, e)
+        return {}
+    return rows
+
+
+def _rows(doc: Any, agent: str, interval: float, now: float) -> dict[str, CounterRow]:
+    if doc["version"] != VERSION or doc["agent"] != agent:
+        return {}
+    ts, uptime, boots = doc["clock"]
+    if not 0 <= now - float(ts) <= MAX_AGE_INTERVALS * interval:
+        return {}
+    clock = AgentClock(float(ts), int(uptime), None if boots is None else int(boots))
+    out: dict[str, CounterRow] = {}
+    for name, (values, bits, marker) in doc["rows"].items():
+        if len(values) != len(bits):
+            raise ValueError(f"interface {name}: {len(values)} values but {len(bits)} widths")
+        out[str(name)] = CounterRow(clock, [None if v is None else int(v) for v in values], [int(b) for b in bits],
+                                    tuple(marker) if marker is not None else None)
+    return out
