@@ -19,7 +19,7 @@ the poller's clock adds network and scheduling jitter.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from operator import sub
@@ -143,6 +143,13 @@ class RateTracker:
             self._clocks = (prev.clock, reading.clock)
             self._ticks = elapsed_ticks(prev.clock, reading.clock)
         return rate(prev, reading, scale, max_rate, self._ticks)
+
+    def readings(self) -> dict[str, Reading]:
+        """The last reading of each counter, to keep across a restart (`restore`)."""
+        return dict(self._last)
+
+    def restore(self, readings: Mapping[str, Reading]) -> None:
+        self._last.update(readings)
 
     def forget(self, keep: set[str]) -> None:
         """Drop counters no longer polled (removed interfaces), so memory follows the agent."""

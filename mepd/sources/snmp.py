@@ -494,7 +494,8 @@ class SnmpTarget:
         this itself."""
         self._session = open_session(self.cfg)
         if (path := self._state_path()) is not None:
-            self._rows = await asyncio.to_thread(snmpstate.load, path, self._agent(), self.cfg.interval)
+            self._rows, readings = await asyncio.to_thread(snmpstate.load, path, self._agent(), self.cfg.interval)
+            self.tracker.restore(readings)
 
     def close(self) -> None:
         if self._session is not None:
@@ -510,7 +511,8 @@ class SnmpTarget:
             self.close()
             if (path := self._state_path()) is not None:
                 try:
-                    snmpstate.save(path, self._agent(), self._rows)  # at stop: no await may follow a cancel
+                    # At stop: no await may follow a cancel.
+                    snmpstate.save(path, self._agent(), self._rows, self.tracker.readings())
                 except OSError as e:
                     log.warning("%s: cannot keep the last counters in %s: %s", self.name, path, e)
 

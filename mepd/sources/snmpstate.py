@@ -1,4 +1,4 @@
-"""An SNMP target's last counters, kept across a restart of the daemon.
+"""An SNMP target's last counters (interfaces' and custom OIDs'), kept across a restart of the daemon.
 
 Rates are the difference of two polls, so without the last poll's counters the
 first poll after a restart can only store unknown: a gap of one interval on
@@ -16,14 +16,16 @@ ignored, never a failed start.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from typing import Any, Final
 
-from mepd.analysis.counters import AgentClock, CounterRow
+from mepd.analysis.counters import AgentClock, CounterRow, Reading
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +37,17 @@ def path_of(state_dir: str, target: str) -> str:
     return os.path.join(state_dir, f"{target}.json")
 
 
-def save(path: str, agent: str, rows: dict[str, CounterRow]) -> None:
-    """Write a poll's counter rows (all read at one agent clock) atomically; nothing when there are none."""
-    if not rows:
+def save(path: str, agent: str, rows: Mapping[str, CounterRow], readings: Mapping[str, Reading]) -> None:
+    """Write a poll's interface counter rows and custom OID readings (all read at one agent clock) atomically;
+    nothing when there are none."""
+    clock = next(itertools.chain((r.clock for r in rows.values()), (r.clock for r in readings.values())), None)
+    if clock is None:
         return
-    clock = next(iter(rows.values())).clock
     doc = {
         "version": VERSION, "agent": agent, "clock": [clock.ts, clock.uptime, clock.boots],
         "rows": {name: [row.values, row.bits, list(row.marker) if isinstance(row.marker, tuple) else None]
                  for name, row in rows.items() if row.clock is clock},
+        "oids": {key: [r.value, r.bits] for key, r in readings.items() if r.clock is clock},
     }
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".snmp-state.")
@@ -56,32 +60,36 @@ def save(path: str, agent: str, rows: dict[str, CounterRow]) -> None:
         raise
 
 
-def load(path: str, agent: str, interval: float, now: float | None = None) -> dict[str, CounterRow]:
-    """The rows `save` wrote for this agent, if recent enough; empty otherwise (and logged when unreadable)."""
+Saved = tuple[dict[str, CounterRow], dict[str, Reading]]
+
+
+def load(path: str, agent: str, interval: float, now: float | None = None) -> Saved:
+    """The rows and readings `save` wrote for this agent, if recent enough; none otherwise (and logged when
+    the file cannot be read)."""
     try:
         with open(path, encoding="utf-8") as fh:
             doc = json.load(fh)
-        rows = _rows(doc, agent, interval, time.time() if now is None else now)
+        return _saved(doc, agent, interval, time.time() if now is None else now)
     except FileNotFoundError:
-        return {}
+        pass
     except (OSError, ValueError, TypeError, KeyError, IndexError) as e:
         log.warning("%s: ignoring the saved SNMP counters (%s: %s); the first poll's rates are unknown",
                     path, type(e).__name__, e)
-        return {}
-    return rows
+    return {}, {}
 
 
-def _rows(doc: Any, agent: str, interval: float, now: float) -> dict[str, CounterRow]:
+def _saved(doc: Any, agent: str, interval: float, now: float) -> Saved:
     if doc["version"] != VERSION or doc["agent"] != agent:
-        return {}
+        return {}, {}
     ts, uptime, boots = doc["clock"]
     if not 0 <= now - float(ts) <= MAX_AGE_INTERVALS * interval:
-        return {}
+        return {}, {}
     clock = AgentClock(float(ts), int(uptime), None if boots is None else int(boots))
-    out: dict[str, CounterRow] = {}
+    rows: dict[str, CounterRow] = {}
     for name, (values, bits, marker) in doc["rows"].items():
         if len(values) != len(bits):
             raise ValueError(f"interface {name}: {len(values)} values but {len(bits)} widths")
-        out[str(name)] = CounterRow(clock, [None if v is None else int(v) for v in values], [int(b) for b in bits],
-                                    tuple(marker) if marker is not None else None)
-    return out
+        rows[str(name)] = CounterRow(clock, [None if v is None else int(v) for v in values], [int(b) for b in bits],
+                                     tuple(marker) if marker is not None else None)
+    readings = {str(key): Reading(clock, int(value), int(bits)) for key, (value, bits) in doc["oids"].items()}
+    return rows, readings

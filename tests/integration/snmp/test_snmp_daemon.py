@@ -137,6 +137,10 @@ port = {snmpd.port}
 community = "{COMMUNITY}"
 interval = "{interval}"
 interfaces = ["lo"]
+[[snmp.target.oid]]
+name = "lo_in"
+oid = "1.3.6.1.2.1.2.2.1.10.1"
+type = "counter"
 """
 
 
@@ -148,6 +152,7 @@ def test_a_restart_keeps_the_counters_so_the_first_poll_has_rates(mepd_factory: 
     saved = json.loads((d.root / "state" / "snmp" / "box.json").read_text())
     assert saved["agent"] == f"127.0.0.1:{snmpd.port}"
     assert "lo" in saved["rows"]
+    assert "oid.lo_in" in saved["oids"]
 
     # Polled again at once, then not for a minute: the first poll is the only one this test sees.
     d.write_config(one_target(snmpd, "1m"))
@@ -162,4 +167,7 @@ def test_a_restart_keeps_the_counters_so_the_first_poll_has_rates(mepd_factory: 
 
     row = wait_for(first_poll_stored, what="the first poll's in_bps stored")
     assert row["value"] is not None, "the first poll after the restart stored unknown"
+    custom = {m["key"]: m for m in d.mepctl_json("metrics", "list", "--prefix", "snmp.box.lo_in")}["snmp.box.lo_in"]
+    assert datetime.fromisoformat(custom["ts"]).timestamp() >= started - 1
+    assert custom["value"] is not None, "the custom OID's first rate after the restart is unknown"
     assert components(d)["snmp/box"]["details"]["cycles"] == 1
