@@ -23,7 +23,7 @@ LABEL_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 TEMPLATE_FIELDS: Final[Mapping[str, object]] = {
     "rule": "rule", "severity": "warning", "value": 1.0, "threshold": 1.0, "count": 1,
     "key": "key", "host": "host", "app": "app", "source": "source", "pattern": "pattern",
-    "window": "5m", "for": "5m", "absent": "5m", "silent": "5m", "labels": {},
+    "window": "5m", "for": "5m", "absent": "5m", "silent": "5m", "metric": "snmp.*.*.in_bps", "labels": {},
 }
 # What a log rule's summary may use besides: the fields of the matching line, as in its JSON shape (so
 # {severity} is the line's there; a rule's own severity is a constant its author writes as text).

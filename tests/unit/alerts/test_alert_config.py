@@ -124,6 +124,13 @@ def test_log_rule_summary_may_use_the_lines_fields(tmp_path: Path) -> None:
     assert load(tmp_path, text).alert.rule[0].summary.startswith("{host}")
 
 
+def test_metric_rule_summary_may_name_its_metric(tmp_path: Path) -> None:
+    """{metric} is what the rule's pattern of keys is (snmp.*.*.in_bps): filled in, so it must be accepted."""
+    text = ('[[alert.rule]]\nname = "r"\nmetric = "snmp.*.*.in_bps"\nabove = 1\n'
+            'summary = "{metric}: {key} at {value:g}"\n')
+    assert load(tmp_path, text).alert.rule[0].summary.startswith("{metric}")
+
+
 def test_duplicate_rule_names(tmp_path: Path) -> None:
     text = '[[alert.rule]]\nname = "a"\npattern = "x"\n[[alert.rule]]\nname = "a"\npattern = "y"\n'
     assert errors_of(tmp_path, text) == ['alert.rule[1].name: duplicate of rule[0] ("a")']
