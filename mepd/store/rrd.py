@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import math
@@ -317,24 +318,36 @@ class RrdSink:
                 # After a full batch a burst is being drained (an SNMP target puts a whole poll at once): the
                 # rest of it is queued already, so it goes without waiting `flush_interval` for more.
                 linger = 0.0 if len(batch) >= self._batch_size else self._flush_interval
-                writes.append(asyncio.create_task(self._write(batch, flush=len(self.subscription) == 0)))
+                write = asyncio.create_task(self._write(batch, flush=len(self.subscription) == 0))
+                # Done even for a write cancelled before it ran (at shutdown): `join` must not wait for it.
+                write.add_done_callback(functools.partial(self._taken, len(batch)))
+                writes.append(write)
                 while writes and (len(writes) >= WRITES_IN_FLIGHT or writes[0].done()):
                     await writes.popleft()
         finally:
             for w in writes:
-                if not w.done():
-                    w.cancel()
-                elif not w.cancelled():
-                    w.exception()  # seen: the write that failed first is what the sink raised
+                w.cancel()
+
+    def _taken(self, n: int, _write: asyncio.Task[None]) -> None:
+        self.subscription.done(n)
 
     async def _write(self, batch: list[Sample], flush: bool) -> None:
-        """One batch: the worker takes the next one as soon as it answers this one, not when the event loop,
-        busy decoding the agents' answers, gets round to sending it."""
-        try:
-            result = await self.store.write(batch, flush=flush)
-        finally:
-            self.subscription.done(len(batch))
-        self._count(result, len(batch))
+        """One batch, never raising: the worker takes the next batch as soon as it answers this one (not when
+        the event loop, busy decoding the agents' answers, gets round to sending it), so a failure here must
+        not cancel the batches behind it.  A worker that died is replaced and the batch written again once;
+        a batch that fails twice is dropped and counted."""
+        for attempt in (1, 2):
+            try:
+                result = await self.store.write(batch, flush=flush)
+            except RrdError as e:
+                if attempt == 1:
+                    log.warning("rrd: %s; writing the batch of %d samples again", e, len(batch))
+                    continue
+                self.counters.inc("dropped.write_failed", len(batch))
+                log.warning("rrd: %s again; %d samples dropped (dropped.write_failed)", e, len(batch))
+                return
+            self._count(result, len(batch))
+            return
 
     def _count(self, result: WriteResult, n: int) -> None:
         c = self.counters

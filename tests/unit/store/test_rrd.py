@@ -257,3 +257,46 @@ async def test_stored_counts_samples_as_received_does_and_rows_apart(grouped: Rr
     assert pipeline.sample_counters.get("received") == 7
     assert (pipeline.sample_counters.get("stored"), sink.counters.get("stored"), sink.counters.get("rows")) == (6, 6, 2)
     assert sink.counters.get("skipped_old") == 1
+
+
+async def test_a_killed_worker_loses_no_batch_and_the_sink_goes_on(tmp_path: Path) -> None:
+    store = RrdStore(str(tmp_path / "rrd"), layouts=Layouts(layout(10)))
+    pipeline = Pipeline()
+    sub = pipeline.samples.subscribe("store/rrd", 100)
+    sink = RrdSink(store, sub, Counters(), pipeline.sample_counters, batch_size=1, flush_interval=0)
+    task = asyncio.create_task(sink.run(lambda: None))
+    try:
+        await pipeline.samples.put(Sample("a.b.c", T0 + 10, 1.0))
+        await asyncio.wait_for(sub.join(), 10)
+        worker = store._worker
+        assert worker is not None
+        worker.proc.kill()
+        await asyncio.to_thread(worker.proc.wait)
+        await pipeline.samples.put_many([Sample("a.b.c", T0 + ts, float(ts)) for ts in (20, 30, 40)])
+        await asyncio.wait_for(sub.join(), 30)  # two writes were in flight on the dead worker
+        assert not task.done()
+        assert (sink.counters.get("stored"), sink.counters.get("dropped.write_failed")) == (4, 0)
+        assert store.worker_pid not in (None, worker.proc.pid)
+    finally:
+        task.cancel()
+        store.close()
+
+
+async def test_a_batch_that_fails_twice_is_dropped_and_counted(
+        store: RrdStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that keeps failing (a fault a real worker does not produce on demand) must not stop the sink,
+    leave the queue's pending count behind, or lose samples without a count."""
+    async def failing(samples: list[Sample], flush: bool = True) -> None:
+        raise RrdError("the rrdtool worker process died")
+
+    monkeypatch.setattr(store, "write", failing)
+    pipeline = Pipeline()
+    sub = pipeline.samples.subscribe("store/rrd", 100)
+    sink = RrdSink(store, sub, Counters(), pipeline.sample_counters, batch_size=2, flush_interval=0)
+    task = asyncio.create_task(sink.run(lambda: None))
+    await pipeline.samples.put_many([Sample(f"a.b.c{i}", T0 + 10, 1.0) for i in range(5)])
+    await asyncio.wait_for(sub.join(), 10)
+    assert not task.done()
+    task.cancel()
+    assert sink.counters.get("dropped.write_failed") == 5
+    assert pipeline.sample_counters.get("stored") == 0
