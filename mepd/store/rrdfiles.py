@@ -308,8 +308,10 @@ class _Owner:
         out: list[tuple[str, float, float | None]] = []
         for path, entries in files.items():
             try:
-                last = float(rrdtool.last(*self.daemon, path))
-                values = rrdtool.lastupdate(*self.daemon, path)["ds"]
+                if self.daemon:  # the binding's lastupdate takes no --daemon: the file is read once flushed
+                    rrdtool.flushcached(*self.daemon, path)
+                last = float(rrdtool.last(path))
+                values = rrdtool.lastupdate(path)["ds"]
             except rrdtool.OperationalError:  # no such file (a key never written), or not an RRD
                 continue
             out += [(key, last, None if (v := values.get(ds)) is None or math.isnan(v) else float(v))

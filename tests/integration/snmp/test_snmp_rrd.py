@@ -110,5 +110,10 @@ async def test_rrdcached_mode(start_sim: StartSim, rrdcached: Rrdcached) -> None
         await check_files(store, ["--daemon", rrdcached.address])
         png = await store.graph(["snmp.sw.eth0.in_bps", "snmp.sw.eth0.out_bps"], "day", "png", end=1_800_000_060)
         assert png.startswith(b"\x89PNG")
+        # What `mepctl metrics list` shows after a restart: the daemon's last values, not the stale file's.
+        last = await store.last_values(["snmp.sw.eth0.in_bps", "snmp.sw.eth0.oper_up"])
+        assert last["snmp.sw.eth0.in_bps"].value == pytest.approx(1e6)
+        assert last["snmp.sw.eth0.oper_up"].value == 1.0
+        assert last["snmp.sw.eth0.in_bps"].ts == max(s.ts for s in store.latest.values())
     finally:
         store.close()
