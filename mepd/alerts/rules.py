@@ -64,7 +64,7 @@ def record_fields(record: LogRecord | None) -> dict[str, str]:
         return dict.fromkeys(RECORD_FIELDS, "-")
     values = {
         "host": record.host, "app": record.app, "pid": record.pid, "facility": facility_name(record.facility),
-        "severity": severity_name(record.severity), "msgid": record.msgid, "message": record.message,
+        "line_severity": severity_name(record.severity), "msgid": record.msgid, "message": record.message,
         "source": record.source, "peer": record.peer,
     }
     return {name: value or "-" for name, value in values.items()}
@@ -287,7 +287,8 @@ class LogRule(Rule):
             extra = (line,) if w.attached < self.cfg.attach else ()
             w.attached += len(extra)
             w.total += 1
-            return [self.change("update", key, ts, None, 1, lines=extra, total=w.total, line=record_fields(record))]
+            return [self.change("update", key, ts, float(w.total), 1, lines=extra, total=w.total,
+                                line=record_fields(record))]
         self._expire(w, now)
         if len(w.times) >= self.cfg.count:
             w.firing, w.total = True, len(w.times)

@@ -25,10 +25,10 @@ TEMPLATE_FIELDS: Final[Mapping[str, object]] = {
     "key": "key", "host": "host", "app": "app", "source": "source", "pattern": "pattern",
     "window": "5m", "for": "5m", "absent": "5m", "silent": "5m", "metric": "snmp.*.*.in_bps", "labels": {},
 }
-# What a log rule's summary may use besides: the fields of the matching line, as in its JSON shape (so
-# {severity} is the line's there; a rule's own severity is a constant its author writes as text).
+# What a log rule's summary may use besides: the fields of the matching line, as in its JSON shape, but
+# the line's severity is {line_severity}: {severity} is the rule's in every rule, as notifications show it.
 RECORD_FIELDS: Final[Mapping[str, object]] = {
-    "host": "host", "app": "app", "pid": "1", "facility": "auth", "severity": "err", "msgid": "ID",
+    "host": "host", "app": "app", "pid": "1", "facility": "auth", "line_severity": "err", "msgid": "ID",
     "message": "message", "source": "syslog/udp", "peer": "192.0.2.1:514",
 }
 LOG_TEMPLATE_FIELDS: Final[Mapping[str, object]] = {**TEMPLATE_FIELDS, **RECORD_FIELDS}

@@ -120,7 +120,7 @@ def test_summary_may_use_rule_and_series_labels(tmp_path: Path) -> None:
 
 def test_log_rule_summary_may_use_the_lines_fields(tmp_path: Path) -> None:
     text = ('[[alert.rule]]\nname = "r"\npattern = "x"\n'
-            'summary = "{host} {app}[{pid}] {facility}.{severity} {msgid} {source} {peer}: {message:.80}"\n')
+            'summary = "{host} {app}[{pid}] {facility}.{line_severity} {msgid} {source} {peer}: {message:.80}"\n')
     assert load(tmp_path, text).alert.rule[0].summary.startswith("{host}")
 
 

@@ -123,15 +123,24 @@ def test_log_summary_shows_the_host_of_the_line_without_per_host() -> None:
 
 def test_log_summary_shows_the_matching_lines_fields() -> None:
     r = rule(pattern="Failed password", count=2, window=60.0,
-             summary="{count} on {host} ({app}[{pid}], {severity}/{facility}, {source}): {message}")
+             summary="{count} on {host} ({app}[{pid}], {line_severity}/{facility}, {source}): {message} [{severity}]")
     assert r.observe_log(line(1, "Failed password for root"), 1) == []
     [fire] = r.observe_log(LogRecord(ts=2, received=2, message="Failed password for bob", source="syslog/udp",
                                      host="web2", app="sshd", pid="811", facility=4, severity=5), 2)
-    assert fire.summary == "2 on web2 (sshd[811], notice/auth, syslog/udp): Failed password for bob"
+    assert fire.summary == "2 on web2 (sshd[811], notice/auth, syslog/udp): Failed password for bob [warning]"
     [update] = r.observe_log(LogRecord(ts=3, received=3, message="Failed password for eve", source="tail:auth"), 3)
-    assert update.summary == "3 on - (-[-], -/-, tail:auth): Failed password for eve"  # what the line lacks is -
+    assert update.summary == "3 on - (-[-], -/-, tail:auth): Failed password for eve [warning]"  # lacking: -
     [resolve] = r.tick(63)
-    assert resolve.summary == "0 on - (-[-], -/-, tail:auth): Failed password for eve"  # the last line's
+    assert resolve.summary == "0 on - (-[-], -/-, tail:auth): Failed password for eve [warning]"  # the last line's
+
+
+def test_log_summary_value_is_the_count_in_updates_too() -> None:
+    """{value:.3g} passes the config check; an update used to render the raw template (its value was None)."""
+    r = rule(pattern="x", count=2, window=60.0, summary="{value:.3g} lines, last from {host}")
+    assert r.observe_log(line(1, "x", host="a"), 1) == []
+    [fire] = r.observe_log(line(2, "x", host="b"), 2)
+    [update] = r.observe_log(line(3, "x", host="c"), 3)
+    assert (fire.summary, update.summary) == ("2 lines, last from b", "3 lines, last from c")
 
 
 def test_log_summary_after_a_restart_has_no_line_to_show() -> None:
