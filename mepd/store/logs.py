@@ -213,8 +213,11 @@ class LogStore:
         return [row_to_json(r) for r in await self._read(f"SELECT {_COLUMNS} FROM logs{where} ORDER BY id", args)]
 
     async def stats(self) -> dict[str, object]:
+        """Count, oldest and size: `mepctl status`, the dashboard every 10 s and each Prometheus scrape ask.
+        Records are stored in the order received, so the oldest is the first row (min(received) scanned the
+        whole table: 0.27 s at 3 million records)."""
         rows = await self._read(
-            "SELECT (SELECT count(*) FROM logs), (SELECT min(received) FROM logs),"
+            "SELECT (SELECT count(*) FROM logs), (SELECT received FROM logs ORDER BY id LIMIT 1),"
             " (SELECT page_count FROM pragma_page_count), (SELECT page_size FROM pragma_page_size),"
             " (SELECT freelist_count FROM pragma_freelist_count)",
             [],

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mepd.config import LogStorageConfig
-from mepd.model import LogRecord
+from mepd.model import LogRecord, rfc3339
 from mepd.pipeline import Channel, Counters
 from mepd.store.logs import LogQuery, LogSink, LogStore
 from tests.helpers import until
@@ -76,6 +76,7 @@ async def test_retention_by_age_and_size(tmp_path: Path) -> None:
     await store.write([rec(i, f"new {i}", received=2000.0 + i) for i in range(10)])
     deleted = await store.maintain(now=2050.0)
     assert deleted == 10
+    assert (await store.stats())["oldest"] == rfc3339(2000.0)  # the first record left, after the deleted ones
     assert [r["message"] for r in await store.query(LogQuery(grep="old"))] == []
     await store.write([rec(3000 + i, "x" * 2000, received=3000.0 + i) for i in range(2000)])
     await store.maintain(now=3000.0)
