@@ -93,11 +93,21 @@ class _State:
     last_arrival: float = -math.inf
 
 
+FLUSH_INTERVAL: Final = 10.0
+GRACE: Final = 30.0
+
+
+def max_age(step: float) -> float:
+    """How old a web source's newest sample may be while the source is current: a step's sample, stamped at
+    its end, is emitted `GRACE` past the next step's end, at the next flush."""
+    return 2 * step + GRACE + FLUSH_INTERVAL
+
+
 class WebLogAnalyzer:
     """One sink for every web source; `configure` swaps the sources on reload without losing counts."""
 
     def __init__(self, sources: Sequence[WebSource], logs: Subscription[LogRecord], samples: Channel[Sample],
-                 store: WebLogSink, *, flush_interval: float = 10.0, grace: float = 30.0, idle: float = 2.0,
+                 store: WebLogSink, *, flush_interval: float = FLUSH_INTERVAL, grace: float = GRACE, idle: float = 2.0,
                  batch_size: int = 2000, keep: int = DEFAULT_KEEP, retention: float = 400 * 86400.0,
                  clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.name = "analysis/weblog"
@@ -164,7 +174,7 @@ class WebLogAnalyzer:
 
     async def _prune(self) -> None:
         try:
-            self.counters.inc("hours_pruned", await self.store.prune(self._clock() - self.retention))
+            self.counters.inc("hourly_rows_pruned", await self.store.prune(self._clock() - self.retention))
         except Exception as e:  # noqa: BLE001 - retention is retried next hour; counting must go on
             self.counters.inc("store_errors")
             log.warning("web-log retention failed, retrying in an hour: %s", e)

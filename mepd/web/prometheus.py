@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any, Final, get_args
 
 from mepd.alerts.engine import NotRunningError
+from mepd.analysis.weblog_live import max_age
 from mepd.api.render import flatten
 from mepd.model import Incident, IncidentSeverity, Sample
 from mepd.store.rrd import RrdLayout
@@ -146,7 +147,7 @@ def _latest(out: Exposition, s: Snapshot) -> None:
     weblog = {name: out.gauge(*family) for name, family in WEBLOG.items()}
     classes = out.gauge(*WEBLOG_CLASSES)
     other = out.gauge(*OTHER)
-    cutoffs: dict[str, float] = {}  # a key's first two parts -> the oldest time still current
+    cutoffs: dict[str, float] = {}  # an SNMP target's or a web source's key prefix -> the oldest time still current
     prefixes: dict[str, str] = {}  # an interface's key prefix -> its labels
     get, layouts, now = s.latest.get, s.layouts, s.now
     for key in s.keys:
@@ -154,10 +155,11 @@ def _latest(out: Exposition, s: Snapshot) -> None:
         if sample is None or sample.value is None:
             continue
         parts = key.split(".")
-        group = f"{parts[0]}.{parts[1]}" if len(parts) > 1 else key
+        group = f"{parts[0]}.{parts[1]}" if parts[0] == "snmp" and len(parts) > 1 else key.rpartition(".")[0]
         cutoff = cutoffs.get(group)
         if cutoff is None:
-            cutoff = cutoffs[group] = now - 2 * layouts(key).step
+            step = layouts(key).step
+            cutoff = cutoffs[group] = now - (max_age(step) if parts[0] == "weblog" else 2 * step)
         if sample.ts < cutoff:
             continue
         if parts[0] == "snmp" and len(parts) == 4 and parts[3] in snmp:
@@ -250,8 +252,8 @@ def _daemon(out: Exposition, status: Mapping[str, Any]) -> None:
     pipeline = status["pipeline"]
     out.counter("mepd_pipeline_received_total", "Items put on the pipeline: log records (channel logs), metric"
                 " samples (channel samples).")
-    out.counter("mepd_pipeline_stored_total", "Items the stores wrote: log records (logs), RRD rows of one file"
-                " and time (samples).")
+    out.counter("mepd_pipeline_stored_total", "Items the stores wrote: log records (channel logs), metric samples"
+                " (channel samples).")
     dropped = out.counter("mepd_pipeline_dropped_total",
                           "Items that found a consumer's queue full, by consumer (the other consumers took them).")
     for channel in ("logs", "samples"):

@@ -167,8 +167,9 @@ def test_unknown_and_stale_values_are_left_out_not_zero() -> None:
     samples = [*interface_samples(in_bps=None, out_bps=5e5),
                *interface_samples(NOW - 2 * step - 1, in_pps=100.0),
                *interface_samples(NOW - 2 * step + 1, out_pps=200.0),
-               Sample("weblog.web.requests", NOW - 599, 5.0),  # default step 300 s: current
-               Sample("weblog.web.bytes", NOW - 601, 5.0)]
+               # default step 300 s; a web source's sample is emitted a grace period after the next step
+               Sample("weblog.web.requests", NOW - weblog_live.max_age(300) + 1, 5.0),
+               Sample("weblog.web.bytes", NOW - weblog_live.max_age(300) - 1, 5.0)]
     text = render(snapshot(samples)).decode()
     assert value(text, "mepd_snmp_out_bytes_per_second", **IF_LABELS) == 5e5 / 8
     assert value(text, "mepd_snmp_out_packets_per_second", **IF_LABELS) == 200.0
@@ -176,6 +177,17 @@ def test_unknown_and_stale_values_are_left_out_not_zero() -> None:
     assert "mepd_snmp_in_bytes_per_second" not in text, "an unknown rate is not a 0"
     assert "mepd_snmp_in_packets_per_second" not in text, "older than the heartbeat: rrdtool stores unknown"
     assert "mepd_weblog_sent_bytes" not in text
+
+
+def test_web_sources_with_dotted_names_each_have_their_own_step() -> None:
+    """"www" (10 s) and "www.example" (1 h) share their first two key parts, not their step."""
+    layouts = Layouts(layout(300), {"weblog.www.": layout(10), "weblog.www.example.": layout(3600)})
+    samples = [Sample("weblog.www.example.requests", NOW - 1800, 7.0), Sample("weblog.www.requests", NOW - 1800, 3.0)]
+    for ordered in (samples, samples[::-1]):
+        latest = {x.key: x for x in ordered}
+        text = render(Snapshot(NOW, daemon_status(), list(latest), latest, layouts, {}, None)).decode()
+        assert value(text, "mepd_weblog_requests", source="www.example") == 7.0
+        assert value(text, "mepd_weblog_requests", source="www") is None  # 30 minutes old at a 10 s step
 
 
 def test_label_values_are_escaped() -> None:
