@@ -30,6 +30,12 @@ class Counters:
     def inc(self, name: str, n: int = 1) -> None:
         self._values[name] += n
 
+    def declare(self, *names: str) -> None:
+        """Counters shown from the start at 0: a loss or error counter that appears only with its first count
+        hides that first count from Prometheus' increase() and from a status read before it."""
+        for name in names:
+            self._values.setdefault(name, 0)
+
     def set(self, name: str, value: int) -> None:
         """For counts kept elsewhere and copied in (the kernel's drops for a socket)."""
         self._values[name] = value
@@ -198,7 +204,9 @@ class Pipeline:
         return {
             "logs": _nest(self.log_counters.snapshot()),
             "samples": _nest(self.sample_counters.snapshot()),
-            "queued": {s.name: s.pending for ch in (self.logs, self.samples) for s in ch.subscribers},
+            # By channel: a consumer of both (the alert engine) has a queue on each.
+            "queued": {name: {s.name: s.pending for s in ch.subscribers}
+                       for name, ch in (("logs", self.logs), ("samples", self.samples))},
         }
 
 

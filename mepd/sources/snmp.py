@@ -476,6 +476,7 @@ class SnmpTarget:
         self.hub = hub
         self.samples = samples
         self.counters = Counters()
+        self.counters.declare("cycles", "failed_cycles", "overruns", "skipped_cycles", "resent", "samples")
         self.status = TargetStatus()
         self.interfaces: dict[str, Interface] = {}  # the last poll's, by name: ifAlias, speed, status
         self.tracker = RateTracker()  # custom OIDs' counters

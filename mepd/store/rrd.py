@@ -303,6 +303,7 @@ class RrdSink:
         self.store = store
         self.subscription = subscription
         self.counters = counters
+        self.counters.declare("stored", "rows", "skipped_old", "invalid_keys", "errors", "dropped.write_failed")
         self._pipeline_counters = pipeline_counters
         self._batch_size = batch_size
         self._flush_interval = flush_interval

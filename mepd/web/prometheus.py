@@ -256,17 +256,20 @@ def _daemon(out: Exposition, status: Mapping[str, Any]) -> None:
                 " (channel samples).")
     dropped = out.counter("mepd_pipeline_dropped_total",
                           "Items that found a consumer's queue full, by consumer (the other consumers took them).")
+    queued = out.gauge("mepd_pipeline_queued", "Items in a consumer's queue or being handled by it.")
     for channel in ("logs", "samples"):
         lab = labels((("channel", channel),))
-        for counter, value in {"received": 0, "stored": 0, **flatten(pipeline[channel])}.items():
+        consumers = pipeline["queued"][channel]
+        queued.extend(f"{labels((('channel', channel), ('consumer', str(c))))} {int(n)}" for c, n in consumers.items())
+        # Every consumer's drops from the start, 0 included: increase() misses the first drops of a new series.
+        none_dropped = {f"dropped.queue_full.{c}": 0 for c in consumers}
+        for counter, value in {"received": 0, "stored": 0, **none_dropped, **flatten(pipeline[channel])}.items():
             consumer = counter.removeprefix("dropped.queue_full.")
             if consumer != counter:
                 dropped.append(f"{labels((('channel', channel), ('consumer', consumer)))} {int(value)}")
             else:
                 out.counter(f"mepd_pipeline_{_NOT_IN_NAME.sub('_', counter)}_total",
                             f"Items counted as {counter} by the pipeline's channel.").append(f"{lab} {int(value)}")
-    out.gauge("mepd_pipeline_queued", "Items in a consumer's queue or being handled by it.").extend(
-        f"{labels((('consumer', str(name)),))} {int(n)}" for name, n in pipeline["queued"].items())
 
     logs = status["store"]["logs"]
     out.gauge("mepd_logstore_records", "Log records in the store.").append(f" {int(logs['records'])}")

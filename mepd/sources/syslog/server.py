@@ -95,6 +95,7 @@ class DatagramListener:
     def __init__(self, cfg: SyslogListenConfig, logs: Channel[LogRecord], inherited: ListenFd | None) -> None:
         self.name = cfg.key
         self.counters = Counters()
+        self.counters.declare("received", "parse_errors", "truncated", "dropped.kernel")
         self.intake = SyslogIntake(cfg, logs, self.counters)
         self.inherited = inherited
         self._view = memoryview(bytearray(_DATAGRAM_MAX))
@@ -166,6 +167,7 @@ class StreamListener:
     def __init__(self, cfg: SyslogListenConfig, logs: Channel[LogRecord], inherited: ListenFd | None) -> None:
         self.name = cfg.key
         self.counters = Counters()
+        self.counters.declare("received", "parse_errors", "truncated")
         self.intake = SyslogIntake(cfg, logs, self.counters)
         self.inherited = inherited
         self.tls: ssl.SSLContext | None = sockets.tls_context(cfg) if cfg.proto == "tls" else None

@@ -227,6 +227,8 @@ def test_daemon_status_as_counters_and_states() -> None:
     pipeline = Pipeline()
     pipeline.logs.subscribe("store/logs", 10)
     pipeline.logs.subscribe("alerts", 10)
+    pipeline.samples.subscribe("alerts", 100)  # the alert engine has a queue on each channel
+    pipeline.samples.subscribe("store/rrd", 100)
     pipeline.logs.offer_many(list(range(15)))  # type: ignore[arg-type]  # 10 queued in each, 5 dropped from each
     pipeline.log_counters.inc("stored", 9)
     status = daemon_status([component_status("syslog/udp 127.0.0.1:514", received=15, dropped__kernel=3,
@@ -247,7 +249,10 @@ def test_daemon_status_as_counters_and_states() -> None:
     assert value(text, "mepd_pipeline_received_total", channel="samples") == 0  # nothing yet is a true 0
     assert value(text, "mepd_pipeline_dropped_total", channel="logs", consumer="alerts") == 5
     assert value(text, "mepd_pipeline_dropped_total", channel="logs", consumer="store/logs") == 5
-    assert value(text, "mepd_pipeline_queued", consumer="store/logs") == 10
+    assert value(text, "mepd_pipeline_queued", channel="logs", consumer="store/logs") == 10
+    assert value(text, "mepd_pipeline_queued", channel="logs", consumer="alerts") == 10
+    assert value(text, "mepd_pipeline_queued", channel="samples", consumer="alerts") == 0
+    assert value(text, "mepd_pipeline_dropped_total", channel="samples", consumer="store/rrd") == 0  # from the start
     assert value(text, "mepd_logstore_records") == 97
     assert value(text, "mepd_logstore_oldest_timestamp_seconds") == STARTED + 1
     assert value(text, "mepd_build_info", version=__version__) == 1
