@@ -303,7 +303,8 @@ class RrdSink:
         self.store = store
         self.subscription = subscription
         self.counters = counters
-        self.counters.declare("stored", "rows", "skipped_old", "invalid_keys", "errors", "dropped.write_failed")
+        self.counters.declare("stored", "rows", "skipped_old", "invalid_keys", "errors", "dropped.write_failed",
+                              "dropped.update_failed")
         self._pipeline_counters = pipeline_counters
         self._batch_size = batch_size
         self._flush_interval = flush_interval
@@ -357,7 +358,8 @@ class RrdSink:
         c.inc("rows", result.updated)
         c.inc("created", result.created)
         self._pipeline_counters.inc("stored", result.samples)  # samples, as the pipeline counts them received
-        for name, value in (("skipped_old", result.skipped_old), ("invalid_keys", result.invalid_keys)):
+        for name, value in (("skipped_old", result.skipped_old), ("invalid_keys", result.invalid_keys),
+                            ("dropped.update_failed", result.failed_samples)):
             if value:
                 c.inc(name, value)
         if result.errors:

@@ -111,6 +111,7 @@ class _Row:
 class WriteResult:
     updated: int = 0  # rows written: one per file and time, with every data source of the file
     samples: int = 0  # the samples in those rows
+    failed_samples: int = 0  # the samples of rows whose update failed (`errors`)
     created: int = 0
     skipped_old: int = 0
     invalid_keys: int = 0
@@ -224,6 +225,7 @@ class _Owner:
             result.invalid_keys += 1
         except (rrdtool.OperationalError, OSError) as e:
             result.errors.append(f"{self._keys[kid]}: {e}")
+            result.failed_samples += 1
         return None
 
     def _update(self, lines: dict[str, list[str]], result: WriteResult) -> None:
@@ -234,6 +236,7 @@ class _Owner:
             except rrdtool.OperationalError as e:
                 self._last.pop(path, None)
                 result.errors.append(f"{path_key(self.root, path)}: {e}")
+                result.failed_samples += self._in_lines[path]
             else:
                 result.updated += len(values)
                 result.samples += self._in_lines[path]

@@ -300,3 +300,34 @@ async def test_a_batch_that_fails_twice_is_dropped_and_counted(
     task.cancel()
     assert sink.counters.get("dropped.write_failed") == 5
     assert pipeline.sample_counters.get("stored") == 0
+
+
+async def test_samples_of_a_damaged_file_are_counted_as_dropped(tmp_path: Path) -> None:
+    """Received = stored + skipped + invalid + dropped: a file rrdtool refuses loses its samples, counted."""
+    store = RrdStore(str(tmp_path / "rrd"), layouts=Layouts(layout(10)))
+    pipeline = Pipeline()
+    sub = pipeline.samples.subscribe("store/rrd", 100)
+    sink = RrdSink(store, sub, Counters(), pipeline.sample_counters, flush_interval=0)
+    task = asyncio.create_task(sink.run(lambda: None))
+    try:
+        await pipeline.samples.put_many([Sample("a.b.c", T0 + 10, 1.0), Sample("a.b.d", T0 + 10, 1.0)])
+        await asyncio.wait_for(sub.join(), 10)
+        path = Path(store.locate("a.b.c").path)
+        await asyncio.to_thread(os.truncate, path, 100)  # damaged in place: the worker knows its last update
+        await pipeline.samples.put_many([Sample("a.b.c", T0 + 20, 2.0), Sample("a.b.d", T0 + 20, 2.0)])
+        await asyncio.wait_for(sub.join(), 10)
+    finally:
+        task.cancel()
+        store.close()
+    restarted = RrdStore(store.root, layouts=Layouts(layout(10)))  # a new worker reads the file's header again
+    sink2 = RrdSink(restarted, sub, Counters(), pipeline.sample_counters, flush_interval=0)
+    task = asyncio.create_task(sink2.run(lambda: None))
+    try:
+        await pipeline.samples.put_many([Sample("a.b.c", T0 + 30, 3.0), Sample("a.b.d", T0 + 30, 3.0)])
+        await asyncio.wait_for(sub.join(), 10)
+    finally:
+        task.cancel()
+        restarted.close()
+    assert (sink.counters.get("stored"), sink.counters.get("dropped.update_failed")) == (3, 1)
+    assert (sink2.counters.get("stored"), sink2.counters.get("dropped.update_failed")) == (1, 1)
+    assert pipeline.sample_counters.get("received") == pipeline.sample_counters.get("stored") + 2
