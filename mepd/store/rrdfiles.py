@@ -108,6 +108,14 @@ class _Row:
 
 
 @dataclass(slots=True)
+class _Lines:
+    """A file's rows of one write, as rrdtool update arguments, and how many samples they hold."""
+
+    lines: list[str] = field(default_factory=list)
+    samples: int = 0
+
+
+@dataclass(slots=True)
 class WriteResult:
     updated: int = 0  # rows written: one per file and time, with every data source of the file
     samples: int = 0  # the samples in those rows
@@ -162,7 +170,6 @@ class _Owner:
         self._path_of: list[str | None] = []
         self._ds_of: list[str] = []
         self._paths: dict[str, str] = {}
-        self._in_lines: dict[str, int] = {}  # samples in each file's lines of the write under way
 
     def set_layouts(self, layouts: Callable[[str], RrdLayout]) -> None:
         self.layouts = layouts
@@ -181,8 +188,7 @@ class _Owner:
         if new_keys:
             self.add_keys(new_keys)
         result = WriteResult()
-        lines: dict[str, list[str]] = {}
-        self._in_lines.clear()
+        lines: dict[str, _Lines] = {}
         rows, last_of, names_of, path_of, ds_of = self._rows, self._last, self._names, self._path_of, self._ds_of
         samples: Iterable[tuple[int, float, float]] = zip(ids, stamps, values, strict=True)
         if not all(map(operator.le, stamps, itertools.islice(stamps, 1, None))):  # an SNMP poll is in time order
@@ -228,26 +234,27 @@ class _Owner:
             result.failed_samples += 1
         return None
 
-    def _update(self, lines: dict[str, list[str]], result: WriteResult) -> None:
+    def _update(self, lines: dict[str, _Lines], result: WriteResult) -> None:
         """One rrdtool update per file, with all its new rows."""
-        for path, values in lines.items():
+        for path, pending in lines.items():
             try:
-                rrdtool.update(*self.daemon, path, "-t", self._templates[path], *values)
+                rrdtool.update(*self.daemon, path, "-t", self._templates[path], *pending.lines)
             except rrdtool.OperationalError as e:
                 self._last.pop(path, None)
                 result.errors.append(f"{path_key(self.root, path)}: {e}")
-                result.failed_samples += self._in_lines[path]
+                result.failed_samples += pending.samples
             else:
-                result.updated += len(values)
-                result.samples += self._in_lines[path]
+                result.updated += len(pending.lines)
+                result.samples += pending.samples
 
-    def _emit(self, path: str, row: _Row, lines: dict[str, list[str]]) -> None:
+    def _emit(self, path: str, row: _Row, lines: dict[str, _Lines]) -> None:
         del self._rows[path]
         values = row.values
         line = f"{row.ts:.3f}:" + ":".join(["U" if (v := values.get(n)) is None or math.isnan(v) else repr(v)
                                              for n in self._names[path]])
-        lines.setdefault(path, []).append(line)
-        self._in_lines[path] = self._in_lines.get(path, 0) + len(values)
+        pending = lines.get(path) or lines.setdefault(path, _Lines())
+        pending.lines.append(line)
+        pending.samples += len(values)
         self._last[path] = row.ts
 
     def _last_update(self, loc: Location, ts: float, result: WriteResult) -> float:
