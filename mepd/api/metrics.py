@@ -9,8 +9,6 @@ or either of its bps keys) draws in and out together, MRTG-style.
 
 from __future__ import annotations
 
-import contextlib
-import math
 import time
 from typing import Final, get_args
 
@@ -33,17 +31,6 @@ def graph_keys(requested: list[str], known: set[str]) -> list[str]:
         pair = [f"{prefix}.{name}" for name in PAIR]
         out += pair if all(k in known for k in pair) else [key]
     return list(dict.fromkeys(out))
-
-
-def info_float(value: object) -> float | None:
-    """A number from `rrdtool info` (an int, a float, or a string such as last_ds); unknown ("U", NaN) is None."""
-    if isinstance(value, int | float) and not math.isnan(value):
-        return float(value)
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            number = float(value)
-            return None if math.isnan(number) else number
-    return None
 
 
 class MetricsApi:

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from mepd.alerts.engine import AlertEngine, NotRunningError
-from mepd.api.metrics import info_float
 from mepd.config import Config
 from mepd.model import Incident
 from mepd.store.logs import LogStore
@@ -217,9 +216,9 @@ class DashboardData:
         values: dict[str, float | None] = {n: s.value if s else None for n, s in latest.items()}
         updated = max((s.ts for s in latest.values() if s is not None), default=None)
         if any(s is None for s in latest.values()):
-            info = await store.info(f"{prefix}.{IN_OUT[0]}")
-            values = {n: info_float(info.get(f"ds[{n}].last_ds")) for n in latest}
-            updated = info_float(info.get("last_update"))
+            stored = await store.last_values([f"{prefix}.{n}" for n in latest])
+            values = {n: s.value if (s := stored.get(f"{prefix}.{n}")) else None for n in latest}
+            updated = max((s.ts for s in stored.values()), default=None)
         polled = self.polled(target).get(name)
         oper = values.get("oper_up")
         status = "unknown" if oper is None else "up" if oper >= 0.5 else "down"
