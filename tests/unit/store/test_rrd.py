@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mepd.model import Sample
-from mepd.pipeline import Counters, Pipeline
+from mepd.pipeline import Counters, Pipeline, Subscription
 from mepd.store.rrd import Layouts, RrdError, RrdSink, RrdStore, build_layouts, key_path, layout, path_key
 from tests.helpers import rrdtool_info
 
@@ -107,11 +107,19 @@ async def test_graph_png_and_svg(store: RrdStore) -> None:
         await store.graph(["snmp.t.nope.in_bps"])
 
 
+def start_sink(store: RrdStore, pipeline: Pipeline | None = None, sub: Subscription[Sample] | None = None, *,
+               batch_size: int = 10_000, flush_interval: float = 0.0,
+               ) -> tuple[Pipeline, Subscription[Sample], RrdSink, asyncio.Task[None]]:
+    """A running sink fed by a pipeline's sample channel, as the daemon wires them."""
+    pipeline = Pipeline() if pipeline is None else pipeline
+    sub = pipeline.samples.subscribe("store/rrd", 100) if sub is None else sub  # an empty one is falsy
+    sink = RrdSink(store, sub, Counters(), pipeline.sample_counters, batch_size=batch_size,
+                   flush_interval=flush_interval)
+    return pipeline, sub, sink, asyncio.create_task(sink.run(lambda: None))
+
+
 async def test_sink_counts_stored_and_skipped(store: RrdStore) -> None:
-    pipeline = Pipeline()
-    sub = pipeline.samples.subscribe("store/rrd", 100)
-    sink = RrdSink(store, sub, Counters(), pipeline.sample_counters, flush_interval=0)
-    task = asyncio.create_task(sink.run(lambda: None))
+    pipeline, sub, sink, task = start_sink(store)
     for s in (Sample("a.b.c", T0 + 10, 1.0), Sample("a.b.c", T0 + 5, 1.0)):
         await pipeline.samples.put(s)
         await asyncio.wait_for(sub.join(), 10)
@@ -122,10 +130,7 @@ async def test_sink_counts_stored_and_skipped(store: RrdStore) -> None:
 
 
 async def test_the_rest_of_a_burst_is_written_without_lingering(store: RrdStore) -> None:
-    pipeline = Pipeline()
-    sub = pipeline.samples.subscribe("store/rrd", 100)
-    sink = RrdSink(store, sub, Counters(), pipeline.sample_counters, batch_size=2, flush_interval=3600)
-    task = asyncio.create_task(sink.run(lambda: None))
+    pipeline, sub, sink, task = start_sink(store, batch_size=2, flush_interval=3600)
     await pipeline.samples.put_many([Sample(f"a.b.c{i}", T0 + 10, 1.0) for i in range(3)])
     await asyncio.wait_for(sub.join(), 60)  # the third sample would wait the hour for a second one
     task.cancel()
@@ -135,10 +140,7 @@ async def test_the_rest_of_a_burst_is_written_without_lingering(store: RrdStore)
 
 async def test_batches_in_flight_are_written_in_order(store: RrdStore) -> None:
     """Two writes go to the worker at once; the second must not overtake the first (it would store T0+5)."""
-    pipeline = Pipeline()
-    sub = pipeline.samples.subscribe("store/rrd", 100)
-    sink = RrdSink(store, sub, Counters(), pipeline.sample_counters, batch_size=1, flush_interval=0)
-    task = asyncio.create_task(sink.run(lambda: None))
+    pipeline, sub, sink, task = start_sink(store, batch_size=1)
     await pipeline.samples.put_many([Sample("a.b.c", T0 + ts, float(ts)) for ts in (10, 5, 20, 15, 30)])
     await asyncio.wait_for(sub.join(), 10)
     task.cancel()
@@ -245,10 +247,7 @@ async def test_last_values_after_a_restart_are_the_files_last(tmp_path: Path) ->
 
 async def test_stored_counts_samples_as_received_does_and_rows_apart(grouped: RrdStore) -> None:
     """`mepctl status` compares received with stored: both count samples (an interface's row holds three)."""
-    pipeline = Pipeline()
-    sub = pipeline.samples.subscribe("store/rrd", 100)
-    sink = RrdSink(grouped, sub, Counters(), pipeline.sample_counters, flush_interval=0)
-    task = asyncio.create_task(sink.run(lambda: None))
+    pipeline, sub, sink, task = start_sink(grouped)
     await pipeline.samples.put_many([Sample(f"snmp.sw.{i}.{n}", T0 + 10, 1.0) for i in ("eth0", "eth1") for n in GROUP])
     await asyncio.wait_for(sub.join(), 10)
     await pipeline.samples.put(Sample("snmp.sw.eth0.in_bps", T0 + 5, 1.0))  # older than the file: skipped
@@ -261,10 +260,7 @@ async def test_stored_counts_samples_as_received_does_and_rows_apart(grouped: Rr
 
 async def test_a_killed_worker_loses_no_batch_and_the_sink_goes_on(tmp_path: Path) -> None:
     store = RrdStore(str(tmp_path / "rrd"), layouts=Layouts(layout(10)))
-    pipeline = Pipeline()
-    sub = pipeline.samples.subscribe("store/rrd", 100)
-    sink = RrdSink(store, sub, Counters(), pipeline.sample_counters, batch_size=1, flush_interval=0)
-    task = asyncio.create_task(sink.run(lambda: None))
+    pipeline, sub, sink, task = start_sink(store, batch_size=1)
     try:
         await pipeline.samples.put(Sample("a.b.c", T0 + 10, 1.0))
         await asyncio.wait_for(sub.join(), 10)
@@ -290,10 +286,7 @@ async def test_a_batch_that_fails_twice_is_dropped_and_counted(
         raise RrdError("the rrdtool worker process died")
 
     monkeypatch.setattr(store, "write", failing)
-    pipeline = Pipeline()
-    sub = pipeline.samples.subscribe("store/rrd", 100)
-    sink = RrdSink(store, sub, Counters(), pipeline.sample_counters, batch_size=2, flush_interval=0)
-    task = asyncio.create_task(sink.run(lambda: None))
+    pipeline, sub, sink, task = start_sink(store, batch_size=2)
     await pipeline.samples.put_many([Sample(f"a.b.c{i}", T0 + 10, 1.0) for i in range(5)])
     await asyncio.wait_for(sub.join(), 10)
     assert not task.done()
@@ -305,10 +298,7 @@ async def test_a_batch_that_fails_twice_is_dropped_and_counted(
 async def test_samples_of_a_damaged_file_are_counted_as_dropped(tmp_path: Path) -> None:
     """Received = stored + skipped + invalid + dropped: a file rrdtool refuses loses its samples, counted."""
     store = RrdStore(str(tmp_path / "rrd"), layouts=Layouts(layout(10)))
-    pipeline = Pipeline()
-    sub = pipeline.samples.subscribe("store/rrd", 100)
-    sink = RrdSink(store, sub, Counters(), pipeline.sample_counters, flush_interval=0)
-    task = asyncio.create_task(sink.run(lambda: None))
+    pipeline, sub, sink, task = start_sink(store)
     try:
         await pipeline.samples.put_many([Sample("a.b.c", T0 + 10, 1.0), Sample("a.b.d", T0 + 10, 1.0)])
         await asyncio.wait_for(sub.join(), 10)
@@ -320,8 +310,7 @@ async def test_samples_of_a_damaged_file_are_counted_as_dropped(tmp_path: Path) 
         task.cancel()
         store.close()
     restarted = RrdStore(store.root, layouts=Layouts(layout(10)))  # a new worker reads the file's header again
-    sink2 = RrdSink(restarted, sub, Counters(), pipeline.sample_counters, flush_interval=0)
-    task = asyncio.create_task(sink2.run(lambda: None))
+    _, _, sink2, task = start_sink(restarted, pipeline, sub)
     try:
         await pipeline.samples.put_many([Sample("a.b.c", T0 + 30, 3.0), Sample("a.b.d", T0 + 30, 3.0)])
         await asyncio.wait_for(sub.join(), 10)
