@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -215,3 +215,17 @@ def prometheus_samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]]
 
 def syslog_listen(port: int, *protos: str) -> str:
     return "".join(f'[[syslog.listen]]\nproto = "{p}"\naddress = "127.0.0.1:{port}"\n' for p in protos)
+
+
+def snmp_target(name: str, port: int, *, oid: Sequence[Mapping[str, str]] = (), **keys: object) -> str:
+    """A `[[snmp.target]]` section for an agent on 127.0.0.1 (values as TOML), with its `oid` sub-sections."""
+    lines = ["", "[[snmp.target]]", f'name = "{name}"', 'host = "127.0.0.1"', f"port = {port}"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in keys.items()]
+    for extra in oid:
+        lines += ["[[snmp.target.oid]]", *(f"{k} = {json.dumps(v)}" for k, v in extra.items())]
+    return "\n".join(lines) + "\n"
+
+
+def dead_snmp_target(port: int) -> str:
+    """A target nothing answers, given up on quickly."""
+    return snmp_target("dead", port, interval="1s", timeout="200ms", retries=0)

@@ -6,48 +6,25 @@ import json
 import subprocess
 import sys
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import ROOT, Mepd, wait_for
+from tests.helpers import ROOT, Mepd, dead_snmp_target, snmp_target, wait_for
 from tests.integration.snmp.conftest import COMMUNITY, V3_AUTH, V3_PRIV, V3_USER, Blackhole, Snmpd
 
 MakeMepd = Callable[..., Mepd]
 
 
 def config(snmpd: Snmpd, dead_port: int) -> str:
-    return f"""
-[[snmp.target]]
-name = "box"
-host = "127.0.0.1"
-port = {snmpd.port}
-community = "{COMMUNITY}"
-interval = "1s"
-interfaces = ["lo"]
+    v3 = snmp_target("box3", snmpd.port, version="3", user=V3_USER, auth_protocol="SHA", auth_key=V3_AUTH,
+                     priv_protocol="AES", priv_key=V3_PRIV, interval="2s", interfaces=["lo"])
+    return box(snmpd, "1s") + v3 + dead_snmp_target(dead_port)
 
-[[snmp.target]]
-name = "box3"
-host = "127.0.0.1"
-port = {snmpd.port}
-version = "3"
-user = "{V3_USER}"
-auth_protocol = "SHA"
-auth_key = "{V3_AUTH}"
-priv_protocol = "AES"
-priv_key = "{V3_PRIV}"
-interval = "2s"
-interfaces = ["lo"]
 
-[[snmp.target]]
-name = "dead"
-host = "127.0.0.1"
-port = {dead_port}
-interval = "1s"
-timeout = "200ms"
-retries = 0
-"""
+def box(snmpd: Snmpd, interval: str, oid: Sequence[Mapping[str, str]] = ()) -> str:
+    return snmp_target("box", snmpd.port, community=COMMUNITY, interval=interval, interfaces=["lo"], oid=oid)
 
 
 def components(d: Mepd) -> dict[str, dict[str, Any]]:
@@ -129,19 +106,7 @@ def test_mepctl_snmp_discover(snmpd: Snmpd) -> None:
 
 
 def one_target(snmpd: Snmpd, interval: str) -> str:
-    return f"""
-[[snmp.target]]
-name = "box"
-host = "127.0.0.1"
-port = {snmpd.port}
-community = "{COMMUNITY}"
-interval = "{interval}"
-interfaces = ["lo"]
-[[snmp.target.oid]]
-name = "lo_in"
-oid = "1.3.6.1.2.1.2.2.1.10.1"
-type = "counter"
-"""
+    return box(snmpd, interval, [{"name": "lo_in", "oid": "1.3.6.1.2.1.2.2.1.10.1", "type": "counter"}])
 
 
 def test_a_restart_keeps_the_counters_so_the_first_poll_has_rates(mepd_factory: MakeMepd, snmpd: Snmpd) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.helpers import Mepd, free_port, syslog_listen
+from tests.helpers import Mepd, free_port, snmp_target, syslog_listen
 from tests.integration.web.conftest import COMMUNITY, TARGET, UP_IF, Chromium, Page, until
 
 MakeMepd = Callable[..., Mepd]
@@ -28,16 +28,8 @@ listen = "127.0.0.1:{http_port}"
 title = "test dashboard"
 export_dir = "{export_dir}"
 export_interval = "10s"
-
-[[snmp.target]]
-name = "local"
-host = "127.0.0.1"
-port = {snmpd_port}
-community = "{COMMUNITY}"
-interval = "2s"
-interfaces = ["lo"]
-rra = ["2s:2h", "5m:2d"]
-
+""" + snmp_target("local", snmpd_port, community=COMMUNITY, interval="2s", interfaces=["lo"],
+                  rra=["2s:2h", "5m:2d"]) + """
 [alert]
 group_wait = "0s"
 evaluation_interval = "100ms"
@@ -47,7 +39,7 @@ pattern = "Failed password"
 app = "sshd"
 count = 2
 window = "1h"
-summary = "{{count}} failed logins"
+summary = "{count} failed logins"
 """
 
 

@@ -18,7 +18,7 @@ from mepd import __version__
 from mepd.model import Sample
 from mepd.web.prometheus import CONTENT_TYPE
 from mepd.web.server import Access
-from tests.helpers import Mepd, free_port, prometheus_samples, syslog_listen, wait_for
+from tests.helpers import Mepd, dead_snmp_target, free_port, prometheus_samples, snmp_target, syslog_listen, wait_for
 from tests.integration.snmp.conftest import free_udp_port
 from tests.integration.web.conftest import COMMUNITY, TARGET, UP_IF, Served, State, raise_incident
 
@@ -34,28 +34,9 @@ def config(http_port: int, token_file: Path, syslog_port: int, snmpd_port: int, 
 listen = "127.0.0.1:{http_port}"
 token_file = "{token_file}"
 
-[[snmp.target]]
-name = "box"
-host = "127.0.0.1"
-port = {snmpd_port}
-community = "{COMMUNITY}"
-interval = "5s"
-interfaces = ["lo"]
-[[snmp.target.oid]]
-name = "ifnumber"
-oid = "1.3.6.1.2.1.2.1.0"
-[[snmp.target.oid]]
-name = "nothere"
-oid = "1.3.6.1.4.1.99999.1.0"
-
-[[snmp.target]]
-name = "dead"
-host = "127.0.0.1"
-port = {dead_port}
-interval = "1s"
-timeout = "200ms"
-retries = 0
-"""
+""" + snmp_target("box", snmpd_port, community=COMMUNITY, interval="5s", interfaces=["lo"],
+                  oid=[{"name": "ifnumber", "oid": "1.3.6.1.2.1.2.1.0"},
+                       {"name": "nothere", "oid": "1.3.6.1.4.1.99999.1.0"}]) + dead_snmp_target(dead_port)
 
 
 def scrape(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
