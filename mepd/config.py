@@ -31,7 +31,14 @@ from pathlib import Path
 from typing import Annotated, Any, Final, Literal, TypeVar, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from mepd.alerts.syntax import LABEL_NAME, LOG_TEMPLATE_FIELDS, TEMPLATE_FIELDS, glob_error, template_error
+from mepd.alerts.syntax import (
+    LABEL_NAME,
+    LOG_TEMPLATE_FIELDS,
+    TEMPLATE_FIELDS,
+    compile_regex,
+    glob_error,
+    template_error,
+)
 from mepd.errors import ConfigError, ConfigErrors, quoted
 from mepd.model import IncidentSeverity, severity_number
 from mepd.units import parse_duration, parse_size
@@ -491,9 +498,9 @@ class AlertRuleConfig:
                 yield key, err
         if self.pattern:
             try:
-                re.compile(self.pattern)
-            except re.error as e:
-                yield "pattern", f"invalid regular expression: {e}"
+                compile_regex(self.pattern)
+            except ValueError as e:
+                yield "pattern", f"invalid regular expression (RE2 syntax): {e}"
         if self.log_severity:
             try:
                 severity_number(self.log_severity)

@@ -20,7 +20,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from mepd.alerts.rules import Change, Rule, fingerprint
 from mepd.alerts.store import History, IncidentStore, Outgoing, Silence
@@ -33,6 +33,7 @@ from mepd.pipeline import Counters
 log = logging.getLogger(__name__)
 
 GroupKey = tuple[str, ...]
+SILENCE_MAX: Final = 30 * 86400.0
 
 
 class NotFoundError(MepdError):
@@ -75,6 +76,7 @@ class Incidents:
         self.unsent_resolved: dict[int, Incident] = {}
         self.silences: dict[int, Silence] = {}
         self.next_id = 1
+        self._muted: dict[int, dict[int, bool]] = {}  # silence id -> incident id -> its matchers match
         self._next_flush: dict[GroupKey, float] = {}
         self._last_flush: dict[GroupKey, float] = {}
         self._lock = asyncio.Lock()
@@ -95,7 +97,18 @@ class Incidents:
         return tuple(inc.labels.get(n, "") for n in self.cfg.group_by)
 
     def silenced(self, inc: Incident, now: float) -> Silence | None:
-        return next((s for s in self.silences.values() if s.active(now) and s.matches(inc.labels)), None)
+        """Matchers run once per silence and incident (labels never change), not at every flush."""
+        for s in self.silences.values():
+            if not s.active(now):
+                self._muted.pop(s.id, None)
+                continue
+            seen = self._muted.setdefault(s.id, {})
+            hit = seen.get(inc.id)
+            if hit is None:
+                hit = seen[inc.id] = s.matches(inc.labels)
+            if hit:
+                return s
+        return None
 
     async def apply(self, changes: Sequence[Change], rules: Mapping[str, Rule],
                     now: float) -> list[tuple[str, Incident]]:
@@ -263,8 +276,8 @@ class Incidents:
                 ch.wake()
 
     async def add_silence(self, matchers: Sequence[Matcher], duration: float, comment: str, now: float) -> Silence:
-        if duration <= 0:
-            raise ValueError("a silence needs a duration more than 0s")
+        if not 0 < duration <= SILENCE_MAX:
+            raise ValueError("a silence lasts more than 0s and at most 30d")
         silence = await self.store.add_silence(matchers, now, now + duration, comment, now)
         self.silences[silence.id] = silence
         log.info("silence %d: %s until %s", silence.id, silence.to_json()["matchers"], silence.to_json()["ends"])
@@ -277,6 +290,7 @@ class Incidents:
         await self.store.expire_silence(sid, now)
         silence = dataclasses.replace(silence, ends=min(silence.ends, now))
         self.silences[sid] = silence
+        self._muted.pop(sid, None)
         return silence
 
     def active_silences(self, now: float, *, include_expired: bool = False) -> list[Silence]:
@@ -285,3 +299,4 @@ class Incidents:
     def forget_silences(self, before: float) -> None:
         for sid in [s.id for s in self.silences.values() if s.ends < before]:
             del self.silences[sid]
+            self._muted.pop(sid, None)

@@ -16,13 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from mepd.alerts.syntax import RECORD_FIELDS, compile_glob, render
+from mepd.alerts.syntax import RECORD_FIELDS, compile_glob, compile_regex, render
 from mepd.config import AlertRuleConfig
 from mepd.model import LogRecord, Sample, facility_name, rfc3339, severity_name, severity_number
 from mepd.units import format_duration
@@ -78,7 +77,7 @@ class LogFilter:
         self.app = compile_glob(cfg.app) if cfg.app else None
         self.source = compile_glob(cfg.source) if cfg.source else None
         self.max_severity = severity_number(cfg.log_severity) if cfg.log_severity else None
-        self.pattern = re.compile(cfg.pattern) if cfg.pattern else None
+        self.pattern = compile_regex(cfg.pattern) if cfg.pattern else None
 
     def matches(self, r: LogRecord) -> bool:
         if self.max_severity is not None and (r.severity is None or r.severity > self.max_severity):

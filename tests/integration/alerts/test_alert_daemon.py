@@ -75,6 +75,8 @@ def test_incident_through_mepctl(mepd_factory: MakeMepd, tmp_path: Path) -> None
     assert "bad matcher 'rule'" in bad.stderr
     usage = d.mepctl("silence", "rule=x", "--for", "soon", check=False)
     assert usage.returncode == 2
+    too_long = d.mepctl("silence", "rule=x", "--for", "31d", check=False)  # the engine's rule, not the dashboard's
+    assert (too_long.returncode, too_long.stderr.strip()) == (1, "mepctl: a silence lasts more than 0s and at most 30d")
 
     d.stop()
     d.start()

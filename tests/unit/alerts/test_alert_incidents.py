@@ -130,6 +130,24 @@ async def test_silence_mutes_notifications_not_incidents(opened: Opener) -> None
     assert incidents.active_silences(150) == []
 
 
+async def test_a_backtracking_silence_regex_against_a_long_label_returns(opened: Opener) -> None:
+    """`(a|a)+` takes Python's re 2**n steps on n characters, at every flush; RE2 is linear."""
+    incidents, rec, rs = await opened()
+    await incidents.add_silence(parse_matchers('key=~"temp\\.(a|a)+"'), 100.0, "", 0)
+    key = "temp." + "a" * 64 + "b"
+    await sample(incidents, rs, key, 1, 60)
+    await incidents.flush(40)
+    assert rec.take() == [[("firing", key)]]
+
+
+async def test_silence_length_is_capped_by_the_engine(opened: Opener) -> None:
+    incidents, _, _ = await opened()
+    for days in (0, 31):
+        with pytest.raises(ValueError, match="at most 30d"):
+            await incidents.add_silence(parse_matchers("rule=hot"), days * 86400.0, "", 0)
+    assert (await incidents.add_silence(parse_matchers("rule=hot"), 30 * 86400.0, "", 0)).ends == 30 * 86400.0
+
+
 async def test_expired_silence_by_hand(opened: Opener) -> None:
     incidents, rec, rs = await opened()
     s = await incidents.add_silence(parse_matchers("rule=hot"), 3600.0, "", 0)

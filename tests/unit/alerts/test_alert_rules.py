@@ -160,6 +160,13 @@ def test_log_filters_and_per_host_series() -> None:
     assert [(c.kind, dict(c.labels)) for c in fired] == [("fire", {"host": "web1"}), ("fire", {"host": "web2"})]
 
 
+def test_a_backtracking_pattern_against_a_long_line_returns() -> None:
+    """`^(a|a)+$` takes Python's re 2**n steps on n characters (this would not return); RE2 is linear."""
+    r = rule(pattern="^(a|a)+$", count=1)
+    assert r.observe_log(line(1, "a" * 64 + "b"), 1) == []
+    assert [c.kind for c in r.observe_log(line(2, "a" * 64), 2)] == ["fire"]
+
+
 def test_attached_lines_stop_at_attach_while_firing() -> None:
     r = rule(pattern="x", count=1, window=60.0, attach=2)
     first = r.observe_log(line(1, "x1"), 1)

@@ -29,10 +29,18 @@ def test_quoted_regex_may_hold_commas() -> None:
     ("rule", "bad matcher 'rule'"),
     ("host=~(", "bad regular expression in matcher 'host=~('"),
     ("9x=1", "bad matcher '9x=1'"),
+    ("host=~(a)\\1", "bad regular expression in matcher 'host=~(a)\\\\1': invalid escape sequence"),
 ])
 def test_bad_matchers(text: str, message: str) -> None:
     with pytest.raises(ValueError, match="^" + re.escape(message)):
         parse_matchers(text)
+
+
+def test_a_backtracking_matcher_against_a_long_value_returns() -> None:
+    """`(a|a)+` takes Python's re 2**n steps on n characters (this would not return); RE2 is linear."""
+    [m] = parse_matchers("host=~(a|a)+")
+    assert not m.matches({"host": "a" * 64 + "b"})
+    assert m.matches({"host": "a" * 64})
 
 
 def test_globs() -> None:
