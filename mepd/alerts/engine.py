@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import socket
 import sqlite3
@@ -71,6 +72,7 @@ class AlertEngine:
         self._actions: ActionRunner | None = None
         self._channel_tasks: list[asyncio.Task[None]] = []
         self._tg: asyncio.TaskGroup | None = None
+        self._last_received = -math.inf  # arrival time of the newest log line read
 
     # -- running ---------------------------------------------------------------------------------------------
 
@@ -93,7 +95,7 @@ class AlertEngine:
                 if self.samples is not None:
                     tg.create_task(self._consume(self.samples, "samples", _observe_sample))
                 if self.logs is not None:
-                    tg.create_task(self._consume(self.logs, "logs", _observe_log))
+                    tg.create_task(self._consume(self.logs, "logs", self._observe_log))
                 tg.create_task(self._ticker())
                 started()
         finally:
@@ -130,11 +132,24 @@ class AlertEngine:
             sub.done(len(batch))
             self.counters.inc(what, len(batch))
 
+    def _observe_log(self, rule: Rule, record: LogRecord, now: float) -> list[Change]:
+        self._last_received = max(self._last_received, record.received)
+        return rule.observe_log(record, now)
+
+    def _log_clock(self, now: float) -> float:
+        """Log rules run on arrival time: while lines wait to be read (the engine is behind), their windows
+        and absences stand at the last line read, so they neither expire nor go silent before it reads on."""
+        if self.logs is None or not self.logs.pending:
+            return now
+        return min(now, self._last_received)
+
     async def _ticker(self) -> None:
         last_prune = 0.0
         while True:
             now = self.clock()
-            await self._apply([c for rule in list(self.rules.values()) for c in rule.tick(now)], now)
+            log_now = self._log_clock(now)
+            await self._apply([c for rule in list(self.rules.values())
+                               for c in rule.tick(log_now if rule.wants_logs else now)], now)
             await self._retry(self.incidents.flush, now)
             if now - last_prune >= PRUNE_INTERVAL:
                 last_prune = now
@@ -263,10 +278,6 @@ class AlertEngine:
 
 def _observe_sample(rule: Rule, sample: Sample, now: float) -> list[Change]:
     return rule.observe_sample(sample, now)
-
-
-def _observe_log(rule: Rule, record: LogRecord, now: float) -> list[Change]:
-    return rule.observe_log(record, now)
 
 
 def create(cfg: Config, pipeline: Pipeline) -> AlertEngine:

@@ -7,8 +7,11 @@ fields of a log record); a series that starts or stops breaching yields a
 `Change`, which the incident manager turns into an incident.
 
 Times: a threshold's `for` runs on sample timestamps (when the value was
-measured); log windows and absence run on arrival time (`received`, or `now`
-for samples), which is monotonic here whatever the senders' clocks say.
+measured); log windows and absence run on arrival time (the line's `received`,
+or `now` for samples), which is monotonic here whatever the senders' clocks
+say.  A line evaluated late (the engine waited on a locked disk) still counts
+where it arrived; the engine ticks log rules at the arrival time of the last
+line it read while more wait.
 """
 
 from __future__ import annotations
@@ -271,14 +274,15 @@ class LogRule(Rule):
         # Only the newest `count` matches matter: the rule holds iff all of them are inside the window.
         return _Window(deque(maxlen=self.cfg.count), deque(maxlen=self.cfg.count))
 
-    def observe_log(self, record: LogRecord, now: float) -> list[Change]:
+    def observe_log(self, record: LogRecord, now: float) -> list[Change]:  # noqa: ARG002 - on arrival time
         if not self.filter.matches(record):
             return []
         key = tuple(getattr(record, n) or "" for n in self.series_names)
         w = self.series.get(key)
         if w is None:
             w = self.series[key] = self._new()
-        ts, line = record.received, format_line(record)
+        # A line received before the newest one (a clock step) counts as received with it: times stay sorted.
+        ts, line = max(record.received, w.times[-1] if w.times else -math.inf), format_line(record)
         w.times.append(ts)
         w.lines.append(line)
         w.last = record
@@ -288,7 +292,7 @@ class LogRule(Rule):
             w.total += 1
             return [self.change("update", key, ts, float(w.total), 1, lines=extra, total=w.total,
                                 line=record_fields(record))]
-        self._expire(w, now)
+        self._expire(w, ts)
         if len(w.times) >= self.cfg.count:
             w.firing, w.total = True, len(w.times)
             lines = tuple(w.lines)[: self.cfg.attach]
@@ -364,7 +368,7 @@ class AbsenceRule(Rule):
             self.series[key] = _Presence(now)
             return []
         silent = now - p.last_seen
-        p.last_seen = now
+        p.last_seen = max(p.last_seen, now)
         if p.firing:
             p.firing = False
             return [self.change("resolve", key, now, silent, 0)]
@@ -375,10 +379,10 @@ class AbsenceRule(Rule):
             return []
         return self._seen(tuple(sample.key for _ in self.series_names), now)
 
-    def observe_log(self, record: LogRecord, now: float) -> list[Change]:
+    def observe_log(self, record: LogRecord, now: float) -> list[Change]:  # noqa: ARG002 - on arrival time
         if self.glob is not None or not self.filter.matches(record):
             return []
-        return self._seen(tuple(getattr(record, n) or "" for n in self.series_names), now)
+        return self._seen(tuple(getattr(record, n) or "" for n in self.series_names), record.received)
 
     def tick(self, now: float) -> list[Change]:
         out: list[Change] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -56,6 +57,31 @@ async def test_log_pattern_incident_carries_the_first_lines(
         "bastion sshd: Failed password for root from 192.0.2.1 port 22",
     ]
     assert receiver.accepted()[0]["events"][0]["incident"]["lines"] == list(inc.lines)
+
+
+async def test_lines_read_late_count_where_they_arrived(tmp_path: Path, start_engine: StartEngine) -> None:
+    """The test holds incidents.db locked, so the engine runs behind: lines it reads more than `window` after
+    they arrived still count (the windows ran on processing time: 1 incident for 11 hosts)."""
+    rules = RULES.replace('count = 3\nwindow = "1h"', 'count = 1\nwindow = "1s"')
+    r = await start_engine(alert_config(rules, tmp_path))
+    logs = r.engine.logs
+    assert logs is not None
+    lock = sqlite3.connect(r.engine.path, isolation_level=None)
+    try:
+        lock.execute("BEGIN EXCLUSIVE")
+        await r.pipeline.logs.put(sshd("host0", "Failed password for root"))
+        # Read but not done: the engine waits on the file with host0's incident.
+        await until(lambda: not len(logs) and logs.pending, "the engine to block on the locked file")
+        for i in range(1, 11):
+            await r.pipeline.logs.put(sshd(f"host{i}", "Failed password for root"))
+        arrived = time.time()
+        await until(lambda: time.time() > arrived + 1.5, "the waiting lines to be older than the window")
+        assert r.engine.counters.get("logs") == 0
+    finally:
+        lock.close()
+    await until(lambda: r.engine.counters.get("logs") == 11, "every line evaluated")
+    raised = await r.engine.list_incidents(include_resolved=True)
+    assert sorted(i.labels["host"] for i in raised) == sorted(f"host{i}" for i in range(11))
 
 
 async def test_restart_keeps_open_incidents_and_does_not_notify_twice(

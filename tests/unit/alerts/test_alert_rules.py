@@ -105,6 +105,12 @@ def test_log_pattern_count_within_sliding_window() -> None:
     assert [c.kind for c in r.tick(131)] == ["resolve"]
 
 
+def test_log_window_runs_on_arrival_time_not_on_when_the_line_is_read() -> None:
+    r = rule(pattern="x", count=2, window=10.0)
+    assert r.observe_log(line(1, "x"), 100) == []  # read 99 s late (the engine was behind): still counts
+    assert [c.kind for c in r.observe_log(line(5, "x"), 100)] == ["fire"]
+
+
 def test_log_window_resolves_when_fewer_than_count_remain() -> None:
     r = rule(pattern="segfault", count=2, window=60.0)
     assert r.observe_log(line(0, "segfault at 0"), 0) == []
