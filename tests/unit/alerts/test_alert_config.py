@@ -79,7 +79,7 @@ def test_no_alert_section_means_no_rules_and_no_channels(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize(("rule", "expected"), [
-    ('pattern = "exit (signal"', "alert.rule[0].pattern: invalid regular expression (RE2 syntax): missing ): exit (signal"),
+    ('pattern = "exit (signal"', "alert.rule[0].pattern: invalid regular expression (RE2 syntax): missing ): exit"),
     ('metric = "snmp.{a,b}.in"\nabove = 1', 'alert.rule[0].metric: unsupported character(s) "{}"'),
     ('metric = "snmp.[ab.in"\nabove = 1', 'alert.rule[0].metric: unclosed "["'),
     ('metric = "k"', "alert.rule[0].above: a metric rule needs exactly one of `above` and `below`"),
