@@ -614,6 +614,8 @@ class AlertConfig:
     evaluation_interval: Duration = 1.0
     retention: Duration = 90 * 86400.0
     db: str = "incidents.db"
+    outbox_max: int = 10_000  # queued notifications per channel; past it the oldest are dropped, counted
+    max_incidents_per_rule: int = 1000  # open ones; a rule's fires past it are counted, not recorded
     rule: tuple[AlertRuleConfig, ...] = ()
     notify: AlertNotifyConfig = field(default_factory=AlertNotifyConfig)
 
@@ -625,6 +627,9 @@ class AlertConfig:
             seen[rule.name] = i
         if self.evaluation_interval <= 0:
             yield "evaluation_interval", "must be more than 0s"
+        for key, value in (("outbox_max", self.outbox_max), ("max_incidents_per_rule", self.max_incidents_per_rule)):
+            if value < 1:
+                yield key, f"must be at least 1, got {value}"
 
 
 def _secret_file_errors(path: str) -> Iterator[str]:

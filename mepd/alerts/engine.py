@@ -118,6 +118,7 @@ class AlertEngine:
         if notify.webhook is not None:
             channels.append(WebhookChannel(notify.webhook, self._store, self.host, self.counters))
         self.channels = channels
+        self.counters.declare(*(f"outbox.dropped.{ch.name}" for ch in channels))
         self._incidents.channels = channels
         self._channel_tasks = [self._tg.create_task(ch.run(), name=f"alerts/{ch.name}") for ch in channels]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -80,6 +80,9 @@ class Incidents:
         self._next_flush: dict[GroupKey, float] = {}
         self._last_flush: dict[GroupKey, float] = {}
         self._lock = asyncio.Lock()
+        self._dropping = False  # the last commit dropped notifications: warned once for the run of drops
+        self._over_limit: set[str] = set()  # rules warned about reaching max_incidents_per_rule
+        counters.declare("incidents.over_limit")
 
     def load(self, incidents: Iterable[Incident], next_id: int, silences: Iterable[Silence]) -> None:
         self.next_id = next_id
@@ -117,14 +120,19 @@ class Incidents:
             dirty: dict[int, Incident] = {}
             history: list[History] = []
             events: list[tuple[str, Incident]] = []
+            per_rule = Counter(i.rule for i in self.open.values())
             for ch in changes:
                 rule = rules.get(ch.rule)
                 if rule is None:
                     continue
                 fp = fingerprint(ch.rule, ch.labels)
                 inc = self.open.get(fp)
+                if ch.kind == "fire" and inc is None and per_rule[rule.name] >= self.cfg.max_incidents_per_rule:
+                    self._refuse(rule.name)
+                    continue
                 if ch.kind == "fire" and inc is None:
                     inc = self._new(rule, fp, ch)
+                    per_rule[rule.name] += 1
                     self._next_flush.setdefault(self.group_key(inc), now + self.cfg.group_wait)
                     history.append(History(inc.id, now, "fired", {"value": ch.value, "summary": ch.summary}))
                     events.append(("firing", inc))
@@ -133,6 +141,7 @@ class Incidents:
                 elif ch.kind == "resolve":
                     inc = dataclasses.replace(inc, state="resolved", resolved=ch.ts, value=ch.value, summary=ch.summary)
                     del self.open[fp]
+                    per_rule[rule.name] -= 1
                     if inc.notified == "firing":
                         self.unsent_resolved[inc.id] = inc
                         self._next_flush.setdefault(self.group_key(inc), now + self.cfg.group_wait)
@@ -150,8 +159,27 @@ class Incidents:
                     )
                 self.open[fp] = inc
                 dirty[inc.id] = inc
-            await self.store.commit(list(dirty.values()), history, now=now)
+            await self._commit(list(dirty.values()), history, now=now)
             return events
+
+    def _refuse(self, rule: str) -> None:
+        """A series fired past its rule's cap: counted, not recorded; it gets an incident if it fires anew
+        once the rule has room."""
+        self.counters.inc("incidents.over_limit")
+        if rule not in self._over_limit:
+            self._over_limit.add(rule)
+            log.warning("alerts: rule %s has %d open incidents (max_incidents_per_rule): more are counted in"
+                        " incidents.over_limit, not recorded", rule, self.cfg.max_incidents_per_rule)
+
+    async def _commit(self, incidents: Sequence[Incident], history: Sequence[History] = (),
+                      outbox: Sequence[Outgoing] = (), *, now: float) -> None:
+        dropped = await self.store.commit(incidents, history, outbox, now=now, outbox_max=self.cfg.outbox_max)
+        for channel, n in dropped.items():
+            self.counters.inc(f"outbox.dropped.{channel}", n)
+        if dropped and not self._dropping:
+            log.warning("alerts: outbox full (outbox_max = %d per channel): dropping the oldest notifications of %s",
+                        self.cfg.outbox_max, ", ".join(dropped))
+        self._dropping = bool(dropped)
 
     def _new(self, rule: Rule, fp: str, ch: Change) -> Incident:
         labels = {"rule": rule.name, "severity": rule.cfg.severity, **rule.cfg.labels, **ch.labels}
@@ -180,7 +208,7 @@ class Incidents:
             self.open[inc.fingerprint] = inc
             batch = Batch(self._group_labels(inc), (("acknowledged", inc),), (), now)
             outbox = [o for ch in self.channels for o in ch.render(batch)] if not self.silenced(inc, now) else []
-            await self.store.commit([inc], [History(iid, now, "acknowledged", {"comment": comment})], outbox, now)
+            await self._commit([inc], [History(iid, now, "acknowledged", {"comment": comment})], outbox, now=now)
             self._wake(outbox)
             log.info("incident %d acknowledged", iid)
             return inc
@@ -196,7 +224,7 @@ class Incidents:
             if inc.notified == "firing":
                 self.unsent_resolved[inc.id] = inc
                 self._next_flush.setdefault(self.group_key(inc), now + self.cfg.group_wait)
-            await self.store.commit([inc], [History(iid, now, "resolved", {"by": by, "comment": comment})],
+            await self._commit([inc], [History(iid, now, "resolved", {"by": by, "comment": comment})],
                                     now=now)
             self.counters.inc("incidents.resolved")
             log.info("incident %d resolved by %s", iid, by)
@@ -230,7 +258,7 @@ class Incidents:
                 outbox += [o for ch in self.channels for o in ch.render(batch)]
                 updated += self._mark_sent(batch)
                 self._last_flush[key] = now
-            await self.store.commit(updated, outbox=outbox, now=now)
+            await self._commit(updated, outbox=outbox, now=now)
             self._wake(outbox)
             return batches
 

@@ -67,6 +67,11 @@ _SELECT: Final = (
     "SELECT id, fingerprint, rule, kind, state, severity, labels, summary, started, last_seen, count, value,"
     " resolved, acknowledged, comment, lines, notified, notified_at FROM incidents"
 )
+_TRIM: Final = (  # the channel's rows older than its newest `outbox_max`
+    "DELETE FROM outbox WHERE channel = ? AND id <= "
+    "(SELECT id FROM outbox WHERE channel = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
+)
+OUTBOX_MAX: Final = 10_000
 _LIVE: Final = _SELECT + " WHERE state != 'resolved' OR notified = 'firing' ORDER BY id"
 _BY_ID: Final = _SELECT + " WHERE id = ?"
 _RECENT: Final = _SELECT + " ORDER BY id DESC LIMIT ?"
@@ -207,13 +212,18 @@ class IncidentStore:
 
     async def commit(
         self, incidents: Sequence[Incident] = (), history: Sequence[History] = (), outbox: Sequence[Outgoing] = (),
-        now: float = 0.0,
-    ) -> None:
-        """Incident changes, their history and the notifications they cause: all or nothing."""
-        if incidents or history or outbox:
-            await self._run(self._commit, list(incidents), list(history), list(outbox), now)
+        now: float = 0.0, outbox_max: int = OUTBOX_MAX,
+    ) -> dict[str, int]:
+        """Incident changes, their history and the notifications they cause: all or nothing.
 
-    def _commit(self, incidents: list[Incident], history: list[History], outbox: list[Outgoing], now: float) -> None:
+        A channel keeps at most `outbox_max` queued rows (a receiver away for days must not fill the disk):
+        returns how many of its oldest rows each channel lost to the new ones."""
+        if incidents or history or outbox:
+            return await self._run(self._commit, list(incidents), list(history), list(outbox), now, outbox_max)
+        return {}
+
+    def _commit(self, incidents: list[Incident], history: list[History], outbox: list[Outgoing], now: float,
+                outbox_max: int) -> dict[str, int]:
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -223,10 +233,16 @@ class IncidentStore:
                 "INSERT INTO outbox (channel, created, incidents, event, message) VALUES (?, ?, ?, ?, ?)",
                 [(o.channel, now, json.dumps(o.incidents), o.event, o.message) for o in outbox],
             )
+            dropped = {}
+            for channel in sorted({o.channel for o in outbox}):
+                n = conn.execute(_TRIM, [channel, channel, outbox_max]).rowcount
+                if n > 0:
+                    dropped[channel] = n
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        return dropped
 
     def _history(self, history: Sequence[History]) -> None:
         self.conn.executemany(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -146,6 +147,28 @@ async def test_silence_length_is_capped_by_the_engine(opened: Opener) -> None:
         with pytest.raises(ValueError, match="at most 30d"):
             await incidents.add_silence(parse_matchers("rule=hot"), days * 86400.0, "", 0)
     assert (await incidents.add_silence(parse_matchers("rule=hot"), 30 * 86400.0, "", 0)).ends == 30 * 86400.0
+
+
+async def test_outbox_keeps_the_newest_rows_up_to_outbox_max(opened: Opener) -> None:
+    """A receiver away for long: the oldest queued notifications go, counted, instead of filling the disk."""
+    incidents, _, rs = await opened(dataclasses.replace(CFG, group_wait=0.0, outbox_max=2))
+    for t, key in enumerate(("temp.a", "temp.b", "temp.c", "temp.d"), start=1):
+        await sample(incidents, rs, key, t, 60)
+        assert await incidents.flush(t) == 1
+    assert await incidents.store.outbox_size() == {"test": 2}
+    assert [row.incidents for row in await incidents.store.outbox_head("test", 10)] == [(3,), (4,)]
+    assert incidents.counters.get("outbox.dropped.test") == 2
+
+
+async def test_open_incidents_per_rule_are_capped_and_the_excess_counted(opened: Opener) -> None:
+    incidents, _, rs = await opened(dataclasses.replace(CFG, max_incidents_per_rule=2))
+    assert incidents.counters.snapshot()["incidents.over_limit"] == 0  # shown before the first one
+    fired = [e for t, key in enumerate(("temp.a", "temp.b", "temp.c")) for e in await sample(incidents, rs, key, t, 60)]
+    assert fired == ["firing", "firing"]
+    assert sorted(i.labels["key"] for i in incidents.open.values()) == ["temp.a", "temp.b"]
+    assert incidents.counters.get("incidents.over_limit") == 1
+    assert await sample(incidents, rs, "temp.a", 5, 30) == ["resolved"]
+    assert await sample(incidents, rs, "temp.d", 6, 60) == ["firing"]  # room again
 
 
 async def test_expired_silence_by_hand(opened: Opener) -> None:
