@@ -31,7 +31,8 @@ from mepd.alerts import engine as alerts_engine
 from mepd.analysis import weblog_live
 from mepd.api import incidents as incidents_api
 from mepd.api.metrics import MetricsApi
-from mepd.api.server import API_VERSION, ApiServer
+from mepd.api.protocol import API_VERSION
+from mepd.api.server import ApiServer
 from mepd.api.weblog import WebLogApi
 from mepd.config import Config
 from mepd.errors import AlreadyRunningError, ConfigErrors
