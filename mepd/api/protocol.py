@@ -1,16 +1,23 @@
 """The control API's contract, shared by the server, mepctl's client and the dashboard.
 
 Kept free of aiohttp and the stores, so that importing it (every `mepctl` run
-does) costs only the standard library and mepd.model.
+does) costs only the standard library and mepd.model.  In the daemon, the
+dashboard and /metrics read `DaemonStatus` as it is; only the API turns it
+into JSON.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Final
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
 
-from mepd.model import LogQuery, severity_number
+from mepd.model import LogQuery, rfc3339, severity_number
 from mepd.units import parse_time
+
+if TYPE_CHECKING:
+    from mepd.pipeline import PipelineStatus
+    from mepd.supervisor import ComponentStatus
 
 API_VERSION: Final = 1
 API_HEADER: Final = "X-Mepd-Api"
@@ -46,3 +53,33 @@ def log_query(params: Mapping[str, str], now: float, default_limit: int = DEFAUL
         source=opt("source"),
         limit=int(limit) if limit is not None else default_limit,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonStatus:
+    """What the running daemon says of itself (mepd.app.App.status); `to_json` is `GET /v1/status`."""
+
+    version: str
+    pid: int
+    started: float
+    uptime: float
+    config: str
+    components: Sequence[ComponentStatus]
+    pipeline: PipelineStatus
+    logstore: Mapping[str, object]  # LogStore.stats()
+    reloads: Mapping[str, int]  # ok, failed
+    last_reload_error: str | None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "api": API_VERSION,
+            "version": self.version,
+            "pid": self.pid,
+            "started": rfc3339(self.started),
+            "uptime": self.uptime,
+            "config": self.config,
+            "components": [c.to_json() for c in self.components],
+            "pipeline": self.pipeline.to_json(),
+            "store": {"logs": dict(self.logstore)},
+            "reloads": {**self.reloads, "last_error": self.last_reload_error},
+        }

@@ -21,7 +21,7 @@ from typing import Final, Protocol
 
 from aiohttp import web
 
-from mepd.api.protocol import API_HEADER, API_VERSION, log_query
+from mepd.api.protocol import API_HEADER, API_VERSION, DaemonStatus, log_query
 from mepd.errors import AlreadyRunningError
 from mepd.model import LogQuery
 from mepd.store.logs import LogStore
@@ -36,7 +36,7 @@ class Daemon(Protocol):
 
     logstore: LogStore
 
-    async def status(self) -> dict[str, object]: ...
+    async def status(self) -> DaemonStatus: ...
 
     async def reload(self) -> tuple[list[str], list[str]]: ...
 
@@ -96,7 +96,7 @@ class ApiServer:
             os.unlink(self.path)
 
     async def get_status(self, _request: web.Request) -> web.Response:
-        return web.json_response(await self.daemon.status())
+        return web.json_response((await self.daemon.status()).to_json())
 
     async def post_reload(self, _request: web.Request) -> web.Response:
         errors, warnings = await self.daemon.reload()
