@@ -31,11 +31,11 @@ from mepd.alerts import engine as alerts_engine
 from mepd.analysis import weblog_live
 from mepd.api import incidents as incidents_api
 from mepd.api.metrics import MetricsApi
-from mepd.api.server import API_VERSION, ApiServer
+from mepd.api.protocol import DaemonStatus
+from mepd.api.server import ApiServer
 from mepd.api.weblog import WebLogApi
 from mepd.config import Config
 from mepd.errors import AlreadyRunningError, ConfigErrors
-from mepd.model import rfc3339
 from mepd.pipeline import Counters, Pipeline
 from mepd.sources import journal as journal_source
 from mepd.sources import snmp as snmp_source
@@ -264,20 +264,11 @@ class App:
             self.notifier.notify("WATCHDOG=1")
             await asyncio.sleep(interval)
 
-    async def status(self) -> dict[str, object]:
+    async def status(self) -> DaemonStatus:
         sups = [s for _, s in self.components.values()] + self.sinks
-        return {
-            "api": API_VERSION,
-            "version": __version__,
-            "pid": os.getpid(),
-            "started": rfc3339(self.started),
-            "uptime": time.time() - self.started,
-            "config": self.cfg.file,
-            "components": [s.status() for s in sups],
-            "pipeline": self.pipeline.status(),
-            "store": {"logs": await self.logstore.stats()},
-            "reloads": {**self.reloads.snapshot(), "last_error": self.last_reload_error},
-        }
+        return DaemonStatus(__version__, os.getpid(), self.started, time.time() - self.started, self.cfg.file,
+                            [s.status() for s in sups], self.pipeline.status(), await self.logstore.stats(),
+                            self.reloads.snapshot(), self.last_reload_error)
 
 
 def rrd_layouts(cfg: Config) -> Layouts:

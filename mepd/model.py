@@ -181,3 +181,19 @@ class Incident:
             "notified": self.notified,
             "notified_at": when(self.notified_at),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class LogQuery:
+    """The filters of `mepctl logs` as the log store takes them; times are epoch seconds on `ts`, the event time."""
+
+    since: float | None = None
+    until: float | None = None
+    host: str | None = None
+    app: str | None = None
+    max_severity: int | None = None
+    grep: str | None = None
+    source: str | None = None
+    limit: int = 1000
+    after_id: int | None = None
+    max_id: int | None = None

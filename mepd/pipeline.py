@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict, deque
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from mepd.model import LogRecord, Sample
@@ -200,17 +202,30 @@ class Pipeline:
         await self.logs.join()
         await self.samples.join()
 
-    def status(self) -> dict[str, object]:
+    def status(self) -> PipelineStatus:
+        # By channel: a consumer of both (the alert engine) has a queue on each.
+        return PipelineStatus(self.log_counters.snapshot(), self.sample_counters.snapshot(),
+                              {name: {s.name: s.pending for s in ch.subscribers}
+                               for name, ch in (("logs", self.logs), ("samples", self.samples))})
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineStatus:
+    """The channels' counters by their dotted names, and each consumer's queue; `to_json` nests the names."""
+
+    logs: Mapping[str, int]
+    samples: Mapping[str, int]
+    queued: Mapping[str, Mapping[str, int]]  # channel -> consumer -> items queued or in hand
+
+    def to_json(self) -> dict[str, object]:
         return {
-            "logs": _nest(self.log_counters.snapshot()),
-            "samples": _nest(self.sample_counters.snapshot()),
-            # By channel: a consumer of both (the alert engine) has a queue on each.
-            "queued": {name: {s.name: s.pending for s in ch.subscribers}
-                       for name, ch in (("logs", self.logs), ("samples", self.samples))},
+            "logs": _nest(self.logs),
+            "samples": _nest(self.samples),
+            "queued": {channel: dict(consumers) for channel, consumers in self.queued.items()},
         }
 
 
-def _nest(flat: dict[str, int]) -> dict[str, object]:
+def _nest(flat: Mapping[str, int]) -> dict[str, object]:
     """{"dropped.queue_full.logstore": 3} -> {"dropped": {"queue_full": {"logstore": 3}}}, for JSON."""
     out: dict[str, object] = {}
     for name, value in flat.items():

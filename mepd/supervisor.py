@@ -11,7 +11,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
@@ -42,6 +43,30 @@ class State(StrEnum):
     BACKOFF = "backoff"
     FATAL = "fatal"
     STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentStatus:
+    """One component as `mepctl status`, the dashboard and /metrics show it; `to_json` is the API's form."""
+
+    name: str
+    state: State
+    since: float
+    restarts: int
+    last_error: str | None
+    counters: Mapping[str, int]
+    details: Mapping[str, object] | None = None  # the component's own `details()`, when it has one
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            **({"details": self.details} if self.details is not None else {}),
+            "name": self.name,
+            "state": str(self.state),
+            "since": rfc3339(self.since),
+            "restarts": self.restarts,
+            "last_error": self.last_error,
+            "counters": dict(self.counters),
+        }
 
 
 class Supervised:
@@ -123,14 +148,7 @@ class Supervised:
             delay = min(self._backoff_max, self._backoff_base * 2 ** (quick_failures - 1))
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not crypto
 
-    def status(self) -> dict[str, object]:
+    def status(self) -> ComponentStatus:
         details = getattr(self.component, "details", None)
-        return {
-            **({"details": details()} if callable(details) else {}),
-            "name": self.name,
-            "state": str(self.state),
-            "since": rfc3339(self.since),
-            "restarts": self.restarts,
-            "last_error": self.last_error,
-            "counters": self.component.counters.snapshot(),
-        }
+        return ComponentStatus(self.name, self.state, self.since, self.restarts, self.last_error,
+                               self.component.counters.snapshot(), details() if callable(details) else None)

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from mepd.api.server import API_HEADER, API_VERSION
+from mepd.api.protocol import API_HEADER, API_VERSION
 from mepd.errors import ApiError, MepdError
 
 

@@ -17,20 +17,17 @@ import socket
 import stat
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from aiohttp import web
 
+from mepd.api.protocol import API_HEADER, API_VERSION, DaemonStatus, log_query
 from mepd.errors import AlreadyRunningError
-from mepd.model import severity_number
-from mepd.store.logs import LogQuery, LogStore
-from mepd.units import parse_time
+from mepd.model import LogQuery
+from mepd.store.logs import LogStore
 
 log = logging.getLogger(__name__)
 
-API_VERSION: Final = 1
-API_HEADER: Final = "X-Mepd-Api"
-DEFAULT_LIMIT: Final = 1000
 SOCKET_MODE: Final = 0o660
 
 
@@ -39,7 +36,7 @@ class Daemon(Protocol):
 
     logstore: LogStore
 
-    async def status(self) -> dict[str, object]: ...
+    async def status(self) -> DaemonStatus: ...
 
     async def reload(self) -> tuple[list[str], list[str]]: ...
 
@@ -63,28 +60,6 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 def _bad_request(message: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(text=message)
-
-
-def log_query(params: Any, now: float) -> LogQuery:
-    """The filters of `mepctl logs` from query parameters; raises ValueError with a readable message."""
-
-    def opt(name: str) -> str | None:
-        value = params.get(name)
-        return value if value not in (None, "") else None
-
-    since, until, severity, limit = opt("since"), opt("until"), opt("severity"), opt("limit")
-    if limit is not None and not limit.isdigit():
-        raise ValueError(f"limit: expected a number of records, got {limit!r}")
-    return LogQuery(
-        since=parse_time(since, now) if since else None,
-        until=parse_time(until, now) if until else None,
-        host=opt("host"),
-        app=opt("app"),
-        max_severity=severity_number(severity) if severity else None,
-        grep=opt("grep"),
-        source=opt("source"),
-        limit=int(limit) if limit is not None else DEFAULT_LIMIT,
-    )
 
 
 class ApiServer:
@@ -121,7 +96,7 @@ class ApiServer:
             os.unlink(self.path)
 
     async def get_status(self, _request: web.Request) -> web.Response:
-        return web.json_response(await self.daemon.status())
+        return web.json_response((await self.daemon.status()).to_json())
 
     async def post_reload(self, _request: web.Request) -> web.Response:
         errors, warnings = await self.daemon.reload()
@@ -147,15 +122,9 @@ class ApiServer:
         await response.prepare(request)
         last_id = store.last_id
         await _write_lines(response, await store.query(dataclasses.replace(q, max_id=last_id)))
-        live = dataclasses.replace(q, since=None, until=None, limit=0)
-        while not self.closing.is_set():
-            async with store.committed:
-                if store.last_id == last_id:
-                    await store.committed.wait()
-            upto = store.last_id
-            new = await store.query_new(dataclasses.replace(live, after_id=last_id, max_id=upto))
-            await _write_lines(response, new)
-            last_id = upto
+        async with contextlib.aclosing(store.follow(q, last_id, self.closing)) as batches:
+            async for records in batches:
+                await _write_lines(response, records)
         return response
 
 

@@ -21,6 +21,7 @@ from mepd import __version__, config
 from mepd.analysis import weblog
 from mepd.api import render
 from mepd.api.client import Client, DaemonUnreachableError
+from mepd.api.protocol import log_params
 from mepd.config import SnmpTargetConfig
 from mepd.errors import ApiError, ConfigErrors
 from mepd.units import parse_duration
@@ -46,13 +47,8 @@ async def cmd_status(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _log_params(args: argparse.Namespace) -> dict[str, str]:
-    names = ("since", "until", "host", "app", "severity", "grep", "source", "limit")
-    return {name: str(getattr(args, name)) for name in names if getattr(args, name) is not None}
-
-
 async def cmd_logs(client: Client, args: argparse.Namespace) -> int:
-    params = _log_params(args)
+    params = log_params(vars(args))
     if args.follow:
         params["follow"] = "1"
         params.setdefault("limit", "10")

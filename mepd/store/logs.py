@@ -18,6 +18,8 @@ the rows not yet indexed by scanning them, so it is always complete.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -25,13 +27,12 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Final
 
 from mepd.config import LogStorageConfig
-from mepd.model import LogRecord, facility_name, rfc3339, severity_name
+from mepd.model import LogQuery, LogRecord, facility_name, rfc3339, severity_name
 from mepd.pipeline import Counters, Subscription
 from mepd.store import logwriter
 from mepd.workers import Worker, WorkerDiedError
@@ -44,22 +45,6 @@ _COLUMNS: Final = "id, ts, received, host, app, pid, facility, severity, msgid, 
 WRITES_IN_FLIGHT: Final = 3
 WRITER_NICE: Final = 10
 FTS_CHUNK: Final = 4000  # about 0.2 s of trigram indexing: the longest a new batch waits behind it
-
-
-@dataclass(frozen=True, slots=True)
-class LogQuery:
-    """The filters of `mepctl logs`; times are epoch seconds on `ts`, the event time."""
-
-    since: float | None = None
-    until: float | None = None
-    host: str | None = None
-    app: str | None = None
-    max_severity: int | None = None
-    grep: str | None = None
-    source: str | None = None
-    limit: int = 1000
-    after_id: int | None = None
-    max_id: int | None = None
 
 
 def _row(record: LogRecord) -> tuple[Any, ...]:
@@ -211,6 +196,28 @@ class LogStore:
         """Records committed after `q.after_id`, in commit order: what `--follow` streams."""
         where, args = _where(q, self.fts_upto)
         return [row_to_json(r) for r in await self._read(f"SELECT {_COLUMNS} FROM logs{where} ORDER BY id", args)]
+
+    async def follow(self, q: LogQuery, after_id: int, stop: asyncio.Event,
+                     idle: float | None = None) -> AsyncGenerator[list[dict[str, object]]]:
+        """What a live tail shows: the records matching `q` (its times and limit aside) committed after
+        `after_id`, a batch per commit, until `stop` is set (its setter calls `wake_followers`).  With `idle`,
+        an empty batch after that many seconds without a commit: the caller's keep-alive."""
+        live = dataclasses.replace(q, since=None, until=None, limit=0)
+        last_id = after_id
+        while not stop.is_set():
+            async with self.committed:
+                if self.last_id == last_id:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(idle):
+                            await self.committed.wait()
+            upto = self.last_id
+            if upto == last_id:
+                yield []
+                continue
+            new = await self.query_new(dataclasses.replace(live, after_id=last_id, max_id=upto))
+            last_id = upto
+            if new:
+                yield new
 
     async def stats(self) -> dict[str, object]:
         """Count, oldest and size: `mepctl status`, the dashboard every 10 s and each Prometheus scrape ask.

@@ -17,7 +17,7 @@ from typing import Final
 
 from mepd.alerts.engine import NotFoundError, NotRunningError
 from mepd.analysis.weblog_html import render_html
-from mepd.api.server import log_query
+from mepd.api.protocol import log_query
 from mepd.store.rrd import KEY, Period, RrdError
 from mepd.web import pages
 from mepd.web.data import IN_OUT, Daemon, DashboardData, Stat
@@ -96,10 +96,8 @@ class Dashboard:
         return pages.web_source(ctx, name, html, graph, step)
 
     async def logs_result(self, params: Mapping[str, str], default_limit: int = LOG_LIMIT) -> LogsResult:
-        query = {k: v for k, v in params.items() if k in pages.LOG_FILTERS and v}
-        query.setdefault("limit", str(default_limit))
         try:
-            q = log_query(query, time.time())
+            q = log_query(params, time.time(), default_limit)
         except ValueError as e:
             return LogsResult([], str(e), False)
         records = await self.daemon.logstore.query(q)

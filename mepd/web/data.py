@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from mepd.alerts.engine import AlertEngine, NotRunningError
+from mepd.api.protocol import DaemonStatus
 from mepd.config import Config
 from mepd.model import Incident
 from mepd.store.logs import LogStore
@@ -44,7 +45,7 @@ class Daemon(Protocol):
     @property
     def weblogstore(self) -> WebLogStore | None: ...
 
-    async def status(self) -> dict[str, object]: ...
+    async def status(self) -> DaemonStatus: ...
 
 
 class PolledInterface(Protocol):
@@ -169,14 +170,8 @@ class RateMeter:
         return max(0, last[name] - first[name]) / (t1 - t0)
 
 
-def _sum_dropped(counters: Mapping[str, Any]) -> int:
-    return sum(int(v) for k, v in counters.items() if k.startswith("dropped"))
-
-
-def _nested_total(node: object) -> int:
-    if isinstance(node, Mapping):
-        return sum(_nested_total(v) for v in node.values())
-    return int(node) if isinstance(node, int) else 0
+def _sum_dropped(counters: Mapping[str, int]) -> int:
+    return sum(v for k, v in counters.items() if k.startswith("dropped"))
 
 
 class DashboardData:
@@ -230,21 +225,22 @@ class DashboardData:
         return InterfaceView(target, name, polled.alias, polled.descr, polled.index, polled.speed_bps or None,
                              status, values["in_bps"], values["out_bps"], updated)
 
-    async def targets(self, status: Mapping[str, Any]) -> list[TargetView]:
-        by_component = {c["name"]: c for c in status.get("components", [])}
+    async def targets(self, status: DaemonStatus) -> list[TargetView]:
+        by_component = {c.name: c for c in status.components}
         found = await self.interface_keys()
         configured = {t.name: t for t in self.cfg.snmp.target}
         out = []
         for name in sorted(set(found) | set(configured)):
             cfg = configured.get(name)
             comp = by_component.get(f"snmp/{name}")
-            details = comp.get("details", {}) if comp else {}
+            details = (comp.details if comp else None) or {}
             if cfg is None:
                 state, error = "not polled", None
-            elif comp and comp["state"] in (State.FATAL, State.BACKOFF):
-                state, error = "failed", comp.get("last_error")
+            elif comp and comp.state in (State.FATAL, State.BACKOFF):
+                state, error = "failed", comp.last_error
             else:
-                state, error = str(details.get("state", "starting")), details.get("last_error")
+                last_error = details.get("last_error")
+                state, error = str(details.get("state", "starting")), str(last_error) if last_error else None
             step = cfg.interval if cfg is not None else self.cfg.storage.rrd.step
             interfaces = []
             for iface in found.get(name, []):
@@ -306,21 +302,20 @@ class DashboardData:
 
     # -- daemon ----------------------------------------------------------------------------------------------
 
-    def intake(self, status: Mapping[str, Any]) -> list[IntakeView]:
+    def intake(self, status: DaemonStatus) -> list[IntakeView]:
         rows = []
         received: dict[str, int] = {}
-        for comp in status.get("components", []):
-            name = str(comp["name"])
-            if not name.startswith(INTAKE_PREFIXES):
+        for comp in status.components:
+            if not comp.name.startswith(INTAKE_PREFIXES):
                 continue
-            counters = comp.get("counters", {})
-            count = next((int(counters[c]) for c in RECEIVED_COUNTERS if c in counters), 0)
-            received[name] = count
-            rows.append((name, str(comp["state"]), count, _sum_dropped(counters), int(counters.get("parse_errors", 0))))
+            counters = comp.counters
+            count = next((counters[c] for c in RECEIVED_COUNTERS if c in counters), 0)
+            received[comp.name] = count
+            rows.append((comp.name, str(comp.state), count, _sum_dropped(counters), counters.get("parse_errors", 0)))
         self.meter.observe(self.clock(), received)
         return [IntakeView(n, s, c, self.meter.rate(n), d, p) for n, s, c, d, p in rows]
 
-    def observe(self, status: Mapping[str, Any]) -> None:
+    def observe(self, status: DaemonStatus) -> None:
         """Feed the rate meter between page views (the server calls it every few seconds)."""
         self.intake(status)
 
@@ -333,15 +328,14 @@ class DashboardData:
     async def overview(self) -> Overview:
         status = await self.daemon.status()
         targets = await self.targets(status)
-        pipeline = status.get("pipeline", {})
-        logs = pipeline.get("logs", {}) if isinstance(pipeline, Mapping) else {}
+        logs = status.pipeline.logs
         steps: Sequence[float] = [t.step for t in targets] or [self.cfg.storage.rrd.step]
         return Overview(
             incidents=await self.incidents(),
             targets=targets,
             web=await self.web_sources(),
             intake=self.intake(status),
-            pipeline_dropped=_nested_total(logs.get("dropped", {})),
-            stored=int(logs.get("stored", 0)),
+            pipeline_dropped=_sum_dropped(logs),
+            stored=logs.get("stored", 0),
             step=min(steps),
         )

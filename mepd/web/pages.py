@@ -24,9 +24,6 @@ from mepd.web.data import IntakeView, InterfaceView, Overview, Stat, TargetView,
 from mepd.web.graphs import PERIOD_NAMES, SIZES
 
 SILENCE_DURATIONS: Final = ("1h", "2h", "8h", "1d", "7d")
-LOG_FILTERS: Final = ("since", "until", "host", "app", "severity", "grep", "source", "limit")
-
-
 @dataclass(frozen=True, slots=True)
 class Ctx:
     """How a page is rendered: its way back to the top, live or static, the form token, the site's title."""

@@ -29,7 +29,7 @@ from typing import Any, Final, get_args
 
 from mepd.alerts.engine import NotRunningError
 from mepd.analysis.weblog_live import max_age
-from mepd.api.render import flatten
+from mepd.api.protocol import DaemonStatus
 from mepd.model import Incident, IncidentSeverity, Sample
 from mepd.store.rrd import RrdLayout
 from mepd.supervisor import State
@@ -77,7 +77,7 @@ class Snapshot:
     """What one scrape shows, taken on the event loop; `keys` are those with a latest value then."""
 
     now: float
-    status: Mapping[str, Any]
+    status: DaemonStatus
     keys: Sequence[str]
     latest: Mapping[str, Sample]
     layouts: Callable[[str], RrdLayout]
@@ -185,21 +185,20 @@ def _latest(out: Exposition, s: Snapshot) -> None:
             other.append(labels((("key", key),)) + value)
 
 
-def _targets(out: Exposition, status: Mapping[str, Any]) -> dict[str, int]:
+def _targets(out: Exposition, status: DaemonStatus) -> dict[str, int]:
     """Each SNMP target's reachability and last poll; returns target -> up, for targets whose state is known."""
     up_family = out.gauge("mepd_snmp_target_up",
                           "1 when the target's last poll was answered, 0 when it was not or the poller failed.")
     last = out.gauge("mepd_snmp_last_poll_timestamp_seconds", "When the target last answered a poll.")
     took = out.gauge("mepd_snmp_last_poll_duration_seconds", "How long the target's last poll took.")
     up: dict[str, int] = {}
-    for comp in status["components"]:
-        name = str(comp["name"])
-        if not name.startswith("snmp/"):
+    for comp in status.components:
+        if not comp.name.startswith("snmp/"):
             continue
-        target = name.removeprefix("snmp/")
-        details = comp.get("details", {})
+        target = comp.name.removeprefix("snmp/")
+        details = comp.details or {}
         lab = labels((("target", target),))
-        if comp["state"] in (State.FATAL, State.BACKOFF) or details.get("state") == "unreachable":
+        if comp.state in (State.FATAL, State.BACKOFF) or details.get("state") == "unreachable":
             up[target] = 0
         elif details.get("state") == "ok":
             up[target] = 1
@@ -228,28 +227,27 @@ def _interfaces(out: Exposition, interfaces: Mapping[str, Mapping[str, PolledInt
             admin.append(f"{lab} {int(i.admin == 1)}")
 
 
-def _daemon(out: Exposition, status: Mapping[str, Any]) -> None:
+def _daemon(out: Exposition, status: DaemonStatus) -> None:
     """What `mepctl status` shows: version, components and their counters, pipeline, log store, reloads."""
     out.gauge("mepd_build_info", "Always 1; the version of mepd.").append(
-        f"{labels((('version', str(status['version'])),))} 1")
+        f"{labels((('version', status.version),))} 1")
     out.gauge("mepd_start_time_seconds", "When the daemon started, in seconds since the epoch.").append(
-        f" {datetime.fromisoformat(status['started']).timestamp()!r}")
+        f" {status.started!r}")
 
     state = out.gauge("mepd_component_state", "1 for the component's supervision state, 0 for the others.")
     restarts = out.counter("mepd_component_restarts_total", "Times the component failed and was restarted.")
     counted: dict[str, list[str]] = {}
-    for comp in status["components"]:
-        name = str(comp["name"])
-        lab = labels((("component", name),))
-        state.extend(f"{labels((('component', name), ('state', s.value)))} {int(comp['state'] == s)}" for s in State)
-        restarts.append(f"{lab} {int(comp['restarts'])}")
-        for counter, value in comp["counters"].items():
-            counted.setdefault(counter, []).append(f"{lab} {int(value)}")
+    for comp in status.components:
+        lab = labels((("component", comp.name),))
+        state.extend(f"{labels((('component', comp.name), ('state', s.value)))} {int(comp.state == s)}" for s in State)
+        restarts.append(f"{lab} {comp.restarts}")
+        for counter, value in comp.counters.items():
+            counted.setdefault(counter, []).append(f"{lab} {value}")
     for counter, samples in sorted(counted.items()):
         out.counter(f"mepd_component_{_NOT_IN_NAME.sub('_', counter)}_total",
                     f"The component's counter {counter}, as mepctl status shows it.").extend(samples)
 
-    pipeline = status["pipeline"]
+    pipeline = status.pipeline
     out.counter("mepd_pipeline_received_total", "Items put on the pipeline: log records (channel logs), metric"
                 " samples (channel samples).")
     out.counter("mepd_pipeline_stored_total", "Items the stores wrote: log records (channel logs), metric samples"
@@ -259,30 +257,30 @@ def _daemon(out: Exposition, status: Mapping[str, Any]) -> None:
     queued = out.gauge("mepd_pipeline_queued", "Items in a consumer's queue or being handled by it.")
     for channel in ("logs", "samples"):
         lab = labels((("channel", channel),))
-        consumers = pipeline["queued"][channel]
-        queued.extend(f"{labels((('channel', channel), ('consumer', str(c))))} {int(n)}" for c, n in consumers.items())
+        consumers = pipeline.queued[channel]
+        queued.extend(f"{labels((('channel', channel), ('consumer', c)))} {n}" for c, n in consumers.items())
         # Every consumer's drops from the start, 0 included: increase() misses the first drops of a new series.
         none_dropped = {f"dropped.queue_full.{c}": 0 for c in consumers}
-        for counter, value in {"received": 0, "stored": 0, **none_dropped, **flatten(pipeline[channel])}.items():
+        counters = pipeline.logs if channel == "logs" else pipeline.samples
+        for counter, value in {"received": 0, "stored": 0, **none_dropped, **counters}.items():
             consumer = counter.removeprefix("dropped.queue_full.")
             if consumer != counter:
-                dropped.append(f"{labels((('channel', channel), ('consumer', consumer)))} {int(value)}")
+                dropped.append(f"{labels((('channel', channel), ('consumer', consumer)))} {value}")
             else:
                 out.counter(f"mepd_pipeline_{_NOT_IN_NAME.sub('_', counter)}_total",
-                            f"Items counted as {counter} by the pipeline's channel.").append(f"{lab} {int(value)}")
+                            f"Items counted as {counter} by the pipeline's channel.").append(f"{lab} {value}")
 
-    logs = status["store"]["logs"]
+    logs: Mapping[str, Any] = status.logstore
     out.gauge("mepd_logstore_records", "Log records in the store.").append(f" {int(logs['records'])}")
     out.gauge("mepd_logstore_size_bytes", "Bytes used by the log store's pages.").append(f" {int(logs['size_bytes'])}")
     if logs.get("oldest"):
         out.gauge("mepd_logstore_oldest_timestamp_seconds", "When the oldest stored record was received.").append(
             f" {datetime.fromisoformat(logs['oldest']).timestamp()!r}")
 
-    reloads = status["reloads"]
     out.counter("mepd_reloads_total", "Config reloads (SIGHUP, mepctl reload), by result.").extend(
-        f"{labels((('result', r),))} {int(reloads.get(r, 0))}" for r in ("ok", "failed"))
+        f"{labels((('result', r),))} {status.reloads.get(r, 0)}" for r in ("ok", "failed"))
     out.gauge("mepd_config_last_reload_successful", "0 when the last reload was refused (the old config runs).").append(
-        f" {int(not reloads.get('last_error'))}")
+        f" {int(not status.last_reload_error)}")
 
 
 def _incidents(out: Exposition, incidents: Sequence[Incident]) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import hashlib
 import hmac
 import json
@@ -36,7 +35,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from mepd.alerts.engine import NotFoundError, NotRunningError, StateError
-from mepd.api.server import log_query
+from mepd.api.protocol import FOLLOW_FILTERS, LOG_FILTERS, log_params, log_query
 from mepd.config import HttpConfig, split_address
 from mepd.pipeline import Counters
 from mepd.units import parse_duration
@@ -217,7 +216,7 @@ class Site:
         return await self._page(request, lambda ctx: self.dashboard.web_source(ctx, name))
 
     async def logs(self, request: web.Request) -> web.Response:
-        params = {k: v for k, v in request.query.items() if k in pages.LOG_FILTERS}
+        params = {k: v for k, v in request.query.items() if k in LOG_FILTERS}
         return await self._page(request, lambda ctx: self.dashboard.logs(ctx, params))
 
     async def incidents(self, request: web.Request) -> web.Response:
@@ -291,12 +290,10 @@ class Site:
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: each newly stored record matching the filters, as `event: record`."""
-        params = {k: v for k, v in request.query.items() if k in ("host", "app", "severity", "grep", "source") and v}
         try:
-            q = log_query(params, time.time())
+            q = log_query(log_params(request.query, FOLLOW_FILTERS), time.time())
         except ValueError as e:
             raise web.HTTPBadRequest(text=str(e)) from None
-        live = dataclasses.replace(q, since=None, until=None, limit=0)
         store = self.dashboard.daemon.logstore
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                                "X-Accel-Buffering": "no"})
@@ -304,22 +301,11 @@ class Site:
         resume = request.headers.get("Last-Event-ID", "")
         last_id = int(resume) if resume.isdigit() and int(resume) <= store.last_id else store.last_id
         await response.write(b"retry: 3000\n: connected\n\n")
-        while not self.closing.is_set():
-            async with store.committed:
-                if store.last_id == last_id:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(KEEPALIVE):
-                            await store.committed.wait()
-            upto = store.last_id
-            if upto == last_id:
-                await response.write(b": keepalive\n\n")
-                continue
-            new = await store.query_new(dataclasses.replace(live, after_id=last_id, max_id=upto))
-            events = "".join(f"id: {r['id']}\nevent: record\ndata: {json.dumps(r, ensure_ascii=False)}\n\n"
-                             for r in new)
-            if events:
-                await response.write(events.encode())
-            last_id = upto
+        async with contextlib.aclosing(store.follow(q, last_id, self.closing, KEEPALIVE)) as batches:
+            async for records in batches:
+                events = "".join(f"id: {r['id']}\nevent: record\ndata: {json.dumps(r, ensure_ascii=False)}\n\n"
+                                 for r in records)
+                await response.write(events.encode() if events else b": keepalive\n\n")
         return response
 
 

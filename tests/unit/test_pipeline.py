@@ -50,7 +50,7 @@ async def test_join_waits_until_taken_items_are_done() -> None:
     rest = await sub.get_batch(10, 0)
     sub.done(len(rest))
     await asyncio.wait_for(joined, 5)
-    assert p.status()["queued"] == {"logs": {"store": 0}, "samples": {}}
+    assert p.status().to_json()["queued"] == {"logs": {"store": 0}, "samples": {}}
 
 
 async def test_get_batch_lingers_for_a_fuller_batch() -> None:
@@ -69,7 +69,7 @@ def test_status_nests_dotted_counters() -> None:
     p = Pipeline()
     p.log_counters.inc("dropped.queue_full.store", 3)
     p.log_counters.inc("received", 5)
-    assert p.status()["logs"] == {"dropped": {"queue_full": {"store": 3}}, "received": 5}
+    assert p.status().to_json()["logs"] == {"dropped": {"queue_full": {"store": 3}}, "received": 5}
 
 
 def test_declared_counters_show_zero_from_the_start_and_keep_their_counts() -> None:

@@ -36,7 +36,7 @@ async def test_failing_component_is_restarted_with_backoff() -> None:
     assert sup.last_error == "RuntimeError: boom 2"
     await sup.stop()
     assert sup.state is State.STOPPED
-    assert sup.status()["restarts"] == 2
+    assert sup.status().restarts == 2
 
 
 async def test_gives_up_after_quick_failures_without_raising() -> None:

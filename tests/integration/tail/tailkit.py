@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from mepd.config import LogStorageConfig, TailConfig
+from mepd.model import LogQuery
 from mepd.pipeline import Counters, Pipeline
 from mepd.sources.tail import TailSource
-from mepd.store.logs import LogQuery, LogSink, LogStore
+from mepd.store.logs import LogSink, LogStore
 
 WRITER = str(Path(__file__).with_name("writer.py"))
 DEADLINE = 30.0

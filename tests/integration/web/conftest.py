@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import math
+import os
 import shutil
 import subprocess
 import tempfile
@@ -29,14 +31,16 @@ from mepd import __version__
 from mepd.alerts.engine import AlertEngine
 from mepd.analysis.accesslog import access_time, parse_access_line
 from mepd.analysis.weblog import Aggregate
+from mepd.api.protocol import DaemonStatus
 from mepd.config import AlertConfig, AlertRuleConfig, Config, HttpConfig, TailConfig
-from mepd.model import LogRecord, Sample, rfc3339
+from mepd.model import LogRecord, Sample
 from mepd.pipeline import Pipeline
 from mepd.sources.snmp import METRICS
 from mepd.store.logs import LogStore
 from mepd.store.rrd import Layouts, RrdStore, layout
 from mepd.store.weblog import WebLogStore
-from mepd.supervisor import Supervised
+from mepd.supervisor import ComponentStatus, Supervised
+from mepd.supervisor import State as SupervisorState
 from mepd.web.dashboard import Dashboard
 from mepd.web.server import Access, Site
 from tests.helpers import until, wait_for
@@ -133,27 +137,20 @@ class State:
     components: dict[str, tuple[object, Supervised]] = field(default_factory=dict)
     received: int = 1234
     dropped: int = 5
-    more: list[dict[str, object]] = field(default_factory=list)  # other components' status
+    more: list[ComponentStatus] = field(default_factory=list)  # other components' status
     started: float = field(default_factory=time.time)
 
-    async def status(self) -> dict[str, object]:
-        """The shape of mepd.app.App.status()."""
-        return {
-            "version": __version__,
-            "started": rfc3339(self.started),
-            "uptime": time.time() - self.started,
-            "components": [
-                {"name": "syslog/udp 127.0.0.1:5514", "state": "running", "restarts": 0,
-                 "counters": {"received": self.received, "dropped.queue_full": self.dropped, "parse_errors": 2}},
-                {"name": "journal", "state": "running", "restarts": 0, "counters": {"read": 77}},
-                *self.more,
-            ],
-            "pipeline": {**self.pipeline.status(),
-                         "logs": {"received": self.received, "stored": self.received - self.dropped,
-                                  "dropped": {"queue_full": {"store/logs": self.dropped}}}},
-            "store": {"logs": await self.logstore.stats()},
-            "reloads": {"ok": 0, "last_error": None},
-        }
+    async def status(self) -> DaemonStatus:
+        """As mepd.app.App.status() gives it, with made-up intake counts."""
+        udp = {"received": self.received, "dropped.queue_full": self.dropped, "parse_errors": 2}
+        running = SupervisorState.RUNNING
+        components = [ComponentStatus("syslog/udp 127.0.0.1:5514", running, self.started, 0, None, udp),
+                      ComponentStatus("journal", running, self.started, 0, None, {"read": 77}), *self.more]
+        logs = {"received": self.received, "stored": self.received - self.dropped,
+                "dropped.queue_full.store/logs": self.dropped}
+        pipeline = dataclasses.replace(self.pipeline.status(), logs=logs)
+        return DaemonStatus(__version__, os.getpid(), self.started, time.time() - self.started, self.cfg.file,
+                            components, pipeline, await self.logstore.stats(), {"ok": 0}, None)
 
     async def log(self, message: str, app: str = "sshd", host: str = "web1", severity: int = 4) -> None:
         """A record through the pipeline (the alert engine sees it) and into the log store."""

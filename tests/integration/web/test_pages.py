@@ -21,7 +21,8 @@ import pytest
 
 from mepd.config import HttpConfig, SnmpConfig, SnmpTargetConfig
 from mepd.model import Sample
-from mepd.supervisor import Supervised
+from mepd.supervisor import ComponentStatus, Supervised
+from mepd.supervisor import State as SupervisorState
 from mepd.web.dashboard import Dashboard
 from mepd.web.export import Exporter
 from mepd.web.pages import si
@@ -106,9 +107,9 @@ async def test_target_states_from_the_daemon_status(state: State, serve: Serve) 
     targets = (SnmpTargetConfig(name="edge", host="192.0.2.9"), SnmpTargetConfig(name="dist", host="192.0.2.10"))
     state.cfg = dataclasses.replace(state.cfg, snmp=SnmpConfig(target=targets))
     state.more = [
-        {"name": "snmp/edge", "state": "running", "counters": {},
-         "details": {"state": "unreachable", "last_error": "no answer after 2 tries"}},
-        {"name": "snmp/dist", "state": "backoff", "last_error": "bad community file", "counters": {}},
+        ComponentStatus("snmp/edge", SupervisorState.RUNNING, state.started, 0, None, {},
+                        {"state": "unreachable", "last_error": "no answer after 2 tries"}),
+        ComponentStatus("snmp/dist", SupervisorState.BACKOFF, state.started, 1, "bad community file", {}),
     ]
     served = await serve()
     targets_html = (await get(served, "/")).split("<section id=targets>", 1)[1].split("</section>", 1)[0]

@@ -1,21 +1,53 @@
-"""`mepctl status`'s headline: what never reached the store, apart from what one consumer's queue missed."""
+"""`mepctl status`'s headline: what never reached the store, apart from what one consumer's queue missed.
+
+The status is the real one: a daemon built from a config (not started), with a real UDP listener's counters
+and real pipeline queues, turned into JSON as the API answers it; a change of its shape breaks this test."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
+from mepd import config
 from mepd.api import render
+from mepd.app import App
+from mepd.model import LogRecord
+from mepd.supervisor import Supervised
 
 
-def test_dropped_counts_what_was_not_stored_and_lists_each_queue() -> None:
-    status = {
-        "version": "0", "pid": 1, "uptime": 5, "config": "m.toml",
-        "pipeline": {"logs": {"received": 100, "stored": 97,
-                              "dropped": {"queue_full": {"store/logs": 3, "alerts": 40}}}},
-        "store": {"logs": {"records": 97, "size_bytes": 4096, "oldest": None}},
-        "components": [{"name": "syslog/udp 127.0.0.1:514", "state": "running", "since": "2026-11-29T08:00:00+00:00",
-                        "restarts": 0, "counters": {"received": 100, "dropped.kernel": 7}}],
-    }
-    lines = render.status(status).splitlines()
+async def real_status(tmp_path: Path) -> dict[str, Any]:
+    """100 records offered to a 97-record store queue and a 60-record alerts queue; 7 lost in the kernel."""
+    cfg = config.parse({
+        "daemon": {"state_dir": str(tmp_path), "control_socket": str(tmp_path / "s")},
+        "syslog": {"listen": [{"proto": "udp", "address": "127.0.0.1:514"}]},
+        "journal": {"enabled": False},
+        "http": {"listen": ""},
+    }, str(tmp_path / "m.toml"))
+    app = App(cfg)
+    await app.logstore.open()
+    try:
+        (spec,) = app.specs(cfg)
+        udp = Supervised(spec.build())
+        app.components[spec.key] = (spec.config, udp)
+        counters = udp.component.counters
+        assert {"received", "dropped.kernel"} <= set(counters.snapshot()), "the names render.status reads"
+        counters.inc("received", 100)
+        counters.set("dropped.kernel", 7)
+        app.pipeline.logs.subscribe("store/logs", 97)
+        app.pipeline.logs.subscribe("alerts", 60)
+        app.pipeline.logs.offer_many([LogRecord(ts=1.0, received=1.0, message="m", source="syslog/udp")] * 100)
+        app.pipeline.log_counters.inc("stored", 97)
+        status = (await app.status()).to_json()
+    finally:
+        await app.logstore.close()
+    return dict(json.loads(json.dumps(status)))
+
+
+async def test_dropped_counts_what_was_not_stored_and_lists_each_queue(tmp_path: Path) -> None:
+    lines = render.status(await real_status(tmp_path)).splitlines()
     assert "dropped 10 " in lines[1], "3 not stored + 7 lost in the kernel; the alerts' 40 were stored"
     assert "  by the kernel (UDP receive buffer full): 7" in lines
     assert "  queue full, not seen by store/logs: 3" in lines
     assert "  queue full, not seen by alerts: 40" in lines
+    assert "syslog/udp 127.0.0.1:514" in lines[-1]

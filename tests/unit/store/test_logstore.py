@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from mepd.config import LogStorageConfig
-from mepd.model import LogRecord, rfc3339
+from mepd.model import LogQuery, LogRecord, rfc3339
 from mepd.pipeline import Channel, Counters
-from mepd.store.logs import LogQuery, LogSink, LogStore
+from mepd.store.logs import LogSink, LogStore
 from tests.helpers import until
 
 

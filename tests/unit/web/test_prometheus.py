@@ -3,6 +3,7 @@ what is left out (unknown, stale, targets in an unknown state), and the daemon's
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,11 +15,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mepd import __version__
 from mepd.analysis import weblog_live
+from mepd.api.protocol import DaemonStatus
 from mepd.model import Incident, Sample, rfc3339
 from mepd.pipeline import Counters, Pipeline
 from mepd.sources import snmp
 from mepd.store.rrd import Layouts, layout
-from mepd.supervisor import State, Supervised
+from mepd.supervisor import ComponentStatus, State, Supervised
 from mepd.web import prometheus
 from mepd.web.prometheus import Snapshot, render
 from tests.helpers import prometheus_samples
@@ -54,35 +56,30 @@ class Component:
 
 
 def component_status(name: str, state: State = State.RUNNING, details: dict[str, object] | None = None,
-                     **counts: int) -> dict[str, object]:
+                     **counts: int) -> ComponentStatus:
     """A component's status as Supervised gives it to `mepctl status`."""
     comp = Component(name, detail=details)
     for counter, n in counts.items():
         comp.counters.inc(counter.replace("__", "."), n)
     sup = Supervised(comp)
     sup.state = state
-    status = sup.status()
-    if details is None:
-        del status["details"]
-    return status
+    return dataclasses.replace(sup.status(), details=details)
 
 
 def target_details(state: str, last_poll: float | None = None) -> dict[str, object]:
     return snmp.TargetStatus(state, "No SNMP response" if state == "unreachable" else None, last_poll, 0.25).to_json()
 
 
-def daemon_status(components: list[dict[str, object]] | None = None, pipeline: Pipeline | None = None,
-                  reload_error: str | None = None) -> dict[str, object]:
+def daemon_status(components: list[ComponentStatus] | None = None, pipeline: Pipeline | None = None,
+                  reload_error: str | None = None) -> DaemonStatus:
     """What App.status() answers, with real pipeline counters."""
-    return {
-        "version": __version__, "started": rfc3339(STARTED), "uptime": 3600.0,
-        "components": components or [], "pipeline": (pipeline or Pipeline()).status(),
-        "store": {"logs": {"records": 97, "oldest": rfc3339(STARTED + 1), "size_bytes": 8192, "path": "logs.db"}},
-        "reloads": {"ok": 2, "last_error": reload_error},
-    }
+    return DaemonStatus(__version__, 1, STARTED, 3600.0, "mepd.toml", components or [],
+                        (pipeline or Pipeline()).status(),
+                        {"records": 97, "oldest": rfc3339(STARTED + 1), "size_bytes": 8192, "path": "logs.db"},
+                        {"ok": 2}, reload_error)
 
 
-def snapshot(samples: Sequence[Sample] = (), status: dict[str, object] | None = None,
+def snapshot(samples: Sequence[Sample] = (), status: DaemonStatus | None = None,
              interfaces: Mapping[str, Mapping[str, Any]] | None = None,
              incidents: list[Incident] | None = None) -> Snapshot:
     latest = {s.key: s for s in samples}
@@ -231,10 +228,9 @@ def test_daemon_status_as_counters_and_states() -> None:
     pipeline.samples.subscribe("store/rrd", 100)
     pipeline.logs.offer_many(list(range(15)))  # type: ignore[arg-type]  # 10 queued in each, 5 dropped from each
     pipeline.log_counters.inc("stored", 9)
+    fatal = dataclasses.replace(component_status("http/export", State.FATAL), restarts=5)
     status = daemon_status([component_status("syslog/udp 127.0.0.1:514", received=15, dropped__kernel=3,
-                                             parse_errors=1),
-                            component_status("http/export", State.FATAL)], pipeline, reload_error="bad key")
-    status["components"][1]["restarts"] = 5  # type: ignore[index]
+                                             parse_errors=1), fatal], pipeline, reload_error="bad key")
     text = render(snapshot(status=status)).decode()
     udp = {"component": "syslog/udp 127.0.0.1:514"}
     assert value(text, "mepd_component_received_total", **udp) == 15
