@@ -248,7 +248,8 @@ def udp_receive(sender: str, how: str, rate: int = 40_000, seconds: int = 2) -> 
                 ch: Channel[LogRecord] = Channel("logs", Counters())
                 sub = ch.subscribe("store/logs", QUEUE)
                 consumer = asyncio.create_task(consume(sub, count))
-                listener = DatagramListener(SyslogListenConfig(proto="udp", address="127.0.0.1:0"), ch, None, Handover())
+                cfg = SyslogListenConfig(proto="udp", address="127.0.0.1:0")
+                listener = DatagramListener(cfg, ch, None, Handover())
                 mepd_drain = listener._drain
 
                 def counted(sock: socket.socket) -> None:
