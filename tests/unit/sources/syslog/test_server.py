@@ -69,6 +69,7 @@ async def test_failed_tls_handshakes_are_freed_at_once_counted_and_logged_sparin
     caplog.set_level(logging.INFO, logger=server.__name__)
     port, attempts = free_port(), 40
     gc.collect()
+    thresholds = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLDS)
     gc.disable()  # only reference counting frees: what mepd's raised thresholds leave in practice
     try:
@@ -82,7 +83,7 @@ async def test_failed_tls_handshakes_are_freed_at_once_counted_and_logged_sparin
                         "the failed TLS connections to be freed without a garbage collection")
     finally:
         gc.enable()
-        gc.set_threshold(700, 10, 10)
+        gc.set_threshold(*thresholds)
     lines = [r.getMessage() for r in caplog.records if "TLS handshake with" in r.getMessage()]
     assert 1 <= len(lines) <= 3, "one line per interval, not one per failure"
     assert lines[0].endswith("(1 failed since the last message)")
