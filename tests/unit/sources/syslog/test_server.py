@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import socket
+import time
 from asyncio import sslproto
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -149,7 +150,7 @@ async def test_unix_datagram_past_64_kib_is_flagged_truncated(tmp_path: Path, sh
 
 def test_throttle_reports_what_it_held_back(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1000.0]
-    monkeypatch.setattr(server.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
     throttle = server.Throttle(interval=10)
     assert [throttle.due() for _ in range(4)] == [1, 0, 0, 0]
     now[0] += 10
