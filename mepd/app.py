@@ -94,12 +94,14 @@ class App:
         self._reload_lock = asyncio.Lock()
         self._signals = 0
         self.inherited = listen_fds()
+        self.syslog_handover = syslog_server.Handover()
 
     def specs(self, cfg: Config) -> list[Spec]:
         """Every source component the config asks for; the single place a new source is wired in."""
         logs = self.pipeline.logs
         specs = [
-            Spec(lc.key, lc, functools.partial(syslog_server.create, lc, logs, match_inherited(lc, self.inherited)))
+            Spec(lc.key, lc, functools.partial(syslog_server.create, lc, logs, match_inherited(lc, self.inherited),
+                                               self.syslog_handover))
             for lc in cfg.syslog.listen
         ]
         if cfg.journal.enabled:
@@ -191,6 +193,7 @@ class App:
         log.info("stopping: draining queues (at most %.0fs)", self.cfg.daemon.drain_timeout)
         self.api.closing.set()
         await asyncio.gather(*(s.stop() for _, s in self.components.values()))
+        self.syslog_handover.close_unclaimed()
         try:
             await asyncio.wait_for(self.pipeline.join(), self.cfg.daemon.drain_timeout)
         except TimeoutError:
@@ -236,6 +239,7 @@ class App:
             for key in fresh:
                 self._start(wanted[key])
             await self._wait_settled([self.components[key][1] for key in fresh])
+            self.syslog_handover.close_unclaimed()  # the sockets of listeners the new config removed
             await self.alerts.reload(new.alert)
             if self.weblog is not None:
                 self.weblog.configure(weblog_live.web_sources(new.tail))

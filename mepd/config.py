@@ -142,6 +142,9 @@ class SyslogListenConfig:
     tls_min_version: Literal["1.2", "1.3"] = "1.2"
     socket_mode: str = "0666"
     fd_name: str = ""
+    max_connections: int = 1000
+    idle_timeout: Duration = 3600.0
+    handshake_timeout: Duration = 10.0
 
     def check(self) -> Iterator[tuple[str, str]]:
         if self.proto == "unix":
@@ -163,6 +166,10 @@ class SyslogListenConfig:
                 yield "timezone", f'unknown time zone {quoted(self.timezone)}; expected a name like "Europe/Paris"'
         if self.max_message_size < 480:
             yield "max_message_size", "must be at least 480 bytes (RFC 5424's minimum)"
+        if self.max_connections < 1:
+            yield "max_connections", "must be at least 1"
+        if self.handshake_timeout <= 0:
+            yield "handshake_timeout", "must be positive"
         yield from self._check_tls()
 
     def _check_tls(self) -> Iterator[tuple[str, str]]:

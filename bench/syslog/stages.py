@@ -47,7 +47,7 @@ from mepd.pipeline import Channel, Counters
 from mepd.sources.syslog import sockets
 from mepd.sources.syslog.framing import FrameSplitter
 from mepd.sources.syslog.parse import parse_message
-from mepd.sources.syslog.server import _READ_CHUNK, DRAIN_MAX, DatagramListener, SyslogIntake
+from mepd.sources.syslog.server import _READ_CHUNK, DRAIN_MAX, DatagramListener, Handover, SyslogIntake
 from mepd.store import logs as logstore
 from mepd.store import logwriter
 
@@ -248,7 +248,8 @@ def udp_receive(sender: str, how: str, rate: int = 40_000, seconds: int = 2) -> 
                 ch: Channel[LogRecord] = Channel("logs", Counters())
                 sub = ch.subscribe("store/logs", QUEUE)
                 consumer = asyncio.create_task(consume(sub, count))
-                listener = DatagramListener(SyslogListenConfig(proto="udp", address="127.0.0.1:0"), ch, None)
+                cfg = SyslogListenConfig(proto="udp", address="127.0.0.1:0")
+                listener = DatagramListener(cfg, ch, None, Handover())
                 mepd_drain = listener._drain
 
                 def counted(sock: socket.socket) -> None:

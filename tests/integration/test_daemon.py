@@ -302,3 +302,35 @@ def test_follow_streams_new_records(daemon: Mepd) -> None:
         reader.join(timeout=30)
         assert proc.stdout is not None
         proc.stdout.close()
+
+
+def test_reloads_that_change_a_udp_listener_lose_nothing_and_keep_its_counters(mepd_factory: MakeMepd) -> None:
+    """Issue 17 item 12: each reload swapped the socket, losing what arrived meanwhile, and the counters restarted."""
+    port = free_port()
+    name = f"syslog/udp 127.0.0.1:{port}"
+    d = mepd_factory(syslog_listen(port, "udp")).start()
+    sent = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for reload in range(10):
+            size = "32KiB" if reload % 2 == 0 else "64KiB"  # a setting that restarts the listener
+            d.write_config(syslog_listen(port, "udp") + f'max_message_size = "{size}"\n')
+            mark = len(d.notify.lines())
+            d.send(signal.SIGHUP)
+            while not any(ln.startswith("STATUS=records") for ln in d.notify.lines()[mark:]):  # READY=1 and STATUS
+                for _ in range(100):
+                    s.sendto(f"<14>1 - storm app - - - datagram {sent}".encode(), ("127.0.0.1", port))
+                    sent += 1
+            d.wait_ready(after=mark)
+
+    def udp() -> dict[str, int]:
+        return dict(next(c for c in d.mepctl_json("status")["components"] if c["name"] == name)["counters"])
+
+    def all_accounted() -> bool:
+        c = udp()
+        return c["received"] + c["dropped.kernel"] == sent
+
+    wait_for(all_accounted, what=f"all {sent} datagrams received or counted by the kernel")
+    counters = udp()
+    stored = counters["received"] - counters.get("dropped.queue_full", 0)
+    wait_for(lambda: d.mepctl_json("status")["store"]["logs"]["records"] == stored, what=f"{stored} records stored")
+    assert "reload done: 1 components started, 1 stopped" in d.stderr()

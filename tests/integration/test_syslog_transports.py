@@ -180,3 +180,27 @@ def test_status_reports_kernel_drops_for_udp(mepd_factory: MakeMepd) -> None:
 
     wait_for(kernel_counter, what="the kernel drop counter in status")
     assert sys.platform == "linux"
+
+
+def test_out_of_file_descriptors_accepting_backs_off_and_logs_sparingly(mepd_factory: MakeMepd) -> None:
+    """Issue 17 item 13: with descriptors exhausted, asyncio's accept loop wrote 103,683 error lines in 25 s."""
+    port = free_port()
+    d = mepd_factory(syslog_listen(port, "tcp"))
+    d.start(wrapper=("prlimit", "--nofile=40:40", "--"))  # about 20 more than the daemon holds at rest
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(60)]
+    try:
+        wait_for(lambda: "Too many open files" in d.stderr(), what="the daemon to run out of descriptors")
+    finally:
+        for c in clients:
+            c.close()
+
+    def tcp_counters() -> dict[str, int]:
+        status = d.mepctl_json("status")
+        return dict(next(c for c in status["components"] if c["name"].startswith("syslog/tcp"))["counters"])
+
+    counters = wait_for(lambda: (c := tcp_counters())["connections"] == 60 and c, what="every connection served")
+    assert d.stderr().count("Too many open files") <= 3, "one line per interval while it lasts"
+    assert counters["accept_errors"] >= 1
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(b"<14>1 - h app - - - accepted again\n")
+    assert d.wait_logs(1, "--grep", "accepted again")

@@ -172,3 +172,11 @@ def test_a_zero_log_retention_is_refused_not_taken_as_delete_everything(tmp_path
     errors = errors_of(tmp_path, '[storage.logs]\nretention = "0s"\n')
     assert errors == [f"{tmp_path / 'm.toml'}: storage.logs.retention: must be at least 1m (max_size bounds the store"
                       " too), got 0s"]
+
+
+def test_listener_limits_are_checked_with_their_key_path(tmp_path: Path) -> None:
+    listen = '[[syslog.listen]]\nproto = "tcp"\naddress = "127.0.0.1:5514"\n'
+    errors = errors_of(tmp_path, listen + 'max_connections = 0\nhandshake_timeout = "0s"\n')
+    assert [e.split(": ")[1] for e in errors] == ["syslog.listen[0].max_connections",
+                                                  "syslog.listen[0].handshake_timeout"]
+    assert errors_of(tmp_path, listen + 'idle_timeout = "soon"\n')[0].split(": ")[1] == "syslog.listen[0].idle_timeout"

@@ -4,12 +4,17 @@ UDP cannot push back on its senders, so a datagram that finds the pipeline full
 is dropped and counted; stream transports (TCP, TLS) wait instead, which stops
 reading and lets TCP slow the sender down.  Everything else, including input
 that parses as nothing, is stored.
+
+A listener stopped by a reload parks its bound socket in the `Handover`, and the
+listener that replaces it on the same address takes it over with its counters:
+what arrives during the swap waits in the kernel's buffer instead of being lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import itertools
 import logging
@@ -18,7 +23,8 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,7 +43,13 @@ KERNEL_DROPS_INTERVAL = 5.0
 DRAIN_MAX = 512
 _DATAGRAM_MAX = 65536
 _READ_CHUNK = 262144
-TLS_HANDSHAKE_TIMEOUT = 30.0
+_STREAM_LIMIT = 2**20
+_BACKLOG = 100
+ACCEPT_RETRY_DELAY = 1.0
+WARN_INTERVAL = 10.0
+# What accept() says when the process or the machine is out of file descriptors or memory: the pending
+# connection stays queued, so retrying at once fails again at once (asyncio's own loop logged 4,000 lines a second).
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 @functools.lru_cache(maxsize=4096)
@@ -50,6 +62,82 @@ def _peer(addr: Any) -> str | None:
     if isinstance(addr, str) and addr:
         return addr
     return None
+
+
+class Throttle:
+    """One log line per `interval` for a fault that can repeat thousands of times a second; its counter has them all."""
+
+    __slots__ = ("_held", "_next", "interval")
+
+    def __init__(self, interval: float = WARN_INTERVAL) -> None:
+        self.interval = interval
+        self._next = 0.0
+        self._held = 0
+
+    def due(self) -> int:
+        """Note one occurrence: how many to report in a line now (this one included), or 0 to stay quiet."""
+        self._held += 1
+        now = time.monotonic()
+        if now < self._next:
+            return 0
+        held, self._held, self._next = self._held, 0, now + self.interval
+        return held
+
+
+def _forget(e: BaseException) -> None:
+    """Drop a handled connection error's traceback: its frames hold the connection (for TLS an SSLProtocol and its
+    256 KiB buffer) in a reference cycle that only a full collection frees, rare with mepd's gc thresholds."""
+    e.__traceback__ = None
+
+
+@dataclass(slots=True)
+class _Parked:
+    sock: socket.socket
+    unlink: str | None  # the unix socket file to remove if no listener takes the socket back
+    kernel_drops: int  # the kernel's drop count for it already added to the listener's counters
+
+
+class Handover:
+    """Per listener key, what outlives a listener restarted by a reload: its counters and its bound socket.
+
+    The daemon holds one; it closes the sockets nobody took back once a reload has started its listeners, and
+    at shutdown.
+    """
+
+    def __init__(self) -> None:
+        self._counters: dict[str, Counters] = {}
+        self._parked: dict[str, _Parked] = {}
+
+    def counters(self, key: str) -> Counters:
+        return self._counters.setdefault(key, Counters())
+
+    def take(self, key: str) -> _Parked | None:
+        return self._parked.pop(key, None)
+
+    @contextlib.contextmanager
+    def lease(self, key: str, parked: _Parked) -> Iterator[_Parked]:
+        """A listener's use of its socket: parked when the listener is stopped (cancelled), closed when it fails."""
+        try:
+            yield parked
+        except asyncio.CancelledError:
+            self._parked[key] = parked
+            raise
+        except BaseException:
+            _close(parked)
+            raise
+        _close(parked)
+
+    def close_unclaimed(self) -> None:
+        for parked in self._parked.values():
+            _close(parked)
+        self._parked.clear()
+
+
+def _close(parked: _Parked) -> None:
+    parked.sock.close()
+    if parked.unlink is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(parked.unlink)
 
 
 class SyslogIntake:
@@ -92,45 +180,57 @@ class SyslogIntake:
 class DatagramListener:
     """`[[syslog.listen]]` with proto "udp", or "unix" (a local datagram socket like /dev/log)."""
 
-    def __init__(self, cfg: SyslogListenConfig, logs: Channel[LogRecord], inherited: ListenFd | None) -> None:
+    def __init__(self, cfg: SyslogListenConfig, logs: Channel[LogRecord], inherited: ListenFd | None,
+                 handover: Handover) -> None:
         self.name = cfg.key
-        self.counters = Counters()
+        self.counters = handover.counters(cfg.key)
         self.counters.declare("received", "parse_errors", "truncated", "dropped.kernel")
         self.intake = SyslogIntake(cfg, logs, self.counters)
         self.inherited = inherited
-        self._view = memoryview(bytearray(_DATAGRAM_MAX))
+        self.handover = handover
+        # Sized past the largest datagram kept, so that a longer one (a unix socket carries more than 64 KiB) is
+        # cut only by max_message_size, which flags it.
+        self._view = memoryview(bytearray(max(_DATAGRAM_MAX, cfg.max_message_size)))
 
-    def _socket(self) -> socket.socket:
+    def _socket(self) -> tuple[_Parked, str]:
+        """The socket to read: the one a stopped listener on this address left, else systemd's, else bound."""
         cfg = self.intake.cfg
-        if self.inherited is not None:
-            sock = sockets.adopt(self.inherited)
+        parked = self.handover.take(self.name)
+        if parked is not None:
+            how = "taken over from the listener it replaces"
+            if cfg.proto == "unix" and parked.unlink is not None:
+                os.chmod(cfg.address, cfg.mode)
+        elif self.inherited is not None:
+            parked, how = _Parked(sockets.adopt(self.inherited), None, 0), "inherited from systemd"
         elif cfg.proto == "unix":
-            sock = sockets.bind_unix_datagram(cfg)
+            parked, how = _Parked(sockets.bind_unix_datagram(cfg), cfg.address, 0), "bound"
         else:
-            sock = sockets.bind_inet(cfg, socket.SOCK_DGRAM)
-        sockets.set_receive_buffer(sock, cfg.receive_buffer, self.name)
-        return sock
+            parked, how = _Parked(sockets.bind_inet(cfg, socket.SOCK_DGRAM), None, 0), "bound"
+        try:
+            sockets.set_receive_buffer(parked.sock, cfg.receive_buffer, self.name)
+        except OSError:
+            _close(parked)
+            raise
+        return parked, how
 
     async def run(self, started: Callable[[], None]) -> None:
-        sock = self._socket()
+        parked, how = self._socket()
+        sock = parked.sock
         sock.setblocking(False)
         loop = asyncio.get_running_loop()
-        loop.add_reader(sock.fileno(), self._drain, sock)
-        how = "inherited from systemd" if self.inherited else "bound"
-        log.info("listening for syslog on %s %s (%s)", self.intake.cfg.proto, self.intake.cfg.address, how)
-        started()
-        try:
-            while True:
-                drops = await loop.run_in_executor(None, sockets.kernel_udp_drops, sock)
-                if drops is not None:
-                    self.counters.set("dropped.kernel", drops)
-                await asyncio.sleep(KERNEL_DROPS_INTERVAL)
-        finally:
-            loop.remove_reader(sock.fileno())
-            sock.close()
-            if self.intake.cfg.proto == "unix" and self.inherited is None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.intake.cfg.address)
+        with self.handover.lease(self.name, parked):
+            loop.add_reader(sock.fileno(), self._drain, sock)
+            log.info("listening for syslog on %s %s (%s)", self.intake.cfg.proto, self.intake.cfg.address, how)
+            started()
+            try:
+                while True:
+                    drops = await loop.run_in_executor(None, sockets.kernel_udp_drops, sock)
+                    if drops is not None:  # counted as they grow: the counter outlives the socket
+                        self.counters.inc("dropped.kernel", drops - parked.kernel_drops)
+                        parked.kernel_drops = drops
+                    await asyncio.sleep(KERNEL_DROPS_INTERVAL)
+            finally:
+                loop.remove_reader(sock.fileno())
 
     def _drain(self, sock: socket.socket) -> None:
         """Read every waiting datagram (up to a bound, to let other work run) and hand them on at once.
@@ -138,22 +238,23 @@ class DatagramListener:
         One datagram per event-loop pass, as asyncio's datagram transport does,
         costs more than parsing it.
         """
-        received: list[tuple[bytes, Any]] = []
+        received: list[tuple[bytes, int, Any]] = []
         recv, view = sock.recvfrom_into, self._view
+        whole = len(view)
         for _ in range(DRAIN_MAX):
             try:
-                size, addr = recv(view)
-                data = bytes(view[:size])  # not recvfrom: a 64 KiB allocation per datagram, shrunk, fragments the heap
+                size, addr = recv(view, 0, socket.MSG_TRUNC)  # the datagram's whole size, even past the buffer
+                # not recvfrom: a 64 KiB allocation per datagram, shrunk, fragments the heap
+                received.append((bytes(view[:size]), size if size > whole else 0, addr))
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as e:
                 self.counters.inc("socket_errors")
                 log.warning("%s: socket error: %s", self.name, e)
                 break
-            received.append((data, addr))
         records: list[LogRecord] = []
-        for addr, group in itertools.groupby(received, key=operator.itemgetter(1)):  # runs from one sender
-            records += self.intake.records([(data, 0) for data, _ in group], _peer(addr))
+        for addr, group in itertools.groupby(received, key=operator.itemgetter(2)):  # runs from one sender
+            records += self.intake.records([(data, size) for data, size, _ in group], _peer(addr))
         if not records:
             return
         taken = self.intake.logs.offer_many(records)
@@ -162,38 +263,107 @@ class DatagramListener:
 
 
 class StreamListener:
-    """`[[syslog.listen]]` with proto "tcp" or "tls" (RFC 5425); a slow store stops reading, never drops."""
+    """`[[syslog.listen]]` with proto "tcp" or "tls" (RFC 5425); a slow store stops reading, never drops.
 
-    def __init__(self, cfg: SyslogListenConfig, logs: Channel[LogRecord], inherited: ListenFd | None) -> None:
+    Connections are capped (`max_connections`, handshakes included: each pending TLS handshake holds 256 KiB)
+    and closed after `idle_timeout` without data; what the cap refuses is closed at once and counted.
+    """
+
+    def __init__(self, cfg: SyslogListenConfig, logs: Channel[LogRecord], inherited: ListenFd | None,
+                 handover: Handover) -> None:
         self.name = cfg.key
-        self.counters = Counters()
-        self.counters.declare("received", "parse_errors", "truncated")
+        self.counters = handover.counters(cfg.key)
+        self.counters.declare("received", "parse_errors", "truncated", "connections_refused", "idle_closed",
+                              "accept_errors", *(("tls_handshake_errors",) if cfg.proto == "tls" else ()))
         self.intake = SyslogIntake(cfg, logs, self.counters)
         self.inherited = inherited
+        self.handover = handover
         self.tls: ssl.SSLContext | None = sockets.tls_context(cfg) if cfg.proto == "tls" else None
+        self.connections = 0  # open now, handshakes included
+        self._warn_handshake = Throttle()
+        self._warn_refused = Throttle()
+        self._warn_accept = Throttle()
 
     async def run(self, started: Callable[[], None]) -> None:
         cfg = self.intake.cfg
-        if self.inherited is not None:
-            sock = sockets.adopt(self.inherited)
-        else:
-            sock = sockets.bind_inet(cfg, socket.SOCK_STREAM)
-        server = await asyncio.start_server(self._serve, sock=sock, limit=2**20)
-        how = "inherited from systemd" if self.inherited else "bound"
-        log.info("listening for syslog on %s %s (%s)", cfg.proto, cfg.address, how)
-        started()
-        async with server:
-            await server.serve_forever()
+        parked = self.handover.take(self.name)
+        how = "taken over from the listener it replaces"
+        if parked is None and self.inherited is not None:
+            parked, how = _Parked(sockets.adopt(self.inherited), None, 0), "inherited from systemd"
+        elif parked is None:
+            parked, how = _Parked(sockets.bind_inet(cfg, socket.SOCK_STREAM), None, 0), "bound"
+        with self.handover.lease(self.name, parked):
+            parked.sock.listen(_BACKLOG)
+            log.info("listening for syslog on %s %s (%s)", cfg.proto, cfg.address, how)
+            started()
+            await self._accept(parked.sock)
+
+    async def _accept(self, sock: socket.socket) -> None:
+        """asyncio's accept loop, with a cap, and a pause that logs once when the process is out of descriptors."""
+        loop = asyncio.get_running_loop()
+        limit = self.intake.cfg.max_connections
+        while True:
+            try:
+                conn, addr = await loop.sock_accept(sock)
+            except ConnectionAbortedError:
+                continue
+            except OSError as e:
+                if e.errno not in _OUT_OF_RESOURCES:
+                    raise
+                self.counters.inc("accept_errors")
+                if n := self._warn_accept.due():
+                    log.warning("%s: cannot accept connections: %s (%d times since the last message); retrying"
+                                " every %.0fs", self.name, e.strerror, n, ACCEPT_RETRY_DELAY)
+                _forget(e)
+                await asyncio.sleep(ACCEPT_RETRY_DELAY)
+                continue
+            if self.connections >= limit:
+                conn.close()
+                self.counters.inc("connections_refused")
+                if n := self._warn_refused.due():
+                    log.warning("%s: refused a connection from %s: max_connections (%d) reached (%d refused since"
+                                " the last message)", self.name, _peer(addr), limit, n)
+                continue
+            self.connections += 1  # given back by _serve, which the protocol starts
+            try:
+                await loop.connect_accepted_socket(self._protocol, conn)
+            except OSError as e:
+                self.connections -= 1
+                conn.close()
+                log.info("%s: connection from %s lost at once: %s", self.name, _peer(addr), e)
+                _forget(e)
+
+    def _protocol(self) -> asyncio.StreamReaderProtocol:
+        """What asyncio.start_server makes for a connection: a stream that runs _serve, TLS's server side."""
+        return asyncio.StreamReaderProtocol(asyncio.StreamReader(_STREAM_LIMIT), self._serve)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
         peer = _peer(writer.get_extra_info("peername"))
+        idle: asyncio.TimerHandle | None = None
         try:
             if self.tls is not None and not await self._handshake(writer, peer):
                 return
             self.counters.inc("connections")
-            splitter = FrameSplitter(self.intake.cfg.max_message_size)
+            cfg = self.intake.cfg
+            splitter = FrameSplitter(cfg.max_message_size)
+            last = loop.time()
+
+            def check_idle() -> None:  # one timer per connection, moved on lazily: a read only notes its time
+                nonlocal idle
+                if loop.time() < last + cfg.idle_timeout:
+                    idle = loop.call_at(last + cfg.idle_timeout, check_idle)
+                    return
+                self.counters.inc("idle_closed")
+                log.info("%s: closing the connection from %s: nothing received for %.0fs", self.name, peer,
+                         cfg.idle_timeout)
+                writer.transport.abort()
+
+            if cfg.idle_timeout > 0:
+                idle = loop.call_at(last + cfg.idle_timeout, check_idle)
             while True:
                 data = await reader.read(_READ_CHUNK)
+                last = loop.time()
                 frames = splitter.feed(data) if data else splitter.finish()
                 if frames and (records := self.intake.records(frames, peer)):
                     await self.intake.logs.put_many(records)
@@ -202,22 +372,31 @@ class StreamListener:
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError) as e:
             self.counters.inc("connection_errors")
             log.info("%s: connection from %s ended: %s", self.name, peer, e)
+            _forget(e)
         finally:
+            if idle is not None:
+                idle.cancel()
             writer.close()
+            self.connections -= 1
 
     async def _handshake(self, writer: asyncio.StreamWriter, peer: str | None) -> bool:
         assert self.tls is not None
         try:
-            await writer.start_tls(self.tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+            await writer.start_tls(self.tls, ssl_handshake_timeout=self.intake.cfg.handshake_timeout)
         except (ssl.SSLError, ConnectionError, TimeoutError, OSError) as e:
             self.counters.inc("tls_handshake_errors")
-            log.warning("%s: TLS handshake with %s failed: %s", self.name, peer, e)
+            if n := self._warn_handshake.due():
+                log.warning("%s: TLS handshake with %s failed: %s (%d failed since the last message)",
+                            self.name, peer, e, n)
+            _forget(e)
             return False
         return True
 
 
-def create(cfg: SyslogListenConfig, logs: Channel[LogRecord],
-           inherited: ListenFd | None = None) -> DatagramListener | StreamListener:
+def create(cfg: SyslogListenConfig, logs: Channel[LogRecord], inherited: ListenFd | None = None,
+           handover: Handover | None = None) -> DatagramListener | StreamListener:
+    """A listener; `handover` is the daemon's, shared by every listener it builds (a fresh one if not given)."""
+    handover = handover if handover is not None else Handover()
     if cfg.proto in ("udp", "unix"):
-        return DatagramListener(cfg, logs, inherited)
-    return StreamListener(cfg, logs, inherited)
+        return DatagramListener(cfg, logs, inherited, handover)
+    return StreamListener(cfg, logs, inherited, handover)
