@@ -23,7 +23,7 @@ from aiohttp import web
 
 from mepd.errors import AlreadyRunningError
 from mepd.model import severity_number
-from mepd.store.logs import LogQuery, LogStore
+from mepd.store.logs.store import LogQuery, LogStore
 from mepd.units import parse_time
 
 log = logging.getLogger(__name__)

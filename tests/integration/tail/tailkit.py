@@ -17,7 +17,7 @@ import pytest
 from mepd.config import LogStorageConfig, TailConfig
 from mepd.pipeline import Counters, Pipeline
 from mepd.sources.tail import TailSource
-from mepd.store.logs import LogQuery, LogSink, LogStore
+from mepd.store.logs.store import LogQuery, LogSink, LogStore
 
 WRITER = str(Path(__file__).with_name("writer.py"))
 DEADLINE = 30.0

@@ -13,7 +13,7 @@ import pytest
 from mepd.config import LogStorageConfig
 from mepd.model import LogRecord, rfc3339
 from mepd.pipeline import Channel, Counters
-from mepd.store.logs import LogQuery, LogSink, LogStore
+from mepd.store.logs.store import LogQuery, LogSink, LogStore
 from tests.helpers import until
 
 

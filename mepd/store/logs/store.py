@@ -1,7 +1,7 @@
 """The log store: SQLite in WAL mode, written in batches by one worker process.
 
 The event loop never touches the database: writes go to a single writer
-process (`logwriter`: SQLite allows one writer, and a process does not share
+process (`mepd.store.logs.worker`: SQLite allows one writer, and a process does not share
 the daemon's GIL), queries to a small pool of reader threads (WAL lets them
 read while the writer writes).  A batch and the source cursors it covers
 commit in one transaction, so after a crash what is in the database and where
@@ -33,7 +33,7 @@ from typing import Any, Final
 from mepd.config import LogStorageConfig
 from mepd.model import LogRecord, facility_name, rfc3339, severity_name
 from mepd.pipeline import Counters, Subscription
-from mepd.store import logwriter
+from mepd.store.logs import worker
 from mepd.workers import Worker, WorkerDiedError
 
 log = logging.getLogger(__name__)
@@ -128,13 +128,13 @@ class LogStore:
         self.fts_upto = 0
         self.committed = asyncio.Condition()
         # Below the event loop: a datagram not read in time is lost, a batch stored late is not.
-        self._writer = Worker(logwriter.__name__, "open", path, nice=WRITER_NICE)
+        self._writer = Worker(worker.__name__, "open", path, nice=WRITER_NICE)
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="logstore-r")
         self._local = threading.local()
 
     async def open(self) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        self.last_id, self.fts_upto = await self._on_writer(logwriter.state)
+        self.last_id, self.fts_upto = await self._on_writer(worker.state)
 
     @property
     def writer_pid(self) -> int | None:
@@ -155,20 +155,20 @@ class LogStore:
 
     async def index(self, max_rows: int) -> int:
         """Add up to `max_rows` stored records to the full-text index, in one transaction."""
-        upto: int = await self._on_writer(logwriter.index, max_rows)
+        upto: int = await self._on_writer(worker.index, max_rows)
         done, self.fts_upto = upto - self.fts_upto, upto
         return done
 
     async def close(self) -> None:
         if self._writer.pid is not None:
-            await self._on_writer(logwriter.close)
+            await self._on_writer(worker.close)
         await self._writer.stop()
         self._readers.shutdown(wait=True)
 
     async def write(self, records: Sequence[LogRecord]) -> None:
         """Commit a batch (and the cursors it reaches) in one transaction, then wake followers."""
         cursors = {r.cursor[0]: r.cursor[1] for r in records if r.cursor is not None}
-        self.last_id = await self._on_writer(logwriter.write, [_row(r) for r in records], cursors, time.time())
+        self.last_id = await self._on_writer(worker.write, [_row(r) for r in records], cursors, time.time())
         await self.wake_followers()
 
     async def wake_followers(self) -> None:
@@ -184,7 +184,7 @@ class LogStore:
     def _reader_conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = logwriter.connect(self.path)
+            conn = worker.connect(self.path)
             self._local.conn = conn
         return conn
 
@@ -232,7 +232,7 @@ class LogStore:
 
     async def maintain(self, now: float | None = None) -> int:
         """Apply retention by age (on `received`) and by size; returns records deleted."""
-        deleted: int = await self._on_writer(logwriter.maintain, time.time() if now is None else now,
+        deleted: int = await self._on_writer(worker.maintain, time.time() if now is None else now,
                                               self.cfg.retention, self.cfg.max_size)
         return deleted
 
