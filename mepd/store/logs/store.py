@@ -24,6 +24,7 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -165,10 +166,13 @@ class LogStore:
         await self._writer.stop()
         self._readers.shutdown(wait=True)
 
-    async def write(self, records: Sequence[LogRecord]) -> None:
-        """Commit a batch (and the cursors it reaches) in one transaction, then wake followers."""
+    async def write(self, records: Sequence[LogRecord], batch_id: str | None = None) -> None:
+        """Commit a batch (and the cursors it reaches) in one transaction, then wake followers.
+
+        Every attempt at one batch gives the same `batch_id`: one that committed is not stored again."""
         cursors = {r.cursor[0]: r.cursor[1] for r in records if r.cursor is not None}
-        self.last_id = await self._on_writer(worker.write, [_row(r) for r in records], cursors, time.time())
+        self.last_id = await self._on_writer(worker.write, batch_id or uuid.uuid4().hex, [_row(r) for r in records],
+                                             cursors, time.time())
         await self.wake_followers()
 
     async def wake_followers(self) -> None:
@@ -281,9 +285,10 @@ class LogSink:
 
     async def _write_until_done(self, batch: list[LogRecord]) -> None:
         delay = 0.1
+        batch_id = uuid.uuid4().hex
         while True:
             try:
-                await self.store.write(batch)
+                await self.store.write(batch, batch_id)
             except sqlite3.Error as e:
                 self.counters.inc("write_errors")
                 log.warning("log store write of %d records failed, retrying in %.1fs: %s", len(batch), delay, e)

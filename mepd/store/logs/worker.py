@@ -47,6 +47,7 @@ WHEN old.id <= (SELECT value FROM meta WHERE key = 'fts_upto') BEGIN
     INSERT INTO logs_fts (logs_fts, rowid, message) VALUES ('delete', old.id, old.message);
 END;
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, position TEXT NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, committed REAL NOT NULL) WITHOUT ROWID;
 """
 
 INSERT: Final = (
@@ -54,6 +55,8 @@ INSERT: Final = (
     " parse_error, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _DELETE_CHUNK: Final = 5000
+# A batch is retried when its writer died before answering, right after: an hour of ids is plenty.
+_BATCH_IDS_KEPT: Final = 3600.0
 
 _conn: sqlite3.Connection | None = None
 
@@ -96,18 +99,23 @@ def close() -> None:
         _conn = None
 
 
-def write(rows: Sequence[tuple[Any, ...]], cursors: dict[str, str], now: float) -> int:
-    """Commit rows and the source cursors they reach in one transaction; returns the last id."""
+def write(batch_id: str, rows: Sequence[tuple[Any, ...]], cursors: dict[str, str], now: float) -> int:
+    """Commit rows and the source cursors they reach in one transaction; returns the last id.
+
+    The batch's id commits with them: a batch sent again because the writer died after its commit but
+    before answering is recognised and not stored twice.
+    """
     conn = _db()
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.executemany(INSERT, rows)
-        if cursors:
-            conn.executemany(
-                "INSERT INTO cursors (name, position, updated) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE"
-                " SET position = excluded.position, updated = excluded.updated",
-                [(name, pos, now) for name, pos in cursors.items()],
-            )
+        if conn.execute("INSERT OR IGNORE INTO batches (id, committed) VALUES (?, ?)", [batch_id, now]).rowcount:
+            conn.executemany(INSERT, rows)
+            if cursors:
+                conn.executemany(
+                    "INSERT INTO cursors (name, position, updated) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE"
+                    " SET position = excluded.position, updated = excluded.updated",
+                    [(name, pos, now) for name, pos in cursors.items()],
+                )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -138,6 +146,7 @@ def index(max_rows: int) -> int:
 def maintain(now: float, retention: float, max_size: int) -> int:
     """Apply retention by age (on `received`) and by size; returns records deleted."""
     conn = _db()
+    conn.execute("DELETE FROM batches WHERE committed < ?", [now - _BATCH_IDS_KEPT])
     deleted = 0
     cutoff = now - retention
     for _ in _chunks_older_than(conn, cutoff):
