@@ -175,7 +175,7 @@ async def test_a_batch_committed_by_a_writer_killed_before_it_answered_is_stored
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    assert os.path.exists(store.path + ".killed"), "the first writer died after its commit"
+    assert await asyncio.to_thread(os.path.exists, store.path + ".killed"), "the first writer died after its commit"
     assert sink.counters.get("write_errors") == 1
     stored = await store.query(LogQuery(limit=0))
     await store.close()
