@@ -19,20 +19,20 @@ from typing import Any, Final
 
 log = logging.getLogger(__name__)
 
+# A record's stored fields, in the table's order after `id`, with their SQL types: the one column list.
+COLUMNS: Final = {
+    "ts": "REAL NOT NULL", "received": "REAL NOT NULL", "host": "TEXT", "app": "TEXT", "pid": "TEXT",
+    "facility": "INTEGER", "severity": "INTEGER", "msgid": "TEXT", "message": "TEXT NOT NULL",
+    "sd": "TEXT",  # RFC 5424 structured data as JSON, NULL when empty
+    "source": "TEXT NOT NULL", "peer": "TEXT", "parse_error": "TEXT", "raw": "TEXT",
+}
+
 # Lookups by host or app go through the `ts` index (queries come with a time
 # range): an index per column cost twice the insert time (bench/syslog/stages.py).
-SCHEMA: Final = """
+SCHEMA: Final = f"""
 CREATE TABLE IF NOT EXISTS logs (
     id INTEGER PRIMARY KEY,
-    ts REAL NOT NULL,
-    received REAL NOT NULL,
-    host TEXT, app TEXT, pid TEXT, facility INTEGER, severity INTEGER, msgid TEXT,
-    message TEXT NOT NULL,
-    sd TEXT,
-    source TEXT NOT NULL,
-    peer TEXT,
-    parse_error TEXT,
-    raw TEXT
+    {", ".join(f"{name} {kind}" for name, kind in COLUMNS.items())}
 );
 CREATE INDEX IF NOT EXISTS logs_ts ON logs (ts);
 DROP INDEX IF EXISTS logs_host_ts;
@@ -50,10 +50,7 @@ CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, position TEXT NOT NUL
 CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, committed REAL NOT NULL) WITHOUT ROWID;
 """
 
-INSERT: Final = (
-    "INSERT INTO logs (ts, received, host, app, pid, facility, severity, msgid, message, sd, source, peer,"
-    " parse_error, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+INSERT: Final = f"INSERT INTO logs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _DELETE_CHUNK: Final = 5000
 # A batch is retried when its writer died before answering, right after: an hour of ids is plenty.
 _BATCH_IDS_KEPT: Final = 3600.0

@@ -194,3 +194,16 @@ async def test_writes_after_the_writer_died_start_one_writer(tmp_path: Path) -> 
     assert writer_processes(store.path) == [store.writer_pid]
     assert [r["message"] for r in await store.query(LogQuery())] == ["before", "retry 0", "retry 1", "retry 2"]
     await store.close()
+
+
+async def test_a_stored_record_reads_back_in_its_json_shape(tmp_path: Path) -> None:
+    """Every field goes to its column and back: the query answer is the record's `to_json`, plus its id."""
+    record = LogRecord(ts=10.5, received=11.25, message="m", source="syslog/udp", host="h", app="a", pid="7",
+                       facility=4, severity=3, msgid="ID1", sd={"x@1": {"k": "v"}}, peer="127.0.0.1",
+                       parse_error="missing PRI", raw="raw text")
+    store = await open_store(tmp_path)
+    await store.write([record])
+    assert await store.query(LogQuery()) == [{"id": 1, **record.to_json()}]
+    await store.close()
+    with sqlite3.connect(tmp_path / "logs.db") as conn:
+        assert conn.execute("SELECT raw FROM logs").fetchall() == [("raw text",)]  # kept, not shown
