@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -319,3 +320,16 @@ async def test_samples_of_a_damaged_file_are_counted_as_dropped(tmp_path: Path) 
     assert (sink.counters.get("stored"), sink.counters.get("dropped.update_failed")) == (3, 1)
     assert (sink2.counters.get("stored"), sink2.counters.get("dropped.update_failed")) == (1, 1)
     assert pipeline.sample_counters.get("received") == pipeline.sample_counters.get("stored") + 2
+
+
+async def test_the_worker_module_imports_no_daemon_code() -> None:
+    """The worker process holds rrdtool and its own module, not the daemon's code or asyncio (20 MB, not 100)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import sys, mepd.store.rrd.worker; print(' '.join(sorted(sys.modules)))",
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    out, _ = await proc.communicate()
+    loaded = set(out.decode().split())
+    assert "rrdtool" in loaded
+    assert {m for m in loaded if m.startswith("mepd")} == {
+        "mepd", "mepd.store", "mepd.store.rrd", "mepd.store.rrd.files", "mepd.store.rrd.worker"}
+    assert not loaded & {"asyncio", "mepd.pipeline", "mepd.model"}
