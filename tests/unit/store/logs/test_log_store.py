@@ -29,6 +29,16 @@ async def open_store(path: Path, **cfg: object) -> LogStore:
     return store
 
 
+async def store_with_a_killed_writer(path: Path) -> LogStore:
+    """A store holding one record ("before"), whose writer process was just killed (SIGKILL)."""
+    store = await open_store(path)
+    await store.write([rec(1, "before")])
+    pid = store.writer_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    return store
+
+
 async def test_filters_and_order(tmp_path: Path) -> None:
     store = await open_store(tmp_path)
     await store.write([
@@ -95,11 +105,7 @@ async def test_retention_by_age_and_size(tmp_path: Path) -> None:
 
 async def test_a_dead_writer_process_is_replaced_and_the_batch_retried(tmp_path: Path) -> None:
     """The writer is a child process; if it dies (OOM killer, a crash), the next write starts another."""
-    store = await open_store(tmp_path)
-    await store.write([rec(1, "before")])
-    pid = store.writer_pid
-    assert pid is not None
-    os.kill(pid, signal.SIGKILL)
+    store = await store_with_a_killed_writer(tmp_path)
     with pytest.raises(sqlite3.OperationalError, match="writer process died"):
         await store.write([rec(2, "lost with the process")])
     await store.write([rec(2, "retried")])
@@ -184,11 +190,7 @@ async def test_a_batch_committed_by_a_writer_killed_before_it_answered_is_stored
 
 async def test_writes_after_the_writer_died_start_one_writer(tmp_path: Path) -> None:
     """The sink retries its batches in flight at once: each retry used to start a writer process of its own."""
-    store = await open_store(tmp_path)
-    await store.write([rec(1, "before")])
-    pid = store.writer_pid
-    assert pid is not None
-    os.kill(pid, signal.SIGKILL)
+    store = await store_with_a_killed_writer(tmp_path)
     await until(lambda: store.writer_pid is None, "the store to see its writer die")
     await asyncio.gather(*(store.write([rec(2 + i, f"retry {i}")]) for i in range(3)))
     assert writer_processes(store.path) == [store.writer_pid]
