@@ -42,8 +42,8 @@ from mepd.sources import snmp as snmp_source
 from mepd.sources import tail as tail_source
 from mepd.sources.syslog import server as syslog_server
 from mepd.sources.syslog.sockets import match_inherited
-from mepd.store.logs import LogSink, LogStore
-from mepd.store.rrd import Layouts, RrdSink, RrdStore, build_layouts
+from mepd.store.logs.store import LogSink, LogStore
+from mepd.store.rrd.store import Layouts, RrdSink, RrdStore, build_layouts
 from mepd.store.weblog import WebLogStore
 from mepd.supervisor import Component, State, Supervised
 from mepd.systemd import Notifier, listen_fds, watchdog_interval
@@ -171,7 +171,7 @@ class App:
             await self.api.stop()
             await self.logstore.close()
             await self.weblogstore.close()
-            self.rrdstore.close()
+            await self.rrdstore.close()
             self.notifier.close()
         return 0
 

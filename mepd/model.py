@@ -61,9 +61,11 @@ SD = Mapping[str, Mapping[str, str]]
 class LogRecord:
     """One log line, whatever transport it came by.
 
-    Never changed once made (`dataclasses.replace` makes a new one), but not
-    declared frozen: a frozen dataclass sets each of its 15 fields through
-    object.__setattr__, 2.7 µs per record, a fifth of the syslog path's budget.
+    Its source may finish it before putting it on the pipeline (a syslog
+    listener names the local host, marks a truncated line); never changed
+    after that.  Not declared frozen: a frozen dataclass sets each of its 15
+    fields through object.__setattr__, 2.7 µs per record, a fifth of the
+    syslog path's budget.
 
     `raw` keeps the original text when it could not be parsed (then
     `parse_error` says why), so nothing is ever discarded.  `cursor` is the
@@ -89,6 +91,7 @@ class LogRecord:
     cursor: tuple[str, str] | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, object]:
+        """DESIGN.md's JSON record shape: what the API, `mepctl logs --json` and the dashboard show."""
         return {
             "ts": rfc3339(self.ts),
             "received": rfc3339(self.received),
@@ -110,7 +113,7 @@ class LogRecord:
 class Sample:
     """One metric value at one time; `value` None means unknown (rrdtool's U).
 
-    Never changed once made, but not declared frozen (as `LogRecord`): a frozen
+    Never changed once made, and not declared frozen (as `LogRecord` is not): a frozen
     dataclass's __init__ goes through object.__setattr__, and an SNMP poll of
     10,000 interfaces makes 90,000 of these (23 ms frozen, 8 ms not).
     """

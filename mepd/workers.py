@@ -20,6 +20,7 @@ import os
 import pickle
 import sys
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Final
 
 from mepd.worker_child import FRAME
@@ -39,27 +40,51 @@ class WorkerDiedError(Exception):
 
 
 class Worker:
-    """The daemon's side: start a worker with `module.init(*args)`, then `call` that module's functions."""
+    """The daemon's side: start a worker with `module.init(*args, *state())`, then `call` that module's functions.
 
-    def __init__(self, module: str, init: str, *args: Any, nice: int = 0) -> None:
+    The process starts on the first call, and again on the first call after it
+    died; calls made while it starts wait in order behind its init, so there
+    is never more than one process, and the calls reach it in the order made.
+    `state`, when given, is called as the init is sent: what a new process must
+    be told of the caller's state at that moment (the RRD store's key names).
+    """
+
+    def __init__(self, module: str, init: str, *args: Any, nice: int = 0,
+                 state: Callable[[], tuple[Any, ...]] | None = None) -> None:
         self.module = module
-        self._start_call = (module, init, args, nice)
+        self._init = init
+        self._args = args
+        self._nice = nice
+        self._state = state
         self._proc: asyncio.subprocess.Process | None = None
         self._pending: deque[asyncio.Future[Any]] = deque()
+        self._backlog: list[tuple[str, tuple[Any, ...]]] = []  # calls made while the process starts
+        self._starting: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
 
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
-    async def _ensure(self) -> asyncio.subprocess.Process:
-        if self._proc is None:
-            self._proc = await asyncio.create_subprocess_exec(
+    async def _start(self) -> None:
+        try:
+            proc = await asyncio.create_subprocess_exec(
                 *worker_argv(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-            self._reader = asyncio.create_task(self._answers(self._proc))
-            _widen(self._proc.stdin)
-            self._send(self._proc, self._start_call)
-        return self._proc
+        except BaseException as e:  # fork failed, no file descriptors left: the waiting calls fail with it
+            self._starting = None
+            self._backlog.clear()
+            self._fail(e if isinstance(e, Exception) else WorkerDiedError(f"worker {self.module} did not start"))
+            if isinstance(e, Exception):
+                return
+            raise
+        _widen(proc.stdin)
+        state = self._state() if self._state is not None else ()
+        self._send(proc, (self.module, self._init, self._args + state, self._nice))
+        for message in self._backlog:
+            self._send(proc, message)
+        self._backlog.clear()
+        self._proc, self._starting = proc, None
+        self._reader = asyncio.create_task(self._answers(proc))
 
     @staticmethod
     def _send(proc: asyncio.subprocess.Process, message: object) -> None:
@@ -69,13 +94,18 @@ class Worker:
 
     async def call(self, fn: str, *args: Any) -> Any:
         """`module.fn(*args)` in the worker; raises what it raised, or WorkerDiedError."""
-        proc = await self._ensure()
-        assert proc.stdin is not None
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append(answer)
-        self._send(proc, (fn, args))
-        with contextlib.suppress(ConnectionError):  # the reader sees the answers end and fails every call
-            await proc.stdin.drain()
+        proc = self._proc
+        if proc is None:
+            self._backlog.append((fn, args))
+            if self._starting is None:
+                self._starting = asyncio.create_task(self._start())
+        else:
+            self._send(proc, (fn, args))
+            assert proc.stdin is not None
+            with contextlib.suppress(ConnectionError):  # the reader sees the answers end and fails every call
+                await proc.stdin.drain()
         return await answer
 
     async def _answers(self, proc: asyncio.subprocess.Process) -> None:
@@ -98,13 +128,18 @@ class Worker:
     def _died(self, proc: asyncio.subprocess.Process) -> None:
         if self._proc is proc:
             self._proc = None
+        self._fail(WorkerDiedError(f"worker {self.module} (pid {proc.pid}) died"))
+
+    def _fail(self, error: Exception) -> None:
         while self._pending:
             answer = self._pending.popleft()
             if not answer.done():
-                answer.set_exception(WorkerDiedError(f"worker {self.module} (pid {proc.pid}) died"))
+                answer.set_exception(error)
 
     async def stop(self) -> None:
         """Close its input (it exits after the calls it has) and wait for it."""
+        if self._starting is not None:
+            await self._starting
         proc, reader = self._proc, self._reader
         if proc is None or reader is None:
             return

@@ -23,7 +23,7 @@ from mepd.app import rrd_layouts, tune_gc
 from mepd.config import Config, SnmpConfig, SnmpTargetConfig
 from mepd.pipeline import Counters, Pipeline
 from mepd.sources.snmp import SnmpHub, SnmpTarget
-from mepd.store.rrd import RrdSink, RrdStore
+from mepd.store.rrd.store import RrdSink, RrdStore
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -96,7 +96,7 @@ async def main() -> None:
         profile.dump_stats(args.profile)
     children_rss = children_rss_mb()
     sink_task.cancel()
-    store.close()
+    await store.close()
     print(json.dumps({
         "interfaces": sum(t.status.interfaces for t in targets),
         "samples_per_cycle": pipeline.sample_counters.get("received") // args.cycles,

@@ -12,7 +12,7 @@ offer_many, 2,000-row batches to the writer.
 
 mepd splits the work over two processes: the daemon's event loop (receive,
 framing, parse, pipeline, and turning each batch into rows and pickling them
-for the writer) and the log writer (`mepd.store.logwriter`: insert, FTS fill),
+for the writer) and the log writer (`mepd.store.logs.worker`: insert, FTS fill),
 a process of its own.  Here the writer's functions are called in this process,
 so the rows marked "writer" are what the writer process spends, on the other
 core.  Store variants are made on a scratch database with mepd's own schema.
@@ -48,8 +48,8 @@ from mepd.sources.syslog import sockets
 from mepd.sources.syslog.framing import FrameSplitter
 from mepd.sources.syslog.parse import parse_message
 from mepd.sources.syslog.server import _READ_CHUNK, DRAIN_MAX, DatagramListener, Handover, SyslogIntake
-from mepd.store import logs as logstore
-from mepd.store import logwriter
+from mepd.store.logs import store as logstore
+from mepd.store.logs import worker as logwriter
 
 STAMP = time.strftime("%Y-%m-%dT%H:%M:%S.123456Z", time.gmtime())
 QUEUE = DaemonConfig().queue_size

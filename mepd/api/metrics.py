@@ -15,7 +15,7 @@ from typing import Final, get_args
 from aiohttp import web
 
 from mepd.model import rfc3339
-from mepd.store.rrd import ImageFormat, Period, RrdError, RrdStore
+from mepd.store.rrd.store import ImageFormat, Period, RrdError, RrdStore
 from mepd.units import parse_time
 
 CONTENT_TYPES: Final = {"png": "image/png", "svg": "image/svg+xml"}

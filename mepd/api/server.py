@@ -24,7 +24,7 @@ from aiohttp import web
 from mepd.api.protocol import API_HEADER, API_VERSION, DaemonStatus, log_query
 from mepd.errors import AlreadyRunningError
 from mepd.model import LogQuery
-from mepd.store.logs import LogStore
+from mepd.store.logs.store import LogStore
 
 log = logging.getLogger(__name__)
 

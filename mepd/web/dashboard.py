@@ -18,7 +18,7 @@ from typing import Final
 from mepd.alerts.engine import NotFoundError, NotRunningError
 from mepd.analysis.weblog_html import render_html
 from mepd.api.protocol import log_query
-from mepd.store.rrd import KEY, Period, RrdError
+from mepd.store.rrd.store import KEY, Period, RrdError
 from mepd.web import pages
 from mepd.web.data import IN_OUT, Daemon, DashboardData, Stat
 from mepd.web.graphs import FORMATS, PERIOD_NAMES, GraphCache, GraphSpec, Size

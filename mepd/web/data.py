@@ -21,8 +21,8 @@ from mepd.alerts.engine import AlertEngine, NotRunningError
 from mepd.api.protocol import DaemonStatus
 from mepd.config import Config
 from mepd.model import Incident
-from mepd.store.logs import LogStore
-from mepd.store.rrd import PERIODS, Period, RrdError, RrdStore
+from mepd.store.logs.store import LogStore
+from mepd.store.rrd.store import PERIODS, Period, RrdError, RrdStore
 from mepd.store.weblog import UnknownWebSourceError, WebLogStore
 from mepd.supervisor import State, Supervised
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
-from mepd.store.rrd import ImageFormat, Period, RrdError, RrdStore
+from mepd.store.rrd.store import ImageFormat, Period, RrdError, RrdStore
 
 Size = Literal["full", "mini"]
 SIZES: Final[dict[Size, tuple[int, int]]] = {"full": (700, 270), "mini": (300, 90)}

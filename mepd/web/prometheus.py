@@ -31,7 +31,7 @@ from mepd.alerts.engine import NotRunningError
 from mepd.analysis.weblog_live import max_age
 from mepd.api.protocol import DaemonStatus
 from mepd.model import Incident, IncidentSeverity, Sample
-from mepd.store.rrd import RrdLayout
+from mepd.store.rrd.store import RrdLayout
 from mepd.supervisor import State
 from mepd.web.dashboard import Dashboard
 from mepd.web.data import PolledInterface

@@ -7,7 +7,7 @@ from pathlib import Path
 from mepd import config
 from mepd.app import rrd_layouts
 from mepd.model import Sample
-from mepd.store.rrd import RrdStore, key_path
+from mepd.store.rrd.store import RrdStore, key_path
 from tests.helpers import rrdtool_info
 
 T0 = 1_800_000_000
@@ -26,7 +26,7 @@ async def test_web_source_rrds_step_at_the_sources_step(tmp_path: Path) -> None:
         web = await rrdtool_info(key_path(store.root, "weblog.web.requests"))
         other = await rrdtool_info(key_path(store.root, "other.key"))
     finally:
-        store.close()
+        await store.close()
     assert "step = 3600\n" in web
     assert "ds[value].minimal_heartbeat = 7200\n" in web
     assert "step = 300\n" in other

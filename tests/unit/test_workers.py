@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,26 @@ async def test_the_worker_ignores_sigterm_and_ends_when_its_input_closes() -> No
     await worker.stop()
     with pytest.raises(ProcessLookupError):  # exited and reaped
         os.kill(pid, 0)
+
+
+async def test_calls_made_while_the_worker_starts_go_to_one_process_in_order() -> None:
+    worker = Worker("os", "getpid")
+    answers = await asyncio.gather(*(worker.call("getpid") for _ in range(5)),
+                                   *(worker.call("fspath", f"/file{i}") for i in range(5)))
+    assert answers == [worker.pid] * 5 + [f"/file{i}" for i in range(5)]
+    await worker.stop()
+
+
+async def test_a_new_process_is_told_the_callers_state_at_its_start(tmp_path: Path) -> None:
+    """`state` is read when each process starts: a replacement learns what the caller knows by then."""
+    told = [tmp_path]
+    worker = Worker("os", "chdir", state=lambda: (str(told[-1]),))
+    assert await worker.call("getcwd") == str(tmp_path)
+    pid = worker.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    await until(lambda: worker.pid is None, "the worker's death to be seen")
+    told.append(tmp_path / "second")
+    told[-1].mkdir()
+    assert await worker.call("getcwd") == str(tmp_path / "second")
+    await worker.stop()

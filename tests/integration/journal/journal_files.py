@@ -15,7 +15,7 @@ from mepd.config import JournalConfig, LogStorageConfig
 from mepd.model import LogQuery
 from mepd.pipeline import Counters, Pipeline
 from mepd.sources.journal import CURSOR_KEY, create
-from mepd.store.logs import LogSink, LogStore
+from mepd.store.logs.store import LogSink, LogStore
 
 JOURNAL_REMOTE = "/lib/systemd/systemd-journal-remote"
 BOOT_ID = "6a0f1c3e2b7d4e58a9c0b1d2e3f40516"

@@ -12,7 +12,7 @@ from mepd.config import SnmpConfig
 from mepd.model import Sample
 from mepd.pipeline import Pipeline
 from mepd.sources.snmp import METRICS, SnmpHub, SnmpTarget
-from mepd.store.rrd import Layouts, RrdStore, layout
+from mepd.store.rrd.store import Layouts, RrdStore, layout
 from tests.integration.snmp.conftest import FakeClock, Iface, Rrdcached, Sim, snmprec
 from tests.integration.snmp.test_snmp_agents import target
 
@@ -92,7 +92,7 @@ async def test_polled_rates_in_rrd_files(start_sim: StartSim, world_readable_tmp
         assert len(await store.list_keys()) == 9
         await check_files(store, [])
     finally:
-        store.close()
+        await store.close()
     assert [s.value for s in samples if s.key == "snmp.sw.eth0.in_bps"][1:] == [pytest.approx(1e6)] * 5
 
 
@@ -116,4 +116,4 @@ async def test_rrdcached_mode(start_sim: StartSim, rrdcached: Rrdcached) -> None
         assert last["snmp.sw.eth0.oper_up"].value == 1.0
         assert last["snmp.sw.eth0.in_bps"].ts == max(s.ts for s in store.latest.values())
     finally:
-        store.close()
+        await store.close()

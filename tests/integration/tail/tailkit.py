@@ -18,7 +18,7 @@ from mepd.config import LogStorageConfig, TailConfig
 from mepd.model import LogQuery
 from mepd.pipeline import Counters, Pipeline
 from mepd.sources.tail import TailSource
-from mepd.store.logs import LogSink, LogStore
+from mepd.store.logs.store import LogSink, LogStore
 
 WRITER = str(Path(__file__).with_name("writer.py"))
 DEADLINE = 30.0

@@ -36,8 +36,8 @@ from mepd.config import AlertConfig, AlertRuleConfig, Config, HttpConfig, TailCo
 from mepd.model import LogRecord, Sample
 from mepd.pipeline import Pipeline
 from mepd.sources.snmp import METRICS
-from mepd.store.logs import LogStore
-from mepd.store.rrd import Layouts, RrdStore, layout
+from mepd.store.logs.store import LogStore
+from mepd.store.rrd.store import Layouts, RrdStore, layout
 from mepd.store.weblog import WebLogStore
 from mepd.supervisor import ComponentStatus, Supervised
 from mepd.supervisor import State as SupervisorState
@@ -90,7 +90,7 @@ async def make_rrds(root: Path, now: float) -> None:
     store = RrdStore(str(root), layouts=rrd_layouts())
     result = await store.write(interface_samples(now))
     assert not result.errors, result.errors
-    store.close()
+    await store.close()
 
 
 # -- web log -------------------------------------------------------------------------------------------------
@@ -204,7 +204,7 @@ async def state(tmp_path: Path, rrd_files: Path) -> AsyncIterator[State]:
         await sup.stop()
         await weblog.close()
         await logstore.close()
-        st.rrdstore.close()
+        await st.rrdstore.close()
 
 
 async def raise_incident(st: State) -> int:

@@ -19,7 +19,7 @@ from mepd.api.protocol import DaemonStatus
 from mepd.model import Incident, Sample, rfc3339
 from mepd.pipeline import Counters, Pipeline
 from mepd.sources import snmp
-from mepd.store.rrd import Layouts, layout
+from mepd.store.rrd.store import Layouts, layout
 from mepd.supervisor import ComponentStatus, State, Supervised
 from mepd.web import prometheus
 from mepd.web.prometheus import Snapshot, render

@@ -1,9 +1,11 @@
-"""The rrdtool side of the metric store: layouts, where a key's values live, and the owner process.
+"""The rrdtool side of the metric store, run in a process of its own: the owner of every rrdtool call.
 
-This module is all the RRD worker process imports (with rrdtool): no asyncio,
-no daemon code, so the worker holds about 20 MB of code instead of 30.  The
-daemon side (`mepd.store.rrd`) starts it as `mepd.worker_child` does the log
-writer, with `start` as its first call and `call` for each rrdtool job.
+The rrdtool binding is not thread-safe and holds the GIL through every call:
+updating 10,000 files takes half a second of C, which in the daemon would stop
+the event loop.  This module, `mepd.store.rrd.files` and rrdtool are all the
+worker process imports (no asyncio, no daemon code: about 20 MB, not 100).
+`mepd.store.rrd.store` starts it through `mepd.workers.Worker`, with `start`
+as its first call and `call` for each rrdtool job.
 """
 
 from __future__ import annotations
@@ -12,93 +14,31 @@ import itertools
 import math
 import operator
 import os
-import re
 import sys
 import time
-from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import rrdtool
 
-DS: Final = "value"
-KEY: Final = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
-# MRTG's archives as (resolution, span) in seconds: 5 minutes (the step) for 50 hours,
-# 30 minutes for 12.5 days, 2 hours for 50 days, 1 day for 732 days.
-MRTG_RRAS: Final = ((0.0, 600 * 300.0), (1800.0, 600 * 1800.0), (7200.0, 600 * 7200.0), (86400.0, 732 * 86400.0))
-PERIODS: Final = {"day": 86400, "week": 7 * 86400, "month": 31 * 86400, "year": 366 * 86400}
-Period = Literal["day", "week", "month", "year"]
-ImageFormat = Literal["png", "svg"]
+from mepd.store.rrd.files import (
+    DS,
+    PERIODS,
+    Batch,
+    ImageFormat,
+    Location,
+    Period,
+    RrdError,
+    RrdLayout,
+    WriteResult,
+    locate,
+    path_key,
+    read_location,
+)
+
 _COLOURS: Final = ("#00CC00", "#0000FF", "#FF6600", "#CC00CC", "#00CCCC", "#999900")
 _MAX_COLOURS: Final = ("#006600", "#FF00FF", "#993300", "#660066", "#006666", "#666600")
-
-
-class RrdError(Exception):
-    """An rrdtool call failed for a reason the caller should see (unknown key, bad file)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RrdLayout:
-    """How a new file is made: base step in seconds, (steps per row, rows) per archive, and the
-    metric names stored together in one file per key prefix (an interface's, as MRTG does)."""
-
-    step: int
-    rras: tuple[tuple[int, int], ...]
-    group: tuple[str, ...] = ()
-
-    def create_args(self, names: Sequence[str]) -> list[str]:
-        heartbeat = 2 * self.step
-        args = ["--step", str(self.step), *(f"DS:{n}:GAUGE:{heartbeat}:U:U" for n in names)]
-        return args + [f"RRA:{cf}:0.5:{pdp}:{rows}" for cf in ("AVERAGE", "MAX") for pdp, rows in self.rras]
-
-
-def layout(step: float, rras: Sequence[tuple[float, float]] = (), group: Sequence[str] = ()) -> RrdLayout:
-    """A layout from a poll interval and (resolution, span) pairs; a resolution below the step is the step."""
-    base = max(1, round(step))
-    out: list[tuple[int, int]] = []
-    for resolution, span in rras or MRTG_RRAS:
-        pdp = max(1, round(resolution / base))
-        rows = max(2, math.ceil(span / (pdp * base)))
-        if all(p != pdp for p, _ in out):
-            out.append((pdp, rows))
-    return RrdLayout(base, tuple(sorted(out)), tuple(group))
-
-
-class Layouts:
-    """The layout for a key: that of the longest configured prefix (a target's keys), else the default."""
-
-    def __init__(self, default: RrdLayout, prefixes: dict[str, RrdLayout] | None = None) -> None:
-        self.default = default
-        self.prefixes = sorted((prefixes or {}).items(), key=lambda kv: -len(kv[0]))
-
-    def __call__(self, key: str) -> RrdLayout:
-        return next((lay for prefix, lay in self.prefixes if key.startswith(prefix)), self.default)
-
-
-def key_path(root: str, key: str) -> str:
-    """`snmp.sw1.eth0` -> ROOT/snmp/sw1/eth0.rrd; ValueError for a key that is not a dotted name."""
-    if not KEY.fullmatch(key):
-        raise ValueError(f"invalid metric key {key!r}: expected dotted names of [A-Za-z0-9_-]")
-    parts = key.split(".")
-    if len(parts) < 3:
-        return os.path.join(root, key + ".rrd")
-    return os.path.join(root, parts[0], parts[1], ".".join(parts[2:]) + ".rrd")
-
-
-def path_key(root: str, path: str) -> str:
-    rel = os.path.relpath(path, root)
-    return rel[: -len(".rrd")].replace(os.sep, ".")
-
-
-@dataclass(frozen=True, slots=True)
-class Location:
-    """Where a key's values live: the file, the data source in it, and the layout that makes the file."""
-
-    path: str
-    ds: str
-    names: tuple[str, ...]
-    layout: RrdLayout
 
 
 @dataclass(slots=True)
@@ -114,42 +54,6 @@ class _Lines:
     lines: list[str] = field(default_factory=list)
     samples: int = 0
 
-
-@dataclass(slots=True)
-class WriteResult:
-    updated: int = 0  # rows written: one per file and time, with every data source of the file
-    samples: int = 0  # the samples in those rows
-    failed_samples: int = 0  # the samples of rows whose update failed (`errors`)
-    created: int = 0
-    skipped_old: int = 0
-    invalid_keys: int = 0
-    errors: list[str] = field(default_factory=list)
-
-
-# Samples as sent to the owner process: the names of keys not sent before (numbered on from the last),
-# then key number, time and value (NaN for unknown) of each sample, as arrays: they pickle as bytes.
-Batch = tuple[list[str], "array[int]", "array[float]", "array[float]"]
-
-
-def locate(root: str, layouts: Callable[[str], RrdLayout], key: str) -> Location:
-    """The file and data source of a key; ValueError for a key that is not a dotted name."""
-    lay = layouts(key)
-    parent, _, last = key.rpartition(".")
-    if lay.group and last in lay.group and parent.count(".") >= 2:
-        return Location(key_path(root, parent), last, lay.group, lay)
-    return Location(key_path(root, key), DS, (DS,), lay)
-
-
-def read_location(root: str, layouts: Callable[[str], RrdLayout], key: str) -> Location:
-    """Where a key's values are read from: `locate`'s file, else its interface's file when that exists
-    (an SNMP target no longer configured keeps its history readable, as `list_keys` lists it)."""
-    loc = locate(root, layouts, key)
-    parent, _, last = key.rpartition(".")
-    if not os.path.exists(loc.path) and parent.count(".") >= 2:
-        grouped = key_path(root, parent)
-        if os.path.exists(grouped):
-            return Location(grouped, last, (), loc.layout)
-    return loc
 
 
 class _Owner:
@@ -176,17 +80,19 @@ class _Owner:
         self._path_of = [None] * len(self._keys)
         self._paths.clear()
 
-    def add_keys(self, keys: Sequence[str]) -> None:
-        """Keys named from now on by their number: the next numbers, in order."""
-        self._keys.extend(keys)
-        self._path_of.extend([None] * len(keys))
-        self._ds_of.extend([DS] * len(keys))
+    def add_keys(self, first: int, keys: Sequence[str]) -> None:
+        """Keys numbered `first`, `first` + 1...; those this process already has (told at its start) are kept."""
+        assert first <= len(self._keys), "key names come in the order they were numbered"
+        fresh = keys[len(self._keys) - first:]
+        self._keys.extend(fresh)
+        self._path_of.extend([None] * len(fresh))
+        self._ds_of.extend([DS] * len(fresh))
 
     def write(self, batch: Batch, flush: bool) -> WriteResult:
         """Store a batch: new key names, then the key number, time and value (NaN: unknown) of each sample."""
-        new_keys, ids, stamps, values = batch
+        first, new_keys, ids, stamps, values = batch
         if new_keys:
-            self.add_keys(new_keys)
+            self.add_keys(first, new_keys)
         result = WriteResult()
         lines: dict[str, _Lines] = {}
         rows, last_of, names_of, path_of, ds_of = self._rows, self._last, self._names, self._path_of, self._ds_of
@@ -364,10 +270,12 @@ class _Owner:
 _owner: _Owner | None = None
 
 
-def start(root: str, daemon: list[str], layouts: Callable[[str], RrdLayout]) -> None:
-    """The worker's first call (`mepd.worker_child.serve`): the one owner of every rrdtool call."""
+def start(root: str, daemon: list[str], layouts: Callable[[str], RrdLayout], keys: Sequence[str]) -> None:
+    """The worker's first call (`mepd.worker_child.serve`): the one owner of every rrdtool call, told the
+    layouts and the key names numbered so far."""
     global _owner  # noqa: PLW0603 - one owner per worker process is the point
     _owner = _Owner(root, daemon, layouts)
+    _owner.add_keys(0, keys)
 
 
 def call(method: str, layouts: Callable[[str], RrdLayout] | None, args: tuple[Any, ...]) -> Any:
@@ -381,7 +289,6 @@ def call(method: str, layouts: Callable[[str], RrdLayout] | None, args: tuple[An
         raise
     except Exception as e:  # noqa: BLE001 - rrdtool's and ours alike reach the caller as one kind of error
         raise RrdError(f"{type(e).__name__}: {e}") from None
-
 
 
 def _ds_names(info: dict[str, Any]) -> tuple[str, ...]:

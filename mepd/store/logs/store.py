@@ -1,7 +1,7 @@
 """The log store: SQLite in WAL mode, written in batches by one worker process.
 
 The event loop never touches the database: writes go to a single writer
-process (`logwriter`: SQLite allows one writer, and a process does not share
+process (`mepd.store.logs.worker`: SQLite allows one writer, and a process does not share
 the daemon's GIL), queries to a small pool of reader threads (WAL lets them
 read while the writer writes).  A batch and the source cursors it covers
 commit in one transaction, so after a crash what is in the database and where
@@ -26,20 +26,23 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 from mepd.config import LogStorageConfig
-from mepd.model import LogQuery, LogRecord, facility_name, rfc3339, severity_name
+from mepd.model import LogQuery, LogRecord, rfc3339
 from mepd.pipeline import Counters, Subscription
-from mepd.store import logwriter
+from mepd.store.logs import worker
 from mepd.workers import Worker, WorkerDiedError
 
 log = logging.getLogger(__name__)
 
-_COLUMNS: Final = "id, ts, received, host, app, pid, facility, severity, msgid, message, sd, source, peer, parse_error"
+# What a query reads: `raw` is kept to recover an unparsed line, not shown.
+_SHOWN: Final = tuple(name for name in worker.COLUMNS if name != "raw")
+_SELECT: Final = f"SELECT id, {', '.join(_SHOWN)} FROM logs"
 # Further batches wait in the writer process's queue while one commits, so the
 # writer never idles while the daemon hands it the next (pickling, GIL hand-offs).
 WRITES_IN_FLIGHT: Final = 3
@@ -48,6 +51,7 @@ FTS_CHUNK: Final = 4000  # about 0.2 s of trigram indexing: the longest a new ba
 
 
 def _row(record: LogRecord) -> tuple[Any, ...]:
+    """The record's values in `worker.COLUMNS`' order, spelled out: 0.7 µs a record, 1.9 through attrgetter."""
     return (
         record.ts, record.received, record.host, record.app, record.pid, record.facility, record.severity,
         record.msgid, record.message, json.dumps(record.sd, ensure_ascii=False) if record.sd else None,
@@ -55,25 +59,11 @@ def _row(record: LogRecord) -> tuple[Any, ...]:
     )
 
 
-def row_to_json(row: Sequence[Any]) -> dict[str, object]:
-    """A stored row in DESIGN.md's JSON record shape, plus its `id`."""
-    (rid, ts, received, host, app, pid, facility, severity, msgid, message, sd, source, peer, parse_error) = row
-    return {
-        "id": rid,
-        "ts": rfc3339(ts),
-        "received": rfc3339(received),
-        "host": host,
-        "app": app,
-        "pid": pid,
-        "facility": facility_name(facility),
-        "severity": severity_name(severity),
-        "msgid": msgid,
-        "message": message,
-        "sd": json.loads(sd) if sd else {},
-        "source": source,
-        "peer": peer,
-        "parse_error": parse_error,
-    }
+def _shown(row: Sequence[Any]) -> dict[str, object]:
+    """A stored row in the record's JSON shape (`LogRecord.to_json`), plus its `id`."""
+    fields = dict(zip(_SHOWN, row[1:], strict=True))
+    fields["sd"] = json.loads(fields["sd"]) if fields["sd"] else {}
+    return {"id": row[0], **LogRecord(**fields).to_json()}
 
 
 def _fts_phrase(text: str) -> str:
@@ -113,13 +103,13 @@ class LogStore:
         self.fts_upto = 0
         self.committed = asyncio.Condition()
         # Below the event loop: a datagram not read in time is lost, a batch stored late is not.
-        self._writer = Worker(logwriter.__name__, "open", path, nice=WRITER_NICE)
+        self._writer = Worker(worker.__name__, "open", path, nice=WRITER_NICE)
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="logstore-r")
         self._local = threading.local()
 
     async def open(self) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        self.last_id, self.fts_upto = await self._on_writer(logwriter.state)
+        self.last_id, self.fts_upto = await self._on_writer(worker.state)
 
     @property
     def writer_pid(self) -> int | None:
@@ -140,20 +130,23 @@ class LogStore:
 
     async def index(self, max_rows: int) -> int:
         """Add up to `max_rows` stored records to the full-text index, in one transaction."""
-        upto: int = await self._on_writer(logwriter.index, max_rows)
+        upto: int = await self._on_writer(worker.index, max_rows)
         done, self.fts_upto = upto - self.fts_upto, upto
         return done
 
     async def close(self) -> None:
         if self._writer.pid is not None:
-            await self._on_writer(logwriter.close)
+            await self._on_writer(worker.close)
         await self._writer.stop()
         self._readers.shutdown(wait=True)
 
-    async def write(self, records: Sequence[LogRecord]) -> None:
-        """Commit a batch (and the cursors it reaches) in one transaction, then wake followers."""
+    async def write(self, records: Sequence[LogRecord], batch_id: str | None = None) -> None:
+        """Commit a batch (and the cursors it reaches) in one transaction, then wake followers.
+
+        Every attempt at one batch gives the same `batch_id`: one that committed is not stored again."""
         cursors = {r.cursor[0]: r.cursor[1] for r in records if r.cursor is not None}
-        self.last_id = await self._on_writer(logwriter.write, [_row(r) for r in records], cursors, time.time())
+        self.last_id = await self._on_writer(worker.write, batch_id or uuid.uuid4().hex, [_row(r) for r in records],
+                                             cursors, time.time())
         await self.wake_followers()
 
     async def wake_followers(self) -> None:
@@ -169,7 +162,7 @@ class LogStore:
     def _reader_conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = logwriter.connect(self.path)
+            conn = worker.connect(self.path)
             self._local.conn = conn
         return conn
 
@@ -184,18 +177,18 @@ class LogStore:
         where, args = _where(q, self.fts_upto)
         if q.limit > 0:
             sql = (
-                f"SELECT * FROM (SELECT {_COLUMNS} FROM logs{where} ORDER BY ts DESC, id DESC LIMIT ?)"
+                f"SELECT * FROM ({_SELECT}{where} ORDER BY ts DESC, id DESC LIMIT ?)"
                 " ORDER BY ts, id"
             )
             args.append(q.limit)
         else:
-            sql = f"SELECT {_COLUMNS} FROM logs{where} ORDER BY ts, id"
-        return [row_to_json(r) for r in await self._read(sql, args)]
+            sql = f"{_SELECT}{where} ORDER BY ts, id"
+        return [_shown(r) for r in await self._read(sql, args)]
 
     async def query_new(self, q: LogQuery) -> list[dict[str, object]]:
         """Records committed after `q.after_id`, in commit order: what `--follow` streams."""
         where, args = _where(q, self.fts_upto)
-        return [row_to_json(r) for r in await self._read(f"SELECT {_COLUMNS} FROM logs{where} ORDER BY id", args)]
+        return [_shown(r) for r in await self._read(f"{_SELECT}{where} ORDER BY id", args)]
 
     async def follow(self, q: LogQuery, after_id: int, stop: asyncio.Event,
                      idle: float | None = None) -> AsyncGenerator[list[dict[str, object]]]:
@@ -239,7 +232,7 @@ class LogStore:
 
     async def maintain(self, now: float | None = None) -> int:
         """Apply retention by age (on `received`) and by size; returns records deleted."""
-        deleted: int = await self._on_writer(logwriter.maintain, time.time() if now is None else now,
+        deleted: int = await self._on_writer(worker.maintain, time.time() if now is None else now,
                                               self.cfg.retention, self.cfg.max_size)
         return deleted
 
@@ -288,9 +281,10 @@ class LogSink:
 
     async def _write_until_done(self, batch: list[LogRecord]) -> None:
         delay = 0.1
+        batch_id = uuid.uuid4().hex
         while True:
             try:
-                await self.store.write(batch)
+                await self.store.write(batch, batch_id)
             except sqlite3.Error as e:
                 self.counters.inc("write_errors")
                 log.warning("log store write of %d records failed, retrying in %.1fs: %s", len(batch), delay, e)

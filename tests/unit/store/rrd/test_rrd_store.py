@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from mepd.model import Sample
 from mepd.pipeline import Counters, Pipeline, Subscription
-from mepd.store.rrd import Layouts, RrdError, RrdSink, RrdStore, build_layouts, key_path, layout, path_key
+from mepd.store.rrd.store import Layouts, RrdError, RrdSink, RrdStore, build_layouts, key_path, layout, path_key
 from tests.helpers import rrdtool_info
 
 T0 = 1_800_000_000
@@ -155,7 +156,7 @@ GROUP = ("in_bps", "out_bps", "oper_up")
 async def grouped(tmp_path: Path) -> AsyncIterator[RrdStore]:
     store = RrdStore(str(tmp_path / "rrd"), layouts=Layouts(layout(300), {"snmp.sw.": layout(10, group=GROUP)}))
     yield store
-    store.close()
+    await store.close()
 
 
 async def test_an_interface_is_one_file_with_a_data_source_per_metric(grouped: RrdStore) -> None:
@@ -212,7 +213,7 @@ async def test_the_worker_ignores_sigterm_and_a_killed_one_is_replaced(tmp_path:
         assert (result.skipped_old, result.updated) == (1, 1)
         assert store.worker_pid not in (None, pid)
     finally:
-        store.close()
+        await store.close()
     assert store.worker_pid is None
 
 
@@ -226,14 +227,14 @@ async def test_last_values_after_a_restart_are_the_files_last(tmp_path: Path) ->
                              for i in ("eth0", "eth1") for j, n in enumerate(GROUP)]
                             + [Sample("weblog.web.requests", T0 + 20, 12.0)])
     finally:
-        written.close()
+        await written.close()
     restarted = RrdStore(written.root, layouts=layouts)  # nothing in `latest` yet
     try:
         assert len(restarted.latest) == 0
         found = await restarted.last_values(await restarted.list_keys())
         assert await restarted.last_values(["snmp.sw.eth9.in_bps", "not a key"]) == {}  # no file: left out
     finally:
-        restarted.close()
+        await restarted.close()
     assert found == {
         "snmp.sw.eth0.in_bps": Sample("snmp.sw.eth0.in_bps", T0 + 10, 5.5),
         "snmp.sw.eth0.out_bps": Sample("snmp.sw.eth0.out_bps", T0 + 10, 6.5),
@@ -264,18 +265,17 @@ async def test_a_killed_worker_loses_no_batch_and_the_sink_goes_on(tmp_path: Pat
     try:
         await pipeline.samples.put(Sample("a.b.c", T0 + 10, 1.0))
         await asyncio.wait_for(sub.join(), 10)
-        worker = store._worker
-        assert worker is not None
-        worker.proc.kill()
-        await asyncio.to_thread(worker.proc.wait)
+        pid = store.worker_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
         await pipeline.samples.put_many([Sample("a.b.c", T0 + ts, float(ts)) for ts in (20, 30, 40)])
         await asyncio.wait_for(sub.join(), 30)  # two writes were in flight on the dead worker
         assert not task.done()
         assert (sink.counters.get("stored"), sink.counters.get("dropped.write_failed")) == (4, 0)
-        assert store.worker_pid not in (None, worker.proc.pid)
+        assert store.worker_pid not in (None, pid)
     finally:
         task.cancel()
-        store.close()
+        await store.close()
 
 
 async def test_a_batch_that_fails_twice_is_dropped_and_counted(
@@ -308,7 +308,7 @@ async def test_samples_of_a_damaged_file_are_counted_as_dropped(tmp_path: Path) 
         await asyncio.wait_for(sub.join(), 10)
     finally:
         task.cancel()
-        store.close()
+        await store.close()
     restarted = RrdStore(store.root, layouts=Layouts(layout(10)))  # a new worker reads the file's header again
     _, _, sink2, task = start_sink(restarted, pipeline, sub)
     try:
@@ -316,7 +316,20 @@ async def test_samples_of_a_damaged_file_are_counted_as_dropped(tmp_path: Path) 
         await asyncio.wait_for(sub.join(), 10)
     finally:
         task.cancel()
-        restarted.close()
+        await restarted.close()
     assert (sink.counters.get("stored"), sink.counters.get("dropped.update_failed")) == (3, 1)
     assert (sink2.counters.get("stored"), sink2.counters.get("dropped.update_failed")) == (1, 1)
     assert pipeline.sample_counters.get("received") == pipeline.sample_counters.get("stored") + 2
+
+
+async def test_the_worker_module_imports_no_daemon_code() -> None:
+    """The worker process holds rrdtool and its own module, not the daemon's code or asyncio (20 MB, not 100)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import sys, mepd.store.rrd.worker; print(' '.join(sorted(sys.modules)))",
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    out, _ = await proc.communicate()
+    loaded = set(out.decode().split())
+    assert "rrdtool" in loaded
+    assert {m for m in loaded if m.startswith("mepd")} == {
+        "mepd", "mepd.store", "mepd.store.rrd", "mepd.store.rrd.files", "mepd.store.rrd.worker"}
+    assert not loaded & {"asyncio", "mepd.pipeline", "mepd.model"}

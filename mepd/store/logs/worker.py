@@ -19,20 +19,20 @@ from typing import Any, Final
 
 log = logging.getLogger(__name__)
 
+# A record's stored fields, in the table's order after `id`, with their SQL types: the one column list.
+COLUMNS: Final = {
+    "ts": "REAL NOT NULL", "received": "REAL NOT NULL", "host": "TEXT", "app": "TEXT", "pid": "TEXT",
+    "facility": "INTEGER", "severity": "INTEGER", "msgid": "TEXT", "message": "TEXT NOT NULL",
+    "sd": "TEXT",  # RFC 5424 structured data as JSON, NULL when empty
+    "source": "TEXT NOT NULL", "peer": "TEXT", "parse_error": "TEXT", "raw": "TEXT",
+}
+
 # Lookups by host or app go through the `ts` index (queries come with a time
 # range): an index per column cost twice the insert time (bench/syslog/stages.py).
-SCHEMA: Final = """
+SCHEMA: Final = f"""
 CREATE TABLE IF NOT EXISTS logs (
     id INTEGER PRIMARY KEY,
-    ts REAL NOT NULL,
-    received REAL NOT NULL,
-    host TEXT, app TEXT, pid TEXT, facility INTEGER, severity INTEGER, msgid TEXT,
-    message TEXT NOT NULL,
-    sd TEXT,
-    source TEXT NOT NULL,
-    peer TEXT,
-    parse_error TEXT,
-    raw TEXT
+    {", ".join(f"{name} {kind}" for name, kind in COLUMNS.items())}
 );
 CREATE INDEX IF NOT EXISTS logs_ts ON logs (ts);
 DROP INDEX IF EXISTS logs_host_ts;
@@ -47,13 +47,13 @@ WHEN old.id <= (SELECT value FROM meta WHERE key = 'fts_upto') BEGIN
     INSERT INTO logs_fts (logs_fts, rowid, message) VALUES ('delete', old.id, old.message);
 END;
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, position TEXT NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, committed REAL NOT NULL) WITHOUT ROWID;
 """
 
-INSERT: Final = (
-    "INSERT INTO logs (ts, received, host, app, pid, facility, severity, msgid, message, sd, source, peer,"
-    " parse_error, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+INSERT: Final = f"INSERT INTO logs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _DELETE_CHUNK: Final = 5000
+# A batch is retried when its writer died before answering, right after: an hour of ids is plenty.
+_BATCH_IDS_KEPT: Final = 3600.0
 
 _conn: sqlite3.Connection | None = None
 
@@ -75,7 +75,7 @@ def _db() -> sqlite3.Connection:
     return _conn
 
 
-def open(path: str) -> None:  # noqa: A001 - the module is the writer: logwriter.open
+def open(path: str) -> None:  # noqa: A001 - the module is the writer: worker.open
     """The worker process's first call: one connection for the life of the process."""
     global _conn  # noqa: PLW0603 - one connection per process is the point of this module
     _conn = connect(path)
@@ -96,18 +96,23 @@ def close() -> None:
         _conn = None
 
 
-def write(rows: Sequence[tuple[Any, ...]], cursors: dict[str, str], now: float) -> int:
-    """Commit rows and the source cursors they reach in one transaction; returns the last id."""
+def write(batch_id: str, rows: Sequence[tuple[Any, ...]], cursors: dict[str, str], now: float) -> int:
+    """Commit rows and the source cursors they reach in one transaction; returns the last id.
+
+    The batch's id commits with them: a batch sent again because the writer died after its commit but
+    before answering is recognised and not stored twice.
+    """
     conn = _db()
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.executemany(INSERT, rows)
-        if cursors:
-            conn.executemany(
-                "INSERT INTO cursors (name, position, updated) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE"
-                " SET position = excluded.position, updated = excluded.updated",
-                [(name, pos, now) for name, pos in cursors.items()],
-            )
+        if conn.execute("INSERT OR IGNORE INTO batches (id, committed) VALUES (?, ?)", [batch_id, now]).rowcount:
+            conn.executemany(INSERT, rows)
+            if cursors:
+                conn.executemany(
+                    "INSERT INTO cursors (name, position, updated) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE"
+                    " SET position = excluded.position, updated = excluded.updated",
+                    [(name, pos, now) for name, pos in cursors.items()],
+                )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -138,6 +143,7 @@ def index(max_rows: int) -> int:
 def maintain(now: float, retention: float, max_size: int) -> int:
     """Apply retention by age (on `received`) and by size; returns records deleted."""
     conn = _db()
+    conn.execute("DELETE FROM batches WHERE committed < ?", [now - _BATCH_IDS_KEPT])
     deleted = 0
     cutoff = now - retention
     for _ in _chunks_older_than(conn, cutoff):

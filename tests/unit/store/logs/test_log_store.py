@@ -13,8 +13,10 @@ import pytest
 from mepd.config import LogStorageConfig
 from mepd.model import LogQuery, LogRecord, rfc3339
 from mepd.pipeline import Channel, Counters
-from mepd.store.logs import LogSink, LogStore
+from mepd.store.logs.store import LogSink, LogStore
+from mepd.workers import Worker
 from tests.helpers import until
+from tests.unit.store.logs import dying_writer
 
 
 def rec(ts: float, message: str, **kw: object) -> LogRecord:
@@ -24,6 +26,16 @@ def rec(ts: float, message: str, **kw: object) -> LogRecord:
 async def open_store(path: Path, **cfg: object) -> LogStore:
     store = LogStore(str(path / "logs.db"), LogStorageConfig(**cfg))  # type: ignore[arg-type]
     await store.open()
+    return store
+
+
+async def store_with_a_killed_writer(path: Path) -> LogStore:
+    """A store holding one record ("before"), whose writer process was just killed (SIGKILL)."""
+    store = await open_store(path)
+    await store.write([rec(1, "before")])
+    pid = store.writer_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
     return store
 
 
@@ -93,11 +105,7 @@ async def test_retention_by_age_and_size(tmp_path: Path) -> None:
 
 async def test_a_dead_writer_process_is_replaced_and_the_batch_retried(tmp_path: Path) -> None:
     """The writer is a child process; if it dies (OOM killer, a crash), the next write starts another."""
-    store = await open_store(tmp_path)
-    await store.write([rec(1, "before")])
-    pid = store.writer_pid
-    assert pid is not None
-    os.kill(pid, signal.SIGKILL)
+    store = await store_with_a_killed_writer(tmp_path)
     with pytest.raises(sqlite3.OperationalError, match="writer process died"):
         await store.write([rec(2, "lost with the process")])
     await store.write([rec(2, "retried")])
@@ -137,3 +145,67 @@ async def test_sink_without_the_fulltext_index_stores_and_grep_still_finds(tmp_p
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await store.close()
+
+
+def writer_processes(db: str) -> list[int]:
+    """This process's worker children that hold the database `db` open."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) != os.getpid():
+                continue
+            fds = [os.readlink(f.path) for f in os.scandir(Path(entry.path, "fd"))]
+        except (FileNotFoundError, ProcessLookupError):  # exited meanwhile
+            continue
+        if db in fds:
+            found.append(int(entry.name))
+    return found
+
+
+async def test_a_batch_committed_by_a_writer_killed_before_it_answered_is_stored_once(tmp_path: Path) -> None:
+    """The writer commits, then dies before answering: the sink sends the batch again to a new writer,
+    which must recognise it (60,000 sent, 61,100 stored before)."""
+    store = LogStore(str(tmp_path / "logs.db"), LogStorageConfig(batch_size=500, flush_interval=0.01))
+    store._writer = Worker(dying_writer.__name__, "open", store.path)  # the real writer, killed after a commit
+    await store.open()
+    channel: Channel[LogRecord] = Channel("logs", Counters())
+    sink = LogSink(store, channel.subscribe("store/logs", 10_000), Counters(), Counters())
+    task = asyncio.create_task(sink.run(lambda: None))
+    try:
+        await channel.put_many([rec(i, f"line {i}") for i in range(500)])
+        await until(lambda: sink.counters.get("stored") == 500, "the batch stored")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert await asyncio.to_thread(os.path.exists, store.path + ".killed"), "the first writer died after its commit"
+    assert sink.counters.get("write_errors") == 1
+    stored = await store.query(LogQuery(limit=0))
+    await store.close()
+    assert [r["message"] for r in stored] == [f"line {i}" for i in range(500)]
+
+
+async def test_writes_after_the_writer_died_start_one_writer(tmp_path: Path) -> None:
+    """The sink retries its batches in flight at once: each retry used to start a writer process of its own."""
+    store = await store_with_a_killed_writer(tmp_path)
+    await until(lambda: store.writer_pid is None, "the store to see its writer die")
+    await asyncio.gather(*(store.write([rec(2 + i, f"retry {i}")]) for i in range(3)))
+    assert writer_processes(store.path) == [store.writer_pid]
+    assert [r["message"] for r in await store.query(LogQuery())] == ["before", "retry 0", "retry 1", "retry 2"]
+    await store.close()
+
+
+async def test_a_stored_record_reads_back_in_its_json_shape(tmp_path: Path) -> None:
+    """Every field goes to its column and back: the query answer is the record's `to_json`, plus its id."""
+    record = LogRecord(ts=10.5, received=11.25, message="m", source="syslog/udp", host="h", app="a", pid="7",
+                       facility=4, severity=3, msgid="ID1", sd={"x@1": {"k": "v"}}, peer="127.0.0.1",
+                       parse_error="missing PRI", raw="raw text")
+    store = await open_store(tmp_path)
+    await store.write([record])
+    assert await store.query(LogQuery()) == [{"id": 1, **record.to_json()}]
+    await store.close()
+    with sqlite3.connect(tmp_path / "logs.db") as conn:
+        assert conn.execute("SELECT raw FROM logs").fetchall() == [("raw text",)]  # kept, not shown

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mepd.config import LogStorageConfig
 from mepd.model import LogQuery, LogRecord
-from mepd.store.logs import LogStore
+from mepd.store.logs.store import LogStore
 
 
 def rec(message: str, host: str = "a") -> LogRecord:

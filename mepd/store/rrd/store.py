@@ -1,16 +1,13 @@
 """The metric store: RRD files with MRTG's day/week/month/year archives, one per interface.
 
-The rrdtool binding is not thread-safe and holds the GIL through every call, so
-every rrdtool call (create, update, fetch, graph, info) runs in one worker
-*process*, its single owner, fed in batches: updating 10,000 files takes half a
-second of C that would otherwise stop the event loop, and in its own process it
-runs on another core while the pollers decode.  The worker is a plain
-`python -c` that imports `mepd.store.rrdfiles` only (multiprocessing's spawn
-would import the daemon's main module again, and start a resource tracker: 100
-MB instead of about 20); calls go over two pipes, one at a time, from one thread
-of the daemon.  Samples travel as key numbers and arrays of times and values
-(`Batch`), which pickle as a few bytes objects.  With `storage.rrd.rrdcached`
-set, every call goes through rrdcached (`--daemon`), which flushes a file before
+Every rrdtool call (create, update, fetch, graph, info) runs in one worker
+process (`mepd.store.rrd.worker`, through `mepd.workers.Worker`), fed in
+batches: the binding is not thread-safe and holds the GIL through every call,
+and in its own process it runs on another core while the pollers decode.
+Samples travel as key numbers and arrays of times and values (`Batch`), which
+pickle as a few bytes objects; a key's name is sent once, and a new worker
+process is told every name at its start.  With `storage.rrd.rrdcached` set,
+every call goes through rrdcached (`--daemon`), which flushes a file before
 fetching or graphing it.
 
 Files are created on a key's first sample with the layout the store is given
@@ -23,24 +20,20 @@ the first two parts become folders (`snmp/core-sw1/eth0.in_bps.rrd`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import itertools
 import logging
 import math
 import os
-import subprocess
-import weakref
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any, Final
+from typing import Any, Final
 
 from mepd.model import Sample
 from mepd.pipeline import Counters, Subscription
-from mepd.store import rrdfiles
-from mepd.store.rrdfiles import (
+from mepd.store.rrd import worker
+from mepd.store.rrd.files import (
     DS,
     KEY,
     MRTG_RRAS,
@@ -59,8 +52,7 @@ from mepd.store.rrdfiles import (
     path_key,
     read_location,
 )
-from mepd.worker_child import receive, send
-from mepd.workers import worker_argv
+from mepd.workers import Worker, WorkerDiedError
 
 __all__ = ["DS", "KEY", "MRTG_RRAS", "PERIODS", "ImageFormat", "Layouts", "Location", "Period", "RrdError",
            "RrdLayout", "RrdSink", "RrdStore", "WriteResult", "build_layouts", "key_path", "layout", "locate",
@@ -68,7 +60,9 @@ __all__ = ["DS", "KEY", "MRTG_RRAS", "PERIODS", "ImageFormat", "Layouts", "Locat
 
 log = logging.getLogger(__name__)
 
-WRITES_IN_FLIGHT: Final = 2  # batches handed to the worker's pipe thread before the sink waits for the first
+# Batches sent to the worker before the sink waits for the first: it takes the next as soon as it
+# answers one, not when the event loop, busy decoding the agents' answers, gets round to sending it.
+WRITES_IN_FLIGHT: Final = 2
 
 
 class Latest(Mapping[str, Sample]):
@@ -108,64 +102,8 @@ class Latest(Mapping[str, Sample]):
                 latest_v[i] = value
 
 
-class _Worker:
-    """The owner's process, started with only this module imported (not the daemon's: 20 MB, not 100),
-    and the pipes to it.  Calls are sent and answered one at a time by one thread of the daemon, so
-    the event loop never blocks on the pipe."""
-
-    def __init__(self, root: str, daemon: list[str], layouts: Callable[[str], RrdLayout]) -> None:
-        self.proc = subprocess.Popen(worker_argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        assert self.proc.stdin is not None
-        assert self.proc.stdout is not None
-        self.requests, self.answers = self.proc.stdin, self.proc.stdout
-        self.thread = ThreadPoolExecutor(1, thread_name_prefix="rrd-pipe")
-        self.broken = False
-        self.thread.submit(send, self.requests, (rrdfiles.__name__, "start", (root, daemon, layouts), 0))
-        # A store dropped without close (tests, a failed start): its worker ends at end of input.
-        self._finalizer = weakref.finalize(self, _end_worker, self.thread, self.requests, self.answers, self.proc)
-
-    def submit(self, method: str, layouts: Callable[[str], RrdLayout] | None, *args: Any) -> Future[Any]:
-        return self.thread.submit(self._call, method, layouts, args)
-
-    def _call(self, method: str, layouts: Callable[[str], RrdLayout] | None, args: tuple[Any, ...]) -> Any:
-        if self.broken:
-            raise _WorkerDiedError
-        try:
-            send(self.requests, ("call", (method, layouts, args)))
-            ok, value = receive(self.answers)
-        except (OSError, EOFError):
-            self.broken = True
-            raise _WorkerDiedError from None
-        if not ok:
-            raise value
-        return value
-
-    def stop(self) -> None:
-        """Close the pipes (the worker ends at end of input) and wait for it."""
-        self._finalizer()
-
-
-def _end_worker(thread: ThreadPoolExecutor, requests: IO[bytes], answers: IO[bytes],
-                proc: subprocess.Popen[bytes]) -> None:
-    """Nothing is in flight here (`close` waits for its last call; a dropped store has none), and this may
-    run in the pipe thread itself (the last reference to a dropped store's worker): do not join it."""
-    thread.shutdown(wait=False)
-    for pipe in (requests, answers):
-        with contextlib.suppress(OSError):  # a write still buffered for a worker that is gone
-            pipe.close()
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-class _WorkerDiedError(Exception):
-    """The pipe to the worker broke: it exited or was killed."""
-
-
 class RrdStore:
-    """The daemon's metric store; every rrdtool call runs in its worker process (`_Owner`), started on first use.
+    """The daemon's metric store; every rrdtool call runs in its worker process, started on first use.
 
     Keys of a layout's group (`snmp.sw1.eth0.in_bps`, `...out_bps`) share one file
     (`snmp/sw1/eth0.rrd`, one data source each), updated once per timestamp with
@@ -181,54 +119,38 @@ class RrdStore:
         self._ids: dict[str, int] = {}  # key -> its number, for the worker (`Batch`) and `latest`
         self.latest = Latest(self._ids)
         self._sent: object = None  # the layouts the worker has
-        self._worker: _Worker | None = None
         self._named = 0  # how many of the numbered keys the worker has been told the names of
+        # A worker that died is replaced by the next call; the new one reads the last updates from the files.
+        self._worker = Worker(worker.__name__, "start", self.root, self.daemon, state=self._worker_state)
+
+    def _worker_state(self) -> tuple[Any, ...]:
+        """What a new worker process is told at its start: the layouts and every key numbered so far."""
+        self._sent = self.layouts
+        self._named = len(self._ids)
+        return self.layouts, list(self._ids)
 
     @property
     def worker_pid(self) -> int | None:
         """The worker process's id while it runs."""
-        return self._worker.proc.pid if self._worker is not None else None
-
-    def _ensure_worker(self) -> _Worker:
-        if self._worker is None:  # a new worker, which knows no key names yet
-            self._worker = _Worker(self.root, self.daemon, self.layouts)
-            self._sent = self.layouts
-            self._named = 0
-        return self._worker
-
-    def _submit(self, method: str, *args: Any) -> Future[Any]:
-        worker = self._ensure_worker()
-        layouts = None if self.layouts is self._sent else self.layouts
-        self._sent = self.layouts
-        return worker.submit(method, layouts, *args)
+        return self._worker.pid
 
     async def _call(self, method: str, *args: Any) -> Any:
-        future = self._submit(method, *args)
-        worker = self._worker
+        layouts = None if self.layouts is self._sent else self.layouts
+        self._sent = self.layouts
         try:
-            return await asyncio.wrap_future(future)
-        except _WorkerDiedError:
-            # The next call starts a new owner, which reads the last updates from the files again; a call
-            # that was in flight with this one does not stop that new owner.
-            if self._worker is worker:
-                self._drop_worker()
+            return await self._worker.call("call", method, layouts, args)
+        except WorkerDiedError:
             raise RrdError("the rrdtool worker process died") from None
 
-    def _drop_worker(self) -> None:
-        if self._worker is not None:
-            self._worker.stop()
-            self._worker = None
-
-    def close(self) -> None:
+    async def close(self) -> None:
         """Write the rows still waiting for missing names, then stop the worker."""
-        if self._worker is None:
-            return
         try:
-            self._submit("write", ([], array("l"), array("d"), array("d")), True).result()
-        except _WorkerDiedError:
-            log.warning("rrd: the worker process died; rows waiting for the rest of their interface are lost")
+            if self._worker.pid is not None:
+                await self._call("write", (self._named, [], array("l"), array("d"), array("d")), True)
+        except RrdError as e:
+            log.warning("rrd: %s; rows waiting for the rest of their interface are lost", e)
         finally:
-            self._drop_worker()
+            await self._worker.stop()
 
     def locate(self, key: str) -> Location:
         """The file and data source of a key; ValueError for a key that is not a dotted name."""
@@ -241,11 +163,10 @@ class RrdStore:
         """Store samples; `flush=False` lets rows of a group wait for the rest of their names."""
         batch = self._batch(samples)
         result: WriteResult = await self._call("write", batch, flush)
-        self.latest.keep(*batch[1:])
+        self.latest.keep(*batch[2:])
         return result
 
     def _batch(self, samples: Sequence[Sample]) -> Batch:
-        self._ensure_worker()
         ids = self._ids
         keys = [s.key for s in samples]
         numbers = list(map(ids.get, keys))
@@ -256,12 +177,10 @@ class RrdStore:
                     if n is None:
                         n = ids[key] = len(ids)
                     numbers[i] = n
-        new: list[str] = []
-        if self._named < len(ids):  # keys numbered since, or all of them for a new worker
-            new = list(itertools.islice(ids, self._named, None))
-            self._named = len(ids)
+        first, new = self._named, list(itertools.islice(ids, self._named, None))  # keys numbered since
+        self._named = len(ids)
         nan = math.nan
-        return (new, array("l", numbers), array("d", [s.ts for s in samples]),  # type: ignore[arg-type]
+        return (first, new, array("l", numbers), array("d", [s.ts for s in samples]),  # type: ignore[arg-type]
                 array("d", [nan if (v := s.value) is None else v for s in samples]))
 
     async def list_keys(self) -> list[str]:
