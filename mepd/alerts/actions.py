@@ -241,7 +241,7 @@ class ActionRunner:
         await self.record(inc, "action", {"key": key, "trigger": event, **result.to_json()})
 
     async def close(self) -> None:
-        """Cancel running actions: their process groups are killed, not left behind."""
+        """Cancel running actions: everything they started is killed, not left behind."""
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
