@@ -2,12 +2,16 @@
 
 An action is an argv list executed directly, never through a shell, so no
 incident field (a log line, a host name sent by a stranger) can ever become
-shell syntax.  It runs in its own process group with a timeout: at the
-timeout the whole group gets SIGTERM, then SIGKILL after `kill_grace`, so a
-child it forked cannot outlive it.  A cooldown and a cap per hour, per incident
-fingerprint, stop a restart loop; runs are remembered across restarts through
-the incident history.  The environment is minimal (PATH, LANG) plus MEPD_*
-variables describing the incident: the daemon's own environment is not leaked.
+shell syntax.  It runs under a small reaper process (mepd/alerts/reaper.py), a
+child subreaper, so everything it starts stays below it, even what leaves its
+session (`setsid -f`, a double fork).  At the timeout that whole tree gets
+SIGTERM, then SIGKILL after `kill_grace`: nothing a hung action started
+outlives it.  An action that exits by itself may leave a daemon running:
+starting a service is what a Monit-style action is for.  A cooldown and a cap
+per hour, per incident fingerprint, stop a restart loop; runs are remembered
+across restarts through the incident history.  The environment is minimal
+(PATH, LANG) plus MEPD_* variables describing the incident: the daemon's own
+environment is not leaked.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import logging
 import os
 import re
 import signal
+import sys
 import tempfile
 import time
 from collections import defaultdict, deque
@@ -26,6 +31,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, Final
 
+from mepd.alerts.reaper import COERCE_VAR
 from mepd.config import AlertActionConfig
 from mepd.model import Incident, rfc3339
 from mepd.pipeline import Counters
@@ -34,6 +40,8 @@ log = logging.getLogger(__name__)
 
 OUTPUT_LIMIT: Final = 64 * 1024
 HOUR: Final = 3600.0
+REAPER: Final = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reaper.py")
+REAPER_SLACK: Final = 5.0  # how long the reaper may take beyond its grace before it is killed itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,45 +99,85 @@ def _read_head(out: IO[bytes], limit: int) -> tuple[bytes, bool]:
     return data[:limit], len(data) > limit
 
 
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:  # a real-time signal has no name
+        return f"SIG{number}"
+
+
+def _fate(line: str, reaper_rc: int) -> tuple[int | None, str | None, str | None]:
+    """(exit status, signal, error) from the reaper's status line, or from its own end when it wrote none."""
+    word, _, rest = line.strip().partition(" ")
+    if word == "exit":
+        return int(rest), None, None
+    if word == "signal":
+        return None, _signal_name(int(rest)), None
+    if word == "error":
+        return None, None, rest
+    if reaper_rc < 0:  # killed with its process group after REAPER_SLACK
+        return None, _signal_name(-reaper_rc), None
+    return None, None, f"the action's reaper failed with exit status {reaper_rc}"  # its traceback is the output
+
+
+def _read_status(fd: int) -> str:
+    """The reaper's one status line; every write end is closed by now, so this does not wait."""
+    os.set_blocking(fd, False)
+    with contextlib.suppress(BlockingIOError):
+        return os.read(fd, 4096).decode(errors="replace")
+    return ""
+
+
+async def _stop(proc: asyncio.subprocess.Process, sig: signal.Signals, wait: float) -> None:
+    """Ask the reaper to end the action's tree; kill the reaper's group if it has not exited within `wait`."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(sig)
+    try:
+        await asyncio.wait_for(proc.wait(), wait)
+    except TimeoutError:
+        _kill_group(proc.pid, signal.SIGKILL)
+        await proc.wait()
+
+
 async def run_action(argv: Sequence[str], env: dict[str, str], time_limit: float, kill_grace: float,
                      limit: int = OUTPUT_LIMIT) -> ActionResult:
-    """Run one argv, stdout+stderr to a temp file; kill its process group after `time_limit` seconds.
+    """Run one argv under the reaper, stdout+stderr to a temp file; kill its tree after `time_limit` seconds.
 
     A file rather than a pipe: a child that outlives the action (a daemon it
     started) can neither block on a full pipe nor keep us waiting for EOF.
     """
     started, t0 = time.time(), time.monotonic()
-    with tempfile.TemporaryFile(prefix="mepd-action-") as out:
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT, env=env,
-                cwd="/", start_new_session=True,
-            )
-        except OSError as e:
-            return ActionResult(tuple(argv), started, time.monotonic() - t0, None, None, False, "", False,
-                                f"{type(e).__name__}: {e}")
-        timed_out = False
-        try:
-            await asyncio.wait_for(proc.wait(), time_limit)
-        except TimeoutError:
-            timed_out = True
-            _kill_group(proc.pid, signal.SIGTERM)
+    status_r, status_w = os.pipe()
+    try:
+        with tempfile.TemporaryFile(prefix="mepd-action-") as out:
             try:
-                await asyncio.wait_for(proc.wait(), kill_grace)
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-P", "-s", REAPER, str(status_w), str(kill_grace), *argv,
+                    stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT,
+                    env={**env, COERCE_VAR: "0"}, cwd="/", start_new_session=True, pass_fds=(status_w,),
+                )
+            except OSError as e:
+                return ActionResult(tuple(argv), started, time.monotonic() - t0, None, None, False, "", False,
+                                    f"{type(e).__name__}: {e}")
+            finally:
+                os.close(status_w)
+            timed_out = False
+            try:
+                await asyncio.wait_for(proc.wait(), time_limit)
             except TimeoutError:
-                _kill_group(proc.pid, signal.SIGKILL)
-                await proc.wait()
-            _kill_group(proc.pid, signal.SIGKILL)  # whatever of the group ignored SIGTERM
-        finally:
-            if proc.returncode is None:  # cancelled: leave nothing behind
-                _kill_group(proc.pid, signal.SIGKILL)
-                await proc.wait()
-        output, truncated = await asyncio.to_thread(_read_head, out, limit)
-    rc = proc.returncode
-    assert rc is not None
-    sig = signal.Signals(-rc).name if rc < 0 else None
-    return ActionResult(tuple(argv), started, time.monotonic() - t0, rc if rc >= 0 else None, sig, timed_out,
-                        output.decode(errors="replace"), truncated)
+                timed_out = True
+                await _stop(proc, signal.SIGTERM, kill_grace + REAPER_SLACK)
+            finally:
+                if proc.returncode is None:  # cancelled: kill the tree at once, leave nothing behind
+                    await _stop(proc, signal.SIGINT, REAPER_SLACK)
+            output, truncated = await asyncio.to_thread(_read_head, out, limit)
+        rc = proc.returncode
+        assert rc is not None
+        exit_status, sig, error = _fate(_read_status(status_r), rc)
+    finally:
+        os.close(status_r)
+    return ActionResult(tuple(argv), started, time.monotonic() - t0, exit_status, sig, timed_out,
+                        output.decode(errors="replace"), truncated, error)
 
 
 Recorder = Callable[[Incident, str, dict[str, object]], Awaitable[None]]
@@ -193,7 +241,7 @@ class ActionRunner:
         await self.record(inc, "action", {"key": key, "trigger": event, **result.to_json()})
 
     async def close(self) -> None:
-        """Cancel running actions: their process groups are killed, not left behind."""
+        """Cancel running actions: everything they started is killed, not left behind."""
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

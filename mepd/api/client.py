@@ -24,8 +24,15 @@ class Client:
         self._session: aiohttp.ClientSession | None = None
 
     def _check_socket(self) -> None:
-        if not os.path.exists(self.socket_path):
-            raise DaemonUnreachableError(f"mepd is not running (no socket at {self.socket_path})")
+        """os.path.exists would say False for a socket in a directory we may not enter (/run/mepd is 0750)."""
+        try:
+            os.stat(self.socket_path)
+        except PermissionError as e:
+            raise self._unreachable(e) from None
+        except (FileNotFoundError, NotADirectoryError):
+            raise DaemonUnreachableError(f"mepd is not running (no socket at {self.socket_path})") from None
+        except OSError as e:
+            raise self._unreachable(e) from None
 
     async def __aenter__(self) -> Client:
         self._check_socket()

@@ -334,3 +334,26 @@ def test_reloads_that_change_a_udp_listener_lose_nothing_and_keep_its_counters(m
     stored = counters["received"] - counters.get("dropped.queue_full", 0)
     wait_for(lambda: d.mepctl_json("status")["store"]["logs"]["records"] == stored, what=f"{stored} records stored")
     assert "reload done: 1 components started, 1 stopped" in d.stderr()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="becoming another user needs root")
+def test_mepctl_as_a_stranger_says_permission_denied(mepd_factory: MakeMepd) -> None:
+    d = mepd_factory(syslog_listen(free_port(), "udp")).start()
+    run_dir = Path(d.socket).parent
+    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o750  # as /run/mepd: only root and group mepd get in
+    for parent in (d.root, d.root.parent):  # the temp dirs above it let anyone through, as /run does
+        parent.chmod(0o755)
+
+    def as_nobody() -> tuple[int, str]:
+        result = subprocess.run(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+             sys.executable, "-m", "mepd.cli.mepctl", "--socket", d.socket, "status"],
+            capture_output=True, text=True, timeout=60, check=False, cwd=Path(__file__).parent.parent.parent,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        )
+        return result.returncode, result.stderr.strip()
+
+    denied = (3, f"mepctl: permission denied on {d.socket}: run as root or as a member of the mepd group")
+    assert as_nobody() == denied
+    run_dir.chmod(0o755)  # the directory open, the socket itself (0660) still refuses
+    assert as_nobody() == denied

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import stat
+import uuid
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,25 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state not in ("Z", "X")
+
+
+def marked(mark: str) -> list[int]:
+    """The live processes whose environment holds MEPD_TEST_MARK=`mark`: an action's whole tree, however forked."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and f"MEPD_TEST_MARK={mark}".encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return [pid for pid in found if alive(pid)]
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().split("\0")[:-1]
+    except OSError:
+        return []
 
 
 def action_config(argv: str, extra: str = "") -> str:
@@ -131,5 +152,35 @@ async def test_a_daemon_left_behind_neither_blocks_nor_loses_output() -> None:
     pid, rest = result.output.split("\n", 1)
     try:
         assert (result.exit_status, result.timed_out, rest) == (0, False, "bye\n")
+        assert alive(int(pid))  # an action that ends by itself may start a daemon: it is left running
     finally:
         os.kill(int(pid), signal.SIGKILL)
+
+
+async def test_the_timeout_kills_what_the_action_daemonized() -> None:
+    mark = uuid.uuid4().hex
+    env = {"PATH": os.environ["PATH"], "MEPD_TEST_MARK": mark}
+    argv = ["/bin/sh", "-c", "setsid -f sleep 1000; echo started; sleep 1000"]  # a new session: out of its group
+    try:
+        result = await run_action(argv, env, time_limit=2, kill_grace=2)
+        assert (result.timed_out, result.signal, result.output) == (True, signal.SIGTERM.name, "started\n")
+        assert marked(mark) == []
+    finally:
+        for pid in marked(mark):
+            os.kill(pid, signal.SIGKILL)
+
+
+async def test_cancelling_an_action_kills_what_it_daemonized() -> None:
+    mark = uuid.uuid4().hex
+    env = {"PATH": os.environ["PATH"], "MEPD_TEST_MARK": mark}
+    argv = ["/bin/sh", "-c", "trap '' TERM; setsid -f sh -c 'trap \"\" TERM; sleep 1000'; sleep 1000"]
+    task = asyncio.ensure_future(run_action(argv, env, time_limit=1000, kill_grace=1000))
+    try:
+        await until(lambda: [p for p in marked(mark) if cmdline(p) == ["sleep", "1000"]][1:], "both sleeps")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert marked(mark) == []
+    finally:
+        for pid in marked(mark):
+            os.kill(pid, signal.SIGKILL)
