@@ -30,7 +30,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from mepd.analysis.weblog import DEFAULT_KEEP, DEFAULT_TOP, Aggregate
+from mepd.analysis.weblog.aggregate import DEFAULT_KEEP, Aggregate
+from mepd.analysis.weblog.report import DEFAULT_TOP
 from mepd.model import LogRecord, Sample
 from mepd.pipeline import Channel, Counters, Subscription
 
