@@ -187,13 +187,15 @@ class WebLogAnalyzer:
             state = self._states.get(rec.source)
             if state is None:
                 continue
+            fields = rec.sd.get("http")
+            state.last_arrival = now
+            if fields is None and not rec.message.strip():
+                continue  # a blank line is no line at all, as in the file scan
             ts = rec.ts
             hour = int(ts) // 3600 * 3600
             agg = state.pending.get(hour)
             if agg is None:
                 agg = state.pending[hour] = Aggregate("combined", state.src.site_hosts, self.keep)
-            fields = rec.sd.get("http")
-            state.last_arrival = now
             if fields is None:
                 agg.add_rejected()
                 self.counters.inc("rejected")
