@@ -13,7 +13,7 @@ import io
 import math
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Final
 
@@ -24,38 +24,39 @@ BLOCK: Final = 2 << 20
 PARALLEL_MIN_BYTES: Final = 32 << 20
 
 
-def _blocks(path: str, start: int, end: int) -> Iterator[list[str]]:
-    """Lists of complete lines whose first byte is in [start, end): the same split every worker agrees on."""
-    with open(path, "rb") as f:
-        pos = start
-        if start > 0:
-            f.seek(start - 1)
-            pos = start - 1 + len(f.readline())
-        tail = b""
-        while pos < end:
-            data = f.read(min(BLOCK, end - pos))
-            if not data:
-                break
-            pos += len(data)
-            data = tail + data
-            cut = data.rfind(b"\n") + 1
-            tail = data[cut:]
-            if cut:
-                yield data[:cut].decode("utf-8", "replace").split("\n")
-        if tail:
-            yield (tail + f.readline()).decode("utf-8", "replace").split("\n")
-
-
-def _stream_blocks(stream: io.BufferedIOBase | io.RawIOBase) -> Iterator[list[str]]:
+def _lines(chunks: Iterable[bytes]) -> Iterator[list[str]]:
+    """Lists of complete lines from byte chunks; a last line without its newline comes last."""
     tail = b""
-    while data := stream.read(BLOCK):
-        data = tail + data
+    for chunk in chunks:
+        data = tail + chunk
         cut = data.rfind(b"\n") + 1
         tail = data[cut:]
         if cut:
             yield data[:cut].decode("utf-8", "replace").split("\n")
     if tail:
         yield tail.decode("utf-8", "replace").split("\n")
+
+
+def _range_chunks(f: io.BufferedReader, start: int, end: int) -> Iterator[bytes]:
+    """The bytes of the lines whose first byte is in [start, end): the same split every worker agrees on."""
+    pos = start
+    if start > 0:
+        f.seek(start - 1)
+        pos = start - 1 + len(f.readline())
+    data = b"\n"
+    while pos < end:
+        data = f.read(min(BLOCK, end - pos))
+        if not data:
+            return
+        pos += len(data)
+        yield data
+    if not data.endswith(b"\n"):
+        yield f.readline()
+
+
+def _blocks(path: str, start: int, end: int) -> Iterator[list[str]]:
+    with open(path, "rb") as f:
+        yield from _lines(_range_chunks(f, start, end))
 
 
 def _scan_range(path: str, start: int, end: int, fmt: AccessFormat, site_hosts: tuple[str, ...],
@@ -80,7 +81,7 @@ def analyze_file(path: str, fmt: AccessFormat = "combined", site_hosts: Sequence
         agg = Aggregate(fmt, hosts, keep)
         stream: io.BufferedIOBase | io.RawIOBase
         with (gzip.open(path, "rb") if path != "-" else open(sys.stdin.fileno(), "rb", closefd=False)) as stream:
-            for lines in _stream_blocks(stream):
+            for lines in _lines(iter(lambda: stream.read(BLOCK), b"")):
                 agg.scan(lines)
         agg.settle()
         return agg

@@ -8,17 +8,7 @@ from pathlib import Path
 import pytest
 
 from mepd.cli.weblog import analyze_main
-from tests.unit.analysis.weblog.reference import Reference, reference_count, write_access_log
-
-
-@pytest.fixture(scope="module")
-def access_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_access_log(tmp_path_factory.mktemp("weblog") / "access.log")
-
-
-@pytest.fixture(scope="module")
-def reference(access_log: Path) -> Reference:
-    return reference_count(access_log)
+from tests.unit.analysis.weblog.reference import Reference
 
 
 def test_analyze_main_outputs(access_log: Path, reference: Reference) -> None:
