@@ -28,7 +28,7 @@ from typing import Final
 from mepd import __version__
 from mepd import config as config_mod
 from mepd.alerts import engine as alerts_engine
-from mepd.analysis import weblog_live
+from mepd.analysis.weblog import live as weblog_live
 from mepd.api import incidents as incidents_api
 from mepd.api.metrics import MetricsApi
 from mepd.api.protocol import DaemonStatus

@@ -103,8 +103,8 @@ def main() -> None:
     python = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
     cpus = len(os.sched_getaffinity(0))
     runs = [
-        (f"mepd ({cpus} workers)", [python, "-m", "mepd.analysis.weblog", str(log), "--json"]),
-        ("mepd (1 worker)", [python, "-m", "mepd.analysis.weblog", str(log), "--json", "--workers", "1"]),
+        (f"mepd ({cpus} workers)", [python, "-m", "mepd.cli.weblog", str(log), "--json"]),
+        ("mepd (1 worker)", [python, "-m", "mepd.cli.weblog", str(log), "--json", "--workers", "1"]),
         ("goaccess", [shutil.which("goaccess") or "goaccess", str(log), "--log-format=COMBINED",
                       "--no-global-config", "-o", str(cache / "goaccess.json")]),
         ("analog", [shutil.which("analog") or "analog", "-G", "+C", "LOGFORMAT COMBINED", "+C", "ALL ON",

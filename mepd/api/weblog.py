@@ -12,7 +12,7 @@ import time
 
 from aiohttp import web
 
-from mepd.analysis.weblog import DEFAULT_TOP
+from mepd.analysis.weblog.report import DEFAULT_TOP
 from mepd.store.weblog import UnknownWebSourceError, WebLogStore
 from mepd.units import parse_time
 

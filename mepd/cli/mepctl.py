@@ -18,10 +18,10 @@ from typing import Any, get_args, get_type_hints
 import aiohttp
 
 from mepd import __version__, config
-from mepd.analysis import weblog
 from mepd.api import render
 from mepd.api.client import Client, DaemonUnreachableError
 from mepd.api.protocol import log_params
+from mepd.cli import weblog
 from mepd.config import SnmpTargetConfig
 from mepd.errors import ApiError, ConfigErrors
 from mepd.units import parse_duration
@@ -272,34 +272,6 @@ def _add_snmp_commands(sub: Any) -> None:
     q.set_defaults(local=cmd_snmp_discover)
 
 
-async def cmd_weblog_analyze(args: argparse.Namespace) -> int:
-    return weblog.run_analyze(args)
-
-
-async def cmd_weblog_report(client: Client, args: argparse.Namespace) -> int:
-    params = {name: str(getattr(args, name)) for name in ("since", "until", "top") if getattr(args, name) is not None}
-    data = await client.request("GET", f"/v1/weblog/{args.name}", params)
-    print(weblog.render(data, as_json=args.json, as_html=args.html), end="")
-    return EXIT_OK
-
-
-def _add_weblog_commands(sub: Any) -> None:
-    p = sub.add_parser("weblog", help="web access-log reports (Analog/GoAccess style)")
-    wsub = p.add_subparsers(dest="weblog_command", required=True, metavar="report|analyze")
-    q = wsub.add_parser("report", help="report on a [[tail]] web source from the daemon's hourly aggregates")
-    q.add_argument("name", metavar="NAME")
-    q.add_argument("--since", metavar="T", help='from T: "24h" (ago), an RFC 3339 time...')
-    q.add_argument("--until", metavar="T")
-    q.add_argument("--top", type=int, metavar="N")
-    fmt = q.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="one JSON document")
-    fmt.add_argument("--html", action="store_true", help="one self-contained HTML page")
-    q.set_defaults(func=cmd_weblog_report)
-    q = wsub.add_parser("analyze", help="analyse an access-log file now, without the daemon")
-    weblog.add_analyze_arguments(q)
-    q.set_defaults(local=cmd_weblog_analyze)
-
-
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
@@ -328,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_metric_commands(sub, common)
     _add_snmp_commands(sub)
-    _add_weblog_commands(sub)
+    weblog.add_commands(sub)
 
     _add_dashboard_commands(sub, common)
 

@@ -58,7 +58,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-from mepd.analysis.accesslog import access_time, parse_access_line
+from mepd.analysis.weblog.accesslog import parse_access_line
 from mepd.config import TailConfig
 from mepd.model import LogRecord
 from mepd.pipeline import Channel, Counters
@@ -659,17 +659,13 @@ class TailSource:
         sd: dict[str, dict[str, str]] = {}
         fmt = self.cfg.format
         if fmt != "plain":
-            fields = parse_access_line(text, fmt)
-            if fields is None:
-                errors.append(f"not a {fmt} access log line")
+            try:
+                parsed_ts, sd["http"] = parse_access_line(text, fmt)
+            except ValueError as e:
+                errors.append(str(e))
                 self.counters.inc("parse_errors")
             else:
-                sd["http"] = fields
-                try:
-                    ts = access_time(fields["time"])
-                except (KeyError, ValueError):
-                    errors.append(f"bad time {fields.get('time')!r}")
-                    self.counters.inc("parse_errors")
+                ts = float(parsed_ts)
         return LogRecord(
             ts=ts, received=now, message=text, source=self.name, host=self._host, app=self.cfg.name, sd=sd,
             parse_error="; ".join(errors) or None, cursor=cursor,

@@ -30,8 +30,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import tzinfo
 from typing import Any, Final, TypeVar
 
-from mepd.analysis.hll import HyperLogLog
-from mepd.analysis.weblog import DEFAULT_TOP, DIMENSIONS, SMALL_DIMENSIONS, Aggregate, Table, build_report, keep_for
+from mepd.analysis.weblog.aggregate import DIMENSIONS, SMALL_DIMENSIONS, Aggregate, Table, keep_for
+from mepd.analysis.weblog.hll import HyperLogLog
+from mepd.analysis.weblog.report import DEFAULT_TOP, build_report
 from mepd.errors import MepdError
 
 T = TypeVar("T")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from mepd.alerts.engine import NotFoundError, NotRunningError
-from mepd.analysis.weblog_html import render_html
+from mepd.analysis.weblog.render import render_html
 from mepd.api.protocol import log_query
 from mepd.store.rrd.store import KEY, Period, RrdError
 from mepd.web import pages

@@ -236,7 +236,7 @@ def interface(ctx: Ctx, i: InterfaceView, stats: Mapping[str, tuple[Stat, Stat]]
 
 
 def _weblog_parts(report_html: str) -> tuple[str, str]:
-    """The style and body of the web-log report page (mepd.analysis.weblog_html), to nest in ours."""
+    """The style and body of the web-log report page (mepd.analysis.weblog.render), to nest in ours."""
     style = report_html.partition("<style>")[2].partition("</style>")[0]
     body = report_html.partition("<body>")[2].rpartition("</body>")[0]
     body = body.replace("<h1>", "<h2>").replace("</h1>", "</h2>")

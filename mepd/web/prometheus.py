@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any, Final, get_args
 
 from mepd.alerts.engine import NotRunningError
-from mepd.analysis.weblog_live import max_age
+from mepd.analysis.weblog.live import max_age
 from mepd.api.protocol import DaemonStatus
 from mepd.model import Incident, IncidentSeverity, Sample
 from mepd.store.rrd.store import RrdLayout
@@ -59,7 +59,7 @@ SNMP: Final = {
 }
 SNMP_OID: Final = ("mepd_snmp_oid", "A custom OID of [[snmp.target.oid]]: a gauge as read, a counter as a rate per"
                    " second; times its scale.")
-# A web source's metric names (mepd.analysis.weblog_live.METRICS), the status classes apart -> family, help.
+# A web source's metric names (mepd.analysis.weblog.live.METRICS), the status classes apart -> family, help.
 WEBLOG: Final = {
     "requests": ("mepd_weblog_requests", "Requests in the web source's last step (tail step, 5m by default)."),
     "bytes": ("mepd_weblog_sent_bytes", "Bytes sent in the web source's last step."),

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from mepd.analysis.accesslog import access_time
+from mepd.analysis.weblog.accesslog import access_time
 from mepd.config import TailConfig
 from tests.integration.tail.tailkit import Daemon, wait_until
 

@@ -29,8 +29,8 @@ import pytest_asyncio
 
 from mepd import __version__
 from mepd.alerts.engine import AlertEngine
-from mepd.analysis.accesslog import access_time, parse_access_line
-from mepd.analysis.weblog import Aggregate
+from mepd.analysis.weblog.accesslog import parse_access_line
+from mepd.analysis.weblog.aggregate import Aggregate
 from mepd.api.protocol import DaemonStatus
 from mepd.config import AlertConfig, AlertRuleConfig, Config, HttpConfig, TailConfig
 from mepd.model import LogRecord, Sample
@@ -112,9 +112,7 @@ def access_lines(now: float) -> list[str]:
 async def fill_weblog(store: WebLogStore, source: str, lines: list[str]) -> None:
     hours: dict[int, Aggregate] = {}
     for line in lines:
-        fields = parse_access_line(line, "combined")
-        assert fields is not None, line
-        ts = access_time(fields["time"])
+        ts, fields = parse_access_line(line, "combined")
         hours.setdefault(int(ts) // 3600 * 3600, Aggregate("combined")).add_fields(ts, fields)
     for agg in hours.values():
         agg.settle()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bench.weblog.genlog import lines
-from mepd.analysis.weblog import analyze_main
+from mepd.cli.weblog import analyze_main
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from mepd.analysis.accesslog import access_time, parse_access_line
-from mepd.analysis.weblog import Aggregate, render
+from mepd.analysis.weblog.accesslog import parse_access_line
+from mepd.analysis.weblog.aggregate import Aggregate
+from mepd.analysis.weblog.render import render
 from mepd.api.client import Client
 from mepd.api.server import ApiServer
 from mepd.api.weblog import WebLogApi
@@ -44,9 +45,7 @@ async def socket_path(short_tmp: Path) -> AsyncIterator[str]:
     await store.open()
     hours: dict[int, Aggregate] = {}
     for line in LINES:
-        fields = parse_access_line(line, "combined")
-        assert fields is not None
-        ts = access_time(fields["time"])
+        ts, fields = parse_access_line(line, "combined")
         hours.setdefault(int(ts) // 3600 * 3600, Aggregate()).add_fields(ts, fields)
     for agg in hours.values():
         agg.settle()

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from bench.weblog.genlog import lines as gen_lines
-from mepd.analysis.accesslog import access_time, parse_access_line
-from mepd.analysis.weblog import Aggregate, report_from_aggregate
+from mepd.analysis.weblog.accesslog import parse_access_line
+from mepd.analysis.weblog.aggregate import Aggregate
+from mepd.analysis.weblog.report import report_from_aggregate
 from mepd.store.weblog import UnknownWebSourceError, WebLogStore
 
 SITE = ("www.example.com",)
@@ -20,8 +21,10 @@ SITE = ("www.example.com",)
 def parsed(n: int, seed: int) -> list[tuple[float, dict[str, str] | None]]:
     out: list[tuple[float, dict[str, str] | None]] = []
     for line in gen_lines(n, seed=seed, days=2.0, oddities=True):
-        fields = parse_access_line(line, "combined")
-        out.append((access_time(fields["time"]) if fields else 0.0, fields))
+        try:
+            out.append(parse_access_line(line, "combined"))
+        except ValueError:
+            out.append((0, None))
     return out
 
 

@@ -14,7 +14,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from mepd import __version__
-from mepd.analysis import weblog_live
+from mepd.analysis.weblog import live as weblog_live
 from mepd.api.protocol import DaemonStatus
 from mepd.model import Incident, Sample, rfc3339
 from mepd.pipeline import Counters, Pipeline

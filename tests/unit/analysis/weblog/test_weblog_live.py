@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from bench.weblog.genlog import lines as gen_lines
-from mepd.analysis.accesslog import access_time, parse_access_line
-from mepd.analysis.weblog import Aggregate
-from mepd.analysis.weblog_live import METRICS, WebLogAnalyzer, WebSource
+from mepd.analysis.weblog.accesslog import parse_access_line
+from mepd.analysis.weblog.aggregate import Aggregate
+from mepd.analysis.weblog.live import METRICS, WebLogAnalyzer, WebSource
 from mepd.model import LogRecord, Sample
 from mepd.pipeline import Pipeline, Subscription
 from mepd.store.weblog import WebLogStore
@@ -36,10 +36,15 @@ class Clock:
 def records(n: int, name: str = "web", seed: int = 5) -> list[LogRecord]:
     out = []
     for line in gen_lines(n, seed=seed, days=0.5, oddities=True):
-        fields = parse_access_line(line, "combined")
-        ts = access_time(fields["time"]) if fields else (out[-1].ts if out else 0.0)
-        out.append(LogRecord(ts=ts, received=ts, message=line, source=f"tail:{name}", app=name,
-                             sd={"http": fields} if fields else {}, parse_error=None if fields else "not combined"))
+        try:
+            ts, fields = parse_access_line(line, "combined")
+        except ValueError as e:
+            prev = out[-1].ts if out else 0.0
+            out.append(LogRecord(ts=prev, received=prev, message=line, source=f"tail:{name}", app=name,
+                                 parse_error=str(e)))
+            continue
+        out.append(LogRecord(ts=float(ts), received=float(ts), message=line, source=f"tail:{name}", app=name,
+                             sd={"http": fields}))
     return out
 
 

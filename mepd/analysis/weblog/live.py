@@ -30,7 +30,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from mepd.analysis.weblog import DEFAULT_KEEP, DEFAULT_TOP, Aggregate
+from mepd.analysis.weblog.aggregate import DEFAULT_KEEP, Aggregate
+from mepd.analysis.weblog.report import DEFAULT_TOP
 from mepd.model import LogRecord, Sample
 from mepd.pipeline import Channel, Counters, Subscription
 
@@ -186,13 +187,15 @@ class WebLogAnalyzer:
             state = self._states.get(rec.source)
             if state is None:
                 continue
+            fields = rec.sd.get("http")
+            state.last_arrival = now
+            if fields is None and not rec.message.strip():
+                continue  # a blank line is no line at all, as in the file scan
             ts = rec.ts
             hour = int(ts) // 3600 * 3600
             agg = state.pending.get(hour)
             if agg is None:
                 agg = state.pending[hour] = Aggregate("combined", state.src.site_hosts, self.keep)
-            fields = rec.sd.get("http")
-            state.last_arrival = now
             if fields is None:
                 agg.add_rejected()
                 self.counters.inc("rejected")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from functools import lru_cache
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 AccessFormat = Literal["combined", "common"]
 
@@ -45,21 +45,45 @@ _MONTHS: Final = {
     "Jul": 7, "Aug": 8, "Sep": 9, "Oct": 10, "Nov": 11, "Dec": 12,
 }
 _EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
+_MMSS: Final = {f"{m:02d}:{s:02d}": m * 60 + s for m in range(60) for s in range(61)}
+_HOUR_STARTS: dict[str, int] = {}
+"""Line time without its minutes and seconds -> epoch of that hour: a log has few hours and zones."""
+_HOUR_STARTS_MAX: Final = 4096
 
-Groups = tuple[str | None, ...]
+Groups = tuple[str | Any, ...]
+"""As `re` types Match.groups(): the optional ones (vhost, referer, agent) are None when absent."""
 
 
-def match_access_line(line: str) -> Groups | None:
-    """The raw regex groups (vhost, client, ident, user, time, request, status, bytes, referer, agent).
+def access_groups(line: str, fmt: AccessFormat = "combined") -> tuple[int, Groups]:
+    """(epoch seconds UTC, raw regex groups) of an access-log line; ValueError for anything else.
 
-    The hot path of the one-shot analyser uses this directly and skips building a dict.
+    The one verdict on a line, for the tail source (the live report) and the
+    one-shot scan alike: a line of another shape, or whose bracketed time is
+    not Apache's `10/Oct/2000:13:55:36 -0700` (an ISO time, say), is not a
+    request, since nothing else says when it happened.  Groups are (vhost,
+    client, ident, user, time, request, status, bytes, referer, agent); the
+    hot path of the scan uses them directly and skips building a dict.
+    `fmt` only names the format in the error.
     """
     m = FAST_LINE.match(line) if "\\" not in line else None
     if m is None:
         m = ACCESS_LINE.match(line)
         if m is None:
-            return None
-    return m.groups()
+            raise ValueError(f"not a {fmt} access log line")
+    groups = m.groups()
+    t = groups[4] or ""
+    # The start of the line's hour comes from a small cache; minutes and seconds from a table.
+    key = t[:15] + t[20:]
+    start = _HOUR_STARTS.get(key)
+    try:
+        if start is None:
+            start = int(access_time(t[:15] + "00:00" + t[20:]))
+            if len(_HOUR_STARTS) >= _HOUR_STARTS_MAX:
+                _HOUR_STARTS.clear()
+            _HOUR_STARTS[key] = start
+        return start + _MMSS[t[15:20]], groups
+    except (KeyError, ValueError):
+        raise ValueError(f"bad time {t!r}") from None
 
 
 def split_request(request: str) -> tuple[str, str, str, str]:
@@ -84,21 +108,19 @@ def split_request(request: str) -> tuple[str, str, str, str]:
     return method, path, query, protocol
 
 
-def parse_access_line(line: str, fmt: AccessFormat) -> dict[str, str] | None:
-    """Fields of one access-log line as strings, or None when it is not one.
+def parse_access_line(line: str, fmt: AccessFormat) -> tuple[int, dict[str, str]]:
+    """(epoch seconds UTC, fields as strings) of one access-log line; ValueError when it is not one.
 
-    `fmt` "common" ignores a referer and agent that may follow (they come out
-    ""); "combined" accepts a line without them for the same reason: one
-    misconfigured vhost should not make a whole log unreadable.  `bytes` is "0"
-    for Apache's "-"; `vhost` is "" without the vhost_combined prefix.
+    The verdict is `access_groups`'.  `fmt` "common" ignores a referer and
+    agent that may follow (they come out ""); "combined" accepts a line
+    without them for the same reason: one misconfigured vhost should not make
+    a whole log unreadable.  `bytes` is "0" for Apache's "-"; `vhost` is ""
+    without the vhost_combined prefix.
     """
-    groups = match_access_line(line)
-    if groups is None:
-        return None
-    vhost, client, ident, user, time, request, status, size, referer, agent = groups
+    ts, (vhost, client, ident, user, time, request, status, size, referer, agent) = access_groups(line, fmt)
     method, path, query, protocol = split_request(request or "")
     combined = fmt == "combined"
-    return {
+    return ts, {
         "client": client or "",
         "ident": ident or "",
         "user": user or "",

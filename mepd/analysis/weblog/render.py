@@ -1,18 +1,95 @@
-"""The web report as one self-contained HTML page: inline CSS, inline SVG charts, no script.
+"""The web report as people read it: plain text, or one self-contained HTML page.
 
-Built from the JSON report (the same dict `--json` prints), so the daemon's
-stored reports and the one-shot analyser render identically, and a page can
-be mailed or dropped on any web server as a single file.
+Both are built from the JSON report (the same dict `--json` prints), so the
+daemon's stored reports and the one-shot analyser render identically.  The
+page has inline CSS and inline SVG charts and no script, so it can be mailed
+or dropped on any web server as a single file.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any, Final
 
-from mepd.analysis.weblog import TOP_TITLES, human_bytes
+from mepd.analysis.weblog.report import TOP_TITLES
+
+
+def render(report: Mapping[str, object], *, as_json: bool = False, as_html: bool = False) -> str:
+    """The report as printed: JSON, one HTML page, or text."""
+    if as_json:
+        return json.dumps(report, indent=1, ensure_ascii=False) + "\n"
+    if as_html:
+        return render_html(report)
+    return render_text(report) + "\n"
+
+
+def human_bytes(n: float) -> str:
+    if abs(n) < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
+        n /= 1024
+        if abs(n) < 1024:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1024:.1f} TiB"
+
+
+def _table_text(title: str, rows: Sequence[Mapping[str, object]], key: str = "key", note: str = "") -> list[str]:
+    out = [f"{title}{note}"]
+    if not rows:
+        return [*out, "  (none)", ""]
+    for row in rows:
+        label = str(row[key])
+        if len(label) > 70:
+            label = label[:67] + "..."
+        out.append(f"  {row['requests']:>10}  {human_bytes(float(str(row['bytes']))):>11}  {label}")
+    return [*out, ""]
+
+
+def render_text(report: Mapping[str, object]) -> str:
+    """The report as readable plain text: what `mepctl weblog` prints without --json/--html."""
+    s = report["summary"]
+    assert isinstance(s, dict)
+    lines = [
+        f"Web report: {report['source']}",
+        f"  period          {s['first'] or '-'} .. {s['last'] or '-'}",
+        f"  requests        {s['requests']}  (successful {s['successful']}, failed {s['failed']})",
+        f"  bytes           {s['bytes']}  ({human_bytes(float(s['bytes']))})",
+        f"  clients         {s['clients']}{'' if s['clients_exact'] else ' (estimate, +-1.6%)'}",
+        f"  requests/hour   {s['requests_per_hour']}",
+        f"  unparsed lines  {s['unparsed_lines']}",
+        "",
+    ]
+    status = report["status"]
+    assert isinstance(status, dict)
+    lines.append("Status classes")
+    lines.extend(f"  {n:>10}  {c}" for c, n in status["classes"].items())
+    lines.append("")
+    lines += _table_text("Status codes", status["codes"])
+    for name in ("methods", "protocols"):
+        section = report[name]
+        assert isinstance(section, list)
+        lines += _table_text(name.capitalize(), section)
+    top = report["top"]
+    assert isinstance(top, dict)
+    for dim, section in top.items():
+        title = TOP_TITLES.get(dim, "Requested paths by bytes")
+        bound = section["max_error"]["requests"]
+        note = "" if section["exact"] else f" (approximate: each count may be low by <= {bound})"
+        lines += _table_text(f"{title} (top {len(section['rows'])} of {section['distinct']})", section["rows"],
+                             note=note)
+    series = report["series"]
+    assert isinstance(series, dict)
+    lines += _table_text("Daily", series["daily"], key="date")
+    lines += _table_text("Hour of day", series["hour_of_day"], key="hour")
+    lines += _table_text("Day of week", series["day_of_week"], key="day")
+    return "\n".join(lines)
+
+
+# ---- HTML -------------------------------------------------------------------------------------------------
+
 
 _CSS: Final = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em auto;max-width:1100px;color:#222;padding:0 1em}

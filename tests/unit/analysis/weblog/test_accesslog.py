@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mepd.analysis.accesslog import FIELDS, access_time, parse_access_line, split_request
+from mepd.analysis.weblog.accesslog import (
+    FIELDS,
+    AccessFormat,
+    access_groups,
+    access_time,
+    parse_access_line,
+    split_request,
+)
 
 APACHE_DOC = (
     '127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326 '
@@ -16,8 +23,12 @@ APACHE_DOC = (
 )
 
 
+def fields_of(line: str, fmt: AccessFormat) -> dict[str, str]:
+    return parse_access_line(line, fmt)[1]
+
+
 def test_apache_documentation_example_combined() -> None:
-    assert parse_access_line(APACHE_DOC, "combined") == {
+    assert fields_of(APACHE_DOC, "combined") == {
         "client": "127.0.0.1", "ident": "-", "user": "frank", "time": "10/Oct/2000:13:55:36 -0700",
         "method": "GET", "path": "/apache_pb.gif", "query": "", "protocol": "HTTP/1.0",
         "status": "200", "bytes": "2326", "referer": "http://www.example.com/start.html",
@@ -27,32 +38,27 @@ def test_apache_documentation_example_combined() -> None:
 
 def test_common_format_has_empty_referer_and_agent() -> None:
     line = '127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET /a/b?x=1&y=2 HTTP/1.1" 304 -'
-    fields = parse_access_line(line, "common")
-    assert fields is not None
+    fields = fields_of(line, "common")
     assert (fields["path"], fields["query"], fields["status"], fields["bytes"]) == ("/a/b", "x=1&y=2", "304", "0")
     assert (fields["referer"], fields["agent"]) == ("", "")
     # a combined line read as common keeps the common fields and drops the rest
-    common = parse_access_line(APACHE_DOC, "common")
-    assert common is not None
+    common = fields_of(APACHE_DOC, "common")
     assert (common["status"], common["referer"], common["agent"]) == ("200", "", "")
 
 
 def test_every_field_is_present_and_a_string() -> None:
-    fields = parse_access_line(APACHE_DOC, "combined")
-    assert fields is not None
+    fields = fields_of(APACHE_DOC, "combined")
     assert tuple(fields) == FIELDS
     assert all(isinstance(v, str) for v in fields.values())
 
 
 def test_dash_request_and_binary_junk() -> None:
-    dash = parse_access_line('10.0.0.1 - - [01/Jan/2024:00:00:00 +0000] "-" 408 - "-" "-"', "combined")
-    assert dash is not None
+    dash = fields_of('10.0.0.1 - - [01/Jan/2024:00:00:00 +0000] "-" 408 - "-" "-"', "combined")
     assert (dash["method"], dash["path"], dash["protocol"], dash["status"], dash["bytes"]) == ("", "-", "", "408", "0")
-    junk = parse_access_line(
+    junk = fields_of(
         r'10.0.0.1 - - [01/Jan/2024:00:00:00 +0000] "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" 400 226 "-" "-"',
         "combined",
     )
-    assert junk is not None
     assert junk["method"] == ""
     assert junk["path"] == r"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
     assert junk["status"] == "400"
@@ -63,8 +69,7 @@ def test_escaped_quotes_in_agent_and_request() -> None:
         r'1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] "GET /q?s=\"x\" HTTP/1.1" 200 5 "-" '
         r'"Mozilla/5.0 \"quoted\" (compatible; Bot/1.0; \\path)"'
     )
-    fields = parse_access_line(line, "combined")
-    assert fields is not None
+    fields = fields_of(line, "combined")
     assert fields["query"] == r"s=\"x\""
     assert fields["agent"] == r"Mozilla/5.0 \"quoted\" (compatible; Bot/1.0; \\path)"
     assert fields["status"] == "200"
@@ -73,22 +78,18 @@ def test_escaped_quotes_in_agent_and_request() -> None:
 def test_ipv6_client_and_vhost_prefix() -> None:
     line = ('www.example.org:443 2001:db8::17 - - [01/Jan/2024:00:00:00 +0100] "POST /login HTTP/2.0" 302 0 '
             '"-" "curl/8.0"')
-    fields = parse_access_line(line, "combined")
-    assert fields is not None
+    fields = fields_of(line, "combined")
     assert (fields["vhost"], fields["client"], fields["method"], fields["protocol"]) == (
         "www.example.org:443", "2001:db8::17", "POST", "HTTP/2.0")
-    plain = parse_access_line(line.split(" ", 1)[1], "combined")
-    assert plain is not None
+    plain = fields_of(line.split(" ", 1)[1], "combined")
     assert (plain["vhost"], plain["client"]) == ("", "2001:db8::17")
 
 
 def test_extra_nginx_fields_after_agent_and_missing_referer() -> None:
     line = '1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] "GET / HTTP/1.1" 200 612 "-" "curl/8.0" "203.0.113.9" rt=0.001'
-    fields = parse_access_line(line, "combined")
-    assert fields is not None
+    fields = fields_of(line, "combined")
     assert fields["agent"] == "curl/8.0"
-    short = parse_access_line('1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] "GET / HTTP/1.1" 200 612', "combined")
-    assert short is not None
+    short = fields_of('1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] "GET / HTTP/1.1" 200 612', "combined")
     assert (short["referer"], short["agent"]) == ("", "")
 
 
@@ -99,17 +100,37 @@ def test_extra_nginx_fields_after_agent_and_missing_referer() -> None:
     '1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] "GET / HTTP/1.1" abc 5',
     '1.2.3.4 - - 01/Jan/2024:00:00:00 +0000 "GET / HTTP/1.1" 200 5',
 ])
-def test_non_access_lines_give_none(line: str) -> None:
-    assert parse_access_line(line, "combined") is None
+def test_non_access_lines_are_refused(line: str) -> None:
+    with pytest.raises(ValueError, match="not a combined access log line"):
+        parse_access_line(line, "combined")
+
+
+@pytest.mark.parametrize("time", [
+    "2024-03-05T10:11:12+00:00", "2024-03-05 10:11:12", "05/Mar/2024:25:11:12 +0000", "05/Mar/2024:10:61:12 +0000",
+    "05/Mar/2024:10:11:12 UTC", "05/Mar/2024:10:11", "",
+])
+def test_a_time_that_is_not_apaches_is_refused(time: str) -> None:
+    """Nothing else in the line says when the request happened: it is no request, on any path."""
+    with pytest.raises(ValueError, match="bad time"):
+        parse_access_line(f'1.2.3.4 - - [{time}] "GET / HTTP/1.1" 200 5 "-" "curl/8"', "combined")
+
+
+@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2099, 12, 31)),
+       st.sampled_from(["+0000", "-0700", "+0530", ""]))
+def test_line_time_is_access_time(moment: datetime, zone: str) -> None:
+    """The cached hour starts of `access_groups` give what `access_time` gives for the whole text."""
+    text = moment.strftime("%d/%b/%Y:%H:%M:%S") + (f" {zone}" if zone else "")
+    ts, _ = access_groups(f'1.2.3.4 - - [{text}] "GET / HTTP/1.1" 200 5')
+    assert ts == access_time(text)
 
 
 def test_pathological_quotes_and_backslashes_end() -> None:
     """Would take exponential time with a naive `(\\\\.|[^"])*` alternation; must just return."""
     evil = '1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] "' + '\\"' * 5000 + "\\" * 5001
-    assert parse_access_line(evil, "combined") is None
+    with pytest.raises(ValueError, match="not a combined access log line"):
+        parse_access_line(evil, "combined")
     ok = '1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] "' + '\\"' * 5000 + '" 200 1 "-" "' + "\\\\" * 5000 + '"'
-    fields = parse_access_line(ok, "combined")
-    assert fields is not None
+    fields = fields_of(ok, "combined")
     assert fields["status"] == "200"
 
 
@@ -171,8 +192,7 @@ def test_round_trip_of_generated_lines(client: str, user: str, path: str, query:
     prefix = f"{vhost} " if vhost else ""
     line = (f'{prefix}{client} - {user} [05/Mar/2024:10:11:12 +0000] "GET {path}?{query} HTTP/1.1" '
             f'{status} {size} "{referer}" "{agent}"')
-    fields = parse_access_line(line, "combined")
-    assert fields is not None
+    fields = fields_of(line, "combined")
     assert fields == {
         "client": client, "ident": "-", "user": user, "time": "05/Mar/2024:10:11:12 +0000", "method": "GET",
         "path": path, "query": query, "protocol": "HTTP/1.1", "status": str(status), "bytes": str(size),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mepd.analysis.useragent import classify
+from mepd.analysis.weblog.useragent import classify
 
 
 @pytest.mark.parametrize(("agent", "expected"), [
