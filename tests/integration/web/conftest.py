@@ -32,7 +32,7 @@ from mepd.analysis.weblog import Aggregate
 from mepd.config import AlertConfig, AlertRuleConfig, Config, HttpConfig, TailConfig
 from mepd.model import LogRecord, Sample, rfc3339
 from mepd.pipeline import Pipeline
-from mepd.sources.snmp import METRICS
+from mepd.sources.snmp.interfaces import METRICS
 from mepd.store.logs import LogStore
 from mepd.store.rrd import Layouts, RrdStore, layout
 from mepd.store.weblog import WebLogStore
