@@ -71,6 +71,9 @@ ENGINE_BOOTS: Final = (1, 3, 6, 1, 6, 3, 10, 2, 1, 2, 0)
 DESCRIBE_MAX_AGE: Final = 3600.0  # seconds: an ifAlias or speed changed with nothing else shows within the hour
 STREAM_CHUNK: Final = 1000  # samples put on the pipeline at once while a walk goes on (`_Stream`)
 
+Column = Mapping[bytes, object]  # a walked column: value by index as BER bytes
+StatusColumns = tuple[Column, Column, Column]
+
 
 class SnmpHub:
     """What the target components share: the bound on parallel walks, and where each keeps its last
@@ -108,8 +111,8 @@ class Described:
     walked_at: float
     clock: AgentClock
     last_change: object
-    oper: Mapping[bytes, object]
-    discontinuity: Mapping[bytes, object]
+    oper: Column
+    discontinuity: Column
     interfaces: list[tuple[Interface, bytes, bool]]
 
 
@@ -120,9 +123,6 @@ _IS_BPS: Final = tuple(metric.endswith("_bps") for metric, *_ in RATES)
 _BITS: Final = {wire.Counter64: 64, wire.Counter32: 32}
 _STATUS_OIDS: Final = tuple(PER_CYCLE[c] for c in ("admin", "oper", "discontinuity"))
 _RATE_OIDS: Final = tuple(PER_CYCLE[c] for c in _RATE_COLUMNS)
-
-Column = Mapping[bytes, object]  # a walked column: value by index as BER bytes
-StatusColumns = tuple[Column, Column, Column]
 
 
 def _status_columns(walked: Mapping[Oid, Column]) -> StatusColumns:
@@ -148,7 +148,7 @@ def _polled(cfg: SnmpTargetConfig, iface: Interface, raw: bytes, wanted: bool, s
 
 
 def _fall_back(raw: bytes, values: list[Any], bits: list[int],
-               columns32: Sequence[Mapping[bytes, object]] | None) -> int:
+               columns32: Sequence[Column] | None) -> int:
     """Where a row has no counter (bits 0): the 32-bit one when walked, else None; how many stay missing."""
     missing = 0
     for i in range(len(bits)):
@@ -355,7 +355,7 @@ class SnmpTarget:
                 chosen.append((iface, raw))
         columns = _rate_columns(table)
         hc_in = columns[0]
-        columns32: Sequence[Mapping[bytes, object]] | None = None
+        columns32: Sequence[Column] | None = None
         if any(type(hc_in.get(raw)) is not wire.Counter64 for _, raw in chosen):
             self.counters.inc("walks_32bit")
             table32 = await session.walk_raw(COLUMNS_32.values(), self.hub.bound)
@@ -372,7 +372,7 @@ class SnmpTarget:
         return out, stream.put if stream else 0
 
     def _rate_samples(self, p: _Pass, chosen: list[tuple[Interface, bytes]],
-                      columns: Sequence[Mapping[bytes, object]], columns32: Sequence[Mapping[bytes, object]] | None,
+                      columns: Sequence[Column], columns32: Sequence[Column] | None,
                       *, complete_only: bool = False) -> list[Sample]:
         """The samples of the chosen interfaces: their rates (`counters.row_rates`) and oper_up.
         `complete_only` leaves out (and does not record) the rows that lack a counter."""
