@@ -26,7 +26,8 @@ def ifaces(octets: int, renamed_down: int | None = None) -> list[Iface]:
 def queued_at_each_request(t: SnmpTarget, pipeline: Pipeline) -> list[int]:
     """How many samples wait on the pipeline as each request of `t` is sent."""
     seen: list[int] = []
-    client: Any = t._session.client if t._session else None
+    assert t._session is not None
+    client: Any = t._session.client
     request = client.request
 
     async def watched(*args: Any, **kw: Any) -> Any:
