@@ -38,8 +38,9 @@ from mepd.config import Config
 from mepd.errors import AlreadyRunningError, ConfigErrors
 from mepd.pipeline import Counters, Pipeline
 from mepd.sources import journal as journal_source
-from mepd.sources import snmp as snmp_source
 from mepd.sources import tail as tail_source
+from mepd.sources.snmp import interfaces as snmp_interfaces
+from mepd.sources.snmp import target as snmp_source
 from mepd.sources.syslog import server as syslog_server
 from mepd.sources.syslog.sockets import match_inherited
 from mepd.store.logs.store import LogSink, LogStore
@@ -279,7 +280,7 @@ def rrd_layouts(cfg: Config) -> Layouts:
     """Each SNMP target's RRDs step at its poll interval, with its archives, one file per interface; each web
     source's at its own `step` (with storage.rrd.step, a longer one outruns the heartbeat and stores unknown
     between samples); other keys at storage.rrd.step."""
-    targets = [(f"snmp.{t.name}.", t.interval, [config_mod.parse_rra(r) for r in t.rra], snmp_source.METRICS)
+    targets = [(f"snmp.{t.name}.", t.interval, [config_mod.parse_rra(r) for r in t.rra], snmp_interfaces.METRICS)
                for t in cfg.snmp.target]
     webs = [(weblog_live.metric_prefix(w.name), w.step, (), ()) for w in weblog_live.web_sources(cfg.tail)]
     return build_layouts(cfg.storage.rrd.step, [*targets, *webs])

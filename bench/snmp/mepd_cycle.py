@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from mepd.app import rrd_layouts, tune_gc
 from mepd.config import Config, SnmpConfig, SnmpTargetConfig
 from mepd.pipeline import Counters, Pipeline
-from mepd.sources.snmp import SnmpHub, SnmpTarget
+from mepd.sources.snmp.target import SnmpHub, SnmpTarget
 from mepd.store.rrd.store import RrdSink, RrdStore
 
 TICK = os.sysconf("SC_CLK_TCK")

@@ -118,7 +118,7 @@ async def cmd_graph(client: Client, args: argparse.Namespace) -> int:
 
 async def cmd_snmp_discover(args: argparse.Namespace) -> int:
     """Runs here, not in the daemon: like cfgmaker, it talks to the agent directly."""
-    from mepd.sources import snmp  # noqa: PLC0415 - pysnmp takes a while to import; only this command needs it
+    from mepd.sources.snmp import discover, wire  # noqa: PLC0415 - pysnmp takes a while to import; only this command needs it
 
     cfg = SnmpTargetConfig(
         name=args.name, host=args.host, port=args.port, version=args.version, community=args.community,
@@ -131,8 +131,8 @@ async def cmd_snmp_discover(args: argparse.Namespace) -> int:
             print(f"mepctl: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        print(await snmp.discover(cfg), end="")
-    except snmp.SnmpError as e:
+        print(await discover.discover(cfg), end="")
+    except wire.SnmpError as e:
         print(f"mepctl: {args.host}:{args.port}: {e}", file=sys.stderr)
         return EXIT_REQUEST
     return EXIT_OK

@@ -49,7 +49,7 @@ class Daemon(Protocol):
 
 
 class PolledInterface(Protocol):
-    """An interface as the SNMP source saw it at its last poll (mepd.sources.snmp.Interface)."""
+    """An interface as the SNMP source saw it at its last poll (mepd.sources.snmp.interfaces.Interface)."""
 
     index: int
     descr: str

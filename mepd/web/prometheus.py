@@ -38,7 +38,7 @@ from mepd.web.data import PolledInterface
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
-# An interface's metric names (mepd.sources.snmp.METRICS) -> family, help, factor.  Traffic is in bytes,
+# An interface's metric names (mepd.sources.snmp.interfaces.METRICS) -> family, help, factor.  Traffic is in bytes,
 # Prometheus' base unit, as node_exporter's and snmp_exporter's (mepd's in_bps / 8; x 8 for bits).
 SNMP: Final = {
     "in_bps": ("mepd_snmp_in_bytes_per_second", "Inbound traffic over the last poll interval, in bytes per second"

@@ -23,7 +23,7 @@ import pytest
 
 from mepd.config import SnmpConfig, SnmpTargetConfig
 from mepd.pipeline import Pipeline
-from mepd.sources.snmp import SnmpHub, SnmpTarget
+from mepd.sources.snmp.target import SnmpHub, SnmpTarget
 from tests.helpers import ROOT, wait_for
 
 SIM_VENV = ROOT / ".venv-snmpsim"

@@ -14,8 +14,11 @@ import pytest
 from mepd.config import SnmpConfig, SnmpOidConfig, SnmpTargetConfig
 from mepd.model import Sample
 from mepd.pipeline import Pipeline
-from mepd.sources import snmpwire as wire
-from mepd.sources.snmp import COLUMNS, SnmpHub, SnmpTarget, discover, open_session
+from mepd.sources.snmp import wire
+from mepd.sources.snmp.discover import discover
+from mepd.sources.snmp.interfaces import COLUMNS
+from mepd.sources.snmp.session import open_session
+from mepd.sources.snmp.target import SnmpHub, SnmpTarget
 from tests.integration.snmp.conftest import (
     COMMUNITY,
     IF,

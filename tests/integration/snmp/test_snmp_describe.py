@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterator, Mapping
 
 import pytest
 
-from mepd.sources.snmp import DESCRIBE_MAX_AGE, IF_TABLE_LAST_CHANGE, SnmpTarget
+from mepd.sources.snmp.interfaces import IF_TABLE_LAST_CHANGE
+from mepd.sources.snmp.target import DESCRIBE_MAX_AGE, SnmpTarget
 from tests.integration.snmp.conftest import COMMUNITY, T0, Iface, Poller, Sim, Snmpd, snmprec
 from tests.integration.snmp.test_snmp_agents import target, wait_until_async
 

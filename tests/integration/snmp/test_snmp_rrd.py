@@ -11,7 +11,8 @@ import pytest
 from mepd.config import SnmpConfig
 from mepd.model import Sample
 from mepd.pipeline import Pipeline
-from mepd.sources.snmp import METRICS, SnmpHub, SnmpTarget
+from mepd.sources.snmp.interfaces import METRICS
+from mepd.sources.snmp.target import SnmpHub, SnmpTarget
 from mepd.store.rrd.store import Layouts, RrdStore, layout
 from tests.integration.snmp.conftest import FakeClock, Iface, Rrdcached, Sim, snmprec
 from tests.integration.snmp.test_snmp_agents import target

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from mepd.pipeline import Pipeline
-from mepd.sources import snmp
-from mepd.sources.snmp import SnmpTarget
+from mepd.sources.snmp import target as snmp
+from mepd.sources.snmp.target import SnmpTarget
 from tests.integration.snmp.conftest import Iface, Poller, Sim, snmprec
 from tests.integration.snmp.test_snmp_agents import target, values
 
@@ -26,14 +26,15 @@ def ifaces(octets: int, renamed_down: int | None = None) -> list[Iface]:
 def queued_at_each_request(t: SnmpTarget, pipeline: Pipeline) -> list[int]:
     """How many samples wait on the pipeline as each request of `t` is sent."""
     seen: list[int] = []
-    session: Any = t._session
-    request = session.request
+    assert t._session is not None
+    client: Any = t._session.client
+    request = client.request
 
     async def watched(*args: Any, **kw: Any) -> Any:
         seen.append(len(pipeline.samples.subscribers[0]))
         return await request(*args, **kw)
 
-    session.request = watched
+    client.request = watched
     return seen
 
 

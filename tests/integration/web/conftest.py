@@ -35,7 +35,7 @@ from mepd.api.protocol import DaemonStatus
 from mepd.config import AlertConfig, AlertRuleConfig, Config, HttpConfig, TailConfig
 from mepd.model import LogRecord, Sample
 from mepd.pipeline import Pipeline
-from mepd.sources.snmp import METRICS
+from mepd.sources.snmp.interfaces import METRICS
 from mepd.store.logs.store import LogStore
 from mepd.store.rrd.store import Layouts, RrdStore, layout
 from mepd.store.weblog import WebLogStore

@@ -18,7 +18,8 @@ from mepd.analysis.weblog import live as weblog_live
 from mepd.api.protocol import DaemonStatus
 from mepd.model import Incident, Sample, rfc3339
 from mepd.pipeline import Counters, Pipeline
-from mepd.sources import snmp
+from mepd.sources.snmp.interfaces import METRICS
+from mepd.sources.snmp.target import TargetStatus
 from mepd.store.rrd.store import Layouts, layout
 from mepd.supervisor import ComponentStatus, State, Supervised
 from mepd.web import prometheus
@@ -28,7 +29,7 @@ from tests.helpers import prometheus_samples
 NOW = 1_800_000_000.0
 STARTED = NOW - 3600
 NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-LAYOUTS = Layouts(layout(300), {"snmp.sw1.": layout(10, group=snmp.METRICS)})  # sw1 polled every 10 s
+LAYOUTS = Layouts(layout(300), {"snmp.sw1.": layout(10, group=METRICS)})  # sw1 polled every 10 s
 IF_LABELS = {"target": "sw1", "interface": "ge-0-0-1"}
 
 
@@ -67,7 +68,7 @@ def component_status(name: str, state: State = State.RUNNING, details: dict[str,
 
 
 def target_details(state: str, last_poll: float | None = None) -> dict[str, object]:
-    return snmp.TargetStatus(state, "No SNMP response" if state == "unreachable" else None, last_poll, 0.25).to_json()
+    return TargetStatus(state, "No SNMP response" if state == "unreachable" else None, last_poll, 0.25).to_json()
 
 
 def daemon_status(components: list[ComponentStatus] | None = None, pipeline: Pipeline | None = None,
@@ -136,7 +137,7 @@ def test_every_family_has_help_type_a_valid_name_and_its_samples_together() -> N
 
 
 def test_every_interface_and_web_metric_has_its_family() -> None:
-    assert set(prometheus.SNMP) == set(snmp.METRICS)
+    assert set(prometheus.SNMP) == set(METRICS)
     assert {n for n in weblog_live.METRICS if not n.startswith("status_")} == set(prometheus.WEBLOG)
 
 

@@ -1,15 +1,16 @@
-"""SNMPv2c GET/GETBULK on the wire: a small BER codec and an asyncio UDP client.
+"""SNMPv2c GET/GETBULK on the wire: a small BER codec and an asyncio UDP client (a `session.Client`).
 
 Why not pysnmp for v2c: pysnmp decodes through pyasn1, which costs about
 350 microseconds of CPU per varbind here, so a 10,000-interface poll (170,000
 varbinds) would take a minute of CPU, more than MRTG.  The v2c messages the
 poller needs are a handful of fixed shapes, and this decodes them at a few
 microseconds per varbind.  SNMPv3 (USM authentication and privacy) stays with
-pysnmp, whose answers are converted to the same plain values.
+pysnmp (`v3`), whose answers are converted to the same plain values.
 
 Values come back as plain Python: int for INTEGER, the int subclasses below for
 the SMI application types, bytes for strings, tuples for OIDs, and the three
-exception sentinels.
+exception sentinels.  `SnmpError` is here, below both clients, so that `v3` and
+`session` share it without importing each other.
 """
 
 from __future__ import annotations
@@ -20,8 +21,14 @@ import random
 from collections.abc import Iterator, Sequence
 from typing import Any, Final, cast
 
+from mepd.errors import MepdError
+
 Oid = tuple[int, ...]
 RawVarBind = tuple[bytes, object]
+
+
+class SnmpError(MepdError):
+    """The agent did not answer, or answered with an error: the target is unreachable this cycle."""
 
 
 class Counter32(int):
@@ -141,6 +148,11 @@ def subids(raw: bytes) -> Oid:
     return tuple(arcs)
 
 
+def parse_oid(text: str) -> Oid:
+    """An OID from its dotted text ("1.3.6.1.2.1.1.3.0", a leading dot allowed)."""
+    return tuple(int(p) for p in text.strip(".").split("."))
+
+
 def decode_oid(raw: bytes) -> Oid:
     """An OID from its BER content."""
     if not raw:
@@ -241,10 +253,6 @@ def decode_response(data: bytes) -> tuple[int, int, int, VarBinds]:
     return ints[0], ints[1], ints[2], varbinds
 
 
-class V2cError(Exception):
-    """No answer within timeout x (retries + 1): what pysnmp calls RequestTimedOut."""
-
-
 class _Protocol(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.pending: dict[int, asyncio.Future[tuple[int, int, int, VarBinds] | None]] = {}
@@ -294,7 +302,15 @@ class V2cClient:
 
     async def request(self, oids: Sequence[bytes], bulk: tuple[int, int] | None = None,
                       ) -> tuple[int, int, VarBinds]:
-        """(error status, error index, varbinds) of one GET or GETBULK.
+        """(error status, error index, varbinds) of one GET or GETBULK; SnmpError when there is no answer
+        within timeout x (retries + 1) (what pysnmp calls RequestTimedOut) or the socket fails."""
+        try:
+            return await self._request(oids, bulk)
+        except OSError as e:
+            raise SnmpError(str(e)) from None
+
+    async def _request(self, oids: Sequence[bytes], bulk: tuple[int, int] | None) -> tuple[int, int, VarBinds]:
+        """`request`, whose socket errors are left to it.
 
         Each attempt waits on a future of its own with one timer, where `wait_for(shield(...))`
         made two futures, a task and two callbacks per request (a poll of 10,000 interfaces sends
@@ -320,7 +336,7 @@ class V2cClient:
                     return answer[1], answer[2], answer[3]
         finally:
             pending.pop(request_id, None)
-        raise V2cError("No SNMP response received before timeout")
+        raise SnmpError("No SNMP response received before timeout")
 
     def close(self) -> None:
         if self._protocol is not None and self._protocol.transport is not None:

@@ -4,18 +4,17 @@ One component per `[[snmp.target]]`, each with its own loop, so a slow or dead
 agent delays nobody else: a cycle that overruns its interval is counted and the
 missed cycles are skipped, never stacked.  Every cycle starts with a GET of
 sysUpTime and snmpEngineBoots (the agent's clock, which tells wraps from
-reboots), then walks the IF-MIB columns with GETBULK, 64-bit counters first and
-the 32-bit ones only for interfaces without them.  The columns that describe an
-interface (names, alias, type, speed) are walked again only when they may have
-changed: see `SnmpTarget._describe`.  They are a third of the values, and an
-agent answers a walk at a cost proportional to the values it returns.  A larger
-max-repetitions does not make fewer round trips on net-snmp: snmpd returns at most
-`maxGetbulkResponses` values per GETBULK (100 by default, rounded down to a
-multiple of the columns asked), so the 11 per-cycle columns come 99 values, 9
-rows, per response.  Rates come from
-`mepd.analysis.counters`; interfaces are keyed by ifName, so history follows
-an interface renumbered after a reboot.  SNMPv2c goes through mepd's own codec
-(`snmpwire`, twenty times cheaper in CPU than pysnmp); SNMPv3 through pysnmp.
+reboots), then walks the IF-MIB columns (`interfaces`) with GETBULK, 64-bit
+counters first and the 32-bit ones only for interfaces without them.  The
+columns that describe an interface (names, alias, type, speed) are walked again
+only when they may have changed: see `SnmpTarget._describe`.  They are a third
+of the values, and an agent answers a walk at a cost proportional to the values
+it returns.  A larger max-repetitions does not make fewer round trips on
+net-snmp: snmpd returns at most `maxGetbulkResponses` values per GETBULK (100 by
+default, rounded down to a multiple of the columns asked), so the 11 per-cycle
+columns come 99 values, 9 rows, per response.  Rates come from
+`mepd.analysis.counters`.  Requests go through a `session.Session`, v2c or v3
+alike.
 
 The bound on parallel requests (`snmp.max_parallel`) covers the walks only: the
 per-cycle GET that shows whether an agent answers is not bounded, so dead
@@ -25,11 +24,9 @@ agents waiting for their timeout never hold the slots live ones need.
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import logging
-import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, Final
@@ -45,310 +42,46 @@ from mepd.analysis.counters import (
     row_rates,
 )
 from mepd.config import SnmpConfig, SnmpTargetConfig
-from mepd.errors import MepdError
 from mepd.model import Sample
 from mepd.pipeline import Channel, Counters
-from mepd.sources import snmpstate
-from mepd.sources import snmpwire as wire
+from mepd.sources.snmp import state, wire
+from mepd.sources.snmp.interfaces import (
+    COLUMNS,
+    COLUMNS_32,
+    DESCRIPTIVE,
+    IF_TABLE_LAST_CHANGE,
+    METRICS,
+    PER_CYCLE,
+    RATES,
+    UP,
+    Interface,
+    as_counter,
+    as_int,
+    interfaces_from,
+    select,
+    status_kept,
+)
+from mepd.sources.snmp.session import Session, open_session
+from mepd.sources.snmp.wire import Oid, SnmpError, parse_oid
 
 log = logging.getLogger(__name__)
 
-Oid = tuple[int, ...]
-
-SYS_DESCR: Final = (1, 3, 6, 1, 2, 1, 1, 1, 0)
 SYS_UPTIME: Final = (1, 3, 6, 1, 2, 1, 1, 3, 0)
-SYS_NAME: Final = (1, 3, 6, 1, 2, 1, 1, 5, 0)
 ENGINE_BOOTS: Final = (1, 3, 6, 1, 6, 3, 10, 2, 1, 2, 0)
-IF_TABLE_LAST_CHANGE: Final = (1, 3, 6, 1, 2, 1, 31, 1, 5, 0)
-IF: Final = (1, 3, 6, 1, 2, 1, 2, 2, 1)
-IFX: Final = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1)
-
-# Walked every cycle: what selects, names and rates an interface.
-COLUMNS: Final[dict[str, Oid]] = {
-    "descr": (*IF, 2), "type": (*IF, 3), "speed": (*IF, 5), "admin": (*IF, 7), "oper": (*IF, 8),
-    "in_discards": (*IF, 13), "in_errors": (*IF, 14), "out_discards": (*IF, 19), "out_errors": (*IF, 20),
-    "name": (*IFX, 1), "hc_in_octets": (*IFX, 6), "hc_in_ucast": (*IFX, 7), "hc_out_octets": (*IFX, 10),
-    "hc_out_ucast": (*IFX, 11), "high_speed": (*IFX, 15), "alias": (*IFX, 18), "discontinuity": (*IFX, 19),
-}
-# Of those, what describes an interface, walked again only when it may have changed (`SnmpTarget._describe`).
-DESCRIPTIVE: Final = ("descr", "type", "speed", "name", "high_speed", "alias")
-PER_CYCLE: Final = {name: oid for name, oid in COLUMNS.items() if name not in DESCRIPTIVE}
 DESCRIBE_MAX_AGE: Final = 3600.0  # seconds: an ifAlias or speed changed with nothing else shows within the hour
 STREAM_CHUNK: Final = 1000  # samples put on the pipeline at once while a walk goes on (`_Stream`)
-# Walked only when some selected interface has no 64-bit counters (no ifXTable).
-COLUMNS_32: Final[dict[str, Oid]] = {
-    "in_octets": (*IF, 10), "in_ucast": (*IF, 11), "out_octets": (*IF, 16), "out_ucast": (*IF, 17),
-}
-SPEED_MAX_32: Final = 4294967295
-UP: Final = 1
-TOO_BIG: Final = 1
 
-# (metric name, counter of the 64-bit walk, its 32-bit fallback, scale); in/out bits are capped by the speed.
-RATES: Final = (
-    ("in_bps", "hc_in_octets", "in_octets", 8.0),
-    ("out_bps", "hc_out_octets", "out_octets", 8.0),
-    ("in_pps", "hc_in_ucast", "in_ucast", 1.0),
-    ("out_pps", "hc_out_ucast", "out_ucast", 1.0),
-    ("in_errors", "in_errors", "in_errors", 1.0),
-    ("out_errors", "out_errors", "out_errors", 1.0),
-    ("in_discards", "in_discards", "in_discards", 1.0),
-    ("out_discards", "out_discards", "out_discards", 1.0),
-)
-METRICS: Final = (*(name for name, *_ in RATES), "oper_up")
-_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_-]")
-_SAFE: Final = re.compile(r"[A-Za-z0-9_-]+")
-
-
-Progress = Callable[[dict[Oid, dict[bytes, object]], Oid], Awaitable[None]]
-
-
-class SnmpError(MepdError):
-    """The agent did not answer, or answered with an error: the target is unreachable this cycle."""
-
-
-def metric_name(text: str) -> str:
-    """An ifName as it appears in metric keys: every character outside [A-Za-z0-9_-] becomes '_'."""
-    return text if _SAFE.fullmatch(text) else (_UNSAFE.sub("_", text) or "_")
-
-
-def parse_oid(text: str) -> Oid:
-    return tuple(int(p) for p in text.strip(".").split("."))
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace").rstrip("\0")
-    return ""
-
-
-def _int(value: object) -> int | None:
-    """Any SNMP integer type (Integer32, Gauge32, Counter32/64, TimeTicks); None otherwise."""
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _counter(value: object) -> tuple[int, int] | None:
-    """(value, bits) of a counter; None for a missing or non-counter value."""
-    if isinstance(value, wire.Counter64):
-        return int(value), 64
-    if isinstance(value, wire.Counter32):
-        return int(value), 32
-    return None
-
-
-class Session:
-    """One agent: GET and the multi-column GETBULK walk; errors raise SnmpError with the reason.
-
-    Requests carry OIDs as BER bytes (`snmpwire.oid_bytes`): a walk tells whether a
-    returned OID is still in its column by a byte-prefix test and decodes only the index.
-    """
-
-    max_repetitions: int
-    resent = 0  # requests sent again after a timeout: lost datagrams, or an agent slower than `timeout`
-
-    async def get(self, oids: Sequence[Oid]) -> dict[Oid, object]:
-        status, index, varbinds = await self.request([wire.oid_bytes(o) for o in oids])
-        self._check(status, index, varbinds)
-        return {wire.decode_oid(raw): value for raw, value in varbinds}
-
-    async def request(self, oids: Sequence[bytes], bulk: tuple[int, int] | None = None,
-                      ) -> tuple[int, int, wire.VarBinds]:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release the socket or engine."""
-
-    async def walk(self, columns: Iterable[Oid],
-                   bound: asyncio.Semaphore | None = None) -> dict[Oid, dict[Oid, object]]:
-        """Every row of the given table columns, fetched together with GETBULK: {column: {index: value}}."""
-        raw = await self.walk_raw(columns, bound)
-        subids = wire.subids
-        return {col: {subids(k): v for k, v in values.items()} for col, values in raw.items()}
-
-    async def walk_raw(self, columns: Iterable[Oid], bound: asyncio.Semaphore | None = None,
-                       progress: Progress | None = None) -> dict[Oid, dict[bytes, object]]:
-        """`walk` with each index as its BER bytes (`snmpwire.subids` decodes it): the poller's hot path.
-
-        `progress`, after each response but the last, gets what is walked so far and the index up to
-        which every row is complete (every column still walked has passed it)."""
-        cols = list(columns)
-        out: dict[Oid, dict[bytes, object]] = {c: {} for c in cols}  # by the index's BER bytes
-        prefix = {c: wire.oid_bytes(c) for c in cols}
-        pending: dict[Oid, tuple[bytes, Oid]] = {c: (prefix[c], ()) for c in cols}  # last OID as bytes, its index
-        reps = self.max_repetitions
-        while pending:
-            asked = list(pending)
-            request = [pending[c][0] for c in asked]
-            if bound is None:
-                status, index, varbinds = await self.request(request, (0, reps))
-            else:
-                async with bound:
-                    status, index, varbinds = await self.request(request, (0, reps))
-            if status == TOO_BIG and reps > 1:
-                reps = max(1, reps // 2)
-                continue
-            self._check(status, index, varbinds)
-            if not varbinds:
-                raise SnmpError("empty GETBULK response")
-            _take(asked, prefix, out, pending, varbinds)
-            if progress is not None and pending:
-                await progress(out, min(idx for _, idx in pending.values()))
-        return out
-
-    @staticmethod
-    def _check(status: int, index: int, varbinds: wire.VarBinds) -> None:
-        if status:
-            name = wire.ERROR_NAMES[status] if 0 <= status < len(wire.ERROR_NAMES) else str(status)
-            where = ""
-            if 0 < index <= len(varbinds):
-                where = " at " + ".".join(map(str, wire.decode_oid(varbinds[index - 1][0])))
-            raise SnmpError(f"agent error {name}{where}")
-
-
-def _take(asked: list[Oid], prefix: Mapping[Oid, bytes], out: dict[Oid, dict[bytes, object]],
-          pending: dict[Oid, tuple[bytes, Oid]], varbinds: wire.VarBinds) -> None:
-    """Read one GETBULK response into `out`; a column that ended leaves `pending`, the others move on.
-
-    GETBULK answers row by row: column i's values are varbinds[i::n].  Each column's run is read
-    until it leaves the column; only its first index is decoded and compared with the last one (an
-    agent that loops is stopped rather than walked forever)."""
-    subids, end = wire.subids, wire.END_OF_MIB_VIEW
-    n = len(asked)
-    oids, values = varbinds.oids, varbinds.values
-    for i, col in enumerate(asked):
-        head = prefix[col]
-        cut = len(head)
-        dest = out[col]
-        last_raw, last_idx = pending[col]
-        first = True
-        finished = False
-        for raw, value in zip(oids[i::n], values[i::n]):  # noqa: B905 - the same length
-            if len(raw) <= cut or not raw.startswith(head) or value is end:
-                finished = True
-                break
-            if first:
-                if subids(raw[cut:]) <= last_idx:
-                    finished = True
-                    break
-                first = False
-            dest[raw[cut:]] = value
-            last_raw = raw
-        if finished:
-            del pending[col]
-        elif not first:
-            pending[col] = (last_raw, subids(last_raw[cut:]))
-
-
-class V2cSession(Session):
-    """SNMPv2c through mepd's own codec (see snmpwire: pysnmp's decoding is the bottleneck at scale)."""
-
-    def __init__(self, cfg: SnmpTargetConfig) -> None:
-        self.client = wire.V2cClient(cfg.host, cfg.port, cfg.secrets()["community"], cfg.timeout, cfg.retries)
-        self.max_repetitions = cfg.max_repetitions
-
-    async def request(self, oids: Sequence[bytes], bulk: tuple[int, int] | None = None,
-                      ) -> tuple[int, int, wire.VarBinds]:
-        try:
-            return await self.client.request(oids, bulk)
-        except (wire.V2cError, OSError) as e:
-            raise SnmpError(str(e)) from None
-        finally:
-            self.resent, self.client.resent = self.resent + self.client.resent, 0
-
-    def close(self) -> None:
-        self.client.close()
-
-
-def open_session(cfg: SnmpTargetConfig) -> Session:
-    """A v2c session (mepd's codec), or a v3 one through pysnmp, imported only then: 25 MB the
-    daemon does not hold when no target is v3."""
-    if cfg.version == "3":
-        from mepd.sources.snmpv3 import V3Session  # noqa: PLC0415 - pysnmp only for v3 targets
-
-        return V3Session(cfg)
-    return V2cSession(cfg)
+Column = Mapping[bytes, object]  # a walked column: value by index as BER bytes
+StatusColumns = tuple[Column, Column, Column]
 
 
 class SnmpHub:
     """What the target components share: the bound on parallel walks, and where each keeps its last
-    counters across a restart (`snmpstate`; None: nowhere)."""
+    counters across a restart (`state`; None: nowhere)."""
 
     def __init__(self, cfg: SnmpConfig, state_dir: str | None = None) -> None:
         self.bound = asyncio.Semaphore(cfg.max_parallel)
         self.state_dir = state_dir
-
-
-@dataclass(slots=True)
-class Interface:
-    index: int
-    name: str
-    descr: str
-    alias: str
-    type: int
-    speed_bps: float
-    admin: int
-    oper: int
-    counters: dict[str, tuple[int, int]] = field(default_factory=dict)
-    discontinuity: int = 0
-
-
-_COUNTER_COLUMNS: Final = tuple(sorted({c for _, hc, c32, _ in RATES for c in (hc, c32)}))
-
-
-def interfaces_from(table: Mapping[str, Mapping[Oid, object]]) -> list[Interface]:
-    """Interfaces of one walk, named by ifName (ifDescr where there is none), duplicates made unique."""
-    empty: Mapping[Oid, object] = {}
-    names, descrs, high_speeds, speeds = (table.get(c, empty) for c in ("name", "descr", "high_speed", "speed"))
-    aliases, types, admins, opers = (table.get(c, empty) for c in ("alias", "type", "admin", "oper"))
-    discontinuities = table.get("discontinuity", empty)
-    counters = [(c, table[c]) for c in _COUNTER_COLUMNS if c in table]
-    indexes = sorted({idx for col in (descrs, names, opers) for idx in col if len(idx) == 1})
-    out: list[Interface] = []
-    seen: set[str] = set()
-    for key in indexes:
-        index = key[0]
-        name = metric_name(_text(names.get(key)) or _text(descrs.get(key)) or f"if{index}")
-        if name in seen:
-            name = f"{name}_{index}"
-        seen.add(name)
-        high, speed = _int(high_speeds.get(key)), _int(speeds.get(key))
-        speed_bps = float(high) * 1e6 if high else float(speed or 0)
-        if speed == SPEED_MAX_32 and not high:
-            speed_bps = 0.0
-        iface = Interface(
-            index=index, name=name, descr=_text(descrs.get(key)), alias=_text(aliases.get(key)),
-            type=_int(types.get(key)) or 0, speed_bps=speed_bps,
-            admin=_int(admins.get(key)) or 0, oper=_int(opers.get(key)) or 0,
-            discontinuity=_int(discontinuities.get(key)) or 0,
-        )
-        for counter, column in counters:
-            if (value := _counter(column.get(key))) is not None:
-                iface.counters[counter] = value
-        out.append(iface)
-    return out
-
-
-def status_kept(cfg: SnmpTargetConfig, iface: Interface) -> bool:
-    """skip_admin_down and skip_down, which the poller applies at every poll."""
-    return not (cfg.skip_admin_down and iface.admin != UP) and not (cfg.skip_down and iface.oper != UP)
-
-
-def select(interfaces: Iterable[Interface], cfg: SnmpTargetConfig, by_status: bool = True) -> list[Interface]:
-    """The interfaces the target's selection keys ask for; `by_status=False` leaves out
-    skip_admin_down and skip_down (the poller applies those every poll, the rest once per describe walk)."""
-
-    def wanted(i: Interface) -> bool:
-        names = (i.name, i.descr)
-        if cfg.if_index and i.index not in cfg.if_index:
-            return False
-        if cfg.if_type and i.type not in cfg.if_type:
-            return False
-        if cfg.interfaces and not any(fnmatch.fnmatchcase(n, g) for n in names for g in cfg.interfaces):
-            return False
-        if any(fnmatch.fnmatchcase(n, g) for n in names for g in cfg.exclude):
-            return False
-        return not by_status or status_kept(cfg, i)
-
-    return [i for i in interfaces if wanted(i)]
 
 
 @dataclass(slots=True)
@@ -378,8 +111,8 @@ class Described:
     walked_at: float
     clock: AgentClock
     last_change: object
-    oper: Mapping[bytes, object]
-    discontinuity: Mapping[bytes, object]
+    oper: Column
+    discontinuity: Column
     interfaces: list[tuple[Interface, bytes, bool]]
 
 
@@ -388,10 +121,34 @@ _RATE_COLUMNS_32: Final = tuple(c32 for _, _, c32, _ in RATES)
 _SCALES: Final = tuple(scale for *_, scale in RATES)
 _IS_BPS: Final = tuple(metric.endswith("_bps") for metric, *_ in RATES)
 _BITS: Final = {wire.Counter64: 64, wire.Counter32: 32}
+_STATUS_OIDS: Final = tuple(PER_CYCLE[c] for c in ("admin", "oper", "discontinuity"))
+_RATE_OIDS: Final = tuple(PER_CYCLE[c] for c in _RATE_COLUMNS)
+
+
+def _status_columns(walked: Mapping[Oid, Column]) -> StatusColumns:
+    """ifAdminStatus, ifOperStatus and ifCounterDiscontinuityTime of a per-cycle walk, done or going on."""
+    admins, opers, discs = (walked[oid] for oid in _STATUS_OIDS)
+    return admins, opers, discs
+
+
+def _rate_columns(walked: Mapping[Oid, Column]) -> list[Column]:
+    """The counters of a per-cycle walk, done or going on, in `RATES` order (64-bit ones where there are two)."""
+    return [walked[oid] for oid in _RATE_OIDS]
+
+
+def _polled(cfg: SnmpTargetConfig, iface: Interface, raw: bytes, wanted: bool, status: StatusColumns) -> bool:
+    """Set an interface's admin and oper status and discontinuity time from this poll's walk; whether the
+    target polls it: its selection (`wanted`), then skip_admin_down and skip_down.  The one place both the
+    stream and the rest of the cycle read an interface's status."""
+    admins, opers, discs = status
+    iface.admin = as_int(admins.get(raw)) or 0
+    iface.oper = as_int(opers.get(raw)) or 0
+    iface.discontinuity = as_int(discs.get(raw)) or 0
+    return wanted and status_kept(cfg, iface)
 
 
 def _fall_back(raw: bytes, values: list[Any], bits: list[int],
-               columns32: Sequence[Mapping[bytes, object]] | None) -> int:
+               columns32: Sequence[Column] | None) -> int:
     """Where a row has no counter (bits 0): the 32-bit one when walked, else None; how many stay missing."""
     missing = 0
     for i in range(len(bits)):
@@ -425,8 +182,7 @@ class _Stream:
     Only when the last descriptive walk still holds (`SnmpTarget._describe_due`), and only up to
     the first row whose oper status or discontinuity time differs from it, or that is new: the
     cycle then walks the descriptive columns again, and the rows after it wait for that.  Rows that
-    lack a 64-bit counter wait for the 32-bit walk at the end.  An unchanged row's oper status and
-    discontinuity time are those the last poll set on its `Interface`."""
+    lack a 64-bit counter wait for the 32-bit walk at the end."""
 
     def __init__(self, target: SnmpTarget, known: Described, rates: _Pass) -> None:
         self.target = target
@@ -441,8 +197,8 @@ class _Stream:
         if not self._on:
             return
         known, cfg, target = self.known, self.target.cfg, self.target
-        admins, opers, discs = (out[PER_CYCLE[c]] for c in ("admin", "oper", "discontinuity"))
-        columns = [out[PER_CYCLE[c]] for c in _RATE_COLUMNS]
+        status = _status_columns(out)
+        _, opers, discs = status
         ifaces = known.interfaces
         chosen: list[tuple[Interface, bytes]] = []
         i = self._next
@@ -455,11 +211,11 @@ class _Stream:
                 self._on = False
                 break
             i += 1
-            iface.admin = _int(admins.get(raw)) or 0  # oper and discontinuity are the last poll's, unchanged
-            if wanted and status_kept(cfg, iface):
+            if _polled(cfg, iface, raw, wanted, status):
                 chosen.append((iface, raw))
         self._next = i
         if chosen:
+            columns = _rate_columns(out)
             self.samples += target._rate_samples(self.rates, chosen, columns, None, complete_only=True)
         if len(self.samples) - self.put >= STREAM_CHUNK:
             ready, self.put = self.samples[self.put:], len(self.samples)
@@ -495,7 +251,7 @@ class SnmpTarget:
         this itself."""
         self._session = open_session(self.cfg)
         if (path := self._state_path()) is not None:
-            self._rows, readings = await asyncio.to_thread(snmpstate.load, path, self._agent(), self.cfg.interval)
+            self._rows, readings = await asyncio.to_thread(state.load, path, self._agent(), self.cfg.interval)
             self.tracker.restore(readings)
 
     def close(self) -> None:
@@ -513,12 +269,12 @@ class SnmpTarget:
             if (path := self._state_path()) is not None:
                 try:
                     # At stop: no await may follow a cancel.
-                    snmpstate.save(path, self._agent(), self._rows, self.tracker.readings())
+                    state.save(path, self._agent(), self._rows, self.tracker.readings())
                 except OSError as e:
                     log.warning("%s: cannot keep the last counters in %s: %s", self.name, path, e)
 
     def _state_path(self) -> str | None:
-        return snmpstate.path_of(self.hub.state_dir, self.cfg.name) if self.hub.state_dir else None
+        return state.path_of(self.hub.state_dir, self.cfg.name) if self.hub.state_dir else None
 
     def _agent(self) -> str:
         return f"{self.cfg.host}:{self.cfg.port}"
@@ -560,9 +316,8 @@ class SnmpTarget:
         self.status.last_duration = time.monotonic() - began
         self.status.cycles += 1
         self.counters.inc("cycles")
-        if self._session is not None and self._session.resent:
-            self.counters.inc("resent", self._session.resent)
-            self._session.resent = 0
+        if self._session is not None and (resent := self._session.take_resent()):
+            self.counters.inc("resent", resent)
         await self._put(samples[sent:])
         return samples
 
@@ -576,10 +331,10 @@ class SnmpTarget:
         assert session is not None
         scalars = await session.get([SYS_UPTIME, ENGINE_BOOTS, IF_TABLE_LAST_CHANGE, *self.extra_oids.values()])
         ts = self._clock()
-        uptime = _int(scalars.get(SYS_UPTIME))
+        uptime = as_int(scalars.get(SYS_UPTIME))
         if uptime is None:
             raise SnmpError("no sysUpTime in the answer")
-        clock = AgentClock(ts, uptime, _int(scalars.get(ENGINE_BOOTS)))
+        clock = AgentClock(ts, uptime, as_int(scalars.get(ENGINE_BOOTS)))
         last_change = scalars.get(IF_TABLE_LAST_CHANGE)
         rates = _Pass(clock)
         known = self._described
@@ -589,24 +344,18 @@ class SnmpTarget:
         table = await session.walk_raw(PER_CYCLE.values(), self.hub.bound, stream.rows if stream else None)
         cycle = {name: table[oid] for name, oid in PER_CYCLE.items()}
         described = await self._describe(session, cycle, clock, last_change)
-        admins, opers, discs = cycle["admin"], cycle["oper"], cycle["discontinuity"]
+        status = _status_columns(table)
         cfg = self.cfg
         chosen: list[tuple[Interface, bytes]] = []
         done = rates.rows  # the interfaces streamed
         # Of the description the stream used (not one walked again since), those were read and chosen already.
         streamed = done if described is known else {}
         for iface, raw, wanted in described.interfaces:
-            if iface.name in streamed:
+            if iface.name in streamed or _polled(cfg, iface, raw, wanted, status):
                 chosen.append((iface, raw))
-                continue
-            iface.admin = _int(admins.get(raw)) or 0
-            iface.oper = _int(opers.get(raw)) or 0
-            iface.discontinuity = _int(discs.get(raw)) or 0
-            if wanted and status_kept(cfg, iface):
-                chosen.append((iface, raw))
-        columns = [cycle[c] for c in _RATE_COLUMNS]
+        columns = _rate_columns(table)
         hc_in = columns[0]
-        columns32: Sequence[Mapping[bytes, object]] | None = None
+        columns32: Sequence[Column] | None = None
         if any(type(hc_in.get(raw)) is not wire.Counter64 for _, raw in chosen):
             self.counters.inc("walks_32bit")
             table32 = await session.walk_raw(COLUMNS_32.values(), self.hub.bound)
@@ -623,7 +372,7 @@ class SnmpTarget:
         return out, stream.put if stream else 0
 
     def _rate_samples(self, p: _Pass, chosen: list[tuple[Interface, bytes]],
-                      columns: Sequence[Mapping[bytes, object]], columns32: Sequence[Mapping[bytes, object]] | None,
+                      columns: Sequence[Column], columns32: Sequence[Column] | None,
                       *, complete_only: bool = False) -> list[Sample]:
         """The samples of the chosen interfaces: their rates (`counters.row_rates`) and oper_up.
         `complete_only` leaves out (and does not record) the rows that lack a counter."""
@@ -714,10 +463,10 @@ class SnmpTarget:
             if isinstance(value, wire.Exception_) or value is None:
                 self.counters.inc("missing_oids")
                 out.append(Sample(key, clock.ts, None))
-            elif o.kind == "counter" and (counter := _counter(value)) is not None:
+            elif o.kind == "counter" and (counter := as_counter(value)) is not None:
                 r = self.tracker.update(f"oid.{o.name}", Reading(clock, *counter), o.scale, o.max or None)
                 out.append(self._sample(key, clock.ts, r))
-            elif (number := _int(value)) is not None:
+            elif (number := as_int(value)) is not None:
                 out.append(Sample(key, clock.ts, number * o.scale))
             else:
                 self.counters.inc("missing_oids")
@@ -732,57 +481,3 @@ class SnmpTarget:
 
 def create(cfg: SnmpTargetConfig, hub: SnmpHub, samples: Channel[Sample]) -> SnmpTarget:
     return SnmpTarget(cfg, hub, samples)
-
-
-def _speed(bps: float) -> str:
-    for unit, size in (("Gb/s", 1e9), ("Mb/s", 1e6), ("kb/s", 1e3)):
-        if bps >= size:
-            return f"{bps / size:g} {unit}"
-    return f"{bps:g} b/s"
-
-
-def _toml(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-_STATUS: Final = {1: "up", 2: "down", 3: "testing", 5: "dormant", 6: "notPresent", 7: "lowerLayerDown"}
-
-
-async def discover(cfg: SnmpTargetConfig) -> str:
-    """Walk an agent and describe it as `[[snmp.target]]` TOML with one comment line per interface (cfgmaker)."""
-    session = open_session(cfg)
-    try:
-        system = await session.get([SYS_NAME, SYS_DESCR])
-        table = await session.walk(COLUMNS.values())
-    finally:
-        session.close()
-    interfaces = interfaces_from({name: table[oid] for name, oid in COLUMNS.items()})
-    sys_name = _text(system.get(SYS_NAME))
-    name = cfg.name if cfg.name != "discover" else metric_name(sys_name or cfg.host)
-    lines = [
-        f"# {cfg.host}:{cfg.port}  sysName: {sys_name or '-'}",
-        f"# sysDescr: {' '.join(_text(system.get(SYS_DESCR)).split()) or '-'}",
-        "[[snmp.target]]",
-        f"name = {_toml(name)}",
-        f"host = {_toml(cfg.host)}",
-        f"port = {cfg.port}",
-        f"version = {_toml(cfg.version)}",
-    ]
-    secrets = cfg.secrets()
-    if cfg.version == "3":
-        lines += [f"user = {_toml(cfg.user)}", f"auth_protocol = {_toml(cfg.auth_protocol)}",
-                  f"auth_key = {_toml(secrets['auth_key'])}", f"priv_protocol = {_toml(cfg.priv_protocol)}",
-                  f"priv_key = {_toml(secrets['priv_key'])}"]
-        if cfg.context:
-            lines.append(f"context = {_toml(cfg.context)}")
-    else:
-        lines.append(f"community = {_toml(secrets['community'])}")
-    lines += ['interval = "5m"', "# interfaces (ifIndex  key name  ifAlias  speed  oper/admin):"]
-    for i in interfaces:
-        state = f"{_STATUS.get(i.oper, str(i.oper))}/{_STATUS.get(i.admin, str(i.admin))}"
-        has64 = "" if "hc_in_octets" in i.counters else "  (32-bit counters)"
-        lines.append(f"#   {i.index:>5}  {i.name}  {_toml(i.alias)}  {_speed(i.speed_bps)}  {state}{has64}")
-    down = [i.name for i in interfaces if i.admin != UP]
-    if down:
-        lines.append(f"# administratively down: {', '.join(down)}; add skip_admin_down = true to leave them out")
-    return "\n".join(lines) + "\n"

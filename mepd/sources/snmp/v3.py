@@ -1,8 +1,8 @@
-"""SNMPv3 sessions (USM authentication and privacy) through pysnmp.
+"""SNMPv3 requests (USM authentication and privacy) through pysnmp: a `session.Client`.
 
 A module of its own so that pysnmp (about 25 MB of imported code) is loaded
-only when a target is v3: v2c goes through mepd's own codec (`snmpwire`).
-Answers are converted to snmpwire's plain values, so the poller sees one shape.
+only when a target is v3: v2c goes through mepd's own codec (`wire`).
+Answers are converted to wire's plain values, so the poller sees one shape.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from pysnmp.hlapi.v3arch.asyncio import (
 from pysnmp.proto import rfc1902, rfc1905
 
 from mepd.config import SnmpTargetConfig
-from mepd.sources import snmpwire as wire
-from mepd.sources.snmp import Session, SnmpError
+from mepd.sources.snmp import wire
+from mepd.sources.snmp.wire import SnmpError
 
 AUTH: Final = {
     "none": USM_AUTH_NONE, "MD5": USM_AUTH_HMAC96_MD5, "SHA": USM_AUTH_HMAC96_SHA,
@@ -62,7 +62,7 @@ _PLAIN_EXCEPTIONS: Final = (
 
 
 def _plain(value: Any) -> object:
-    """A pysnmp value as the plain values of `snmpwire`, so both paths look the same to the poller."""
+    """A pysnmp value as the plain values of `wire`, so both paths look the same to the poller."""
     plain: object = None
     if kind := next((p for k, p in _PLAIN_INTS if isinstance(value, k)), None):
         plain = kind(int(value))
@@ -77,8 +77,10 @@ def _plain(value: Any) -> object:
     return plain
 
 
-class V3Session(Session):
+class V3Client:
     """SNMPv3 (USM authentication and privacy) through pysnmp, with its own engine."""
+
+    resent = 0  # pysnmp resends on its own and does not say so
 
     def __init__(self, cfg: SnmpTargetConfig) -> None:
         secrets = cfg.secrets()
@@ -90,7 +92,6 @@ class V3Session(Session):
             authProtocol=AUTH[cfg.auth_protocol], privProtocol=PRIV[cfg.priv_protocol],
         )
         self.context = ContextData(contextName=cfg.context)
-        self.max_repetitions = cfg.max_repetitions
         self.cfg = cfg
         self.transport: Any = None
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto import api, rfc1902, rfc1905
 
-from mepd.sources import snmpwire as wire
+from mepd.sources.snmp import wire
 
 oids = st.tuples(st.integers(0, 2), st.integers(0, 39)).flatmap(
     lambda head: st.lists(st.integers(0, 2**32 - 1), max_size=20).map(lambda tail: head + tuple(tail)))
@@ -135,7 +135,7 @@ async def test_an_agent_that_never_answers_times_out_after_every_retry() -> None
     transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
     client = wire.V2cClient("127.0.0.1", transport.get_extra_info("sockname")[1], "public", 0.05, 2)
     try:
-        with pytest.raises(wire.V2cError):
+        with pytest.raises(wire.SnmpError):
             await client.request([wire.oid_bytes((1, 3, 6, 1, 2, 1, 1, 3, 0))])
         assert client.resent == 2
         assert not client._protocol or not client._protocol.pending  # nothing left waiting
