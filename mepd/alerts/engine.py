@@ -31,8 +31,8 @@ from mepd.alerts.notify.mqtt import MqttChannel
 from mepd.alerts.notify.webhook import WebhookChannel
 from mepd.alerts.rules import Change, Rule
 from mepd.alerts.store import History, IncidentStore, Silence
-from mepd.alerts.syntax import parse_matchers
 from mepd.config import AlertConfig, AlertNotifyConfig, Config
+from mepd.config.syntax import parse_matchers
 from mepd.errors import MepdError
 from mepd.model import Incident, LogRecord, Sample
 from mepd.pipeline import Counters, Pipeline, Subscription

@@ -24,8 +24,8 @@ from typing import Final, Protocol
 
 from mepd.alerts.rules import Change, Rule, fingerprint
 from mepd.alerts.store import History, IncidentStore, Outgoing, Silence
-from mepd.alerts.syntax import Matcher
 from mepd.config import AlertConfig
+from mepd.config.syntax import Matcher
 from mepd.errors import MepdError
 from mepd.model import Incident
 from mepd.pipeline import Counters

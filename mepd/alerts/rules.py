@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from mepd.alerts.syntax import RECORD_FIELDS, compile_glob, compile_regex, render
 from mepd.config import AlertRuleConfig
+from mepd.config.syntax import RECORD_FIELDS, compile_glob, compile_regex, render
 from mepd.model import LogRecord, Sample, facility_name, rfc3339, severity_name, severity_number
 from mepd.units import format_duration
 

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from mepd.alerts.syntax import Matcher
+from mepd.config.syntax import Matcher
 from mepd.model import Incident, IncidentState, rfc3339
 
 T = TypeVar("T")

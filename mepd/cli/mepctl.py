@@ -203,11 +203,18 @@ async def cmd_unsilence(client: Client, args: argparse.Namespace) -> int:
 
 
 def _default_socket(config_path: str) -> str:
-    """The configured control socket, when the config file is readable; else the packaged default."""
-    try:
-        return config.load(config_path).daemon.control_socket
-    except ConfigErrors:
+    """daemon.control_socket of the config file, read alone: the other sections are the daemon's to check
+    (a keys_file only mepd may read is no reason to look elsewhere).  No file at the default path means the
+    packaged default; a file that cannot be used exits with why, as argparse does for usage errors."""
+    if config_path == DEFAULT_CONFIG and not os.path.exists(config_path):
         return config.DaemonConfig().control_socket
+    try:
+        return config.control_socket(config_path)
+    except ConfigErrors as e:
+        why = "; ".join(str(error) for error in e.errors)
+        print(f"mepctl: {why}; cannot find the control socket: name it with --socket PATH or $MEPD_SOCKET",
+              file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
 
 
 async def cmd_dashboard_export(client: Client, args: argparse.Namespace) -> int:

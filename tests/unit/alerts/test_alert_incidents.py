@@ -14,8 +14,8 @@ import pytest_asyncio
 from mepd.alerts import rules
 from mepd.alerts.incidents import Batch, Incidents, NotFoundError, StateError
 from mepd.alerts.store import IncidentStore, Outgoing
-from mepd.alerts.syntax import parse_matchers
 from mepd.config import AlertConfig, AlertRuleConfig
+from mepd.config.syntax import parse_matchers
 from mepd.model import Sample
 from mepd.pipeline import Counters
 

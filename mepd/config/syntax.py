@@ -2,7 +2,7 @@
 
 Kept free of other mepd imports (but the leaf `mepd.errors`) so that config
 validation can use the very parsers the engine runs, and a rule that loads is a
-rule that works.
+rule that works.  It sits in `mepd.config`, below `mepd.alerts`, which imports it.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from mepd.alerts.syntax import compile_glob, glob_error, parse_matchers, render, template_error
+from mepd.config.syntax import compile_glob, glob_error, parse_matchers, render, template_error
 
 
 def test_matchers_all_operators() -> None:

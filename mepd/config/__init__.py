@@ -1,0 +1,62 @@
+"""TOML config file -> typed, frozen config objects: `load` a file, `parse` its TOML.
+
+`convert` is the generic machinery (types, durations, sizes, paths, key paths,
+every error collected), `schema` the sections of mepd, and `syntax` the small
+languages of alert rules, which config validation and the alert engine share.
+This package is below `mepd.alerts`: it never imports it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from mepd.config.convert import convert, convert_key, read
+from mepd.config.schema import (
+    AlertActionConfig,
+    AlertConfig,
+    AlertNotifyConfig,
+    AlertRuleConfig,
+    Config,
+    DaemonConfig,
+    HttpConfig,
+    JournalConfig,
+    LogStorageConfig,
+    MqttNotifyConfig,
+    RrdStorageConfig,
+    SnmpConfig,
+    SnmpOidConfig,
+    SnmpTargetConfig,
+    StorageConfig,
+    SyslogConfig,
+    SyslogListenConfig,
+    TailConfig,
+    WebhookNotifyConfig,
+    parse_rra,
+    split_address,
+)
+
+__all__ = [
+    "AlertActionConfig", "AlertConfig", "AlertNotifyConfig", "AlertRuleConfig", "Config", "DaemonConfig",
+    "HttpConfig", "JournalConfig", "LogStorageConfig", "MqttNotifyConfig", "RrdStorageConfig", "SnmpConfig",
+    "SnmpOidConfig", "SnmpTargetConfig", "StorageConfig", "SyslogConfig", "SyslogListenConfig", "TailConfig",
+    "WebhookNotifyConfig", "control_socket", "load", "parse", "parse_rra", "split_address",
+]
+
+
+def load(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a config file; raise ConfigErrors listing every problem."""
+    file, data = read(path)
+    return parse(data, file)
+
+
+def parse(data: dict[str, Any], file: str) -> Config:
+    return convert(Config, data, file)
+
+
+def control_socket(path: str | os.PathLike[str]) -> str:
+    """`daemon.control_socket` of a config file, resolved as the daemon resolves it, read without
+    validating the rest: mepctl must find the socket even when another section fails a check that
+    only the daemon can pass (a keys_file only mepd may read).  ConfigErrors when the file or that key is bad."""
+    file, data = read(path)
+    return str(convert_key(Config, "daemon.control_socket", data, file))
