@@ -19,6 +19,7 @@ import gc
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -131,7 +132,7 @@ class App:
                                          self.weblogstore)
         return [
             self.weblog,
-            LogSink(self.logstore, sub, Counters(), self.pipeline.log_counters),
+            LogSink(self.logstore, sub, self.logstore.counters, self.pipeline.log_counters),
             RrdSink(self.rrdstore, samples, Counters(), self.pipeline.sample_counters,
                     batch_size=rrd.batch_size, flush_interval=rrd.flush_interval),
             self.alerts,
@@ -151,7 +152,10 @@ class App:
         loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
         await self.api.start()
         try:
-            await self.logstore.open()
+            try:
+                await self.logstore.open()
+            except sqlite3.Error as e:  # the sink retries its writes; nothing else waits for the log store
+                log.error("log store %s cannot be opened, records wait in its queue: %s", self.logstore.path, e)
             await self.weblogstore.open()
             self.sinks = [Supervised(c) for c in self._build_sinks()]
             for s in self.sinks:

@@ -65,8 +65,12 @@ def status(s: Mapping[str, Any]) -> str:
     if kernel:
         lines.append(f"  by the kernel (UDP receive buffer full): {kernel}")
     lines += [f"  queue full, not seen by {name}: {v}" for name, v in full.items()]
-    size_mb = float(store["size_bytes"]) / 1e6
-    lines.append(f"log store {store['records']} records, {size_mb:.1f} MB, oldest {local_time(store['oldest'])}")
+    if store.get("error"):
+        lines.append(f"log store {store['path']}: cannot read it: {store['error']}")
+    else:
+        size_mb = float(store["size_bytes"]) / 1e6
+        lines.append(f"log store {store['records']} records, {size_mb:.1f} MB, oldest {local_time(store['oldest'])}")
+    lines += [f"  corrupt, set aside as {path}" for path in store.get("set_aside", ())]
     reloads = s.get("reloads", {})
     if reloads.get("last_error"):
         lines.append(f"last reload refused:\n  {reloads['last_error']}")

@@ -271,8 +271,10 @@ def _daemon(out: Exposition, status: DaemonStatus) -> None:
                             f"Items counted as {counter} by the pipeline's channel.").append(f"{lab} {value}")
 
     logs: Mapping[str, Any] = status.logstore
-    out.gauge("mepd_logstore_records", "Log records in the store.").append(f" {int(logs['records'])}")
-    out.gauge("mepd_logstore_size_bytes", "Bytes used by the log store's pages.").append(f" {int(logs['size_bytes'])}")
+    if logs.get("records") is not None:  # None: the store could not be read (its error is in `mepctl status`)
+        out.gauge("mepd_logstore_records", "Log records in the store.").append(f" {int(logs['records'])}")
+        out.gauge("mepd_logstore_size_bytes", "Bytes used by the log store's pages.").append(
+            f" {int(logs['size_bytes'])}")
     if logs.get("oldest"):
         out.gauge("mepd_logstore_oldest_timestamp_seconds", "When the oldest stored record was received.").append(
             f" {datetime.fromisoformat(logs['oldest']).timestamp()!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import signal
@@ -357,3 +358,60 @@ def test_mepctl_as_a_stranger_says_permission_denied(mepd_factory: MakeMepd) -> 
     assert as_nobody() == denied
     run_dir.chmod(0o755)  # the directory open, the socket itself (0660) still refuses
     assert as_nobody() == denied
+
+
+def overwrite_pages(db: Path, first: int, count: int = 20, page_size: int = 16384) -> None:
+    """Real corruption: `count` pages of the file, from page number `first` (1 is the header), made random bytes."""
+    with db.open("r+b") as f:
+        for page in range(first, first + count):
+            f.seek((page - 1) * page_size)
+            f.write(os.urandom(page_size))
+
+
+def test_a_corrupt_log_database_is_set_aside_and_intake_goes_on(mepd_factory: MakeMepd) -> None:
+    """Issue 17 item 6: 20 overwritten pages made status answer 500, and after a restart mepd exited."""
+    port = free_port()
+    d = mepd_factory(syslog_listen(port, "udp")).start()
+    send_udp(port, *(f"<14>1 - h app - - - before {i} {'x' * 500}".encode() for i in range(2000)))
+    d.wait_logs(2000, "--grep", "before")
+    assert d.stop() == 0  # its last close moves the records from the -wal into the file
+    d.start()
+    db = d.root / "state" / "logs.db"
+    overwrite_pages(db, first=2)  # the header stays: "database disk image is malformed"
+    assert d.mepctl("status").returncode == 0
+    send_udp(port, b"<14>1 - h app - - - after the damage")
+    assert [r["message"] for r in d.wait_logs(1, "--grep", "after the damage")] == ["after the damage"]
+    status = d.mepctl_json("status")
+    store = next(c for c in status["components"] if c["name"] == "store/logs")
+    assert store["counters"]["corrupt_files_set_aside"] == 1
+    (aside,) = status["store"]["logs"]["set_aside"]
+    assert os.path.basename(aside).startswith("logs.db.corrupt-")
+    assert os.path.exists(aside)
+    assert f"set aside as {aside}" in d.stderr()
+    assert f"corrupt, set aside as {aside}" in d.mepctl("status").stdout
+
+    assert d.stop() == 0
+    overwrite_pages(db, first=1)  # the header too: "file is not a database"
+    d.start()
+    send_udp(port, b"<14>1 - h app - - - after the restart")
+    assert [r["message"] for r in d.wait_logs(1, "--grep", "after the restart")] == ["after the restart"]
+    assert len(glob.glob(f"{db}.corrupt-*")) == 2, "one per damaged file"
+    assert d.mepctl_json("status")["store"]["logs"]["records"] == 1
+
+
+def test_a_deleted_log_database_is_noticed_and_a_new_one_started(mepd_factory: MakeMepd) -> None:
+    """Issue 17 item 11: after `rm logs.db*`, records went on being "stored" into the unlinked file."""
+    port = free_port()
+    d = mepd_factory(syslog_listen(port, "udp")).start()
+    send_udp(port, *(f"<14>1 - h app - - - before {i}".encode() for i in range(100)))
+    d.wait_logs(100, "--grep", "before")
+    subprocess.run(["rm", *glob.glob(f"{d.root / 'state' / 'logs.db'}*")], check=True)  # rm logs.db*
+    send_udp(port, *(f"<14>1 - h app - - - after {i}".encode() for i in range(50)))
+    d.wait_logs(50, "--grep", "after")
+    assert os.path.exists(d.root / "state" / "logs.db")
+    store = next(c for c in d.mepctl_json("status")["components"] if c["name"] == "store/logs")
+    assert store["counters"]["missing_files_reopened"] == 1
+    assert "was deleted or replaced while open: the 100 records it held are lost" in d.stderr()
+    assert d.stop() == 0
+    d.start()
+    assert len(d.logs("--grep", "after")) == 50, "stored in the file at the path, not the unlinked one"

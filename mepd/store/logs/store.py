@@ -106,6 +106,9 @@ class LogStore:
         self._writer = Worker(worker.__name__, "open", path, nice=WRITER_NICE)
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="logstore-r")
         self._local = threading.local()
+        self.counters = Counters()  # files set aside or reopened: shown with the sink's (`mepd.app`)
+        self.set_aside: list[str] = []  # corrupt databases renamed out of the way, oldest first
+        self._file: worker.FileId | None = None  # the file the writer has open: readers follow it
 
     async def open(self) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
@@ -118,10 +121,28 @@ class LogStore:
     async def _on_writer(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn` in the writer process; if that process died, the next call starts another: a retryable error."""
         try:
-            return await self._writer.call(fn.__name__, *args)
+            answer: worker.Answer = await self._writer.call(fn.__name__, *args)
         except WorkerDiedError as e:
             log.error("the log writer process died (%s); starting a new one", e)
             raise sqlite3.OperationalError("log writer process died") from e
+        for reopened in answer.reopened:
+            self._reopened(reopened)
+        self._file = answer.file
+        return answer.value
+
+    def _reopened(self, r: worker.Reopened) -> None:
+        """The writer started a new database at the path: say so once, loudly, and count it."""
+        self.last_id = self.fts_upto = 0
+        if r.set_aside is not None:
+            self.counters.inc("corrupt_files_set_aside")
+            self.set_aside.append(r.set_aside)
+            log.error("log store %s is corrupt (%s): set aside as %s; storing in a new database", self.path,
+                      r.reason, r.set_aside)
+        else:
+            self.counters.inc("missing_files_reopened")
+            held = "an unknown number of" if r.records is None else str(r.records)
+            log.error("log store %s was deleted or replaced while open: the %s records it held are lost with it;"
+                      " storing in a new database", self.path, held)
 
     @property
     def fts_lag(self) -> int:
@@ -136,7 +157,8 @@ class LogStore:
 
     async def close(self) -> None:
         if self._writer.pid is not None:
-            await self._on_writer(worker.close)
+            with contextlib.suppress(WorkerDiedError):
+                await self._writer.call(worker.close.__name__)
         await self._writer.stop()
         self._readers.shutdown(wait=True)
 
@@ -159,18 +181,31 @@ class LogStore:
         rows = await self._read("SELECT position FROM cursors WHERE name = ?", [name])
         return str(rows[0][0]) if rows else None
 
-    def _reader_conn(self) -> sqlite3.Connection:
+    def _reader_conn(self, file: worker.FileId | None) -> sqlite3.Connection:
+        """This thread's connection to `file`, the writer's: a new one when the writer moved to a new file."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.file != file:
+            conn.close()  # SQLite sees its file moved: it leaves the new file's -wal alone
+            conn = None
         if conn is None:
-            conn = worker.connect(self.path)
-            self._local.conn = conn
+            conn = worker.connect(self.path, create=False)
+            self._local.conn, self._local.file = conn, file
         return conn
 
-    def _fetch(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
-        return list(self._reader_conn().execute(sql, args))
+    def _fetch(self, sql: str, args: Sequence[Any], file: worker.FileId | None) -> list[tuple[Any, ...]]:
+        return list(self._reader_conn(file).execute(sql, args))
 
     async def _read(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
-        return await asyncio.get_running_loop().run_in_executor(self._readers, self._fetch, sql, args)
+        """Rows from a reader thread; a corrupt file has the writer set it aside, and the read is made again."""
+        loop = asyncio.get_running_loop()
+        file = self._file
+        try:
+            return await loop.run_in_executor(self._readers, self._fetch, sql, args, file)
+        except sqlite3.DatabaseError as e:
+            if not worker.is_corrupt(e):
+                raise
+            await self._on_writer(worker.set_aside, file, str(e))
+        return await loop.run_in_executor(self._readers, self._fetch, sql, args, self._file)
 
     async def query(self, q: LogQuery) -> list[dict[str, object]]:
         """Matching records, oldest first; with a limit, the newest `limit` of them."""
@@ -215,19 +250,23 @@ class LogStore:
     async def stats(self) -> dict[str, object]:
         """Count, oldest and size: `mepctl status`, the dashboard every 10 s and each Prometheus scrape ask.
         Records are stored in the order received, so the oldest is the first row (min(received) scanned the
-        whole table: 0.27 s at 3 million records)."""
-        rows = await self._read(
-            "SELECT (SELECT count(*) FROM logs), (SELECT received FROM logs ORDER BY id LIMIT 1),"
-            " (SELECT page_count FROM pragma_page_count), (SELECT page_size FROM pragma_page_size),"
-            " (SELECT freelist_count FROM pragma_freelist_count)",
-            [],
-        )
+        whole table: 0.27 s at 3 million records).  Never raises: status must answer when the store does not."""
+        status: dict[str, object] = {"path": self.path, "set_aside": list(self.set_aside)}
+        try:
+            rows = await self._read(
+                "SELECT (SELECT count(*) FROM logs), (SELECT received FROM logs ORDER BY id LIMIT 1),"
+                " (SELECT page_count FROM pragma_page_count), (SELECT page_size FROM pragma_page_size),"
+                " (SELECT freelist_count FROM pragma_freelist_count)",
+                [],
+            )
+        except sqlite3.Error as e:
+            return {"records": None, "oldest": None, "size_bytes": None, "error": str(e), **status}
         count, oldest, pages, page_size, free = rows[0]
         return {
             "records": count,
             "oldest": rfc3339(oldest) if oldest is not None else None,
             "size_bytes": (pages - free) * page_size,
-            "path": self.path,
+            **status,
         }
 
     async def maintain(self, now: float | None = None) -> int:
