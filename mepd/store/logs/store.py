@@ -13,6 +13,17 @@ no records waiting and the last batch was not full: indexing costs several
 times what storing does, so under load records are stored at full speed and
 indexed once the load eases.  A search covers
 the rows not yet indexed by scanning them, so it is always complete.
+
+A record dated more than `FUTURE_TOLERANCE` after it arrived is stored at its
+arrival time, its claimed time kept in `sd.mepd.ts_claimed`: "the newest N"
+and `--since` would otherwise show a clock's lie (1,000 lines dated 2099)
+before every real line, for as long as the lie lasts.  A time in the past is
+kept: journal and tail backlogs and relayed syslog carry their real old times,
+and an old record sorts before current ones instead of hiding them.
+
+Queries run on two reader threads, each bounded by `query_timeout`; status
+and resuming sources read on a thread of their own, so neither waits behind
+a slow search.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 from mepd.config import LogStorageConfig
+from mepd.errors import MepdError
 from mepd.model import LogQuery, LogRecord, rfc3339
 from mepd.pipeline import Counters, Subscription
 from mepd.store.logs import worker
@@ -48,15 +60,38 @@ _SELECT: Final = f"SELECT id, {', '.join(_SHOWN)} FROM logs"
 WRITES_IN_FLIGHT: Final = 3
 WRITER_NICE: Final = 10
 FTS_CHUNK: Final = 4000  # about 0.2 s of trigram indexing: the longest a new batch waits behind it
+# A sender's clock may run this far ahead of ours (no NTP, drift) before its times are not believed.
+FUTURE_TOLERANCE: Final = 300.0
+QUERY_TIMEOUT: Final = 10.0  # below mepctl's 30 s, so that it gets the sentence and not a time-out
+MAX_RESULT_BYTES: Final = 64 << 20  # of message text in one answer: about 200 MB as Python objects and JSON
+_PROGRESS_STEPS: Final = 10_000  # SQLite VM instructions between two looks at a query's deadline
+
+
+class QueryLimitError(MepdError):
+    """A query ran past its time or its answer past its size: the API's 503, with a sentence to narrow it."""
 
 
 def _row(record: LogRecord) -> tuple[Any, ...]:
-    """The record's values in `worker.COLUMNS`' order, spelled out: 0.7 µs a record, 1.9 through attrgetter."""
+    """The record's values in `worker.COLUMNS`' order, spelled out: 0.7 µs a record, 1.9 through attrgetter.
+
+    A time too far ahead of arrival is replaced by the arrival time and kept in `sd.mepd.ts_claimed`; the
+    record itself is left alone, as the pipeline's other subscribers share it."""
+    ts, sd = record.ts, record.sd
+    if ts > record.received + FUTURE_TOLERANCE:
+        ts, sd = record.received, {**sd, "mepd": {**sd.get("mepd", {}), "ts_claimed": _claimed(record.ts)}}
     return (
-        record.ts, record.received, record.host, record.app, record.pid, record.facility, record.severity,
-        record.msgid, record.message, json.dumps(record.sd, ensure_ascii=False) if record.sd else None,
+        ts, record.received, record.host, record.app, record.pid, record.facility, record.severity,
+        record.msgid, record.message, json.dumps(sd, ensure_ascii=False) if sd else None,
         record.source, record.peer, record.parse_error, record.raw,
     )
+
+
+def _claimed(ts: float) -> str:
+    """The claimed time in RFC 3339, or as seconds when it is past what a date can hold (year 10000)."""
+    try:
+        return rfc3339(ts)
+    except (OverflowError, ValueError, OSError):
+        return repr(ts)
 
 
 def _shown(row: Sequence[Any]) -> dict[str, object]:
@@ -105,7 +140,10 @@ class LogStore:
         # Below the event loop: a datagram not read in time is lost, a batch stored late is not.
         self._writer = Worker(worker.__name__, "open", path, nice=WRITER_NICE)
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="logstore-r")
+        # Status, the dashboard's intake sampling and resuming sources: short reads that never queue behind a search.
+        self._control = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logstore-c")
         self._local = threading.local()
+        self.query_timeout = QUERY_TIMEOUT
 
     async def open(self) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
@@ -139,6 +177,7 @@ class LogStore:
             await self._on_writer(worker.close)
         await self._writer.stop()
         self._readers.shutdown(wait=True)
+        self._control.shutdown(wait=True)
 
     async def write(self, records: Sequence[LogRecord], batch_id: str | None = None) -> None:
         """Commit a batch (and the cursors it reaches) in one transaction, then wake followers.
@@ -156,7 +195,7 @@ class LogStore:
 
     async def cursor(self, name: str) -> str | None:
         """Where a resumable source stopped, as committed with its last records."""
-        rows = await self._read("SELECT position FROM cursors WHERE name = ?", [name])
+        rows = await self._read_control("SELECT position FROM cursors WHERE name = ?", [name])
         return str(rows[0][0]) if rows else None
 
     def _reader_conn(self) -> sqlite3.Connection:
@@ -169,11 +208,44 @@ class LogStore:
     def _fetch(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
         return list(self._reader_conn().execute(sql, args))
 
+    def _deadline_passed(self, deadline: float) -> bool:
+        """The progress handler's question, every `_PROGRESS_STEPS` VM instructions of a query."""
+        return time.monotonic() > deadline
+
+    def _search(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """A query's rows, interrupted past `query_timeout` and refused past `MAX_RESULT_BYTES` of messages."""
+        conn = self._reader_conn()
+        deadline = time.monotonic() + self.query_timeout
+        conn.set_progress_handler(lambda: self._deadline_passed(deadline), _PROGRESS_STEPS)
+        message = _SHOWN.index("message") + 1
+        rows: list[tuple[Any, ...]] = []
+        size = 0
+        try:
+            for row in conn.execute(sql, args):
+                size += len(row[message])
+                if size > MAX_RESULT_BYTES:
+                    raise QueryLimitError(f"the answer holds more than {MAX_RESULT_BYTES >> 20} MiB of messages;"
+                                          " narrow it with --since, --host or --grep, or lower --limit")
+                rows.append(row)
+        except sqlite3.OperationalError as e:
+            if str(e) != "interrupted":
+                raise
+            raise QueryLimitError(f"the query took longer than {self.query_timeout:g} s; narrow it with"
+                                  " --since, --host or --app") from None
+        finally:
+            conn.set_progress_handler(None, 0)
+        return rows
+
     async def _read(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
-        return await asyncio.get_running_loop().run_in_executor(self._readers, self._fetch, sql, args)
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self._search, sql, args)
+
+    async def _read_control(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return await asyncio.get_running_loop().run_in_executor(self._control, self._fetch, sql, args)
 
     async def query(self, q: LogQuery) -> list[dict[str, object]]:
-        """Matching records, oldest first; with a limit, the newest `limit` of them."""
+        """Matching records, oldest first; with a limit, the newest `limit` of them.
+
+        Raises QueryLimitError when the query runs past `query_timeout` or its answer past `MAX_RESULT_BYTES`."""
         where, args = _where(q, self.fts_upto)
         if q.limit > 0:
             sql = (
@@ -216,7 +288,7 @@ class LogStore:
         """Count, oldest and size: `mepctl status`, the dashboard every 10 s and each Prometheus scrape ask.
         Records are stored in the order received, so the oldest is the first row (min(received) scanned the
         whole table: 0.27 s at 3 million records)."""
-        rows = await self._read(
+        rows = await self._read_control(
             "SELECT (SELECT count(*) FROM logs), (SELECT received FROM logs ORDER BY id LIMIT 1),"
             " (SELECT page_count FROM pragma_page_count), (SELECT page_size FROM pragma_page_size),"
             " (SELECT freelist_count FROM pragma_freelist_count)",
