@@ -343,15 +343,18 @@ def test_future_dated_records_do_not_hide_current_ones(mepd_factory: MakeMepd) -
     """Issue 17 item 8: 1,000 lines dated 2099 hid 5 current ones from --since 10m, --follow and the logs page."""
     port, http = free_port(), free_port()
     d = mepd_factory(syslog_listen(port, "udp") + f'[http]\nlisten = "127.0.0.1:{http}"\n').start()
+
+    def stored(n: int) -> None:
+        wait_for(lambda: d.mepctl_json("status")["store"]["logs"]["records"] == n, what=f"{n} records stored")
+
     for chunk in range(10):  # in steps the daemon takes in, not to test the kernel's buffer
         send_udp(port, *(f"<14>1 2099-01-01T00:00:00Z liar app - - - from the future {chunk * 100 + i}".encode()
                          for i in range(100)))
-        wait_for(lambda n=(chunk + 1) * 100: d.mepctl_json("status")["store"]["logs"]["records"] == n,  # type: ignore[misc]
-                 what=f"{(chunk + 1) * 100} records stored")
+        stored((chunk + 1) * 100)
     now = rfc3339(time.time())  # stamped as rsyslog does, to the microsecond: after the flood arrived
     current = [f"Failed password for root from 192.0.2.7 port {22000 + i} ssh2" for i in range(5)]
     send_udp(port, *(f"<38>1 {now} bastion sshd 811 - - {m}".encode() for m in current))
-    wait_for(lambda: d.mepctl_json("status")["store"]["logs"]["records"] == 1005, what="1005 records stored")
+    stored(1005)
 
     since = d.mepctl_json("logs", "--since", "10m")
     assert [r["message"] for r in since if r["app"] == "sshd"] == current

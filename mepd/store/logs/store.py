@@ -63,7 +63,8 @@ FTS_CHUNK: Final = 4000  # about 0.2 s of trigram indexing: the longest a new ba
 # A sender's clock may run this far ahead of ours (no NTP, drift) before its times are not believed.
 FUTURE_TOLERANCE: Final = 300.0
 QUERY_TIMEOUT: Final = 10.0  # below mepctl's 30 s, so that it gets the sentence and not a time-out
-MAX_RESULT_BYTES: Final = 64 << 20  # of message text in one answer: about 200 MB as Python objects and JSON
+MAX_RESULT_BYTES: Final = 128 << 20  # one answer's records in memory: their messages and `_RECORD_COST` each
+_RECORD_COST: Final = 1024  # a record's dict (700 bytes measured) and its JSON, beside the message
 _PROGRESS_STEPS: Final = 10_000  # SQLite VM instructions between two looks at a query's deadline
 
 
@@ -212,21 +213,23 @@ class LogStore:
         """The progress handler's question, every `_PROGRESS_STEPS` VM instructions of a query."""
         return time.monotonic() > deadline
 
-    def _search(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
-        """A query's rows, interrupted past `query_timeout` and refused past `MAX_RESULT_BYTES` of messages."""
+    def _search(self, sql: str, args: Sequence[Any]) -> list[dict[str, object]]:
+        """A query's records, interrupted past `query_timeout` and refused past `MAX_RESULT_BYTES`.
+
+        Made into dicts here, not on the event loop: a large answer would hold up intake."""
         conn = self._reader_conn()
         deadline = time.monotonic() + self.query_timeout
         conn.set_progress_handler(lambda: self._deadline_passed(deadline), _PROGRESS_STEPS)
         message = _SHOWN.index("message") + 1
-        rows: list[tuple[Any, ...]] = []
+        records: list[dict[str, object]] = []
         size = 0
         try:
             for row in conn.execute(sql, args):
-                size += len(row[message])
+                size += len(row[message]) + _RECORD_COST
                 if size > MAX_RESULT_BYTES:
-                    raise QueryLimitError(f"the answer holds more than {MAX_RESULT_BYTES >> 20} MiB of messages;"
-                                          " narrow it with --since, --host or --grep, or lower --limit")
-                rows.append(row)
+                    raise QueryLimitError(f"the answer would take more than {MAX_RESULT_BYTES >> 20} MiB; narrow it"
+                                          " with --since, --host or --grep, or lower --limit")
+                records.append(_shown(row))
         except sqlite3.OperationalError as e:
             if str(e) != "interrupted":
                 raise
@@ -234,9 +237,9 @@ class LogStore:
                                   " --since, --host or --app") from None
         finally:
             conn.set_progress_handler(None, 0)
-        return rows
+        return records
 
-    async def _read(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+    async def _records(self, sql: str, args: Sequence[Any]) -> list[dict[str, object]]:
         return await asyncio.get_running_loop().run_in_executor(self._readers, self._search, sql, args)
 
     async def _read_control(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -255,12 +258,12 @@ class LogStore:
             args.append(q.limit)
         else:
             sql = f"{_SELECT}{where} ORDER BY ts, id"
-        return [_shown(r) for r in await self._read(sql, args)]
+        return await self._records(sql, args)
 
     async def query_new(self, q: LogQuery) -> list[dict[str, object]]:
         """Records committed after `q.after_id`, in commit order: what `--follow` streams."""
         where, args = _where(q, self.fts_upto)
-        return [_shown(r) for r in await self._read(f"{_SELECT}{where} ORDER BY id", args)]
+        return await self._records(f"{_SELECT}{where} ORDER BY id", args)
 
     async def follow(self, q: LogQuery, after_id: int, stop: asyncio.Event,
                      idle: float | None = None) -> AsyncGenerator[list[dict[str, object]]]:

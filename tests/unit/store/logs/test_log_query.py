@@ -64,7 +64,7 @@ async def test_clock_skew_within_tolerance_past_times_and_other_flags_are_kept(s
     assert by_message["a backlog line"]["ts"] == rfc3339(now - 86400 * 30)
     assert by_message["cut and lying"]["sd"] == {
         "mepd": {"truncated_from": "70000", "ts_claimed": rfc3339(now + 86400)}, "x@1": {"k": "v"}}
-    assert by_message["past any date"]["sd"]["mepd"]["ts_claimed"] == "1e+300"
+    assert by_message["past any date"]["sd"] == {"mepd": {"ts_claimed": "1e+300"}}
     assert by_message["past any date"]["ts"] == rfc3339(now)
 
 
@@ -110,7 +110,7 @@ async def test_a_search_past_its_time_is_interrupted_and_the_reader_goes_on(stor
 async def test_an_answer_past_its_size_is_refused(store: LogStore, monkeypatch: pytest.MonkeyPatch) -> None:
     now = time.time()
     await store.write([rec(now, BIG, now) for _ in range(3)])
-    monkeypatch.setattr(store_module, "MAX_RESULT_BYTES", 2 * len(BIG))
-    with pytest.raises(QueryLimitError, match="more than 0 MiB of messages"):
+    monkeypatch.setattr(store_module, "MAX_RESULT_BYTES", 2 * (len(BIG) + 1024))
+    with pytest.raises(QueryLimitError, match="would take more than 0 MiB; narrow it"):
         await store.query(LogQuery(limit=0))
     assert len(await store.query(LogQuery(limit=2))) == 2
