@@ -67,6 +67,8 @@ def status(s: Mapping[str, Any]) -> str:
     lines += [f"  queue full, not seen by {name}: {v}" for name, v in full.items()]
     size_mb = float(store["size_bytes"]) / 1e6
     lines.append(f"log store {store['records']} records, {size_mb:.1f} MB, oldest {local_time(store['oldest'])}")
+    if store.get("future_dated"):
+        lines.append(f"  dated ahead of their arrival, stored at it (sd.mepd.ts_claimed): {store['future_dated']}")
     reloads = s.get("reloads", {})
     if reloads.get("last_error"):
         lines.append(f"last reload refused:\n  {reloads['last_error']}")

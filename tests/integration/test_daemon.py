@@ -361,6 +361,8 @@ def test_future_dated_records_do_not_hide_current_ones(mepd_factory: MakeMepd) -
     liar = next(r for r in since if r["app"] == "app")
     assert liar["sd"] == {"mepd": {"ts_claimed": "2099-01-01T00:00:00.000000Z"}}
     assert liar["ts"] == liar["received"]
+    assert d.mepctl_json("status")["store"]["logs"]["future_dated"] == 1000
+    assert "dated ahead of their arrival, stored at it (sd.mepd.ts_claimed): 1000" in d.mepctl("status").stdout
 
     follow = subprocess.Popen(
         [sys.executable, "-m", "mepd.cli.mepctl", "--socket", d.socket, "logs", "--follow", "--json"],

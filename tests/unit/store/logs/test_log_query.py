@@ -44,6 +44,7 @@ async def test_future_dated_records_do_not_hide_current_ones(store: LogStore) ->
     assert newest[-5:] == current
     assert await store.query(LogQuery(since=Y2099 - 1)) == [], "a claimed time is not an event time"
 
+    assert (store.future_dated, (await store.stats())["future_dated"]) == (1000, 1000)
     flagged = next(r for r in await store.query(LogQuery(grep="from the future 7", limit=0))
                    if r["message"] == "from the future 7")
     assert flagged["ts"] == flagged["received"] == rfc3339(now - 30)
