@@ -71,6 +71,8 @@ def status(s: Mapping[str, Any]) -> str:
         size_mb = float(store["size_bytes"]) / 1e6
         lines.append(f"log store {store['records']} records, {size_mb:.1f} MB, oldest {local_time(store['oldest'])}")
     lines += [f"  corrupt, set aside as {path}" for path in store.get("set_aside", ())]
+    if store.get("future_dated"):
+        lines.append(f"  dated ahead of their arrival, stored at it (sd.mepd.ts_claimed): {store['future_dated']}")
     reloads = s.get("reloads", {})
     if reloads.get("last_error"):
         lines.append(f"last reload refused:\n  {reloads['last_error']}")

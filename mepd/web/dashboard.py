@@ -18,6 +18,7 @@ from typing import Final
 from mepd.alerts.engine import NotFoundError, NotRunningError
 from mepd.analysis.weblog.render import render_html
 from mepd.api.protocol import log_query
+from mepd.store.logs.store import QueryLimitError
 from mepd.store.rrd.store import KEY, Period, RrdError
 from mepd.web import pages
 from mepd.web.data import IN_OUT, Daemon, DashboardData, Stat
@@ -38,6 +39,7 @@ class LogsResult:
     records: list[dict[str, object]]
     error: str | None
     truncated: bool
+    status: int = 200  # the page's: 400 for filters that do not parse, 503 for a query over its time or size
 
 
 class Dashboard:
@@ -99,12 +101,16 @@ class Dashboard:
         try:
             q = log_query(params, time.time(), default_limit)
         except ValueError as e:
-            return LogsResult([], str(e), False)
-        records = await self.daemon.logstore.query(q)
+            return LogsResult([], str(e), False, 400)
+        try:
+            records = await self.daemon.logstore.query(q)
+        except QueryLimitError as e:
+            return LogsResult([], str(e), False, 503)
         return LogsResult(records, None, q.limit > 0 and len(records) >= q.limit)
 
-    async def logs(self, ctx: Ctx, params: Mapping[str, str]) -> str:
-        result = await self.logs_result(params)
+    async def logs(self, ctx: Ctx, params: Mapping[str, str], result: LogsResult | None = None) -> str:
+        """The page for `params`, or for the `result` already found for them."""
+        result = result or await self.logs_result(params)
         return pages.logs(ctx, params, result.records, result.error, result.truncated)
 
     async def incidents(self, ctx: Ctx) -> str:

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from mepd.alerts.engine import NotFoundError, NotRunningError, StateError
-from mepd.api.protocol import FOLLOW_FILTERS, LOG_FILTERS, log_params, log_query
+from mepd.api.protocol import FOLLOW_FILTERS, LOG_FILTERS, count, log_params, log_query
 from mepd.config import HttpConfig, split_address
 from mepd.pipeline import Counters
 from mepd.units import parse_duration
@@ -217,7 +217,8 @@ class Site:
 
     async def logs(self, request: web.Request) -> web.Response:
         params = {k: v for k, v in request.query.items() if k in LOG_FILTERS}
-        return await self._page(request, lambda ctx: self.dashboard.logs(ctx, params))
+        result = await self.dashboard.logs_result(params)
+        return await self._page(request, lambda ctx: self.dashboard.logs(ctx, params, result), result.status)
 
     async def incidents(self, request: web.Request) -> web.Response:
         return await self._page(request, self.dashboard.incidents)
@@ -298,8 +299,9 @@ class Site:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                                "X-Accel-Buffering": "no"})
         await response.prepare(request)
-        resume = request.headers.get("Last-Event-ID", "")
-        last_id = int(resume) if resume.isdigit() and int(resume) <= store.last_id else store.last_id
+        last_id = store.last_id
+        with contextlib.suppress(ValueError):  # an id not ours (none, garbage, beyond the store's) resumes at the end
+            last_id = min(count("Last-Event-ID", request.headers.get("Last-Event-ID", "")), last_id)
         await response.write(b"retry: 3000\n: connected\n\n")
         async with contextlib.aclosing(store.follow(q, last_id, self.closing, KEEPALIVE)) as batches:
             async for records in batches:

@@ -11,11 +11,14 @@ import stat
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from mepd.model import rfc3339
 from tests.helpers import Mepd, free_port, syslog_listen, wait_for
 
 MakeMepd = Callable[..., Mepd]
@@ -416,3 +419,67 @@ def test_a_deleted_log_database_is_noticed_and_a_new_one_started(mepd_factory: M
     assert d.stop() == 0
     d.start()
     assert len(d.logs("--grep", "after")) == 50, "stored in the file at the path, not the unlinked one"
+
+
+def test_future_dated_records_do_not_hide_current_ones(mepd_factory: MakeMepd) -> None:
+    """Issue 17 item 8: 1,000 lines dated 2099 hid 5 current ones from --since 10m, --follow and the logs page."""
+    port, http = free_port(), free_port()
+    d = mepd_factory(syslog_listen(port, "udp") + f'[http]\nlisten = "127.0.0.1:{http}"\n').start()
+
+    def stored(n: int) -> None:
+        wait_for(lambda: d.mepctl_json("status")["store"]["logs"]["records"] == n, what=f"{n} records stored")
+
+    for chunk in range(10):  # in steps the daemon takes in, not to test the kernel's buffer
+        send_udp(port, *(f"<14>1 2099-01-01T00:00:00Z liar app - - - from the future {chunk * 100 + i}".encode()
+                         for i in range(100)))
+        stored((chunk + 1) * 100)
+    now = rfc3339(time.time())  # stamped as rsyslog does, to the microsecond: after the flood arrived
+    current = [f"Failed password for root from 192.0.2.7 port {22000 + i} ssh2" for i in range(5)]
+    send_udp(port, *(f"<38>1 {now} bastion sshd 811 - - {m}".encode() for m in current))
+    stored(1005)
+
+    since = d.mepctl_json("logs", "--since", "10m")
+    assert [r["message"] for r in since if r["app"] == "sshd"] == current
+    liar = next(r for r in since if r["app"] == "app")
+    assert liar["sd"] == {"mepd": {"ts_claimed": "2099-01-01T00:00:00.000000Z"}}
+    assert liar["ts"] == liar["received"]
+    assert d.mepctl_json("status")["store"]["logs"]["future_dated"] == 1000
+    assert "dated ahead of their arrival, stored at it (sd.mepd.ts_claimed): 1000" in d.mepctl("status").stdout
+
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "mepd.cli.mepctl", "--socket", d.socket, "logs", "--follow", "--json"],
+        stdout=subprocess.PIPE, text=True)
+    first: list[str] = []
+
+    def read() -> None:
+        assert follow.stdout is not None
+        for line in follow.stdout:
+            first.append(json.loads(line)["message"])
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: len(first) >= 10, what="the 10 records --follow shows first")
+        assert [m for m in first[:10] if m in current] == current
+    finally:
+        follow.terminate()
+        follow.wait(timeout=30)
+        reader.join(timeout=30)
+        assert follow.stdout is not None
+        follow.stdout.close()
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}/logs.html", timeout=30) as page:
+        found = page.read().decode().split("<h2>Found", 1)[1]
+    assert [m for m in current if m in found] == current
+
+
+def test_log_filters_too_big_are_request_errors(daemon: Mepd) -> None:
+    """Issue 17 items 9 and 13: a --limit past 64 bits answered 500, a grep of any length ran for seconds."""
+    for args, message in (
+        (("--limit", "99999999999999999999"), "limit: at most 9223372036854775807, got 99999999999999999999"),
+        (("--grep", "x" * 257), "grep: at most 256 characters, got 257"),
+    ):
+        for follow in ((), ("--follow",)):
+            result = daemon.mepctl("logs", *args, *follow, check=False)
+            assert (result.returncode, result.stderr) == (1, f"mepctl: {message}\n")
+    assert daemon.mepctl("status").returncode == 0
