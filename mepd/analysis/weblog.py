@@ -40,6 +40,7 @@ from typing import Final
 from mepd.analysis.accesslog import ACCESS_LINE, FAST_LINE, AccessFormat, access_time, split_request
 from mepd.analysis.hll import HyperLogLog
 from mepd.analysis.useragent import classify
+from mepd.api.render import printable
 from mepd.model import rfc3339
 
 CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx")
@@ -628,7 +629,7 @@ def _table_text(title: str, rows: Sequence[Mapping[str, object]], key: str = "ke
     if not rows:
         return [*out, "  (none)", ""]
     for row in rows:
-        label = str(row[key])
+        label = printable(row[key])
         if len(label) > 70:
             label = label[:67] + "..."
         out.append(f"  {row['requests']:>10}  {human_bytes(float(str(row['bytes']))):>11}  {label}")
@@ -640,7 +641,7 @@ def render_text(report: Mapping[str, object]) -> str:
     s = report["summary"]
     assert isinstance(s, dict)
     lines = [
-        f"Web report: {report['source']}",
+        f"Web report: {printable(report['source'])}",
         f"  period          {s['first'] or '-'} .. {s['last'] or '-'}",
         f"  requests        {s['requests']}  (successful {s['successful']}, failed {s['failed']})",
         f"  bytes           {s['bytes']}  ({human_bytes(float(s['bytes']))})",

@@ -131,7 +131,8 @@ async def cmd_snmp_discover(args: argparse.Namespace) -> int:
             print(f"mepctl: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        print(await snmp.discover(cfg), end="")
+        described = await snmp.discover(cfg)  # sysName, sysDescr and ifAlias are the agent's text
+        print("\n".join(render.printable(line) for line in described.split("\n")), end="")
     except snmp.SnmpError as e:
         print(f"mepctl: {args.host}:{args.port}: {e}", file=sys.stderr)
         return EXIT_REQUEST
@@ -180,7 +181,8 @@ async def cmd_silence(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(silence)
     else:
-        print(f"silence {silence['id']}: {silence['matchers']} until {render.local_time(silence['ends'])}")
+        print(f"silence {silence['id']}: {render.printable(silence['matchers'])}"
+              f" until {render.local_time(silence['ends'])}")
     return EXIT_OK
 
 
