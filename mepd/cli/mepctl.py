@@ -222,9 +222,21 @@ async def cmd_dashboard_export(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_dashboard_url(client: Client, args: argparse.Namespace) -> int:
+    """The login URL, token included: the control socket admits only root and group mepd, as the token file."""
+    data = await client.request("GET", "/v1/dashboard/url")
+    if args.json:
+        _print_json(data)
+    else:
+        print(data["url"])
+    return EXIT_OK
+
+
 def _add_dashboard_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("dashboard", help="the web dashboard")
-    dsub = p.add_subparsers(dest="dashboard_command", required=True, metavar="export")
+    dsub = p.add_subparsers(dest="dashboard_command", required=True, metavar="url|export")
+    q = dsub.add_parser("url", parents=[common], help="the dashboard's login URL (it carries the token: keep it)")
+    q.set_defaults(func=cmd_dashboard_url)
     q = dsub.add_parser("export", parents=[common], help="write the dashboard as static HTML and PNG files")
     q.add_argument("dir", metavar="DIR", type=os.path.abspath,
                    help="folder to write (created if needed; written by the daemon)")
