@@ -447,7 +447,7 @@ class WebServer:
         self.dashboard = dashboard
         self.counters = Counters()
 
-    def _announcement(self) -> str:
+    def announcement(self) -> str:
         """Once per start.  The login URL carries the token: it is shown only on a terminal (`make run`,
         one click), never into the journal, which more people read than group mepd."""
         base = login_url(self.cfg, None)
@@ -469,7 +469,7 @@ class WebServer:
         try:
             tcp = web.TCPSite(runner, host, port, ssl_context=tls, reuse_address=True)
             await tcp.start()
-            log.info("%s", self._announcement())
+            log.info("%s", self.announcement())
             started()
             while True:
                 self.dashboard.data.observe(await self.dashboard.daemon.status())

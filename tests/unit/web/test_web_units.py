@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import io
 import os
 import stat
+import sys
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -14,8 +17,9 @@ from mepd.config import HttpConfig
 from mepd.errors import ConfigErrors
 from mepd.model import Incident
 from mepd.web import pages
+from mepd.web.dashboard import Dashboard
 from mepd.web.data import RateMeter
-from mepd.web.server import LOGIN_FILE, Access, login_url, session_of
+from mepd.web.server import LOGIN_FILE, Access, WebServer, login_url, session_of
 
 
 def errors_of(tmp_path: Path, text: str) -> list[str]:
@@ -83,6 +87,7 @@ def test_without_a_credential_the_token_is_made_once_0640(tmp_path: Path) -> Non
     (token,) = access.tokens
     assert (stat.S_IMODE(st.st_mode), st.st_gid, path.read_text()) == (0o640, os.getgid(), token + "\n")
     assert len(token) >= 32
+    assert not access.open_metrics  # metrics_auth = true unless set
     assert not access.allows(None)
     assert access.allows(f"Bearer {token}")
     assert access.allows(None, session_of(token))
@@ -148,3 +153,19 @@ def test_si_units() -> None:
     assert pages.si(0, "b/s") == "0 b/s"
     assert pages.si(1.5e9, "b/s") == "1.5 Gb/s"
     assert pages.si(999, "b/s") == "999 b/s"
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_login_url_is_logged_on_a_terminal_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (token,) = Access.from_config(HttpConfig(), str(tmp_path)).tokens
+    server = WebServer(HttpConfig(), str(tmp_path), cast(Dashboard, None))
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # systemd's journal stream, a file
+    line = server.announcement()
+    assert token not in line
+    assert str(tmp_path / LOGIN_FILE) in line
+    monkeypatch.setattr(sys, "stderr", Terminal())  # make run
+    assert server.announcement() == f"dashboard on http://127.0.0.1:8080/?token={token}"
