@@ -87,6 +87,7 @@ class App:
         self.dashboard = Dashboard(self)
         self.exporter = web_export.Exporter(self.dashboard)
         self.api.add_routes(web_export.api_routes(self.exporter))
+        self.api.add_routes(web_server.api_routes(lambda: self.cfg))
         self.started = time.time()
         self.sinks: list[Supervised] = []
         self.components: dict[str, tuple[object, Supervised]] = {}
@@ -117,7 +118,8 @@ class App:
             specs.append(Spec(f"tail:{tc.name}", tc,
                               functools.partial(tail_source.create, tc, logs, self.logstore.cursor)))
         if cfg.http.listen:
-            specs.append(Spec("http", cfg.http, functools.partial(web_server.create, cfg.http, self.dashboard)))
+            dashboard = functools.partial(web_server.create, cfg.http, cfg.daemon.state_dir, self.dashboard)
+            specs.append(Spec("http", cfg.http, dashboard))
         if cfg.http.export_dir:
             export = functools.partial(web_export.create_periodic, cfg.http, self.exporter)
             specs.append(Spec("http/export", cfg.http, export))

@@ -634,13 +634,17 @@ def _secret_file_errors(path: str) -> Iterator[str]:
 class HttpConfig:
     """`[http]`: the dashboard.  `listen = ""` turns the server off; `export_dir` alone still exports.
 
-    Access is open to whoever reaches `listen` unless `basic_auth_file` (lines of
-    `user:password`) or `token_file` (one bearer token) is set; either then admits.
+    Every request needs a credential: a user of `basic_auth_file` (lines of `user:password`), the token of
+    `token_file`, or, with neither set, the token mepd keeps in state_dir (mepd.web.server).  `/metrics`
+    needs one too unless `metrics_auth = false`.  The Host header must be an IP address, localhost, the
+    listen host or one of `allowed_hosts` (DNS rebinding).
     """
 
     listen: str = "127.0.0.1:8080"
     basic_auth_file: FilePath = ""
     token_file: FilePath = ""
+    allowed_hosts: tuple[str, ...] = ()
+    metrics_auth: bool = True
     tls_cert: FilePath = ""
     tls_key: FilePath = ""
     title: str = "mepd"
@@ -656,6 +660,9 @@ class HttpConfig:
         for key in ("basic_auth_file", "token_file"):
             path = getattr(self, key)
             yield from ((key, msg) for msg in (_secret_file_errors(path) if path else ()))
+        for i, name in enumerate(self.allowed_hosts):
+            if not _HOSTNAME.fullmatch(name):
+                yield f"allowed_hosts[{i}]", f"expected a host name like monitor.example.org, got {quoted(name)}"
         if bool(self.tls_cert) != bool(self.tls_key):
             yield "tls_cert" if not self.tls_cert else "tls_key", "TLS needs both tls_cert and tls_key"
         yield from _tls_file_errors(("tls_cert", self.tls_cert), ("tls_key", self.tls_key))

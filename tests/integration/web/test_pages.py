@@ -33,6 +33,7 @@ from tests.integration.web.conftest import (
     DOWN_IF,
     PEAK_IN,
     TARGET,
+    TOKEN,
     UP_IF,
     Served,
     State,
@@ -256,10 +257,10 @@ async def test_incident_actions_need_the_form_token(state: State, serve: Serve) 
 
     async with served.session.post(f"{served.url}/incident/{iid}/ack", data={"comment": "x"}) as resp:
         assert resp.status == 403
-    other = aiohttp.ClientSession()
+    other = aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"})
     try:
         async with other.post(f"{served.url}/incident/{iid}/ack", data={"csrf": token}) as resp:
-            assert resp.status == 403  # a token without its cookie: another browser's
+            assert resp.status == 403  # a form token without its cookie: another browser's
     finally:
         await other.close()
     async with served.session.post(f"{served.url}/incident/{iid}/ack", data={"csrf": token},
@@ -362,7 +363,7 @@ async def test_server_component_with_tls_and_auth_files(state: State, tmp_path: 
     port = free_port()
     cfg = HttpConfig(listen=f"127.0.0.1:{port}", tls_cert=str(cert), tls_key=str(key), basic_auth_file=str(users))
     assert list(cfg.check()) == []
-    sup = Supervised(WebServer(cfg, Dashboard(state)))
+    sup = Supervised(WebServer(cfg, str(tmp_path), Dashboard(state)))
     sup.start()
     tls = ssl.create_default_context(cafile=str(cert))
     auth = {"Authorization": f"Basic {base64.b64encode(b'admin:s3cret-pass').decode()}"}
