@@ -470,7 +470,8 @@ def test_future_dated_records_do_not_hide_current_ones(mepd_factory: MakeMepd) -
         follow.stdout.close()
 
     token = (d.root / "state" / LOGIN_FILE).read_text().strip()
-    logs_page = urllib.request.Request(f"http://127.0.0.1:{http}/logs.html", headers={"Authorization": f"Bearer {token}"})
+    logs_page = urllib.request.Request(f"http://127.0.0.1:{http}/logs.html",
+                                       headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(logs_page, timeout=30) as page:
         found = page.read().decode().split("<h2>Found", 1)[1]
     assert [m for m in current if m in found] == current
