@@ -135,8 +135,8 @@ class Snapshot:
     latest: Mapping[str, Sample]
     layouts: Callable[[str], RrdLayout]
     interfaces: Mapping[str, Mapping[str, PolledInterface]]  # SNMP target -> its interfaces at the last poll
-    mounts: Mapping[str, str] = field(default_factory=dict)  # the host's file systems: key name -> mount point
     incidents: Sequence[Incident] | None  # the open ones; None: the alert engine is not running
+    mounts: Mapping[str, str] = field(default_factory=dict)  # the host's file systems: key name -> mount point
 
 
 def escape(value: str) -> str:
@@ -225,14 +225,6 @@ def _latest(out: Exposition, s: Snapshot) -> None:
             family, factor = snmp[parts[3]]
             family.append(f"{lab} {sample.value * factor!r}")
             continue
-        if parts[0] == "host" and len(parts) in (4, 5) and (found := host.get((parts[2], parts[-1]))) is not None:
-            family, factor, extra = found
-            pairs = [("host", parts[1]), *extra]
-            if len(parts) == 5:
-                item = s.mounts.get(parts[3], parts[3]) if parts[2] == "fs" else parts[3]
-                pairs.append((HOST_ITEM_LABELS[parts[2]], item))
-            family.append(f"{labels(pairs)} {sample.value * factor!r}")
-            continue
         value = f" {sample.value!r}"
         if parts[0] == "snmp" and len(parts) == 3:
             oid.append(labels((("target", parts[1]), ("name", parts[2]))) + value)
@@ -244,8 +236,25 @@ def _latest(out: Exposition, s: Snapshot) -> None:
                 classes.append(labels((("source", source), ("class", name.removeprefix("status_")))) + value)
             else:
                 other.append(labels((("key", key),)) + value)
-        else:
+        elif not (parts[0] == "host" and _host_sample(host, s.mounts, parts, sample.value)):
             other.append(labels((("key", key),)) + value)
+
+
+HostFamilies = Mapping[tuple[str, str], tuple[list[str], float, tuple[tuple[str, str], ...]]]
+
+
+def _host_sample(host: HostFamilies, mounts: Mapping[str, str], parts: Sequence[str], value: float) -> bool:
+    """Add a host key's value (`host.H.group[.item].metric`) to its family; False when it has none."""
+    found = host.get((parts[2], parts[-1])) if len(parts) in (4, 5) else None
+    if found is None:
+        return False
+    family, factor, extra = found
+    pairs = [("host", parts[1]), *extra]
+    if len(parts) == 5:
+        item = mounts.get(parts[3], parts[3]) if parts[2] == "fs" else parts[3]
+        pairs.append((HOST_ITEM_LABELS[parts[2]], item))
+    family.append(f"{labels(pairs)} {value * factor!r}")
+    return True
 
 
 def _targets(out: Exposition, status: DaemonStatus) -> dict[str, int]:
