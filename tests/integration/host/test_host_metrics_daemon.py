@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from mepd.sources.host.metrics import mount_name
-from tests.helpers import Mepd, wait_for
+from tests.helpers import Mepd, free_port, prometheus_samples, wait_for
 
 MakeMepd = Callable[..., Mepd]
 INTERVAL = 2  # seconds: [host] interval, also the RRD step
@@ -178,3 +179,31 @@ summary = "{{key}} above 50%"
 
     [inc] = wait_for(lambda: d.mepctl_json("incidents"), what="the disk-full incident")
     assert (inc["rule"], inc["state"], inc["summary"]) == ("disk-full", "firing", f"{key}.used_pct above 50%")
+
+
+def test_dashboard_and_metrics_show_the_host_like_a_target(mepd_factory: MakeMepd) -> None:
+    port = free_port()
+    mepd_factory(host_section("webbox") + f'[http]\nlisten = "127.0.0.1:{port}"\n').start()
+    base = f"http://127.0.0.1:{port}/"
+
+    def get(path: str) -> bytes:
+        with urllib.request.urlopen(base + path, timeout=30) as resp:
+            return bytes(resp.read())
+
+    wait_for(lambda: b"\"if/webbox/lo.html\"" in get("") and b"graph/host.webbox.cpu/" in get(""),
+             what="the host and its interface lo on the overview")
+    overview = get("").decode()
+    assert 'id="target-webbox"' in overview
+    assert "graph/host.webbox.mem/mini.png" in overview
+    page = get("if/webbox/lo.html").decode()
+    assert "graph/host.webbox.net.lo/day.png" in page
+    for graph in ("host.webbox.net.lo", "host.webbox.cpu", f"host.webbox.fs.{mount_name('/')}"):
+        assert get(f"graph/{graph}/day.png").startswith(b"\x89PNG")
+
+    def scraped() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        samples = prometheus_samples(get("metrics").decode())
+        return samples if ("node_network_up", frozenset({("host", "webbox"), ("device", "lo")})) in samples else {}
+
+    samples = wait_for(scraped, what="the host's families on /metrics")
+    assert ("node_load1", frozenset({("host", "webbox")})) in samples
+    assert ("node_filesystem_avail_bytes", frozenset({("host", "webbox"), ("mountpoint", "/")})) in samples
