@@ -19,6 +19,7 @@ from mepd.config.schema import (
     AlertRuleConfig,
     Config,
     DaemonConfig,
+    HostConfig,
     HttpConfig,
     JournalConfig,
     LogStorageConfig,
@@ -38,6 +39,7 @@ from mepd.config.schema import (
 
 __all__ = [
     "AlertActionConfig", "AlertConfig", "AlertNotifyConfig", "AlertRuleConfig", "Config", "DaemonConfig",
+    "HostConfig",
     "HttpConfig", "JournalConfig", "LogStorageConfig", "MqttNotifyConfig", "RrdStorageConfig", "SnmpConfig",
     "SnmpOidConfig", "SnmpTargetConfig", "StorageConfig", "SyslogConfig", "SyslogListenConfig", "TailConfig",
     "WebhookNotifyConfig", "control_socket", "load", "parse", "parse_rra", "split_address",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 import ssl
 import tomllib
 from collections.abc import Iterator
@@ -346,6 +347,64 @@ class SnmpConfig:
             seen[t.name] = i
 
 
+# What node_exporter leaves out of its file systems: pseudo and read-only image file systems, and
+# the kernel's and container runtimes' own mounts (its --collector.filesystem defaults).
+HOST_FS_TYPES_EXCLUDE: Final = (
+    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts", "devtmpfs", "erofs",
+    "fusectl", "hugetlbfs", "iso9660", "mqueue", "nsfs", "overlay", "proc", "procfs", "pstore", "rpc_pipefs",
+    "securityfs", "selinuxfs", "squashfs", "sysfs", "tracefs",
+)
+HOST_MOUNTS_EXCLUDE: Final = ("/dev", "/dev/*", "/proc", "/proc/*", "/sys", "/sys/*", "/run/credentials/*",
+                              "/var/lib/docker/*", "/var/lib/containers/storage/*")
+
+
+@dataclass(frozen=True, slots=True)
+class HostConfig:
+    """`[host]`: this machine's own metrics, every `interval`, as samples `host.<name>.…`.
+
+    Off unless asked for (the packaged and the dev config ask), so a config without the
+    section stores nothing new.  `name` "" is the machine's short host name; its interfaces
+    show on the dashboard as an SNMP target of that name.  `interfaces` and `exclude` are
+    globs on interface names, as for SNMP targets; the file systems are the mounted ones
+    but those of `fs_types_exclude` and `mounts_exclude` (globs on the mount point).
+    """
+
+    enabled: bool = False
+    name: str = ""
+    interval: Duration = 60.0
+    interfaces: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    fs_types_exclude: tuple[str, ...] = HOST_FS_TYPES_EXCLUDE
+    mounts_exclude: tuple[str, ...] = HOST_MOUNTS_EXCLUDE
+    rra: tuple[str, ...] = ()
+
+    @property
+    def host_name(self) -> str:
+        """`name`, else this machine's short host name as a metric key part."""
+        if self.name:
+            return self.name
+        short = socket.gethostname().split(".")[0]
+        return re.sub(r"[^A-Za-z0-9_-]", "_", short) or "localhost"
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if self.name and not _NAME.fullmatch(self.name):
+            yield "name", f'use only letters, digits, "_" and "-", got {quoted(self.name)}'
+        if self.interval < 1:
+            yield "interval", "must be at least 1s"
+        for key in ("interfaces", "exclude"):
+            for i, glob in enumerate(getattr(self, key)):
+                if err := glob_error(glob):
+                    yield f"{key}[{i}]", err
+        for i, glob in enumerate(self.mounts_exclude):
+            if not glob.startswith("/"):
+                yield f"mounts_exclude[{i}]", f'expected a mount point glob like "/run/*", got {quoted(glob)}'
+        for i, spec in enumerate(self.rra):
+            try:
+                parse_rra(spec)
+            except ValueError as e:
+                yield f"rra[{i}]", str(e)
+
+
 _TAIL_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
@@ -678,6 +737,7 @@ class Config:
     syslog: SyslogConfig = field(default_factory=SyslogConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
     snmp: SnmpConfig = field(default_factory=SnmpConfig)
+    host: HostConfig = field(default_factory=HostConfig)
     alert: AlertConfig = field(default_factory=AlertConfig)
     tail: tuple[TailConfig, ...] = ()
     http: HttpConfig = field(default_factory=HttpConfig)
@@ -693,3 +753,9 @@ class Config:
             if t.name in tails:
                 yield f"tail[{i}].name", f"duplicate of tail[{tails[t.name]}]"
             tails[t.name] = i
+        if self.host.enabled:
+            own = self.host.host_name
+            for i, target in enumerate(self.snmp.target):
+                if target.name == own:
+                    yield f"snmp.target[{i}].name", (f"{quoted(own)} is this host's name, which its own interfaces"
+                                                     " use on the dashboard; rename the target or set [host] name")
