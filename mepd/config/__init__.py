@@ -19,6 +19,8 @@ from mepd.config.schema import (
     AlertRuleConfig,
     Config,
     DaemonConfig,
+    FleetCentralConfig,
+    FleetConfig,
     HttpConfig,
     JournalConfig,
     LogStorageConfig,
@@ -38,6 +40,7 @@ from mepd.config.schema import (
 
 __all__ = [
     "AlertActionConfig", "AlertConfig", "AlertNotifyConfig", "AlertRuleConfig", "Config", "DaemonConfig",
+    "FleetCentralConfig", "FleetConfig",
     "HttpConfig", "JournalConfig", "LogStorageConfig", "MqttNotifyConfig", "RrdStorageConfig", "SnmpConfig",
     "SnmpOidConfig", "SnmpTargetConfig", "StorageConfig", "SyslogConfig", "SyslogListenConfig", "TailConfig",
     "WebhookNotifyConfig", "control_socket", "load", "parse", "parse_rra", "split_address",
