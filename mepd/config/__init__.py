@@ -19,6 +19,8 @@ from mepd.config.schema import (
     AlertRuleConfig,
     Config,
     DaemonConfig,
+    FleetCentralConfig,
+    FleetConfig,
     HostConfig,
     HttpConfig,
     JournalConfig,
@@ -39,6 +41,7 @@ from mepd.config.schema import (
 
 __all__ = [
     "AlertActionConfig", "AlertConfig", "AlertNotifyConfig", "AlertRuleConfig", "Config", "DaemonConfig",
+    "FleetCentralConfig", "FleetConfig",
     "HostConfig",
     "HttpConfig", "JournalConfig", "LogStorageConfig", "MqttNotifyConfig", "RrdStorageConfig", "SnmpConfig",
     "SnmpOidConfig", "SnmpTargetConfig", "StorageConfig", "SyslogConfig", "SyslogListenConfig", "TailConfig",
