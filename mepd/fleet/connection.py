@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 import nats
+import nats.errors
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
@@ -57,6 +58,7 @@ class Link:
         self.state = "connecting"
         self.since = time.time()
         self.last_error: str | None = None
+        self._refused = False  # the last error is the server's own word (wrong credentials, say)
         self.server: str | None = None
         self.nc: NatsClient | None = None
 
@@ -73,12 +75,16 @@ class Link:
             self.last_error = error
         elif state == "connected":
             self.last_error = None
+            self._refused = False
 
     def mismatch(self, error: str) -> None:
         """Connected, but a stream is not as the config says (`mepd.fleet.streams`): nothing moves until fixed."""
         self._set("stream mismatch", error)
 
     async def _on_error(self, e: Exception) -> None:
+        if self._refused and self.state != "connected" and isinstance(e, OSError):
+            return  # the server closing after its refusal: the refusal says why, the reset does not
+        self._refused = isinstance(e, nats.errors.Error)
         text = str(e) or type(e).__name__
         self._set("disconnected" if self.state == "connected" else self.state, f"{type(e).__name__}: {text}")
 

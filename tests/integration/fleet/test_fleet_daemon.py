@@ -150,4 +150,5 @@ def test_wrong_credentials_are_a_status_line_and_the_node_keeps_collecting(
     assert "wrong" not in edge.stderr()
     assert f"fleet/publish: connecting: {error}" in edge.mepctl("status").stdout
     assert component(edge, "fleet/publish")["state"] == "running"
-    assert component(edge, "fleet/publish")["details"]["backlog"] == 10
+    wait_for(lambda: component(edge, "fleet/publish")["details"]["backlog"] == 10,
+             what="the 10 records in the backlog (it is measured every few seconds)")
