@@ -190,7 +190,9 @@ class AlertEngine:
     # -- rules and reload ------------------------------------------------------------------------------------
 
     async def _set_rules(self, cfg: AlertConfig, now: float) -> None:
-        new = {rc.name: rules_mod.build(rc, now) for rc in cfg.rule}
+        new = {rc.name: rules_mod.build(rc, now, self.counters) for rc in cfg.rule}
+        if any(rc.distinct for rc in cfg.rule):
+            self.counters.declare("distinct.forgotten")
         for name, rule in new.items():
             if name in self.rules:
                 rule.adopt(self.rules[name])

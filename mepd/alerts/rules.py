@@ -19,19 +19,30 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Final, Literal, Protocol
 
 from mepd.config import AlertRuleConfig
-from mepd.config.syntax import RECORD_FIELDS, compile_glob, compile_regex, render
+from mepd.config.syntax import DISTINCT_MAX, DISTINCT_SHOWN, RECORD_FIELDS, compile_glob, compile_regex, render
 from mepd.model import LogRecord, Sample, facility_name, rfc3339, severity_name, severity_number
+from mepd.pipeline import Counters
 from mepd.units import format_duration
 
 ChangeKind = Literal["fire", "update", "resolve"]
 SeriesKey = tuple[str, ...]
 MAX_LINE = 2000
+DISTINCT_VALUE_MAX: Final = 256  # a distinct rule compares (and keeps) values on this many characters
+
+# The fields of a line by their template names (RECORD_FIELDS), as text; None where the line has none.
+RECORD_VALUES: Final[Mapping[str, Callable[[LogRecord], str | None]]] = {
+    "host": lambda r: r.host, "app": lambda r: r.app, "pid": lambda r: r.pid,
+    "facility": lambda r: facility_name(r.facility), "line_severity": lambda r: severity_name(r.severity),
+    "msgid": lambda r: r.msgid, "message": lambda r: r.message, "source": lambda r: r.source,
+    "peer": lambda r: r.peer,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +75,7 @@ def record_fields(record: LogRecord | None) -> dict[str, str]:
     after a restart) is "-", so a template never fails on a line that has no host or pid."""
     if record is None:
         return dict.fromkeys(RECORD_FIELDS, "-")
-    values = {
-        "host": record.host, "app": record.app, "pid": record.pid, "facility": facility_name(record.facility),
-        "line_severity": severity_name(record.severity), "msgid": record.msgid, "message": record.message,
-        "source": record.source, "peer": record.peer,
-    }
-    return {name: value or "-" for name, value in values.items()}
+    return {name: value(record) or "-" for name, value in RECORD_VALUES.items()}
 
 
 class LogFilter:
@@ -147,10 +153,11 @@ class Rule:
 
     def change(
         self, kind: ChangeKind, key: SeriesKey, ts: float, value: float | None, count: int,
-        *, lines: tuple[str, ...] = (), total: int | None = None, line: Mapping[str, str] | None = None,
+        *, lines: tuple[str, ...] = (), total: int | None = None, line: Mapping[str, object] | None = None,
     ) -> Change:
         """`count` is what this change adds to the incident; `total` (default `count`) is what the summary shows;
-        `line` is the fields of a log rule's matching line, which its summary shows over labels of the same name."""
+        `line` is the fields of a log rule's matching line (and a distinct rule's {distinct} and
+        {distinct_values}), which its summary shows over labels of the same name."""
         series = self.labels_of(key)
         labels = {**self.cfg.labels, **series}
         fields: dict[str, object] = {
@@ -329,14 +336,140 @@ class LogRule(Rule):
     def release(self, series: Mapping[str, str]) -> None:
         self.series.pop(self.key_of(series), None)
 
+    def held(self) -> Iterator[tuple[dict[str, str], float]]:
+        """The firing series and the arrival time of their newest line, for the next version of the rule."""
+        for key, w in self.series.items():
+            if w.firing:
+                yield self.labels_of(key), w.times[-1] if w.times else -math.inf
+
     def adopt(self, old: Rule) -> None:
-        if not isinstance(old, LogRule):
-            return
-        for key, ow in old.series.items():
-            if old.cfg == self.cfg:
-                self.series[key] = ow
-            elif ow.firing:
-                self.restore(old.labels_of(key), ow.times[-1] if ow.times else -math.inf)
+        if isinstance(old, LogRule) and old.cfg == self.cfg:
+            self.series.update(old.series)
+        elif isinstance(old, LogRule | DistinctRule):
+            for series, last_seen in old.held():
+                self.restore(series, last_seen)
+
+
+@dataclass(slots=True)
+class _Distinct:
+    # value -> arrival time of its newest line, least recently seen first: expiry pops from the front
+    seen: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    # the newest line of each of the last `attach` values seen: the lines a firing shows, one per value
+    lines: OrderedDict[str, str] = field(default_factory=OrderedDict)
+    firing: bool = False
+    attached: int = 0
+    total: int = 0
+    newest: float = -math.inf  # arrival time of the newest line
+    held: float = -math.inf  # restored after a restart or a reload: holds as if full until this leaves the window
+    last: LogRecord | None = None  # the newest matching line, which the summary shows, resolved included
+
+
+class DistinctRule(Rule):
+    """At least `count` distinct values of a line's field `distinct` (host, app, ...) within a sliding `window`.
+
+    With `per`, each series counts the values of its own lines.  A line without the field names no value
+    and is not counted.  At most DISTINCT_MAX values are kept per series, the most recently seen: a new one
+    past it forgets the least recently seen (counted in `distinct.forgotten`); as `count` is at most
+    DISTINCT_MAX, whether the rule holds stays exact, only {distinct} stops at DISTINCT_MAX.  The incident
+    counts values: those in the window when it fires, then each one new to the window.
+    """
+
+    kind = "log"
+
+    def __init__(self, cfg: AlertRuleConfig, counters: Counters | None = None) -> None:
+        super().__init__(cfg)
+        self.filter = LogFilter(cfg)
+        self.value_of = RECORD_VALUES[cfg.distinct]
+        self.counters = counters if counters is not None else Counters()
+        self.series: dict[SeriesKey, _Distinct] = {}
+        self.default_summary = (f"{{distinct}} distinct {cfg.distinct} values in lines matching /{{pattern}}/"
+                                " within {window}: {distinct_values}")
+        self.template = cfg.summary or self.default_summary
+
+    def observe_log(self, record: LogRecord, now: float) -> list[Change]:  # noqa: ARG002 - on arrival time
+        if not self.filter.matches(record):
+            return []
+        value = self.value_of(record)
+        if not value:
+            return []
+        if len(value) > DISTINCT_VALUE_MAX:
+            value = value[:DISTINCT_VALUE_MAX] + "…"
+        key = tuple(getattr(record, n) or "" for n in self.series_names)
+        w = self.series.get(key)
+        if w is None:
+            w = self.series[key] = _Distinct()
+        # A line received before the newest one (a clock step) counts as received with it: `seen` stays sorted.
+        ts = w.newest = max(record.received, w.newest)
+        self._expire(w, ts)
+        new = value not in w.seen
+        if new and len(w.seen) >= DISTINCT_MAX:
+            w.seen.popitem(last=False)
+            self.counters.inc("distinct.forgotten")
+        w.seen[value] = ts
+        w.seen.move_to_end(value)
+        line = w.lines[value] = format_line(record)
+        w.lines.move_to_end(value)
+        if len(w.lines) > self.cfg.attach:
+            w.lines.popitem(last=False)
+        w.last = record
+        if w.firing:
+            extra = (line,) if w.attached < self.cfg.attach else ()
+            w.attached += len(extra)
+            w.total += new
+            return [self._change("update", key, w, ts, int(new), lines=extra)]
+        if len(w.seen) >= self.cfg.count:
+            w.firing, w.total = True, len(w.seen)
+            lines = tuple(text for v, text in w.lines.items() if v in w.seen)
+            w.attached = len(lines)
+            return [self._change("fire", key, w, ts, w.total, lines=lines)]
+        return []
+
+    def _change(self, kind: ChangeKind, key: SeriesKey, w: _Distinct, ts: float, count: int,
+                lines: tuple[str, ...] = ()) -> Change:
+        shown = list(islice(w.seen, DISTINCT_SHOWN))
+        more = f" and {len(w.seen) - len(shown)} more" if len(w.seen) > len(shown) else ""
+        fields = {**record_fields(w.last), "distinct": len(w.seen), "distinct_values": ", ".join(shown) + more}
+        return self.change(kind, key, ts, float(len(w.seen)), count, lines=lines, total=w.total, line=fields)
+
+    def _expire(self, w: _Distinct, now: float) -> None:
+        cutoff = now - self.cfg.window
+        while w.seen:
+            value, ts = next(iter(w.seen.items()))
+            if ts >= cutoff:
+                break
+            del w.seen[value]
+
+    def tick(self, now: float) -> list[Change]:
+        out: list[Change] = []
+        for key, w in list(self.series.items()):
+            self._expire(w, now)
+            if w.firing and len(w.seen) < self.cfg.count and w.held < now - self.cfg.window:
+                w.firing = False
+                out.append(self._change("resolve", key, w, now, 0))
+            if not w.seen and not w.firing:
+                del self.series[key]
+        return out
+
+    def restore(self, series: Mapping[str, str], last_seen: float) -> None:
+        """The values were lost with the process: assume the burst ended at the incident's last line."""
+        w = _Distinct(firing=True, attached=self.cfg.attach, newest=last_seen, held=last_seen)
+        self.series[self.key_of(series)] = w
+
+    def release(self, series: Mapping[str, str]) -> None:
+        self.series.pop(self.key_of(series), None)
+
+    def held(self) -> Iterator[tuple[dict[str, str], float]]:
+        """The firing series and the arrival time of their newest line, for the next version of the rule."""
+        for key, w in self.series.items():
+            if w.firing:
+                yield self.labels_of(key), w.newest
+
+    def adopt(self, old: Rule) -> None:
+        if isinstance(old, DistinctRule) and old.cfg == self.cfg:
+            self.series.update(old.series)
+        elif isinstance(old, LogRule | DistinctRule):
+            for series, last_seen in old.held():
+                self.restore(series, last_seen)
 
 
 @dataclass(slots=True)
@@ -405,10 +538,11 @@ class AbsenceRule(Rule):
             self.series.update(old.series)
 
 
-def build(cfg: AlertRuleConfig, now: float) -> Rule:
-    """The evaluator for a validated rule config; `now` starts the clock of absence rules."""
+def build(cfg: AlertRuleConfig, now: float, counters: Counters | None = None) -> Rule:
+    """The evaluator for a validated rule config; `now` starts the clock of absence rules; `counters` are
+    the engine's, where a distinct rule counts the values it forgot past its cap."""
     if cfg.kind == "absence":
         return AbsenceRule(cfg, now)
     if cfg.kind == "log":
-        return LogRule(cfg)
+        return DistinctRule(cfg, counters) if cfg.distinct else LogRule(cfg)
     return MetricRule(cfg)

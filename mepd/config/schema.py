@@ -20,8 +20,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mepd.config.convert import Duration, FilePath, Size
 from mepd.config.syntax import (
+    DISTINCT_MAX,
+    DISTINCT_TEMPLATE_FIELDS,
     LABEL_NAME,
     LOG_TEMPLATE_FIELDS,
+    RECORD_FIELDS,
     TEMPLATE_FIELDS,
     compile_regex,
     glob_error,
@@ -516,6 +519,7 @@ class AlertRuleConfig:
     log_severity: str = ""
     count: int = 1
     window: Duration = 300.0
+    distinct: str = ""  # a record field: `count` distinct values of it within `window`, not `count` lines
     attach: int = 10
     absent: Duration = 0.0
     per: tuple[str, ...] = ()
@@ -534,7 +538,7 @@ class AlertRuleConfig:
             return ("key",)
         return self.per
 
-    def check(self) -> Iterator[tuple[str, str]]:  # noqa: PLR0912 - one branch per documented constraint
+    def check(self) -> Iterator[tuple[str, str]]:  # noqa: PLR0912, PLR0915 - one branch per documented constraint
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
             yield "name", f'expected letters, digits, "_", "." or "-" (MQTT topics use it), got {quoted(self.name)}'
         globs = {"metric": self.metric, "host": self.host, "app": self.app, "source": self.source}
@@ -582,14 +586,29 @@ class AlertRuleConfig:
             yield "window", "must be more than 0s"
         if self.attach < 0:
             yield "attach", f"must be 0 or more, got {self.attach}"
+        yield from self._distinct_errors(kind)
         allowed = () if kind == "metric" else ("key",) if self.metric else ("host", "app", "source")
         for i, name in enumerate(self.per):
             if name not in allowed:
                 why = " or ".join(allowed) if allowed else "nothing (they are always per metric key)"
                 yield f"per[{i}]", f"{kind} rules on {'metrics' if self.metric else 'logs'} split by {why}"
-        if err := template_error(self.summary, (*self.labels, *self.series_labels),
-                                 LOG_TEMPLATE_FIELDS if kind == "log" else TEMPLATE_FIELDS):
+        fields = (TEMPLATE_FIELDS if kind != "log" else DISTINCT_TEMPLATE_FIELDS if self.distinct
+                  else LOG_TEMPLATE_FIELDS)
+        if err := template_error(self.summary, (*self.labels, *self.series_labels), fields):
             yield "summary", err
+
+    def _distinct_errors(self, kind: str) -> Iterator[tuple[str, str]]:
+        if not self.distinct:
+            return
+        if kind != "log":
+            yield "distinct", f"only for log pattern rules, not {kind} rules"
+        elif self.distinct not in RECORD_FIELDS:
+            yield "distinct", f"unknown record field {quoted(self.distinct)}; known: {', '.join(RECORD_FIELDS)}"
+        elif self.distinct in self.per:
+            yield "distinct", (f"`per` already splits by {self.distinct}: each series would see one value;"
+                               " drop it from `per`")
+        if self.count > DISTINCT_MAX:
+            yield "count", f"a distinct rule tracks at most {DISTINCT_MAX} values per window: it would never fire"
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,14 @@ RECORD_FIELDS: Final[Mapping[str, object]] = {
     "message": "message", "source": "syslog/udp", "peer": "192.0.2.1:514",
 }
 LOG_TEMPLATE_FIELDS: Final[Mapping[str, object]] = {**TEMPLATE_FIELDS, **RECORD_FIELDS}
+# A log rule with `distinct` tracks at most DISTINCT_MAX values per window (per series), the most recently
+# seen; its `count` may not exceed it, so whether it fires stays exact.  Its summary also has {distinct}, the
+# number of values in the window, and {distinct_values}, the first DISTINCT_SHOWN of them.
+DISTINCT_MAX: Final = 4096
+DISTINCT_SHOWN: Final = 10
+DISTINCT_TEMPLATE_FIELDS: Final[Mapping[str, object]] = {
+    **LOG_TEMPLATE_FIELDS, "distinct": 5, "distinct_values": "web1, web2, web3",
+}
 
 
 def glob_error(text: str) -> str | None:

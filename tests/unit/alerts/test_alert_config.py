@@ -102,6 +102,13 @@ def test_no_alert_section_means_no_rules_and_no_channels(tmp_path: Path) -> None
     ('metric = "k"\nabove = 1\nsummary = "{0}"', "alert.rule[0].summary: positional fields"),
     ('metric = "k"\nabove = 1\nlabels = { "bad-name" = "x" }', "alert.rule[0].labels.bad-name: label names are"),
     ('metric = "k"\nabove = 1\nseverity = "huge"', 'alert.rule[0].severity: expected "critical" or "warning"'),
+    ('pattern = "x"\ndistinct = "hostname"', 'alert.rule[0].distinct: unknown record field "hostname"; known: host,'),
+    ('pattern = "x"\ndistinct = "severity"', 'alert.rule[0].distinct: unknown record field "severity"'),
+    ('metric = "k"\nabove = 1\ndistinct = "host"', "alert.rule[0].distinct: only for log pattern rules, not metric"),
+    ('absent = "5m"\napp = "cron"\ndistinct = "host"', "alert.rule[0].distinct: only for log pattern rules, not abs"),
+    ('pattern = "x"\ndistinct = "host"\nper = ["host"]', "alert.rule[0].distinct: `per` already splits by host"),
+    ('pattern = "x"\ndistinct = "host"\ncount = 4097', "alert.rule[0].count: a distinct rule tracks at most 4096"),
+    ('pattern = "x"\nsummary = "{distinct} hosts"', "alert.rule[0].summary: unknown field {distinct}"),
     ('pattern = "x"\n[[alert.rule.action]]\nargv = ["systemctl", "restart", "x"]',
      "alert.rule[0].action[0].argv: the program must be an absolute path"),
     ('pattern = "x"\n[[alert.rule.action]]\nargv = "/bin/true"', "alert.rule[0].action[0].argv: expected an array"),
@@ -122,6 +129,32 @@ def test_log_rule_summary_may_use_the_lines_fields(tmp_path: Path) -> None:
     text = ('[[alert.rule]]\nname = "r"\npattern = "x"\n'
             'summary = "{host} {app}[{pid}] {facility}.{line_severity} {msgid} {source} {peer}: {message:.80}"\n')
     assert load(tmp_path, text).alert.rule[0].summary.startswith("{host}")
+
+
+def test_distinct_rule_loads_with_per_and_its_summary_fields(tmp_path: Path) -> None:
+    text = ('[[alert.rule]]\nname = "r"\npattern = "Failed password"\ndistinct = "host"\nper = ["app"]\n'
+            'count = 5\nwindow = "5m"\nsummary = "{app}: {distinct:d} hosts ({distinct_values:.60}), last {host}"\n')
+    [rule] = load(tmp_path, text).alert.rule
+    assert (rule.kind, rule.distinct, rule.per, rule.count) == ("log", "host", ("app",), 5)
+
+
+def test_commented_rule_examples_in_the_default_config_load(tmp_path: Path) -> None:
+    """conf/mepd.toml documents rules in comments: each `#[[alert.rule]]` block, uncommented, is a valid rule."""
+    text = (Path(__file__).parents[3] / "conf" / "mepd.toml").read_text()
+    blocks: list[list[str]] = []
+    current: list[str] | None = None
+    for ln in text.splitlines():
+        if ln == "#[[alert.rule]]":
+            current = []
+            blocks.append(current)
+        elif current is not None and ln.startswith("#") and not ln.startswith("#["):
+            if not ln.startswith("# "):  # "#key = value" is a commented setting, "# text" a comment
+                current.append(ln[1:])
+        else:
+            current = None
+    rules = ["[[alert.rule]]\n" + "\n".join(b) for b in blocks]
+    loaded = load(tmp_path, "\n".join(rules)).alert.rule
+    assert [r.name for r in loaded] == ["uplink-saturated", "ssh-spray"]
 
 
 def test_metric_rule_summary_may_name_its_metric(tmp_path: Path) -> None:

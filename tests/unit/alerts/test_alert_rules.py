@@ -1,13 +1,18 @@
-"""Rule evaluation with explicit timestamps: for-duration, N samples, hysteresis, sliding window, absence."""
+"""Rule evaluation with explicit timestamps: for-duration, N samples, hysteresis, sliding window, distinct values,
+absence."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from mepd.alerts import rules
 from mepd.alerts.rules import Change, Rule
 from mepd.config import AlertRuleConfig
+from mepd.config.syntax import RECORD_FIELDS
 from mepd.model import LogRecord, Sample
+from mepd.pipeline import Counters
 
 
 def rule(now: float = 0.0, **kw: Any) -> Rule:
@@ -238,3 +243,127 @@ def test_fingerprint_depends_on_rule_and_series_only() -> None:
     assert rules.fingerprint("r", {"key": "a"}) == rules.fingerprint("r", {"key": "a"})
     assert len({rules.fingerprint("r", {"key": "a"}), rules.fingerprint("r", {"key": "b"}),
                 rules.fingerprint("s", {"key": "a"})}) == 3
+
+
+def failed(received: float, host: str, app: str = "sshd", **kw: Any) -> LogRecord:
+    return LogRecord(ts=received, received=received, message=f"Failed password for root from {host}",
+                     source="syslog/udp", host=host, app=app, **kw)
+
+
+def observe(r: Rule, records: list[LogRecord]) -> list[Change]:
+    return [c for rec in records for c in r.observe_log(rec, rec.received)]
+
+
+def test_distinct_hosts_fire_at_count_and_a_repeated_host_counts_once() -> None:
+    r = rule(pattern="Failed password", distinct="host", count=5, window=300.0,
+             summary="{distinct} hosts ({distinct_values}), {count} values, last {host}")
+    # Eight lines, four hosts: a line rule with count = 5 would have fired at the fifth line.
+    hosts = ["web1", "web1", "web2", "web1", "web3", "web1", "web4", "web4"]
+    assert observe(r, [failed(t, h) for t, h in enumerate(hosts)]) == []
+    [fire] = observe(r, [failed(10, "web5")])
+    assert (fire.kind, fire.value, fire.count) == ("fire", 5.0, 5)
+    assert fire.summary == "5 hosts (web2, web3, web1, web4, web5), 5 values, last web5"  # least recently seen first
+    assert [ln.rsplit(" ", 1)[1] for ln in fire.lines] == ["web2", "web3", "web1", "web4", "web5"]  # one per host
+    [again] = observe(r, [failed(11, "web1")])
+    [new] = observe(r, [failed(12, "web6")])
+    assert [(c.kind, c.value, c.count) for c in (again, new)] == [("update", 5.0, 0), ("update", 6.0, 1)]
+    assert new.summary == "6 hosts (web2, web3, web4, web5, web1, web6), 6 values, last web6"
+
+
+def test_distinct_values_expire_with_the_window_on_their_newest_line() -> None:
+    r = rule(pattern="Failed password", distinct="host", count=3, window=60.0, summary="{distinct}: {distinct_values}")
+    assert observe(r, [failed(0, "a"), failed(30, "b"), failed(61, "c")]) == []  # a left the window at 60
+    [fire] = observe(r, [failed(62, "a")])  # back: seen again within the window
+    assert fire.summary == "3: b, c, a"
+    [update] = observe(r, [failed(80, "b")])  # b's newest line is now at 80
+    assert update.summary == "3: c, a, b"
+    assert r.tick(121) == []  # the window is [61, 121]: c (61), a (62) and b (80) are all in it
+    [resolve] = r.tick(122)
+    assert (resolve.kind, resolve.value, resolve.summary) == ("resolve", 2.0, "2: a, b")
+    assert r.tick(141) == []
+    assert r.series == {}  # every value gone: the series is forgotten
+
+
+def test_distinct_window_runs_on_arrival_time_and_a_late_line_counts_as_the_newest() -> None:
+    r = rule(pattern="Failed password", distinct="host", count=2, window=10.0)
+    assert r.observe_log(failed(1, "a"), 100) == []  # read 99 s late (the engine was behind): counts at 1
+    assert [c.kind for c in r.observe_log(failed(5, "b"), 100)] == ["fire"]
+    # a line received before the newest (a clock step) counts as received with it, so it expires last
+    late = failed(3, "c")
+    assert [c.kind for c in r.observe_log(late, 100)] == ["update"]
+    assert r.tick(15) == []  # a (1) has left [5, 15]; b and c (counted at 5) remain
+    assert [(c.kind, c.value) for c in r.tick(16)] == [("resolve", 0.0)]
+
+
+def test_distinct_with_per_counts_within_each_series() -> None:
+    r = rule(pattern="Failed password", distinct="host", per=("app",), count=3, window=60.0)
+    # three hosts in all, but two for sshd and one for dovecot: neither series has three
+    assert observe(r, [failed(1, "a"), failed(2, "b"), failed(3, "c", app="dovecot")]) == []
+    fired = observe(r, [failed(4, "a", app="dovecot"), failed(5, "b", app="dovecot"), failed(6, "c")])
+    assert [(c.kind, dict(c.labels), c.value) for c in fired] == [
+        ("fire", {"app": "dovecot"}, 3.0), ("fire", {"app": "sshd"}, 3.0)]
+
+
+def test_distinct_ignores_lines_without_the_field() -> None:
+    r = rule(pattern="x", distinct="msgid", count=2, summary="{distinct_values}")
+    records = [LogRecord(ts=t, received=t, message="x", source="journal") for t in (1, 2, 3)]
+    assert observe(r, records) == []
+    [fire] = observe(r, [LogRecord(ts=t, received=t, message="x", source="journal", msgid=f"ID{t}") for t in (4, 5)])
+    assert fire.summary == "ID4, ID5"
+
+
+def test_distinct_on_the_lines_severity_and_long_values() -> None:
+    r = rule(pattern="x", distinct="line_severity", count=2, summary="{distinct_values}")
+    assert observe(r, [line(1, "x", severity=3), line(2, "x", severity=3)]) == []
+    assert [c.summary for c in observe(r, [line(3, "x", severity=4)])] == ["err, warning"]
+    long = rule(pattern="x", distinct="message", count=2)
+    same_start = [line(t, "x" * rules.DISTINCT_VALUE_MAX + str(t)) for t in (1, 2)]
+    assert observe(long, same_start) == []  # compared on their first DISTINCT_VALUE_MAX characters
+
+
+def test_distinct_values_shown_stop_at_ten() -> None:
+    r = rule(pattern="Failed", distinct="host", count=12, summary="{distinct_values}")
+    [fire] = observe(r, [failed(t, f"h{t}") for t in range(12)])
+    assert fire.summary == "h0, h1, h2, h3, h4, h5, h6, h7, h8, h9 and 2 more"
+
+
+def test_distinct_values_past_the_cap_forget_the_least_recently_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rules, "DISTINCT_MAX", 3)
+    counters = Counters()
+    r = rules.build(AlertRuleConfig(name="r", pattern="Failed", distinct="host", count=3, window=60.0,
+                                    summary="{distinct}: {distinct_values}"), 0.0, counters)
+    [fire] = observe(r, [failed(1, "a"), failed(2, "b"), failed(3, "c")])
+    [update] = observe(r, [failed(4, "d")])
+    assert (fire.summary, update.summary, update.count) == ("3: a, b, c", "3: b, c, d", 1)
+    assert counters.get("distinct.forgotten") == 1
+    assert r.tick(62) == []
+    assert [c.kind for c in r.tick(63)] == ["resolve"]  # b (2) has left [3, 63]: only c and d remain
+
+
+def test_restored_distinct_incident_resolves_a_window_after_its_last_line() -> None:
+    r = rule(pattern="Failed", distinct="host", count=5, window=60.0)
+    r.restore({}, 100.0)
+    assert r.firing({})
+    assert [c.kind for c in observe(r, [failed(120, "a")])] == ["update"]
+    assert r.tick(160) == []  # held until the incident's last line (100) leaves the window, and a is still in it
+    [resolve] = r.tick(161)
+    assert (resolve.kind, resolve.value) == ("resolve", 1.0)
+
+
+def test_reload_between_a_line_count_and_a_distinct_rule_keeps_the_firing_series() -> None:
+    old = rule(pattern="Failed", count=1, window=60.0)
+    assert [c.kind for c in observe(old, [failed(10, "a")])] == ["fire"]
+    new = rule(pattern="Failed", distinct="host", count=3, window=60.0)
+    new.adopt(old)
+    assert new.firing({})
+    assert [c.kind for c in new.tick(71)] == ["resolve"]
+    assert [c.kind for c in observe(new, [failed(80, h) for h in "abc"])] == ["fire"]
+    back = rule(pattern="Failed", count=1, window=60.0)
+    back.adopt(new)
+    assert back.firing({})
+    assert back.tick(140) == []
+    assert [c.kind for c in back.tick(141)] == ["resolve"]
+
+
+def test_record_values_cover_the_fields_templates_know() -> None:
+    assert list(rules.RECORD_VALUES) == list(RECORD_FIELDS)
