@@ -39,6 +39,7 @@ from mepd.errors import AlreadyRunningError, ConfigErrors
 from mepd.pipeline import Counters, Pipeline
 from mepd.sources import journal as journal_source
 from mepd.sources import tail as tail_source
+from mepd.sources.host import checks as host_checks
 from mepd.sources.snmp import interfaces as snmp_interfaces
 from mepd.sources.snmp import target as snmp_source
 from mepd.sources.syslog import server as syslog_server
@@ -112,6 +113,8 @@ class App:
         samples = self.pipeline.samples
         specs += [Spec(f"snmp/{t.name}", t, functools.partial(snmp_source.create, t, self.snmp_hub, samples))
                   for t in cfg.snmp.target]
+        specs += [Spec(f"check/{c.name}", c, functools.partial(host_checks.create, c, samples, logs))
+                  for c in cfg.checks]
         for tc in cfg.tail:
             specs.append(Spec(f"tail:{tc.name}", tc,
                               functools.partial(tail_source.create, tc, logs, self.logstore.cursor)))
@@ -279,11 +282,12 @@ class App:
 def rrd_layouts(cfg: Config) -> Layouts:
     """Each SNMP target's RRDs step at its poll interval, with its archives, one file per interface; each web
     source's at its own `step` (with storage.rrd.step, a longer one outruns the heartbeat and stores unknown
-    between samples); other keys at storage.rrd.step."""
+    between samples); each check's at its interval; other keys at storage.rrd.step."""
     targets = [(f"snmp.{t.name}.", t.interval, [config_mod.parse_rra(r) for r in t.rra], snmp_interfaces.METRICS)
                for t in cfg.snmp.target]
     webs = [(weblog_live.metric_prefix(w.name), w.step, (), ()) for w in weblog_live.web_sources(cfg.tail)]
-    return build_layouts(cfg.storage.rrd.step, [*targets, *webs])
+    checks = [(f"check.{c.name}.", c.interval, (), ()) for c in cfg.checks]
+    return build_layouts(cfg.storage.rrd.step, [*targets, *webs, *checks])
 
 
 def lock_state_dir(path: str) -> int:

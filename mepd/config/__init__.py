@@ -17,6 +17,7 @@ from mepd.config.schema import (
     AlertConfig,
     AlertNotifyConfig,
     AlertRuleConfig,
+    CheckConfig,
     Config,
     DaemonConfig,
     HttpConfig,
@@ -37,7 +38,7 @@ from mepd.config.schema import (
 )
 
 __all__ = [
-    "AlertActionConfig", "AlertConfig", "AlertNotifyConfig", "AlertRuleConfig", "Config", "DaemonConfig",
+    "AlertActionConfig", "AlertConfig", "AlertNotifyConfig", "AlertRuleConfig", "CheckConfig", "Config", "DaemonConfig",
     "HttpConfig", "JournalConfig", "LogStorageConfig", "MqttNotifyConfig", "RrdStorageConfig", "SnmpConfig",
     "SnmpOidConfig", "SnmpTargetConfig", "StorageConfig", "SyslogConfig", "SyslogListenConfig", "TailConfig",
     "WebhookNotifyConfig", "control_socket", "load", "parse", "parse_rra", "split_address",
