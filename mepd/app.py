@@ -29,6 +29,7 @@ from mepd import __version__
 from mepd import config as config_mod
 from mepd.alerts import engine as alerts_engine
 from mepd.analysis.weblog import live as weblog_live
+from mepd.api import checks as checks_api
 from mepd.api import incidents as incidents_api
 from mepd.api.metrics import MetricsApi
 from mepd.api.protocol import DaemonStatus
@@ -81,6 +82,7 @@ class App:
         self.api.add_routes(MetricsApi(self.rrdstore).routes())
         self.alerts = alerts_engine.create(cfg, self.pipeline)
         self.api.add_routes(incidents_api.routes(self.alerts))
+        self.api.add_routes(checks_api.routes(self))
         self.weblogstore = WebLogStore(os.path.join(cfg.daemon.state_dir, "weblog.db"))
         self.api.add_routes(WebLogApi(self.weblogstore).routes())
         self.weblog: weblog_live.WebLogAnalyzer | None = None
