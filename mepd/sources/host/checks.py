@@ -31,6 +31,7 @@ from typing import Final, Literal
 
 import aiohttp
 from cryptography import x509
+from yarl import URL
 
 from mepd import __version__
 from mepd.config import CheckConfig, split_address
@@ -39,7 +40,6 @@ from mepd.model import LogRecord, Sample, rfc3339
 from mepd.pipeline import Channel, Counters
 from mepd.sources.host.checks_process import CpuMeter, scan
 from mepd.sources.host.checks_systemd import NoBusError, SystemdClient, SystemdError
-from mepd.units import format_duration
 
 log = logging.getLogger(__name__)
 
@@ -88,35 +88,39 @@ class Probe:
 
 class HttpProbe(Probe):
     """GET the URL on a fresh connection; up when the status is `expect_status` (or below 400) and the body
-    holds `contains`.  The latency is the whole answer's (up to MAX_BODY); the certificate's days left are
-    read from the connection even when `tls_verify = false` accepts any certificate."""
+    holds `contains`.  The latency is the whole answer's (up to MAX_BODY).  Over HTTPS, the certificate's
+    days left come from a TLS handshake of its own (aiohttp lets go of the connection, and of its certificate,
+    as soon as a short answer is read), with the same verification: `tls_verify = false` accepts any
+    certificate and still reports them."""
 
     def __init__(self, cfg: CheckConfig) -> None:
         self.cfg = cfg
-        self.https = cfg.http.startswith("https:")
-        self._tls: ssl.SSLContext | bool | None = None
+        url = URL(cfg.http)
+        self.host, self.port = url.host or "", url.port or 443
+        self.https = url.scheme == "https"
+        self._tls: ssl.SSLContext | None = None
 
-    def _tls_context(self) -> ssl.SSLContext | bool:
-        if not self.https:
-            return True  # aiohttp's default, unused over plain HTTP
+    def _tls_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=self.cfg.ca_file or None)
         if not self.cfg.tls_verify:
-            return False
-        return ssl.create_default_context(cafile=self.cfg.ca_file or None)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
 
     async def run(self) -> Outcome:
         cfg = self.cfg
-        if self._tls is None:
+        if self.https and self._tls is None:
             self._tls = await asyncio.to_thread(self._tls_context)  # reads the CA bundle from disk
         began = time.monotonic()
-        connector = aiohttp.TCPConnector(ssl=self._tls, force_close=True)
+        connector = aiohttp.TCPConnector(ssl=self._tls or True, force_close=True)
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as session:
             try:
                 async with session.get(cfg.http, allow_redirects=False, headers={"User-Agent": USER_AGENT}) as resp:
-                    days = _cert_days_left(resp, time.time()) if self.https else None
                     body = await _read_head(resp.content, MAX_BODY)
             except aiohttp.ClientError as e:
                 return Outcome(False, str(e) or type(e).__name__)
         latency = time.monotonic() - began
+        days = await self._cert_days_left() if self._tls is not None else None
         values = {"latency_seconds": latency, "status_code": float(resp.status), "cert_days_left": days}
         expected = resp.status == cfg.expect_status if cfg.expect_status else resp.status < 400
         answer = f"HTTP {resp.status} {resp.reason or ''}".rstrip()
@@ -128,6 +132,23 @@ class HttpProbe(Probe):
         cert = f", certificate valid {days:.0f} more days" if days is not None else ""
         return Outcome(True, f"{answer} in {1000 * latency:.0f} ms{cert}", values)
 
+    async def _cert_days_left(self) -> float | None:
+        """Days until the server's certificate expires (negative once it has); None if the handshake fails."""
+        try:
+            _, writer = await asyncio.open_connection(self.host, self.port, ssl=self._tls, server_hostname=self.host)
+        except (OSError, ssl.SSLError):
+            return None
+        try:
+            tls = writer.get_extra_info("ssl_object")
+            der = tls.getpeercert(binary_form=True) if tls is not None else None
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        if not der:
+            return None
+        return (x509.load_der_x509_certificate(der).not_valid_after_utc.timestamp() - time.time()) / 86400
+
 
 async def _read_head(content: aiohttp.StreamReader, limit: int) -> bytes:
     parts: list[bytes] = []
@@ -136,17 +157,6 @@ async def _read_head(content: aiohttp.StreamReader, limit: int) -> bytes:
         parts.append(chunk)
         size += len(chunk)
     return b"".join(parts)
-
-
-def _cert_days_left(resp: aiohttp.ClientResponse, now: float) -> float | None:
-    """Days until the server's certificate expires (negative once it has); None when the connection is
-    already released, as it is for an answer without a body."""
-    conn = resp.connection
-    tls = conn.transport.get_extra_info("ssl_object") if conn is not None and conn.transport is not None else None
-    der = tls.getpeercert(binary_form=True) if tls is not None else None
-    if not der:
-        return None
-    return (x509.load_der_x509_certificate(der).not_valid_after_utc.timestamp() - now) / 86400
 
 
 class TcpProbe(Probe):
@@ -325,7 +335,7 @@ class Check:
             async with asyncio.timeout(self.cfg.timeout):
                 outcome = await probe.run()
         except TimeoutError:
-            outcome = Outcome(False, f"no result within the {format_duration(self.cfg.timeout)} timeout")
+            outcome = Outcome(False, f"no result within the {self.cfg.timeout:g}s timeout")
         now = self._clock()
         await self._record(outcome, now, time.monotonic() - began)
         return outcome

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Final
 
-from dbus_fast import AuthError, DBusError, Message, MessageType
+from dbus_fast import AuthError, DBusError, Message, MessageFlag, MessageType
 from dbus_fast.aio import MessageBus
 
 SYSTEMD: Final = "org.freedesktop.systemd1"
@@ -105,8 +105,9 @@ class SystemdClient:
     @staticmethod
     async def _call(bus: MessageBus, path: str, interface: str, member: str, signature: str, *body: Any,
                     destination: str = SYSTEMD) -> Any:
+        # NO_AUTOSTART: a check looks, it never has the bus start a service to answer it.
         reply = await bus.call(Message(destination=destination, path=path, interface=interface, member=member,
-                                       signature=signature, body=list(body)))
+                                       signature=signature, body=list(body), flags=MessageFlag.NO_AUTOSTART))
         if reply.message_type is MessageType.ERROR:
             raise DBusError(reply.error_name or "unknown", str(reply.body[0]) if reply.body else "", reply)
         return reply.body[0] if reply.body else None
