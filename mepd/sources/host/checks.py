@@ -38,7 +38,7 @@ from mepd.config import CheckConfig, split_address
 from mepd.errors import quoted
 from mepd.model import LogRecord, Sample, rfc3339
 from mepd.pipeline import Channel, Counters
-from mepd.sources.host.checks_process import CpuMeter, scan
+from mepd.sources.host.checks_process import CpuMeter, hidepid, scan
 from mepd.sources.host.checks_systemd import NoBusError, SystemdClient, SystemdError
 
 log = logging.getLogger(__name__)
@@ -216,9 +216,12 @@ class ProcessProbe(Probe):
     def __init__(self, cfg: CheckConfig) -> None:
         self.cfg = cfg
         self.meter = CpuMeter()
+        self._hidden: str | None = None  # /proc's hidepid= option, which hides other users' processes
 
     async def run(self) -> Outcome:
         cfg = self.cfg
+        if self._hidden is None:
+            self._hidden = await asyncio.to_thread(hidepid)
         try:
             found = await asyncio.to_thread(scan, cfg.process, cfg.pidfile)
         except (OSError, ValueError) as e:
@@ -228,7 +231,9 @@ class ProcessProbe(Probe):
         cpu = self.meter.update(found, time.monotonic())
         values = {"count": float(len(found)), "cpu_pct": cpu, "rss_bytes": float(sum(s.rss_bytes for s in found))}
         if not found:
-            return Outcome(False, why or f"{cfg.target} is not running", values)
+            hint = (f" (or hidden: /proc is mounted {self._hidden}, so mepd sees only its own user's processes;"
+                    " ProtectProc=default in a drop-in for mepd.service lets it see all)") if self._hidden else ""
+            return Outcome(False, (why or f"{cfg.target} is not running") + hint, values)
         pids = ", ".join(str(s.pid) for s in found[:5]) + (", ..." if len(found) > 5 else "")
         return Outcome(True, f"{len(found)} running (pid {pids})", values)
 

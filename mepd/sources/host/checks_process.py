@@ -91,6 +91,23 @@ def scan(name: str, pidfile: str, proc: str = PROC) -> list[ProcessStat]:
     return [s for pid in _pids(proc) if (s := read_stat(pid, proc)) is not None and named(s, name, proc)]
 
 
+def hidepid(mountinfo: str = "/proc/self/mountinfo") -> str:
+    """The hidepid= option /proc is mounted with, "" when every process is visible.  With one, other users'
+    processes are hidden from mepd: the packaged unit's ProtectProc=invisible does that."""
+    try:
+        with open(mountinfo, encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 4 and fields[4] == PROC:
+            options = line.rpartition(" - ")[2].split()[-1].split(",")  # the file system's own options
+            return next((o for o in options if o.startswith("hidepid=") and o not in ("hidepid=0", "hidepid=off")),
+                        "")
+    return ""
+
+
 class CpuMeter:
     """CPU use between successive scans, as a percentage of one core."""
 

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from mepd.sources.host.checks_process import CLOCK_TICKS, PAGE_SIZE, CpuMeter, ProcessStat, named, read_stat, scan
+from mepd.sources.host.checks_process import (
+    CLOCK_TICKS,
+    PAGE_SIZE,
+    CpuMeter,
+    ProcessStat,
+    hidepid,
+    named,
+    read_stat,
+    scan,
+)
 
 # proc(5): pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime
 # cstime priority nice threads itrealvalue starttime vsize rss ...
@@ -77,3 +86,22 @@ def test_this_process_is_found_in_the_real_proc() -> None:
     stat = read_stat(os.getpid())
     assert stat is not None
     assert stat.rss_bytes > 0
+
+
+MOUNTINFO = """\
+22 1 0:21 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
+23 1 0:22 / /proc rw,nosuid,nodev,noexec,relatime shared:13 - proc proc rw{options}
+24 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+"""
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ("", ""), (",hidepid=invisible", "hidepid=invisible"), (",hidepid=2", "hidepid=2"), (",hidepid=off", ""),
+    (",hidepid=ptraceable,subset=pid", "hidepid=ptraceable"),
+])
+def test_hidden_processes_from_the_proc_mount(tmp_path: Path, options: str, expected: str) -> None:
+    """systemd's ProtectProc=invisible mounts /proc with hidepid=invisible: other users' processes vanish."""
+    path = tmp_path / "mountinfo"
+    path.write_text(MOUNTINFO.format(options=options))
+    assert hidepid(str(path)) == expected
+    assert hidepid(str(tmp_path / "none")) == ""
