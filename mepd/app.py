@@ -19,6 +19,7 @@ import gc
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -41,6 +42,7 @@ from mepd.pipeline import Counters, Pipeline
 from mepd.sources import journal as journal_source
 from mepd.sources import tail as tail_source
 from mepd.sources.host import checks as host_checks
+from mepd.sources.host import metrics as host_metrics
 from mepd.sources.snmp import interfaces as snmp_interfaces
 from mepd.sources.snmp import target as snmp_source
 from mepd.sources.syslog import server as syslog_server
@@ -89,6 +91,7 @@ class App:
         self.dashboard = Dashboard(self)
         self.exporter = web_export.Exporter(self.dashboard)
         self.api.add_routes(web_export.api_routes(self.exporter))
+        self.api.add_routes(web_server.api_routes(lambda: self.cfg))
         self.started = time.time()
         self.sinks: list[Supervised] = []
         self.components: dict[str, tuple[object, Supervised]] = {}
@@ -115,13 +118,16 @@ class App:
         samples = self.pipeline.samples
         specs += [Spec(f"snmp/{t.name}", t, functools.partial(snmp_source.create, t, self.snmp_hub, samples))
                   for t in cfg.snmp.target]
+        if cfg.host.enabled:
+            specs.append(Spec("host", cfg.host, functools.partial(host_metrics.create, cfg.host, samples)))
         specs += [Spec(f"check/{c.name}", c, functools.partial(host_checks.create, c, samples, logs))
                   for c in cfg.checks]
         for tc in cfg.tail:
             specs.append(Spec(f"tail:{tc.name}", tc,
                               functools.partial(tail_source.create, tc, logs, self.logstore.cursor)))
         if cfg.http.listen:
-            specs.append(Spec("http", cfg.http, functools.partial(web_server.create, cfg.http, self.dashboard)))
+            dashboard = functools.partial(web_server.create, cfg.http, cfg.daemon.state_dir, self.dashboard)
+            specs.append(Spec("http", cfg.http, dashboard))
         if cfg.http.export_dir:
             export = functools.partial(web_export.create_periodic, cfg.http, self.exporter)
             specs.append(Spec("http/export", cfg.http, export))
@@ -136,7 +142,7 @@ class App:
                                          self.weblogstore)
         return [
             self.weblog,
-            LogSink(self.logstore, sub, Counters(), self.pipeline.log_counters),
+            LogSink(self.logstore, sub, self.logstore.counters, self.pipeline.log_counters),
             RrdSink(self.rrdstore, samples, Counters(), self.pipeline.sample_counters,
                     batch_size=rrd.batch_size, flush_interval=rrd.flush_interval),
             self.alerts,
@@ -156,7 +162,10 @@ class App:
         loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
         await self.api.start()
         try:
-            await self.logstore.open()
+            try:
+                await self.logstore.open()
+            except sqlite3.Error as e:  # the sink retries its writes; nothing else waits for the log store
+                log.error("log store %s cannot be opened, records wait in its queue: %s", self.logstore.path, e)
             await self.weblogstore.open()
             self.sinks = [Supervised(c) for c in self._build_sinks()]
             for s in self.sinks:
@@ -284,12 +293,16 @@ class App:
 def rrd_layouts(cfg: Config) -> Layouts:
     """Each SNMP target's RRDs step at its poll interval, with its archives, one file per interface; each web
     source's at its own `step` (with storage.rrd.step, a longer one outruns the heartbeat and stores unknown
-    between samples); each check's at its interval; other keys at storage.rrd.step."""
+    between samples); the host's at `[host] interval`, one file per group and item (an interface, a mount);
+    each check's at its interval; other keys at storage.rrd.step."""
     targets = [(f"snmp.{t.name}.", t.interval, [config_mod.parse_rra(r) for r in t.rra], snmp_interfaces.METRICS)
                for t in cfg.snmp.target]
     webs = [(weblog_live.metric_prefix(w.name), w.step, (), ()) for w in weblog_live.web_sources(cfg.tail)]
+    host_rras = [config_mod.parse_rra(r) for r in cfg.host.rra]
+    hosts = [(prefix, cfg.host.interval, host_rras, names) for prefix, names in host_metrics.key_groups(cfg.host)
+             ] if cfg.host.enabled else []
     checks = [(f"check.{c.name}.", c.interval, (), ()) for c in cfg.checks]
-    return build_layouts(cfg.storage.rrd.step, [*targets, *webs, *checks])
+    return build_layouts(cfg.storage.rrd.step, [*targets, *webs, *hosts, *checks])
 
 
 def lock_state_dir(path: str) -> int:

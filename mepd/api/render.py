@@ -1,4 +1,8 @@
-"""Human renderings of API answers for mepctl: aligned tables, journalctl-like log lines."""
+"""Human renderings of API answers for mepctl: aligned tables, journalctl-like log lines.
+
+Every field that came from outside (a message, a host name, an ifAlias, an action's output) goes
+through `printable` before it reaches a terminal; `--json` prints the exact text instead.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from mepd.terminal import printable
 from mepd.units import format_duration
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """Columns padded to their widest cell; the last column is never padded."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    cells = [[str(h) for h in headers]] + [["" if c is None else printable(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)) + "  " + r[-1] for r in cells]
     return "\n".join(line.rstrip() for line in lines)
@@ -31,7 +36,7 @@ def log_line(r: Mapping[str, Any]) -> str:
         app += f"[{r['pid']}]"
     sev = r.get("severity") or "-"
     flag = " (unparsed)" if r.get("parse_error") else ""
-    return f"{local_time(r.get('ts'))} {r.get('host') or '-'} {app} <{sev}>{flag}: {r.get('message', '')}"
+    return printable(f"{local_time(r.get('ts'))} {r.get('host') or '-'} {app} <{sev}>{flag}: {r.get('message', '')}")
 
 
 def _counters_text(counters: Mapping[str, Any]) -> str:
@@ -65,11 +70,17 @@ def status(s: Mapping[str, Any]) -> str:
     if kernel:
         lines.append(f"  by the kernel (UDP receive buffer full): {kernel}")
     lines += [f"  queue full, not seen by {name}: {v}" for name, v in full.items()]
-    size_mb = float(store["size_bytes"]) / 1e6
-    lines.append(f"log store {store['records']} records, {size_mb:.1f} MB, oldest {local_time(store['oldest'])}")
+    if store.get("error"):
+        lines.append(f"log store {store['path']}: cannot read it: {store['error']}")
+    else:
+        size_mb = float(store["size_bytes"]) / 1e6
+        lines.append(f"log store {store['records']} records, {size_mb:.1f} MB, oldest {local_time(store['oldest'])}")
+    lines += [f"  corrupt, set aside as {path}" for path in store.get("set_aside", ())]
+    if store.get("future_dated"):
+        lines.append(f"  dated ahead of their arrival, stored at it (sd.mepd.ts_claimed): {store['future_dated']}")
     reloads = s.get("reloads", {})
     if reloads.get("last_error"):
-        lines.append(f"last reload refused:\n  {reloads['last_error']}")
+        lines.append(f"last reload refused:\n  {printable(reloads['last_error'])}")
     lines.append("")
     now = time.time()
     rows = [
@@ -79,12 +90,12 @@ def status(s: Mapping[str, Any]) -> str:
     ]
     lines.append(table(("COMPONENT", "STATE", "FOR", "RESTARTS", "COUNTERS"), rows))
     errors = [(c["name"], c["last_error"]) for c in s["components"] if c.get("last_error")]
-    lines += [f"{name}: last error: {err}" for name, err in errors]
-    lines += [f"{c['name']}: {d.get('state')}: {d['last_error']}" for c in s["components"]
+    lines += [printable(f"{name}: last error: {err}") for name, err in errors]
+    lines += [printable(f"{c['name']}: {d.get('state')}: {d['last_error']}") for c in s["components"]
               if (d := c.get("details")) and d.get("last_error")]
-    lines += [f"{c['name']}: no file matches {d['unmatched']}" for c in s["components"]
+    lines += [printable(f"{c['name']}: no file matches {d['unmatched']}") for c in s["components"]
               if (d := c.get("details")) and d.get("unmatched")]
-    lines += [f"{c['name']}: cannot read {path}: {err}"
+    lines += [printable(f"{c['name']}: cannot read {path}: {err}")
               for c in s["components"] for path, err in c.get("details", {}).get("errors", {}).items()]
     return "\n".join(lines)
 
@@ -99,7 +110,8 @@ def metrics(rows: Iterable[Mapping[str, Any]]) -> str:
 
 def points(data: Mapping[str, Any]) -> str:
     head = f"{data['key']}  {data['cf']} every {format_duration(float(data['step']))}"
-    return head + "\n" + table(("TIME", "VALUE"), ((local_time(p["ts"]), _number(p["value"])) for p in data["points"]))
+    rows = ((local_time(p["ts"]), _number(p["value"])) for p in data["points"])
+    return printable(head) + "\n" + table(("TIME", "VALUE"), rows)
 
 
 def checks(items: Sequence[Mapping[str, Any]]) -> str:
@@ -154,7 +166,7 @@ def incident(inc: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> st
         lines.append(f"  {local_time(h['ts'])}  {h['event']:<14} {text}".rstrip())
         if h.get("output"):
             lines += [f"    | {out}" for out in str(h["output"]).rstrip("\n").split("\n")]
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 def silences(items: Sequence[Mapping[str, Any]]) -> str:

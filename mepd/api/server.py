@@ -24,7 +24,7 @@ from aiohttp import web
 from mepd.api.protocol import API_HEADER, API_VERSION, DaemonStatus, log_query
 from mepd.errors import AlreadyRunningError
 from mepd.model import LogQuery
-from mepd.store.logs.store import LogStore
+from mepd.store.logs.store import LogStore, QueryLimitError
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = web.json_response({"error": e.text or e.reason}, status=e.status)
     except ValueError as e:
         response = web.json_response({"error": str(e)}, status=400)
+    except QueryLimitError as e:  # valid, but too costly to answer now: as Prometheus answers a query time-out
+        response = web.json_response({"error": str(e)}, status=503)
     if not response.prepared:
         response.headers[API_HEADER] = str(API_VERSION)
     return response
@@ -118,10 +120,11 @@ class ApiServer:
 
     async def _follow(self, request: web.Request, store: LogStore, q: LogQuery) -> web.StreamResponse:
         """NDJSON: the latest matching records, then each new one as it is committed."""
+        last_id = store.last_id
+        latest = await store.query(dataclasses.replace(q, max_id=last_id))  # before the 200: it may fail
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson", API_HEADER: str(API_VERSION)})
         await response.prepare(request)
-        last_id = store.last_id
-        await _write_lines(response, await store.query(dataclasses.replace(q, max_id=last_id)))
+        await _write_lines(response, latest)
         async with contextlib.aclosing(store.follow(q, last_id, self.closing)) as batches:
             async for records in batches:
                 await _write_lines(response, records)

@@ -24,6 +24,7 @@ from mepd.api.protocol import log_params
 from mepd.cli import weblog
 from mepd.config import SnmpTargetConfig
 from mepd.errors import ApiError, ConfigErrors
+from mepd.terminal import printable
 from mepd.units import parse_duration
 
 EXIT_OK, EXIT_REQUEST, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -131,7 +132,8 @@ async def cmd_snmp_discover(args: argparse.Namespace) -> int:
             print(f"mepctl: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        print(await discover.discover(cfg), end="")
+        described = await discover.discover(cfg)  # sysName, sysDescr and ifAlias are the agent's text
+        print("\n".join(printable(line) for line in described.split("\n")), end="")
     except wire.SnmpError as e:
         print(f"mepctl: {args.host}:{args.port}: {e}", file=sys.stderr)
         return EXIT_REQUEST
@@ -189,7 +191,8 @@ async def cmd_silence(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(silence)
     else:
-        print(f"silence {silence['id']}: {silence['matchers']} until {render.local_time(silence['ends'])}")
+        print(f"silence {silence['id']}: {printable(silence['matchers'])}"
+              f" until {render.local_time(silence['ends'])}")
     return EXIT_OK
 
 
@@ -236,9 +239,21 @@ async def cmd_dashboard_export(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_dashboard_url(client: Client, args: argparse.Namespace) -> int:
+    """The login URL, token included: the control socket admits only root and group mepd, as the token file."""
+    data = await client.request("GET", "/v1/dashboard/url")
+    if args.json:
+        _print_json(data)
+    else:
+        print(data["url"])
+    return EXIT_OK
+
+
 def _add_dashboard_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("dashboard", help="the web dashboard")
-    dsub = p.add_subparsers(dest="dashboard_command", required=True, metavar="export")
+    dsub = p.add_subparsers(dest="dashboard_command", required=True, metavar="url|export")
+    q = dsub.add_parser("url", parents=[common], help="the dashboard's login URL (it carries the token: keep it)")
+    q.set_defaults(func=cmd_dashboard_url)
     q = dsub.add_parser("export", parents=[common], help="write the dashboard as static HTML and PNG files")
     q.add_argument("dir", metavar="DIR", type=os.path.abspath,
                    help="folder to write (created if needed; written by the daemon)")

@@ -20,6 +20,7 @@ from mepd.config.schema import (
     CheckConfig,
     Config,
     DaemonConfig,
+    HostConfig,
     HttpConfig,
     JournalConfig,
     LogStorageConfig,
@@ -38,7 +39,8 @@ from mepd.config.schema import (
 )
 
 __all__ = [
-    "AlertActionConfig", "AlertConfig", "AlertNotifyConfig", "AlertRuleConfig", "CheckConfig", "Config", "DaemonConfig",
+    "AlertActionConfig", "AlertConfig", "AlertNotifyConfig", "AlertRuleConfig", "CheckConfig", "Config",
+    "DaemonConfig", "HostConfig",
     "HttpConfig", "JournalConfig", "LogStorageConfig", "MqttNotifyConfig", "RrdStorageConfig", "SnmpConfig",
     "SnmpOidConfig", "SnmpTargetConfig", "StorageConfig", "SyslogConfig", "SyslogListenConfig", "TailConfig",
     "WebhookNotifyConfig", "control_socket", "load", "parse", "parse_rra", "split_address",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 import ssl
 import tomllib
 from collections.abc import Iterator
@@ -71,7 +72,7 @@ class LogStorageConfig:
     retention: Duration = 30 * 86400.0
     max_size: Size = 2 * 1024**3
     batch_size: int = 2000
-    flush_interval: Duration = 0.2
+    flush_interval: Duration = 0.05  # what a kill -9 can lose at low rates; high rates fill batches first
     maintenance_interval: Duration = 300.0
     fulltext_index: bool = True
 
@@ -344,6 +345,64 @@ class SnmpConfig:
             if t.name in seen:
                 yield f"target[{i}].name", f"duplicate of snmp.target[{seen[t.name]}]"
             seen[t.name] = i
+
+
+# What node_exporter leaves out of its file systems: pseudo and read-only image file systems, and
+# the kernel's and container runtimes' own mounts (its --collector.filesystem defaults).
+HOST_FS_TYPES_EXCLUDE: Final = (
+    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts", "devtmpfs", "erofs",
+    "fusectl", "hugetlbfs", "iso9660", "mqueue", "nsfs", "overlay", "proc", "procfs", "pstore", "rpc_pipefs",
+    "securityfs", "selinuxfs", "squashfs", "sysfs", "tracefs",
+)
+HOST_MOUNTS_EXCLUDE: Final = ("/dev", "/dev/*", "/proc", "/proc/*", "/sys", "/sys/*", "/run/credentials/*",
+                              "/var/lib/docker/*", "/var/lib/containers/storage/*")
+
+
+@dataclass(frozen=True, slots=True)
+class HostConfig:
+    """`[host]`: this machine's own metrics, every `interval`, as samples `host.<name>.…`.
+
+    Off unless asked for (the packaged and the dev config ask), so a config without the
+    section stores nothing new.  `name` "" is the machine's short host name; its interfaces
+    show on the dashboard as an SNMP target of that name.  `interfaces` and `exclude` are
+    globs on interface names, as for SNMP targets; the file systems are the mounted ones
+    but those of `fs_types_exclude` and `mounts_exclude` (globs on the mount point).
+    """
+
+    enabled: bool = False
+    name: str = ""
+    interval: Duration = 60.0
+    interfaces: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    fs_types_exclude: tuple[str, ...] = HOST_FS_TYPES_EXCLUDE
+    mounts_exclude: tuple[str, ...] = HOST_MOUNTS_EXCLUDE
+    rra: tuple[str, ...] = ()
+
+    @property
+    def host_name(self) -> str:
+        """`name`, else this machine's short host name as a metric key part."""
+        if self.name:
+            return self.name
+        short = socket.gethostname().split(".")[0]
+        return re.sub(r"[^A-Za-z0-9_-]", "_", short) or "localhost"
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if self.name and not _NAME.fullmatch(self.name):
+            yield "name", f'use only letters, digits, "_" and "-", got {quoted(self.name)}'
+        if self.interval < 1:
+            yield "interval", "must be at least 1s"
+        for key in ("interfaces", "exclude"):
+            for i, glob in enumerate(getattr(self, key)):
+                if err := glob_error(glob):
+                    yield f"{key}[{i}]", err
+        for i, glob in enumerate(self.mounts_exclude):
+            if not glob.startswith("/"):
+                yield f"mounts_exclude[{i}]", f'expected a mount point glob like "/run/*", got {quoted(glob)}'
+        for i, spec in enumerate(self.rra):
+            try:
+                parse_rra(spec)
+            except ValueError as e:
+                yield f"rra[{i}]", str(e)
 
 
 _TAIL_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -729,13 +788,17 @@ def _secret_file_errors(path: str) -> Iterator[str]:
 class HttpConfig:
     """`[http]`: the dashboard.  `listen = ""` turns the server off; `export_dir` alone still exports.
 
-    Access is open to whoever reaches `listen` unless `basic_auth_file` (lines of
-    `user:password`) or `token_file` (one bearer token) is set; either then admits.
+    Every request needs a credential: a user of `basic_auth_file` (lines of `user:password`), the token of
+    `token_file`, or, with neither set, the token mepd keeps in state_dir (mepd.web.server).  `/metrics`
+    needs one too unless `metrics_auth = false`.  The Host header must be an IP address, localhost, the
+    listen host or one of `allowed_hosts` (DNS rebinding).
     """
 
     listen: str = "127.0.0.1:8080"
     basic_auth_file: FilePath = ""
     token_file: FilePath = ""
+    allowed_hosts: tuple[str, ...] = ()
+    metrics_auth: bool = True
     tls_cert: FilePath = ""
     tls_key: FilePath = ""
     title: str = "mepd"
@@ -751,6 +814,9 @@ class HttpConfig:
         for key in ("basic_auth_file", "token_file"):
             path = getattr(self, key)
             yield from ((key, msg) for msg in (_secret_file_errors(path) if path else ()))
+        for i, name in enumerate(self.allowed_hosts):
+            if not _HOSTNAME.fullmatch(name):
+                yield f"allowed_hosts[{i}]", f"expected a host name like monitor.example.org, got {quoted(name)}"
         if bool(self.tls_cert) != bool(self.tls_key):
             yield "tls_cert" if not self.tls_cert else "tls_key", "TLS needs both tls_cert and tls_key"
         yield from _tls_file_errors(("tls_cert", self.tls_cert), ("tls_key", self.tls_key))
@@ -766,6 +832,7 @@ class Config:
     syslog: SyslogConfig = field(default_factory=SyslogConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
     snmp: SnmpConfig = field(default_factory=SnmpConfig)
+    host: HostConfig = field(default_factory=HostConfig)
     alert: AlertConfig = field(default_factory=AlertConfig)
     tail: tuple[TailConfig, ...] = ()
     http: HttpConfig = field(default_factory=HttpConfig)
@@ -787,3 +854,9 @@ class Config:
             if t.name in tails:
                 yield f"tail[{i}].name", f"duplicate of tail[{tails[t.name]}]"
             tails[t.name] = i
+        if self.host.enabled:
+            own = self.host.host_name
+            for i, target in enumerate(self.snmp.target):
+                if target.name == own:
+                    yield f"snmp.target[{i}].name", (f"{quoted(own)} is this host's name, which its own interfaces"
+                                                     " use on the dashboard; rename the target or set [host] name")

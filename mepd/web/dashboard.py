@@ -19,10 +19,11 @@ from mepd.alerts.engine import NotFoundError, NotRunningError
 from mepd.analysis.weblog.render import render_html
 from mepd.api.checks import check_states
 from mepd.api.protocol import log_query
+from mepd.store.logs.store import QueryLimitError
 from mepd.store.rrd.store import KEY, Period, RrdError
 from mepd.web import checks as checks_page
 from mepd.web import pages
-from mepd.web.data import IN_OUT, Daemon, DashboardData, Stat
+from mepd.web.data import IN_OUT, Daemon, DashboardData, Stat, host_graph, interface_key
 from mepd.web.graphs import FORMATS, PERIOD_NAMES, GraphCache, GraphSpec, Size
 from mepd.web.pages import Ctx
 
@@ -40,6 +41,7 @@ class LogsResult:
     records: list[dict[str, object]]
     error: str | None
     truncated: bool
+    status: int = 200  # the page's: 400 for filters that do not parse, 503 for a query over its time or size
 
 
 class Dashboard:
@@ -101,12 +103,16 @@ class Dashboard:
         try:
             q = log_query(params, time.time(), default_limit)
         except ValueError as e:
-            return LogsResult([], str(e), False)
-        records = await self.daemon.logstore.query(q)
+            return LogsResult([], str(e), False, 400)
+        try:
+            records = await self.daemon.logstore.query(q)
+        except QueryLimitError as e:
+            return LogsResult([], str(e), False, 503)
         return LogsResult(records, None, q.limit > 0 and len(records) >= q.limit)
 
-    async def logs(self, ctx: Ctx, params: Mapping[str, str]) -> str:
-        result = await self.logs_result(params)
+    async def logs(self, ctx: Ctx, params: Mapping[str, str], result: LogsResult | None = None) -> str:
+        """The page for `params`, or for the `result` already found for them."""
+        result = result or await self.logs_result(params)
         return pages.logs(ctx, params, result.records, result.error, result.truncated)
 
     async def incidents(self, ctx: Ctx) -> str:
@@ -139,15 +145,18 @@ class Dashboard:
     # -- graphs ----------------------------------------------------------------------------------------------
 
     def graph_spec(self, key: str, name: str, fmt: str) -> GraphSpec:
-        """`snmp.T.I` (an interface: in and out together) or any metric key; `name` a period or "mini"."""
+        """`snmp.T.I` or `host.H.net.I` (an interface: in and out together), a host group (`host.H.cpu`,
+        `host.H.fs.root`: see data.HOST_GRAPHS) or any metric key; `name` a period or "mini"."""
         if not KEY.fullmatch(key) or name not in GRAPH_NAMES or fmt not in FORMATS:
             raise NotFound(f"no graph {key}/{name}.{fmt}")
-        parts = key.split(".")
         keys: tuple[str, ...] = (key,)
         title = key
-        if len(parts) == 3 and parts[0] == "snmp":
+        if (iface := interface_key(key)) is not None:
             keys = tuple(f"{key}.{n}" for n in IN_OUT)
-            title = f"{parts[1]} {parts[2]}"
+            title = f"{iface[0]} {iface[1]}"
+        elif (drawn := host_graph(key)) is not None:
+            keys = drawn
+            title = " ".join(key.split(".")[1:])
         period: Period = "day" if name == "mini" else name  # type: ignore[assignment]
         size: Size = "mini" if name == "mini" else "full"
         return GraphSpec(keys, period, fmt, size, f"{title}: last {period}")
@@ -161,6 +170,9 @@ class Dashboard:
 
     async def interface_list(self) -> dict[str, list[str]]:
         return await self.data.interface_keys()
+
+    async def host_graph_keys(self) -> list[str]:
+        return [g.key for graphs in (await self.data.host_graphs()).values() for g in graphs]
 
     async def web_graph_keys(self) -> list[str]:
         keys = await self.daemon.rrdstore.list_keys()

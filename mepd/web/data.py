@@ -5,7 +5,9 @@ the alert engine, the web-log store and the daemon's status, every call of
 which runs off the event loop in the store's own worker.  The SNMP targets
 and their interfaces come from the RRD files (so history stays visible after
 a target leaves the config), with ifAlias, speed and status from the last
-poll when the target is polled by this daemon.
+poll when the target is polled by this daemon.  The host's own interfaces
+(`host.<host>.net.<interface>.*`, see mepd.sources.host.metrics) show as a
+target named after the host; its CPU, memory, file systems and disks as graphs.
 """
 
 from __future__ import annotations
@@ -27,6 +29,15 @@ from mepd.store.weblog import UnknownWebSourceError, WebLogStore
 from mepd.supervisor import State, Supervised
 
 IN_OUT: Final = ("in_bps", "out_bps")
+HOST_COMPONENT: Final = "host"
+# What a host graph draws of each group (mepd.sources.host.metrics.GROUPS): the first as an area.
+HOST_GRAPHS: Final = {
+    "cpu": ("user_pct", "system_pct", "iowait_pct", "steal_pct"),
+    "mem": ("used_bytes", "swap_used_bytes"),
+    "fs": ("used_pct", "inodes_used_pct"),
+    "disk": ("read_bytes", "write_bytes"),
+}
+HOST_GRAPH_TITLES: Final = {"cpu": "CPU %", "mem": "memory used", "fs": "used %", "disk": "disk bytes/s"}
 WEB_FORMATS: Final = ("combined", "common")
 INTAKE_PREFIXES: Final = ("syslog/", "journal", "tail:")
 RECEIVED_COUNTERS: Final = ("received", "read", "lines")
@@ -59,10 +70,31 @@ class PolledInterface(Protocol):
     oper: int
 
 
+def interface_key(key: str) -> tuple[str, str] | None:
+    """(target, interface) of an interface's graph key: `snmp.T.I`, or `host.H.net.I` (the host's own)."""
+    parts = key.split(".")
+    if len(parts) == 3 and parts[0] == "snmp":
+        return parts[1], parts[2]
+    if len(parts) == 4 and parts[0] == "host" and parts[2] == "net":
+        return parts[1], parts[3]
+    return None
+
+
+def host_graph(key: str) -> tuple[str, ...] | None:
+    """The metric keys a host graph key (`host.H.cpu`, `host.H.fs.root`, ...) draws together, else None."""
+    parts = key.split(".")
+    if parts[0] != "host" or len(parts) not in (3, 4) or parts[2] not in HOST_GRAPHS:
+        return None
+    if (len(parts) == 4) != (parts[2] in ("fs", "disk")):
+        return None
+    return tuple(f"{key}.{n}" for n in HOST_GRAPHS[parts[2]])
+
+
 @dataclass(frozen=True, slots=True)
 class InterfaceView:
     target: str
     name: str
+    key: str  # the key prefix of its metrics (`snmp.T.I`, `host.H.net.I`) and the key of its traffic graph
     alias: str = ""
     descr: str = ""
     index: int | None = None
@@ -71,10 +103,6 @@ class InterfaceView:
     in_bps: float | None = None
     out_bps: float | None = None
     updated: float | None = None
-
-    @property
-    def key(self) -> str:
-        return f"snmp.{self.target}.{self.name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,9 +167,16 @@ class Stat:
 
 
 @dataclass(frozen=True, slots=True)
+class HostGraph:
+    key: str  # a `host_graph` key
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
 class Overview:
     incidents: list[Incident] | None  # None: the alert engine is not running
     targets: list[TargetView]
+    hosts: dict[str, list[HostGraph]]  # host -> its graphs
     web: list[WebSourceView]
     intake: list[IntakeView]
     pipeline_dropped: int
@@ -179,6 +214,7 @@ class DashboardData:
         self.daemon = daemon
         self.clock = clock
         self.meter = RateMeter()
+        self._hosts: set[str] = set()  # targets that are hosts (from `host.H.net` keys), as last listed
 
     @property
     def cfg(self) -> Config:
@@ -186,26 +222,44 @@ class DashboardData:
 
     # -- SNMP ------------------------------------------------------------------------------------------------
 
+    @property
+    def host_name(self) -> str | None:
+        """This host's name when `[host]` collects its metrics."""
+        return self.cfg.host.host_name if self.cfg.host.enabled else None
+
+    def is_host(self, target: str) -> bool:
+        return target == self.host_name or target in self._hosts
+
+    def interface_prefix(self, target: str, name: str) -> str:
+        """The key prefix of an interface's metrics: the host's own, or an SNMP target's."""
+        return f"host.{target}.net.{name}" if self.is_host(target) else f"snmp.{target}.{name}"
+
     async def interface_keys(self) -> dict[str, list[str]]:
-        """target -> its interfaces with in and out traffic in the RRDs, in name order."""
+        """target -> its interfaces with in and out traffic in the RRDs, in name order; a host's interfaces
+        are its target's (config refuses an SNMP target named like the host)."""
         keys = set(await self.daemon.rrdstore.list_keys())
         out: dict[str, list[str]] = {}
+        hosts = set()
         for key in sorted(keys):
-            parts = key.split(".")
-            if (len(parts) == 4 and parts[0] == "snmp" and parts[3] == IN_OUT[0]
-                    and f"snmp.{parts[1]}.{parts[2]}.{IN_OUT[1]}" in keys):
-                out.setdefault(parts[1], []).append(parts[2])
+            base, _, metric = key.rpartition(".")
+            found = interface_key(base) if metric == IN_OUT[0] and f"{base}.{IN_OUT[1]}" in keys else None
+            if found is not None:
+                out.setdefault(found[0], []).append(found[1])
+                if key.startswith("host."):
+                    hosts.add(found[0])
+        self._hosts = hosts
         return out
 
     def polled(self, target: str) -> Mapping[str, PolledInterface]:
         """The target's interfaces by name as its last poll saw them; empty when this daemon does not poll it."""
-        entry = self.daemon.components.get(f"snmp/{target}")
+        name = HOST_COMPONENT if target == self.host_name else f"snmp/{target}"
+        entry = self.daemon.components.get(name)
         interfaces = getattr(entry[1].component, "interfaces", None) if entry else None
         return interfaces if isinstance(interfaces, Mapping) else {}
 
     async def interface(self, target: str, name: str) -> InterfaceView:
         """One interface: last values from the store (its memory, else the file), the rest from the last poll."""
-        prefix = f"snmp.{target}.{name}"
+        prefix = self.interface_prefix(target, name)
         store = self.daemon.rrdstore
         latest = {n: store.latest.get(f"{prefix}.{n}") for n in (*IN_OUT, "oper_up")}
         values: dict[str, float | None] = {n: s.value if s else None for n, s in latest.items()}
@@ -218,39 +272,59 @@ class DashboardData:
         oper = values.get("oper_up")
         status = "unknown" if oper is None else "up" if oper >= 0.5 else "down"
         if polled is None:
-            return InterfaceView(target, name, status=status, in_bps=values["in_bps"], out_bps=values["out_bps"],
-                                 updated=updated)
+            return InterfaceView(target, name, prefix, status=status, in_bps=values["in_bps"],
+                                 out_bps=values["out_bps"], updated=updated)
         if polled.admin != 1:
             status = "admin down"
-        return InterfaceView(target, name, polled.alias, polled.descr, polled.index, polled.speed_bps or None,
-                             status, values["in_bps"], values["out_bps"], updated)
+        return InterfaceView(target, name, prefix, polled.alias, polled.descr, polled.index,
+                             polled.speed_bps or None, status, values["in_bps"], values["out_bps"], updated)
 
     async def targets(self, status: DaemonStatus) -> list[TargetView]:
         by_component = {c.name: c for c in status.components}
         found = await self.interface_keys()
         configured = {t.name: t for t in self.cfg.snmp.target}
+        host = self.host_name
         out = []
-        for name in sorted(set(found) | set(configured)):
+        for name in sorted(set(found) | set(configured) | ({host} if host else set())):
             cfg = configured.get(name)
-            comp = by_component.get(f"snmp/{name}")
+            comp = by_component.get(HOST_COMPONENT if name == host else f"snmp/{name}")
             details = (comp.details if comp else None) or {}
-            if cfg is None:
+            if cfg is None and name != host:
                 state, error = "not polled", None
             elif comp and comp.state in (State.FATAL, State.BACKOFF):
                 state, error = "failed", comp.last_error
             else:
                 last_error = details.get("last_error")
                 state, error = str(details.get("state", "starting")), str(last_error) if last_error else None
-            step = cfg.interval if cfg is not None else self.cfg.storage.rrd.step
+            step = self.step_of(name)
             interfaces = []
             for iface in found.get(name, []):
                 with contextlib.suppress(RrdError):
                     interfaces.append(await self.interface(name, iface))
-            out.append(TargetView(name, cfg.host if cfg else "", state, error, step, tuple(interfaces)))
+            out.append(TargetView(name, cfg.host if cfg else "this host" if name == host else "", state, error,
+                                  step, tuple(interfaces)))
         return out
 
     def step_of(self, target: str) -> float:
+        if target == self.host_name:
+            return self.cfg.host.interval
         return next((t.interval for t in self.cfg.snmp.target if t.name == target), self.cfg.storage.rrd.step)
+
+    async def host_graphs(self) -> dict[str, list[HostGraph]]:
+        """host -> the graphs of its CPU, memory, file systems and disks that the RRDs hold, in that order."""
+        out: dict[str, list[HostGraph]] = {}
+        for key in sorted(set(await self.daemon.rrdstore.list_keys())):
+            base = key.rpartition(".")[0]
+            drawn = host_graph(base)
+            if drawn is None or key != drawn[0]:
+                continue
+            parts = base.split(".")
+            label = HOST_GRAPH_TITLES[parts[2]] if len(parts) == 3 else f"{parts[3]} {HOST_GRAPH_TITLES[parts[2]]}"
+            out.setdefault(parts[1], []).append(HostGraph(base, label))
+        order = list(HOST_GRAPHS)
+        for graphs in out.values():
+            graphs.sort(key=lambda g: order.index(g.key.split(".")[2]))
+        return out
 
     async def stats(self, key: str, period: Period) -> Stat:
         """Maximum (of the MAX archive), average and current (of AVERAGE) of one key over a period."""
@@ -333,6 +407,7 @@ class DashboardData:
         return Overview(
             incidents=await self.incidents(),
             targets=targets,
+            hosts=await self.host_graphs(),
             web=await self.web_sources(),
             intake=self.intake(status),
             pipeline_dropped=_sum_dropped(logs),

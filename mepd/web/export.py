@@ -71,7 +71,7 @@ class Exporter:
         await put("index.html", await d.overview(top))
         for target, names in (await d.interface_list()).items():
             for name in names:
-                key = f"snmp.{target}.{name}"
+                key = d.data.interface_prefix(target, name)
                 try:
                     page = await d.interface(d.ctx("../../", static=True), target, name)
                     for graph in GRAPH_NAMES:
@@ -80,6 +80,9 @@ class Exporter:
                     log.warning("export: skipping %s %s: %s", target, name, e)
                     continue
                 await put(f"if/{target}/{name}.html", page)
+        for key in await d.host_graph_keys():
+            for graph in GRAPH_NAMES:
+                await put(f"graph/{key}/{graph}.png", await d.graph(key, graph, "png"))
         for key in await d.web_graph_keys():
             for period in PERIOD_NAMES:
                 await put(f"graph/{key}/{period}.png", await d.graph(key, period, "png"))

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 from mepd.model import SEVERITIES, Incident
 from mepd.units import format_duration
 from mepd.web.assets import WEBLOG_CSS_SCOPE
-from mepd.web.data import IntakeView, InterfaceView, Overview, Stat, TargetView, WebSourceView
+from mepd.web.data import HostGraph, IntakeView, InterfaceView, Overview, Stat, TargetView, WebSourceView
 from mepd.web.graphs import PERIOD_NAMES, SIZES
 
 SILENCE_DURATIONS: Final = ("1h", "2h", "8h", "1d", "7d")
@@ -156,8 +156,8 @@ def interface_card(ctx: Ctx, i: InterfaceView) -> str:
 
 def targets_section(ctx: Ctx, targets: Sequence[TargetView]) -> str:
     if not targets:
-        return "<section id=targets><h2>SNMP targets</h2><p class=muted>No SNMP target.</p></section>"
-    parts = ["<section id=targets><h2>SNMP targets</h2>"]
+        return "<section id=targets><h2>Targets</h2><p class=muted>No SNMP target.</p></section>"
+    parts = ["<section id=targets><h2>Targets</h2>"]
     for t in targets:
         error = f' <span class=muted>{h(t.error)}</span>' if t.error else ""
         host = f' <span class=muted>{h(t.host)}</span>' if t.host else ""
@@ -169,6 +169,18 @@ def targets_section(ctx: Ctx, targets: Sequence[TargetView]) -> str:
         parts.append("</div></div>")
     parts.append("</section>")
     return "".join(parts)
+
+
+def hosts_section(ctx: Ctx, hosts: Mapping[str, Sequence[HostGraph]]) -> str:
+    """Each host's CPU, memory, file system and disk graphs (its interfaces are a target's, above)."""
+    parts = []
+    for host, graphs in hosts.items():
+        parts.append(f'<div class=target id="host-{h(host)}"><h3>{h(host)}</h3><div class=cards>')
+        parts += [f'<div class=card><a href="{h(graph_url(ctx, g.key, "day"))}">'
+                  f"{img(ctx, g.key, 'mini', f'{host} {g.label}, last day', 'mini')}</a>"
+                  f"<div>{h(g.label)}</div></div>" for g in graphs]
+        parts.append("</div></div>")
+    return f"<section id=hosts><h2>Hosts</h2>{''.join(parts)}</section>" if parts else ""
 
 
 def web_section(ctx: Ctx, sources: Sequence[WebSourceView]) -> str:
@@ -206,7 +218,8 @@ def intake_section(intake: Sequence[IntakeView], dropped: int, stored: int) -> s
 
 def overview(ctx: Ctx, ov: Overview, now: float) -> str:
     body = (incidents_section(ctx, ov.incidents, now) + targets_section(ctx, ov.targets)
-            + web_section(ctx, ov.web) + intake_section(ov.intake, ov.pipeline_dropped, ov.stored))
+            + hosts_section(ctx, ov.hosts) + web_section(ctx, ov.web)
+            + intake_section(ov.intake, ov.pipeline_dropped, ov.stored))
     return layout(ctx, "Overview", body, refresh=ov.step)
 
 

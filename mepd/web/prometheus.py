@@ -23,7 +23,7 @@ import asyncio
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, get_args
 
@@ -34,7 +34,7 @@ from mepd.model import Incident, IncidentSeverity, Sample
 from mepd.store.rrd.store import RrdLayout
 from mepd.supervisor import State
 from mepd.web.dashboard import Dashboard
-from mepd.web.data import PolledInterface
+from mepd.web.data import HOST_COMPONENT, PolledInterface
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -57,6 +57,59 @@ SNMP: Final = {
                      1.0),
     "oper_up": ("mepd_snmp_oper_up", "1 when the interface's ifOperStatus was up at the last poll, else 0.", 1.0),
 }
+# The host's metrics (mepd.sources.host.metrics.GROUPS) by (group, metric) -> family, help, factor, extra labels.
+# node_exporter's name where it has the same gauge; its counters are rates here, named by the rule
+# `node_X_total` -> `node_X_per_second`; the rest `mepd_host_*`.  Percentages become ratios (x 0.01).
+_PER_POLL: Final = " over the last [host] interval."
+HOST: Final[dict[tuple[str, str], tuple[str, str, float, tuple[tuple[str, str], ...]]]] = {
+    ("net", "in_bps"): ("node_network_receive_bytes_per_second", "Bytes received per second" + _PER_POLL, 0.125, ()),
+    ("net", "out_bps"): ("node_network_transmit_bytes_per_second", "Bytes sent per second" + _PER_POLL, 0.125, ()),
+    ("net", "in_pps"): ("node_network_receive_packets_per_second", "Packets received per second" + _PER_POLL, 1.0,
+                        ()),
+    ("net", "out_pps"): ("node_network_transmit_packets_per_second", "Packets sent per second" + _PER_POLL, 1.0,
+                         ()),
+    ("net", "in_errors"): ("node_network_receive_errs_per_second", "Receive errors per second" + _PER_POLL, 1.0,
+                           ()),
+    ("net", "out_errors"): ("node_network_transmit_errs_per_second", "Transmit errors per second" + _PER_POLL, 1.0,
+                            ()),
+    ("net", "in_discards"): ("node_network_receive_drop_per_second", "Received packets dropped per second"
+                             + _PER_POLL, 1.0, ()),
+    ("net", "out_discards"): ("node_network_transmit_drop_per_second", "Packets to send dropped per second"
+                              + _PER_POLL, 1.0, ()),
+    ("net", "oper_up"): ("node_network_up", "1 when the interface's operstate is up, else 0.", 1.0, ()),
+    **{("cpu", f"{mode}_pct"): ("mepd_host_cpu_ratio", "Share of all CPUs' time in the mode (user with nice, system"
+                                " with irq and softirq)" + _PER_POLL, 0.01, (("mode", mode),))
+       for mode in ("user", "system", "iowait", "steal")},
+    **{("cpu", f"load{n}"): (f"node_load{n}", f"{n}m load average.", 1.0, ()) for n in (1, 5, 15)},
+    ("mem", "total_bytes"): ("node_memory_MemTotal_bytes", "MemTotal of /proc/meminfo.", 1.0, ()),
+    ("mem", "available_bytes"): ("node_memory_MemAvailable_bytes", "MemAvailable of /proc/meminfo.", 1.0, ()),
+    ("mem", "used_bytes"): ("mepd_host_memory_used_bytes", "MemTotal - MemAvailable.", 1.0, ()),
+    ("mem", "used_pct"): ("mepd_host_memory_used_ratio", "(MemTotal - MemAvailable) / MemTotal.", 0.01, ()),
+    ("mem", "swap_total_bytes"): ("node_memory_SwapTotal_bytes", "SwapTotal of /proc/meminfo.", 1.0, ()),
+    ("mem", "swap_used_bytes"): ("mepd_host_memory_swap_used_bytes", "SwapTotal - SwapFree.", 1.0, ()),
+    ("mem", "swap_used_pct"): ("mepd_host_memory_swap_used_ratio", "(SwapTotal - SwapFree) / SwapTotal.", 0.01, ()),
+    ("fs", "size_bytes"): ("node_filesystem_size_bytes", "File system size in bytes.", 1.0, ()),
+    ("fs", "avail_bytes"): ("node_filesystem_avail_bytes", "Bytes available to unprivileged users.", 1.0, ()),
+    ("fs", "used_bytes"): ("mepd_host_filesystem_used_bytes", "Size - free bytes, as df's Used.", 1.0, ()),
+    ("fs", "used_pct"): ("mepd_host_filesystem_used_ratio", "Used / (used + available), as df's Use%.", 0.01, ()),
+    ("fs", "inodes"): ("node_filesystem_files", "File nodes in the file system.", 1.0, ()),
+    ("fs", "inodes_free"): ("node_filesystem_files_free", "Free file nodes.", 1.0, ()),
+    ("fs", "inodes_used_pct"): ("mepd_host_filesystem_files_used_ratio", "Share of file nodes used.", 0.01, ()),
+    ("disk", "read_ops"): ("node_disk_reads_completed_per_second", "Reads completed per second" + _PER_POLL, 1.0,
+                           ()),
+    ("disk", "write_ops"): ("node_disk_writes_completed_per_second", "Writes completed per second" + _PER_POLL,
+                            1.0, ()),
+    ("disk", "read_bytes"): ("node_disk_read_bytes_per_second", "Bytes read per second" + _PER_POLL, 1.0, ()),
+    ("disk", "write_bytes"): ("node_disk_written_bytes_per_second", "Bytes written per second" + _PER_POLL, 1.0,
+                              ()),
+    ("disk", "busy_pct"): ("node_disk_io_time_seconds_per_second", "Seconds spent doing I/O per second"
+                           + _PER_POLL, 0.01, ()),
+    ("mepd", "cpu_pct"): ("process_cpu_seconds_per_second", "CPU seconds (user + system) mepd used per second"
+                          + _PER_POLL, 0.01, ()),
+    ("mepd", "rss_bytes"): ("process_resident_memory_bytes", "mepd's resident memory in bytes.", 1.0, ()),
+}
+# The label of a group's item (the fourth part of its keys), as node_exporter names it.
+HOST_ITEM_LABELS: Final = {"net": "device", "fs": "mountpoint", "disk": "device"}
 SNMP_OID: Final = ("mepd_snmp_oid", "A custom OID of [[snmp.target.oid]]: a gauge as read, a counter as a rate per"
                    " second; times its scale.")
 # A web source's metric names (mepd.analysis.weblog.live.METRICS), the status classes apart -> family, help.
@@ -83,6 +136,7 @@ class Snapshot:
     layouts: Callable[[str], RrdLayout]
     interfaces: Mapping[str, Mapping[str, PolledInterface]]  # SNMP target -> its interfaces at the last poll
     incidents: Sequence[Incident] | None  # the open ones; None: the alert engine is not running
+    mounts: Mapping[str, str] = field(default_factory=dict)  # the host's file systems: key name -> mount point
 
 
 def escape(value: str) -> str:
@@ -144,6 +198,7 @@ def _latest(out: Exposition, s: Snapshot) -> None:
     """Each key's latest value, if known and current, in the family its key's shape says."""
     snmp = {name: (out.gauge(family, help_text), factor) for name, (family, help_text, factor) in SNMP.items()}
     oid = out.gauge(*SNMP_OID)
+    host = {k: (out.gauge(family, help_text), factor, extra) for k, (family, help_text, factor, extra) in HOST.items()}
     weblog = {name: out.gauge(*family) for name, family in WEBLOG.items()}
     classes = out.gauge(*WEBLOG_CLASSES)
     other = out.gauge(*OTHER)
@@ -181,8 +236,25 @@ def _latest(out: Exposition, s: Snapshot) -> None:
                 classes.append(labels((("source", source), ("class", name.removeprefix("status_")))) + value)
             else:
                 other.append(labels((("key", key),)) + value)
-        else:
+        elif not (parts[0] == "host" and _host_sample(host, s.mounts, parts, sample.value)):
             other.append(labels((("key", key),)) + value)
+
+
+HostFamilies = Mapping[tuple[str, str], tuple[list[str], float, tuple[tuple[str, str], ...]]]
+
+
+def _host_sample(host: HostFamilies, mounts: Mapping[str, str], parts: Sequence[str], value: float) -> bool:
+    """Add a host key's value (`host.H.group[.item].metric`) to its family; False when it has none."""
+    found = host.get((parts[2], parts[-1])) if len(parts) in (4, 5) else None
+    if found is None:
+        return False
+    family, factor, extra = found
+    pairs = [("host", parts[1]), *extra]
+    if len(parts) == 5:
+        item = mounts.get(parts[3], parts[3]) if parts[2] == "fs" else parts[3]
+        pairs.append((HOST_ITEM_LABELS[parts[2]], item))
+    family.append(f"{labels(pairs)} {value * factor!r}")
+    return True
 
 
 def _targets(out: Exposition, status: DaemonStatus) -> dict[str, int]:
@@ -271,8 +343,10 @@ def _daemon(out: Exposition, status: DaemonStatus) -> None:
                             f"Items counted as {counter} by the pipeline's channel.").append(f"{lab} {value}")
 
     logs: Mapping[str, Any] = status.logstore
-    out.gauge("mepd_logstore_records", "Log records in the store.").append(f" {int(logs['records'])}")
-    out.gauge("mepd_logstore_size_bytes", "Bytes used by the log store's pages.").append(f" {int(logs['size_bytes'])}")
+    if logs.get("records") is not None:  # None: the store could not be read (its error is in `mepctl status`)
+        out.gauge("mepd_logstore_records", "Log records in the store.").append(f" {int(logs['records'])}")
+        out.gauge("mepd_logstore_size_bytes", "Bytes used by the log store's pages.").append(
+            f" {int(logs['size_bytes'])}")
     if logs.get("oldest"):
         out.gauge("mepd_logstore_oldest_timestamp_seconds", "When the oldest stored record was received.").append(
             f" {datetime.fromisoformat(logs['oldest']).timestamp()!r}")
@@ -300,7 +374,10 @@ async def snapshot(dashboard: Dashboard) -> Snapshot:
     except NotRunningError:
         incidents = None
     interfaces = {t.name: dashboard.data.polled(t.name) for t in daemon.cfg.snmp.target}
-    return Snapshot(time.time(), status, list(store.latest), store.latest, store.layouts, interfaces, incidents)
+    host = daemon.components.get(HOST_COMPONENT)
+    mounts = getattr(host[1].component, "mounts", None) if host else None
+    return Snapshot(time.time(), status, list(store.latest), store.latest, store.layouts, interfaces, incidents,
+                    dict(mounts) if isinstance(mounts, dict) else {})
 
 
 async def exposition(dashboard: Dashboard) -> bytes:

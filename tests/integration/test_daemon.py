@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import signal
@@ -10,11 +11,15 @@ import stat
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from mepd.model import rfc3339
+from mepd.web.server import LOGIN_FILE
 from tests.helpers import Mepd, free_port, syslog_listen, wait_for
 
 MakeMepd = Callable[..., Mepd]
@@ -357,3 +362,128 @@ def test_mepctl_as_a_stranger_says_permission_denied(mepd_factory: MakeMepd) -> 
     assert as_nobody() == denied
     run_dir.chmod(0o755)  # the directory open, the socket itself (0660) still refuses
     assert as_nobody() == denied
+
+
+def overwrite_pages(db: Path, first: int, count: int = 20, page_size: int = 16384) -> None:
+    """Real corruption: `count` pages of the file, from page number `first` (1 is the header), made random bytes."""
+    with db.open("r+b") as f:
+        for page in range(first, first + count):
+            f.seek((page - 1) * page_size)
+            f.write(os.urandom(page_size))
+
+
+def test_a_corrupt_log_database_is_set_aside_and_intake_goes_on(mepd_factory: MakeMepd) -> None:
+    """Issue 17 item 6: 20 overwritten pages made status answer 500, and after a restart mepd exited."""
+    port = free_port()
+    d = mepd_factory(syslog_listen(port, "udp")).start()
+    send_udp(port, *(f"<14>1 - h app - - - before {i} {'x' * 500}".encode() for i in range(2000)))
+    d.wait_logs(2000, "--grep", "before")
+    assert d.stop() == 0  # its last close moves the records from the -wal into the file
+    d.start()
+    db = d.root / "state" / "logs.db"
+    overwrite_pages(db, first=2)  # the header stays: "database disk image is malformed"
+    assert d.mepctl("status").returncode == 0
+    send_udp(port, b"<14>1 - h app - - - after the damage")
+    assert [r["message"] for r in d.wait_logs(1, "--grep", "after the damage")] == ["after the damage"]
+    status = d.mepctl_json("status")
+    store = next(c for c in status["components"] if c["name"] == "store/logs")
+    assert store["counters"]["corrupt_files_set_aside"] == 1
+    (aside,) = status["store"]["logs"]["set_aside"]
+    assert os.path.basename(aside).startswith("logs.db.corrupt-")
+    assert os.path.exists(aside)
+    assert f"set aside as {aside}" in d.stderr()
+    assert f"corrupt, set aside as {aside}" in d.mepctl("status").stdout
+
+    assert d.stop() == 0
+    overwrite_pages(db, first=1)  # the header too: "file is not a database"
+    d.start()
+    send_udp(port, b"<14>1 - h app - - - after the restart")
+    assert [r["message"] for r in d.wait_logs(1, "--grep", "after the restart")] == ["after the restart"]
+    set_aside = [f for f in glob.glob(f"{db}.corrupt-*") if not f.endswith(("-wal", "-shm"))]
+    assert len(set_aside) == 2, "one per damaged file (its -wal and -shm go with it)"
+    assert d.mepctl_json("status")["store"]["logs"]["records"] == 1
+
+
+def test_a_deleted_log_database_is_noticed_and_a_new_one_started(mepd_factory: MakeMepd) -> None:
+    """Issue 17 item 11: after `rm logs.db*`, records went on being "stored" into the unlinked file."""
+    port = free_port()
+    d = mepd_factory(syslog_listen(port, "udp")).start()
+    send_udp(port, *(f"<14>1 - h app - - - before {i}".encode() for i in range(100)))
+    d.wait_logs(100, "--grep", "before")
+    subprocess.run(["rm", *glob.glob(f"{d.root / 'state' / 'logs.db'}*")], check=True)  # rm logs.db*
+    send_udp(port, *(f"<14>1 - h app - - - after {i}".encode() for i in range(50)))
+    d.wait_logs(50, "--grep", "after")
+    assert os.path.exists(d.root / "state" / "logs.db")
+    store = next(c for c in d.mepctl_json("status")["components"] if c["name"] == "store/logs")
+    assert store["counters"]["missing_files_reopened"] == 1
+    assert "was deleted or replaced while open: the 100 records it held are lost" in d.stderr()
+    assert d.stop() == 0
+    d.start()
+    assert len(d.logs("--grep", "after")) == 50, "stored in the file at the path, not the unlinked one"
+
+
+def test_future_dated_records_do_not_hide_current_ones(mepd_factory: MakeMepd) -> None:
+    """Issue 17 item 8: 1,000 lines dated 2099 hid 5 current ones from --since 10m, --follow and the logs page."""
+    port, http = free_port(), free_port()
+    d = mepd_factory(syslog_listen(port, "udp") + f'[http]\nlisten = "127.0.0.1:{http}"\n').start()
+
+    def stored(n: int) -> None:
+        wait_for(lambda: d.mepctl_json("status")["store"]["logs"]["records"] == n, what=f"{n} records stored")
+
+    for chunk in range(10):  # in steps the daemon takes in, not to test the kernel's buffer
+        send_udp(port, *(f"<14>1 2099-01-01T00:00:00Z liar app - - - from the future {chunk * 100 + i}".encode()
+                         for i in range(100)))
+        stored((chunk + 1) * 100)
+    now = rfc3339(time.time())  # stamped as rsyslog does, to the microsecond: after the flood arrived
+    current = [f"Failed password for root from 192.0.2.7 port {22000 + i} ssh2" for i in range(5)]
+    send_udp(port, *(f"<38>1 {now} bastion sshd 811 - - {m}".encode() for m in current))
+    stored(1005)
+
+    since = d.mepctl_json("logs", "--since", "10m")
+    assert [r["message"] for r in since if r["app"] == "sshd"] == current
+    liar = next(r for r in since if r["app"] == "app")
+    assert liar["sd"] == {"mepd": {"ts_claimed": "2099-01-01T00:00:00.000000Z"}}
+    assert liar["ts"] == liar["received"]
+    assert d.mepctl_json("status")["store"]["logs"]["future_dated"] == 1000
+    assert "dated ahead of their arrival, stored at it (sd.mepd.ts_claimed): 1000" in d.mepctl("status").stdout
+
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "mepd.cli.mepctl", "--socket", d.socket, "logs", "--follow", "--json"],
+        stdout=subprocess.PIPE, text=True)
+    first: list[str] = []
+
+    def read() -> None:
+        assert follow.stdout is not None
+        for line in follow.stdout:
+            first.append(json.loads(line)["message"])
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: len(first) >= 10, what="the 10 records --follow shows first")
+        assert [m for m in first[:10] if m in current] == current
+    finally:
+        follow.terminate()
+        follow.wait(timeout=30)
+        reader.join(timeout=30)
+        assert follow.stdout is not None
+        follow.stdout.close()
+
+    token = (d.root / "state" / LOGIN_FILE).read_text().strip()
+    logs_page = urllib.request.Request(f"http://127.0.0.1:{http}/logs.html",
+                                       headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(logs_page, timeout=30) as page:
+        found = page.read().decode().split("<h2>Found", 1)[1]
+    assert [m for m in current if m in found] == current
+
+
+def test_log_filters_too_big_are_request_errors(daemon: Mepd) -> None:
+    """Issue 17 items 9 and 13: a --limit past 64 bits answered 500, a grep of any length ran for seconds."""
+    for args, message in (
+        (("--limit", "99999999999999999999"), "limit: at most 9223372036854775807, got 99999999999999999999"),
+        (("--grep", "x" * 257), "grep: at most 256 characters, got 257"),
+    ):
+        for follow in ((), ("--follow",)):
+            result = daemon.mepctl("logs", *args, *follow, check=False)
+            assert (result.returncode, result.stderr) == (1, f"mepctl: {message}\n")
+    assert daemon.mepctl("status").returncode == 0

@@ -15,6 +15,7 @@ from html import escape
 from typing import Any, Final
 
 from mepd.analysis.weblog.report import TOP_TITLES
+from mepd.terminal import printable
 
 
 def render(report: Mapping[str, object], *, as_json: bool = False, as_html: bool = False) -> str:
@@ -41,7 +42,7 @@ def _table_text(title: str, rows: Sequence[Mapping[str, object]], key: str = "ke
     if not rows:
         return [*out, "  (none)", ""]
     for row in rows:
-        label = str(row[key])
+        label = printable(row[key])
         if len(label) > 70:
             label = label[:67] + "..."
         out.append(f"  {row['requests']:>10}  {human_bytes(float(str(row['bytes']))):>11}  {label}")
@@ -53,7 +54,7 @@ def render_text(report: Mapping[str, object]) -> str:
     s = report["summary"]
     assert isinstance(s, dict)
     lines = [
-        f"Web report: {report['source']}",
+        f"Web report: {printable(report['source'])}",
         f"  period          {s['first'] or '-'} .. {s['last'] or '-'}",
         f"  requests        {s['requests']}  (successful {s['successful']}, failed {s['failed']})",
         f"  bytes           {s['bytes']}  ({human_bytes(float(s['bytes']))})",

@@ -13,6 +13,17 @@ no records waiting and the last batch was not full: indexing costs several
 times what storing does, so under load records are stored at full speed and
 indexed once the load eases.  A search covers
 the rows not yet indexed by scanning them, so it is always complete.
+
+A record dated more than `FUTURE_TOLERANCE` after it arrived is stored at its
+arrival time, its claimed time kept in `sd.mepd.ts_claimed`: "the newest N"
+and `--since` would otherwise show a clock's lie (1,000 lines dated 2099)
+before every real line, for as long as the lie lasts.  A time in the past is
+kept: journal and tail backlogs and relayed syslog carry their real old times,
+and an old record sorts before current ones instead of hiding them.
+
+Queries run on two reader threads, each bounded by `query_timeout`; status
+and resuming sources read on a thread of their own, so neither waits behind
+a slow search.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -30,15 +42,17 @@ import uuid
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from mepd.config import LogStorageConfig
+from mepd.errors import MepdError
 from mepd.model import LogQuery, LogRecord, rfc3339
 from mepd.pipeline import Counters, Subscription
 from mepd.store.logs import worker
 from mepd.workers import Worker, WorkerDiedError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # What a query reads: `raw` is kept to recover an unparsed line, not shown.
 _SHOWN: Final = tuple(name for name in worker.COLUMNS if name != "raw")
@@ -48,15 +62,44 @@ _SELECT: Final = f"SELECT id, {', '.join(_SHOWN)} FROM logs"
 WRITES_IN_FLIGHT: Final = 3
 WRITER_NICE: Final = 10
 FTS_CHUNK: Final = 4000  # about 0.2 s of trigram indexing: the longest a new batch waits behind it
+# A sender's clock may run this far ahead of ours (no NTP, drift) before its times are not believed.
+FUTURE_TOLERANCE: Final = 300.0
+QUERY_TIMEOUT: Final = 10.0  # below mepctl's 30 s, so that it gets the sentence and not a time-out
+MAX_RESULT_BYTES: Final = 128 << 20  # one answer's records in memory: their messages and `_RECORD_COST` each
+_RECORD_COST: Final = 1024  # a record's dict (700 bytes measured) and its JSON, beside the message
+_PROGRESS_STEPS: Final = 10_000  # SQLite VM instructions between two looks at a query's deadline
+
+
+class QueryLimitError(MepdError):
+    """A query ran past its time or its answer past its size: the API's 503, with a sentence to narrow it."""
 
 
 def _row(record: LogRecord) -> tuple[Any, ...]:
-    """The record's values in `worker.COLUMNS`' order, spelled out: 0.7 µs a record, 1.9 through attrgetter."""
+    """The record's values in `worker.COLUMNS`' order, spelled out: 0.7 µs a record, 1.9 through attrgetter.
+
+    A time too far ahead of arrival is replaced by the arrival time and kept in `sd.mepd.ts_claimed`; the
+    record itself is left alone, as the pipeline's other subscribers share it."""
+    ts, sd = record.ts, record.sd
+    if _ahead(record):
+        ts, sd = record.received, {**sd, "mepd": {**sd.get("mepd", {}), "ts_claimed": _claimed(record.ts)}}
     return (
-        record.ts, record.received, record.host, record.app, record.pid, record.facility, record.severity,
-        record.msgid, record.message, json.dumps(record.sd, ensure_ascii=False) if record.sd else None,
+        ts, record.received, record.host, record.app, record.pid, record.facility, record.severity,
+        record.msgid, record.message, json.dumps(sd, ensure_ascii=False) if sd else None,
         record.source, record.peer, record.parse_error, record.raw,
     )
+
+
+def _ahead(record: LogRecord) -> bool:
+    """Dated further ahead of its arrival than a clock may run fast: its time is not believed."""
+    return record.ts > record.received + FUTURE_TOLERANCE
+
+
+def _claimed(ts: float) -> str:
+    """The claimed time in RFC 3339, or as seconds when it is past what a date can hold (year 10000)."""
+    try:
+        return rfc3339(ts)
+    except (OverflowError, ValueError, OSError):
+        return repr(ts)
 
 
 def _shown(row: Sequence[Any]) -> dict[str, object]:
@@ -105,7 +148,14 @@ class LogStore:
         # Below the event loop: a datagram not read in time is lost, a batch stored late is not.
         self._writer = Worker(worker.__name__, "open", path, nice=WRITER_NICE)
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="logstore-r")
+        # Status, the dashboard's intake sampling and resuming sources: short reads that never queue behind a search.
+        self._control = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logstore-c")
         self._local = threading.local()
+        self.counters = Counters()  # files set aside or reopened: shown with the sink's (`mepd.app`)
+        self.set_aside: list[str] = []  # corrupt databases renamed out of the way, oldest first
+        self._file: worker.FileId | None = None  # the file the writer has open: readers follow it
+        self.query_timeout = QUERY_TIMEOUT
+        self.future_dated = 0  # records stored at arrival since the daemon started, their times not believed
 
     async def open(self) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
@@ -118,10 +168,28 @@ class LogStore:
     async def _on_writer(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn` in the writer process; if that process died, the next call starts another: a retryable error."""
         try:
-            return await self._writer.call(fn.__name__, *args)
+            answer: worker.Answer = await self._writer.call(fn.__name__, *args)
         except WorkerDiedError as e:
             log.error("the log writer process died (%s); starting a new one", e)
             raise sqlite3.OperationalError("log writer process died") from e
+        for reopened in answer.reopened:
+            self._reopened(reopened)
+        self._file = answer.file
+        return answer.value
+
+    def _reopened(self, r: worker.Reopened) -> None:
+        """The writer started a new database at the path: say so once, loudly, and count it."""
+        self.last_id = self.fts_upto = 0
+        if r.set_aside is not None:
+            self.counters.inc("corrupt_files_set_aside")
+            self.set_aside.append(r.set_aside)
+            log.error("log store %s is corrupt (%s): set aside as %s; storing in a new database", self.path,
+                      r.reason, r.set_aside)
+        else:
+            self.counters.inc("missing_files_reopened")
+            held = "an unknown number of" if r.records is None else str(r.records)
+            log.error("log store %s was deleted or replaced while open: the %s records it held are lost with it;"
+                      " storing in a new database", self.path, held)
 
     @property
     def fts_lag(self) -> int:
@@ -136,9 +204,11 @@ class LogStore:
 
     async def close(self) -> None:
         if self._writer.pid is not None:
-            await self._on_writer(worker.close)
+            with contextlib.suppress(WorkerDiedError):
+                await self._writer.call(worker.close.__name__)
         await self._writer.stop()
         self._readers.shutdown(wait=True)
+        self._control.shutdown(wait=True)
 
     async def write(self, records: Sequence[LogRecord], batch_id: str | None = None) -> None:
         """Commit a batch (and the cursors it reaches) in one transaction, then wake followers.
@@ -147,6 +217,7 @@ class LogStore:
         cursors = {r.cursor[0]: r.cursor[1] for r in records if r.cursor is not None}
         self.last_id = await self._on_writer(worker.write, batch_id or uuid.uuid4().hex, [_row(r) for r in records],
                                              cursors, time.time())
+        self.future_dated += sum(map(_ahead, records))
         await self.wake_followers()
 
     async def wake_followers(self) -> None:
@@ -156,24 +227,76 @@ class LogStore:
 
     async def cursor(self, name: str) -> str | None:
         """Where a resumable source stopped, as committed with its last records."""
-        rows = await self._read("SELECT position FROM cursors WHERE name = ?", [name])
+        rows = await self._read_control("SELECT position FROM cursors WHERE name = ?", [name])
         return str(rows[0][0]) if rows else None
 
-    def _reader_conn(self) -> sqlite3.Connection:
+    def _reader_conn(self, file: worker.FileId | None) -> sqlite3.Connection:
+        """This thread's connection to `file`, the writer's: a new one when the writer moved to a new file."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.file != file:
+            conn.close()  # SQLite sees its file moved: it leaves the new file's -wal alone
+            conn = None
         if conn is None:
-            conn = worker.connect(self.path)
-            self._local.conn = conn
+            conn = worker.connect(self.path, create=False)
+            self._local.conn, self._local.file = conn, file
         return conn
 
-    def _fetch(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
-        return list(self._reader_conn().execute(sql, args))
+    def _fetch(self, sql: str, args: Sequence[Any], file: worker.FileId | None) -> list[tuple[Any, ...]]:
+        return list(self._reader_conn(file).execute(sql, args))
 
-    async def _read(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
-        return await asyncio.get_running_loop().run_in_executor(self._readers, self._fetch, sql, args)
+    async def _in(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args, file)` on a reader thread; a corrupt file has the writer set it aside, and the call is made
+        again on the new one."""
+        loop = asyncio.get_running_loop()
+        file = self._file
+        try:
+            return await loop.run_in_executor(pool, functools.partial(fn, *args, file))
+        except sqlite3.DatabaseError as e:
+            if not worker.is_corrupt(e):
+                raise
+            await self._on_writer(worker.set_aside, file, str(e))
+        return await loop.run_in_executor(pool, functools.partial(fn, *args, self._file))
+
+    def _deadline_passed(self, deadline: float) -> bool:
+        """The progress handler's question, every `_PROGRESS_STEPS` VM instructions of a query."""
+        return time.monotonic() > deadline
+
+    def _search(self, sql: str, args: Sequence[Any], file: worker.FileId | None) -> list[dict[str, object]]:
+        """A query's records, interrupted past `query_timeout` and refused past `MAX_RESULT_BYTES`.
+
+        Made into dicts here, not on the event loop: a large answer would hold up intake."""
+        conn = self._reader_conn(file)
+        deadline = time.monotonic() + self.query_timeout
+        conn.set_progress_handler(lambda: self._deadline_passed(deadline), _PROGRESS_STEPS)
+        message = _SHOWN.index("message") + 1
+        records: list[dict[str, object]] = []
+        size = 0
+        try:
+            for row in conn.execute(sql, args):
+                size += len(row[message]) + _RECORD_COST
+                if size > MAX_RESULT_BYTES:
+                    raise QueryLimitError(f"the answer would take more than {MAX_RESULT_BYTES >> 20} MiB; narrow it"
+                                          " with --since, --host or --grep, or lower --limit")
+                records.append(_shown(row))
+        except sqlite3.OperationalError as e:
+            if str(e) != "interrupted":
+                raise
+            raise QueryLimitError(f"the query took longer than {self.query_timeout:g} s; narrow it with"
+                                  " --since, --host or --app") from None
+        finally:
+            conn.set_progress_handler(None, 0)
+        return records
+
+    async def _records(self, sql: str, args: Sequence[Any]) -> list[dict[str, object]]:
+        return await self._in(self._readers, self._search, sql, args)
+
+    async def _read_control(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return await self._in(self._control, self._fetch, sql, args)
 
     async def query(self, q: LogQuery) -> list[dict[str, object]]:
-        """Matching records, oldest first; with a limit, the newest `limit` of them."""
+        """Matching records, oldest first; with a limit, the newest `limit` of them.
+
+        Raises QueryLimitError when the query runs past `query_timeout` or its answer past `MAX_RESULT_BYTES`."""
         where, args = _where(q, self.fts_upto)
         if q.limit > 0:
             sql = (
@@ -183,12 +306,12 @@ class LogStore:
             args.append(q.limit)
         else:
             sql = f"{_SELECT}{where} ORDER BY ts, id"
-        return [_shown(r) for r in await self._read(sql, args)]
+        return await self._records(sql, args)
 
     async def query_new(self, q: LogQuery) -> list[dict[str, object]]:
         """Records committed after `q.after_id`, in commit order: what `--follow` streams."""
         where, args = _where(q, self.fts_upto)
-        return [_shown(r) for r in await self._read(f"{_SELECT}{where} ORDER BY id", args)]
+        return await self._records(f"{_SELECT}{where} ORDER BY id", args)
 
     async def follow(self, q: LogQuery, after_id: int, stop: asyncio.Event,
                      idle: float | None = None) -> AsyncGenerator[list[dict[str, object]]]:
@@ -213,21 +336,27 @@ class LogStore:
                 yield new
 
     async def stats(self) -> dict[str, object]:
-        """Count, oldest and size: `mepctl status`, the dashboard every 10 s and each Prometheus scrape ask.
-        Records are stored in the order received, so the oldest is the first row (min(received) scanned the
-        whole table: 0.27 s at 3 million records)."""
-        rows = await self._read(
-            "SELECT (SELECT count(*) FROM logs), (SELECT received FROM logs ORDER BY id LIMIT 1),"
-            " (SELECT page_count FROM pragma_page_count), (SELECT page_size FROM pragma_page_size),"
-            " (SELECT freelist_count FROM pragma_freelist_count)",
-            [],
-        )
+        """Count, oldest, size and `future_dated`: `mepctl status`, the dashboard every 10 s and each Prometheus
+        scrape ask.  Records are stored in the order received, so the oldest is the first row (min(received)
+        scanned the whole table: 0.27 s at 3 million records).  Never raises: status must answer when the store
+        does not."""
+        status: dict[str, object] = {"path": self.path, "set_aside": list(self.set_aside),
+                                     "future_dated": self.future_dated}
+        try:
+            rows = await self._read_control(
+                "SELECT (SELECT count(*) FROM logs), (SELECT received FROM logs ORDER BY id LIMIT 1),"
+                " (SELECT page_count FROM pragma_page_count), (SELECT page_size FROM pragma_page_size),"
+                " (SELECT freelist_count FROM pragma_freelist_count)",
+                [],
+            )
+        except sqlite3.Error as e:
+            return {"records": None, "oldest": None, "size_bytes": None, "error": str(e), **status}
         count, oldest, pages, page_size, free = rows[0]
         return {
             "records": count,
             "oldest": rfc3339(oldest) if oldest is not None else None,
             "size_bytes": (pages - free) * page_size,
-            "path": self.path,
+            **status,
         }
 
     async def maintain(self, now: float | None = None) -> int:

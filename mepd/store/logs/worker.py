@@ -8,14 +8,27 @@ child process has its own interpreter and runs on the other core.
 
 Everything here runs in that process; `mepd.store.logs` calls these functions
 through `mepd.workers.Worker`, one at a time in order, so there is exactly one writer.
+
+The writer also keeps the file usable, as journald does its journals: a
+database found corrupt is set aside under a new name and a new one started in
+its place, and a database deleted or replaced under it (its path no longer
+leads to the file it has open) is noticed at the next call and a new one
+opened at the path.  Either way the call that met it runs again on the new
+file, and its answer says what happened (`Reopened`) for the daemon to log and count.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import os
 import sqlite3
-from collections.abc import Iterator, Sequence
-from typing import Any, Final
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, ParamSpec, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +68,58 @@ _DELETE_CHUNK: Final = 5000
 # A batch is retried when its writer died before answering, right after: an hour of ids is plenty.
 _BATCH_IDS_KEPT: Final = 3600.0
 
+# SQLITE_CORRUPT ("database disk image is malformed") and SQLITE_NOTADB ("file is not a database").
+_CORRUPT_CODES: Final = frozenset({11, 26})
+
+FileId = tuple[int, int]  # (st_dev, st_ino): which file a path leads to
+
 _conn: sqlite3.Connection | None = None
+_path = ""
+_file: FileId | None = None
+_notices: list[Reopened] = []
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
-def connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-    # Only take effect on a new, empty database, and only before the switch to WAL writes its header.
-    # 16 KiB pages: a fifth less CPU per inserted row than the 4 KiB default (bench/syslog/stages.py).
-    conn.execute("PRAGMA page_size=16384")
-    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=30000")
+@dataclass(frozen=True, slots=True)
+class Reopened:
+    """The writer started another database at its path: `set_aside` holds the corrupt one, or the old file was gone."""
+
+    reason: str
+    set_aside: str | None  # the corrupt file's new name
+    records: int | None  # what the file that went away held, when it could be counted
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A call's result, the file it was made on, and what the writer had to reopen before or during it."""
+
+    value: Any
+    file: FileId | None
+    reopened: tuple[Reopened, ...]
+
+
+def is_corrupt(error: BaseException) -> bool:
+    """Whether SQLite said the file is damaged (the code survives the pickling from the writer process)."""
+    return isinstance(error, sqlite3.DatabaseError) and (getattr(error, "sqlite_errorcode", 0) & 0xFF) in _CORRUPT_CODES
+
+
+def connect(path: str, create: bool = True) -> sqlite3.Connection:
+    """A connection as the store uses them; without `create`, a missing file is an error, not a new empty one."""
+    target = path if create else f"file:{urllib.parse.quote(path)}?mode=rw"
+    conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, timeout=30.0, uri=not create)
+    try:
+        # Only take effect on a new, empty database, and only before the switch to WAL writes its header.
+        # 16 KiB pages: a fifth less CPU per inserted row than the 4 KiB default (bench/syslog/stages.py).
+        conn.execute("PRAGMA page_size=16384")
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+    except BaseException:
+        conn.close()  # "file is not a database": the caller sets the file aside, with nothing left open on it
+        raise
     return conn
 
 
@@ -76,12 +129,86 @@ def _db() -> sqlite3.Connection:
 
 
 def open(path: str) -> None:  # noqa: A001 - the module is the writer: worker.open
-    """The worker process's first call: one connection for the life of the process."""
-    global _conn  # noqa: PLW0603 - one connection per process is the point of this module
-    _conn = connect(path)
+    """The worker process's first call: one connection, reopened only when its file is damaged or gone."""
+    global _path  # noqa: PLW0603 - one connection per process is the point of this module
+    _path = path
+    try:
+        _open()
+    except sqlite3.DatabaseError as e:
+        if not is_corrupt(e):
+            raise
+        _set_aside(str(e))
+
+
+def _open() -> None:
+    global _conn, _file  # noqa: PLW0603
+    _conn = connect(_path)
+    st = os.stat(_path)
+    _file = (st.st_dev, st.st_ino)
     _conn.executescript(SCHEMA)
 
 
+def _set_aside(error: str) -> None:
+    """Rename the corrupt database (and its -wal and -shm) out of the way and start a new one at the path."""
+    close()
+    aside = f"{_path}.corrupt-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    while os.path.exists(aside):  # a second one within the second
+        aside += "~"
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(_path + suffix, aside + suffix)
+    _notices.append(Reopened(error, aside, None))
+    _open()
+
+
+def _check_file() -> None:
+    """Reopen at the path if the file there is no longer the one open: deleted (`rm logs.db*`) or replaced."""
+    if _conn is None:  # the last reopen failed (the directory gone, say): try again
+        _open()
+        return
+    try:
+        st = os.stat(_path)
+        moved = (st.st_dev, st.st_ino) != _file
+    except FileNotFoundError:
+        moved = True
+    if not moved:
+        return
+    records: int | None = None
+    with contextlib.suppress(sqlite3.Error):
+        records = int(_conn.execute("SELECT count(*) FROM logs").fetchone()[0])
+    close()  # SQLite sees the file moved: it leaves the -wal now at the path alone
+    _notices.append(Reopened("the file was deleted or replaced", None, records))
+    _open()
+
+
+def _recovering(fn: Callable[P, T]) -> Callable[P, Answer]:
+    """Run `fn` on a usable database: check the file first, and on corruption set it aside and run `fn` again."""
+
+    @functools.wraps(fn)
+    def call(*args: P.args, **kwargs: P.kwargs) -> Answer:
+        _check_file()
+        try:
+            value = fn(*args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            if not is_corrupt(e):
+                raise
+            _set_aside(str(e))
+            value = fn(*args, **kwargs)
+        notices = tuple(_notices)
+        _notices.clear()
+        return Answer(value, _file, notices)
+
+    return call
+
+
+@_recovering
+def set_aside(file: FileId | None, error: str) -> None:
+    """A reader found the database corrupt: set it aside, unless the writer already moved on from that file."""
+    if file == _file:
+        _set_aside(error)
+
+
+@_recovering
 def state() -> tuple[int, int]:
     """(last stored id, last indexed id)."""
     conn = _db()
@@ -92,10 +219,20 @@ def state() -> tuple[int, int]:
 def close() -> None:
     global _conn  # noqa: PLW0603
     if _conn is not None:
-        _conn.close()
+        with contextlib.suppress(sqlite3.Error):  # a corrupt file may fail its last checkpoint: it is being left
+            _conn.close()
         _conn = None
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Undo the open transaction, if SQLite has not already (it does on a full disk): the error that got us
+    here is the one to report, not "cannot rollback - no transaction is active"."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+@_recovering
 def write(batch_id: str, rows: Sequence[tuple[Any, ...]], cursors: dict[str, str], now: float) -> int:
     """Commit rows and the source cursors they reach in one transaction; returns the last id.
 
@@ -115,11 +252,12 @@ def write(batch_id: str, rows: Sequence[tuple[Any, ...]], cursors: dict[str, str
                 )
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
     return int(conn.execute("SELECT coalesce(max(id), 0) FROM logs").fetchone()[0])
 
 
+@_recovering
 def index(max_rows: int) -> int:
     """Add up to `max_rows` stored records to the full-text index; returns the last indexed id."""
     conn = _db()
@@ -135,11 +273,12 @@ def index(max_rows: int) -> int:
             conn.execute("UPDATE meta SET value = ? WHERE key = 'fts_upto'", [end])
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
     return int(end) if end is not None else start
 
 
+@_recovering
 def maintain(now: float, retention: float, max_size: int) -> int:
     """Apply retention by age (on `received`) and by size; returns records deleted."""
     conn = _db()
@@ -176,15 +315,22 @@ def _chunks_older_than(conn: sqlite3.Connection, cutoff: float) -> Iterator[None
 def _delete_oldest(conn: sqlite3.Connection, n: int, cutoff: float | None) -> int:
     extra = " AND received < ?" if cutoff is not None else ""
     args: list[Any] = [n] if cutoff is None else [n, cutoff]
-    conn.execute("BEGIN IMMEDIATE")
-    cur = conn.execute(f"DELETE FROM logs WHERE id IN (SELECT id FROM logs ORDER BY id LIMIT ?){extra}", args)
-    conn.execute("COMMIT")
+    cur = _delete(conn, f"DELETE FROM logs WHERE id IN (SELECT id FROM logs ORDER BY id LIMIT ?){extra}", args)
     if cur.rowcount == 0 and cutoff is not None:
         # The oldest rows by id are newer than the cutoff but something older sits later: stop here.
-        conn.execute("BEGIN IMMEDIATE")
-        cur = conn.execute("DELETE FROM logs WHERE received < ?", [cutoff])
-        conn.execute("COMMIT")
+        cur = _delete(conn, "DELETE FROM logs WHERE received < ?", [cutoff])
     return cur.rowcount
+
+
+def _delete(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> sqlite3.Cursor:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        cur = conn.execute(sql, args)
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+    return cur
 
 
 def _used_bytes(conn: sqlite3.Connection) -> int:

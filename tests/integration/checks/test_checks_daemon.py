@@ -9,13 +9,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mepd.web.server import LOGIN_FILE
 from tests.helpers import Mepd, free_port, wait_for
 
 
 def config(port: int, closed_port: int, root: Path, *, more: str = "") -> str:
     every = 'interval = "1s"\ntimeout = "1s"\n'
     return (f'[http]\nlisten = "127.0.0.1:{port}"\n'
-            f'[[check]]\nname = "dashboard"\nhttp = "http://127.0.0.1:{port}/"\ncontains = "mepd"\n{every}'
+            f'[[check]]\nname = "dashboard"\nhttp = "http://127.0.0.1:{port}/"\nexpect_status = 401\n'
+            f'contains = "authentication required"\n{every}'
             f'[[check]]\nname = "db"\ntcp = "127.0.0.1:{closed_port}"\n{every}'
             f'[[check]]\nname = "tmp"\nfilesystem = "{root}"\n{every}'
             f'[[check]]\nname = "apache"\nsystemd_unit = "apache2.service"\nbus = "unix:path={root}/no-bus"\n{every}'
@@ -26,8 +28,11 @@ def states(daemon: Mepd) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in daemon.mepctl_json("checks")}
 
 
-def get(url: str) -> tuple[int, str, bytes]:
-    with urllib.request.urlopen(url, timeout=30) as resp:
+def get(daemon: Mepd, url: str) -> tuple[int, str, bytes]:
+    """The dashboard's answer to a GET with the daemon's login token."""
+    token = (daemon.root / "state" / LOGIN_FILE).read_text().strip()
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as resp:
         return resp.status, resp.headers.get("Content-Type", ""), resp.read()
 
 
@@ -44,7 +49,7 @@ def test_checks_in_the_daemon(mepd_factory: Callable[..., Mepd], closed_port: in
     assert found["apache"]["state"] == "unknown"
     assert found["apache"]["message"] == f"no bus unix:path={tmp_path}/no-bus: No such file or directory"
     assert found["dashboard"]["kind"] == "http"
-    assert found["dashboard"]["values"]["status_code"] == 200.0
+    assert found["dashboard"]["values"]["status_code"] == 401.0  # it answers, and asks for a credential
 
     text = daemon.mepctl("checks").stdout.splitlines()
     assert text[0].split() == ["CHECK", "STATE", "FOR", "KIND", "TARGET", "MESSAGE"]
@@ -66,7 +71,7 @@ def test_checks_in_the_daemon(mepd_factory: Callable[..., Mepd], closed_port: in
     assert records[0]["severity"] == "err"
 
     # The Checks page, with a graph of each check's main metric.
-    status, content_type, body = get(f"http://127.0.0.1:{port}/checks.html")
+    status, content_type, body = get(daemon, f"http://127.0.0.1:{port}/checks.html")
     page = body.decode()
     assert status == 200
     assert content_type.startswith("text/html")
@@ -74,7 +79,7 @@ def test_checks_in_the_daemon(mepd_factory: Callable[..., Mepd], closed_port: in
     assert '<tr id="check-db"><td>db</td><td><span class="badge bad">failed</span>' in page
     assert "connection refused" in page
     assert 'src="graph/check.tmp.used_pct/mini.png"' in page
-    status, content_type, image = get(f"http://127.0.0.1:{port}/graph/check.tmp.used_pct/mini.png")
+    status, content_type, image = get(daemon, f"http://127.0.0.1:{port}/graph/check.tmp.used_pct/mini.png")
     assert (status, content_type, image[:4]) == (200, "image/png", b"\x89PNG")
 
     # The static export has the page and its graphs.

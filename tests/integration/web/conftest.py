@@ -53,6 +53,7 @@ TARGET = "core-sw1"
 UP_IF, DOWN_IF = "ge-0-0-1", "ge-0-0-2"
 HISTORY_DAYS = 40
 PEAK_IN = 80e6  # ge-0-0-1's highest inbound rate, in the last day
+TOKEN = "the-dashboard-token-of-the-tests"  # what `serve` admits by default
 
 
 
@@ -222,20 +223,22 @@ class Served:
 
 @pytest_asyncio.fixture
 async def serve(state: State) -> AsyncIterator[Callable[..., Awaitable[Served]]]:
-    """Start the dashboard's Site over `state` on a free loopback port: `await serve(access=...)`."""
+    """Start the dashboard's Site over `state` on a free loopback port: `await serve(access=...)`; by default
+    it admits TOKEN, which the session sends."""
     runners: list[aiohttp.web.AppRunner] = []
     sessions: list[aiohttp.ClientSession] = []
 
     async def start(access: Access | None = None) -> Served:
         dashboard = Dashboard(state)
-        site = Site(dashboard, access or Access({}, ()))
+        site = Site(dashboard, access or Access({}, (TOKEN,)))
         runner = aiohttp.web.AppRunner(site.app, shutdown_timeout=0.5)
         await runner.setup()
         tcp = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
         await tcp.start()
         runners.append(runner)
         port = runner.addresses[0][1]
-        session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                        headers=None if access else {"Authorization": f"Bearer {TOKEN}"})
         sessions.append(session)
         return Served(f"http://127.0.0.1:{port}", dashboard, site, session)
 

@@ -1,6 +1,7 @@
-"""A real headless Chromium on a real mepd: the overview, interface and logs pages render with every
-image loaded and no console error, the live tail shows a syslog line sent after the page loaded, the
-acknowledge button changes the incident, and the static export loads from disk just as well."""
+"""A real headless Chromium on a real mepd, logged in with the URL `mepctl dashboard url` prints: the overview,
+interface and logs pages render with every image loaded and no console error, the live tail shows a syslog
+line sent after the page loaded, the acknowledge button changes the incident, and the static export loads
+from disk just as well."""
 
 from __future__ import annotations
 
@@ -47,8 +48,8 @@ def logger(port: int, tag: str, message: str) -> None:
     subprocess.run(["logger", "-n", "127.0.0.1", "-P", str(port), "-d", "-t", tag, message], check=True, timeout=30)
 
 
-async def status_of(url: str) -> int:
-    async with aiohttp.ClientSession() as s, s.get(url) as resp:
+async def status_of(url: str, headers: dict[str, str]) -> int:
+    async with aiohttp.ClientSession(headers=headers) as s, s.get(url) as resp:
         return resp.status
 
 
@@ -70,9 +71,12 @@ async def test_chromium_on_a_running_mepd(mepd_factory: MakeMepd, snmpd_port: in
     await asyncio.to_thread(d.start)
     base = f"http://127.0.0.1:{http_port}"
     polled = f"{base}/if/local/lo.html"
+    login = (await asyncio.to_thread(d.mepctl, "dashboard", "url")).stdout.strip()
+    assert login.startswith(f"{base}/?token=")
+    bearer = {"Authorization": f"Bearer {login.split('=', 1)[1]}"}
 
     async def lo_ready() -> bool:
-        return await status_of(polled) == 200
+        return await status_of(polled, bearer) == 200
 
     await until(lo_ready, "the dashboard to show the polled interface lo")
     for user in ("root", "admin"):
@@ -80,9 +84,16 @@ async def test_chromium_on_a_running_mepd(mepd_factory: MakeMepd, snmpd_port: in
     incidents = await until(lambda: d.mepctl_json("incidents"), "an incident")
     iid = incidents[0]["id"]
 
+    anonymous = await browser.page()
+    try:
+        await anonymous.goto(f"{base}/")
+        assert "authentication required" in await anonymous.eval("document.body.innerText")
+    finally:
+        await anonymous.close()
     page = await browser.page()
     try:
-        await rendered(page, f"{base}/", tmp_path, "overview")
+        await rendered(page, login, tmp_path, "overview")  # the login URL: a cookie, then the overview
+        assert await page.eval("location.href") == f"{base}/"
         assert await page.eval("document.title") == "Overview - test dashboard"
         text = await page.eval("document.getElementById('incidents').innerText")
         assert "2 failed logins" in text

@@ -19,8 +19,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from mepd.api.protocol import MAX_GREP
 from mepd.config import HttpConfig, SnmpConfig, SnmpTargetConfig
-from mepd.model import Sample
+from mepd.model import LogRecord, Sample
 from mepd.supervisor import ComponentStatus, Supervised
 from mepd.supervisor import State as SupervisorState
 from mepd.web.dashboard import Dashboard
@@ -32,6 +33,7 @@ from tests.integration.web.conftest import (
     DOWN_IF,
     PEAK_IN,
     TARGET,
+    TOKEN,
     UP_IF,
     Served,
     State,
@@ -204,9 +206,27 @@ async def test_logs_search_uses_mepctl_filters(state: State, serve: Serve) -> No
     html = await get(served, "/logs.html?severity=warning")
     assert "91% full" in html.split("<h2>Found", 1)[1]
     assert "session opened" not in html.split("<h2>Found", 1)[1]
-    bad = await get(served, "/logs.html?since=yesterdayish")
+    bad = await get(served, "/logs.html?since=yesterdayish", status=400)
     assert "class=bad" in bad
     assert 'data-stream="logs/stream"' in await get(served, "/logs.html")
+
+
+async def test_logs_filters_too_big_or_too_slow_are_refused_with_a_sentence(state: State, serve: Serve) -> None:
+    await state.log("disk /dev/sda1 is 91% full", app="df", host="db1", severity=4)
+    served = await serve()
+    huge = "limit: at most 9223372036854775807, got 18446744073709551616"
+    assert f"<p class=bad>{huge}</p>" in await get(served, "/logs.html?limit=18446744073709551616", status=400)
+    long, too_long = f"grep={'x' * (MAX_GREP + 1)}", f"grep: at most {MAX_GREP} characters, got {MAX_GREP + 1}"
+    assert f"<p class=bad>{too_long}</p>" in await get(served, f"/logs.html?{long}", status=400)
+    async with served.session.get(f"{served.url}/logs/stream?{long}") as resp:
+        assert (resp.status, await resp.text()) == (400, too_long)
+    async with served.session.get(f"{served.url}/logs/stream", headers={"Last-Event-ID": "²"}) as resp:
+        assert resp.status == 200, "an event id not ours resumes at the end"
+    state.logstore.query_timeout = 0.0
+    for _ in range(5):
+        await state.logstore.write([LogRecord(ts=1.0, received=1.0, message=f"{i}", source="t") for i in range(1000)])
+    slow = await get(served, "/logs.html?grep=nothing+like+it", status=503)
+    assert "<p class=bad>the query took longer than 0 s; narrow it with --since, --host or --app</p>" in slow
 
 
 async def test_live_tail_streams_new_records(state: State, serve: Serve) -> None:
@@ -237,10 +257,10 @@ async def test_incident_actions_need_the_form_token(state: State, serve: Serve) 
 
     async with served.session.post(f"{served.url}/incident/{iid}/ack", data={"comment": "x"}) as resp:
         assert resp.status == 403
-    other = aiohttp.ClientSession()
+    other = aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"})
     try:
         async with other.post(f"{served.url}/incident/{iid}/ack", data={"csrf": token}) as resp:
-            assert resp.status == 403  # a token without its cookie: another browser's
+            assert resp.status == 403  # a form token without its cookie: another browser's
     finally:
         await other.close()
     async with served.session.post(f"{served.url}/incident/{iid}/ack", data={"csrf": token},
@@ -343,7 +363,7 @@ async def test_server_component_with_tls_and_auth_files(state: State, tmp_path: 
     port = free_port()
     cfg = HttpConfig(listen=f"127.0.0.1:{port}", tls_cert=str(cert), tls_key=str(key), basic_auth_file=str(users))
     assert list(cfg.check()) == []
-    sup = Supervised(WebServer(cfg, Dashboard(state)))
+    sup = Supervised(WebServer(cfg, str(tmp_path), Dashboard(state)))
     sup.start()
     tls = ssl.create_default_context(cafile=str(cert))
     auth = {"Authorization": f"Basic {base64.b64encode(b'admin:s3cret-pass').decode()}"}

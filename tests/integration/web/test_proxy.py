@@ -1,6 +1,6 @@
 """conf/examples/nginx-mepd.conf, as shipped but for ports and file paths, in front of the dashboard:
-a real nginx terminating TLS (a certificate made by openssl) with basic auth, forms posted through
-it pass the CSRF check, and the live tail streams through it."""
+a real nginx terminating TLS (a certificate made by openssl) with basic auth, mepd's login URL sets its
+session cookie through it, forms posted through it pass the CSRF check, and the live tail streams through it."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from mepd.web.server import SESSION
 from tests.helpers import ROOT, free_port, wait_for
-from tests.integration.web.conftest import Served, State, raise_incident
+from tests.integration.web.conftest import TOKEN, Served, State, raise_incident
 
 Serve = Callable[..., Awaitable[Served]]
 NGINX = "/usr/sbin/nginx"
@@ -89,6 +90,12 @@ async def test_behind_the_nginx_example(state: State, serve: Serve, tmp_path: Pa
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
             async with s.get(base + "/", ssl=tls) as resp:
                 assert resp.status == 401  # nginx asks first
+            async with s.get(f"{base}/incident/{iid}.html", ssl=tls, headers=auth) as resp:
+                assert resp.status == 401  # then mepd: nginx's users are not its own
+            async with s.get(f"{base}/incident/{iid}.html?token={TOKEN}", ssl=tls, headers=auth,
+                             allow_redirects=False) as resp:
+                assert (resp.status, resp.headers["Location"]) == (303, f"{iid}.html")  # relative: any path prefix
+                assert resp.cookies[SESSION]["httponly"]
             async with s.get(f"{base}/incident/{iid}.html", ssl=tls, headers=auth) as resp:
                 assert resp.status == 200
                 page = await resp.text()

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import base64
+import io
+import os
+import stat
+import sys
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -12,8 +17,9 @@ from mepd.config import HttpConfig
 from mepd.errors import ConfigErrors
 from mepd.model import Incident
 from mepd.web import pages
+from mepd.web.dashboard import Dashboard
 from mepd.web.data import RateMeter
-from mepd.web.server import Access
+from mepd.web.server import LOGIN_FILE, Access, WebServer, login_url, session_of
 
 
 def errors_of(tmp_path: Path, text: str) -> list[str]:
@@ -56,7 +62,7 @@ def test_access_from_files(tmp_path: Path) -> None:
     users, token = tmp_path / "users", tmp_path / "token"
     users.write_text("# comment\n\nadmin:pa:ss\n")
     token.write_text("0123456789abcdef0123\n")
-    access = Access.from_config(HttpConfig(basic_auth_file=str(users), token_file=str(token)))
+    access = Access.from_config(HttpConfig(basic_auth_file=str(users), token_file=str(token)), str(tmp_path))
     assert access.users == {"admin": "pa:ss"}
     assert access.allows("Basic " + base64.b64encode(b"admin:pa:ss").decode())
     assert access.allows("Bearer 0123456789abcdef0123")
@@ -66,11 +72,46 @@ def test_access_from_files(tmp_path: Path) -> None:
     assert not access.allows("Bearer 0123456789abcdef012")
     users.write_text("admin\n")
     with pytest.raises(ValueError, match="expected user:password"):
-        Access.from_config(HttpConfig(basic_auth_file=str(users)))
+        Access.from_config(HttpConfig(basic_auth_file=str(users)), str(tmp_path))
     token.write_text("short")
     with pytest.raises(ValueError, match="at least 16"):
-        Access.from_config(HttpConfig(token_file=str(token)))
-    assert Access({}, ()).allows(None)
+        Access.from_config(HttpConfig(token_file=str(token)), str(tmp_path))
+    assert not (tmp_path / LOGIN_FILE).exists()  # a configured credential: no token of mepd's own
+    assert not Access({}, ()).allows(None)
+
+
+def test_without_a_credential_the_token_is_made_once_0640(tmp_path: Path) -> None:
+    access = Access.from_config(HttpConfig(), str(tmp_path))
+    path = tmp_path / LOGIN_FILE
+    st = path.stat()
+    (token,) = access.tokens
+    assert (stat.S_IMODE(st.st_mode), st.st_gid, path.read_text()) == (0o640, os.getgid(), token + "\n")
+    assert len(token) >= 32
+    assert not access.open_metrics  # metrics_auth = true unless set
+    assert not access.allows(None)
+    assert access.allows(f"Bearer {token}")
+    assert access.allows(None, session_of(token))
+    assert session_of(token) != token
+    assert not access.allows(None, session_of(token + "x"))
+    assert Access.from_config(HttpConfig(), str(tmp_path)).tokens == (token,)  # kept across restarts
+    path.chmod(0o644)  # others may have read it: a new one
+    assert Access.from_config(HttpConfig(), str(tmp_path)).tokens != (token,)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_host_names_and_login_urls(tmp_path: Path) -> None:
+    access = Access.from_config(HttpConfig(listen="box.lan:8080", allowed_hosts=("Monitor.example.org",)),
+                                str(tmp_path))
+    for host in ("127.0.0.1:8080", "[::1]:8080", "localhost:8080", "LOCALHOST.", "box.lan", "192.0.2.7",
+                 "monitor.example.org:443"):
+        assert access.names_this_server(host), host
+    for host in ("evil.example:8080", "127.0.0.1.nip.io", "", "[bad"):
+        assert not access.names_this_server(host), host
+    assert login_url(HttpConfig(listen="0.0.0.0:80"), "a/b") == "http://127.0.0.1:80/?token=a%2Fb"
+    assert login_url(HttpConfig(listen="[::]:8080"), None) == "http://[::1]:8080/"
+    assert login_url(HttpConfig(listen="box.lan:8443", tls_cert="c", tls_key="k"), "t") == "https://box.lan:8443/?token=t"
+    [error] = errors_of(tmp_path, '[http]\nallowed_hosts = ["monitor.example.org:443"]\n')
+    assert "allowed_hosts[0]" in error
 
 
 def test_rate_meter_over_its_window() -> None:
@@ -112,3 +153,19 @@ def test_si_units() -> None:
     assert pages.si(0, "b/s") == "0 b/s"
     assert pages.si(1.5e9, "b/s") == "1.5 Gb/s"
     assert pages.si(999, "b/s") == "999 b/s"
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_login_url_is_logged_on_a_terminal_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (token,) = Access.from_config(HttpConfig(), str(tmp_path)).tokens
+    server = WebServer(HttpConfig(), str(tmp_path), cast(Dashboard, None))
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # systemd's journal stream, a file
+    line = server.announcement()
+    assert token not in line
+    assert str(tmp_path / LOGIN_FILE) in line
+    monkeypatch.setattr(sys, "stderr", Terminal())  # make run
+    assert server.announcement() == f"dashboard on http://127.0.0.1:8080/?token={token}"

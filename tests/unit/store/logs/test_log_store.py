@@ -5,7 +5,9 @@ import contextlib
 import os
 import signal
 import sqlite3
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -209,3 +211,29 @@ async def test_a_stored_record_reads_back_in_its_json_shape(tmp_path: Path) -> N
     await store.close()
     with sqlite3.connect(tmp_path / "logs.db") as conn:
         assert conn.execute("SELECT raw FROM logs").fetchall() == [("raw text",)]  # kept, not shown
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs: a disk that really fills up (mounting needs root)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True,
+                             check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+async def test_a_full_disk_is_reported_as_such(small_disk: Path) -> None:
+    """Issue 17 item 13: the rollback after the failed commit raised "cannot rollback - no transaction is active",
+    which hid the real error."""
+    store = await open_store(small_disk)
+    with pytest.raises(sqlite3.OperationalError) as failed:  # noqa: PT012 - the disk fills at some batch
+        for n in range(1000):
+            await store.write([rec(n * 100 + i, f"line {i} " + "x" * 1000) for i in range(100)])
+    assert str(failed.value) == "database or disk is full"
+    await store.close()
