@@ -38,6 +38,8 @@ from mepd.api.server import ApiServer
 from mepd.api.weblog import WebLogApi
 from mepd.config import Config
 from mepd.errors import AlreadyRunningError, ConfigErrors
+from mepd.fleet import consumer as fleet_consumer
+from mepd.fleet import publisher as fleet_publisher
 from mepd.pipeline import Counters, Pipeline
 from mepd.sources import journal as journal_source
 from mepd.sources import tail as tail_source
@@ -125,6 +127,13 @@ class App:
         for tc in cfg.tail:
             specs.append(Spec(f"tail:{tc.name}", tc,
                               functools.partial(tail_source.create, tc, logs, self.logstore.cursor)))
+        if cfg.fleet is not None:
+            if "logs" in cfg.fleet.publish:
+                specs.append(Spec("fleet/publish", cfg.fleet,
+                                  functools.partial(fleet_publisher.create, cfg.fleet, self.logstore)))
+            if cfg.fleet.central.enabled:
+                specs.append(Spec("fleet/central", cfg.fleet,
+                                  functools.partial(fleet_consumer.create, cfg.fleet, self.logstore)))
         if cfg.http.listen:
             dashboard = functools.partial(web_server.create, cfg.http, cfg.daemon.state_dir, self.dashboard)
             specs.append(Spec("http", cfg.http, dashboard))

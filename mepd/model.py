@@ -88,6 +88,7 @@ class LogRecord:
     peer: str | None = None
     parse_error: str | None = None
     raw: str | None = None
+    node: str | None = None  # the fleet node it came from (mepd.fleet); None: collected here
     cursor: tuple[str, str] | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, object]:
@@ -106,6 +107,7 @@ class LogRecord:
             "source": self.source,
             "peer": self.peer,
             "parse_error": self.parse_error,
+            "node": self.node,
         }
 
 
@@ -197,6 +199,7 @@ class LogQuery:
     max_severity: int | None = None
     grep: str | None = None
     source: str | None = None
+    node: str | None = None  # a glob: `web*`
     limit: int = 1000
     after_id: int | None = None
     max_id: int | None = None

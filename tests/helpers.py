@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,13 @@ class Mepd:
 
     def mepctl_json(self, *args: str) -> Any:
         return json.loads(self.mepctl(*args, "--json").stdout)
+
+    def dashboard_get(self, url: str) -> bytes:
+        """A dashboard page, with the token mepd made (the dashboard answers nobody without a credential)."""
+        token = (self.root / "state" / "dashboard-token").read_text().strip()
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return bytes(resp.read())
 
     def logs(self, *args: str) -> list[dict[str, Any]]:
         return list(self.mepctl_json("logs", "--limit", "0", *args))

@@ -325,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--severity", metavar="LEVEL", help="LEVEL or more severe: emerg ... debug, or 0-7")
     p.add_argument("--grep", metavar="TEXT", help="message contains TEXT (case-insensitive)")
     p.add_argument("--source", metavar="S", help="e.g. syslog/udp, journal, tail:web")
+    p.add_argument("--node", metavar="N", help='fleet node, a glob: "web*" (on a central)')
     p.add_argument("--limit", metavar="N", type=_non_negative, help="newest N records (default 1000; 0 = all)")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new records as they are stored")
     p.set_defaults(func=cmd_logs)

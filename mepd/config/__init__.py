@@ -20,6 +20,8 @@ from mepd.config.schema import (
     CheckConfig,
     Config,
     DaemonConfig,
+    FleetCentralConfig,
+    FleetConfig,
     HostConfig,
     HttpConfig,
     JournalConfig,
@@ -40,7 +42,7 @@ from mepd.config.schema import (
 
 __all__ = [
     "AlertActionConfig", "AlertConfig", "AlertNotifyConfig", "AlertRuleConfig", "CheckConfig", "Config",
-    "DaemonConfig", "HostConfig",
+    "DaemonConfig", "FleetCentralConfig", "FleetConfig", "HostConfig",
     "HttpConfig", "JournalConfig", "LogStorageConfig", "MqttNotifyConfig", "RrdStorageConfig", "SnmpConfig",
     "SnmpOidConfig", "SnmpTargetConfig", "StorageConfig", "SyslogConfig", "SyslogListenConfig", "TailConfig",
     "WebhookNotifyConfig", "control_socket", "load", "parse", "parse_rra", "split_address",

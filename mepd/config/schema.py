@@ -824,6 +824,91 @@ class HttpConfig:
             yield "export_interval", "must be at least 10s"
 
 
+_NATS_URL: Final = re.compile(r"(nats|tls)://[^/\s]+")
+_SUBJECT_TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def default_node() -> str:
+    """The host name up to its first dot: a node is one token of a NATS subject (`mepd.logs.<node>`)."""
+    name = socket.gethostname().split(".")[0]
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name) or "localhost"
+
+
+@dataclass(frozen=True, slots=True)
+class FleetCentralConfig:
+    """`[fleet.central]`: this mepd also reads every node's records into its own stores."""
+
+    enabled: bool = False
+    consumer: str = "central"  # the durable consumer's name: each central has its own, and a full copy
+    batch_size: int = 100  # messages per fetch
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if not _SUBJECT_TOKEN.fullmatch(self.consumer):
+            yield "consumer", f"expected letters, digits, _ or - (at most 64), got {quoted(self.consumer)}"
+        if self.batch_size < 1:
+            yield "batch_size", f"must be at least 1, got {self.batch_size}"
+
+
+@dataclass(frozen=True, slots=True)
+class FleetConfig:
+    """`[fleet]`: publish what this node stores to NATS JetStream (mepd.fleet)."""
+
+    servers: tuple[str, ...]
+    node: str = ""  # "" = the host name (`default_node`)
+    user: str = ""
+    password_file: FilePath = ""
+    token_file: FilePath = ""
+    creds_file: FilePath = ""
+    tls_ca: FilePath = ""
+    tls_cert: FilePath = ""
+    tls_key: FilePath = ""
+    replicas: int = 1  # of the streams mepd creates: 3 on a three-server cluster
+    publish: tuple[Literal["logs", "incidents"], ...] = ("logs", "incidents")
+    batch_size: int = 500  # records per message
+    duplicate_window: Duration = 120.0
+    max_age: Duration = 7 * 86400.0  # of the streams mepd creates: how long a central may stay away
+    timeout: Duration = 5.0  # for one publish acknowledgement or one API request
+    central: FleetCentralConfig = field(default_factory=FleetCentralConfig)
+
+    @property
+    def node_name(self) -> str:
+        return self.node or default_node()
+
+    def check(self) -> Iterator[tuple[str, str]]:  # noqa: PLR0912 - one branch per documented constraint
+        if not self.servers:
+            yield "servers", 'expected at least one server, like ["nats://10.0.0.5:4222"]'
+        for i, url in enumerate(self.servers):
+            if not _NATS_URL.fullmatch(url):
+                yield f"servers[{i}]", f'expected "nats://host:port" or "tls://host:port", got {quoted(url)}'
+        if self.node and not _SUBJECT_TOKEN.fullmatch(self.node):
+            yield "node", f"expected letters, digits, _ or - (one NATS subject token), got {quoted(self.node)}"
+        methods = [k for k in ("user", "token_file", "creds_file") if getattr(self, k)]
+        if len(methods) > 1:
+            yield methods[1], f"choose one way to authenticate, not {' and '.join(methods)}"
+        if bool(self.user) != bool(self.password_file):
+            yield "password_file" if self.user else "user", "user and password_file go together"
+        for key in ("password_file", "token_file", "creds_file"):
+            path = getattr(self, key)
+            yield from ((key, msg) for msg in (_secret_file_errors(path) if path else ()))
+        if bool(self.tls_cert) != bool(self.tls_key):
+            yield "tls_cert" if not self.tls_cert else "tls_key", "TLS needs both tls_cert and tls_key"
+        yield from _tls_file_errors(("tls_cert", self.tls_cert), ("tls_key", self.tls_key))
+        if self.tls_ca:
+            yield from _ca_file_errors("tls_ca", self.tls_ca)
+        if not 1 <= self.replicas <= 5:
+            yield "replicas", f"expected 1 to 5 (JetStream's limit), got {self.replicas}"
+        if len(set(self.publish)) != len(self.publish):
+            yield "publish", "lists a kind twice"
+        if self.batch_size < 1:
+            yield "batch_size", f"must be at least 1, got {self.batch_size}"
+        if self.duplicate_window < 1:
+            yield "duplicate_window", "must be at least 1s"
+        if self.max_age < self.duplicate_window:
+            yield "max_age", "must be at least duplicate_window"
+        if self.timeout <= 0:
+            yield "timeout", "must be more than 0s"
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     file: str = ""
@@ -836,6 +921,7 @@ class Config:
     alert: AlertConfig = field(default_factory=AlertConfig)
     tail: tuple[TailConfig, ...] = ()
     http: HttpConfig = field(default_factory=HttpConfig)
+    fleet: FleetConfig | None = None
     checks: tuple[CheckConfig, ...] = field(default=(), metadata={"key": "check"})  # `check` names the method
 
     def check(self) -> Iterator[tuple[str, str]]:

@@ -12,14 +12,12 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from mepd.model import rfc3339
-from mepd.web.server import LOGIN_FILE
 from tests.helpers import Mepd, free_port, syslog_listen, wait_for
 
 MakeMepd = Callable[..., Mepd]
@@ -469,11 +467,7 @@ def test_future_dated_records_do_not_hide_current_ones(mepd_factory: MakeMepd) -
         assert follow.stdout is not None
         follow.stdout.close()
 
-    token = (d.root / "state" / LOGIN_FILE).read_text().strip()
-    logs_page = urllib.request.Request(f"http://127.0.0.1:{http}/logs.html",
-                                       headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(logs_page, timeout=30) as page:
-        found = page.read().decode().split("<h2>Found", 1)[1]
+    found = d.dashboard_get(f"http://127.0.0.1:{http}/logs.html").decode().split("<h2>Found", 1)[1]
     assert [m for m in current if m in found] == current
 
 

@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
@@ -85,7 +85,7 @@ def _row(record: LogRecord) -> tuple[Any, ...]:
     return (
         ts, record.received, record.host, record.app, record.pid, record.facility, record.severity,
         record.msgid, record.message, json.dumps(sd, ensure_ascii=False) if sd else None,
-        record.source, record.peer, record.parse_error, record.raw,
+        record.source, record.peer, record.parse_error, record.raw, record.node,
     )
 
 
@@ -119,7 +119,7 @@ def _where(q: LogQuery, fts_upto: int) -> tuple[str, list[Any]]:
     for column, op, value in (
         ("ts", ">=", q.since), ("ts", "<=", q.until), ("host", "=", q.host), ("app", "=", q.app),
         ("severity", "<=", q.max_severity), ("source", "=", q.source), ("id", ">", q.after_id),
-        ("id", "<=", q.max_id),
+        ("id", "<=", q.max_id), ("node", "GLOB", q.node),
     ):
         if value is not None:
             clauses.append(f"{column} {op} ?")
@@ -210,11 +210,13 @@ class LogStore:
         self._readers.shutdown(wait=True)
         self._control.shutdown(wait=True)
 
-    async def write(self, records: Sequence[LogRecord], batch_id: str | None = None) -> None:
-        """Commit a batch (and the cursors it reaches) in one transaction, then wake followers.
+    async def write(self, records: Sequence[LogRecord], batch_id: str | None = None,
+                    cursors: Mapping[str, str] | None = None) -> None:
+        """Commit a batch (and the cursors it reaches, its records' and `cursors`) in one transaction, then
+        wake followers.
 
         Every attempt at one batch gives the same `batch_id`: one that committed is not stored again."""
-        cursors = {r.cursor[0]: r.cursor[1] for r in records if r.cursor is not None}
+        cursors = {**{r.cursor[0]: r.cursor[1] for r in records if r.cursor is not None}, **(cursors or {})}
         self.last_id = await self._on_writer(worker.write, batch_id or uuid.uuid4().hex, [_row(r) for r in records],
                                              cursors, time.time())
         self.future_dated += sum(map(_ahead, records))
@@ -229,6 +231,19 @@ class LogStore:
         """Where a resumable source stopped, as committed with its last records."""
         rows = await self._read_control("SELECT position FROM cursors WHERE name = ?", [name])
         return str(rows[0][0]) if rows else None
+
+    async def records_after(self, after_id: int, limit: int) -> list[tuple[int, LogRecord]]:
+        """Up to `limit` records collected here (no `node`) with ids above `after_id`, in id order, whole
+        (`raw` too): what the fleet publisher sends."""
+        rows = await self._in(self._readers, self._fetch,
+                              f"SELECT id, {', '.join(worker.COLUMNS)} FROM logs WHERE id > ? AND node IS NULL"
+                              " ORDER BY id LIMIT ?", [after_id, limit])
+        out: list[tuple[int, LogRecord]] = []
+        for row in rows:
+            fields = dict(zip(worker.COLUMNS, row[1:], strict=True))
+            fields["sd"] = json.loads(fields["sd"]) if fields["sd"] else {}
+            out.append((row[0], LogRecord(**fields)))
+        return out
 
     def _reader_conn(self, file: worker.FileId | None) -> sqlite3.Connection:
         """This thread's connection to `file`, the writer's: a new one when the writer moved to a new file."""

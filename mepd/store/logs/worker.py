@@ -38,6 +38,7 @@ COLUMNS: Final = {
     "facility": "INTEGER", "severity": "INTEGER", "msgid": "TEXT", "message": "TEXT NOT NULL",
     "sd": "TEXT",  # RFC 5424 structured data as JSON, NULL when empty
     "source": "TEXT NOT NULL", "peer": "TEXT", "parse_error": "TEXT", "raw": "TEXT",
+    "node": "TEXT",  # last: databases made before it gain it by ALTER TABLE (`_open`)
 }
 
 # Lookups by host or app go through the `ts` index (queries come with a time
@@ -67,6 +68,10 @@ INSERT: Final = f"INSERT INTO logs ({', '.join(COLUMNS)}) VALUES ({', '.join('?'
 _DELETE_CHUNK: Final = 5000
 # A batch is retried when its writer died before answering, right after: an hour of ids is plenty.
 _BATCH_IDS_KEPT: Final = 3600.0
+# Batches read from the fleet's streams (mepd.fleet.consumer): a node republishes an unacknowledged
+# message when it restarts, however long it was down, and the stream redelivers one for as long as it
+# keeps it; so their ids are kept as long as the records they brought (`storage.logs.retention`).
+FLEET_BATCH_PREFIX: Final = "fleet:"
 
 # SQLITE_CORRUPT ("database disk image is malformed") and SQLITE_NOTADB ("file is not a database").
 _CORRUPT_CODES: Final = frozenset({11, 26})
@@ -146,6 +151,10 @@ def _open() -> None:
     st = os.stat(_path)
     _file = (st.st_dev, st.st_ino)
     _conn.executescript(SCHEMA)
+    have = {row[1] for row in _conn.execute("PRAGMA table_info(logs)")}
+    for name, kind in COLUMNS.items():
+        if name not in have:
+            _conn.execute(f"ALTER TABLE logs ADD COLUMN {name} {kind}")
 
 
 def _set_aside(error: str) -> None:
@@ -282,7 +291,9 @@ def index(max_rows: int) -> int:
 def maintain(now: float, retention: float, max_size: int) -> int:
     """Apply retention by age (on `received`) and by size; returns records deleted."""
     conn = _db()
-    conn.execute("DELETE FROM batches WHERE committed < ?", [now - _BATCH_IDS_KEPT])
+    fleet = f"id >= '{FLEET_BATCH_PREFIX}' AND id < '{FLEET_BATCH_PREFIX[:-1]};'"  # the prefix, as a key range
+    conn.execute(f"DELETE FROM batches WHERE committed < ? AND NOT ({fleet})", [now - _BATCH_IDS_KEPT])
+    conn.execute(f"DELETE FROM batches WHERE committed < ? AND {fleet}", [now - retention])
     deleted = 0
     cutoff = now - retention
     for _ in _chunks_older_than(conn, cutoff):

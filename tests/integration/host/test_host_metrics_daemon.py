@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -183,12 +182,11 @@ summary = "{{key}} above 50%"
 
 def test_dashboard_and_metrics_show_the_host_like_a_target(mepd_factory: MakeMepd) -> None:
     port = free_port()
-    mepd_factory(host_section("webbox") + f'[http]\nlisten = "127.0.0.1:{port}"\n').start()
+    d = mepd_factory(host_section("webbox") + f'[http]\nlisten = "127.0.0.1:{port}"\n').start()
     base = f"http://127.0.0.1:{port}/"
 
     def get(path: str) -> bytes:
-        with urllib.request.urlopen(base + path, timeout=30) as resp:
-            return bytes(resp.read())
+        return d.dashboard_get(base + path)
 
     wait_for(lambda: b"\"if/webbox/lo.html\"" in get("") and b"graph/host.webbox.cpu/" in get(""),
              what="the host and its interface lo on the overview")

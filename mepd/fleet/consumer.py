@@ -1,0 +1,155 @@
+"""The central's fleet component: reads every node's records into this mepd's own log store, exactly once.
+
+A durable pull consumer (`[fleet.central] consumer`, one per central, so each
+central keeps a full copy) fetches messages; each message's records are
+committed in one transaction together with the message's id as the store's
+batch id (`mepd.store.logs.worker.write`), then the message is acknowledged.
+A message delivered again (the central died between its commit and its ack,
+or the ack was lost) or published again by its node after the stream's
+duplicate window finds its id already committed and is only acknowledged.
+The ids are kept as long as the records (`worker.FLEET_BATCH_PREFIX`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from mepd.config import FleetConfig
+from mepd.fleet import streams, wire
+from mepd.fleet.connection import Link
+from mepd.model import rfc3339
+from mepd.pipeline import Counters
+from mepd.store.logs.store import LogStore
+from mepd.store.logs.worker import FLEET_BATCH_PREFIX
+
+log = logging.getLogger(__name__)
+
+ACK_WAIT: Final = 30.0
+FETCH_WAIT: Final = 1.0
+INFO_INTERVAL: Final = 2.0
+MISMATCH_RETRY: Final = 30.0
+
+
+@dataclass(slots=True)
+class NodeSeen:
+    """What this central received from one node since it started."""
+
+    records: int = 0
+    messages: int = 0
+    last_heard: float = 0.0
+
+
+def batch_id(msg: Msg) -> str:
+    """The message's `Nats-Msg-Id`, or, from a publisher that sets none, its place in the stream."""
+    msg_id = (msg.headers or {}).get(wire.MSG_ID)
+    if not msg_id:
+        meta = msg.metadata
+        msg_id = f"{meta.stream}:{meta.sequence.stream}"
+    return FLEET_BATCH_PREFIX + msg_id
+
+
+class Consumer:
+    def __init__(self, cfg: FleetConfig, store: LogStore) -> None:
+        self.name = "fleet/central"
+        self.cfg = cfg
+        self.store = store
+        self.counters = Counters()
+        self.link = Link(cfg, f"mepd {cfg.node_name} central {cfg.central.consumer}")
+        self.nodes: dict[str, NodeSeen] = {}
+        self.pending: int | None = None  # messages in the stream this consumer has not been delivered yet
+        self.ack_pending: int | None = None
+
+    async def run(self, started: Callable[[], None]) -> None:
+        started()
+        try:
+            js = await self.link.open()
+            sub = await self._subscribe(js)
+            info = asyncio.create_task(self._watch(sub))
+            try:
+                while True:
+                    try:
+                        msgs = await sub.fetch(self.cfg.central.batch_size, timeout=FETCH_WAIT)
+                    except (nats.errors.TimeoutError, TimeoutError):
+                        continue
+                    except nats.errors.Error as e:
+                        log.debug("fleet: fetch failed: %s", e)
+                        await asyncio.sleep(FETCH_WAIT)
+                        continue
+                    for msg in msgs:
+                        await self._store(msg)
+            finally:
+                info.cancel()
+        finally:
+            await self.link.close()
+
+    async def _subscribe(self, js: JetStreamContext) -> JetStreamContext.PullSubscription:
+        config = ConsumerConfig(durable_name=self.cfg.central.consumer, ack_policy=AckPolicy.EXPLICIT,
+                                deliver_policy=DeliverPolicy.ALL, ack_wait=ACK_WAIT, max_deliver=-1)
+        while True:
+            try:
+                await streams.ensure(js, streams.LOGS, self.cfg)
+                return await js.pull_subscribe(streams.LOGS.subjects[0], durable=self.cfg.central.consumer,
+                                               stream=streams.LOGS.name, config=config)
+            except streams.StreamMismatchError as e:
+                self.link.mismatch(str(e))
+            await asyncio.sleep(MISMATCH_RETRY)
+
+    async def _store(self, msg: Msg) -> None:
+        """Commit the message's records under its id (again and again until it commits), then acknowledge."""
+        node = msg.subject.rsplit(".", 1)[-1]
+        now = time.time()
+        records = wire.decode(msg.data, node, now)
+        delay = 0.1
+        while True:
+            try:
+                await self.store.write(records, batch_id(msg))
+                break
+            except sqlite3.Error as e:
+                self.counters.inc("write_errors")
+                log.warning("fleet: storing a message of %d records from %s failed, retrying in %.1fs: %s",
+                            len(records), node, delay, e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        await msg.ack()
+        seen = self.nodes.setdefault(node, NodeSeen())
+        seen.records += len(records)
+        seen.messages += 1
+        seen.last_heard = now
+        self.counters.inc("messages")
+        self.counters.inc("received", len(records))
+        if msg.metadata.num_delivered > 1:
+            self.counters.inc("redelivered")
+
+    async def _watch(self, sub: JetStreamContext.PullSubscription) -> None:
+        while True:
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                info = await sub.consumer_info()
+                self.pending, self.ack_pending = info.num_pending, info.num_ack_pending
+            await asyncio.sleep(INFO_INTERVAL)
+
+    def details(self) -> dict[str, object]:
+        return {
+            **self.link.status(),
+            "since": rfc3339(self.link.since),
+            "consumer": self.cfg.central.consumer,
+            "lag": self.pending,
+            "ack_pending": self.ack_pending,
+            "nodes": {name: {"records": n.records, "messages": n.messages, "last_heard": rfc3339(n.last_heard)}
+                      for name, n in sorted(self.nodes.items())},
+        }
+
+
+def create(cfg: FleetConfig, store: LogStore) -> Consumer:
+    return Consumer(cfg, store)

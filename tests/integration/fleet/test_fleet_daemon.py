@@ -1,0 +1,153 @@
+"""An edge mepd and a central mepd through a real nats-server: every record once, with its fields and `node`."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import Mepd, free_port, syslog_listen, wait_for
+from tests.integration.fleet.conftest import NatsServer
+from tests.integration.journal.journal_files import JournalDir, entry
+
+MakeMepd = Callable[..., Mepd]
+
+
+def fleet(server: NatsServer, node: str, extra: str = "") -> str:
+    return f'[fleet]\nservers = ["{server.url}"]\nnode = "{node}"\nbatch_size = 50\n{extra}'
+
+
+def central_config(server: NatsServer, consumer: str = "c1") -> str:
+    return fleet(server, "central", 'publish = []\n') + f'[fleet.central]\nenabled = true\nconsumer = "{consumer}"\n'
+
+
+def component(daemon: Mepd, name: str) -> dict[str, Any]:
+    status = daemon.mepctl_json("status")
+    return next(c for c in status["components"] if c["name"] == name)
+
+
+def numbered(daemon: Mepd, *args: str) -> list[int]:
+    return sorted(int(r["message"].rsplit(" ", 1)[1]) for r in daemon.logs("--grep", "seq ", *args))
+
+
+def send_udp(port: int, first: int, last: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for i in range(first, last):
+            s.sendto(f"<134>Jan  5 10:00:00 web1 app[7]: seq {i}".encode(), ("127.0.0.1", port))
+
+
+def test_syslog_tail_and_journal_records_reach_the_central_once_with_node(
+        nats_server: NatsServer, mepd_factory: MakeMepd, tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    journal.mkdir()
+    JournalDir(journal).write([entry(i, MESSAGE=f"journal line {i}") for i in range(3)])
+    tailed = tmp_path / "app.log"
+    tailed.write_text("")
+    port = free_port()
+    edge = mepd_factory(
+        syslog_listen(port, "udp")
+        + f'[journal]\nenabled = true\npath = "{journal}"\nstart = "head"\n'
+        + f'[[tail]]\nname = "app"\npath = "{tailed}"\nformat = "plain"\n'
+        + fleet(nats_server, "web1")
+    ).start()
+    central = mepd_factory(central_config(nats_server)).start()
+    subprocess.run(["logger", "-d", "-n", "127.0.0.1", "-P", str(port), "--rfc5424", "-t", "billing",
+                    "--sd-id", "meta@32473", "--sd-param", 'order="42"', "paid by logger"], check=True)
+    with tailed.open("a") as f:
+        f.write("tailed line one\ntailed line two\n")
+    records = central.wait_logs(6, "--node", "web1")
+    wait_for(lambda: component(edge, "fleet/publish")["details"]["backlog"] == 0, what="edge backlog 0")
+    records = central.logs("--node", "w*1")
+    assert sorted(r["message"] for r in records) == sorted([
+        "journal line 0", "journal line 1", "journal line 2", "paid by logger", "tailed line one",
+        "tailed line two"])
+    assert {r["node"] for r in records} == {"web1"}
+    logged = next(r for r in records if r["message"] == "paid by logger")
+    assert (logged["app"], logged["source"], logged["sd"]["meta@32473"]) == ("billing", "syslog/udp", {"order": "42"})
+
+    def fields(r: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(sorted((k, str(v)) for k, v in r.items() if k not in ("id", "node")))
+
+    assert sorted(map(fields, records)) == sorted(map(fields, edge.logs()))
+    journaled = next(r for r in records if r["message"] == "journal line 0")
+    assert (journaled["host"], journaled["source"], journaled["severity"]) == ("web1", "journal", "info")
+    assert {r["source"] for r in records} == {"syslog/udp", "journal", "tail:app"}
+    assert central.logs("--node", "db*") == []
+    assert all(r["node"] is None for r in edge.logs())
+    central_status = component(central, "fleet/central")
+    assert central_status["state"] == "running"
+    assert central_status["details"]["state"] == "connected"
+    assert central_status["details"]["nodes"]["web1"]["records"] == 6
+
+
+def test_cluster_down_while_the_edge_receives_backlog_then_caught_up(
+        nats_server: NatsServer, mepd_factory: MakeMepd) -> None:
+    port = free_port()
+    edge = mepd_factory(syslog_listen(port, "udp") + fleet(nats_server, "web1")).start()
+    central = mepd_factory(central_config(nats_server)).start()
+    send_udp(port, 0, 300)
+    wait_for(lambda: len(central.logs("--node", "web1")) == 300, what="first 300 at the central")
+    nats_server.stop()
+    send_udp(port, 300, 800)
+    edge.wait_logs(800)
+
+    def backlog() -> dict[str, Any] | None:
+        d = component(edge, "fleet/publish")["details"]
+        return d if d["backlog"] == 500 and d["state"] != "connected" else None
+
+    shown = wait_for(backlog, what="backlog of 500 while nats-server is down")
+    assert shown["backlog_oldest_age"] is not None
+    assert "fleet/publish: disconnected" in edge.mepctl("status").stdout
+    nats_server.start()
+    wait_for(lambda: len(central.logs("--node", "web1")) >= 800, what="caught up at the central")
+    wait_for(lambda: component(edge, "fleet/publish")["details"]["backlog"] == 0, what="edge backlog 0")
+    assert numbered(central, "--node", "web1") == list(range(800))
+
+
+def test_edge_killed_mid_publish_and_central_killed_mid_consume_store_each_record_once(
+        nats_server: NatsServer, mepd_factory: MakeMepd) -> None:
+    port = free_port()
+    edge = mepd_factory(syslog_listen(port, "udp") + fleet(nats_server, "web1")).start()
+    central = mepd_factory(central_config(nats_server)).start()
+    total = 0
+    for _ in range(3):
+        send_udp(port, total, total + 2000)
+        total += 2000
+        edge.wait_logs(total)
+        wait_for(lambda: component(edge, "fleet/publish")["counters"].get("published", 0) > 0,
+                 what="edge publishing")
+        edge.stop(signal.SIGKILL)
+        central.stop(signal.SIGKILL)
+        edge.start()
+        central.start()
+    wait_for(lambda: len(central.logs("--node", "web1")) >= total, what=f"{total} at the central")
+    wait_for(lambda: component(edge, "fleet/publish")["details"]["backlog"] == 0, what="edge backlog 0")
+    wait_for(lambda: component(central, "fleet/central")["details"]["lag"] == 0, what="central lag 0")
+    assert numbered(central, "--node", "web1") == list(range(total))
+
+
+def test_wrong_credentials_are_a_status_line_and_the_node_keeps_collecting(
+        nats_factory: Callable[..., NatsServer], mepd_factory: MakeMepd, tmp_path: Path) -> None:
+    server = nats_factory('authorization { user: "mepd", password: "right" }\n')
+    secret = tmp_path / "password"
+    secret.write_text("wrong\n")
+    secret.chmod(0o600)
+    port = free_port()
+    edge = mepd_factory(syslog_listen(port, "udp")
+                        + fleet(server, "web1", f'user = "mepd"\npassword_file = "{secret}"\n')).start()
+    send_udp(port, 0, 10)
+    edge.wait_logs(10)
+
+    def refused() -> str | None:
+        d = component(edge, "fleet/publish")["details"]
+        return d["last_error"] if d["state"] != "connected" and d["last_error"] else None
+
+    error = wait_for(refused, what="the refusal in status")
+    assert "authorization" in error.lower()
+    assert "wrong" not in edge.stderr()
+    assert f"fleet/publish: connecting: {error}" in edge.mepctl("status").stdout
+    assert component(edge, "fleet/publish")["state"] == "running"
+    assert component(edge, "fleet/publish")["details"]["backlog"] == 10
