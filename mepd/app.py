@@ -30,6 +30,7 @@ from mepd import __version__
 from mepd import config as config_mod
 from mepd.alerts import engine as alerts_engine
 from mepd.analysis.weblog import live as weblog_live
+from mepd.api import checks as checks_api
 from mepd.api import incidents as incidents_api
 from mepd.api.metrics import MetricsApi
 from mepd.api.protocol import DaemonStatus
@@ -42,6 +43,7 @@ from mepd.fleet import publisher as fleet_publisher
 from mepd.pipeline import Counters, Pipeline
 from mepd.sources import journal as journal_source
 from mepd.sources import tail as tail_source
+from mepd.sources.host import checks as host_checks
 from mepd.sources.host import metrics as host_metrics
 from mepd.sources.snmp import interfaces as snmp_interfaces
 from mepd.sources.snmp import target as snmp_source
@@ -84,6 +86,7 @@ class App:
         self.api.add_routes(MetricsApi(self.rrdstore).routes())
         self.alerts = alerts_engine.create(cfg, self.pipeline)
         self.api.add_routes(incidents_api.routes(self.alerts))
+        self.api.add_routes(checks_api.routes(self))
         self.weblogstore = WebLogStore(os.path.join(cfg.daemon.state_dir, "weblog.db"))
         self.api.add_routes(WebLogApi(self.weblogstore).routes())
         self.weblog: weblog_live.WebLogAnalyzer | None = None
@@ -119,6 +122,8 @@ class App:
                   for t in cfg.snmp.target]
         if cfg.host.enabled:
             specs.append(Spec("host", cfg.host, functools.partial(host_metrics.create, cfg.host, samples)))
+        specs += [Spec(f"check/{c.name}", c, functools.partial(host_checks.create, c, samples, logs))
+                  for c in cfg.checks]
         for tc in cfg.tail:
             specs.append(Spec(f"tail:{tc.name}", tc,
                               functools.partial(tail_source.create, tc, logs, self.logstore.cursor)))
@@ -298,14 +303,15 @@ def rrd_layouts(cfg: Config) -> Layouts:
     """Each SNMP target's RRDs step at its poll interval, with its archives, one file per interface; each web
     source's at its own `step` (with storage.rrd.step, a longer one outruns the heartbeat and stores unknown
     between samples); the host's at `[host] interval`, one file per group and item (an interface, a mount);
-    other keys at storage.rrd.step."""
+    each check's at its interval; other keys at storage.rrd.step."""
     targets = [(f"snmp.{t.name}.", t.interval, [config_mod.parse_rra(r) for r in t.rra], snmp_interfaces.METRICS)
                for t in cfg.snmp.target]
     webs = [(weblog_live.metric_prefix(w.name), w.step, (), ()) for w in weblog_live.web_sources(cfg.tail)]
     host_rras = [config_mod.parse_rra(r) for r in cfg.host.rra]
     hosts = [(prefix, cfg.host.interval, host_rras, names) for prefix, names in host_metrics.key_groups(cfg.host)
              ] if cfg.host.enabled else []
-    return build_layouts(cfg.storage.rrd.step, [*targets, *webs, *hosts])
+    checks = [(f"check.{c.name}.", c.interval, (), ()) for c in cfg.checks]
+    return build_layouts(cfg.storage.rrd.step, [*targets, *webs, *hosts, *checks])
 
 
 def lock_state_dir(path: str) -> int:

@@ -114,6 +114,16 @@ def points(data: Mapping[str, Any]) -> str:
     return printable(head) + "\n" + table(("TIME", "VALUE"), rows)
 
 
+def checks(items: Sequence[Mapping[str, Any]]) -> str:
+    """`mepctl checks`: each check's state, for how long, what it watches and what its last run said."""
+    if not items:
+        return "no checks configured"
+    now = time.time()
+    rows = [(c["name"], c["state"], _ago(c.get("since"), now), c.get("kind", "-"), c.get("target", "-"),
+             c.get("message") or "-") for c in items]
+    return table(("CHECK", "STATE", "FOR", "KIND", "TARGET", "MESSAGE"), rows)
+
+
 def _ago(rfc3339: object, now: float) -> str:
     if not isinstance(rfc3339, str):
         return "-"

@@ -140,6 +140,15 @@ async def cmd_snmp_discover(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_checks(client: Client, args: argparse.Namespace) -> int:
+    data = await client.request("GET", "/v1/checks")
+    if args.json:
+        _print_json(data["checks"])
+    else:
+        print(render.checks(data["checks"]))
+    return EXIT_OK
+
+
 async def cmd_incidents(client: Client, args: argparse.Namespace) -> int:
     data = await client.request("GET", "/v1/incidents", {"all": "1"} if args.all else {})
     if args.json:
@@ -329,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reload", parents=[common], help="re-read the config file (like SIGHUP)")
     p.set_defaults(func=cmd_reload)
+
+    p = sub.add_parser("checks", parents=[common], help="each [[check]]: its state, since when, its last result")
+    p.set_defaults(func=cmd_checks)
 
     p = sub.add_parser("incidents", parents=[common], help="open incidents, newest first (--all: resolved too)")
     p.add_argument("--all", action="store_true", help="include resolved incidents")

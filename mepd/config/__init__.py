@@ -17,6 +17,7 @@ from mepd.config.schema import (
     AlertConfig,
     AlertNotifyConfig,
     AlertRuleConfig,
+    CheckConfig,
     Config,
     DaemonConfig,
     FleetCentralConfig,
@@ -40,9 +41,8 @@ from mepd.config.schema import (
 )
 
 __all__ = [
-    "AlertActionConfig", "AlertConfig", "AlertNotifyConfig", "AlertRuleConfig", "Config", "DaemonConfig",
-    "FleetCentralConfig", "FleetConfig",
-    "HostConfig",
+    "AlertActionConfig", "AlertConfig", "AlertNotifyConfig", "AlertRuleConfig", "CheckConfig", "Config",
+    "DaemonConfig", "FleetCentralConfig", "FleetConfig", "HostConfig",
     "HttpConfig", "JournalConfig", "LogStorageConfig", "MqttNotifyConfig", "RrdStorageConfig", "SnmpConfig",
     "SnmpOidConfig", "SnmpTargetConfig", "StorageConfig", "SyslogConfig", "SyslogListenConfig", "TailConfig",
     "WebhookNotifyConfig", "control_socket", "load", "parse", "parse_rra", "split_address",

@@ -216,7 +216,8 @@ _TYPE_NAMES: Final = {str: "a string", int: "an integer", float: "a number", boo
 
 
 def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+    """`path.key`; a `check()` names the table itself with the subkey ""."""
+    return f"{path}.{key}" if path and key else path or key
 
 
 def _describe(value: object) -> str:

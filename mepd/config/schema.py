@@ -475,6 +475,101 @@ class JournalConfig:
                 yield f"fields[{i}]", f'invalid journal field name {quoted(name)}; expected one like "MESSAGE_ID"'
 
 
+CheckKind = Literal["systemd_unit", "http", "tcp", "filesystem", "process"]
+_CHECK_KINDS: Final = ("systemd_unit", "http", "tcp", "filesystem", "process")
+_UNIT: Final = re.compile(r"[A-Za-z0-9:_.\\@-]+\.(service|socket|target|mount|timer|path|swap|device|scope|slice)")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckConfig:
+    """One `[[check]]`, Monit style: what it watches is the one kind key set (`systemd_unit`, `http`, `tcp`,
+    `filesystem`, or `process` and/or `pidfile`); its results are the samples `check.<name>.<metric>`.
+
+    `timeout` bounds one run and is at most `interval`, so runs never overlap.  HTTPS is verified
+    against the system's CAs, or `ca_file` (a private CA, or a self-signed certificate itself);
+    `tls_verify = false` accepts any certificate and still reports its days left.  `bus` is the
+    D-Bus address of a `systemd_unit` check's manager: "" is the system bus (a user manager's is
+    "unix:path=/run/user/UID/bus").
+    """
+
+    name: str
+    interval: Duration = 30.0
+    timeout: Duration = 10.0
+    systemd_unit: str = ""
+    bus: str = ""
+    http: str = ""
+    expect_status: int = 0  # 0: any status below 400
+    contains: str = ""
+    tls_verify: bool = True
+    ca_file: FilePath = ""
+    tcp: str = ""
+    filesystem: FilePath = ""
+    process: str = ""
+    pidfile: FilePath = ""
+
+    @property
+    def kind(self) -> CheckKind:
+        if self.systemd_unit:
+            return "systemd_unit"
+        if self.http:
+            return "http"
+        if self.tcp:
+            return "tcp"
+        return "filesystem" if self.filesystem else "process"
+
+    @property
+    def target(self) -> str:
+        """What the check watches, as the config names it."""
+        if self.kind == "process":
+            return " ".join(part for part in (self.process, self.pidfile and f"pidfile {self.pidfile}") if part)
+        return str(getattr(self, self.kind))
+
+    def check(self) -> Iterator[tuple[str, str]]:  # noqa: PLR0912 - one branch per documented constraint
+        if not _NAME.fullmatch(self.name):
+            yield "name", f'use only letters, digits, "_" and "-", got {quoted(self.name)}'
+        kinds = [k for k in _CHECK_KINDS if getattr(self, k) or (k == "process" and self.pidfile)]
+        if len(kinds) != 1:
+            what = f"one of {', '.join(_CHECK_KINDS)} (or pidfile)"
+            if kinds:
+                yield kinds[1], f"a check watches one thing: {kinds[0]} is set already"
+            else:
+                yield "", f"a check needs what it watches: {what}"
+            return
+        if self.interval < 1:
+            yield "interval", "must be at least 1s"
+        if not 0 < self.timeout <= self.interval:
+            yield "timeout", f"must be more than 0s and at most the interval ({self.interval:g}s)"
+        kind = self.kind
+        for key in ("expect_status", "contains", "ca_file"):
+            if getattr(self, key) and kind != "http":
+                yield key, "only used with http"
+        if not self.tls_verify and kind != "http":
+            yield "tls_verify", "only used with http"
+        if self.bus and kind != "systemd_unit":
+            yield "bus", "only used with systemd_unit"
+        if kind == "systemd_unit":
+            if not _UNIT.fullmatch(self.systemd_unit):
+                yield "systemd_unit", f'expected a unit name like "apache2.service", got {quoted(self.systemd_unit)}'
+            if self.bus and not self.bus.startswith("unix:"):
+                yield "bus", f'expected a D-Bus address like "unix:path=/run/user/1000/bus", got {quoted(self.bus)}'
+        elif kind == "http":
+            if not re.match(r"https?://[^/\s]+", self.http):
+                yield "http", f"expected an http:// or https:// URL, got {quoted(self.http)}"
+            if self.expect_status and not 100 <= self.expect_status <= 599:
+                yield "expect_status", f"expected an HTTP status 100-599 (or 0: below 400), got {self.expect_status}"
+            if self.ca_file:
+                if not self.tls_verify:
+                    yield "ca_file", "tls_verify = false accepts any certificate: drop one of them"
+                yield from _ca_file_errors("ca_file", self.ca_file)
+        elif kind == "tcp":
+            try:
+                split_address(self.tcp)
+            except ValueError as e:
+                yield "tcp", str(e)
+        elif kind == "process" and self.process and ("/" in self.process or len(self.process) > 255):
+            yield "process", f'expected a program name like "sshd" (no path), got {quoted(self.process)}'
+
+
 @dataclass(frozen=True, slots=True)
 class AlertActionConfig:
     """A corrective action, Monit style: an argv (never a shell line) with a timeout and a cooldown."""
@@ -846,8 +941,14 @@ class Config:
     tail: tuple[TailConfig, ...] = ()
     http: HttpConfig = field(default_factory=HttpConfig)
     fleet: FleetConfig | None = None
+    checks: tuple[CheckConfig, ...] = field(default=(), metadata={"key": "check"})  # `check` names the method
 
     def check(self) -> Iterator[tuple[str, str]]:
+        names: dict[str, int] = {}
+        for i, c in enumerate(self.checks):
+            if c.name in names:
+                yield f"check[{i}].name", f"duplicate of check[{names[c.name]}]"
+            names[c.name] = i
         seen: dict[str, int] = {}
         for i, listener in enumerate(self.syslog.listen):
             if listener.key in seen:

@@ -17,9 +17,11 @@ from typing import Final
 
 from mepd.alerts.engine import NotFoundError, NotRunningError
 from mepd.analysis.weblog.render import render_html
+from mepd.api.checks import check_states
 from mepd.api.protocol import log_query
 from mepd.store.logs.store import QueryLimitError
 from mepd.store.rrd.store import KEY, Period, RrdError
+from mepd.web import checks as checks_page
 from mepd.web import pages
 from mepd.web.data import IN_OUT, Daemon, DashboardData, Stat, host_graph, interface_key
 from mepd.web.graphs import FORMATS, PERIOD_NAMES, GraphCache, GraphSpec, Size
@@ -128,6 +130,17 @@ class Dashboard:
         except NotFoundError as e:
             raise NotFound(str(e)) from None
         return pages.incident(ctx, inc, history, time.time(), message)
+
+    async def check_graph_keys(self) -> list[str]:
+        """The Checks page's graphs: each check's main metric that has an RRD."""
+        stored = set(await self.daemon.rrdstore.list_keys())
+        return [key for c in self.daemon.cfg.checks if (key := f"check.{c.name}.{checks_page.MAIN_METRIC[c.kind]}")
+                in stored]
+
+    async def checks(self, ctx: Ctx) -> str:
+        states = check_states(await self.daemon.status())
+        refresh = min((c.interval for c in self.daemon.cfg.checks), default=self.daemon.cfg.storage.rrd.step)
+        return checks_page.page(ctx, states, set(await self.check_graph_keys()), time.time(), refresh)
 
     # -- graphs ----------------------------------------------------------------------------------------------
 

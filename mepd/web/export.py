@@ -89,6 +89,10 @@ class Exporter:
         stored = await d.daemon.weblogstore.sources() if d.daemon.weblogstore is not None else []
         for name in d.data.web_source_names(str(s["name"]) for s in stored):
             await put(f"web/{name}.html", await d.web_source(d.ctx("../", static=True), name))
+        await put("checks.html", await d.checks(top))
+        for key in await d.check_graph_keys():
+            for graph in ("mini", "day"):
+                await put(f"graph/{key}/{graph}.png", await d.graph(key, graph, "png"))
         await put("incidents.html", await d.incidents(top))
         for inc in await d.data.incidents(include_resolved=True, limit=200) or []:
             await put(f"incident/{inc.id}.html", await d.incident(d.ctx("../", static=True), inc.id))

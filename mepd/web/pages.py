@@ -81,7 +81,8 @@ def badge(text: str, kind: str) -> str:
 def layout(ctx: Ctx, title: str, body: str, *, refresh: float | None = None, scripts: Sequence[str] = (),
            head: str = "") -> str:
     nav = "".join(f'<a href="{ctx.root}{href}">{label}</a>' for href, label in (
-        ("index.html", "Overview"), ("incidents.html", "Incidents"), ("logs.html", "Logs")))
+        ("index.html", "Overview"), ("incidents.html", "Incidents"), ("checks.html", "Checks"),
+        ("logs.html", "Logs")))
     meta = f'<meta http-equiv="refresh" content="{max(10, round(refresh))}">' if refresh else ""
     script = "".join(f'<script src="{ctx.root}static/{h(s)}" defer></script>' for s in scripts)
     stamp = "exported" if ctx.static else "generated"

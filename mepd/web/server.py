@@ -240,6 +240,7 @@ class Site:
             web.get("/logs.html", self.logs),
             web.get("/logs/stream", self.stream),
             web.get("/incidents.html", self.incidents),
+            web.get("/checks.html", self.checks),
             web.get("/incident/{id:[0-9]+}.html", self.incident),
             web.post("/incident/{id:[0-9]+}/{verb:ack|resolve|silence}", self.incident_action),
             web.get("/graph/{key}/{name}.{fmt:png|svg}", self.graph),
@@ -350,6 +351,9 @@ class Site:
 
     async def incidents(self, request: web.Request) -> web.Response:
         return await self._page(request, self.dashboard.incidents)
+
+    async def checks(self, request: web.Request) -> web.Response:
+        return await self._page(request, self.dashboard.checks)
 
     async def incident(self, request: web.Request) -> web.Response:
         iid = int(request.match_info["id"])
