@@ -35,8 +35,8 @@ from mepd.api.server import API_VERSION, ApiServer
 from mepd.api.weblog import WebLogApi
 from mepd.config import Config
 from mepd.errors import AlreadyRunningError, ConfigErrors
-from mepd.model import rfc3339
-from mepd.pipeline import Counters, Pipeline
+from mepd.model import LogRecord, rfc3339
+from mepd.pipeline import Accept, Counters, Pipeline, from_sources
 from mepd.sources import journal as journal_source
 from mepd.sources import snmp as snmp_source
 from mepd.sources import tail as tail_source
@@ -120,10 +120,10 @@ class App:
         return specs
 
     def _build_sinks(self) -> list[Component]:
-        sub = self.pipeline.logs.subscribe("store/logs", self.cfg.daemon.queue_size)
-        samples = self.pipeline.samples.subscribe("store/rrd", self.cfg.daemon.queue_size)
+        sub = self.pipeline.logs.subscribe("store/logs", self.cfg.daemon.queue_size, durable=True)
+        samples = self.pipeline.samples.subscribe("store/rrd", self.cfg.daemon.queue_size, durable=True)
         rrd = self.cfg.storage.rrd
-        web = self.pipeline.logs.subscribe("analysis/weblog", self.cfg.daemon.queue_size)
+        web = self.pipeline.logs.subscribe("analysis/weblog", self.cfg.daemon.queue_size, accept=web_records(self.cfg))
         self.weblog = weblog_live.create(weblog_live.web_sources(self.cfg.tail), web, self.pipeline.samples,
                                          self.weblogstore)
         return [
@@ -232,6 +232,8 @@ class App:
             stale = [key for key, (conf, sup) in self.components.items()
                      if key not in wanted or wanted[key].config != conf or sup.state is State.FATAL]
             await asyncio.gather(*(self.components.pop(key)[1].stop() for key in stale))
+            if self.weblog is not None:  # before new web tails start, so that their first records reach it
+                self.weblog.logs.accept = web_records(new)
             fresh = [key for key in wanted if key not in self.components]
             for key in fresh:
                 self._start(wanted[key])
@@ -278,6 +280,11 @@ class App:
             "store": {"logs": await self.logstore.stats()},
             "reloads": {**self.reloads.snapshot(), "last_error": self.last_reload_error},
         }
+
+
+def web_records(cfg: Config) -> Accept[LogRecord]:
+    """What the web-log analyser subscribes to: its web sources' records, not the syslog and journal flow."""
+    return from_sources(weblog_live.SOURCE_PREFIX + w.name for w in weblog_live.web_sources(cfg.tail))
 
 
 def rrd_layouts(cfg: Config) -> Layouts:

@@ -95,7 +95,7 @@ class DatagramListener:
     def __init__(self, cfg: SyslogListenConfig, logs: Channel[LogRecord], inherited: ListenFd | None) -> None:
         self.name = cfg.key
         self.counters = Counters()
-        self.counters.declare("received", "parse_errors", "truncated", "dropped.kernel")
+        self.counters.declare("received", "parse_errors", "truncated", "dropped.kernel", "dropped.queue_full")
         self.intake = SyslogIntake(cfg, logs, self.counters)
         self.inherited = inherited
         self._view = memoryview(bytearray(_DATAGRAM_MAX))
@@ -156,9 +156,9 @@ class DatagramListener:
             records += self.intake.records([(data, 0) for data, _ in group], _peer(addr))
         if not records:
             return
-        taken = self.intake.logs.offer_many(records)
-        if taken < len(records):
-            self.counters.inc("dropped.queue_full", len(records) - taken)
+        # Lost for good: a store's queue was full (the pipeline counts each consumer's drops).
+        if lost := self.intake.logs.offer_many(records):
+            self.counters.inc("dropped.queue_full", lost)
 
 
 class StreamListener:
