@@ -46,7 +46,8 @@ async def test_put_does_not_wait_for_a_full_queue_that_wants_none_of_the_items()
 async def udp_listener(ch: Channel[LogRecord]) -> AsyncIterator[tuple[syslog_server.DatagramListener, int]]:
     port = free_port()
     cfg = config.parse({"syslog": {"listen": [{"proto": "udp", "address": f"127.0.0.1:{port}"}]}}, "/mepd.toml")
-    listener = syslog_server.create(cfg.syslog.listen[0], ch)
+    handover = syslog_server.Handover()
+    listener = syslog_server.create(cfg.syslog.listen[0], ch, handover=handover)
     assert isinstance(listener, syslog_server.DatagramListener)
     ready = asyncio.Event()
     task = asyncio.create_task(listener.run(ready.set))
@@ -56,6 +57,7 @@ async def udp_listener(ch: Channel[LogRecord]) -> AsyncIterator[tuple[syslog_ser
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        handover.close_unclaimed()  # a cancelled listener parks its socket for a successor: none comes
 
 
 def send(port: int, n: int) -> None:
