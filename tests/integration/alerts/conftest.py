@@ -30,7 +30,7 @@ from mepd import config
 from mepd.alerts.engine import AlertEngine
 from mepd.config import AlertConfig
 from mepd.pipeline import Pipeline
-from tests.helpers import free_port, until
+from tests.helpers import DEADLINE, free_port, until
 
 DEADLINE = 20.0
 HOST = "testhost"
@@ -155,7 +155,7 @@ async def retained(port: int, topic: str) -> list[Received]:
     """The retained messages under `topic` now: a marker subscribed after it proves they have all arrived."""
     marker = f"test-marker/{time.monotonic_ns()}"
     got: list[Received] = []
-    async with aiomqtt.Client("127.0.0.1", port) as client:
+    async with asyncio.timeout(DEADLINE), aiomqtt.Client("127.0.0.1", port) as client:
         await client.publish(marker, b"end", qos=1, retain=True)
         await client.subscribe(topic, qos=1)
         await client.subscribe(marker, qos=1)

@@ -61,6 +61,7 @@ async def test_fire_ack_resolve_in_order_with_retained_state(
     await until(lambda: len(subscriber.events()) == 2, "the acknowledged event")
     await put(r, "snmp.sw1.eth0.in_bps", 5, 700)
     await until(lambda: len(subscriber.events()) == 3, "the resolved event")
+    await until(lambda: len(subscriber.messages) == 6, "the resolved event's state message")
 
     assert subscriber.events() == [("firing", 1), ("acknowledged", 1), ("resolved", 1)]
     assert [m.topic for m in subscriber.messages] == [event_topic, state_topic] * 3
