@@ -110,8 +110,8 @@ class Machine:
                  "--keep-unit", "--private-network", "--quiet"],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(self._init_pid, 30, f"the init of container {self.name}")
-        # systemctl answers once systemd's private bus socket exists; then --wait for the boot's end.
-        wait_for(lambda: self.run("systemctl", "is-system-running").stdout.strip(), 30,
+        # systemctl says "offline" until systemd's private bus socket exists; then --wait for the boot's end.
+        wait_for(lambda: self.run("systemctl", "is-system-running").stdout.strip() not in ("", "offline"), 30,
                  f"the systemd of container {self.name} to answer")
         result = self.run("systemctl", "is-system-running", "--wait", timeout=BOOT_TIMEOUT)
         if result.stdout.strip() != "running":

@@ -145,3 +145,33 @@ def test_systemd_analyze_security_is_at_most_the_readme_figure(installed: Instal
     out = installed.machine.run("systemd-analyze", "security", "--no-pager", "mepd.service").stdout
     exposure = float(re.search(r"Overall exposure level for mepd\.service: (\d+\.\d)", out)[1])  # type: ignore[index]
     assert exposure <= figure, out
+
+
+def records(machine: Machine, text: str, source: str) -> list[dict[str, object]]:
+    result = machine.run("mepctl", "logs", "--json", "--grep", text, "--source", source, "--limit", "0")
+    return list(json.loads(result.stdout)) if result.returncode == 0 else []
+
+
+def test_the_containers_rsyslog_forwards_with_the_packaged_example(installed: Installed) -> None:
+    """The admin copies the example, names this host as the target, restarts rsyslog."""
+    machine = installed.machine
+    token = uuid.uuid4().hex
+    machine.sh("sed 's/target=\"mepd.example.net\"/target=\"127.0.0.1\"/'"
+               " /usr/share/doc/mepd/examples/rsyslog-forward.conf > /etc/rsyslog.d/mepd-forward.conf;"
+               " rsyslogd -N1; systemctl restart rsyslog")
+    try:
+        machine.sh(f"logger -t fwdtest forwarded-{token}")
+        found = wait_for(lambda: records(machine, token, "syslog/tcp"), what="the line rsyslog forwarded")
+        assert [(r["app"], r["message"]) for r in found] == [("fwdtest", f"forwarded-{token}")]
+    finally:
+        machine.sh("rm /etc/rsyslog.d/mepd-forward.conf; systemctl restart rsyslog")
+
+
+def test_the_packaged_journal_source_reads_the_containers_journal_with_units(installed: Installed) -> None:
+    machine = installed.machine
+    token = uuid.uuid4().hex
+    unit = f"jtest-{token[:8]}.service"
+    machine.sh(f"systemd-run --quiet --wait --unit={unit} systemd-cat -t jtest echo journal-{token}")
+    found = wait_for(lambda: records(machine, token, "journal"), what="the systemd-cat line")
+    assert [r["message"] for r in found] == [f"journal-{token}"]
+    assert unit in json.dumps(found[0]), found[0]
