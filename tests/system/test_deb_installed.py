@@ -120,7 +120,8 @@ def test_kill_9_is_restarted_by_systemd_and_loses_nothing(installed: Installed) 
     machine.sh(f"for i in $(seq 100); do logger -n 127.0.0.1 -P 514 -T before-{token}-$i; done")
     wait_for(lambda: len(stored(machine, f"before-{token}")) == 100, what="100 records stored")
     pid = main_pid(machine)
-    machine.sh(f"systemctl kill -s KILL mepd; for i in $(seq 20); do logger -n 127.0.0.1 -P 514 -d down-{token}-$i; done")
+    machine.sh("systemctl kill -s KILL mepd;"
+               f" for i in $(seq 20); do logger -n 127.0.0.1 -P 514 -d down-{token}-$i; done")
     wait_for(lambda: main_pid(machine) not in (0, pid), 60, "systemd to restart mepd")
     wait_for(lambda: len(stored(machine, f"down-{token}")) == 20, what="the datagrams sent while mepd was down")
     assert len(stored(machine, f"before-{token}")) == 100

@@ -67,8 +67,10 @@ def test_remove_stops_and_keeps_config_and_data_purge_deletes_them(machine: Mach
     machine.sh("apt-get remove -y mepd")
     active = machine.run("systemctl", "is-active", "mepd.socket", "mepd-tcp.socket", "mepd.service").stdout
     assert set(active.split()) <= {"inactive", "failed"}, active
-    left = machine.sh("ls /etc/mepd /var/lib/mepd; test ! -e /opt/mepd && test ! -e /usr/bin/mepctl; id -u mepd")
-    assert "mepd.toml" in left.stdout and "logs.db" in left.stdout
+    for path in ("/etc/mepd/mepd.toml", "/var/lib/mepd/logs.db"):
+        assert machine.run("test", "-e", path).returncode == 0, path
+    for path in ("/opt/mepd", "/usr/bin/mepctl", "/lib/systemd/system/mepd.service"):
+        assert machine.run("test", "-e", path).returncode == 1, path
 
     machine.sh("apt-get purge -y mepd")
     for path in ("/etc/mepd", "/var/lib/mepd"):
