@@ -59,7 +59,7 @@ def test_upgrade_keeps_records_config_and_the_running_service(machine: Machine, 
     wait_for(lambda: stored(machine, f"after-{token}"), what="a record stored by version N+1")
 
 
-def test_remove_stops_and_keeps_config_and_data_purge_deletes_them(machine: Machine) -> None:
+def test_remove_stops_and_keeps_config_and_data_purge_deletes_them(machine: Machine, next_deb: Path) -> None:
     token = uuid.uuid4().hex
     send_tcp(machine, f"kept-{token}")
     wait_for(lambda: stored(machine, f"kept-{token}"), what="a record to keep")
@@ -71,6 +71,14 @@ def test_remove_stops_and_keeps_config_and_data_purge_deletes_them(machine: Mach
         assert machine.run("test", "-e", path).returncode == 0, path
     for path in ("/opt/mepd", "/usr/bin/mepctl", "/lib/systemd/system/mepd.service"):
         assert machine.run("test", "-e", path).returncode == 1, path
+
+    # A reinstall after remove finds the units enabled, the admin's edit and the records.
+    install(machine, next_deb)
+    enabled = machine.run("systemctl", "is-enabled", "mepd.socket", "mepd-tcp.socket", "mepd.service").stdout
+    assert enabled.split() == ["enabled"] * 3
+    assert machine.run("grep", "-q", '^log_level = "debug"', "/etc/mepd/mepd.toml").returncode == 0
+    start(machine)
+    assert stored(machine, f"kept-{token}") == [f"kept-{token}"]
 
     machine.sh("apt-get purge -y mepd")
     for path in ("/etc/mepd", "/var/lib/mepd"):
