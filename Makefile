@@ -14,7 +14,10 @@ APT_TEST := bsdutils util-linux openssl rsyslog logrotate snmpd snmp mosquitto m
 	systemd-journal-remote sqlite3 goaccess chromium nginx-light nats-server dbus-daemon
 # Building and checking the .deb (make deb, tests/integration/deploy).
 APT_DEB := dpkg-dev binutils lintian man-db
-APT_PACKAGES := $(APT_BUILD) $(APT_RUN) $(APT_TEST) $(APT_DEB)
+# Booting a Debian 12 with the .deb installed (tests/system): its root file
+# system is built from Debian's packages and cached in var/system.
+APT_SYSTEM := mmdebstrap systemd-container
+APT_PACKAGES := $(APT_BUILD) $(APT_RUN) $(APT_TEST) $(APT_DEB) $(APT_SYSTEM)
 
 .PHONY: run test lint typecheck pytest bench deb system-packages venv clean
 

@@ -223,6 +223,11 @@ def _default_socket(config_path: str) -> str:
     try:
         return config.control_socket(config_path)
     except ConfigErrors as e:
+        if os.path.exists(config_path) and not os.access(config_path, os.R_OK):
+            # The packaged config is 0640 root:mepd: the user's fix is the group, not --socket.
+            print(f"mepctl: permission denied on {config_path}: run as root or as a member of the mepd group"
+                  " (or name the socket with --socket PATH)", file=sys.stderr)
+            raise SystemExit(EXIT_USAGE) from None
         why = "; ".join(str(error) for error in e.errors)
         print(f"mepctl: {why}; cannot find the control socket: name it with --socket PATH or $MEPD_SOCKET",
               file=sys.stderr)

@@ -8,22 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
-from tests.integration.deploy.tools import run, tool
+from tests.integration.deploy.tools import build_deb, run
 
 
 @pytest.fixture(scope="session")
 def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The package, built by packaging/deb/build.sh as `make deb` does (needs PyPI or a pip cache)."""
-    for name in ("dpkg-deb", "dpkg-shlibdeps", "strip"):
-        tool(name)
-    out = tmp_path_factory.mktemp("deb")
-    result = run("sh", str(ROOT / "packaging" / "deb" / "build.sh"), str(out), timeout=600)
-    if result.returncode != 0:
-        pytest.fail(f"build.sh exited {result.returncode}:\n{result.stdout}\n{result.stderr[-4000:]}")
-    debs = list(out.glob("*.deb"))
-    assert len(debs) == 1, debs
-    return debs[0]
+    return build_deb(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

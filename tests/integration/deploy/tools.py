@@ -7,12 +7,15 @@ skipping: a deployment check that silently does not run proves nothing.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import ROOT
 
 # Where each tool comes from, for the failure message.
 TOOLS = {
@@ -62,3 +65,37 @@ def in_mount_namespace(tree: Path, script: str) -> subprocess.CompletedProcess[s
         f" mount -t overlay overlay -o lowerdir={tree}/usr/share/man:/usr/share/man /usr/share/man;"
     )
     return run(tool("unshare"), "--mount", "sh", "-c", setup + script)
+
+
+# What packaging/deb/build.sh reads from the checkout.
+_BUILD_INPUTS = ("mepd", "setup.cfg", "pyproject.toml", "README.md", "conf", "units", "packaging/deb")
+
+
+def build_deb(tmp_path_factory: pytest.TempPathFactory, version: str | None = None) -> Path:
+    """The .deb as `make deb` builds it, once per session (and per `version`).
+
+    `version` builds from a copy of the sources whose mepd.__version__ is
+    `version`: the next release, for upgrade tests.
+    """
+    for name in ("dpkg-deb", "dpkg-shlibdeps", "strip"):
+        tool(name)
+    out = tmp_path_factory.getbasetemp() / f"deb-{version or 'checkout'}"
+    if not (debs := sorted(out.glob("*.deb"))):
+        out.mkdir(exist_ok=True)
+        root = ROOT
+        if version is not None:
+            root = tmp_path_factory.mktemp("src")
+            for name in _BUILD_INPUTS:
+                src, dst = ROOT / name, root / name
+                if src.is_dir():
+                    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    shutil.copy2(src, dst)
+            init = root / "mepd" / "__init__.py"
+            init.write_text(re.sub(r'__version__ = ".*"', f'__version__ = "{version}"', init.read_text()))
+        result = run("sh", str(root / "packaging" / "deb" / "build.sh"), str(out), timeout=600)
+        if result.returncode != 0:
+            pytest.fail(f"build.sh exited {result.returncode}:\n{result.stdout}\n{result.stderr[-4000:]}")
+        debs = sorted(out.glob("*.deb"))
+    assert len(debs) == 1, debs
+    return debs[0]
