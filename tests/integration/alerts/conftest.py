@@ -30,7 +30,7 @@ from mepd import config
 from mepd.alerts.engine import AlertEngine
 from mepd.config import AlertConfig
 from mepd.pipeline import Pipeline
-from tests.helpers import DEADLINE, free_port, until
+from tests.helpers import free_port, until
 
 DEADLINE = 20.0
 HOST = "testhost"
