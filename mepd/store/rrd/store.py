@@ -192,6 +192,12 @@ class RrdStore:
         data: dict[str, object] = await self._call("fetch", key, since, until, cf)
         return data
 
+    async def stats(self, key: str, since: float, until: float, percentile: float = 95.0) -> dict[str, object]:
+        """rrdtool's figures of `key` over [since, until] (`worker._Owner.stats`): average, minimum, maximum,
+        percentile, total, least-squares line, and the archive's start, end, step and rows it used."""
+        data: dict[str, object] = await self._call("stats", key, since, until, percentile)
+        return data
+
     async def last_values(self, keys: Sequence[str]) -> dict[str, Sample]:
         """Each key's last value in its file, at the file's last update: what `latest` lacks after a restart,
         until the key's next sample; a key without a readable file is left out.  One call to the worker."""

@@ -267,6 +267,42 @@ class _Owner:
         return image
 
 
+    def stats(self, key: str, since: float, until: float, percentile: float) -> dict[str, object]:
+        """rrdtool's own figures over [since, until]: average, minimum, maximum, the `percentile`th percentile
+        (PERCENTNAN: unknown rows left out, as a transit bill does), the total (value x seconds), the
+        least-squares line value = slope x n + intercept over the row number n, 0 for the first row (LSLSLOPE,
+        LSLINT; LSLCORREL its correlation), and how many rows are known.
+
+        They come from `rrdtool graph` with PRINT, which first consolidates the rows to one per pixel: the
+        graph is made as wide as the range has rows of the archive `fetch` picks (the finest covering it),
+        so every figure is over those rows exactly."""
+        loc = self._existing(key)
+        (start, _end, step), _names, rows = rrdtool.fetch(*self.daemon, loc.path, "AVERAGE", "-s", str(int(since)),
+                                                          "-e", str(int(until)))
+        n = sum(1 for i in range(len(rows)) if start + (i + 1) * step <= until)  # rows stamped within the range
+        end = start + n * step
+        path = loc.path.replace(":", "\\:")
+        figures = {"average": "v,AVERAGE", "minimum": "v,MINIMUM", "maximum": "v,MAXIMUM",
+                   "percentile": f"v,{percentile:g},PERCENTNAN", "total": "v,TOTAL", "slope": "v,LSLSLOPE",
+                   "intercept": "v,LSLINT", "correlation": "v,LSLCORREL", "known": "k,TOTAL"}
+        # rrdtool graph reads the row that holds its end too: the one after the range unless the end is 1 s earlier
+        args = ["--start", str(start), "--end", str(end - 1), "--step", str(step), "--width", str(max(10, n)),
+                f"DEF:v={path}:{loc.ds}:AVERAGE", "CDEF:k=v,UN,0,1,IF"]
+        for name, rpn in figures.items():
+            args += [f"VDEF:{name}={rpn}", f"PRINT:{name}:%.12le"]
+        try:
+            printed = rrdtool.graphv("-", *self.daemon, *args)
+        except rrdtool.OperationalError as e:
+            raise RrdError(str(e)) from None
+        out: dict[str, object] = {"key": key, "start": start, "end": end, "step": step, "rows": n}
+        for i, name in enumerate(figures):
+            value = float(printed[f"print[{i}]"])
+            out[name] = None if math.isnan(value) else value
+        known = out["known"]
+        out["known"] = 0 if known is None else round(float(known) / step)  # TOTAL of 1 per known row, x step
+        return out
+
+
 _owner: _Owner | None = None
 
 
