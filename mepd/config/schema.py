@@ -843,6 +843,15 @@ class HttpConfig:
             yield "export_interval", "must be at least 10s"
 
 
+@dataclass(frozen=True, slots=True)
+class ReportConfig:
+    """`[report]`: the operations report (mepd.web.report).  With `export_dir`, last month's report is
+    written there as report-YYYY-MM.html (self-contained) and .json once the month is over."""
+
+    export_dir: FilePath = ""
+    schedule: Literal["monthly"] = "monthly"
+
+
 _NATS_URL: Final = re.compile(r"(nats|tls)://[^/\s]+")
 _SUBJECT_TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -940,6 +949,7 @@ class Config:
     alert: AlertConfig = field(default_factory=AlertConfig)
     tail: tuple[TailConfig, ...] = ()
     http: HttpConfig = field(default_factory=HttpConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     fleet: FleetConfig | None = None
     checks: tuple[CheckConfig, ...] = field(default=(), metadata={"key": "check"})  # `check` names the method
 

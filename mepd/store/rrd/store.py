@@ -218,6 +218,12 @@ class RrdStore:
         image: bytes = await self._call("graph", list(keys), period, fmt, title, end, size, legend)
         return image
 
+    async def period_graph(self, keys: Sequence[str], since: float, until: float, fmt: ImageFormat = "png",
+                           title: str = "", size: tuple[int, int] = (600, 160), trend: bool = False) -> bytes:
+        """A graph of [since, until] with each key's 95th percentile and, with `trend`, its least-squares line."""
+        image: bytes = await self._call("period_graph", list(keys), since, until, fmt, title, size, trend)
+        return image
+
 
 class RrdSink:
     """Feeds the RRD store from the sample channel in batches; counts what it skips."""
