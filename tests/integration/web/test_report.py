@@ -3,8 +3,10 @@ explicit times, incidents and log counts, and the self-contained HTML page in a 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,8 @@ from mepd.model import LogRecord, Sample, rfc3339
 from mepd.sources.snmp.interfaces import METRICS
 from mepd.store.rrd.store import Layouts, RrdStore, layout
 from mepd.web.data import DashboardData
-from mepd.web.report import ReportBuilder
+from mepd.web.report import ReportBuilder, last_month, local_tz
+from tests.helpers import Mepd, until
 from tests.integration.web.conftest import STEP, TARGET, Chromium, Served, State, raise_incident
 
 T0 = 1_772_323_200  # 2026-03-01 00:00 UTC
@@ -116,3 +119,24 @@ async def test_the_dashboard_serves_the_report(state: State, serve: Callable[[],
     assert 'src="data:image/png;base64,' in text
     async with served.session.get(f"{served.url}/report.html?month=2026-13") as resp:
         assert resp.status == 400
+
+
+async def test_mepctl_report_and_the_monthly_export(mepd_factory: Callable[..., Mepd], short_tmp: Path) -> None:
+    exports = short_tmp / "reports"
+    daemon = mepd_factory(f'[report]\nexport_dir = "{exports}"\n')
+    await write_day(daemon.root / "state" / "rrd")
+    daemon.start()
+    report = daemon.mepctl_json("report", "--since", rfc3339(T0), "--until", rfc3339(T0 + DAY))
+    check = next(c for c in report["checks"] if c["name"] == "web")
+    assert check["outages"] == [outage(T0 + 6 * HOUR, T0 + 7 * HOUR)]
+    assert "web: 95.83% available" in daemon.mepctl("report", "--since", rfc3339(T0), "--until",
+                                                     rfc3339(T0 + DAY)).stdout
+    page = daemon.mepctl("report", "--month", "2026-03", "--html").stdout
+    assert page.startswith("<!DOCTYPE html>")
+    assert 'src="data:image/png;base64,' in page
+    # At its start the daemon writes last month's report, the month being over.
+    month = datetime.fromtimestamp(last_month(time.time(), local_tz())[0], local_tz()).strftime("%Y-%m")
+    written = await until(lambda: (exports / f"report-{month}.html").exists()
+                          and (exports / f"report-{month}.json").exists(), "last month's report files")
+    assert written
+    assert json.loads((exports / f"report-{month}.json").read_text())["since"].startswith(month)
