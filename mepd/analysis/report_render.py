@@ -103,7 +103,10 @@ def render_html(report: Mapping[str, Any], graphs: Mapping[str, str]) -> str:
                       for c in report["checks"]]),
               "<h2>Incidents</h2>", _incidents_html(report.get("incidents")),
               "<h2>Logs</h2>", _logs_html(report["logs"]),
-              "<h2>Web sources</h2>", _web_html(report["web"])]
+              "<h2>Web sources</h2>", _web_html(report["web"]),
+              "<h2>Capacity forecasts</h2>",
+              _table(("metric", "crosses", "threshold", "trend now", "per day", "fit r"),
+                     [[_h(c) for c in row] for row in forecast_rows(report.get("forecasts", []))])]
     return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
             f"<title>{_h(title)}</title><style>{CSS}</style></head><body>"
             f"<h1>{_h(title)}</h1>{''.join(parts)}</body></html>\n")
@@ -145,6 +148,22 @@ def _web_html(web: Sequence[Mapping[str, Any]]) -> str:
     return _table(("source", "requests", "change", "bytes", "change", "failed", "change"), rows)
 
 
+def forecast_rows(forecasts: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    def num(v: object) -> str:
+        return f"{v:.4g}" if isinstance(v, int | float) else "-"
+
+    return [[f["key"], "now" if f["already"] else f["crossing"] or "not within a year", num(f["threshold"]),
+             num(f["now"]), num(f["slope_per_day"]), num(f["correlation"])] for f in forecasts]
+
+
+def render_forecasts(forecasts: Sequence[Mapping[str, Any]]) -> str:
+    """What `mepctl forecast` prints: soonest crossing first."""
+    head = ("metric", "crosses", "threshold", "trend now", "per day", "fit r")
+    rows = [list(head), *forecast_rows(forecasts)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return "".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n" for r in rows)
+
+
 def render_text(report: Mapping[str, Any]) -> str:
     """What `mepctl report` prints: the same figures, a line each."""
     lines = [f"Operations report {report['since']} to {report['until']}", "", "Interfaces:"]
@@ -173,4 +192,5 @@ def render_text(report: Mapping[str, Any]) -> str:
     lines += ["", "Web sources:"]
     lines += [f"  {w['name']}: {w['summary'].get('requests', 0):,} requests ({change(w['change_pct'].get('requests'))})"
               for w in report["web"]] or ["  none"]
-    return "\n".join(lines) + "\n"
+    lines += ["", "Capacity forecasts:", render_forecasts(report.get("forecasts", []))]
+    return "\n".join(lines)

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from mepd.analysis.report_render import render_text
+from mepd.analysis.report_render import render_forecasts, render_text
 from mepd.api.client import Client
 
 REPORT_TIMEOUT = 600.0  # seconds: a month of every interface's figures and graphs
@@ -25,6 +25,12 @@ def add_commands(sub: Any) -> None:
     fmt.add_argument("--json", action="store_true", help="one JSON document")
     fmt.add_argument("--html", action="store_true", help="one self-contained HTML page (graphs embedded)")
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("forecast", help="when each interface, file system and named metric crosses its threshold,"
+                                        " soonest first")
+    p.add_argument("--window", metavar="D", help='fit the trend over the last D ("30d"; default [report]'
+                                                 " forecast_window)")
+    p.add_argument("--json", action="store_true", help="one JSON document")
+    p.set_defaults(func=cmd_forecast)
 
 
 async def cmd_report(client: Client, args: argparse.Namespace) -> int:
@@ -38,4 +44,14 @@ async def cmd_report(client: Client, args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         sys.stdout.write(render_text(data))
+    return 0
+
+
+async def cmd_forecast(client: Client, args: argparse.Namespace) -> int:
+    data = await client.request("GET", "/v1/forecast", {"window": args.window} if args.window else {},
+                                time_limit=REPORT_TIMEOUT)
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(render_forecasts(data["forecasts"]))
     return 0

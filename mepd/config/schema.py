@@ -844,12 +844,28 @@ class HttpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ForecastMetricConfig:
+    """`[[report.forecast]]`: a metric whose trend is forecast, besides interfaces and file systems."""
+
+    metric: str
+    above: float
+
+
+@dataclass(frozen=True, slots=True)
 class ReportConfig:
-    """`[report]`: the operations report (mepd.web.report).  With `export_dir`, last month's report is
-    written there as report-YYYY-MM.html (self-contained) and .json once the month is over."""
+    """`[report]`: the operations report and capacity forecasts (mepd.web.report).  With `export_dir`, last
+    month's report is written there as report-YYYY-MM.html (self-contained) and .json once the month is over.
+    Forecasts fit a line to the last `forecast_window` of each interface (against 80 % of its speed), file
+    system (90 % used) and `forecast` metric."""
 
     export_dir: FilePath = ""
     schedule: Literal["monthly"] = "monthly"
+    forecast_window: Duration = 30 * 86400.0
+    forecast: tuple[ForecastMetricConfig, ...] = ()
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if self.forecast_window < 3600:
+            yield "forecast_window", "must be at least 1h"
 
 
 _NATS_URL: Final = re.compile(r"(nats|tls)://[^/\s]+")

@@ -25,13 +25,14 @@ from aiohttp import web
 
 from mepd.alerts.engine import NotRunningError
 from mepd.analysis import report as analysis
+from mepd.analysis.forecast import DISK_PCT, INTERFACE_SHARE, Forecast, forecast, soonest_first
 from mepd.analysis.report_render import render_html
 from mepd.config.schema import ReportConfig
 from mepd.model import rfc3339
 from mepd.pipeline import Counters
 from mepd.store.rrd.files import RrdError
 from mepd.store.weblog import UnknownWebSourceError
-from mepd.units import parse_time
+from mepd.units import parse_duration, parse_time
 from mepd.web.data import DashboardData, interface_key
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class ReportBuilder:
             "incidents": await self._incidents(since, until),
             "logs": await self._logs(since, until, before),
             "web": await self._web(since, until, before),
+            "forecasts": [f.to_json() for f in await self.forecasts(until)],
         }
 
     async def _points(self, key: str, since: float, until: float) -> tuple[list[analysis.Point], float]:
@@ -165,6 +167,34 @@ class ReportBuilder:
             out.append({"name": name, **analysis.weblog_summary(now, old)})
         return out
 
+    async def forecasts(self, until: float, window: float | None = None) -> list[Forecast]:
+        """Each interface direction (against 80 % of its speed), file system (90 %) and `[[report.forecast]]`
+        metric: its trend over `window` (the config's by default) before `until`, soonest crossing first."""
+        cfg = self.data.cfg.report
+        window = window or cfg.forecast_window
+        keys = set(await self.data.daemon.rrdstore.list_keys())
+        wanted: dict[str, float] = {}
+        for key in sorted(keys):
+            base, _, metric = key.rpartition(".")
+            parts = key.split(".")
+            found = interface_key(base) if metric in ("in_bps", "out_bps") else None
+            if found is not None:
+                polled = self.data.polled(found[0]).get(found[1])
+                if polled is not None and polled.speed_bps:
+                    wanted[key] = INTERFACE_SHARE * polled.speed_bps
+            elif len(parts) == 5 and parts[0] == "host" and parts[2] == "fs" and metric == "used_pct":
+                wanted[key] = DISK_PCT
+        wanted |= {f.metric: f.above for f in cfg.forecast}
+        out: list[Forecast] = []
+        for key, threshold in wanted.items():
+            try:
+                stats = await self.data.daemon.rrdstore.stats(key, until - window, until)
+            except RrdError as e:
+                log.warning("forecast: %s: %s", key, e)
+                continue
+            out.append(forecast(key, stats, threshold, until))
+        return soonest_first(out)
+
     async def graphs(self, report: Mapping[str, Any]) -> dict[str, bytes]:
         """Each interface's traffic over the period (with its 95th percentiles and trend), by interface key."""
         since, until = parse_time(report["since"], 0), parse_time(report["until"], 0)
@@ -238,7 +268,8 @@ def _write_files(folder: str, files: Mapping[str, str]) -> None:
 
 
 def api_routes(builder: ReportBuilder) -> list[web.RouteDef]:
-    """`GET /v1/report?month=YYYY-MM|since=T&until=T[&format=json|html]` on the control socket."""
+    """`GET /v1/report?month=YYYY-MM|since=T&until=T[&format=json|html]` and `GET /v1/forecast[?window=30d]`
+    on the control socket."""
 
     async def report(request: web.Request) -> web.Response:
         q = request.query
@@ -250,7 +281,16 @@ def api_routes(builder: ReportBuilder) -> list[web.RouteDef]:
             return web.Response(text=(await builder.html(since, until))[1], content_type="text/html")
         return web.json_response(await builder.build(since, until))
 
-    return [web.get("/v1/report", report)]
+    async def forecasts(request: web.Request) -> web.Response:
+        text = request.query.get("window")
+        try:
+            window = parse_duration(text) if text else None
+        except ValueError as e:
+            raise web.HTTPBadRequest(text=f"window: {e}") from None
+        found = await builder.forecasts(time.time(), window)
+        return web.json_response({"forecasts": [f.to_json() for f in found]})
+
+    return [web.get("/v1/report", report), web.get("/v1/forecast", forecasts)]
 
 
 def page_period(query: Mapping[str, str]) -> tuple[float, float]:

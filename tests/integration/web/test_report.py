@@ -14,6 +14,7 @@ import pytest
 from mepd.model import LogRecord, Sample, rfc3339
 from mepd.sources.snmp.interfaces import METRICS
 from mepd.store.rrd.store import Layouts, RrdStore, layout
+from mepd.units import parse_time
 from mepd.web.data import DashboardData
 from mepd.web.report import ReportBuilder, last_month, local_tz
 from tests.helpers import Mepd, until
@@ -140,3 +141,21 @@ async def test_mepctl_report_and_the_monthly_export(mepd_factory: Callable[..., 
                           and (exports / f"report-{month}.json").exists(), "last month's report files")
     assert written
     assert json.loads((exports / f"report-{month}.json").read_text())["since"].startswith(month)
+
+
+async def test_mepctl_forecast_lists_the_soonest_crossing(mepd_factory: Callable[..., Mepd]) -> None:
+    daemon = mepd_factory('[[report.forecast]]\nmetric = "app.queue"\nabove = 1000\n')
+    end = int(time.time()) // STEP * STEP
+    start = end - 2 * DAY
+    store = RrdStore(str(daemon.root / "state" / "rrd"), layouts=Layouts(layout(STEP)))
+    # The disk fills by 1 % a day from 50 %: 90 % in 40 days.  The queue stays flat.
+    await store.write([Sample(k, ts, v) for ts in range(start, end + 1, STEP)
+                       for k, v in (("host.h.fs.root.used_pct", 50.0 + (ts - end) / DAY), ("app.queue", 10.0))])
+    await store.close()
+    daemon.start()
+    found = daemon.mepctl_json("forecast", "--window", "1d")["forecasts"]
+    assert [f["key"] for f in found] == ["host.h.fs.root.used_pct", "app.queue"]
+    crossing = parse_time(found[0]["crossing"], 0)
+    assert abs(crossing - (end + 40 * DAY)) <= STEP
+    assert found[1]["crossing"] is None
+    assert "not within a year" in daemon.mepctl("forecast", "--window", "1d").stdout
