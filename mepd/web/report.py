@@ -1,5 +1,6 @@
 """The operations report of a period, gathered from the stores: `GET /v1/report` on the control socket
-(`mepctl report`), `/report.html` on the dashboard, and the scheduled monthly export (`[report]`).
+(`mepctl report`), `/report.html` on the dashboard, and the scheduled monthly export (`[report]`); and
+the capacity forecasts (`GET /v1/forecast`, `mepctl forecast`, the report's last section).
 
 Everything comes from what is stored: rrdtool's figures of each interface's
 file (`RrdStore.stats`), the rows of oper_up, of each check's `up` and of each
