@@ -56,6 +56,7 @@ from mepd.store.weblog import WebLogStore
 from mepd.supervisor import Component, State, Supervised
 from mepd.systemd import Notifier, listen_fds, watchdog_interval
 from mepd.web import export as web_export
+from mepd.web import report as web_report
 from mepd.web import server as web_server
 from mepd.web.dashboard import Dashboard
 
@@ -95,6 +96,7 @@ class App:
         self.exporter = web_export.Exporter(self.dashboard)
         self.api.add_routes(web_export.api_routes(self.exporter))
         self.api.add_routes(web_server.api_routes(lambda: self.cfg))
+        self.api.add_routes(web_report.api_routes(self.dashboard.reports))
         self.started = time.time()
         self.sinks: list[Supervised] = []
         self.components: dict[str, tuple[object, Supervised]] = {}
@@ -141,6 +143,9 @@ class App:
         if cfg.http.export_dir:
             export = functools.partial(web_export.create_periodic, cfg.http, self.exporter)
             specs.append(Spec("http/export", cfg.http, export))
+        if cfg.report.export_dir:
+            reports = functools.partial(web_report.MonthlyExport, cfg.report, self.dashboard.reports)
+            specs.append(Spec("report/export", cfg.report, reports))
         return specs
 
     def _build_sinks(self) -> list[Component]:

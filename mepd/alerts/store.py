@@ -312,6 +312,15 @@ class IncidentStore:
                                [iid])
         return [{**json.loads(detail), "ts": rfc3339(ts), "event": event} for ts, event, detail in rows]
 
+    async def in_period(self, since: float, until: float) -> tuple[list[Incident], list[History]]:
+        """The incidents open at some time in [since, until), and the history of their actions in it:
+        what the operations report (mepd.analysis.report) counts."""
+        rows = await self._run(self._fetch, _SELECT + " WHERE started < ? AND (resolved IS NULL OR resolved >= ?)"
+                               " ORDER BY id", [until, since])
+        events = await self._run(self._fetch, "SELECT incident, ts, event, detail FROM history"
+                                 " WHERE event LIKE 'action%' AND ts >= ? AND ts < ? ORDER BY id", [since, until])
+        return [_incident(r) for r in rows], [History(i, ts, e, json.loads(d)) for i, ts, e, d in events]
+
     async def add_silence(self, matchers: Sequence[Matcher], starts: float, ends: float, comment: str,
                           now: float) -> Silence:
         def add() -> int:

@@ -21,7 +21,7 @@ from mepd import __version__, config
 from mepd.api import render
 from mepd.api.client import Client, DaemonUnreachableError
 from mepd.api.protocol import log_params
-from mepd.cli import weblog
+from mepd.cli import report, weblog
 from mepd.config import SnmpTargetConfig
 from mepd.errors import ApiError, ConfigErrors
 from mepd.terminal import printable
@@ -266,6 +266,7 @@ def _add_dashboard_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _add_metric_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    report.add_commands(sub)  # `report` and `forecast`: figures of the stored metrics
     p = sub.add_parser("metrics", parents=[common], help="metric keys and their latest values, or one metric's points")
     p.set_defaults(func=cmd_metrics_list, prefix=None)
     msub = p.add_subparsers(dest="metrics_command", metavar="list|show")

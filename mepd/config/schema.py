@@ -843,6 +843,31 @@ class HttpConfig:
             yield "export_interval", "must be at least 10s"
 
 
+@dataclass(frozen=True, slots=True)
+class ForecastMetricConfig:
+    """`[[report.forecast]]`: a metric whose trend is forecast, besides interfaces and file systems."""
+
+    metric: str
+    above: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReportConfig:
+    """`[report]`: the operations report and capacity forecasts (mepd.web.report).  With `export_dir`, last
+    month's report is written there as report-YYYY-MM.html (self-contained) and .json once the month is over.
+    Forecasts fit a line to the last `forecast_window` of each interface (against 80 % of its speed), file
+    system (90 % used) and `forecast` metric."""
+
+    export_dir: FilePath = ""
+    schedule: Literal["monthly"] = "monthly"
+    forecast_window: Duration = 30 * 86400.0
+    forecast: tuple[ForecastMetricConfig, ...] = ()
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if self.forecast_window < 3600:
+            yield "forecast_window", "must be at least 1h"
+
+
 _NATS_URL: Final = re.compile(r"(nats|tls)://[^/\s]+")
 _SUBJECT_TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -940,6 +965,7 @@ class Config:
     alert: AlertConfig = field(default_factory=AlertConfig)
     tail: tuple[TailConfig, ...] = ()
     http: HttpConfig = field(default_factory=HttpConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     fleet: FleetConfig | None = None
     checks: tuple[CheckConfig, ...] = field(default=(), metadata={"key": "check"})  # `check` names the method
 

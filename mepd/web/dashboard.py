@@ -26,6 +26,7 @@ from mepd.web import pages
 from mepd.web.data import IN_OUT, Daemon, DashboardData, Stat, host_graph, interface_key
 from mepd.web.graphs import FORMATS, PERIOD_NAMES, GraphCache, GraphSpec, Size
 from mepd.web.pages import Ctx
+from mepd.web.report import ReportBuilder
 
 NAME: Final = re.compile(r"[A-Za-z0-9_.-]+")
 GRAPH_NAMES: Final = (*PERIOD_NAMES, "mini")
@@ -48,6 +49,7 @@ class Dashboard:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
         self.data = DashboardData(daemon)
+        self.reports = ReportBuilder(self.data)
         self.graphs = GraphCache(daemon.rrdstore)
         self.secret = os.urandom(32)
 

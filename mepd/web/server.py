@@ -50,6 +50,7 @@ from mepd.config import Config, HttpConfig, split_address
 from mepd.pipeline import Counters
 from mepd.units import parse_duration
 from mepd.web import pages, prometheus
+from mepd.web import report as web_report
 from mepd.web.assets import STATIC
 from mepd.web.dashboard import Dashboard, NotFound
 from mepd.web.graphs import CONTENT_TYPES
@@ -241,6 +242,7 @@ class Site:
             web.get("/logs/stream", self.stream),
             web.get("/incidents.html", self.incidents),
             web.get("/checks.html", self.checks),
+            web.get("/report.html", self.report),
             web.get("/incident/{id:[0-9]+}.html", self.incident),
             web.post("/incident/{id:[0-9]+}/{verb:ack|resolve|silence}", self.incident_action),
             web.get("/graph/{key}/{name}.{fmt:png|svg}", self.graph),
@@ -354,6 +356,16 @@ class Site:
 
     async def checks(self, request: web.Request) -> web.Response:
         return await self._page(request, self.dashboard.checks)
+
+    async def report(self, request: web.Request) -> web.Response:
+        """The operations report (`?month=YYYY-MM`, `?since=&until=`; last month by default): one
+        self-contained page, as `mepctl report --html` writes it."""
+        try:
+            since, until = web_report.page_period(request.query)
+        except ValueError as e:
+            raise web.HTTPBadRequest(text=str(e)) from None
+        _, page = await self.dashboard.reports.html(since, until)
+        return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
 
     async def incident(self, request: web.Request) -> web.Response:
         iid = int(request.match_info["id"])

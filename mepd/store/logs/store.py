@@ -350,6 +350,17 @@ class LogStore:
             if new:
                 yield new
 
+    async def period_counts(self, since: float, until: float, messages: int = 5000
+                            ) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]]]:
+        """(host, severity, records) over [since, until), and the `messages` commonest messages of severity
+        error or worse with their counts: what the operations report groups (mepd.analysis.report)."""
+        counts = await self._in(self._readers, self._fetch, "SELECT coalesce(host, ''), coalesce(severity, -1),"
+                                " count(*) FROM logs WHERE ts >= ? AND ts < ? GROUP BY 1, 2", [since, until])
+        errors = await self._in(self._readers, self._fetch, "SELECT message, count(*) FROM logs WHERE ts >= ?"
+                                " AND ts < ? AND severity <= 3 GROUP BY 1 ORDER BY 2 DESC LIMIT ?",
+                                [since, until, messages])
+        return [(str(h), int(sev), int(n)) for h, sev, n in counts], [(str(m), int(n)) for m, n in errors]
+
     async def stats(self) -> dict[str, object]:
         """Count, oldest, size and `future_dated`: `mepctl status`, the dashboard every 10 s and each Prometheus
         scrape ask.  Records are stored in the order received, so the oldest is the first row (min(received)

@@ -192,6 +192,12 @@ class RrdStore:
         data: dict[str, object] = await self._call("fetch", key, since, until, cf)
         return data
 
+    async def stats(self, key: str, since: float, until: float, percentile: float = 95.0) -> dict[str, object]:
+        """rrdtool's figures of `key` over [since, until] (`worker._Owner.stats`): average, minimum, maximum,
+        percentile, total, least-squares line, and the archive's start, end, step and rows it used."""
+        data: dict[str, object] = await self._call("stats", key, since, until, percentile)
+        return data
+
     async def last_values(self, keys: Sequence[str]) -> dict[str, Sample]:
         """Each key's last value in its file, at the file's last update: what `latest` lacks after a restart,
         until the key's next sample; a key without a readable file is left out.  One call to the worker."""
@@ -210,6 +216,12 @@ class RrdStore:
         `size` makes the whole image exactly (width, height) pixels; `legend=False` draws the plot alone
         (the dashboard's small graphs)."""
         image: bytes = await self._call("graph", list(keys), period, fmt, title, end, size, legend)
+        return image
+
+    async def period_graph(self, keys: Sequence[str], since: float, until: float, fmt: ImageFormat = "png",
+                           title: str = "", size: tuple[int, int] = (600, 160), trend: bool = False) -> bytes:
+        """A graph of [since, until] with each key's 95th percentile and, with `trend`, its least-squares line."""
+        image: bytes = await self._call("period_graph", list(keys), since, until, fmt, title, size, trend)
         return image
 
 

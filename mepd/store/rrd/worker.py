@@ -267,6 +267,73 @@ class _Owner:
         return image
 
 
+    def stats(self, key: str, since: float, until: float, percentile: float) -> dict[str, object]:
+        """rrdtool's own figures over [since, until]: average, minimum, maximum, the `percentile`th percentile
+        (PERCENTNAN: unknown rows left out, as a transit bill does), the total (value x seconds), the
+        least-squares line value = slope x n + intercept over the row number n, 0 for the first row (LSLSLOPE,
+        LSLINT; LSLCORREL its correlation), and how many rows are known.
+
+        They come from `rrdtool graph` with PRINT, which first consolidates the rows to one per pixel: the
+        graph is made as wide as the range has rows of the archive `fetch` picks (the finest covering it),
+        so every figure is over those rows exactly."""
+        loc = self._existing(key)
+        (start, _end, step), _names, rows = rrdtool.fetch(*self.daemon, loc.path, "AVERAGE", "-s", str(int(since)),
+                                                          "-e", str(int(until)))
+        n = sum(1 for i in range(len(rows)) if start + (i + 1) * step <= until)  # rows stamped within the range
+        end = start + n * step
+        path = loc.path.replace(":", "\\:")
+        figures = {"average": "v,AVERAGE", "minimum": "v,MINIMUM", "maximum": "v,MAXIMUM",
+                   "percentile": f"v,{percentile:g},PERCENTNAN", "total": "v,TOTAL", "slope": "v,LSLSLOPE",
+                   "intercept": "v,LSLINT", "correlation": "v,LSLCORREL", "known": "k,TOTAL"}
+        # rrdtool graph reads the row that holds its end too: the one after the range unless the end is 1 s earlier
+        args = ["--start", str(start), "--end", str(end - 1), "--step", str(step), "--width", str(max(10, n)),
+                f"DEF:v={path}:{loc.ds}:AVERAGE", "CDEF:k=v,UN,0,1,IF"]
+        for name, rpn in figures.items():
+            args += [f"VDEF:{name}={rpn}", f"PRINT:{name}:%.12le"]
+        try:
+            printed = rrdtool.graphv("-", *self.daemon, *args)
+        except rrdtool.OperationalError as e:
+            raise RrdError(str(e)) from None
+        values = [float(printed[f"print[{i}]"]) for i in range(len(figures))]
+        out: dict[str, object] = {"key": key, "start": start, "end": end, "step": step, "rows": n}
+        out |= {name: None if math.isnan(v) else v for name, v in zip(figures, values, strict=True)}
+        known = values[-1]  # the TOTAL of 1 a known row: rows x step
+        out["known"] = 0 if math.isnan(known) else round(known / step)
+        return out
+
+
+    def period_graph(self, keys: list[str], since: float, until: float, fmt: ImageFormat, title: str,
+                     size: tuple[int, int], trend: bool) -> bytes:
+        """A graph of [since, until] (a report's period): the first key as an area, the others as lines, each
+        with its 95th percentile as a dashed rule and, with `trend`, its least-squares line (LSLSLOPE,
+        LSLINT) drawn across the period, as rrdgraph_rpn's example draws it."""
+        if not keys:
+            raise RrdError("no metric to graph")
+        width, height = size
+        args = ["--imgformat", fmt.upper(), "--start", str(int(since)), "--end", str(int(until)),
+                "--width", str(width), "--height", str(height), "--title", title, "--lower-limit", "0"]
+        for i, key in enumerate(keys):
+            loc = self._existing(key)
+            path = loc.path.replace(":", "\\:")
+            label = key.rsplit(".", 1)[-1]
+            colour, dark = _COLOURS[i % len(_COLOURS)], _MAX_COLOURS[i % len(_MAX_COLOURS)]
+            args += [f"DEF:a{i}={path}:{loc.ds}:AVERAGE", f"VDEF:p{i}=a{i},95,PERCENTNAN",
+                     f"{'AREA' if i == 0 else 'LINE2'}:a{i}{colour}:{label:<12}",
+                     f"GPRINT:a{i}:AVERAGE:average %8.2lf %s", f"GPRINT:p{i}:95th percentile %8.2lf %s\\n",
+                     f"LINE1:p{i}{dark}::dashes"]
+            if trend:
+                args += [f"VDEF:s{i}=a{i},LSLSLOPE", f"VDEF:c{i}=a{i},LSLINT",
+                         f"CDEF:t{i}=a{i},POP,COUNT,1,-,s{i},*,c{i},+", f"LINE1:t{i}{dark}:trend\\n"]
+        try:
+            out = rrdtool.graphv("-", *self.daemon, *args)
+        except rrdtool.OperationalError as e:
+            raise RrdError(str(e)) from None
+        image = out.get("image")
+        if not isinstance(image, bytes):
+            raise RrdError("rrdtool drew no image")
+        return image
+
+
 _owner: _Owner | None = None
 
 
