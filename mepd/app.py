@@ -29,6 +29,7 @@ from typing import Final
 from mepd import __version__
 from mepd import config as config_mod
 from mepd.alerts import engine as alerts_engine
+from mepd.analysis import logmetrics
 from mepd.analysis.weblog import live as weblog_live
 from mepd.api import checks as checks_api
 from mepd.api import incidents as incidents_api
@@ -90,6 +91,7 @@ class App:
         self.weblogstore = WebLogStore(os.path.join(cfg.daemon.state_dir, "weblog.db"))
         self.api.add_routes(WebLogApi(self.weblogstore).routes())
         self.weblog: weblog_live.WebLogAnalyzer | None = None
+        self.logmetrics: logmetrics.LogMetrics | None = None
         self.dashboard = Dashboard(self)
         self.exporter = web_export.Exporter(self.dashboard)
         self.api.add_routes(web_export.api_routes(self.exporter))
@@ -149,8 +151,11 @@ class App:
         web = self.pipeline.logs.subscribe("analysis/weblog", self.cfg.daemon.queue_size)
         self.weblog = weblog_live.create(weblog_live.web_sources(self.cfg.tail), web, self.pipeline.samples,
                                          self.weblogstore)
+        derived = self.pipeline.logs.subscribe("analysis/logs", self.cfg.daemon.queue_size)
+        self.logmetrics = logmetrics.create(self.cfg.logs, derived, self.pipeline.samples)
         return [
             self.weblog,
+            self.logmetrics,
             LogSink(self.logstore, sub, self.logstore.counters, self.pipeline.log_counters),
             RrdSink(self.rrdstore, samples, Counters(), self.pipeline.sample_counters,
                     batch_size=rrd.batch_size, flush_interval=rrd.flush_interval),
@@ -267,6 +272,8 @@ class App:
             await self.alerts.reload(new.alert)
             if self.weblog is not None:
                 self.weblog.configure(weblog_live.web_sources(new.tail))
+            if self.logmetrics is not None:
+                self.logmetrics.configure(new.logs)
             self.cfg = new
             self.rrdstore.layouts = rrd_layouts(new)
             self.reloads.inc("ok")
@@ -303,7 +310,8 @@ def rrd_layouts(cfg: Config) -> Layouts:
     """Each SNMP target's RRDs step at its poll interval, with its archives, one file per interface; each web
     source's at its own `step` (with storage.rrd.step, a longer one outruns the heartbeat and stores unknown
     between samples); the host's at `[host] interval`, one file per group and item (an interface, a mount);
-    each check's at its interval; other keys at storage.rrd.step."""
+    each check's at its interval; the log-derived ones (`logs.`) at `[logs] step`; other keys at
+    storage.rrd.step."""
     targets = [(f"snmp.{t.name}.", t.interval, [config_mod.parse_rra(r) for r in t.rra], snmp_interfaces.METRICS)
                for t in cfg.snmp.target]
     webs = [(weblog_live.metric_prefix(w.name), w.step, (), ()) for w in weblog_live.web_sources(cfg.tail)]
@@ -311,7 +319,8 @@ def rrd_layouts(cfg: Config) -> Layouts:
     hosts = [(prefix, cfg.host.interval, host_rras, names) for prefix, names in host_metrics.key_groups(cfg.host)
              ] if cfg.host.enabled else []
     checks = [(f"check.{c.name}.", c.interval, (), ()) for c in cfg.checks]
-    return build_layouts(cfg.storage.rrd.step, [*targets, *webs, *hosts, *checks])
+    derived = [(logmetrics.PREFIX, cfg.logs.step, [config_mod.parse_rra(r) for r in cfg.logs.rra], ())]
+    return build_layouts(cfg.storage.rrd.step, [*targets, *webs, *hosts, *checks, *derived])
 
 
 def lock_state_dir(path: str) -> int:
