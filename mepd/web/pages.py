@@ -82,7 +82,7 @@ def layout(ctx: Ctx, title: str, body: str, *, refresh: float | None = None, scr
            head: str = "") -> str:
     nav = "".join(f'<a href="{ctx.root}{href}">{label}</a>' for href, label in (
         ("index.html", "Overview"), ("incidents.html", "Incidents"), ("checks.html", "Checks"),
-        ("logs.html", "Logs")))
+        ("logs.html", "Logs"), ("intake.html", "Log intake")))
     meta = f'<meta http-equiv="refresh" content="{max(10, round(refresh))}">' if refresh else ""
     script = "".join(f'<script src="{ctx.root}static/{h(s)}" defer></script>' for s in scripts)
     stamp = "exported" if ctx.static else "generated"

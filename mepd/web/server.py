@@ -241,6 +241,7 @@ class Site:
             web.get("/logs/stream", self.stream),
             web.get("/incidents.html", self.incidents),
             web.get("/checks.html", self.checks),
+            web.get("/intake.html", self.intake),
             web.get("/incident/{id:[0-9]+}.html", self.incident),
             web.post("/incident/{id:[0-9]+}/{verb:ack|resolve|silence}", self.incident_action),
             web.get("/graph/{key}/{name}.{fmt:png|svg}", self.graph),
@@ -354,6 +355,9 @@ class Site:
 
     async def checks(self, request: web.Request) -> web.Response:
         return await self._page(request, self.dashboard.checks)
+
+    async def intake(self, request: web.Request) -> web.Response:
+        return await self._page(request, self.dashboard.intake)
 
     async def incident(self, request: web.Request) -> web.Response:
         iid = int(request.match_info["id"])

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from tests.helpers import Mepd, free_port, syslog_listen, wait_for
+from tests.helpers import Mepd, free_port, prometheus_samples, syslog_listen, wait_for
 
 HOSTS = ("web1", "db.example", "fw")
 APPS = ("sshd", "cron", "nginx")
@@ -27,8 +27,8 @@ def stored_sum(d: Mepd, key: str) -> float | None:
 
 
 def test_log_intake_and_user_metrics_equal_the_sent_counts(mepd_factory: Callable[..., Mepd]) -> None:
-    port = free_port()
-    config = (syslog_listen(port, "udp") + '[logs]\nintake = true\nstep = "2s"\n'
+    port, http = free_port(), free_port()
+    config = (syslog_listen(port, "udp") + f'[http]\nlisten = "127.0.0.1:{http}"\n[logs]\nintake = true\nstep = "2s"\n'
               '[[logs.metric]]\nname = "failed_password"\npattern = "Failed password for (?P<user>\\\\S+)"\n'
               'by = "host"\n'
               '[[logs.metric]]\nname = "fw_bytes"\npattern = "len=(?P<len>[0-9]+)"\nvalue = "len"\napp = "kernel"\n')
@@ -69,3 +69,12 @@ def test_log_intake_and_user_metrics_equal_the_sent_counts(mepd_factory: Callabl
     assert stored_sum(d, "logs.metric.fw_bytes.total") == 350
     status = d.mepctl_json("status")
     assert "analysis/logs" in {c["name"] for c in status["components"]}
+
+    # The Log intake page draws them; /metrics exports the last step's counts.
+    page = d.dashboard_get(f"http://127.0.0.1:{http}/intake.html").decode()
+    for key in ("logs.all.records", "logs.severity.err.records", "logs.host.db.example.records",
+                "logs.metric.failed_password.total"):
+        assert f"graph/{key}/" in page
+        assert d.dashboard_get(f"http://127.0.0.1:{http}/graph/{key}/mini.png").startswith(b"\x89PNG")
+    scraped = prometheus_samples(d.dashboard_get(f"http://127.0.0.1:{http}/metrics").decode())
+    assert ("mepd_metric", frozenset({("key", "logs.all.records")})) in scraped
