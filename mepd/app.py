@@ -29,7 +29,7 @@ from typing import Final
 from mepd import __version__
 from mepd import config as config_mod
 from mepd.alerts import engine as alerts_engine
-from mepd.analysis import logmetrics
+from mepd.analysis import devicelogs, logmetrics
 from mepd.analysis.weblog import live as weblog_live
 from mepd.api import checks as checks_api
 from mepd.api import incidents as incidents_api
@@ -92,6 +92,7 @@ class App:
         self.api.add_routes(WebLogApi(self.weblogstore).routes())
         self.weblog: weblog_live.WebLogAnalyzer | None = None
         self.logmetrics: logmetrics.LogMetrics | None = None
+        self.devicelogs: devicelogs.DeviceLogs | None = None
         self.dashboard = Dashboard(self)
         self.exporter = web_export.Exporter(self.dashboard)
         self.api.add_routes(web_export.api_routes(self.exporter))
@@ -153,9 +154,12 @@ class App:
                                          self.weblogstore)
         derived = self.pipeline.logs.subscribe("analysis/logs", self.cfg.daemon.queue_size)
         self.logmetrics = logmetrics.create(self.cfg.logs, derived, self.pipeline.samples)
+        devices = self.pipeline.logs.subscribe("analysis/devices", self.cfg.daemon.queue_size)
+        self.devicelogs = devicelogs.create(self.cfg.snmp.target, self.snmp_hub, devices)
         return [
             self.weblog,
             self.logmetrics,
+            self.devicelogs,
             LogSink(self.logstore, sub, self.logstore.counters, self.pipeline.log_counters),
             RrdSink(self.rrdstore, samples, Counters(), self.pipeline.sample_counters,
                     batch_size=rrd.batch_size, flush_interval=rrd.flush_interval),
@@ -274,6 +278,8 @@ class App:
                 self.weblog.configure(weblog_live.web_sources(new.tail))
             if self.logmetrics is not None:
                 self.logmetrics.configure(new.logs)
+            if self.devicelogs is not None:
+                self.devicelogs.configure(new.snmp.target)
             self.cfg = new
             self.rrdstore.layouts = rrd_layouts(new)
             self.reloads.inc("ok")

@@ -100,6 +100,7 @@ TYPES: Final = {
     "bundle-ether": "be",
 }
 _SPLIT: Final = re.compile(r"([A-Za-z-]*[A-Za-z])(.*)")
+_NOT_KEY: Final = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def canonical(name: str) -> str:
@@ -119,10 +120,16 @@ def canonical(name: str) -> str:
     return (short or kind) + rest.lower()
 
 
+def _keyed(name: str) -> str:
+    """`canonical` as a metric key part: the poller names interfaces so (`GigabitEthernet0_1`)."""
+    return _NOT_KEY.sub("_", canonical(name))
+
+
 def find_interface(named: str, interfaces: Iterable[tuple[str, str]]) -> str | None:
-    """The ifName of the interface among (ifName, ifDescr) pairs that `named` (from a message) is; None."""
-    want = canonical(named)
+    """The name of the interface among (name as in metric keys, ifDescr) pairs that `named` (from a message)
+    is; None."""
+    want, keyed = canonical(named), _keyed(named)
     for if_name, descr in interfaces:
-        if canonical(if_name) == want or (descr and canonical(descr) == want):
+        if _keyed(if_name) == keyed or (descr and canonical(descr) == want):
             return if_name
     return None

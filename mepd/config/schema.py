@@ -217,7 +217,9 @@ class SnmpOidConfig:
 
 @dataclass(frozen=True, slots=True)
 class SnmpTargetConfig:
-    """One agent (`[[snmp.target]]`); secrets may come from `keys_file`, a TOML file only mepd can read."""
+    """One agent (`[[snmp.target]]`); secrets may come from `keys_file`, a TOML file only mepd can read.
+
+    `syslog_hosts`: the names its device's syslog records carry, besides its `host` and sysName."""
 
     name: str
     host: str
@@ -244,6 +246,7 @@ class SnmpTargetConfig:
     max_bps: float = 0.0
     rra: tuple[str, ...] = ()
     oid: tuple[SnmpOidConfig, ...] = ()
+    syslog_hosts: tuple[str, ...] = ()
 
     def check(self) -> Iterator[tuple[str, str]]:
         if not _NAME.fullmatch(self.name):

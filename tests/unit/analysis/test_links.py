@@ -77,3 +77,10 @@ def test_find_interface_by_ifname_or_ifdescr() -> None:
     assert find_interface("Gi0/1", table) == "Gi0/1"
     assert find_interface("eth0", table) == "eth0"
     assert find_interface("GigabitEthernet0/3", table) is None
+
+
+def test_find_interface_by_its_metric_key_name() -> None:
+    """The poller names interfaces as key parts: "/" becomes "_"."""
+    table = [("GigabitEthernet0_1", "GigabitEthernet0/1 port"), ("ge-0_0_1", "")]
+    assert find_interface("Gi0/1", table) == "GigabitEthernet0_1"
+    assert find_interface("ge-0/0/1", table) == "ge-0_0_1"
