@@ -67,11 +67,13 @@ async def test_link_lines_name_the_interface_by_alias(start_sim: StartSim, polle
     index = devices.index
     by_sysname = link_record(index, hub, record("%LINK-3-UPDOWN: Interface Gi0/2, changed state to down",
                                                 host="simulated.example.net"))
-    assert by_sysname is not None and by_sysname.link is not None
+    assert by_sysname is not None
+    assert by_sysname.link is not None
     assert (by_sysname.target, by_sysname.link.event, by_sysname.interface) == ("core", "down", "GigabitEthernet0_2")
     by_address = link_record(index, hub, record("%LINEPROTO-5-UPDOWN: Line protocol on Interface "
                                                 "GigabitEthernet0/1, changed state to up", peer="127.0.0.1:514"))
-    assert by_address is not None and by_address.interface == "GigabitEthernet0_1"
+    assert by_address is not None
+    assert by_address.interface == "GigabitEthernet0_1"
     assert link_record(index, hub, record("%LINK-3-UPDOWN: Interface Gi0/1, changed state to down",
                                           host="other", peer="192.0.2.7:514")) is None
     devices.process([record("%LINK-3-UPDOWN: Interface Gi0/9, changed state to down", host="simulated")])
