@@ -33,6 +33,7 @@ from mepd.analysis import devicelogs, logmetrics
 from mepd.analysis.weblog import live as weblog_live
 from mepd.api import checks as checks_api
 from mepd.api import incidents as incidents_api
+from mepd.api import timeline as timeline_api
 from mepd.api.metrics import MetricsApi
 from mepd.api.protocol import DaemonStatus
 from mepd.api.server import ApiServer
@@ -87,6 +88,7 @@ class App:
         self.api.add_routes(MetricsApi(self.rrdstore).routes())
         self.alerts = alerts_engine.create(cfg, self.pipeline)
         self.api.add_routes(incidents_api.routes(self.alerts))
+        self.api.add_routes(timeline_api.routes(self))
         self.api.add_routes(checks_api.routes(self))
         self.weblogstore = WebLogStore(os.path.join(cfg.daemon.state_dir, "weblog.db"))
         self.api.add_routes(WebLogApi(self.weblogstore).routes())
@@ -107,6 +109,10 @@ class App:
         self._signals = 0
         self.inherited = listen_fds()
         self.syslog_handover = syslog_server.Handover()
+
+    @property
+    def snmp_targets(self) -> tuple[config_mod.SnmpTargetConfig, ...]:
+        return self.cfg.snmp.target
 
     def specs(self, cfg: Config) -> list[Spec]:
         """Every source component the config asks for; the single place a new source is wired in."""
