@@ -29,9 +29,11 @@ from typing import Final
 from mepd import __version__
 from mepd import config as config_mod
 from mepd.alerts import engine as alerts_engine
+from mepd.analysis import devicelogs, logmetrics
 from mepd.analysis.weblog import live as weblog_live
 from mepd.api import checks as checks_api
 from mepd.api import incidents as incidents_api
+from mepd.api import timeline as timeline_api
 from mepd.api.metrics import MetricsApi
 from mepd.api.protocol import DaemonStatus
 from mepd.api.server import ApiServer
@@ -88,10 +90,13 @@ class App:
         self.api.add_routes(MetricsApi(self.rrdstore).routes())
         self.alerts = alerts_engine.create(cfg, self.pipeline)
         self.api.add_routes(incidents_api.routes(self.alerts))
+        self.api.add_routes(timeline_api.routes(self))
         self.api.add_routes(checks_api.routes(self))
         self.weblogstore = WebLogStore(os.path.join(cfg.daemon.state_dir, "weblog.db"))
         self.api.add_routes(WebLogApi(self.weblogstore).routes())
         self.weblog: weblog_live.WebLogAnalyzer | None = None
+        self.logmetrics: logmetrics.LogMetrics | None = None
+        self.devicelogs: devicelogs.DeviceLogs | None = None
         self.dashboard = Dashboard(self)
         self.exporter = web_export.Exporter(self.dashboard)
         self.api.add_routes(web_export.api_routes(self.exporter))
@@ -107,6 +112,10 @@ class App:
         self._signals = 0
         self.inherited = listen_fds()
         self.syslog_handover = syslog_server.Handover()
+
+    @property
+    def snmp_targets(self) -> tuple[config_mod.SnmpTargetConfig, ...]:
+        return self.cfg.snmp.target
 
     def specs(self, cfg: Config) -> list[Spec]:
         """Every source component the config asks for; the single place a new source is wired in."""
@@ -155,8 +164,14 @@ class App:
         web = self.pipeline.logs.subscribe("analysis/weblog", self.cfg.daemon.queue_size, accept=web_records(self.cfg))
         self.weblog = weblog_live.create(weblog_live.web_sources(self.cfg.tail), web, self.pipeline.samples,
                                          self.weblogstore)
+        derived = self.pipeline.logs.subscribe("analysis/logs", self.cfg.daemon.queue_size)
+        self.logmetrics = logmetrics.create(self.cfg.logs, derived, self.pipeline.samples)
+        devices = self.pipeline.logs.subscribe("analysis/devices", self.cfg.daemon.queue_size)
+        self.devicelogs = devicelogs.create(self.cfg.snmp.target, self.snmp_hub, devices)
         return [
             self.weblog,
+            self.logmetrics,
+            self.devicelogs,
             LogSink(self.logstore, sub, self.logstore.counters, self.pipeline.log_counters),
             RrdSink(self.rrdstore, samples, Counters(), self.pipeline.sample_counters,
                     batch_size=rrd.batch_size, flush_interval=rrd.flush_interval),
@@ -275,6 +290,10 @@ class App:
             await self.alerts.reload(new.alert)
             if self.weblog is not None:
                 self.weblog.configure(weblog_live.web_sources(new.tail))
+            if self.logmetrics is not None:
+                self.logmetrics.configure(new.logs)
+            if self.devicelogs is not None:
+                self.devicelogs.configure(new.snmp.target)
             self.cfg = new
             self.rrdstore.layouts = rrd_layouts(new)
             self.reloads.inc("ok")
@@ -316,7 +335,8 @@ def rrd_layouts(cfg: Config) -> Layouts:
     """Each SNMP target's RRDs step at its poll interval, with its archives, one file per interface; each web
     source's at its own `step` (with storage.rrd.step, a longer one outruns the heartbeat and stores unknown
     between samples); the host's at `[host] interval`, one file per group and item (an interface, a mount);
-    each check's at its interval; other keys at storage.rrd.step."""
+    each check's at its interval; the log-derived ones (`logs.`) at `[logs] step`; other keys at
+    storage.rrd.step."""
     targets = [(f"snmp.{t.name}.", t.interval, [config_mod.parse_rra(r) for r in t.rra], snmp_interfaces.METRICS)
                for t in cfg.snmp.target]
     webs = [(weblog_live.metric_prefix(w.name), w.step, (), ()) for w in weblog_live.web_sources(cfg.tail)]
@@ -324,7 +344,8 @@ def rrd_layouts(cfg: Config) -> Layouts:
     hosts = [(prefix, cfg.host.interval, host_rras, names) for prefix, names in host_metrics.key_groups(cfg.host)
              ] if cfg.host.enabled else []
     checks = [(f"check.{c.name}.", c.interval, (), ()) for c in cfg.checks]
-    return build_layouts(cfg.storage.rrd.step, [*targets, *webs, *hosts, *checks])
+    derived = [(logmetrics.PREFIX, cfg.logs.step, [config_mod.parse_rra(r) for r in cfg.logs.rra], ())]
+    return build_layouts(cfg.storage.rrd.step, [*targets, *webs, *hosts, *checks, *derived])
 
 
 def lock_state_dir(path: str) -> int:

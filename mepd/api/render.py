@@ -175,3 +175,18 @@ def silences(items: Sequence[Mapping[str, Any]]) -> str:
     rows = [(s["id"], s["matchers"], local_time(s["starts"]), local_time(s["ends"]), s["comment"] or "-")
             for s in items]
     return table(("ID", "MATCHERS", "FROM", "UNTIL", "COMMENT"), rows)
+
+
+def timeline(data: Mapping[str, Any]) -> str:
+    """`mepctl timeline`: one line per event, oldest first: the device's lines and its incidents' history."""
+    events = data["events"]
+    if not events:
+        return f"nothing on the timeline of {printable(data['subject'])} since {local_time(data['since'])}"
+    rows = []
+    for e in events:
+        if e["kind"] == "log":
+            what = f"{e.get('host') or '-'} {e.get('app') or '-'}: {e.get('message')}"
+        else:
+            what = f"incident {e['incident']} ({e['rule']}): {e['summary']}"
+        rows.append((local_time(e["ts"]), e["kind"], e.get("event") or "-", what))
+    return table(("TIME", "KIND", "EVENT", "WHAT"), rows)

@@ -102,6 +102,18 @@ async def cmd_metrics_show(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_timeline(client: Client, args: argparse.Namespace) -> int:
+    params = {"since": args.since}
+    if args.until:
+        params["until"] = args.until
+    data = await client.request("GET", f"/v1/timeline/{args.subject}", params)
+    if args.json:
+        _print_json(data)
+    else:
+        print(render.timeline(data))
+    return EXIT_OK
+
+
 async def cmd_graph(client: Client, args: argparse.Namespace) -> int:
     ext = os.path.splitext(args.out)[1].lower().lstrip(".")
     if ext not in ("png", "svg") or (args.format and args.format != ext):
@@ -279,6 +291,13 @@ def _add_metric_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("--until", metavar="T", help="up to T (default now)")
     q.add_argument("--cf", choices=("AVERAGE", "MAX"), default="AVERAGE", help="consolidation (default AVERAGE)")
     q.set_defaults(func=cmd_metrics_show)
+
+    p = sub.add_parser("timeline", parents=[common],
+                       help="an SNMP target's or interface's device log lines and incidents, in time order")
+    p.add_argument("subject", metavar="SUBJECT", help="snmp.TARGET or snmp.TARGET.IFACE")
+    p.add_argument("--since", metavar="T", default="1d", help='from T (default "1d" ago)')
+    p.add_argument("--until", metavar="T", help="up to T (default now)")
+    p.set_defaults(func=cmd_timeline)
 
     p = sub.add_parser("graph", parents=[common], help="draw an MRTG-style graph of metrics into a PNG or SVG file")
     p.add_argument("key", metavar="KEY", nargs="+", help="metric keys, or an interface (snmp.TARGET.IFACE): in and out")

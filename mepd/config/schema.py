@@ -217,7 +217,9 @@ class SnmpOidConfig:
 
 @dataclass(frozen=True, slots=True)
 class SnmpTargetConfig:
-    """One agent (`[[snmp.target]]`); secrets may come from `keys_file`, a TOML file only mepd can read."""
+    """One agent (`[[snmp.target]]`); secrets may come from `keys_file`, a TOML file only mepd can read.
+
+    `syslog_hosts`: the names its device's syslog records carry, besides its `host` and sysName."""
 
     name: str
     host: str
@@ -244,6 +246,7 @@ class SnmpTargetConfig:
     max_bps: float = 0.0
     rra: tuple[str, ...] = ()
     oid: tuple[SnmpOidConfig, ...] = ()
+    syslog_hosts: tuple[str, ...] = ()
 
     def check(self) -> Iterator[tuple[str, str]]:
         if not _NAME.fullmatch(self.name):
@@ -441,6 +444,82 @@ class TailConfig:
             yield "top", f"must be at least 1, got {self.top}"
         if self.step <= 0:
             yield "step", "must be positive"
+
+
+_LOG_METRIC_BY: Final = ("host", "app", "source")
+
+
+@dataclass(frozen=True, slots=True)
+class LogMetricConfig:
+    """One `[[logs.metric]]`: a counter over the records whose message `pattern` (RE2) finds, filtered by
+    globs on host/app/source and a severity (that level or more urgent); it sums the number `value` (a named
+    group) captures, else counts.  `by` splits it per record field or named group, at most `max_series`."""
+
+    name: str
+    pattern: str
+    host: str = ""
+    app: str = ""
+    source: str = ""
+    severity: str = ""
+    value: str = ""
+    by: str = ""
+    max_series: int = 100
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if not _NAME.fullmatch(self.name):
+            yield "name", f'use only letters, digits, "_" and "-", got {quoted(self.name)}'
+        groups: tuple[str, ...] = ()
+        try:
+            groups = tuple(getattr(compile_regex(self.pattern), "groupindex", {}))
+        except ValueError as e:
+            yield "pattern", f"invalid regular expression: {e}"
+        for key in ("host", "app", "source"):
+            if (glob := getattr(self, key)) and (err := glob_error(glob)):
+                yield key, err
+        if self.severity:
+            try:
+                severity_number(self.severity)
+            except ValueError as e:
+                yield "severity", str(e)
+        if self.value and self.value not in groups:
+            yield "value", f"no named group {quoted(self.value)} in pattern; write (?P<{self.value}>[0-9]+)"
+        if self.by and self.by not in _LOG_METRIC_BY and self.by not in groups:
+            yield "by", f"expected host, app, source or a named group of the pattern, got {quoted(self.by)}"
+        if not 1 <= self.max_series <= 10000:
+            yield "max_series", f"expected 1-10000, got {self.max_series}"
+
+
+@dataclass(frozen=True, slots=True)
+class LogsConfig:
+    """`[logs]`: metrics derived from the log records (mepd.analysis.logmetrics), at `step`.
+
+    `intake` turns on the per host / app / severity record counts (off unless asked for, so a config
+    without the section stores nothing new); `[[logs.metric]]` counters work either way."""
+
+    intake: bool = False
+    step: Duration = 60.0
+    top_apps: int = 10
+    max_hosts: int = 200
+    rra: tuple[str, ...] = ()
+    metric: tuple[LogMetricConfig, ...] = ()
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if self.step < 1:
+            yield "step", "must be at least 1s"
+        if not 1 <= self.top_apps <= 1000:
+            yield "top_apps", f"expected 1-1000, got {self.top_apps}"
+        if not 1 <= self.max_hosts <= 100000:
+            yield "max_hosts", f"expected 1-100000, got {self.max_hosts}"
+        for i, spec in enumerate(self.rra):
+            try:
+                parse_rra(spec)
+            except ValueError as e:
+                yield f"rra[{i}]", str(e)
+        names: dict[str, int] = {}
+        for i, m in enumerate(self.metric):
+            if m.name in names:
+                yield f"metric[{i}].name", f"duplicate of metric[{names[m.name]}]"
+            names[m.name] = i
 
 
 @dataclass(frozen=True, slots=True)
@@ -964,6 +1043,7 @@ class Config:
     host: HostConfig = field(default_factory=HostConfig)
     alert: AlertConfig = field(default_factory=AlertConfig)
     tail: tuple[TailConfig, ...] = ()
+    logs: LogsConfig = field(default_factory=LogsConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     fleet: FleetConfig | None = None

@@ -22,7 +22,7 @@ from mepd.api.protocol import log_query
 from mepd.store.logs.store import QueryLimitError
 from mepd.store.rrd.store import KEY, Period, RrdError
 from mepd.web import checks as checks_page
-from mepd.web import pages
+from mepd.web import logintake, pages
 from mepd.web.data import IN_OUT, Daemon, DashboardData, Stat, host_graph, interface_key
 from mepd.web.graphs import FORMATS, PERIOD_NAMES, GraphCache, GraphSpec, Size
 from mepd.web.pages import Ctx
@@ -143,6 +143,14 @@ class Dashboard:
         states = check_states(await self.daemon.status())
         refresh = min((c.interval for c in self.daemon.cfg.checks), default=self.daemon.cfg.storage.rrd.step)
         return checks_page.page(ctx, states, set(await self.check_graph_keys()), time.time(), refresh)
+
+    async def intake(self, ctx: Ctx) -> str:
+        store = self.daemon.rrdstore
+        return logintake.page(ctx, await self.intake_graph_keys(), store.latest, self.daemon.cfg.logs.step)
+
+    async def intake_graph_keys(self) -> list[str]:
+        """The Log intake page's graphs: every log-derived key with an RRD."""
+        return [k for k in await self.daemon.rrdstore.list_keys() if k.startswith(logintake.PREFIX)]
 
     # -- graphs ----------------------------------------------------------------------------------------------
 

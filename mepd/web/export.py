@@ -90,7 +90,8 @@ class Exporter:
         for name in d.data.web_source_names(str(s["name"]) for s in stored):
             await put(f"web/{name}.html", await d.web_source(d.ctx("../", static=True), name))
         await put("checks.html", await d.checks(top))
-        for key in await d.check_graph_keys():
+        await put("intake.html", await d.intake(top))
+        for key in [*await d.check_graph_keys(), *await d.intake_graph_keys()]:
             for graph in ("mini", "day"):
                 await put(f"graph/{key}/{graph}.png", await d.graph(key, graph, "png"))
         await put("incidents.html", await d.incidents(top))

@@ -81,7 +81,7 @@ def badge(text: str, kind: str) -> str:
 def layout(ctx: Ctx, title: str, body: str, *, refresh: float | None = None, scripts: Sequence[str] = (),
            head: str = "") -> str:
     links = [("index.html", "Overview"), ("incidents.html", "Incidents"), ("checks.html", "Checks"),
-             ("logs.html", "Logs")]
+             ("logs.html", "Logs"), ("intake.html", "Log intake")]
     links += [] if ctx.static else [("report.html", "Report")]  # made on request: not in a static export
     nav = "".join(f'<a href="{ctx.root}{href}">{label}</a>' for href, label in links)
     meta = f'<meta http-equiv="refresh" content="{max(10, round(refresh))}">' if refresh else ""

@@ -214,7 +214,7 @@ def _latest(out: Exposition, s: Snapshot) -> None:
         cutoff = cutoffs.get(group)
         if cutoff is None:
             step = layouts(key).step
-            cutoff = cutoffs[group] = now - (max_age(step) if parts[0] == "weblog" else 2 * step)
+            cutoff = cutoffs[group] = now - (max_age(step) if parts[0] in ("weblog", "logs") else 2 * step)
         if sample.ts < cutoff:
             continue
         if parts[0] == "snmp" and len(parts) == 4 and parts[3] in snmp:

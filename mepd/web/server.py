@@ -243,6 +243,7 @@ class Site:
             web.get("/incidents.html", self.incidents),
             web.get("/checks.html", self.checks),
             web.get("/report.html", self.report),
+            web.get("/intake.html", self.intake),
             web.get("/incident/{id:[0-9]+}.html", self.incident),
             web.post("/incident/{id:[0-9]+}/{verb:ack|resolve|silence}", self.incident_action),
             web.get("/graph/{key}/{name}.{fmt:png|svg}", self.graph),
@@ -366,6 +367,9 @@ class Site:
             raise web.HTTPBadRequest(text=str(e)) from None
         _, page = await self.dashboard.reports.html(since, until)
         return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+    async def intake(self, request: web.Request) -> web.Response:
+        return await self._page(request, self.dashboard.intake)
 
     async def incident(self, request: web.Request) -> web.Response:
         iid = int(request.match_info["id"])

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ from mepd.sources.snmp.wire import Oid, SnmpError, parse_oid
 log = logging.getLogger(__name__)
 
 SYS_UPTIME: Final = (1, 3, 6, 1, 2, 1, 1, 3, 0)
+SYS_NAME: Final = (1, 3, 6, 1, 2, 1, 1, 5, 0)
 ENGINE_BOOTS: Final = (1, 3, 6, 1, 6, 3, 10, 2, 1, 2, 0)
 DESCRIBE_MAX_AGE: Final = 3600.0  # seconds: an ifAlias or speed changed with nothing else shows within the hour
 STREAM_CHUNK: Final = 1000  # samples put on the pipeline at once while a walk goes on (`_Stream`)
@@ -77,11 +79,16 @@ StatusColumns = tuple[Column, Column, Column]
 
 class SnmpHub:
     """What the target components share: the bound on parallel walks, and where each keeps its last
-    counters across a restart (`state`; None: nowhere)."""
+    counters across a restart (`state`; None: nowhere).  Shared with the device-log consumer
+    (mepd.analysis.devicelogs), by target name: each target's last interfaces and sysName, which it reads,
+    and the times its device's log said it restarted, which it writes and the target's next poll takes."""
 
     def __init__(self, cfg: SnmpConfig, state_dir: str | None = None) -> None:
         self.bound = asyncio.Semaphore(cfg.max_parallel)
         self.state_dir = state_dir
+        self.interfaces: dict[str, Mapping[str, Interface]] = {}
+        self.sys_names: dict[str, str] = {}
+        self.restarts: dict[str, float] = {}
 
 
 @dataclass(slots=True)
@@ -329,8 +336,17 @@ class SnmpTarget:
         """The cycle's samples, and how many of them (the first) are on the pipeline already."""
         session = self._session
         assert session is not None
-        scalars = await session.get([SYS_UPTIME, ENGINE_BOOTS, IF_TABLE_LAST_CHANGE, *self.extra_oids.values()])
+        scalars = await session.get([SYS_UPTIME, ENGINE_BOOTS, IF_TABLE_LAST_CHANGE, SYS_NAME,
+                                     *self.extra_oids.values()])
         ts = self._clock()
+        if isinstance(sys_name := scalars.get(SYS_NAME), bytes) and sys_name:
+            self.hub.sys_names[self.cfg.name] = sys_name.decode(errors="replace")
+        restarted = self.hub.restarts.pop(self.cfg.name, None)
+        if restarted is not None and restarted > (self.status.last_poll or -math.inf):
+            # The device's log said it restarted since the last poll: its counters start again, whatever
+            # sysUpTime says (a supervisor switchover keeps it), so no rate spans the restart.
+            self._rows = {}
+            self.counters.inc("log_restarts")
         uptime = as_int(scalars.get(SYS_UPTIME))
         if uptime is None:
             raise SnmpError("no sysUpTime in the answer")
@@ -364,6 +380,7 @@ class SnmpTarget:
         self.status.last_poll = ts
         self.status.interfaces = len(chosen)
         self.interfaces = {i.name: i for i, _ in chosen}
+        self.hub.interfaces[cfg.name] = self.interfaces
         out = stream.samples if stream else []
         out += self._rate_samples(rates, [c for c in chosen if c[0].name not in done], columns, columns32)
         self._end_pass(rates)
