@@ -56,9 +56,9 @@ from mepd.store.rrd.files import (
 )
 from mepd.workers import Worker, WorkerDiedError
 
-__all__ = ["DS", "KEY", "MRTG_RRAS", "PERIODS", "HoltWinters", "ImageFormat", "Layouts", "Location", "Period", "RrdError",
-           "RrdLayout", "RrdSink", "RrdStore", "WriteResult", "build_layouts", "key_path", "layout", "locate",
-           "path_key", "read_location"]
+__all__ = ["DS", "KEY", "MRTG_RRAS", "PERIODS", "HoltWinters", "ImageFormat", "Layouts", "Location", "Period",
+           "RrdError", "RrdLayout", "RrdSink", "RrdStore", "WriteResult", "build_layouts", "key_path", "layout",
+           "locate", "path_key", "read_location"]
 
 log = logging.getLogger(__name__)
 

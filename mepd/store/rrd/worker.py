@@ -151,12 +151,13 @@ class _Owner:
             last = self._last_update(loc, ts, result) if last is None else last
             if loc.layout.anomaly is not None:
                 self._watch(path, loc, self._keys[kid])
-            return path, last
         except ValueError:
             result.invalid_keys += 1
         except (rrdtool.OperationalError, OSError) as e:
             result.errors.append(f"{self._keys[kid]}: {e}")
             result.failed_samples += 1
+        else:
+            return path, last
         return None
 
     def _update(self, lines: dict[str, _Lines], result: WriteResult) -> None:
