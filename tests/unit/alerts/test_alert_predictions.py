@@ -132,3 +132,4 @@ async def test_the_rrd_sink_sends_failures_to_the_pipeline_and_an_anomaly_rule_f
     assert any(at(SPIKE.start) <= ts <= at(SPIKE.stop) for ts in fired), fired
     assert any(at(DROP.start) <= ts <= at(DROP.stop) for ts in fired), fired
     assert min(fired) >= at(SPIKE.start), "normal variation never fires"
+
