@@ -29,6 +29,7 @@ from typing import Final
 from mepd import __version__
 from mepd import config as config_mod
 from mepd.alerts import engine as alerts_engine
+from mepd.alerts import forecasts as alert_forecasts
 from mepd.analysis import devicelogs, logmetrics
 from mepd.analysis.weblog import live as weblog_live
 from mepd.api import checks as checks_api
@@ -39,6 +40,7 @@ from mepd.api.protocol import DaemonStatus
 from mepd.api.server import ApiServer
 from mepd.api.weblog import WebLogApi
 from mepd.config import Config
+from mepd.config.syntax import compile_glob
 from mepd.errors import AlreadyRunningError, ConfigErrors
 from mepd.fleet import consumer as fleet_consumer
 from mepd.fleet import publisher as fleet_publisher
@@ -53,6 +55,7 @@ from mepd.sources.snmp import target as snmp_source
 from mepd.sources.syslog import server as syslog_server
 from mepd.sources.syslog.sockets import match_inherited
 from mepd.store.logs.store import LogSink, LogStore
+from mepd.store.rrd.files import FORECAST_PREFIX, HoltWinters
 from mepd.store.rrd.store import Layouts, RrdSink, RrdStore, build_layouts
 from mepd.store.weblog import WebLogStore
 from mepd.supervisor import Component, State, Supervised
@@ -155,6 +158,10 @@ class App:
         if cfg.report.export_dir:
             reports = functools.partial(web_report.MonthlyExport, cfg.report, self.dashboard.reports)
             specs.append(Spec("report/export", cfg.report, reports))
+        if predicted := tuple(r for r in cfg.alert.rule if r.forecast):
+            watch = functools.partial(alert_forecasts.ForecastWatch, predicted, cfg.report.forecast_window,
+                                      self.rrdstore, samples)
+            specs.append(Spec("alerts/forecast", (predicted, cfg.report.forecast_window), watch))
         return specs
 
     def _build_sinks(self) -> list[Component]:
@@ -174,7 +181,8 @@ class App:
             self.devicelogs,
             LogSink(self.logstore, sub, self.logstore.counters, self.pipeline.log_counters),
             RrdSink(self.rrdstore, samples, Counters(), self.pipeline.sample_counters,
-                    batch_size=rrd.batch_size, flush_interval=rrd.flush_interval),
+                    batch_size=rrd.batch_size, flush_interval=rrd.flush_interval,
+                    derived=self.pipeline.samples.offer_many),
             self.alerts,
         ]
 
@@ -335,8 +343,9 @@ def rrd_layouts(cfg: Config) -> Layouts:
     """Each SNMP target's RRDs step at its poll interval, with its archives, one file per interface; each web
     source's at its own `step` (with storage.rrd.step, a longer one outruns the heartbeat and stores unknown
     between samples); the host's at `[host] interval`, one file per group and item (an interface, a mount);
-    each check's at its interval; the log-derived ones (`logs.`) at `[logs] step`; other keys at
-    storage.rrd.step."""
+    each check's at its interval; the log-derived ones (`logs.`) at `[logs] step`; forecast rules' samples at
+    their interval; other keys at storage.rrd.step.  The keys of anomaly rules get the Holt-Winters archives of
+    their season."""
     targets = [(f"snmp.{t.name}.", t.interval, [config_mod.parse_rra(r) for r in t.rra], snmp_interfaces.METRICS)
                for t in cfg.snmp.target]
     webs = [(weblog_live.metric_prefix(w.name), w.step, (), ()) for w in weblog_live.web_sources(cfg.tail)]
@@ -345,7 +354,10 @@ def rrd_layouts(cfg: Config) -> Layouts:
              ] if cfg.host.enabled else []
     checks = [(f"check.{c.name}.", c.interval, (), ()) for c in cfg.checks]
     derived = [(logmetrics.PREFIX, cfg.logs.step, [config_mod.parse_rra(r) for r in cfg.logs.rra], ())]
-    return build_layouts(cfg.storage.rrd.step, [*targets, *webs, *hosts, *checks, *derived])
+    forecasts = [(FORECAST_PREFIX, alert_forecasts.INTERVAL, (), ())]
+    anomalies = [(compile_glob(r.metric), HoltWinters(r.anomaly.season, r.anomaly.failures, r.anomaly.window))
+                 for r in cfg.alert.rule if r.anomaly is not None]
+    return build_layouts(cfg.storage.rrd.step, [*targets, *webs, *hosts, *checks, *derived, *forecasts], anomalies)
 
 
 def lock_state_dir(path: str) -> int:

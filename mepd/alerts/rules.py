@@ -29,6 +29,7 @@ from mepd.config import AlertRuleConfig
 from mepd.config.syntax import DISTINCT_MAX, DISTINCT_SHOWN, RECORD_FIELDS, compile_glob, compile_regex, render
 from mepd.model import LogRecord, Sample, facility_name, rfc3339, severity_name, severity_number
 from mepd.pipeline import Counters
+from mepd.store.rrd.files import ANOMALY_PREFIX, FORECAST_PREFIX
 from mepd.units import format_duration
 
 ChangeKind = Literal["fire", "update", "resolve"]
@@ -254,6 +255,58 @@ class MetricRule(Rule):
                     self.series[key] = s
                 elif s.firing:
                     self.series[key] = _Threshold(firing=True, last_ts=s.last_ts)
+
+
+class DerivedRule(MetricRule):
+    """A threshold on samples mepd derives from a metric (`<prefix><key>`), whose incident is the metric key's."""
+
+    prefix = ""
+
+    def observe_sample(self, sample: Sample, now: float) -> list[Change]:
+        if not sample.key.startswith(self.prefix):
+            return []
+        return super().observe_sample(Sample(sample.key[len(self.prefix):], sample.ts, sample.value), now)
+
+
+class AnomalyRule(DerivedRule):
+    """Fires while rrdtool's Holt-Winters FAILURES flags the key: the RRD store gives the key's file those
+    archives and reports each FAILURES row as an `anomaly.<key>` sample, 1 abnormal, 0 normal."""
+
+    prefix = ANOMALY_PREFIX
+
+    def __init__(self, cfg: AlertRuleConfig) -> None:
+        super().__init__(cfg)
+        self.default_summary = "{key} is abnormal: outside the band rrdtool predicts from its past seasons"
+        self.template = cfg.summary or self.default_summary
+
+    def breaches(self, v: float) -> bool:
+        return v >= 1
+
+    def clears(self, v: float) -> bool:
+        return v < 1
+
+
+def forecast_prefix(rule: str) -> str:
+    """The keys of a forecast rule's samples: `forecast.<rule>.<key>`, the days until the key's trend
+    crosses the rule's `above` (mepd.alerts.forecasts)."""
+    return f"{FORECAST_PREFIX}{rule}."
+
+
+class ForecastRule(DerivedRule):
+    """Fires when the key's least-squares trend crosses `above` sooner than `forecast` from now."""
+
+    def __init__(self, cfg: AlertRuleConfig) -> None:
+        super().__init__(cfg)
+        self.prefix = forecast_prefix(cfg.name)
+        self.days = cfg.forecast / 86400
+        self.default_summary = "{key} reaches {threshold:g} in {value:.1f} days at its present trend"
+        self.template = cfg.summary or self.default_summary
+
+    def breaches(self, v: float) -> bool:
+        return v < self.days
+
+    def clears(self, v: float) -> bool:
+        return v >= self.days
 
 
 @dataclass(slots=True)
@@ -545,4 +598,6 @@ def build(cfg: AlertRuleConfig, now: float, counters: Counters | None = None) ->
         return AbsenceRule(cfg, now)
     if cfg.kind == "log":
         return DistinctRule(cfg, counters) if cfg.distinct else LogRule(cfg)
-    return MetricRule(cfg)
+    if cfg.anomaly is not None:
+        return AnomalyRule(cfg)
+    return ForecastRule(cfg) if cfg.forecast else MetricRule(cfg)

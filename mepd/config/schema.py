@@ -672,6 +672,28 @@ class AlertActionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AnomalyConfig:
+    """`anomaly = { season = "1d" }` of a rule: rrdtool's Holt-Winters prediction of the metric over a season,
+    abnormal when `failures` of the last `window` values leave the confidence band (rrdtool's defaults)."""
+
+    season: Duration
+    failures: int = 7
+    window: int = 9
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if self.season < 60:
+            yield "season", "must be at least 1m"
+        if not 1 <= self.window <= HW_WINDOW_MAX:
+            yield "window", f"must be from 1 to {HW_WINDOW_MAX} (rrdtool's limit), got {self.window}"
+        if not 1 <= self.failures <= self.window:
+            yield "failures", f"must be from 1 to `window` ({self.window}), got {self.failures}"
+
+
+HW_WINDOW_MAX: Final = 28
+FORECAST_HORIZON_MAX: Final = 365 * 86400.0  # mepd.analysis.forecast.HORIZON: no crossing is sought further
+
+
+@dataclass(frozen=True, slots=True)
 class AlertRuleConfig:
     """One rule: a metric threshold (`metric` + `above`/`below`), a log pattern, or an absence (`absent`)."""
 
@@ -698,6 +720,8 @@ class AlertRuleConfig:
     absent: Duration = 0.0
     per: tuple[str, ...] = ()
     action: tuple[AlertActionConfig, ...] = ()
+    forecast: Duration = 0.0  # a horizon: fires when the metric's trend crosses `above` sooner than this
+    anomaly: AnomalyConfig | None = None
 
     @property
     def kind(self) -> Literal["metric", "log", "absence"]:
@@ -736,7 +760,7 @@ class AlertRuleConfig:
         is_log = bool(self.pattern or self.host or self.app or self.source or self.log_severity)
         if kind == "metric" and not self.metric:
             yield "metric", "a rule needs `metric` with `above` or `below`, a `pattern`, or `absent`"
-        elif kind == "metric" and (self.above is None) == (self.below is None):
+        elif kind == "metric" and self.anomaly is None and (self.above is None) == (self.below is None):
             yield "above", "a metric rule needs exactly one of `above` and `below`"
         elif kind == "metric" and is_log:
             yield "metric", "a metric rule takes no log filters (pattern, host, app, source, log_severity)"
@@ -761,6 +785,7 @@ class AlertRuleConfig:
         if self.attach < 0:
             yield "attach", f"must be 0 or more, got {self.attach}"
         yield from self._distinct_errors(kind)
+        yield from self._prediction_errors(kind)
         allowed = () if kind == "metric" else ("key",) if self.metric else ("host", "app", "source")
         for i, name in enumerate(self.per):
             if name not in allowed:
@@ -770,6 +795,25 @@ class AlertRuleConfig:
                   else LOG_TEMPLATE_FIELDS)
         if err := template_error(self.summary, (*self.labels, *self.series_labels), fields):
             yield "summary", err
+
+    def _prediction_errors(self, kind: str) -> Iterator[tuple[str, str]]:
+        """A forecast rule is a metric rule with `above`; an anomaly rule takes no threshold."""
+        if self.forecast and self.anomaly is not None:
+            yield "forecast", "a rule is a forecast or an anomaly rule, not both"
+        elif (self.forecast or self.anomaly is not None) and (kind != "metric" or not self.metric):
+            yield "forecast" if self.forecast else "anomaly", "needs `metric` (and no pattern or absent)"
+        elif self.forecast:
+            if self.forecast < 0 or self.forecast > FORECAST_HORIZON_MAX:
+                yield "forecast", "must be from 0s to 365d (forecasts look a year ahead)"
+            for key, value in (("below", self.below), ("clear_above", self.clear_above),
+                               ("clear_below", self.clear_below)):
+                if value is not None:
+                    yield key, "a forecast rule fires when the trend crosses `above`: give that alone"
+        elif self.anomaly is not None:
+            for key, value in (("above", self.above), ("below", self.below), ("clear_above", self.clear_above),
+                               ("clear_below", self.clear_below)):
+                if value is not None:
+                    yield key, "an anomaly rule fires from rrdtool's FAILURES: it takes no threshold"
 
     def _distinct_errors(self, kind: str) -> Iterator[tuple[str, str]]:
         if not self.distinct:

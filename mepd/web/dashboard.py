@@ -87,7 +87,8 @@ class Dashboard:
                                  await self.data.stats(f"{view.key}.{IN_OUT[1]}", period))
         except RrdError:
             raise NotFound(f"no traffic data for interface {name!r} of {target!r}") from None
-        return pages.interface(ctx, view, stats, self.data.step_of(target))
+        forecasts = await self.reports.interface_forecasts(view.key, view.speed_bps, time.time())
+        return pages.interface(ctx, view, stats, self.data.step_of(target), forecasts)
 
     async def web_source(self, ctx: Ctx, name: str) -> str:
         if not NAME.fullmatch(name):

@@ -17,7 +17,8 @@ from html import escape
 from typing import Any, Final
 from urllib.parse import urlencode
 
-from mepd.model import SEVERITIES, Incident
+from mepd.analysis.forecast import Forecast
+from mepd.model import SEVERITIES, Incident, rfc3339
 from mepd.units import format_duration
 from mepd.web.assets import WEBLOG_CSS_SCOPE
 from mepd.web.data import HostGraph, IntakeView, InterfaceView, Overview, Stat, TargetView, WebSourceView
@@ -227,7 +228,13 @@ def overview(ctx: Ctx, ov: Overview, now: float) -> str:
 # -- interface -----------------------------------------------------------------------------------------------
 
 
-def interface(ctx: Ctx, i: InterfaceView, stats: Mapping[str, tuple[Stat, Stat]], step: float) -> str:
+def _crossing(f: Forecast) -> str:
+    when = "now" if f.already else f"on {rfc3339(f.crossing)[:10]}" if f.crossing is not None else "not within a year"
+    return f"{f.key.rpartition('.')[2].removesuffix('_bps')} reaches {si(f.threshold, 'b/s')} {when}"
+
+
+def interface(ctx: Ctx, i: InterfaceView, stats: Mapping[str, tuple[Stat, Stat]], step: float,
+              forecasts: Sequence[Forecast] = ()) -> str:
     status_kind = {"up": "ok", "down": "bad"}.get(i.status, "muted")
     info = [("Target", f'<a href="{ctx.root}index.html#target-{h(i.target)}">{h(i.target)}</a>'),
             ("Interface", h(i.name)), ("ifAlias", h(i.alias or "-")), ("ifDescr", h(i.descr or "-")),
@@ -240,6 +247,9 @@ def interface(ctx: Ctx, i: InterfaceView, stats: Mapping[str, tuple[Stat, Stat]]
         cells = [si(v, "b/s") for s in (s_in, s_out) for v in (s.maximum, s.average, s.current)]
         parts.append(f"<tr><th>{h(period)}</th>" + "".join(f"<td>{h(c)}</td>" for c in cells) + "</tr>")
     parts.append("</table></div>")
+    if forecasts:
+        told = "; ".join(map(_crossing, forecasts))
+        parts.append(f"<p id=forecast>Forecast (the least-squares trend the report draws): {h(told)}.</p>")
     for period in PERIOD_NAMES:
         svg = "" if ctx.static else f'<p class=muted><a href="{h(graph_url(ctx, i.key, period, "svg"))}">SVG</a></p>'
         parts.append(f"<section class=graph><h2>{period.capitalize()}</h2>"

@@ -196,6 +196,20 @@ class ReportBuilder:
             out.append(forecast(key, stats, threshold, until))
         return soonest_first(out)
 
+    async def interface_forecasts(self, base: str, speed_bps: float | None, now: float) -> list[Forecast]:
+        """An interface's in and out forecasts against 80 % of its speed (its page shows them); none unknown."""
+        if not speed_bps:
+            return []
+        window = self.data.cfg.report.forecast_window
+        out: list[Forecast] = []
+        for key in (f"{base}.in_bps", f"{base}.out_bps"):
+            try:
+                out.append(forecast(key, await self.data.daemon.rrdstore.stats(key, now - window, now),
+                                    INTERFACE_SHARE * speed_bps, now))
+            except RrdError:
+                continue
+        return out
+
     async def graphs(self, report: Mapping[str, Any]) -> dict[str, bytes]:
         """Each interface's traffic over the period (with its 95th percentiles and trend), by interface key."""
         since, until = parse_time(report["since"], 0), parse_time(report["until"], 0)

@@ -25,6 +25,7 @@ import itertools
 import logging
 import math
 import os
+import re
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -39,6 +40,7 @@ from mepd.store.rrd.files import (
     MRTG_RRAS,
     PERIODS,
     Batch,
+    HoltWinters,
     ImageFormat,
     Layouts,
     Location,
@@ -54,9 +56,9 @@ from mepd.store.rrd.files import (
 )
 from mepd.workers import Worker, WorkerDiedError
 
-__all__ = ["DS", "KEY", "MRTG_RRAS", "PERIODS", "ImageFormat", "Layouts", "Location", "Period", "RrdError",
-           "RrdLayout", "RrdSink", "RrdStore", "WriteResult", "build_layouts", "key_path", "layout", "locate",
-           "path_key", "read_location"]
+__all__ = ["DS", "KEY", "MRTG_RRAS", "PERIODS", "HoltWinters", "ImageFormat", "Layouts", "Location", "Period",
+           "RrdError", "RrdLayout", "RrdSink", "RrdStore", "WriteResult", "build_layouts", "key_path", "layout",
+           "locate", "path_key", "read_location"]
 
 log = logging.getLogger(__name__)
 
@@ -226,10 +228,13 @@ class RrdStore:
 
 
 class RrdSink:
-    """Feeds the RRD store from the sample channel in batches; counts what it skips."""
+    """Feeds the RRD store from the sample channel in batches; counts what it skips.  The FAILURES rows of
+    keys with Holt-Winters archives that a write completed go to `derived` as `anomaly.<key>` samples (1:
+    abnormal, 0: normal), which anomaly rules watch: it must not wait (the pipeline's `offer_many`)."""
 
     def __init__(self, store: RrdStore, subscription: Subscription[Sample], counters: Counters,
-                 pipeline_counters: Counters, *, batch_size: int = 10_000, flush_interval: float = 0.0) -> None:
+                 pipeline_counters: Counters, *, batch_size: int = 10_000, flush_interval: float = 0.0,
+                 derived: Callable[[list[Sample]], object] | None = None) -> None:
         self.name = "store/rrd"
         self.store = store
         self.subscription = subscription
@@ -239,6 +244,7 @@ class RrdSink:
         self._pipeline_counters = pipeline_counters
         self._batch_size = batch_size
         self._flush_interval = flush_interval
+        self._derived = derived
 
     async def run(self, started: Callable[[], None]) -> None:
         os.makedirs(self.store.root, exist_ok=True)
@@ -280,6 +286,8 @@ class RrdSink:
                 log.warning("rrd: %s again; %d samples dropped (dropped.write_failed)", e, len(batch))
                 return
             self._count(result, len(batch))
+            if result.failures and self._derived is not None:
+                self._derived([Sample(key, ts, value) for key, ts, value in result.failures])
             return
 
     def _count(self, result: WriteResult, n: int) -> None:
@@ -299,6 +307,9 @@ class RrdSink:
 
 
 def build_layouts(default_step: float,
-                  targets: Iterable[tuple[str, float, Sequence[tuple[float, float]], Sequence[str]]]) -> Layouts:
-    """Layouts from (key prefix, step, archives, group names) tuples, e.g. one per SNMP target."""
-    return Layouts(layout(default_step), {prefix: layout(step, rras, group) for prefix, step, rras, group in targets})
+                  targets: Iterable[tuple[str, float, Sequence[tuple[float, float]], Sequence[str]]],
+                  anomalies: Sequence[tuple[re.Pattern[str], HoltWinters]] = ()) -> Layouts:
+    """Layouts from (key prefix, step, archives, group names) tuples, e.g. one per SNMP target, and the
+    Holt-Winters archives of the keys each anomaly rule's pattern matches."""
+    return Layouts(layout(default_step), {prefix: layout(step, rras, group) for prefix, step, rras, group in targets},
+                   anomalies)

@@ -23,7 +23,9 @@ from typing import Any, Final
 import rrdtool
 
 from mepd.store.rrd.files import (
+    ANOMALY_PREFIX,
     DS,
+    LEARN_SEASONS,
     PERIODS,
     Batch,
     ImageFormat,
@@ -39,6 +41,8 @@ from mepd.store.rrd.files import (
 
 _COLOURS: Final = ("#00CC00", "#0000FF", "#FF6600", "#CC00CC", "#00CCCC", "#999900")
 _MAX_COLOURS: Final = ("#006600", "#FF00FF", "#993300", "#660066", "#006666", "#666600")
+_BAND_COLOUR: Final = "#FF0000"
+_FAILURE_COLOUR: Final = "#FFFF0080"
 
 
 @dataclass(slots=True)
@@ -54,6 +58,16 @@ class _Lines:
     lines: list[str] = field(default_factory=list)
     samples: int = 0
 
+
+@dataclass(slots=True)
+class _Watch:
+    """A file with Holt-Winters archives that anomaly rules watch: the keys by data source, the season in
+    seconds, the last FAILURES row reported, and from when its rows are believed (None: not known yet)."""
+
+    keys: dict[str, str]
+    season: float
+    seen: float
+    learned: float | None = None
 
 
 class _Owner:
@@ -74,11 +88,13 @@ class _Owner:
         self._path_of: list[str | None] = []
         self._ds_of: list[str] = []
         self._paths: dict[str, str] = {}
+        self._watched: dict[str, _Watch] = {}  # by path
 
     def set_layouts(self, layouts: Callable[[str], RrdLayout]) -> None:
         self.layouts = layouts
         self._path_of = [None] * len(self._keys)
         self._paths.clear()
+        self._watched.clear()  # found again with each key, as the new anomaly rules say
 
     def add_keys(self, first: int, keys: Sequence[str]) -> None:
         """Keys numbered `first`, `first` + 1...; those this process already has (told at its start) are kept."""
@@ -132,12 +148,16 @@ class _Owner:
             path = self._path_of[kid] = self._paths.setdefault(loc.path, loc.path)
             self._ds_of[kid] = sys.intern(loc.ds)
             last = self._last.get(path)
-            return path, (self._last_update(loc, ts, result) if last is None else last)
+            last = self._last_update(loc, ts, result) if last is None else last
+            if loc.layout.anomaly is not None:
+                self._watch(path, loc, self._keys[kid])
         except ValueError:
             result.invalid_keys += 1
         except (rrdtool.OperationalError, OSError) as e:
             result.errors.append(f"{self._keys[kid]}: {e}")
             result.failed_samples += 1
+        else:
+            return path, last
         return None
 
     def _update(self, lines: dict[str, _Lines], result: WriteResult) -> None:
@@ -152,6 +172,54 @@ class _Owner:
             else:
                 result.updated += len(pending.lines)
                 result.samples += pending.samples
+                if path in self._watched:
+                    self._failures(path, self._watched[path], result)
+
+    def _watch(self, path: str, loc: Location, key: str) -> None:
+        """Report FAILURES of `key` after each write; first give its file the Holt-Winters archives if it
+        lacks them (`rrdtool tune` adds them and keeps the history) and the rule's failure threshold."""
+        hw = loc.layout.anomaly
+        assert hw is not None
+        watch = self._watched.get(path)
+        if watch is None:
+            info = rrdtool.info(*self.daemon, path)
+            fails = next((k[:-len(".cf")] for k, v in info.items() if k.endswith(".cf") and v == "FAILURES"), None)
+            if fails is None:
+                rrdtool.tune(path, *self.daemon, *loc.layout.hw_args())
+            if fails is None or (info[f"{fails}.failure_threshold"], info[f"{fails}.window_length"]) != (
+                    hw.failures, hw.window):  # in a call of its own: tune sets these before it adds archives
+                rrdtool.tune(path, *self.daemon, "--failure-threshold", str(hw.failures), "--window-length",
+                             str(hw.window))
+            watch = self._watched[path] = _Watch({}, loc.layout.season_rows() * loc.layout.step, self._last[path])
+        watch.keys[loc.ds] = key
+
+    def _failures(self, path: str, watch: _Watch, result: WriteResult) -> None:
+        """The FAILURES rows this write completed, for each watched key; those of the first LEARN_SEASONS
+        seasons of the file's Holt-Winters archives are left out: the band is still being learned."""
+        last = self._last[path]
+        if watch.learned is None:
+            watch.learned = self._learned(path, watch)
+        (start, _end, step), names, rows = rrdtool.fetch(*self.daemon, path, "FAILURES", "-s",
+                                                         str(int(max(watch.seen, last - watch.season))),
+                                                         "-e", str(int(last)))
+        columns = [(names.index(ds), key) for ds, key in watch.keys.items() if ds in names]
+        for i, row in enumerate(rows):
+            ts = float(start + (i + 1) * step)
+            if ts <= watch.seen or ts > last:
+                continue
+            watch.seen = ts
+            if watch.learned is not None and ts >= watch.learned:
+                result.failures += [(ANOMALY_PREFIX + key, ts, float(bool(row[col])))
+                                    for col, key in columns if row[col] is not None]
+
+    def _learned(self, path: str, watch: _Watch) -> float | None:
+        """LEARN_SEASONS seasons after the first known HWPREDICT row; None while there is none."""
+        last = self._last[path]
+        (start, _end, step), _names, rows = rrdtool.fetch(*self.daemon, path, "HWPREDICT", "-s",
+                                                          str(int(last - (LEARN_SEASONS + 1) * watch.season)),
+                                                          "-e", str(int(last)))
+        first = next((i for i, row in enumerate(rows) if any(v is not None for v in row)), None)
+        return None if first is None else start + (first + 1) * step + LEARN_SEASONS * watch.season
 
     def _emit(self, path: str, row: _Row, lines: dict[str, _Lines]) -> None:
         del self._rows[path]
@@ -257,6 +325,7 @@ class _Owner:
             args.append(f"{'AREA' if i == 0 else 'LINE2'}:a{i}{colour}:{label:<12}")
             args += [f"GPRINT:a{i}:LAST:current %8.2lf %s", f"GPRINT:a{i}:AVERAGE:average %8.2lf %s",
                      f"GPRINT:m{i}:MAX:max %8.2lf %s\\n", f"LINE1:m{i}{max_colour}:"]
+            args += self._band(loc, path, i)
         try:
             out = rrdtool.graphv("-", *self.daemon, *args)
         except rrdtool.OperationalError as e:
@@ -266,6 +335,19 @@ class _Owner:
             raise RrdError("rrdtool drew no image")
         return image
 
+    def _band(self, loc: Location, path: str, i: int) -> list[str]:
+        """For a file with Holt-Winters archives, rrdcreate(1)'s aberrant behaviour graph: the confidence band
+        HWPREDICT +/- DEVPREDICT x delta (the file's deltas) as lines, and FAILURES as ticks."""
+        info = rrdtool.info(*self.daemon, loc.path)
+        fails = next((k[:-len(".cf")] for k, v in info.items() if k.endswith(".cf") and v == "FAILURES"), None)
+        if fails is None:
+            return []
+        up, down = info[f"{fails}.delta_pos"], info[f"{fails}.delta_neg"]
+        ds = f"{path}:{loc.ds}"
+        return [f"DEF:h{i}={ds}:HWPREDICT", f"DEF:d{i}={ds}:DEVPREDICT", f"DEF:f{i}={ds}:FAILURES",
+                f"CDEF:u{i}=h{i},d{i},{up},*,+", f"CDEF:l{i}=h{i},d{i},{down},*,-",
+                f"TICK:f{i}{_FAILURE_COLOUR}:1.0:failures", f"LINE1:u{i}{_BAND_COLOUR}:band",
+                f"LINE1:l{i}{_BAND_COLOUR}:\\n"]
 
     def stats(self, key: str, since: float, until: float, percentile: float) -> dict[str, object]:
         """rrdtool's own figures over [since, until]: average, minimum, maximum, the `percentile`th percentile

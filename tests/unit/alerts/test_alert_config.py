@@ -154,7 +154,7 @@ def test_commented_rule_examples_in_the_default_config_load(tmp_path: Path) -> N
             current = None
     rules = ["[[alert.rule]]\n" + "\n".join(b) for b in blocks]
     loaded = load(tmp_path, "\n".join(rules)).alert.rule
-    assert [r.name for r in loaded] == ["uplink-saturated", "ssh-spray"]
+    assert [r.name for r in loaded] == ["uplink-saturated", "ssh-spray", "disk-filling", "uplink-odd"]
 
 
 def test_metric_rule_summary_may_name_its_metric(tmp_path: Path) -> None:
