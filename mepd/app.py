@@ -40,7 +40,8 @@ from mepd.config import Config
 from mepd.errors import AlreadyRunningError, ConfigErrors
 from mepd.fleet import consumer as fleet_consumer
 from mepd.fleet import publisher as fleet_publisher
-from mepd.pipeline import Counters, Pipeline
+from mepd.model import LogRecord
+from mepd.pipeline import Accept, Counters, Pipeline, from_sources
 from mepd.sources import journal as journal_source
 from mepd.sources import tail as tail_source
 from mepd.sources.host import checks as host_checks
@@ -144,10 +145,10 @@ class App:
         return specs
 
     def _build_sinks(self) -> list[Component]:
-        sub = self.pipeline.logs.subscribe("store/logs", self.cfg.daemon.queue_size)
-        samples = self.pipeline.samples.subscribe("store/rrd", self.cfg.daemon.queue_size)
+        sub = self.pipeline.logs.subscribe("store/logs", self.cfg.daemon.queue_size, durable=True)
+        samples = self.pipeline.samples.subscribe("store/rrd", self.cfg.daemon.queue_size, durable=True)
         rrd = self.cfg.storage.rrd
-        web = self.pipeline.logs.subscribe("analysis/weblog", self.cfg.daemon.queue_size)
+        web = self.pipeline.logs.subscribe("analysis/weblog", self.cfg.daemon.queue_size, accept=web_records(self.cfg))
         self.weblog = weblog_live.create(weblog_live.web_sources(self.cfg.tail), web, self.pipeline.samples,
                                          self.weblogstore)
         return [
@@ -260,6 +261,8 @@ class App:
             stale = [key for key, (conf, sup) in self.components.items()
                      if key not in wanted or wanted[key].config != conf or sup.state is State.FATAL]
             await asyncio.gather(*(self.components.pop(key)[1].stop() for key in stale))
+            if self.weblog is not None:  # before new web tails start, so that their first records reach it
+                self.weblog.logs.accept = web_records(new)
             fresh = [key for key in wanted if key not in self.components]
             for key in fresh:
                 self._start(wanted[key])
@@ -298,6 +301,11 @@ class App:
         return DaemonStatus(__version__, os.getpid(), self.started, time.time() - self.started, self.cfg.file,
                             [s.status() for s in sups], self.pipeline.status(), await self.logstore.stats(),
                             self.reloads.snapshot(), self.last_reload_error)
+
+
+def web_records(cfg: Config) -> Accept[LogRecord]:
+    """What the web-log analyser subscribes to: its web sources' records, not the syslog and journal flow."""
+    return from_sources(weblog_live.SOURCE_PREFIX + w.name for w in weblog_live.web_sources(cfg.tail))
 
 
 def rrd_layouts(cfg: Config) -> Layouts:

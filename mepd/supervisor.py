@@ -11,7 +11,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -80,6 +80,7 @@ class Supervised:
         max_quick_failures: int = 5,
         backoff_base: float = 0.5,
         backoff_max: float = 60.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.component = component
         self.state = State.STOPPED
@@ -92,6 +93,7 @@ class Supervised:
         self._max_quick = max_quick_failures
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
+        self._sleep = sleep  # a test's, to see the backoff delays without waiting them
 
     @property
     def name(self) -> str:
@@ -146,7 +148,7 @@ class Supervised:
                 return
             self._set(State.BACKOFF)
             delay = min(self._backoff_max, self._backoff_base * 2 ** (quick_failures - 1))
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not crypto
+            await self._sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not crypto
 
     def status(self) -> ComponentStatus:
         details = getattr(self.component, "details", None)

@@ -105,7 +105,7 @@ def pipeline_put_many(bursts: list[list[LogRecord]]) -> None:
     """TCP's shape: one put_many per read, and the listener awaits its next read in between."""
     async def run() -> None:
         ch: Channel[LogRecord] = Channel("logs", Counters())
-        sub = ch.subscribe("store/logs", QUEUE)
+        sub = ch.subscribe("store/logs", QUEUE, durable=True)
         consumer = asyncio.create_task(consume(sub, sum(map(len, bursts))))
         for b in bursts:
             await ch.put_many(b)
@@ -119,7 +119,7 @@ def pipeline_offer_many(bursts: list[list[LogRecord]]) -> None:
     """UDP's shape: one offer_many per event-loop pass (a drained socket), the consumer in between."""
     async def run() -> None:
         ch: Channel[LogRecord] = Channel("logs", Counters())
-        sub = ch.subscribe("store/logs", QUEUE)
+        sub = ch.subscribe("store/logs", QUEUE, durable=True)
         loop = asyncio.get_running_loop()
         it = iter(bursts)
 
@@ -246,7 +246,7 @@ def udp_receive(sender: str, how: str, rate: int = 40_000, seconds: int = 2) -> 
                 loop.add_reader(sock.fileno(), drain)
             else:
                 ch: Channel[LogRecord] = Channel("logs", Counters())
-                sub = ch.subscribe("store/logs", QUEUE)
+                sub = ch.subscribe("store/logs", QUEUE, durable=True)
                 consumer = asyncio.create_task(consume(sub, count))
                 cfg = SyslogListenConfig(proto="udp", address="127.0.0.1:0")
                 listener = DatagramListener(cfg, ch, None, Handover())

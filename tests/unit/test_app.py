@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from mepd import config
-from mepd.app import rrd_layouts
-from mepd.model import Sample
+from mepd.app import App, rrd_layouts
+from mepd.model import LogRecord, Sample
 from mepd.store.rrd.store import RrdStore, key_path
 from tests.helpers import rrdtool_info
 
@@ -31,3 +32,25 @@ async def test_web_source_rrds_step_at_the_sources_step(tmp_path: Path) -> None:
     assert "ds[value].minimal_heartbeat = 7200\n" in web
     assert "step = 300\n" in other
     assert "ds[value].minimal_heartbeat = 600\n" in other
+
+
+def web_tails(tmp_path: Path, *names: str) -> str:
+    return f'[daemon]\nstate_dir = "{tmp_path}"\n' + "".join(
+        f'[[tail]]\nname = "{n}"\npath = "{tmp_path / n}.log"\nformat = "combined"\n' for n in names)
+
+
+async def test_the_weblog_analyser_receives_only_its_web_sources_records_also_after_a_reload(tmp_path: Path) -> None:
+    """Not every syslog and journal record, to discard: 200k syslog records a second would fill its queue."""
+    conf = tmp_path / "mepd.toml"
+    conf.write_text(web_tails(tmp_path, "web"))
+    app = App(config.load(str(conf)))
+    app._build_sinks()
+    assert app.weblog is not None
+    conf.write_text(web_tails(tmp_path, "web", "shop"))
+    try:
+        assert (await app.reload())[0] == []
+        app.pipeline.logs.offer_many([LogRecord(ts=0.0, received=0.0, message=source, source=source)
+                                      for source in ("syslog/udp", "journal", "tail:web", "tail:shop")])
+    finally:
+        await asyncio.gather(*(sup.stop() for _, sup in app.components.values()))
+    assert [r.message for r in await app.weblog.logs.get_batch(10, 0)] == ["tail:web", "tail:shop"]

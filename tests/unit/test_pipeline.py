@@ -12,7 +12,7 @@ def rec(i: int) -> LogRecord:
 
 async def test_offer_drops_and_counts_when_a_queue_is_full() -> None:
     ch: Channel[LogRecord] = Channel("logs", Counters())
-    small = ch.subscribe("small", 2)
+    small = ch.subscribe("small", 2, durable=True)
     big = ch.subscribe("big", 10)
     results = [ch.offer(rec(i)) for i in range(4)]
     assert results == [True, True, False, False]

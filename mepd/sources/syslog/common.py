@@ -1,4 +1,4 @@
-"""Pieces both syslog formats share: time arithmetic, peer addresses, the record builder.
+"""Pieces both syslog formats share: time arithmetic and peer addresses (parse.py builds the records).
 
 Timestamps are turned into epoch seconds with integer calendar arithmetic and
 a per-hour cache of local-zone offsets, because building a timezone-aware

@@ -6,8 +6,10 @@ below looks at the next token and consumes it only when it is unambiguous, so
 what is not understood stays in the message instead of being lost:
 
 - Cisco IOS: `123: router: *Mar  1 18:48:50.483 UTC: %SYS-5-CONFIG_I: ...`
-  (sequence number -> sd meta.sequenceId, `*`/`.` clock markers ->
-  sd timeQuality.isSynced=0, `%FAC-SEV-MNEMONIC` -> msgid, kept in message);
+  (sequence number -> sd meta.sequenceId, optional origin -> host, the
+  device's time taken whatever its clock marker, as rsyslog's pmciscoios does,
+  and its `*` (never set) or `.` (lost NTP sync) -> sd timeQuality.isSynced=0,
+  `%FAC-SEV-MNEMONIC` -> msgid, kept in message);
 - timestamps `Mmm dd hh:mm:ss[.frac]` (with one or two spaces before a
   one-digit day, optional year before or after the time, optional zone),
   `YYYY Mmm dd hh:mm:ss` (NX-OS) and RFC 3339 (rsyslog's forwarding format);
@@ -67,9 +69,9 @@ class Parsed3164(NamedTuple):
 
 
 class _Stamp(NamedTuple):
-    ts: float | None  # None for a `*` (unsynchronised) clock: the device's time is meaningless
+    ts: float
     end: int
-    marker: str
+    marker: str  # "*" or "." before the stamp: the device's clock is not synchronised
 
 
 @functools.lru_cache(maxsize=8192)
@@ -123,7 +125,7 @@ def _timestamp(s: str, i: int, received: float, tz: tzinfo | None) -> _Stamp | N
         return None
     if ts is None or not _ends(s, m.end()):
         return None
-    return _Stamp(None if marker == "*" else ts, m.end(), marker)
+    return _Stamp(ts, m.end(), marker)
 
 
 def _iso_stamp(s: str, m: re.Match[str], tz: tzinfo | None, marker: str) -> _Stamp | None:
@@ -131,7 +133,7 @@ def _iso_stamp(s: str, m: re.Match[str], tz: tzinfo | None, marker: str) -> _Sta
     end = m.end() + (s[m.end() : m.end() + 1] == ":")
     if ts is None or not _ends(s, end):
         return None
-    return _Stamp(None if marker == "*" else ts, end, marker)
+    return _Stamp(ts, end, marker)
 
 
 def _ends(s: str, end: int) -> bool:

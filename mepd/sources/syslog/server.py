@@ -184,7 +184,7 @@ class DatagramListener:
                  handover: Handover) -> None:
         self.name = cfg.key
         self.counters = handover.counters(cfg.key)
-        self.counters.declare("received", "parse_errors", "truncated", "dropped.kernel")
+        self.counters.declare("received", "parse_errors", "truncated", "dropped.kernel", "dropped.queue_full")
         self.intake = SyslogIntake(cfg, logs, self.counters)
         self.inherited = inherited
         self.handover = handover
@@ -257,9 +257,9 @@ class DatagramListener:
             records += self.intake.records([(data, size) for data, size, _ in group], _peer(addr))
         if not records:
             return
-        taken = self.intake.logs.offer_many(records)
-        if taken < len(records):
-            self.counters.inc("dropped.queue_full", len(records) - taken)
+        # Lost for good: a store's queue was full (the pipeline counts each consumer's drops).
+        if lost := self.intake.logs.offer_many(records):
+            self.counters.inc("dropped.queue_full", lost)
 
 
 class StreamListener:

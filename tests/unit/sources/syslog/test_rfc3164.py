@@ -113,11 +113,40 @@ def test_message_host_wins_over_peer() -> None:
     assert parse(b"<13>Mar  5 11:00:00 web1 app: x").host == "web1"
 
 
-def test_unsynchronised_cisco_clock_uses_reception_time() -> None:
-    received = at(2024, 3, 5, 12)
-    rec = parse(b"<189>9: *Mar  1 00:00:03.000: %SYS-5-CONFIG_I: x", received=received)
-    assert rec.ts == received
-    assert rec.sd == {"meta": {"sequenceId": "9"}, "timeQuality": {"isSynced": "0"}}
+# Cisco IOS (`service timestamps log datetime [msec] [year] [show-timezone]`, `logging origin-id hostname`):
+# the device's time is taken whatever its clock marker, as rsyslog's pmciscoios does; `*` (clock never set)
+# and `.` (NTP sync lost) flag it in sd as RFC 5424's timeQuality does.
+UNSYNCED = {"timeQuality": {"isSynced": "0"}}
+
+
+@pytest.mark.parametrize(
+    ("line", "ts", "host", "sd"),
+    [
+        (b"<189>123: *Mar  1 18:48:50.483 UTC: %SYS-5-CONFIG_I: Configured from console by vty0",
+         at(2024, 3, 1, 18, 48) + 50.483, None, {"meta": {"sequenceId": "123"}, **UNSYNCED}),
+        (b"<189>123: .Mar  1 18:48:50.483 UTC: %SYS-5-CONFIG_I: Configured from console by vty0",
+         at(2024, 3, 1, 18, 48) + 50.483, None, {"meta": {"sequenceId": "123"}, **UNSYNCED}),
+        (b"<189>123: Mar  1 18:48:50.483 UTC: %SYS-5-CONFIG_I: Configured from console by vty0",
+         at(2024, 3, 1, 18, 48) + 50.483, None, {"meta": {"sequenceId": "123"}}),
+        (b"<189>123: Mar  1 18:48:50: %SYS-5-CONFIG_I: Configured from console by vty0",
+         at(2024, 3, 1, 18, 48) + 50, None, {"meta": {"sequenceId": "123"}}),
+        (b"<189>*Mar  1 18:48:50.483: %SYS-5-CONFIG_I: Configured from console by vty0",
+         at(2024, 3, 1, 18, 48) + 50.483, None, UNSYNCED),
+        (b"<189>Mar  1 18:48:50.483 UTC: %SYS-5-CONFIG_I: Configured from console by vty0",
+         at(2024, 3, 1, 18, 48) + 50.483, None, {}),
+        (b"<189>123: *Mar  1 2023 18:48:50.483 UTC: %SYS-5-CONFIG_I: Configured from console by vty0",
+         at(2023, 3, 1, 18, 48) + 50.483, None, {"meta": {"sequenceId": "123"}, **UNSYNCED}),
+        (b"<189>123: rtr-1.example.net: *Mar  1 18:48:50.483 UTC: %SYS-5-CONFIG_I: Configured from console by vty0",
+         at(2024, 3, 1, 18, 48) + 50.483, "rtr-1.example.net", {"meta": {"sequenceId": "123"}, **UNSYNCED}),
+        (b"<189>123: rtr1: .Mar  1 2024 18:48:50 UTC: %SYS-5-CONFIG_I: Configured from console by vty0",
+         at(2024, 3, 1, 18, 48) + 50, "rtr1", {"meta": {"sequenceId": "123"}, **UNSYNCED}),
+    ],
+)
+def test_cisco_ios_device_time_and_clock_flag(line: bytes, ts: float, host: str | None, sd: object) -> None:
+    rec = parse(line, peer=None)
+    assert (rec.ts, rec.host, rec.msgid, rec.sd) == (ts, host, "SYS-5-CONFIG_I", sd)
+    assert rec.message == "%SYS-5-CONFIG_I: Configured from console by vty0"
+    assert rec.parse_error is None
 
 
 def test_a_parser_bug_costs_the_fields_not_the_message(monkeypatch: pytest.MonkeyPatch) -> None:
