@@ -87,11 +87,12 @@ class Subscription(Generic[T]):
         """Items not yet reported done: queued plus taken."""
         return len(self._items) + self._in_flight
 
-    def push_many(self, items: list[T]) -> None:
+    def push_many(self, items: list[T], urgent: bool = False) -> None:
+        """Queue items; `urgent` wakes a consumer lingering for a fuller batch (their sender awaits them)."""
         if not items:
             return
         self._items.extend(items)
-        if len(self._items) >= self._want:
+        if urgent or len(self._items) >= self._want:
             self._readable.set()
         self._idle.clear()
         if len(self._items) >= self.pause_at:
@@ -196,12 +197,13 @@ class Channel(Generic[T]):
         """Enqueue, waiting for room: back-pressure for senders that can be slowed down."""
         await self.put_many([item])
 
-    async def put_many(self, items: list[T]) -> None:
+    async def put_many(self, items: list[T], urgent: bool = False) -> None:
         """`put` for what one read brought: waits until every queue that wants some of it has room, then
         takes all of it.
 
         A queue may so go over its size by one read's worth; bounded, since the
-        reader waits before reading more.
+        reader waits before reading more.  `urgent`: the sender waits for these to be stored (RELP), so a
+        consumer lingering for a fuller batch would only delay them.
         """
         shares = [(sub, items if sub.accept is None else sub.accept(items)) for sub in self.subscribers]
         for sub, mine in shares:
@@ -209,7 +211,7 @@ class Channel(Generic[T]):
                 await sub.wait_writable()
         self.counters.inc("received", len(items))
         for sub, mine in shares:
-            sub.push_many(mine)
+            sub.push_many(mine, urgent)
 
     async def join(self) -> None:
         for sub in self.subscribers:

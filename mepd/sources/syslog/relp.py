@@ -302,7 +302,7 @@ class RelpListener(StreamListener):
         for record, txn in zip(records, txns, strict=True):
             take_uid(record)
             record.on_stored = txn.stored
-        await self.intake.logs.put_many(records)
+        await self.intake.logs.put_many(records, urgent=True)
 
     def _malformed(self, peer: str | None, reason: str) -> None:
         self.counters.inc("malformed_frames")
