@@ -73,6 +73,7 @@ class Subscription(Generic[T]):
         self._items: deque[T] = deque()
         self._in_flight = 0
         self._want = 1  # how many queued items wake the consumer
+        self._urgent = False  # a sender awaits queued items' storing: no lingering for a fuller batch
         self._readable = asyncio.Event()
         self._writable = asyncio.Event()
         self._writable.set()
@@ -92,6 +93,7 @@ class Subscription(Generic[T]):
         if not items:
             return
         self._items.extend(items)
+        self._urgent = self._urgent or urgent
         if urgent or len(self._items) >= self._want:
             self._readable.set()
         self._idle.clear()
@@ -114,7 +116,7 @@ class Subscription(Generic[T]):
         while not self._items:
             self._readable.clear()
             await self._readable.wait()
-        if len(self._items) < max_items and linger > 0:
+        if len(self._items) < max_items and linger > 0 and not self._urgent:
             self._want = max_items
             try:
                 await self._wait_readable(linger)
@@ -122,6 +124,7 @@ class Subscription(Generic[T]):
                 self._want = 1
         n = min(max_items, len(self._items))
         batch = [self._items.popleft() for _ in range(n)]
+        self._urgent = self._urgent and bool(self._items)
         self._in_flight += n
         if len(self._items) < self.pause_at:
             self._writable.set()

@@ -47,7 +47,7 @@ _HEADER: Final = re.compile(rb"(\d{1,9}) ([A-Za-z]{1,32}) (\d{1,9})([ \n])")
 _PARTIAL: Final = re.compile(rb"\d{0,9}(?: (?:[A-Za-z]{0,32}(?: \d{0,9})?)?)?")
 _HEADER_MAX: Final = 9 + 1 + 32 + 1 + 9 + 1
 _FIELD_END: Final = re.compile(rb"[ \n]")
-_OFFERS: Final = b"relp_version=0\nrelp_software=mepd,%s,https://github.com/mepd\ncommands=syslog" % (
+_OFFERS: Final = b"relp_version=0\nrelp_software=mepd,%s\ncommands=syslog" % (
     __version__.encode())
 SERVERCLOSE: Final = b"0 serverclose 0\n"
 
