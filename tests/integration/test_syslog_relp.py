@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(
 # RFC 5424 with the message's uuid in structured data: what conf/examples/rsyslog-relp.conf sends.
 TEMPLATE = ('template(name="relp5424" type="string" string="<%PRI%>1 %TIMESTAMP:::date-rfc3339% %HOSTNAME%'
             ' %APP-NAME% %PROCID% %MSGID% [mepd@32473 uuid=\\"%uuid%\\"] %msg%")\n')
-COUNT = 30_000
+COUNT = 100_000
 
 
 def relp_listen(port: int, pki: Path | None = None) -> str:
