@@ -32,13 +32,15 @@ def _encode(frame: Frame) -> bytes:
 @given(_STREAM, st.lists(st.integers(0, 40), max_size=10))
 def test_any_bytes_in_any_pieces(data: bytes, sizes: list[int]) -> None:
     parser = FrameParser(max_data=1000)
+    reason = ""
     try:
         for piece in _cuts(data, sizes):
             for frame in parser.feed(piece):
                 assert 0 <= frame.txnr <= 999_999_999
                 assert len(frame.data) <= 1000
     except RelpFrameError as e:
-        assert str(e)
+        reason = str(e) or "an empty reason"
+    assert reason != "an empty reason"
     assert len(parser.buf) <= len(data)
 
 
