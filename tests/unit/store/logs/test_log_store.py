@@ -242,7 +242,7 @@ async def test_a_full_disk_is_reported_as_such(small_disk: Path) -> None:
 async def test_a_uid_is_stored_once_and_the_sink_says_which_were_repeats(tmp_path: Path) -> None:
     """RELP's resends after a crash: a record whose uid is stored (or earlier in its batch) is dropped, counted,
     and its source told it is stored all the same; records without uid are never compared."""
-    store = await open_store(tmp_path, flush_interval=10.0)
+    store = await open_store(tmp_path, flush_interval=60.0)
     channel: Channel[LogRecord] = Channel("logs", Counters())
     sink = LogSink(store, channel.subscribe("store/logs", 10_000), Counters(), Counters())
     task = asyncio.create_task(sink.run(lambda: None))
@@ -255,7 +255,7 @@ async def test_a_uid_is_stored_once_and_the_sink_says_which_were_repeats(tmp_pat
 
     await channel.put_many([acked("u1 first"), acked("u2 first"), acked("u1 again in the batch"),
                             rec(1, "no uid"), rec(1, "no uid")], urgent=True)
-    await until(lambda: len(heard) == 3, "the first batch acknowledged")  # urgent: no 10 s linger
+    await until(lambda: len(heard) == 3, "the first batch acknowledged")  # urgent: no 60 s linger
     await channel.put_many([acked("u2 resent"), acked("u3 new")], urgent=True)
     await until(lambda: len(heard) == 5, "the second batch acknowledged")
     assert heard == [("u1 first", False), ("u2 first", False), ("u1 again in the batch", True),
