@@ -52,6 +52,7 @@ from mepd.sources.host import checks as host_checks
 from mepd.sources.host import metrics as host_metrics
 from mepd.sources.snmp import interfaces as snmp_interfaces
 from mepd.sources.snmp import target as snmp_source
+from mepd.sources.syslog import relp
 from mepd.sources.syslog import server as syslog_server
 from mepd.sources.syslog.sockets import match_inherited
 from mepd.store.logs.store import LogSink, LogStore
@@ -124,8 +125,8 @@ class App:
         """Every source component the config asks for; the single place a new source is wired in."""
         logs = self.pipeline.logs
         specs = [
-            Spec(lc.key, lc, functools.partial(syslog_server.create, lc, logs, match_inherited(lc, self.inherited),
-                                               self.syslog_handover))
+            Spec(lc.key, lc, functools.partial(relp.RelpListener if lc.proto == "relp" else syslog_server.create, lc,
+                                               logs, match_inherited(lc, self.inherited), self.syslog_handover))
             for lc in cfg.syslog.listen
         ]
         if cfg.journal.enabled:

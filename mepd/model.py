@@ -7,7 +7,7 @@ hot path, formatted as RFC 3339 only at the edges (API, CLI).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Literal
@@ -63,7 +63,7 @@ class LogRecord:
 
     Its source may finish it before putting it on the pipeline (a syslog
     listener names the local host, marks a truncated line); never changed
-    after that.  Not declared frozen: a frozen dataclass sets each of its 15
+    after that.  Not declared frozen: a frozen dataclass sets each of its 17
     fields through object.__setattr__, 2.7 µs per record, a fifth of the
     syslog path's budget.
 
@@ -72,6 +72,12 @@ class LogRecord:
     (source key, position) a resumable source reaches after this record; the
     log store saves it in the same transaction as the record, which is what
     makes restarts lose and repeat nothing.
+
+    `uid` is an identity the sender gave the record (RELP's uuid): the log
+    store keeps one record per uid, so a sender's resend is stored once.
+    `on_stored` is called by the log store's sink once the record's batch
+    committed, with True when it was dropped as a duplicate of a stored uid:
+    how RELP acknowledges only what is on disk.
     """
 
     ts: float
@@ -90,6 +96,8 @@ class LogRecord:
     raw: str | None = None
     node: str | None = None  # the fleet node it came from (mepd.fleet); None: collected here
     cursor: tuple[str, str] | None = field(default=None, compare=False)
+    uid: str | None = None
+    on_stored: Callable[[bool], None] | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, object]:
         """DESIGN.md's JSON record shape: what the API, `mepctl logs --json` and the dashboard show."""

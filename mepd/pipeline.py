@@ -73,6 +73,7 @@ class Subscription(Generic[T]):
         self._items: deque[T] = deque()
         self._in_flight = 0
         self._want = 1  # how many queued items wake the consumer
+        self._urgent = False  # a sender awaits queued items' storing: no lingering for a fuller batch
         self._readable = asyncio.Event()
         self._writable = asyncio.Event()
         self._writable.set()
@@ -87,11 +88,13 @@ class Subscription(Generic[T]):
         """Items not yet reported done: queued plus taken."""
         return len(self._items) + self._in_flight
 
-    def push_many(self, items: list[T]) -> None:
+    def push_many(self, items: list[T], urgent: bool = False) -> None:
+        """Queue items; `urgent` wakes a consumer lingering for a fuller batch (their sender awaits them)."""
         if not items:
             return
         self._items.extend(items)
-        if len(self._items) >= self._want:
+        self._urgent = self._urgent or urgent
+        if urgent or len(self._items) >= self._want:
             self._readable.set()
         self._idle.clear()
         if len(self._items) >= self.pause_at:
@@ -113,7 +116,7 @@ class Subscription(Generic[T]):
         while not self._items:
             self._readable.clear()
             await self._readable.wait()
-        if len(self._items) < max_items and linger > 0:
+        if len(self._items) < max_items and linger > 0 and not self._urgent:
             self._want = max_items
             try:
                 await self._wait_readable(linger)
@@ -121,6 +124,7 @@ class Subscription(Generic[T]):
                 self._want = 1
         n = min(max_items, len(self._items))
         batch = [self._items.popleft() for _ in range(n)]
+        self._urgent = self._urgent and bool(self._items)
         self._in_flight += n
         if len(self._items) < self.pause_at:
             self._writable.set()
@@ -196,12 +200,13 @@ class Channel(Generic[T]):
         """Enqueue, waiting for room: back-pressure for senders that can be slowed down."""
         await self.put_many([item])
 
-    async def put_many(self, items: list[T]) -> None:
+    async def put_many(self, items: list[T], urgent: bool = False) -> None:
         """`put` for what one read brought: waits until every queue that wants some of it has room, then
         takes all of it.
 
         A queue may so go over its size by one read's worth; bounded, since the
-        reader waits before reading more.
+        reader waits before reading more.  `urgent`: the sender waits for these to be stored (RELP), so a
+        consumer lingering for a fuller batch would only delay them.
         """
         shares = [(sub, items if sub.accept is None else sub.accept(items)) for sub in self.subscribers]
         for sub, mine in shares:
@@ -209,7 +214,7 @@ class Channel(Generic[T]):
                 await sub.wait_writable()
         self.counters.inc("received", len(items))
         for sub, mine in shares:
-            sub.push_many(mine)
+            sub.push_many(mine, urgent)
 
     async def join(self) -> None:
         for sub in self.subscribers:

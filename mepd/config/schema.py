@@ -113,7 +113,7 @@ class StorageConfig:
 
 @dataclass(frozen=True, slots=True)
 class SyslogListenConfig:
-    proto: Literal["udp", "tcp", "tls", "unix"]
+    proto: Literal["udp", "tcp", "tls", "unix", "relp"]
     address: str
     max_message_size: Size = 64 * 1024
     receive_buffer: Size = 8 * 1024 * 1024
@@ -157,14 +157,14 @@ class SyslogListenConfig:
 
     def _check_tls(self) -> Iterator[tuple[str, str]]:
         tls_keys = {"tls_cert": self.tls_cert, "tls_key": self.tls_key, "tls_client_ca": self.tls_client_ca}
-        if self.proto != "tls":
+        if not self.tls:
             for key, value in tls_keys.items():
                 if value:
-                    yield key, 'only used with proto = "tls"'
+                    yield key, 'only used with proto = "tls", or "relp" with tls_cert and tls_key'
             return
         for key in ("tls_cert", "tls_key"):
             if not tls_keys[key]:
-                yield key, 'required with proto = "tls" (a PEM file)'
+                yield key, f'required with proto = "{self.proto}" over TLS (a PEM file)'
         yield from _tls_file_errors(("tls_cert", self.tls_cert), ("tls_key", self.tls_key))
         if self.tls_client_ca:
             yield from _ca_file_errors("tls_client_ca", self.tls_client_ca)
@@ -172,6 +172,11 @@ class SyslogListenConfig:
     @property
     def key(self) -> str:
         return f"syslog/{self.proto} {self.address}"
+
+    @property
+    def tls(self) -> bool:
+        """Over TLS: proto "tls", or "relp" given a certificate or key (as rsyslog's imrelp `tls="on"`)."""
+        return self.proto == "tls" or (self.proto == "relp" and bool(self.tls_cert or self.tls_key))
 
     @property
     def mode(self) -> int:

@@ -180,3 +180,15 @@ def test_listener_limits_are_checked_with_their_key_path(tmp_path: Path) -> None
     assert [e.split(": ")[1] for e in errors] == ["syslog.listen[0].max_connections",
                                                   "syslog.listen[0].handshake_timeout"]
     assert errors_of(tmp_path, listen + 'idle_timeout = "soon"\n')[0].split(": ")[1] == "syslog.listen[0].idle_timeout"
+
+
+def test_relp_goes_over_tls_given_a_certificate_and_key(tmp_path: Path, pki: Path) -> None:
+    """proto "relp" takes the `tls` keys (RELP over TLS); a client CA alone, or a key alone, is an error."""
+    relp = '[[syslog.listen]]\nproto = "relp"\naddress = "127.0.0.1:2514"\n'
+    (tmp_path / "ok.toml").write_text(relp + f'tls_cert = "{pki / "server.pem"}"\ntls_key = "{pki / "server.key"}"\n')
+    assert config.load(tmp_path / "ok.toml").syslog.listen[0].tls
+    prefix = f"{tmp_path / 'm.toml'}: syslog.listen[0]."
+    assert errors_of(tmp_path, relp + f'tls_client_ca = "{pki / "ca.pem"}"\n') == [
+        prefix + 'tls_client_ca: only used with proto = "tls", or "relp" with tls_cert and tls_key']
+    assert errors_of(tmp_path, relp + f'tls_key = "{pki / "server.key"}"\n') == [
+        prefix + 'tls_cert: required with proto = "relp" over TLS (a PEM file)']

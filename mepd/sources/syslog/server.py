@@ -274,11 +274,11 @@ class StreamListener:
         self.name = cfg.key
         self.counters = handover.counters(cfg.key)
         self.counters.declare("received", "parse_errors", "truncated", "connections_refused", "idle_closed",
-                              "accept_errors", *(("tls_handshake_errors",) if cfg.proto == "tls" else ()))
+                              "accept_errors", *(("tls_handshake_errors",) if cfg.tls else ()))
         self.intake = SyslogIntake(cfg, logs, self.counters)
         self.inherited = inherited
         self.handover = handover
-        self.tls: ssl.SSLContext | None = sockets.tls_context(cfg) if cfg.proto == "tls" else None
+        self.tls: ssl.SSLContext | None = sockets.tls_context(cfg) if cfg.tls else None
         self.connections = 0  # open now, handshakes included
         self._warn_handshake = Throttle()
         self._warn_refused = Throttle()
@@ -346,13 +346,12 @@ class StreamListener:
                 return
             self.counters.inc("connections")
             cfg = self.intake.cfg
-            splitter = FrameSplitter(cfg.max_message_size)
-            last = loop.time()
+            last = [loop.time()]  # when the session last read: the idle timer's only cost per read
 
             def check_idle() -> None:  # one timer per connection, moved on lazily: a read only notes its time
                 nonlocal idle
-                if loop.time() < last + cfg.idle_timeout:
-                    idle = loop.call_at(last + cfg.idle_timeout, check_idle)
+                if loop.time() < last[0] + cfg.idle_timeout:
+                    idle = loop.call_at(last[0] + cfg.idle_timeout, check_idle)
                     return
                 self.counters.inc("idle_closed")
                 log.info("%s: closing the connection from %s: nothing received for %.0fs", self.name, peer,
@@ -360,15 +359,8 @@ class StreamListener:
                 writer.transport.abort()
 
             if cfg.idle_timeout > 0:
-                idle = loop.call_at(last + cfg.idle_timeout, check_idle)
-            while True:
-                data = await reader.read(_READ_CHUNK)
-                last = loop.time()
-                frames = splitter.feed(data) if data else splitter.finish()
-                if frames and (records := self.intake.records(frames, peer)):
-                    await self.intake.logs.put_many(records)
-                if not data:
-                    break
+                idle = loop.call_at(last[0] + cfg.idle_timeout, check_idle)
+            await self._session(reader, writer, peer, last)
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError) as e:
             self.counters.inc("connection_errors")
             log.info("%s: connection from %s ended: %s", self.name, peer, e)
@@ -378,6 +370,21 @@ class StreamListener:
                 idle.cancel()
             writer.close()
             self.connections -= 1
+
+    async def _session(self, reader: asyncio.StreamReader,
+                       writer: asyncio.StreamWriter,  # noqa: ARG002 - for RELP's, which answers
+                       peer: str | None, last: list[float]) -> None:
+        """Read syslog frames until the peer closes; `last[0]` is set to the time of each read (idle timeout)."""
+        loop = asyncio.get_running_loop()
+        splitter = FrameSplitter(self.intake.cfg.max_message_size)
+        while True:
+            data = await reader.read(_READ_CHUNK)
+            last[0] = loop.time()
+            frames = splitter.feed(data) if data else splitter.finish()
+            if frames and (records := self.intake.records(frames, peer)):
+                await self.intake.logs.put_many(records)
+            if not data:
+                break
 
     async def _handshake(self, writer: asyncio.StreamWriter, peer: str | None) -> bool:
         assert self.tls is not None

@@ -23,7 +23,7 @@ _WILDCARDS = frozenset({"0.0.0.0", "::"})  # noqa: S104 - compared with, not bou
 _SO_RCVBUFFORCE = 33  # Linux's value; Python's socket module does not export it
 
 _SOCK_TYPES = {"udp": socket.SOCK_DGRAM, "tcp": socket.SOCK_STREAM, "tls": socket.SOCK_STREAM,
-               "unix": socket.SOCK_DGRAM}
+               "unix": socket.SOCK_DGRAM, "relp": socket.SOCK_STREAM}
 
 
 def _same_address(cfg: SyslogListenConfig, fd: ListenFd) -> bool:

@@ -85,7 +85,7 @@ def _row(record: LogRecord) -> tuple[Any, ...]:
     return (
         ts, record.received, record.host, record.app, record.pid, record.facility, record.severity,
         record.msgid, record.message, json.dumps(sd, ensure_ascii=False) if sd else None,
-        record.source, record.peer, record.parse_error, record.raw, record.node,
+        record.source, record.peer, record.parse_error, record.raw, record.node, record.uid,
     )
 
 
@@ -211,16 +211,19 @@ class LogStore:
         self._control.shutdown(wait=True)
 
     async def write(self, records: Sequence[LogRecord], batch_id: str | None = None,
-                    cursors: Mapping[str, str] | None = None) -> None:
+                    cursors: Mapping[str, str] | None = None) -> list[int]:
         """Commit a batch (and the cursors it reaches, its records' and `cursors`) in one transaction, then
-        wake followers.
+        wake followers; returns the indexes of the records not stored because a record with their `uid` was.
 
         Every attempt at one batch gives the same `batch_id`: one that committed is not stored again."""
         cursors = {**{r.cursor[0]: r.cursor[1] for r in records if r.cursor is not None}, **(cursors or {})}
-        self.last_id = await self._on_writer(worker.write, batch_id or uuid.uuid4().hex, [_row(r) for r in records],
-                                             cursors, time.time())
+        uids = [(i, r.uid) for i, r in enumerate(records) if r.uid is not None]
+        repeats: list[int]
+        self.last_id, repeats = await self._on_writer(worker.write, batch_id or uuid.uuid4().hex,
+                                                      [_row(r) for r in records], cursors, time.time(), uids)
         self.future_dated += sum(map(_ahead, records))
         await self.wake_followers()
+        return repeats
 
     async def wake_followers(self) -> None:
         """Wake whoever waits on `committed`: after a commit, and at shutdown so that live tails end at once."""
@@ -392,6 +395,13 @@ class LogStore:
         return deleted
 
 
+def _acknowledge(batch: list[LogRecord], repeats: set[int]) -> None:
+    """Tell the sources that wait for it (RELP) that their records are committed, or were already."""
+    for i, record in enumerate(batch):
+        if record.on_stored is not None:
+            record.on_stored(i in repeats)
+
+
 class LogSink:
     """Feeds the store from the pipeline in batches; a failed write is retried, never dropped."""
 
@@ -439,7 +449,7 @@ class LogSink:
         batch_id = uuid.uuid4().hex
         while True:
             try:
-                await self.store.write(batch, batch_id)
+                repeats = await self.store.write(batch, batch_id)
             except sqlite3.Error as e:
                 self.counters.inc("write_errors")
                 log.warning("log store write of %d records failed, retrying in %.1fs: %s", len(batch), delay, e)
@@ -447,8 +457,11 @@ class LogSink:
                 delay = min(delay * 2, 10.0)
                 continue
             self.counters.inc("batches")
-            self.counters.inc("stored", len(batch))
-            self._pipeline_counters.inc("stored", len(batch))
+            self.counters.inc("stored", len(batch) - len(repeats))
+            self._pipeline_counters.inc("stored", len(batch) - len(repeats))
+            if repeats:
+                self.counters.inc("duplicates_dropped", len(repeats))
+            _acknowledge(batch, set(repeats))
             self.subscription.done(len(batch))
             return
 

@@ -38,7 +38,8 @@ COLUMNS: Final = {
     "facility": "INTEGER", "severity": "INTEGER", "msgid": "TEXT", "message": "TEXT NOT NULL",
     "sd": "TEXT",  # RFC 5424 structured data as JSON, NULL when empty
     "source": "TEXT NOT NULL", "peer": "TEXT", "parse_error": "TEXT", "raw": "TEXT",
-    "node": "TEXT",  # last: databases made before it gain it by ALTER TABLE (`_open`)
+    "node": "TEXT",  # the last ones: databases made before them gain them by ALTER TABLE (`_open`)
+    "uid": "TEXT",  # the sender's identity of the record (RELP's uuid), unique: `write` drops a repeat
 }
 
 # Lookups by host or app go through the `ts` index (queries come with a time
@@ -64,7 +65,10 @@ CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, position TEXT NOT NUL
 CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, committed REAL NOT NULL) WITHOUT ROWID;
 """
 
+# Partial: the records without a uid (all but RELP's) cost the index nothing.
+UID_INDEX: Final = "CREATE UNIQUE INDEX IF NOT EXISTS logs_uid ON logs (uid) WHERE uid IS NOT NULL"
 INSERT: Final = f"INSERT INTO logs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+_UID_CHUNK: Final = 500  # uids looked up per query, below SQLite's limit of bound parameters
 _DELETE_CHUNK: Final = 5000
 # A batch is retried when its writer died before answering, right after: an hour of ids is plenty.
 _BATCH_IDS_KEPT: Final = 3600.0
@@ -155,6 +159,7 @@ def _open() -> None:
     for name, kind in COLUMNS.items():
         if name not in have:
             _conn.execute(f"ALTER TABLE logs ADD COLUMN {name} {kind}")
+    _conn.execute(UID_INDEX)
 
 
 def _set_aside(error: str) -> None:
@@ -242,16 +247,21 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 
 @_recovering
-def write(batch_id: str, rows: Sequence[tuple[Any, ...]], cursors: dict[str, str], now: float) -> int:
-    """Commit rows and the source cursors they reach in one transaction; returns the last id.
+def write(batch_id: str, rows: Sequence[tuple[Any, ...]], cursors: dict[str, str], now: float,
+          uids: Sequence[tuple[int, str]] = ()) -> tuple[int, list[int]]:
+    """Commit rows and the source cursors they reach in one transaction; returns the last id and the indexes
+    of the rows not stored because their uid (`uids`: (row index, uid) of the rows that have one) was.
 
     The batch's id commits with them: a batch sent again because the writer died after its commit but
     before answering is recognised and not stored twice.
     """
     conn = _db()
     conn.execute("BEGIN IMMEDIATE")
+    repeats: list[int] = []
     try:
         if conn.execute("INSERT OR IGNORE INTO batches (id, committed) VALUES (?, ?)", [batch_id, now]).rowcount:
+            if uids:
+                rows, repeats = _without_stored_uids(conn, rows, uids)
             conn.executemany(INSERT, rows)
             if cursors:
                 conn.executemany(
@@ -263,7 +273,27 @@ def write(batch_id: str, rows: Sequence[tuple[Any, ...]], cursors: dict[str, str
     except BaseException:
         _rollback(conn)
         raise
-    return int(conn.execute("SELECT coalesce(max(id), 0) FROM logs").fetchone()[0])
+    return int(conn.execute("SELECT coalesce(max(id), 0) FROM logs").fetchone()[0]), repeats
+
+
+def _without_stored_uids(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]],
+                         uids: Sequence[tuple[int, str]]) -> tuple[list[tuple[Any, ...]], list[int]]:
+    """The rows whose uid is neither stored nor earlier in the batch, and the indexes of the others."""
+    values = [uid for _, uid in uids]
+    seen: set[str] = set()
+    for start in range(0, len(values), _UID_CHUNK):
+        chunk = values[start : start + _UID_CHUNK]
+        seen.update(row[0] for row in conn.execute(
+            f"SELECT uid FROM logs WHERE uid IN ({', '.join('?' * len(chunk))})", chunk))
+    repeats: list[int] = []
+    for i, uid in uids:
+        if uid in seen:
+            repeats.append(i)
+        seen.add(uid)
+    if not repeats:
+        return list(rows), repeats
+    dropped = set(repeats)
+    return [row for i, row in enumerate(rows) if i not in dropped], repeats
 
 
 @_recovering

@@ -80,3 +80,38 @@ def test_rsyslog_forwards_with_the_snippet(mepd_factory: MakeMepd, rsyslogd: Cal
     assert {(r["facility"], r["severity"], r["source"], r["host"]) for r in records} == {
         ("local3", "err", "syslog/tcp", socket.gethostname())}
     assert all(r["parse_error"] is None for r in records)
+
+
+RELP_SNIPPET = ROOT / "conf" / "examples" / "rsyslog-relp.conf"
+
+
+def test_rsyslog_forwards_over_relp_with_its_snippet(mepd_factory: MakeMepd, short_tmp: Path) -> None:
+    """The RELP snippet as shipped (target, port and spool folder replaced) is accepted by rsyslogd -N1 and
+    delivers to mepd's relp listener, the uuid taken out of the structured data."""
+    port = free_port()
+    d = mepd_factory(f'[[syslog.listen]]\nproto = "relp"\naddress = "127.0.0.1:{port}"\n').start()
+    snippet = RELP_SNIPPET.read_text()
+    for shipped, local in (("mepd.example.net", "127.0.0.1"), ('port="2514"', f'port="{port}"'),
+                           ("/var/spool/rsyslog", str(short_tmp))):
+        assert shipped in snippet
+        snippet = snippet.replace(shipped, local)
+    sock = short_tmp / "in.sock"
+    conf = short_tmp / "rsyslog.conf"
+    conf.write_text('module(load="imuxsock" SysSock.Use="off")\n'
+                    f'input(type="imuxsock" Socket="{sock}" CreatePath="on")\n' + snippet)
+    result = run(tool("rsyslogd"), "-N1", "-f", str(conf))
+    assert result.returncode == 0, result.stderr
+    with (short_tmp / "stderr").open("wb") as err:
+        proc = subprocess.Popen([tool("rsyslogd"), "-n", "-f", str(conf), "-i", str(short_tmp / "pid")],
+                                stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        wait_for(sock.exists, what="rsyslogd's input socket")
+        subprocess.run(["logger", "-u", str(sock), "-t", "relpex", "-p", "local3.err", "over relp"], check=True,
+                       timeout=30)
+        record = d.wait_logs(1, "--app", "relpex")[0]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert (record["message"].lstrip(" "), record["source"], record["facility"]) == ("over relp", "syslog/relp",
+                                                                                     "local3")
+    assert record["sd"] == {}

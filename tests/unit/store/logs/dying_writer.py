@@ -22,7 +22,7 @@ def open(path: str) -> None:  # noqa: A001 - the writer's own name for its first
     worker.open(path)
 
 
-def write(*args: Any) -> int:
+def write(*args: Any) -> Any:
     last = worker.write(*args)
     if not os.path.exists(_marker):
         Path(_marker).touch()

@@ -237,3 +237,33 @@ async def test_a_full_disk_is_reported_as_such(small_disk: Path) -> None:
             await store.write([rec(n * 100 + i, f"line {i} " + "x" * 1000) for i in range(100)])
     assert str(failed.value) == "database or disk is full"
     await store.close()
+
+
+async def test_a_uid_is_stored_once_and_the_sink_says_which_were_repeats(tmp_path: Path) -> None:
+    """RELP's resends after a crash: a record whose uid is stored (or earlier in its batch) is dropped, counted,
+    and its source told it is stored all the same; records without uid are never compared."""
+    store = await open_store(tmp_path, flush_interval=60.0)
+    channel: Channel[LogRecord] = Channel("logs", Counters())
+    sink = LogSink(store, channel.subscribe("store/logs", 10_000), Counters(), Counters())
+    task = asyncio.create_task(sink.run(lambda: None))
+    heard: list[tuple[str, bool]] = []
+
+    def acked(message: str) -> LogRecord:
+        r = rec(1, message, uid=message[:2])
+        r.on_stored = lambda duplicate: heard.append((message, duplicate))
+        return r
+
+    await channel.put_many([acked("u1 first"), acked("u2 first"), acked("u1 again in the batch"),
+                            rec(1, "no uid"), rec(1, "no uid")], urgent=True)
+    await until(lambda: len(heard) == 3, "the first batch acknowledged")  # urgent: no 60 s linger
+    await channel.put_many([acked("u2 resent"), acked("u3 new")], urgent=True)
+    await until(lambda: len(heard) == 5, "the second batch acknowledged")
+    assert heard == [("u1 first", False), ("u2 first", False), ("u1 again in the batch", True),
+                     ("u2 resent", True), ("u3 new", False)]
+    assert sorted(r["message"] for r in await store.query(LogQuery())) == [
+        "no uid", "no uid", "u1 first", "u2 first", "u3 new"]
+    assert (sink.counters.get("duplicates_dropped"), sink.counters.get("stored")) == (2, 5)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await store.close()
