@@ -128,7 +128,7 @@ class App:
                                   functools.partial(fleet_publisher.create, cfg.fleet, self.logstore)))
             if cfg.fleet.central.enabled:
                 specs.append(Spec("fleet/central", cfg.fleet,
-                                  functools.partial(fleet_consumer.create, cfg.fleet, self.logstore)))
+                                  functools.partial(fleet_consumer.create, cfg.fleet, self.logstore, self.alerts.logs)))
         if cfg.http.listen:
             dashboard = functools.partial(web_server.create, cfg.http, cfg.daemon.state_dir, self.dashboard)
             specs.append(Spec("http", cfg.http, dashboard))

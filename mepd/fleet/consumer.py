@@ -8,6 +8,12 @@ A message delivered again (the central died between its commit and its ack,
 or the ack was lost) or published again by its node after the stream's
 duplicate window finds its id already committed and is only acknowledged.
 The ids are kept as long as the records (`worker.FLEET_BATCH_PREFIX`).
+
+Fleet-wide rules: the records of a message this central committed just now
+(not those of one it finds committed already) are then offered to its alert
+engine's log queue, so its log rules (`distinct = "host"` across nodes) see
+every node's records once.  The stores are never fed from the pipeline here:
+storing stays exactly once whatever the rules' queue does.
 """
 
 from __future__ import annotations
@@ -29,14 +35,15 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from mepd.config import FleetConfig
 from mepd.fleet import streams, wire
 from mepd.fleet.connection import Link
-from mepd.model import rfc3339
-from mepd.pipeline import Counters
+from mepd.model import LogRecord, rfc3339
+from mepd.pipeline import Counters, Subscription
 from mepd.store.logs.store import LogStore
 from mepd.store.logs.worker import FLEET_BATCH_PREFIX
 
 log = logging.getLogger(__name__)
 
 ACK_WAIT: Final = 30.0
+ALERTS_WAIT: Final = 5.0  # for room in the alert engine's queue, before the records that do not fit are dropped
 FETCH_WAIT: Final = 1.0
 INFO_INTERVAL: Final = 2.0
 MISMATCH_RETRY: Final = 30.0
@@ -61,10 +68,11 @@ def batch_id(msg: Msg) -> str:
 
 
 class Consumer:
-    def __init__(self, cfg: FleetConfig, store: LogStore) -> None:
+    def __init__(self, cfg: FleetConfig, store: LogStore, alerts: Subscription[LogRecord] | None = None) -> None:
         self.name = "fleet/central"
         self.cfg = cfg
         self.store = store
+        self.alerts = alerts  # the alert engine's log queue
         self.counters = Counters()
         self.link = Link(cfg, f"mepd {cfg.node_name} central {cfg.central.consumer}")
         self.nodes: dict[str, NodeSeen] = {}
@@ -114,7 +122,7 @@ class Consumer:
         delay = 0.1
         while True:
             try:
-                await self.store.write(records, batch_id(msg))
+                new = await self.store.write(records, batch_id(msg))
                 break
             except sqlite3.Error as e:
                 self.counters.inc("write_errors")
@@ -123,6 +131,8 @@ class Consumer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
         await msg.ack()
+        if new:
+            await self._offer_alerts(records)
         seen = self.nodes.setdefault(node, NodeSeen())
         seen.records += len(records)
         seen.messages += 1
@@ -131,6 +141,18 @@ class Consumer:
         self.counters.inc("received", len(records))
         if msg.metadata.num_delivered > 1:
             self.counters.inc("redelivered")
+
+    async def _offer_alerts(self, records: list[LogRecord]) -> None:
+        """Give the rules what was just stored, waiting a little for room: a stalled engine must not stall storing."""
+        if self.alerts is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(ALERTS_WAIT):
+                await self.alerts.wait_writable()
+        room = self.alerts.room()
+        self.alerts.push_many(records[:room])
+        if room < len(records):
+            self.counters.inc("alerts_dropped", len(records) - room)
 
     async def _watch(self, sub: JetStreamContext.PullSubscription) -> None:
         while True:
@@ -151,5 +173,5 @@ class Consumer:
         }
 
 
-def create(cfg: FleetConfig, store: LogStore) -> Consumer:
-    return Consumer(cfg, store)
+def create(cfg: FleetConfig, store: LogStore, alerts: Subscription[LogRecord] | None) -> Consumer:
+    return Consumer(cfg, store, alerts)

@@ -211,16 +211,18 @@ class LogStore:
         self._control.shutdown(wait=True)
 
     async def write(self, records: Sequence[LogRecord], batch_id: str | None = None,
-                    cursors: Mapping[str, str] | None = None) -> None:
+                    cursors: Mapping[str, str] | None = None) -> bool:
         """Commit a batch (and the cursors it reaches, its records' and `cursors`) in one transaction, then
         wake followers.
 
-        Every attempt at one batch gives the same `batch_id`: one that committed is not stored again."""
+        Every attempt at one batch gives the same `batch_id`: one that committed is not stored again, and
+        False says so (the records are stored, by an earlier attempt)."""
         cursors = {**{r.cursor[0]: r.cursor[1] for r in records if r.cursor is not None}, **(cursors or {})}
-        self.last_id = await self._on_writer(worker.write, batch_id or uuid.uuid4().hex, [_row(r) for r in records],
-                                             cursors, time.time())
+        self.last_id, new = await self._on_writer(worker.write, batch_id or uuid.uuid4().hex,
+                                                  [_row(r) for r in records], cursors, time.time())
         self.future_dated += sum(map(_ahead, records))
         await self.wake_followers()
+        return bool(new)
 
     async def wake_followers(self) -> None:
         """Wake whoever waits on `committed`: after a commit, and at shutdown so that live tails end at once."""

@@ -242,8 +242,9 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 
 @_recovering
-def write(batch_id: str, rows: Sequence[tuple[Any, ...]], cursors: dict[str, str], now: float) -> int:
-    """Commit rows and the source cursors they reach in one transaction; returns the last id.
+def write(batch_id: str, rows: Sequence[tuple[Any, ...]], cursors: dict[str, str], now: float) -> tuple[int, bool]:
+    """Commit rows and the source cursors they reach in one transaction; returns the last id, and whether
+    the batch is new.
 
     The batch's id commits with them: a batch sent again because the writer died after its commit but
     before answering is recognised and not stored twice.
@@ -251,7 +252,9 @@ def write(batch_id: str, rows: Sequence[tuple[Any, ...]], cursors: dict[str, str
     conn = _db()
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if conn.execute("INSERT OR IGNORE INTO batches (id, committed) VALUES (?, ?)", [batch_id, now]).rowcount:
+        new = bool(conn.execute("INSERT OR IGNORE INTO batches (id, committed) VALUES (?, ?)",
+                                [batch_id, now]).rowcount)
+        if new:
             conn.executemany(INSERT, rows)
             if cursors:
                 conn.executemany(
@@ -263,7 +266,7 @@ def write(batch_id: str, rows: Sequence[tuple[Any, ...]], cursors: dict[str, str
     except BaseException:
         _rollback(conn)
         raise
-    return int(conn.execute("SELECT coalesce(max(id), 0) FROM logs").fetchone()[0])
+    return int(conn.execute("SELECT coalesce(max(id), 0) FROM logs").fetchone()[0]), new
 
 
 @_recovering

@@ -152,3 +152,51 @@ def test_wrong_credentials_are_a_status_line_and_the_node_keeps_collecting(
     assert component(edge, "fleet/publish")["state"] == "running"
     wait_for(lambda: component(edge, "fleet/publish")["details"]["backlog"] == 10,
              what="the 10 records in the backlog (it is measured every few seconds)")
+
+
+FLEET_RULES = '''
+[alert]
+group_wait = "0s"
+evaluation_interval = "100ms"
+[[alert.rule]]
+name = "ssh-spray"
+pattern = "Failed password"
+app = "sshd"
+distinct = "host"
+count = 5
+window = "1h"
+summary = "failed logins on {distinct} hosts"
+[[alert.rule]]
+name = "marker"
+pattern = "test marker"
+app = "marker"
+'''
+
+
+def test_a_central_rule_counts_distinct_hosts_across_nodes_five_fire_four_do_not(
+        nats_server: NatsServer, mepd_factory: MakeMepd) -> None:
+    ports = {node: free_port() for node in ("web1", "web2")}
+    for node, port in ports.items():
+        mepd_factory(syslog_listen(port, "udp") + fleet(nats_server, node)).start()
+    central = mepd_factory(central_config(nats_server) + FLEET_RULES).start()
+
+    def send(node: str, host: str, app: str, message: str) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(f"<38>Oct 11 22:14:15 {host} {app}[811]: {message}".encode(), ("127.0.0.1", ports[node]))
+
+    def incidents(rule: str) -> list[dict[str, Any]]:
+        return [i for i in central.mepctl_json("incidents") if i["rule"] == rule]
+
+    # Four hosts behind two nodes, some twice; then a marker from each node after its lines: a node's
+    # records reach the central's rules in order, so the marker's count of 2 means all lines were seen.
+    for node, host in (("web1", "h1"), ("web2", "h2"), ("web1", "h3"), ("web2", "h4"), ("web1", "h1"),
+                       ("web2", "h2")):
+        send(node, host, "sshd", f"Failed password for root from 192.0.2.7 port 22 ssh2 ({host})")
+    for node in ports:
+        central.wait_logs(3, "--node", node, "--grep", "Failed password")
+        send(node, "tester", "marker", f"test marker from {node}")
+    wait_for(lambda: [i for i in incidents("marker") if i["count"] == 2], what="both markers at the central's rules")
+    assert incidents("ssh-spray") == []
+    send("web2", "h5", "sshd", "Failed password for root from 192.0.2.7 port 22 ssh2 (h5)")
+    [inc] = wait_for(lambda: incidents("ssh-spray"), what="an incident from five hosts on two nodes")
+    assert (inc["summary"], inc["count"]) == ("failed logins on 5 hosts", 5)
