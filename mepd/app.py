@@ -37,7 +37,9 @@ from mepd.api.server import ApiServer
 from mepd.api.weblog import WebLogApi
 from mepd.config import Config
 from mepd.errors import AlreadyRunningError, ConfigErrors
+from mepd.fleet import api as fleet_api
 from mepd.fleet import consumer as fleet_consumer
+from mepd.fleet import incidents as fleet_incidents
 from mepd.fleet import publisher as fleet_publisher
 from mepd.pipeline import Counters, Pipeline
 from mepd.sources import journal as journal_source
@@ -84,6 +86,7 @@ class App:
         self.api.add_routes(MetricsApi(self.rrdstore).routes())
         self.alerts = alerts_engine.create(cfg, self.pipeline)
         self.api.add_routes(incidents_api.routes(self.alerts))
+        self.api.add_routes(fleet_api.routes(lambda: self.cfg))
         self.weblogstore = WebLogStore(os.path.join(cfg.daemon.state_dir, "weblog.db"))
         self.api.add_routes(WebLogApi(self.weblogstore).routes())
         self.weblog: weblog_live.WebLogAnalyzer | None = None
@@ -126,9 +129,14 @@ class App:
             if "logs" in cfg.fleet.publish:
                 specs.append(Spec("fleet/publish", cfg.fleet,
                                   functools.partial(fleet_publisher.create, cfg.fleet, self.logstore)))
+            if "incidents" in cfg.fleet.publish:
+                specs.append(Spec("fleet/incidents", cfg.fleet, functools.partial(
+                    fleet_incidents.create_publisher, cfg.fleet, self.alerts.path, self.logstore)))
             if cfg.fleet.central.enabled:
                 specs.append(Spec("fleet/central", cfg.fleet,
                                   functools.partial(fleet_consumer.create, cfg.fleet, self.logstore, self.alerts.logs)))
+                specs.append(Spec("fleet/central-incidents", cfg.fleet, functools.partial(
+                    fleet_incidents.create_consumer, cfg.fleet, cfg.daemon.state_dir)))
         if cfg.http.listen:
             dashboard = functools.partial(web_server.create, cfg.http, cfg.daemon.state_dir, self.dashboard)
             specs.append(Spec("http", cfg.http, dashboard))

@@ -127,6 +127,9 @@ def incidents(items: Sequence[Mapping[str, Any]]) -> str:
     now = time.time()
     rows = [(i["id"], i["state"], i["severity"], i["rule"], _ago(i["started"], now), i["count"], i["summary"])
             for i in items]
+    if any("node" in i for i in items):  # a central's view of its nodes' incidents
+        return table(("NODE", "ID", "STATE", "SEVERITY", "RULE", "SINCE", "COUNT", "SUMMARY"),
+                     [(i.get("node", "-"), *row) for i, row in zip(items, rows, strict=True)])
     return table(("ID", "STATE", "SEVERITY", "RULE", "SINCE", "COUNT", "SUMMARY"), rows)
 
 

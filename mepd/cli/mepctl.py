@@ -141,7 +141,11 @@ async def cmd_snmp_discover(args: argparse.Namespace) -> int:
 
 
 async def cmd_incidents(client: Client, args: argparse.Namespace) -> int:
-    data = await client.request("GET", "/v1/incidents", {"all": "1"} if args.all else {})
+    query = {"all": "1"} if args.all else {}
+    if args.node:
+        data = await client.request("GET", "/v1/fleet/incidents", {**query, "node": args.node})
+    else:
+        data = await client.request("GET", "/v1/incidents", query)
     if args.json:
         _print_json(data["incidents"])
     else:
@@ -332,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("incidents", parents=[common], help="open incidents, newest first (--all: resolved too)")
     p.add_argument("--all", action="store_true", help="include resolved incidents")
+    p.add_argument("--node", metavar="N", help='the fleet nodes\' incidents, a glob: "web*" (on a central)')
     p.set_defaults(func=cmd_incidents)
 
     p = sub.add_parser("incident", parents=[common], help="one incident: lines, notifications, actions run")

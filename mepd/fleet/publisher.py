@@ -91,7 +91,7 @@ class Publisher:
         try:
             self.position = await self._load()
             js = await self.link.open()
-            await self._ensure_stream(js)
+            await ensure_stream(js, streams.LOGS, self.cfg, self.link)
             while True:
                 await self._step(js)
         finally:
@@ -112,16 +112,6 @@ class Publisher:
                         self.store.last_id, pos.published)
             return Position(new_epoch(), 0)
         return pos
-
-    async def _ensure_stream(self, js: JetStreamContext) -> None:
-        while True:
-            try:
-                await streams.ensure(js, streams.LOGS, self.cfg)
-            except streams.StreamMismatchError as e:
-                self.link.mismatch(str(e))
-                await asyncio.sleep(MISMATCH_RETRY)
-            else:
-                return
 
     async def _save(self, pos: Position) -> None:
         if pos.text() != self._saved:
@@ -157,19 +147,8 @@ class Publisher:
         self.position = self._check_ids(pos)
 
     async def _publish(self, js: JetStreamContext, msg_id: str, batch: list[tuple[int, LogRecord]]) -> None:
-        """Send until the stream acknowledges; every attempt carries the same id."""
-        payload = wire.encode(self.node, batch)
-        while True:
-            try:
-                ack = await js.publish(self.subject, payload, headers={wire.MSG_ID: msg_id})
-            except (nats.errors.Error, TimeoutError) as e:
-                self.counters.inc("publish_retries")
-                log.debug("fleet: publishing %s failed, retrying: %s", msg_id, e)
-                await asyncio.sleep(RETRY_DELAY)
-                continue
-            self.counters.inc("duplicates" if ack.duplicate else "messages")
-            self.counters.inc("published", len(batch))
-            return
+        await publish(js, self.subject, wire.encode(self.node, batch), msg_id, self.counters)
+        self.counters.inc("published", len(batch))
 
     async def _watch_backlog(self) -> None:
         while True:
@@ -191,6 +170,32 @@ class Publisher:
             "backlog_oldest_age": None if self.oldest is None else max(0.0, time.time() - self.oldest),
             "published_upto": self.position.published if self.position else None,
         }
+
+
+async def publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: str, counters: Counters) -> None:
+    """Send until the stream acknowledges; every attempt carries the same id."""
+    while True:
+        try:
+            ack = await js.publish(subject, payload, headers={wire.MSG_ID: msg_id})
+        except (nats.errors.Error, TimeoutError) as e:
+            counters.inc("publish_retries")
+            log.debug("fleet: publishing %s failed, retrying: %s", msg_id, e)
+            await asyncio.sleep(RETRY_DELAY)
+            continue
+        counters.inc("duplicates" if ack.duplicate else "messages")
+        return
+
+
+async def ensure_stream(js: JetStreamContext, stream: streams.Stream, cfg: FleetConfig, link: Link) -> None:
+    """Create or check `stream`; while it does not match the config, say so and check again now and then."""
+    while True:
+        try:
+            await streams.ensure(js, stream, cfg)
+        except streams.StreamMismatchError as e:
+            link.mismatch(str(e))
+            await asyncio.sleep(MISMATCH_RETRY)
+        else:
+            return
 
 
 def create(cfg: FleetConfig, store: LogStore) -> Publisher:

@@ -200,3 +200,31 @@ def test_a_central_rule_counts_distinct_hosts_across_nodes_five_fire_four_do_not
     send("web2", "h5", "sshd", "Failed password for root from 192.0.2.7 port 22 ssh2 (h5)")
     [inc] = wait_for(lambda: incidents("ssh-spray"), what="an incident from five hosts on two nodes")
     assert (inc["summary"], inc["count"]) == ("failed logins on 5 hosts", 5)
+
+
+def test_an_edges_incident_fired_acknowledged_resolved_reaches_the_central_with_its_node(
+        nats_server: NatsServer, mepd_factory: MakeMepd) -> None:
+    port = free_port()
+    edge = mepd_factory(syslog_listen(port, "udp") + fleet(nats_server, "web1") + FLEET_RULES).start()
+    central = mepd_factory(central_config(nats_server)).start()
+
+    def at_central(state: str) -> dict[str, Any] | None:
+        found = central.mepctl_json("incidents", "--node", "web*", "--all")
+        return found[0] if len(found) == 1 and found[0]["state"] == state else None
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(b"<38>Oct 11 22:14:15 h1 marker[1]: test marker one", ("127.0.0.1", port))
+    [fired] = wait_for(lambda: edge.mepctl_json("incidents"), what="the incident on the edge")
+    seen = wait_for(lambda: at_central("firing"), what="the firing incident at the central")
+    assert (seen["node"], seen["id"], seen["rule"], seen["summary"]) == ("web1", fired["id"], "marker",
+                                                                          fired["summary"])
+    edge.mepctl("ack", str(fired["id"]), "-m", "on it")
+    assert wait_for(lambda: at_central("acknowledged"), what="acknowledged at the central")["comment"] == "on it"
+    edge.mepctl("resolve", str(fired["id"]), "-m", "fixed")
+    wait_for(lambda: at_central("resolved"), what="resolved at the central")
+    assert central.mepctl_json("incidents", "--node", "web1") == []  # open ones only
+    assert central.mepctl_json("incidents", "--node", "db*", "--all") == []
+    assert central.mepctl_json("incidents") == []  # the central's own: none
+    assert "web1" in central.mepctl("incidents", "--node", "*", "--all").stdout
+    counters = component(central, "fleet/central-incidents")["counters"]
+    assert counters["changes"] == 3
