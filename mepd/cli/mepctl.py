@@ -48,6 +48,19 @@ async def cmd_status(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_fleet_status(client: Client, args: argparse.Namespace) -> int:
+    data = await client.request("GET", "/v1/status")
+    central = next((c for c in data.get("components", []) if c["name"] == "fleet/central"), None)
+    if central is None:
+        print("mepctl: this mepd is not a fleet central ([fleet.central] enabled = true)", file=sys.stderr)
+        return EXIT_REQUEST
+    if args.json:
+        _print_json(central["details"])
+    else:
+        print(render.fleet_status(central["details"]))
+    return EXIT_OK
+
+
 async def cmd_logs(client: Client, args: argparse.Namespace) -> int:
     params = log_params(vars(args))
     if args.follow:
@@ -277,6 +290,13 @@ def _add_metric_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_graph)
 
 
+def _add_fleet_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("fleet", help="the fleet as a central sees it")
+    fsub = p.add_subparsers(dest="fleet_command", required=True, metavar="status")
+    q = fsub.add_parser("status", parents=[common], help="each node (last heard, records, its backlog), the stream")
+    q.set_defaults(func=cmd_fleet_status)
+
+
 def _add_snmp_commands(sub: Any) -> None:
     hints = get_type_hints(SnmpTargetConfig)
     p = sub.add_parser("snmp", help="SNMP tools that talk to agents directly")
@@ -327,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_metric_commands(sub, common)
     _add_snmp_commands(sub)
+    _add_fleet_commands(sub, common)
     weblog.add_commands(sub)
 
     _add_dashboard_commands(sub, common)

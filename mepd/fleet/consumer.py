@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sqlite3
 import time
@@ -35,6 +36,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from mepd.config import FleetConfig
 from mepd.fleet import streams, wire
 from mepd.fleet.connection import Link
+from mepd.fleet.publisher import ensure_stream
 from mepd.model import LogRecord, rfc3339
 from mepd.pipeline import Counters, Subscription
 from mepd.store.logs.store import LogStore
@@ -78,13 +80,15 @@ class Consumer:
         self.nodes: dict[str, NodeSeen] = {}
         self.pending: int | None = None  # messages in the stream this consumer has not been delivered yet
         self.ack_pending: int | None = None
+        self.heartbeats: dict[str, dict[str, object]] = {}  # node -> its latest heartbeat (`publisher`)
+        self.stream: dict[str, object] = {}
 
     async def run(self, started: Callable[[], None]) -> None:
         started()
         try:
             js = await self.link.open()
             sub = await self._subscribe(js)
-            info = asyncio.create_task(self._watch(sub))
+            info = asyncio.create_task(self._watch(js, sub))
             try:
                 while True:
                     try:
@@ -154,12 +158,27 @@ class Consumer:
         if room < len(records):
             self.counters.inc("alerts_dropped", len(records) - room)
 
-    async def _watch(self, sub: JetStreamContext.PullSubscription) -> None:
+    async def _watch(self, js: JetStreamContext, sub: JetStreamContext.PullSubscription) -> None:
+        """The consumer's lag, the stream's size and leader, and each node's latest heartbeat."""
+        await ensure_stream(js, streams.HEARTBEATS, self.cfg, self.link)
+        try:
+            await js.subscribe(streams.HEARTBEATS.subjects[0], cb=self._on_heartbeat, ordered_consumer=True,
+                               deliver_policy=DeliverPolicy.LAST_PER_SUBJECT)
+        except (nats.errors.Error, TimeoutError) as e:
+            log.warning("fleet: not reading the nodes' heartbeats: %s", e)
         while True:
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 info = await sub.consumer_info()
                 self.pending, self.ack_pending = info.num_pending, info.num_ack_pending
+                stream = await js.stream_info(streams.LOGS.name)
+                self.stream = {"name": streams.LOGS.name, "messages": stream.state.messages,
+                               "bytes": stream.state.bytes, "replicas": stream.config.num_replicas or 1,
+                               "leader": stream.cluster.leader if stream.cluster else None}
             await asyncio.sleep(INFO_INTERVAL)
+
+    async def _on_heartbeat(self, msg: Msg) -> None:
+        with contextlib.suppress(ValueError):
+            self.heartbeats[msg.subject.rsplit(".", 1)[-1]] = json.loads(msg.data)
 
     def details(self) -> dict[str, object]:
         return {
@@ -170,6 +189,8 @@ class Consumer:
             "ack_pending": self.ack_pending,
             "nodes": {name: {"records": n.records, "messages": n.messages, "last_heard": rfc3339(n.last_heard)}
                       for name, n in sorted(self.nodes.items())},
+            "heartbeats": dict(sorted(self.heartbeats.items())),
+            "stream": self.stream,
         }
 
 

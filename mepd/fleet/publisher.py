@@ -11,12 +11,17 @@ the stream's duplicate window drops and a central recognises after it; then it
 goes on after the range.  A message whose acknowledgement is lost is sent
 again the same way.  While the cluster cannot be reached nothing is sent and
 the backlog (records, age of the oldest) is shown in `mepctl status`.
+
+Every HEARTBEAT seconds the node also says how it stands (backlog, age of the
+oldest, records published) on `mepd.heartbeat.<node>`, a stream that keeps
+each node's latest only: `mepctl fleet status` on a central shows it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sqlite3
 import time
@@ -42,6 +47,7 @@ IDLE_WAIT: Final = 1.0
 BACKLOG_INTERVAL: Final = 2.0
 RETRY_DELAY: Final = 1.0
 MISMATCH_RETRY: Final = 30.0
+HEARTBEAT: Final = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +98,13 @@ class Publisher:
             self.position = await self._load()
             js = await self.link.open()
             await ensure_stream(js, streams.LOGS, self.cfg, self.link)
-            while True:
-                await self._step(js)
+            await ensure_stream(js, streams.HEARTBEATS, self.cfg, self.link)
+            beat = asyncio.create_task(self._heartbeat(js))
+            try:
+                while True:
+                    await self._step(js)
+            finally:
+                beat.cancel()
         finally:
             watch.cancel()
             await self.link.close()
@@ -159,6 +170,18 @@ class Publisher:
                     oldest = await self.store.records_after(pos.published, 1) if self.backlog else []
                     self.oldest = oldest[0][1].received if oldest else None
             await asyncio.sleep(BACKLOG_INTERVAL)
+
+    async def _heartbeat(self, js: JetStreamContext) -> None:
+        subject = streams.HEARTBEATS.subject(self.node)
+        while True:
+            d = self.details()
+            beat = {"node": self.node, "time": rfc3339(time.time()), "backlog": d["backlog"],
+                    "backlog_oldest_age": d["backlog_oldest_age"], "published": self.counters.get("published")}
+            try:
+                await js.publish(subject, json.dumps(beat).encode())
+            except (nats.errors.Error, TimeoutError) as e:
+                log.debug("fleet: heartbeat not sent: %s", e)
+            await asyncio.sleep(HEARTBEAT)
 
     def details(self) -> dict[str, object]:
         link = self.link.status()
