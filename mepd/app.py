@@ -42,7 +42,9 @@ from mepd.api.weblog import WebLogApi
 from mepd.config import Config
 from mepd.config.syntax import compile_glob
 from mepd.errors import AlreadyRunningError, ConfigErrors
+from mepd.fleet import api as fleet_api
 from mepd.fleet import consumer as fleet_consumer
+from mepd.fleet import incidents as fleet_incidents
 from mepd.fleet import publisher as fleet_publisher
 from mepd.model import LogRecord
 from mepd.pipeline import Accept, Counters, Pipeline, from_sources
@@ -96,6 +98,7 @@ class App:
         self.api.add_routes(incidents_api.routes(self.alerts))
         self.api.add_routes(timeline_api.routes(self))
         self.api.add_routes(checks_api.routes(self))
+        self.api.add_routes(fleet_api.routes(lambda: self.cfg))
         self.weblogstore = WebLogStore(os.path.join(cfg.daemon.state_dir, "weblog.db"))
         self.api.add_routes(WebLogApi(self.weblogstore).routes())
         self.weblog: weblog_live.WebLogAnalyzer | None = None
@@ -147,9 +150,14 @@ class App:
             if "logs" in cfg.fleet.publish:
                 specs.append(Spec("fleet/publish", cfg.fleet,
                                   functools.partial(fleet_publisher.create, cfg.fleet, self.logstore)))
+            if "incidents" in cfg.fleet.publish:
+                specs.append(Spec("fleet/incidents", cfg.fleet, functools.partial(
+                    fleet_incidents.create_publisher, cfg.fleet, self.alerts.path, self.logstore)))
             if cfg.fleet.central.enabled:
                 specs.append(Spec("fleet/central", cfg.fleet,
-                                  functools.partial(fleet_consumer.create, cfg.fleet, self.logstore)))
+                                  functools.partial(fleet_consumer.create, cfg.fleet, self.logstore, self.alerts.logs)))
+                specs.append(Spec("fleet/central-incidents", cfg.fleet, functools.partial(
+                    fleet_incidents.create_consumer, cfg.fleet, cfg.daemon.state_dir)))
         if cfg.http.listen:
             dashboard = functools.partial(web_server.create, cfg.http, cfg.daemon.state_dir, self.dashboard)
             specs.append(Spec("http", cfg.http, dashboard))

@@ -74,6 +74,7 @@ _TRIM: Final = (  # the channel's rows older than its newest `outbox_max`
 OUTBOX_MAX: Final = 10_000
 _LIVE: Final = _SELECT + " WHERE state != 'resolved' OR notified = 'firing' ORDER BY id"
 _BY_ID: Final = _SELECT + " WHERE id = ?"
+_BY_IDS: Final = _SELECT + " WHERE id IN (SELECT value FROM json_each(?))"  # noqa: S608 - ids as a JSON array
 _RECENT: Final = _SELECT + " ORDER BY id DESC LIMIT ?"
 _RECENT_OPEN: Final = _SELECT + " WHERE state != 'resolved' ORDER BY id DESC LIMIT ?"
 
@@ -302,6 +303,21 @@ class IncidentStore:
     async def incidents(self, *, include_resolved: bool, limit: int) -> list[Incident]:
         rows = await self._run(self._fetch, _RECENT if include_resolved else _RECENT_OPEN, [limit])
         return [_incident(r) for r in rows]
+
+    async def state_changes(self, after: int, limit: int) -> tuple[int, list[tuple[int, float, str, Incident]]]:
+        """The history after id `after` (up to `limit` rows): the last id read, and its fired, acknowledged and
+        resolved rows with their incident as it is now; for the fleet (`mepd.fleet.incidents`)."""
+        rows = await self._run(self._fetch, "SELECT id, ts, event, incident FROM history WHERE id > ? ORDER BY id"
+                               " LIMIT ?", [after, limit])
+        wanted = [r for r in rows if r[2] in ("fired", "acknowledged", "resolved")]
+        found = {i.id: i for i in map(_incident, await self._run(
+            self._fetch, _BY_IDS,
+            [json.dumps(sorted({r[3] for r in wanted}))]))}
+        return (rows[-1][0] if rows else after,
+                [(hid, ts, event, found[iid]) for hid, ts, event, iid in wanted if iid in found])
+
+    async def last_history_id(self) -> int:
+        return int((await self._run(self._fetch, "SELECT coalesce(max(id), 0) FROM history", []))[0][0])
 
     async def incident(self, iid: int) -> Incident | None:
         rows = await self._run(self._fetch, _BY_ID, [iid])

@@ -137,7 +137,31 @@ def incidents(items: Sequence[Mapping[str, Any]]) -> str:
     now = time.time()
     rows = [(i["id"], i["state"], i["severity"], i["rule"], _ago(i["started"], now), i["count"], i["summary"])
             for i in items]
+    if any("node" in i for i in items):  # a central's view of its nodes' incidents
+        return table(("NODE", "ID", "STATE", "SEVERITY", "RULE", "SINCE", "COUNT", "SUMMARY"),
+                     [(i.get("node", "-"), *row) for i, row in zip(items, rows, strict=True)])
     return table(("ID", "STATE", "SEVERITY", "RULE", "SINCE", "COUNT", "SUMMARY"), rows)
+
+
+def fleet_status(central: Mapping[str, Any]) -> str:
+    """`mepctl fleet status`: each node as this central knows it (its records, its own heartbeat), the stream."""
+    now = time.time()
+    nodes, beats = central.get("nodes", {}), central.get("heartbeats", {})
+    rows = []
+    for name in sorted({*nodes, *beats}):
+        seen, beat = nodes.get(name, {}), beats.get(name, {})
+        age = beat.get("backlog_oldest_age")
+        rows.append((name, _ago(seen["last_heard"], now) if seen else "-", seen.get("records", 0),
+                     beat.get("backlog", "-"), "-" if age is None else format_duration(age),
+                     _ago(beat["time"], now) if beat else "-"))
+    stream = central.get("stream") or {}
+    lines = [table(("NODE", "LAST HEARD", "RECORDS", "BACKLOG", "OLDEST", "HEARTBEAT"), rows) if rows else "no nodes"]
+    if stream:
+        lines.append(f"stream {stream['name']}: {stream['messages']} messages, {stream['bytes']} bytes,"
+                     f" {stream['replicas']} replicas, leader {stream['leader'] or '-'}")
+    lines.append(f"consumer {central.get('consumer')}: lag {central.get('lag', '-')} messages,"
+                 f" {central.get('state')}")
+    return "\n".join(lines)
 
 
 def incident(inc: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> str:

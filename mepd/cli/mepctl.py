@@ -48,6 +48,19 @@ async def cmd_status(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_fleet_status(client: Client, args: argparse.Namespace) -> int:
+    data = await client.request("GET", "/v1/status")
+    central = next((c for c in data.get("components", []) if c["name"] == "fleet/central"), None)
+    if central is None:
+        print("mepctl: this mepd is not a fleet central ([fleet.central] enabled = true)", file=sys.stderr)
+        return EXIT_REQUEST
+    if args.json:
+        _print_json(central["details"])
+    else:
+        print(render.fleet_status(central["details"]))
+    return EXIT_OK
+
+
 async def cmd_logs(client: Client, args: argparse.Namespace) -> int:
     params = log_params(vars(args))
     if args.follow:
@@ -162,7 +175,11 @@ async def cmd_checks(client: Client, args: argparse.Namespace) -> int:
 
 
 async def cmd_incidents(client: Client, args: argparse.Namespace) -> int:
-    data = await client.request("GET", "/v1/incidents", {"all": "1"} if args.all else {})
+    query = {"all": "1"} if args.all else {}
+    if args.node:
+        data = await client.request("GET", "/v1/fleet/incidents", {**query, "node": args.node})
+    else:
+        data = await client.request("GET", "/v1/incidents", query)
     if args.json:
         _print_json(data["incidents"])
     else:
@@ -307,6 +324,13 @@ def _add_metric_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_graph)
 
 
+def _add_fleet_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("fleet", help="the fleet as a central sees it")
+    fsub = p.add_subparsers(dest="fleet_command", required=True, metavar="status")
+    q = fsub.add_parser("status", parents=[common], help="each node (last heard, records, its backlog), the stream")
+    q.set_defaults(func=cmd_fleet_status)
+
+
 def _add_snmp_commands(sub: Any) -> None:
     hints = get_type_hints(SnmpTargetConfig)
     p = sub.add_parser("snmp", help="SNMP tools that talk to agents directly")
@@ -357,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_metric_commands(sub, common)
     _add_snmp_commands(sub)
+    _add_fleet_commands(sub, common)
     weblog.add_commands(sub)
 
     _add_dashboard_commands(sub, common)
@@ -367,8 +392,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("checks", parents=[common], help="each [[check]]: its state, since when, its last result")
     p.set_defaults(func=cmd_checks)
 
+    _add_incident_commands(sub, common)
+    return parser
+
+
+def _add_incident_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("incidents", parents=[common], help="open incidents, newest first (--all: resolved too)")
     p.add_argument("--all", action="store_true", help="include resolved incidents")
+    p.add_argument("--node", metavar="N", help='the fleet nodes\' incidents, a glob: "web*" (on a central)')
     p.set_defaults(func=cmd_incidents)
 
     p = sub.add_parser("incident", parents=[common], help="one incident: lines, notifications, actions run")
@@ -397,7 +428,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("unsilence", parents=[common], help="end a silence now")
     p.add_argument("id", type=_non_negative, metavar="ID")
     p.set_defaults(func=cmd_unsilence)
-    return parser
 
 
 def _duration(text: str) -> str:

@@ -8,12 +8,19 @@ A message delivered again (the central died between its commit and its ack,
 or the ack was lost) or published again by its node after the stream's
 duplicate window finds its id already committed and is only acknowledged.
 The ids are kept as long as the records (`worker.FLEET_BATCH_PREFIX`).
+
+Fleet-wide rules: the records of a message this central committed just now
+(not those of one it finds committed already) are then offered to its alert
+engine's log queue, so its log rules (`distinct = "host"` across nodes) see
+every node's records once.  The stores are never fed from the pipeline here:
+storing stays exactly once whatever the rules' queue does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sqlite3
 import time
@@ -29,14 +36,16 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from mepd.config import FleetConfig
 from mepd.fleet import streams, wire
 from mepd.fleet.connection import Link
-from mepd.model import rfc3339
-from mepd.pipeline import Counters
+from mepd.fleet.publisher import ensure_stream
+from mepd.model import LogRecord, rfc3339
+from mepd.pipeline import Counters, Subscription
 from mepd.store.logs.store import LogStore
 from mepd.store.logs.worker import FLEET_BATCH_PREFIX
 
 log = logging.getLogger(__name__)
 
 ACK_WAIT: Final = 30.0
+ALERTS_WAIT: Final = 5.0  # for room in the alert engine's queue, before the records that do not fit are dropped
 FETCH_WAIT: Final = 1.0
 INFO_INTERVAL: Final = 2.0
 MISMATCH_RETRY: Final = 30.0
@@ -61,22 +70,25 @@ def batch_id(msg: Msg) -> str:
 
 
 class Consumer:
-    def __init__(self, cfg: FleetConfig, store: LogStore) -> None:
+    def __init__(self, cfg: FleetConfig, store: LogStore, alerts: Subscription[LogRecord] | None = None) -> None:
         self.name = "fleet/central"
         self.cfg = cfg
         self.store = store
+        self.alerts = alerts  # the alert engine's log queue
         self.counters = Counters()
         self.link = Link(cfg, f"mepd {cfg.node_name} central {cfg.central.consumer}")
         self.nodes: dict[str, NodeSeen] = {}
         self.pending: int | None = None  # messages in the stream this consumer has not been delivered yet
         self.ack_pending: int | None = None
+        self.heartbeats: dict[str, dict[str, object]] = {}  # node -> its latest heartbeat (`publisher`)
+        self.stream: dict[str, object] = {}
 
     async def run(self, started: Callable[[], None]) -> None:
         started()
         try:
             js = await self.link.open()
             sub = await self._subscribe(js)
-            info = asyncio.create_task(self._watch(sub))
+            info = asyncio.create_task(self._watch(js, sub))
             try:
                 while True:
                     try:
@@ -114,7 +126,7 @@ class Consumer:
         delay = 0.1
         while True:
             try:
-                await self.store.write(records, batch_id(msg))
+                new = (await self.store.write(records, batch_id(msg))).new
                 break
             except sqlite3.Error as e:
                 self.counters.inc("write_errors")
@@ -123,6 +135,8 @@ class Consumer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
         await msg.ack()
+        if new:
+            await self._offer_alerts(records)
         seen = self.nodes.setdefault(node, NodeSeen())
         seen.records += len(records)
         seen.messages += 1
@@ -132,12 +146,39 @@ class Consumer:
         if msg.metadata.num_delivered > 1:
             self.counters.inc("redelivered")
 
-    async def _watch(self, sub: JetStreamContext.PullSubscription) -> None:
+    async def _offer_alerts(self, records: list[LogRecord]) -> None:
+        """Give the rules what was just stored, waiting a little for room: a stalled engine must not stall storing."""
+        if self.alerts is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(ALERTS_WAIT):
+                await self.alerts.wait_writable()
+        room = self.alerts.room()
+        self.alerts.push_many(records[:room])
+        if room < len(records):
+            self.counters.inc("alerts_dropped", len(records) - room)
+
+    async def _watch(self, js: JetStreamContext, sub: JetStreamContext.PullSubscription) -> None:
+        """The consumer's lag, the stream's size and leader, and each node's latest heartbeat."""
+        await ensure_stream(js, streams.HEARTBEATS, self.cfg, self.link)
+        try:
+            await js.subscribe(streams.HEARTBEATS.subjects[0], cb=self._on_heartbeat, ordered_consumer=True,
+                               deliver_policy=DeliverPolicy.LAST_PER_SUBJECT)
+        except (nats.errors.Error, TimeoutError) as e:
+            log.warning("fleet: not reading the nodes' heartbeats: %s", e)
         while True:
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 info = await sub.consumer_info()
                 self.pending, self.ack_pending = info.num_pending, info.num_ack_pending
+                stream = await js.stream_info(streams.LOGS.name)
+                self.stream = {"name": streams.LOGS.name, "messages": stream.state.messages,
+                               "bytes": stream.state.bytes, "replicas": stream.config.num_replicas or 1,
+                               "leader": stream.cluster.leader if stream.cluster else None}
             await asyncio.sleep(INFO_INTERVAL)
+
+    async def _on_heartbeat(self, msg: Msg) -> None:
+        with contextlib.suppress(ValueError):
+            self.heartbeats[msg.subject.rsplit(".", 1)[-1]] = json.loads(msg.data)
 
     def details(self) -> dict[str, object]:
         return {
@@ -148,8 +189,10 @@ class Consumer:
             "ack_pending": self.ack_pending,
             "nodes": {name: {"records": n.records, "messages": n.messages, "last_heard": rfc3339(n.last_heard)}
                       for name, n in sorted(self.nodes.items())},
+            "heartbeats": dict(sorted(self.heartbeats.items())),
+            "stream": self.stream,
         }
 
 
-def create(cfg: FleetConfig, store: LogStore) -> Consumer:
-    return Consumer(cfg, store)
+def create(cfg: FleetConfig, store: LogStore, alerts: Subscription[LogRecord] | None) -> Consumer:
+    return Consumer(cfg, store, alerts)

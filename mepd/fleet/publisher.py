@@ -11,12 +11,17 @@ the stream's duplicate window drops and a central recognises after it; then it
 goes on after the range.  A message whose acknowledgement is lost is sent
 again the same way.  While the cluster cannot be reached nothing is sent and
 the backlog (records, age of the oldest) is shown in `mepctl status`.
+
+Every HEARTBEAT seconds the node also says how it stands (backlog, age of the
+oldest, records published) on `mepd.heartbeat.<node>`, a stream that keeps
+each node's latest only: `mepctl fleet status` on a central shows it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sqlite3
 import time
@@ -42,6 +47,7 @@ IDLE_WAIT: Final = 1.0
 BACKLOG_INTERVAL: Final = 2.0
 RETRY_DELAY: Final = 1.0
 MISMATCH_RETRY: Final = 30.0
+HEARTBEAT: Final = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +97,14 @@ class Publisher:
         try:
             self.position = await self._load()
             js = await self.link.open()
-            await self._ensure_stream(js)
-            while True:
-                await self._step(js)
+            await ensure_stream(js, streams.LOGS, self.cfg, self.link)
+            await ensure_stream(js, streams.HEARTBEATS, self.cfg, self.link)
+            beat = asyncio.create_task(self._heartbeat(js))
+            try:
+                while True:
+                    await self._step(js)
+            finally:
+                beat.cancel()
         finally:
             watch.cancel()
             await self.link.close()
@@ -112,16 +123,6 @@ class Publisher:
                         self.store.last_id, pos.published)
             return Position(new_epoch(), 0)
         return pos
-
-    async def _ensure_stream(self, js: JetStreamContext) -> None:
-        while True:
-            try:
-                await streams.ensure(js, streams.LOGS, self.cfg)
-            except streams.StreamMismatchError as e:
-                self.link.mismatch(str(e))
-                await asyncio.sleep(MISMATCH_RETRY)
-            else:
-                return
 
     async def _save(self, pos: Position) -> None:
         if pos.text() != self._saved:
@@ -157,19 +158,8 @@ class Publisher:
         self.position = self._check_ids(pos)
 
     async def _publish(self, js: JetStreamContext, msg_id: str, batch: list[tuple[int, LogRecord]]) -> None:
-        """Send until the stream acknowledges; every attempt carries the same id."""
-        payload = wire.encode(self.node, batch)
-        while True:
-            try:
-                ack = await js.publish(self.subject, payload, headers={wire.MSG_ID: msg_id})
-            except (nats.errors.Error, TimeoutError) as e:
-                self.counters.inc("publish_retries")
-                log.debug("fleet: publishing %s failed, retrying: %s", msg_id, e)
-                await asyncio.sleep(RETRY_DELAY)
-                continue
-            self.counters.inc("duplicates" if ack.duplicate else "messages")
-            self.counters.inc("published", len(batch))
-            return
+        await publish(js, self.subject, wire.encode(self.node, batch), msg_id, self.counters)
+        self.counters.inc("published", len(batch))
 
     async def _watch_backlog(self) -> None:
         while True:
@@ -181,6 +171,18 @@ class Publisher:
                     self.oldest = oldest[0][1].received if oldest else None
             await asyncio.sleep(BACKLOG_INTERVAL)
 
+    async def _heartbeat(self, js: JetStreamContext) -> None:
+        subject = streams.HEARTBEATS.subject(self.node)
+        while True:
+            d = self.details()
+            beat = {"node": self.node, "time": rfc3339(time.time()), "backlog": d["backlog"],
+                    "backlog_oldest_age": d["backlog_oldest_age"], "published": self.counters.get("published")}
+            try:
+                await js.publish(subject, json.dumps(beat).encode())
+            except (nats.errors.Error, TimeoutError) as e:
+                log.debug("fleet: heartbeat not sent: %s", e)
+            await asyncio.sleep(HEARTBEAT)
+
     def details(self) -> dict[str, object]:
         link = self.link.status()
         return {
@@ -191,6 +193,32 @@ class Publisher:
             "backlog_oldest_age": None if self.oldest is None else max(0.0, time.time() - self.oldest),
             "published_upto": self.position.published if self.position else None,
         }
+
+
+async def publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: str, counters: Counters) -> None:
+    """Send until the stream acknowledges; every attempt carries the same id."""
+    while True:
+        try:
+            ack = await js.publish(subject, payload, headers={wire.MSG_ID: msg_id})
+        except (nats.errors.Error, TimeoutError) as e:
+            counters.inc("publish_retries")
+            log.debug("fleet: publishing %s failed, retrying: %s", msg_id, e)
+            await asyncio.sleep(RETRY_DELAY)
+            continue
+        counters.inc("duplicates" if ack.duplicate else "messages")
+        return
+
+
+async def ensure_stream(js: JetStreamContext, stream: streams.Stream, cfg: FleetConfig, link: Link) -> None:
+    """Create or check `stream`; while it does not match the config, say so and check again now and then."""
+    while True:
+        try:
+            await streams.ensure(js, stream, cfg)
+        except streams.StreamMismatchError as e:
+            link.mismatch(str(e))
+            await asyncio.sleep(MISMATCH_RETRY)
+        else:
+            return
 
 
 def create(cfg: FleetConfig, store: LogStore) -> Publisher:

@@ -22,6 +22,7 @@ from mepd.errors import MepdError
 class Stream:
     name: str
     kind: str  # the `publish` entry it carries
+    per_subject: int = -1  # messages kept per subject (-1: all)
 
     @property
     def subjects(self) -> list[str]:
@@ -33,7 +34,8 @@ class Stream:
 
 LOGS: Final = Stream("MEPD_LOGS", "logs")
 EVENTS: Final = Stream("MEPD_EVENTS", "incidents")
-STREAMS: Final = (LOGS, EVENTS)
+HEARTBEATS: Final = Stream("MEPD_HEARTBEATS", "heartbeat", per_subject=1)  # each node's latest
+STREAMS: Final = (LOGS, EVENTS, HEARTBEATS)
 
 
 class StreamMismatchError(MepdError):
@@ -48,6 +50,7 @@ async def ensure(js: JetStreamContext, stream: Stream, cfg: FleetConfig) -> None
         await js.add_stream(StreamConfig(
             name=stream.name, subjects=stream.subjects, num_replicas=cfg.replicas, storage=StorageType.FILE,
             duplicate_window=cfg.duplicate_window, max_age=cfg.max_age, discard=DiscardPolicy.OLD,
+            max_msgs_per_subject=stream.per_subject,
         ))
         return
     have = info.config

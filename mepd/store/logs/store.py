@@ -136,6 +136,15 @@ def _where(q: LogQuery, fts_upto: int) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Written:
+    """What a write did: whether its batch was new (not committed by an earlier attempt), and the indexes of
+    the records not stored because a record with their `uid` was (a RELP message sent again)."""
+
+    new: bool
+    repeats: list[int]
+
+
 class LogStore:
     """Owns the database file; `write` and `query` are safe to call from the event loop."""
 
@@ -211,19 +220,21 @@ class LogStore:
         self._control.shutdown(wait=True)
 
     async def write(self, records: Sequence[LogRecord], batch_id: str | None = None,
-                    cursors: Mapping[str, str] | None = None) -> list[int]:
+                    cursors: Mapping[str, str] | None = None) -> Written:
         """Commit a batch (and the cursors it reaches, its records' and `cursors`) in one transaction, then
-        wake followers; returns the indexes of the records not stored because a record with their `uid` was.
+        wake followers.
 
-        Every attempt at one batch gives the same `batch_id`: one that committed is not stored again."""
+        Every attempt at one batch gives the same `batch_id`: one that committed is not stored again, and
+        `Written.new` is False (the records are stored, by an earlier attempt)."""
         cursors = {**{r.cursor[0]: r.cursor[1] for r in records if r.cursor is not None}, **(cursors or {})}
         uids = [(i, r.uid) for i, r in enumerate(records) if r.uid is not None]
+        new: bool
         repeats: list[int]
-        self.last_id, repeats = await self._on_writer(worker.write, batch_id or uuid.uuid4().hex,
-                                                      [_row(r) for r in records], cursors, time.time(), uids)
+        self.last_id, new, repeats = await self._on_writer(worker.write, batch_id or uuid.uuid4().hex,
+                                                           [_row(r) for r in records], cursors, time.time(), uids)
         self.future_dated += sum(map(_ahead, records))
         await self.wake_followers()
-        return repeats
+        return Written(new, repeats)
 
     async def wake_followers(self) -> None:
         """Wake whoever waits on `committed`: after a commit, and at shutdown so that live tails end at once."""
@@ -449,7 +460,7 @@ class LogSink:
         batch_id = uuid.uuid4().hex
         while True:
             try:
-                repeats = await self.store.write(batch, batch_id)
+                repeats = (await self.store.write(batch, batch_id)).repeats
             except sqlite3.Error as e:
                 self.counters.inc("write_errors")
                 log.warning("log store write of %d records failed, retrying in %.1fs: %s", len(batch), delay, e)

@@ -248,9 +248,10 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 @_recovering
 def write(batch_id: str, rows: Sequence[tuple[Any, ...]], cursors: dict[str, str], now: float,
-          uids: Sequence[tuple[int, str]] = ()) -> tuple[int, list[int]]:
-    """Commit rows and the source cursors they reach in one transaction; returns the last id and the indexes
-    of the rows not stored because their uid (`uids`: (row index, uid) of the rows that have one) was.
+          uids: Sequence[tuple[int, str]] = ()) -> tuple[int, bool, list[int]]:
+    """Commit rows and the source cursors they reach in one transaction; returns the last id, whether the
+    batch is new, and the indexes of the rows not stored because their uid (`uids`: (row index, uid) of the
+    rows that have one) was.
 
     The batch's id commits with them: a batch sent again because the writer died after its commit but
     before answering is recognised and not stored twice.
@@ -259,7 +260,9 @@ def write(batch_id: str, rows: Sequence[tuple[Any, ...]], cursors: dict[str, str
     conn.execute("BEGIN IMMEDIATE")
     repeats: list[int] = []
     try:
-        if conn.execute("INSERT OR IGNORE INTO batches (id, committed) VALUES (?, ?)", [batch_id, now]).rowcount:
+        new = bool(conn.execute("INSERT OR IGNORE INTO batches (id, committed) VALUES (?, ?)",
+                                [batch_id, now]).rowcount)
+        if new:
             if uids:
                 rows, repeats = _without_stored_uids(conn, rows, uids)
             conn.executemany(INSERT, rows)
@@ -273,7 +276,7 @@ def write(batch_id: str, rows: Sequence[tuple[Any, ...]], cursors: dict[str, str
     except BaseException:
         _rollback(conn)
         raise
-    return int(conn.execute("SELECT coalesce(max(id), 0) FROM logs").fetchone()[0]), repeats
+    return int(conn.execute("SELECT coalesce(max(id), 0) FROM logs").fetchone()[0]), new, repeats
 
 
 def _without_stored_uids(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]],

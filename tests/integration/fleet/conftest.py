@@ -1,7 +1,12 @@
-"""Fixtures: real nats-server processes with JetStream on loopback, started and stopped by PID."""
+"""Fixtures: real nats-server processes with JetStream on loopback, started and stopped by PID.
+
+`nats_cluster` is three servers routed to each other on loopback ports (one
+JetStream cluster, streams with 3 replicas survive one of them killed).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import socket
@@ -9,6 +14,8 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import nats
+import nats.errors
 import pytest
 
 from tests.helpers import free_port, wait_for
@@ -19,9 +26,9 @@ NATS_SERVER = "nats-server"
 class NatsServer:
     """One `nats-server -js` on 127.0.0.1, its store in a temp dir; `stop` and `start` keep port and store."""
 
-    def __init__(self, root: Path, config: str = "") -> None:
+    def __init__(self, root: Path, config: str = "", port: int = 0) -> None:
         self.root = root
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
         self.config = config
         self.proc: subprocess.Popen[bytes] | None = None
@@ -58,21 +65,65 @@ class NatsServer:
 
 @pytest.fixture
 def nats_factory(tmp_path: Path) -> Iterator[Callable[..., NatsServer]]:
-    """`nats_factory(config="")` starts a server; every one is stopped at the end, also on failure."""
+    """`nats_factory(config="", port=0)` starts a server; every one is stopped at the end, also on failure."""
     if shutil.which(NATS_SERVER) is None:
         pytest.fail("nats-server missing: apt-get install nats-server")
     made: list[NatsServer] = []
 
-    def make(config: str = "") -> NatsServer:
+    def make(config: str = "", port: int = 0) -> NatsServer:
         root = tmp_path / f"nats{len(made)}"
         root.mkdir()
-        server = NatsServer(root, config)
+        server = NatsServer(root, config, port)
         made.append(server)
         return server.start()
 
     yield make
     for server in made:
         server.stop(signal.SIGKILL)
+
+
+async def _jetstream_ready(urls: list[str]) -> bool:
+    try:
+        nc = await nats.connect(urls, connect_timeout=1, max_reconnect_attempts=0, allow_reconnect=False)
+    except (nats.errors.Error, OSError, TimeoutError):
+        return False
+    try:
+        await nc.jetstream(timeout=1).account_info()
+        return True
+    except (nats.errors.Error, TimeoutError):
+        return False  # no JetStream meta leader elected yet
+    finally:
+        await nc.close()
+
+
+def wait_jetstream(urls: list[str]) -> None:
+    wait_for(lambda: asyncio.run(_jetstream_ready(urls)), what=f"JetStream answering on {urls}")
+
+
+class NatsCluster:
+    """Three servers in one JetStream cluster; `servers[i].stop(SIGKILL)` and `.start()` keep its port and store."""
+
+    def __init__(self, servers: list[NatsServer]) -> None:
+        self.servers = servers
+        self.urls = [s.url for s in servers]
+
+    def server_named(self, name: str) -> NatsServer:
+        return self.servers[int(name.removeprefix("n"))]
+
+    def wait_ready(self) -> None:
+        wait_jetstream(self.urls)
+
+
+@pytest.fixture
+def nats_cluster(nats_factory: Callable[..., NatsServer]) -> NatsCluster:
+    """Three nats-server processes named n0-n2, routed to each other on loopback ports, JetStream clustered."""
+    ports, routes = [free_port() for _ in range(3)], [free_port() for _ in range(3)]
+    urls = ", ".join(f"nats-route://127.0.0.1:{p}" for p in routes)
+    servers = [nats_factory(f"server_name: n{i}\ncluster {{\n  name: mepd\n  listen: 127.0.0.1:{routes[i]}\n"
+                            f"  routes: [{urls}]\n}}\n", port=ports[i]) for i in range(3)]
+    cluster = NatsCluster(servers)
+    cluster.wait_ready()
+    return cluster
 
 
 @pytest.fixture

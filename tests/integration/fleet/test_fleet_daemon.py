@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import nats
+from nats.js.api import StreamConfig
 
 from tests.helpers import Mepd, free_port, syslog_listen, wait_for
 from tests.integration.fleet.conftest import NatsServer
@@ -152,3 +156,180 @@ def test_wrong_credentials_are_a_status_line_and_the_node_keeps_collecting(
     assert component(edge, "fleet/publish")["state"] == "running"
     wait_for(lambda: component(edge, "fleet/publish")["details"]["backlog"] == 10,
              what="the 10 records in the backlog (it is measured every few seconds)")
+
+
+FLEET_RULES = '''
+[alert]
+group_wait = "0s"
+evaluation_interval = "100ms"
+[[alert.rule]]
+name = "ssh-spray"
+pattern = "Failed password"
+app = "sshd"
+distinct = "host"
+count = 5
+window = "1h"
+summary = "failed logins on {distinct} hosts"
+[[alert.rule]]
+name = "marker"
+pattern = "test marker"
+app = "marker"
+'''
+
+
+def test_a_central_rule_counts_distinct_hosts_across_nodes_five_fire_four_do_not(
+        nats_server: NatsServer, mepd_factory: MakeMepd) -> None:
+    ports = {node: free_port() for node in ("web1", "web2")}
+    for node, port in ports.items():
+        mepd_factory(syslog_listen(port, "udp") + fleet(nats_server, node)).start()
+    central = mepd_factory(central_config(nats_server) + FLEET_RULES).start()
+
+    def send(node: str, host: str, app: str, message: str) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(f"<38>Oct 11 22:14:15 {host} {app}[811]: {message}".encode(), ("127.0.0.1", ports[node]))
+
+    def incidents(rule: str) -> list[dict[str, Any]]:
+        return [i for i in central.mepctl_json("incidents") if i["rule"] == rule]
+
+    # Four hosts behind two nodes, some twice; then a marker from each node after its lines: a node's
+    # records reach the central's rules in order, so the marker's count of 2 means all lines were seen.
+    for node, host in (("web1", "h1"), ("web2", "h2"), ("web1", "h3"), ("web2", "h4"), ("web1", "h1"),
+                       ("web2", "h2")):
+        send(node, host, "sshd", f"Failed password for root from 192.0.2.7 port 22 ssh2 ({host})")
+    for node in ports:
+        central.wait_logs(3, "--node", node, "--grep", "Failed password")
+        send(node, "tester", "marker", f"test marker from {node}")
+    wait_for(lambda: [i for i in incidents("marker") if i["count"] == 2], what="both markers at the central's rules")
+    assert incidents("ssh-spray") == []
+    send("web2", "h5", "sshd", "Failed password for root from 192.0.2.7 port 22 ssh2 (h5)")
+    [inc] = wait_for(lambda: incidents("ssh-spray"), what="an incident from five hosts on two nodes")
+    assert (inc["summary"], inc["count"]) == ("failed logins on 5 hosts", 5)
+
+
+def test_an_edges_incident_fired_acknowledged_resolved_reaches_the_central_with_its_node(
+        nats_server: NatsServer, mepd_factory: MakeMepd) -> None:
+    port = free_port()
+    edge = mepd_factory(syslog_listen(port, "udp") + fleet(nats_server, "web1") + FLEET_RULES).start()
+    central = mepd_factory(central_config(nats_server)).start()
+
+    def at_central(state: str) -> dict[str, Any] | None:
+        found = central.mepctl_json("incidents", "--node", "web*", "--all")
+        return found[0] if len(found) == 1 and found[0]["state"] == state else None
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(b"<38>Oct 11 22:14:15 h1 marker[1]: test marker one", ("127.0.0.1", port))
+    [fired] = wait_for(lambda: edge.mepctl_json("incidents"), what="the incident on the edge")
+    seen = wait_for(lambda: at_central("firing"), what="the firing incident at the central")
+    assert (seen["node"], seen["id"], seen["rule"], seen["summary"]) == ("web1", fired["id"], "marker",
+                                                                          fired["summary"])
+    edge.mepctl("ack", str(fired["id"]), "-m", "on it")
+    assert wait_for(lambda: at_central("acknowledged"), what="acknowledged at the central")["comment"] == "on it"
+    edge.mepctl("resolve", str(fired["id"]), "-m", "fixed")
+    wait_for(lambda: at_central("resolved"), what="resolved at the central")
+    assert central.mepctl_json("incidents", "--node", "web1") == []  # open ones only
+    assert central.mepctl_json("incidents", "--node", "db*", "--all") == []
+    assert central.mepctl_json("incidents") == []  # the central's own: none
+    assert "web1" in central.mepctl("incidents", "--node", "*", "--all").stdout
+    counters = component(central, "fleet/central-incidents")["counters"]
+    assert counters["changes"] == 3
+
+
+def test_fleet_status_shows_each_node_with_its_heartbeat_and_the_stream(
+        nats_server: NatsServer, mepd_factory: MakeMepd) -> None:
+    port = free_port()
+    edge = mepd_factory(syslog_listen(port, "udp") + fleet(nats_server, "web1")).start()
+    central = mepd_factory(central_config(nats_server)).start()
+    send_udp(port, 0, 120)
+    central.wait_logs(120, "--node", "web1")
+
+    def settled() -> dict[str, Any] | None:
+        status = central.mepctl_json("fleet", "status")
+        beat = status["heartbeats"].get("web1", {})
+        return status if beat.get("published") == 120 and status["lag"] == 0 and status["stream"] else None
+
+    status = wait_for(settled, what="web1's heartbeat after publishing 120, lag 0")
+    assert status["nodes"]["web1"]["records"] == 120
+    assert status["heartbeats"]["web1"]["backlog"] == 0
+    assert (status["stream"]["name"], status["stream"]["replicas"], status["stream"]["messages"]) == (
+        "MEPD_LOGS", 1, 3)  # 120 records, 50 a message
+    text = central.mepctl("fleet", "status").stdout
+    assert text.splitlines()[1].split()[0] == "web1"
+    assert "stream MEPD_LOGS: 3 messages" in text
+    assert edge.mepctl("fleet", "status", check=False).returncode == 1
+
+
+def make_ca(root: Path, name: str) -> tuple[Path, Path]:
+    """A CA (made here with openssl) and its key."""
+    ca, key = root / f"{name}-ca.pem", root / f"{name}-ca.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(ca),
+                    "-days", "2", "-subj", f"/CN={name} test CA"], check=True, capture_output=True)
+    return ca, key
+
+
+def server_cert(root: Path, ca: Path, ca_key: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by `ca`."""
+    cert, key, csr, ext = root / "server.pem", root / "server.key", root / "server.csr", root / "san.ext"
+    ext.write_text("subjectAltName = IP:127.0.0.1\n")
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+                    "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+                    "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def test_tls_with_the_right_ca_carries_records_and_a_wrong_ca_is_a_status_line(
+        nats_factory: Callable[..., NatsServer], mepd_factory: MakeMepd, tmp_path: Path) -> None:
+    ca, ca_key = make_ca(tmp_path, "right")
+    other, _ = make_ca(tmp_path, "other")
+    cert, key = server_cert(tmp_path, ca, ca_key)
+    server = nats_factory(f'tls {{ cert_file: "{cert}", key_file: "{key}" }}\n')
+    tls_url = server.url.replace("nats://", "tls://")
+
+    def tls_fleet(node: str, ca_file: Path, extra: str = "") -> str:
+        return fleet(server, node, f'tls_ca = "{ca_file}"\n{extra}').replace(server.url, tls_url)
+
+    good, bad = free_port(), free_port()
+    mepd_factory(syslog_listen(good, "udp") + tls_fleet("web1", ca)).start()
+    wrong = mepd_factory(syslog_listen(bad, "udp") + tls_fleet("web2", other)).start()
+    central = mepd_factory(tls_fleet("central", ca, 'publish = []\n')
+                           + '[fleet.central]\nenabled = true\nconsumer = "c1"\n').start()
+    send_udp(good, 0, 10)
+    send_udp(bad, 0, 10)
+    central.wait_logs(10, "--node", "web1")
+    assert numbered(central, "--node", "web1") == list(range(10))
+
+    def refused() -> str | None:
+        d = component(wrong, "fleet/publish")["details"]
+        return d["last_error"] if d["state"] != "connected" and d["last_error"] else None
+
+    error = wait_for(refused, what="the TLS failure in status")
+    assert "certificate verify failed" in error
+    assert f"fleet/publish: connecting: {error}" in wrong.mepctl("status").stdout
+    wrong.wait_logs(10)  # it keeps collecting
+    assert central.logs("--node", "web2") == []
+
+
+def test_an_existing_stream_with_other_settings_is_a_status_line_and_left_as_it_is(
+        nats_server: NatsServer, mepd_factory: MakeMepd) -> None:
+    async def make_stream() -> None:
+        nc = await nats.connect(nats_server.url)
+        await nc.jetstream().add_stream(StreamConfig(name="MEPD_LOGS", subjects=["mepd.logs.*"],
+                                                     duplicate_window=30))
+        await nc.close()
+
+    asyncio.run(make_stream())
+    port = free_port()
+    edge = mepd_factory(syslog_listen(port, "udp") + fleet(nats_server, "web1")).start()
+    send_udp(port, 0, 5)
+    edge.wait_logs(5)
+
+    def mismatch() -> dict[str, Any] | None:
+        d = component(edge, "fleet/publish")["details"]
+        return d if d["state"] == "stream mismatch" else None
+
+    d = wait_for(mismatch, what="the mismatch in status")
+    assert "MEPD_LOGS" in d["last_error"]
+    assert "duplicate_window 30.0 (the config says 120.0)" in d["last_error"]
+    assert "fleet/publish: stream mismatch: stream MEPD_LOGS exists with other settings" in edge.mepctl("status").stdout
+    assert component(edge, "fleet/publish")["state"] == "running"

@@ -16,6 +16,7 @@ from mepd.fleet import wire
 from mepd.fleet.consumer import Consumer
 from mepd.fleet.publisher import CURSOR, Position, Publisher
 from mepd.model import LogQuery, LogRecord
+from mepd.pipeline import Subscription
 from mepd.store.logs.store import LogStore
 from mepd.store.logs.worker import FLEET_BATCH_PREFIX
 from tests.helpers import until
@@ -84,10 +85,21 @@ async def test_central_restarted_after_committing_before_acknowledging_stores_th
     msg_id = wire.message_id("web1", edge.position.epoch, 1, 20)
     await store.write([LogRecord(ts=r.ts, received=r.received, message=r.message, source=r.source, host=r.host,
                                  node="web1") for r in records(0, 20)], FLEET_BATCH_PREFIX + msg_id)
-    central = Consumer(cfg, store)
+    alerts: Subscription[LogRecord] = Subscription("alerts", 1000)
+    central = Consumer(cfg, store, alerts)
     task = await running(central)
     await until(lambda: central.counters.get("messages") == 1, "the message delivered and acknowledged")
     await until(lambda: central.pending == 0 and central.ack_pending == 0, "nothing left to deliver")
+    assert len(alerts) == 0  # the rules saw those records when they were committed, not again
+    # A new message is stored and offered to the rules once.
+    edge_store = LogStore(edge_store.path, LogStorageConfig())
+    await edge_store.open()
+    await edge_store.write(records(20, 25))
+    task_edge = await running(Publisher(edge.cfg, edge_store))
+    await until(lambda: central.counters.get("messages") == 2, "the new message stored")
+    await stop(task_edge)
+    await edge_store.close()
     await stop(task)
+    assert [r.message for r in await alerts.get_batch(100, 0)] == [f"seq {i}" for i in range(20, 25)]
     stored = await store.query(LogQuery(node="web1", limit=0))
-    assert sorted(r["message"] for r in stored) == sorted(f"seq {i}" for i in range(20))
+    assert sorted(r["message"] for r in stored) == sorted(f"seq {i}" for i in range(25))
