@@ -21,6 +21,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -32,7 +33,9 @@ pytestmark = pytest.mark.slow
 PODMAN = ["--runtime", "runc", "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
 # What python:3.11-slim-bookworm gives the Dockerfile: `python`, venv, headers.
 BASE_PACKAGES = ("python3", "python3-venv", "python3-dev", "python-is-python3")
-UID = 10514
+UID = 10514  # the image's USER
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+HOST_CERTS = "/run/host-certs"
 
 
 def podman(*argv: str, timeout: float = 120, check: bool = True,
@@ -57,14 +60,23 @@ def base_image() -> str:
 
 
 @pytest.fixture(scope="module")
-def image() -> Iterator[str]:
-    """The Dockerfile built from this checkout (layers cached by podman between runs); removed at the end."""
+def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The Dockerfile built from this checkout (layers cached by podman between runs); removed at the end.
+
+    pip in the build trusts the host's CAs (mounted for the build only, not
+    in the image), as pip on the host does: a TLS-inspecting proxy between
+    this machine and PyPI has a CA of its own.
+    """
     try:
         podman("info", timeout=60)
     except FileNotFoundError:
         pytest.fail("podman is needed for this test; install it (apt: podman runc)")
+    pip_conf = tmp_path_factory.mktemp("build") / "pip.conf"
+    pip_conf.write_text(f"[global]\ncert = {HOST_CERTS}/{CA_BUNDLE.name}\n")
     tag = f"localhost/mepd-test:{uuid.uuid4().hex[:10]}"
-    podman("build", *PODMAN, "--network", "host", "--build-arg", f"PYTHON_IMAGE={base_image()}",
+    # --format docker: an OCI image has no HEALTHCHECK (podman drops it, with a warning).
+    podman("build", *PODMAN, "--format", "docker", "--network", "host", "--build-arg", f"PYTHON_IMAGE={base_image()}",
+           "-v", f"{CA_BUNDLE.parent}:{HOST_CERTS}:ro", "-v", f"{pip_conf}:/etc/pip.conf:ro",
            "-f", "packaging/docker/Dockerfile", "--ignorefile", "packaging/docker/Dockerfile.dockerignore",
            "-t", tag, str(ROOT), timeout=1200)
     try:
@@ -113,7 +125,8 @@ def start(image: str, volume: str, containers: list[str]) -> Container:
     name = f"mepd-test-{uuid.uuid4().hex[:10]}"
     containers.append(name)
     podman("run", "-d", *PODMAN, "--name", name, "--read-only",
-           "--tmpfs", f"/run/mepd:uid={UID},gid={UID},mode=0750", "-v", f"{volume}:/var/lib/mepd",
+           # podman's spelling of docker's --tmpfs /run/mepd:uid=10514,gid=10514,mode=0750 (U: owned by the user).
+           "--tmpfs", "/run/mepd:mode=0750,U", "-v", f"{volume}:/var/lib/mepd",
            "-p", "127.0.0.1::5514/udp", "-p", "127.0.0.1::5514/tcp", image)
 
     def port(proto: str) -> int:
