@@ -135,7 +135,17 @@ def start(image: str, volume: str, containers: list[str]) -> Container:
     container = Container(name, port("udp"), port("tcp"))
     wait_for(lambda: podman("healthcheck", "run", name, check=False).returncode == 0, 60,
              f"the HEALTHCHECK of {name} to pass")
+    # The control socket (the HEALTHCHECK) can answer before the syslog listeners are up.
+    wait_for(lambda: listening(container.tcp), 60, f"the syslog TCP listener of {name}")
     return container
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except ConnectionRefusedError:
+        return False
+    return True
 
 
 def send_tcp(port: int, lines: list[str]) -> None:
