@@ -15,8 +15,9 @@ APT_TEST := bsdutils util-linux openssl rsyslog rsyslog-relp logrotate snmpd snm
 # Building and checking the .deb (make deb, tests/integration/deploy).
 APT_DEB := dpkg-dev binutils lintian man-db
 # Booting a Debian 12 with the .deb installed (tests/system): its root file
-# system is built from Debian's packages and cached in var/system.
-APT_SYSTEM := mmdebstrap systemd-container
+# system is built from Debian's packages and cached in var/system; socat and
+# ssh for Ansible over SSH into it; podman (with runc) builds and runs the image.
+APT_SYSTEM := mmdebstrap systemd-container socat openssh-client iproute2 podman runc
 APT_PACKAGES := $(APT_BUILD) $(APT_RUN) $(APT_TEST) $(APT_DEB) $(APT_SYSTEM)
 
 .PHONY: run test lint typecheck pytest bench deb system-packages venv clean

@@ -17,7 +17,9 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -29,8 +31,10 @@ from tests.helpers import ROOT, wait_for
 
 SUITE = "bookworm"
 # What every test machine has besides the package's own dependencies: an init,
-# D-Bus for systemctl, useradd for the test users, rsyslog to forward.
-BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "passwd", "rsyslog", "procps")
+# D-Bus for systemctl, useradd for the test users, rsyslog to forward; sshd,
+# sudo and python3-apt for Ansible (its apt module needs python3-apt on the host).
+BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "passwd", "rsyslog", "procps",
+                 "openssh-server", "sudo", "python3-apt")
 CACHE = ROOT / "var" / "system"
 MAX_AGE = 7 * 24 * 3600.0
 BOOT_TIMEOUT = 120.0
@@ -45,8 +49,8 @@ def _mirror() -> list[str]:
     return [str(sources)] if sources.is_file() else []
 
 
-def debian_root(packages: Sequence[str]) -> Path:
-    """A Debian 12 root file system with `packages` installed, cached under var/system for a week.
+def debian_root(packages: Sequence[str], base: Sequence[str] = BASE_PACKAGES) -> Path:
+    """A Debian 12 root file system with `packages` (and `base`) installed, cached under var/system for a week.
 
     Keyed by the package list, so a package with new dependencies gets a new
     one; built into a temp dir and renamed, under a lock, so concurrent runs
@@ -55,7 +59,7 @@ def debian_root(packages: Sequence[str]) -> Path:
     for name in ("mmdebstrap", "systemd-nspawn", "nsenter"):
         if shutil.which(name) is None:
             pytest.fail(f"{name} is needed for this test; install it (apt: mmdebstrap systemd-container util-linux)")
-    wanted = sorted(set(BASE_PACKAGES) | set(packages))
+    wanted = sorted(set(base) | set(packages))
     key = hashlib.sha256(" ".join(wanted).encode()).hexdigest()[:12]
     root = CACHE / f"debian12-{key}"
     stamp = root / ".mepd-built"
@@ -180,3 +184,43 @@ def booted(lower: Path, work: Path) -> Iterator[Machine]:
         yield machine
     finally:
         machine.stop()
+
+
+@contextlib.contextmanager
+def forwarded(machine: Machine, port: int) -> Iterator[int]:
+    """A port on the host's 127.0.0.1 whose connections reach `port` on the machine's own loopback.
+
+    The machine's network is private (nothing but its loopback), so each
+    connection accepted here is handed to the host's socat run in the machine's
+    network namespace only (`nsenter -n`), which connects to 127.0.0.1:`port`
+    there: no address outside the two loopbacks is used.  Yields the host port;
+    the listener and every relay are stopped by their PIDs on the way out.
+    """
+    if shutil.which("socat") is None:
+        pytest.fail("socat is needed for this test; install it (apt: socat)")
+    listener = socket.create_server(("127.0.0.1", 0))
+    relays: list[subprocess.Popen[bytes]] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # the listener was closed: the context is over
+                return
+            with conn:
+                relays.append(subprocess.Popen(
+                    ["nsenter", "-t", str(machine.init_pid), "-n", "--", "socat", "STDIO", f"TCP:127.0.0.1:{port}"],
+                    stdin=conn.fileno(), stdout=conn.fileno(), stderr=subprocess.DEVNULL))
+
+    thread = threading.Thread(target=accept, name=f"forward-{machine.name}-{port}", daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
+        thread.join(10)
+        for relay in relays:
+            if relay.poll() is None:
+                relay.kill()
+            relay.wait(10)

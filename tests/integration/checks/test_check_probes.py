@@ -1,5 +1,6 @@
 """Each kind of check against a real peer: HTTPS with a certificate of known expiry, TCP ports, a file
-system, test child processes, and D-Bus (none; a real dbus-daemon with systemd's API; systemd itself)."""
+system, test child processes, and D-Bus (none; a real dbus-daemon with systemd's API).  Against systemd itself,
+as PID 1 of a booted Debian: tests/system/test_systemd_check.py."""
 
 from __future__ import annotations
 
@@ -202,7 +203,6 @@ async def test_systemd_unit_without_a_bus_says_so(tmp_path: Path) -> None:
 
 
 SYSTEM_BUS_SOCKET = Path("/run/dbus/system_bus_socket")
-BOOTED_WITH_SYSTEMD = Path("/run/systemd/system").is_dir()  # how sd_booted() tells
 
 
 @pytest.mark.skipif(SYSTEM_BUS_SOCKET.exists(), reason="this machine has a system bus")
@@ -265,9 +265,3 @@ async def test_systemd_unit_that_does_not_exist(dbus_daemon: DbusDaemon, tmp_pat
     assert check.status.state == "failed"
     assert check.status.message == "no unit web.service"
 
-
-@pytest.mark.skipif(not BOOTED_WITH_SYSTEMD,
-                    reason="needs systemd as PID 1: the booted-container fixture of the deployment issue")
-async def test_systemd_unit_against_systemd_itself(tmp_path: Path) -> None:
-    check = await run('name = "journald"\nsystemd_unit = "systemd-journald.service"', tmp_path)
-    assert check.status.state == "ok", check.status.message
