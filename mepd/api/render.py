@@ -206,11 +206,12 @@ def timeline(data: Mapping[str, Any]) -> str:
     events = data["events"]
     if not events:
         return f"nothing on the timeline of {printable(data['subject'])} since {local_time(data['since'])}"
-    rows = []
-    for e in events:
-        if e["kind"] == "log":
-            what = f"{e.get('host') or '-'} {e.get('app') or '-'}: {e.get('message')}"
-        else:
-            what = f"incident {e['incident']} ({e['rule']}): {e['summary']}"
-        rows.append((local_time(e["ts"]), e["kind"], e.get("event") or "-", what))
+    rows = [(local_time(e["ts"]), e["kind"], e.get("event") or "-", timeline_what(e)) for e in events]
     return table(("TIME", "KIND", "EVENT", "WHAT"), rows)
+
+
+def timeline_what(e: Mapping[str, Any]) -> str:
+    """A timeline event's WHAT column (here and on the dashboard's interface page)."""
+    if e["kind"] == "log":
+        return f"{e.get('host') or '-'} {e.get('app') or '-'}: {e.get('message')}"
+    return f"incident {e['incident']} ({e['rule']}): {e['summary']}"

@@ -55,7 +55,7 @@ class Subject:
         return f"snmp.{self.target}" + (f".{self.interface}" if self.interface else "")
 
 
-def _epoch(stamp: object) -> float:
+def epoch(stamp: object) -> float:
     return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
 
 
@@ -88,7 +88,7 @@ async def timeline(subject: Subject, since: float, until: float, *, targets: Seq
             if subject.interface is not None and linked.interface != subject.interface:
                 continue
             link = linked.link
-            events.append((_epoch(row["ts"]), {
+            events.append((epoch(row["ts"]), {
                 "ts": row["ts"], "kind": "log", "event": link.event if link else None,
                 "interface": linked.interface, "host": row.get("host"), "app": row.get("app"),
                 "severity": row.get("severity"), "message": row.get("message")}))
@@ -98,7 +98,7 @@ async def timeline(subject: Subject, since: float, until: float, *, targets: Seq
                 continue
             _, history = await alerts.show(inc.id)
             for entry in history:
-                ts = _epoch(entry["ts"])
+                ts = epoch(entry["ts"])
                 if since <= ts <= until:
                     detail = {k: v for k, v in entry.items() if k not in ("ts", "event")}
                     events.append((ts, {"ts": entry["ts"], "kind": "incident", "event": entry["event"],

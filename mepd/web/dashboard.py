@@ -12,7 +12,7 @@ import os
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from mepd.alerts.engine import NotFoundError, NotRunningError
@@ -20,7 +20,7 @@ from mepd.analysis.weblog.render import render_html
 from mepd.api.checks import check_states
 from mepd.api.protocol import log_query
 from mepd.store.logs.store import QueryLimitError
-from mepd.store.rrd.store import KEY, Period, RrdError
+from mepd.store.rrd.store import KEY, PERIODS, Period, RrdError
 from mepd.web import checks as checks_page
 from mepd.web import logintake, pages
 from mepd.web.data import IN_OUT, Daemon, DashboardData, Stat, host_graph, interface_key
@@ -31,6 +31,7 @@ from mepd.web.report import ReportBuilder
 NAME: Final = re.compile(r"[A-Za-z0-9_.-]+")
 GRAPH_NAMES: Final = (*PERIOD_NAMES, "mini")
 LOG_LIMIT: Final = 200
+TIMELINE_PERIOD: Final[Period] = "day"  # the interface page's table, as `mepctl timeline`'s default
 
 
 class NotFound(Exception):  # noqa: N818 - reads as what the server answers
@@ -87,8 +88,10 @@ class Dashboard:
                                  await self.data.stats(f"{view.key}.{IN_OUT[1]}", period))
         except RrdError:
             raise NotFound(f"no traffic data for interface {name!r} of {target!r}") from None
-        forecasts = await self.reports.interface_forecasts(view.key, view.speed_bps, time.time())
-        return pages.interface(ctx, view, stats, self.data.step_of(target), forecasts)
+        now = time.time()
+        forecasts = await self.reports.interface_forecasts(view.key, view.speed_bps, now)
+        events = await self.data.timeline(target, name, now - PERIODS[TIMELINE_PERIOD], now)
+        return pages.interface(ctx, view, stats, self.data.step_of(target), forecasts, events)
 
     async def web_source(self, ctx: Ctx, name: str) -> str:
         if not NAME.fullmatch(name):
@@ -173,7 +176,10 @@ class Dashboard:
         return GraphSpec(keys, period, fmt, size, f"{title}: last {period}")
 
     async def graph(self, key: str, name: str, fmt: str) -> bytes:
+        """The graph; an SNMP interface's full-size graphs with its timeline's events marked."""
         spec = self.graph_spec(key, name, fmt)
+        if spec.size == "full" and key.startswith("snmp.") and (iface := interface_key(key)) is not None:
+            spec = replace(spec, marks=await self.data.marks(*iface, spec.period))
         try:
             return await self.graphs.get(spec)
         except RrdError as e:

@@ -5,7 +5,8 @@ the alert engine, the web-log store and the daemon's status, every call of
 which runs off the event loop in the store's own worker.  The SNMP targets
 and their interfaces come from the RRD files (so history stays visible after
 a target leaves the config), with ifAlias, speed and status from the last
-poll when the target is polled by this daemon.  The host's own interfaces
+poll when the target is polled by this daemon, and an SNMP interface's timeline
+(mepd.api.timeline) as its page's table and its graphs' marks.  The host's own interfaces
 (`host.<host>.net.<interface>.*`, see mepd.sources.host.metrics) show as a
 target named after the host; its CPU, memory, file systems and disks as graphs.
 """
@@ -20,10 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from mepd.alerts.engine import AlertEngine, NotRunningError
+from mepd.analysis.devicelogs import HubLike, TargetLike
+from mepd.api import timeline as timeline_api
 from mepd.api.protocol import DaemonStatus
 from mepd.config import Config
 from mepd.model import Incident
 from mepd.store.logs.store import LogStore
+from mepd.store.rrd.marks import Mark
 from mepd.store.rrd.store import PERIODS, Period, RrdError, RrdStore
 from mepd.store.weblog import UnknownWebSourceError, WebLogStore
 from mepd.supervisor import State, Supervised
@@ -55,6 +59,10 @@ class Daemon(Protocol):
 
     @property
     def weblogstore(self) -> WebLogStore | None: ...
+    @property
+    def snmp_targets(self) -> Sequence[TargetLike]: ...
+    @property
+    def snmp_hub(self) -> HubLike: ...
 
     async def status(self) -> DaemonStatus: ...
 
@@ -78,6 +86,17 @@ def interface_key(key: str) -> tuple[str, str] | None:
     if len(parts) == 4 and parts[0] == "host" and parts[2] == "net":
         return parts[1], parts[3]
     return None
+
+
+def mark_kind(event: Mapping[str, Any]) -> str | None:
+    """The graph mark (mepd.store.rrd.marks.KINDS) of a timeline event; None for those not drawn
+    (notifications)."""
+    if event.get("kind") == "log":
+        return f"log-{event['event']}" if event.get("event") else "log"
+    what = event.get("event")
+    if what in ("fired", "acknowledged", "resolved"):
+        return str(what)
+    return "action" if what in ("action", "action_skipped") else None
 
 
 def host_graph(key: str) -> tuple[str, ...] | None:
@@ -304,6 +323,22 @@ class DashboardData:
             out.append(TargetView(name, cfg.host if cfg else "this host" if name == host else "", state, error,
                                   step, tuple(interfaces)))
         return out
+
+    async def timeline(self, target: str, name: str, since: float, until: float) -> list[dict[str, Any]] | None:
+        """An SNMP interface's timeline (as `mepctl timeline`); None when the target is not an SNMP target
+        of this daemon (the host's own interfaces, a target only in the RRDs)."""
+        if self.is_host(target):
+            return None
+        try:
+            return await timeline_api.for_daemon(self.daemon, timeline_api.Subject(target, name), since, until)
+        except LookupError:
+            return None
+
+    async def marks(self, target: str, name: str, period: Period) -> tuple[Mark, ...]:
+        """The interface's timeline over the period, as graph marks."""
+        now = self.clock()
+        events = await self.timeline(target, name, now - PERIODS[period], now) or []
+        return tuple((timeline_api.epoch(e["ts"]), kind) for e in events if (kind := mark_kind(e)) is not None)
 
     def step_of(self, target: str) -> float:
         if target == self.host_name:

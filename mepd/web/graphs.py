@@ -1,4 +1,4 @@
-"""rrdtool graphs for the dashboard, cached per (keys, period, format, size).
+"""rrdtool graphs for the dashboard, cached per (keys, period, format, size, marks).
 
 A graph is drawn again only when one of its RRD files changed: its mtime, or
 the newest sample the store wrote for its keys (with rrdcached the file on
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
+from mepd.store.rrd.marks import Mark
 from mepd.store.rrd.store import ImageFormat, Period, RrdError, RrdStore
 
 Size = Literal["full", "mini"]
@@ -30,13 +31,15 @@ Version = tuple[tuple[int, float], ...]
 
 @dataclass(frozen=True, slots=True)
 class GraphSpec:
-    """What is drawn: the keys (an interface's in and out), the period, the format and the size."""
+    """What is drawn: the keys (an interface's in and out), the period, the format and the size, and the
+    events marked on it (part of the cache key: a new event draws the graph again)."""
 
     keys: tuple[str, ...]
     period: Period
     fmt: ImageFormat = "png"
     size: Size = "full"
     title: str = ""
+    marks: tuple[Mark, ...] = ()
 
 
 class GraphCache:
@@ -74,7 +77,7 @@ class GraphCache:
         self._pending[spec] = future
         try:
             image = await self.store.graph(spec.keys, spec.period, spec.fmt, spec.title, size=SIZES[spec.size],
-                                           legend=spec.size == "full")
+                                           legend=spec.size == "full", marks=spec.marks)
         except asyncio.CancelledError:
             future.cancel()
             raise

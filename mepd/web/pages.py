@@ -18,6 +18,7 @@ from typing import Any, Final
 from urllib.parse import urlencode
 
 from mepd.analysis.forecast import Forecast
+from mepd.api.render import local_time, timeline_what
 from mepd.model import SEVERITIES, Incident, rfc3339
 from mepd.units import format_duration
 from mepd.web.assets import WEBLOG_CSS_SCOPE
@@ -233,8 +234,20 @@ def _crossing(f: Forecast) -> str:
     return f"{f.key.rpartition('.')[2].removesuffix('_bps')} reaches {si(f.threshold, 'b/s')} {when}"
 
 
+def timeline_section(events: Sequence[Mapping[str, Any]]) -> str:
+    """The interface's timeline, as `mepctl timeline` shows it: its device's lines, its incidents' history."""
+    head = "<section id=timeline><h2>Timeline, last day</h2>"
+    if not events:
+        return head + "<p class=muted>No events.</p></section>"
+    rows = [f'<tr class="kind-{h(e["kind"])}"><td>{h(local_time(e["ts"]))}</td><td>{h(e["kind"])}</td>'
+            f'<td>{h(e.get("event") or "-")}</td><td class=msg>{h(timeline_what(e))}</td></tr>' for e in events]
+    return (head + "<div class=scroll><table class=list><tr><th>time</th><th>kind</th><th>event</th><th>what</th>"
+            "</tr>" + "".join(rows) + "</table></div></section>")
+
+
 def interface(ctx: Ctx, i: InterfaceView, stats: Mapping[str, tuple[Stat, Stat]], step: float,
-              forecasts: Sequence[Forecast] = ()) -> str:
+              forecasts: Sequence[Forecast] = (), events: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """`events`: the interface's timeline (None: not an SNMP target's interface, no timeline)."""
     status_kind = {"up": "ok", "down": "bad"}.get(i.status, "muted")
     info = [("Target", f'<a href="{ctx.root}index.html#target-{h(i.target)}">{h(i.target)}</a>'),
             ("Interface", h(i.name)), ("ifAlias", h(i.alias or "-")), ("ifDescr", h(i.descr or "-")),
@@ -254,6 +267,8 @@ def interface(ctx: Ctx, i: InterfaceView, stats: Mapping[str, tuple[Stat, Stat]]
         svg = "" if ctx.static else f'<p class=muted><a href="{h(graph_url(ctx, i.key, period, "svg"))}">SVG</a></p>'
         parts.append(f"<section class=graph><h2>{period.capitalize()}</h2>"
                      f"{img(ctx, i.key, period, f'{i.target} {i.name} traffic, last {period}', 'full')}{svg}</section>")
+    if events is not None:
+        parts.append(timeline_section(events))
     return layout(ctx, f"{i.target} {i.name}", "".join(parts), refresh=step)
 
 

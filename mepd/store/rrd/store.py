@@ -54,6 +54,7 @@ from mepd.store.rrd.files import (
     path_key,
     read_location,
 )
+from mepd.store.rrd.marks import Mark
 from mepd.workers import Worker, WorkerDiedError
 
 __all__ = ["DS", "KEY", "MRTG_RRAS", "PERIODS", "HoltWinters", "ImageFormat", "Layouts", "Location", "Period",
@@ -212,12 +213,12 @@ class RrdStore:
 
     async def graph(self, keys: Sequence[str], period: Period = "day", fmt: ImageFormat = "png",
                     title: str = "", end: float | None = None, size: tuple[int, int] | None = None,
-                    legend: bool = True) -> bytes:
+                    legend: bool = True, marks: Sequence[Mark] = ()) -> bytes:
         """An MRTG-style graph: the first key as a filled area, the others as lines, MAX as thin lines.
 
         `size` makes the whole image exactly (width, height) pixels; `legend=False` draws the plot alone
-        (the dashboard's small graphs)."""
-        image: bytes = await self._call("graph", list(keys), period, fmt, title, end, size, legend)
+        (the dashboard's small graphs); `marks` are events drawn at their times (mepd.store.rrd.marks)."""
+        image: bytes = await self._call("graph", list(keys), period, fmt, title, end, size, legend, tuple(marks))
         return image
 
     async def period_graph(self, keys: Sequence[str], since: float, until: float, fmt: ImageFormat = "png",

@@ -38,6 +38,7 @@ from mepd.store.rrd.files import (
     path_key,
     read_location,
 )
+from mepd.store.rrd.marks import Mark, mark_args
 
 _COLOURS: Final = ("#00CC00", "#0000FF", "#FF6600", "#CC00CC", "#00CCCC", "#999900")
 _MAX_COLOURS: Final = ("#006600", "#FF00FF", "#993300", "#660066", "#006666", "#666600")
@@ -306,7 +307,7 @@ class _Owner:
         return dict(rrdtool.info(*self.daemon, self._existing(key).path))
 
     def graph(self, keys: list[str], period: Period, fmt: ImageFormat, title: str, end: float | None,
-              size: tuple[int, int] | None, legend: bool) -> bytes:
+              size: tuple[int, int] | None, legend: bool, marks: Sequence[Mark] = ()) -> bytes:
         if not keys:
             raise RrdError("no metric to graph")
         until = int(end if end is not None else time.time())
@@ -326,6 +327,7 @@ class _Owner:
             args += [f"GPRINT:a{i}:LAST:current %8.2lf %s", f"GPRINT:a{i}:AVERAGE:average %8.2lf %s",
                      f"GPRINT:m{i}:MAX:max %8.2lf %s\\n", f"LINE1:m{i}{max_colour}:"]
             args += self._band(loc, path, i)
+        args += mark_args(marks, until - PERIODS[period], until)
         try:
             out = rrdtool.graphv("-", *self.daemon, *args)
         except rrdtool.OperationalError as e:

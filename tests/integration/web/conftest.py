@@ -32,10 +32,11 @@ from mepd.alerts.engine import AlertEngine
 from mepd.analysis.weblog.accesslog import parse_access_line
 from mepd.analysis.weblog.aggregate import Aggregate
 from mepd.api.protocol import DaemonStatus
-from mepd.config import AlertConfig, AlertRuleConfig, Config, HttpConfig, TailConfig
+from mepd.config import AlertConfig, AlertRuleConfig, Config, HttpConfig, SnmpConfig, SnmpTargetConfig, TailConfig
 from mepd.model import LogRecord, Sample
 from mepd.pipeline import Pipeline
 from mepd.sources.snmp.interfaces import METRICS
+from mepd.sources.snmp.target import SnmpHub
 from mepd.store.logs.store import LogStore
 from mepd.store.rrd.store import Layouts, RrdStore, layout
 from mepd.store.weblog import WebLogStore
@@ -138,6 +139,12 @@ class State:
     dropped: int = 5
     more: list[ComponentStatus] = field(default_factory=list)  # other components' status
     started: float = field(default_factory=time.time)
+
+    snmp_hub: SnmpHub = field(default_factory=lambda: SnmpHub(SnmpConfig()))
+
+    @property
+    def snmp_targets(self) -> tuple[SnmpTargetConfig, ...]:
+        return self.cfg.snmp.target
 
     async def status(self) -> DaemonStatus:
         """As mepd.app.App.status() gives it, with made-up intake counts."""

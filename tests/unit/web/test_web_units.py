@@ -16,9 +16,10 @@ from mepd import config
 from mepd.config import HttpConfig
 from mepd.errors import ConfigErrors
 from mepd.model import Incident
+from mepd.store.rrd.marks import KINDS
 from mepd.web import pages
 from mepd.web.dashboard import Dashboard
-from mepd.web.data import RateMeter
+from mepd.web.data import RateMeter, mark_kind
 from mepd.web.server import LOGIN_FILE, Access, WebServer, login_url, session_of
 
 
@@ -169,3 +170,24 @@ def test_the_login_url_is_logged_on_a_terminal_only(tmp_path: Path, monkeypatch:
     assert str(tmp_path / LOGIN_FILE) in line
     monkeypatch.setattr(sys, "stderr", Terminal())  # make run
     assert server.announcement() == f"dashboard on http://127.0.0.1:8080/?token={token}"
+
+
+@pytest.mark.parametrize(("event", "kind"), [
+    ({"kind": "log", "event": "down"}, "log-down"), ({"kind": "log", "event": "restart"}, "log-restart"),
+    ({"kind": "log", "event": None}, "log"), ({"kind": "incident", "event": "fired"}, "fired"),
+    ({"kind": "incident", "event": "acknowledged"}, "acknowledged"),
+    ({"kind": "incident", "event": "resolved"}, "resolved"), ({"kind": "incident", "event": "action"}, "action"),
+    ({"kind": "incident", "event": "action_skipped"}, "action"), ({"kind": "incident", "event": "notified"}, None),
+])
+def test_timeline_events_map_to_graph_mark_kinds(event: dict[str, object], kind: str | None) -> None:
+    assert mark_kind(event) == kind
+    assert kind is None or kind in KINDS
+
+
+def test_the_timeline_table_escapes_log_text() -> None:
+    html = pages.timeline_section([{"ts": "2026-01-02T03:04:05+00:00", "kind": "log", "event": "down",
+                                    "host": "sw<1>", "app": None, "message": "<script>x</script> Gi0/1 down"}])
+    assert "<script>" not in html
+    assert "&lt;script&gt;x&lt;/script&gt; Gi0/1 down" in html
+    assert "sw&lt;1&gt; -" in html
+    assert "No events." in pages.timeline_section([])

@@ -331,5 +331,5 @@ async def test_the_worker_module_imports_no_daemon_code() -> None:
     loaded = set(out.decode().split())
     assert "rrdtool" in loaded
     assert {m for m in loaded if m.startswith("mepd")} == {
-        "mepd", "mepd.store", "mepd.store.rrd", "mepd.store.rrd.files", "mepd.store.rrd.worker"}
+        "mepd", "mepd.store", "mepd.store.rrd", "mepd.store.rrd.files", "mepd.store.rrd.marks", "mepd.store.rrd.worker"}
     assert not loaded & {"asyncio", "mepd.pipeline", "mepd.model"}
