@@ -30,8 +30,9 @@ from mepd.alerts.incidents import Incidents, NotFoundError, StateError
 from mepd.alerts.notify.mqtt import MqttChannel
 from mepd.alerts.notify.webhook import WebhookChannel
 from mepd.alerts.rules import Change, Rule
+from mepd.alerts.steps import Steps, summary
 from mepd.alerts.store import History, IncidentStore, Silence
-from mepd.config import AlertConfig, AlertNotifyConfig, Config
+from mepd.config import AlertConfig, AlertNotifyConfig, AlertRuleConfig, Config
 from mepd.config.syntax import parse_matchers
 from mepd.errors import MepdError
 from mepd.model import Incident, LogRecord, Sample
@@ -70,6 +71,7 @@ class AlertEngine:
         self._incidents: Incidents | None = None
         self._store: IncidentStore | None = None
         self._actions: ActionRunner | None = None
+        self._steps: Steps | None = None
         self._channel_tasks: list[asyncio.Task[None]] = []
         self._tg: asyncio.TaskGroup | None = None
         self._last_received = -math.inf  # arrival time of the newest log line read
@@ -85,8 +87,10 @@ class AlertEngine:
             incidents.load(loaded.incidents, loaded.next_id, loaded.silences)
             actions = ActionRunner(self.host, self.counters, self._record)
             actions.load_runs(loaded.action_runs)
-            self._store, self._incidents, self._actions = store, incidents, actions
+            steps = Steps(incidents, actions, self._rule_cfg, self.clock)
+            self._store, self._incidents, self._actions, self._steps = store, incidents, actions, steps
             await self._set_rules(self.cfg, now)
+            await self._retry(steps.load, loaded.incidents, now)
             log.info("alerts: %d rules, %d open incidents, %d silences", len(self.rules), len(incidents.open),
                      len(incidents.silences))
             async with asyncio.TaskGroup() as tg:
@@ -101,6 +105,7 @@ class AlertEngine:
         finally:
             self._tg = None
             self._incidents = None
+            self._steps = None
             self._channel_tasks = []
             if self._actions is not None:
                 await self._actions.close()
@@ -151,6 +156,7 @@ class AlertEngine:
             log_now = self._log_clock(now)
             await self._apply([c for rule in list(self.rules.values())
                                for c in rule.tick(log_now if rule.wants_logs else now)], now)
+            await self._retry(self.steps.tick, now)
             await self._retry(self.incidents.flush, now)
             if now - last_prune >= PRUNE_INTERVAL:
                 last_prune = now
@@ -167,8 +173,14 @@ class AlertEngine:
         events = await self._retry(self.incidents.apply, changes, self.rules, now)
         for event, inc in events:
             rule = self.rules.get(inc.rule)
-            if rule is not None and rule.cfg.action:
+            if rule is None or not rule.cfg.action:
+                continue
+            if not rule.cfg.steps:
                 self.actions.trigger(inc, event, rule.cfg.action, now)
+            elif event == "firing":
+                await self._retry(self.steps.fired, inc, rule.cfg, now)
+            elif event == "resolved":
+                await self._retry(self.steps.cleared, inc.id, now)
         if events and self.cfg.group_wait <= 0:
             await self._retry(self.incidents.flush, now)
 
@@ -202,6 +214,7 @@ class AlertEngine:
             if why is not None:
                 log.info("alerts: resolving incident %d: %s", inc.id, why)
                 await self._retry(self.incidents.resolve, inc.id, why, now, "reload")
+                await self._retry(self.steps.cancel, inc.id, now)
 
     def _reattach(self, inc: Incident) -> str | None:
         """Give an open incident back to its rule; or say why it no longer belongs to one."""
@@ -250,6 +263,15 @@ class AlertEngine:
         assert self._actions is not None
         return self._actions
 
+    @property
+    def steps(self) -> Steps:
+        assert self._steps is not None
+        return self._steps
+
+    def _rule_cfg(self, name: str) -> AlertRuleConfig | None:
+        rule = self.rules.get(name)
+        return rule.cfg if rule is not None else None
+
     async def list_incidents(self, *, include_resolved: bool = False, limit: int = 1000) -> list[Incident]:
         return await self.store.incidents(include_resolved=include_resolved, limit=limit)
 
@@ -259,11 +281,17 @@ class AlertEngine:
             raise NotFoundError(f"no incident {iid}")
         return inc, await self.store.history(iid)
 
+    async def action_stats(self) -> list[dict[str, object]]:
+        """Per rule and verified step: runs, verified, failed, median time to clear."""
+        return summary(await self.store.step_outcomes())
+
     async def acknowledge(self, iid: int, comment: str = "") -> Incident:
         return await self.incidents.acknowledge(iid, comment, self.clock())
 
     async def resolve(self, iid: int, comment: str = "") -> Incident:
-        inc = await self.incidents.resolve(iid, comment, self.clock())
+        now = self.clock()
+        inc = await self.incidents.resolve(iid, comment, now)
+        await self.steps.cancel(iid, now)
         rule = self.rules.get(inc.rule)
         if rule is not None:
             rule.release({n: inc.labels.get(n, "") for n in rule.series_names})

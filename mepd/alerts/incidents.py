@@ -89,7 +89,7 @@ class Incidents:
         for inc in incidents:
             if inc.open:
                 self.open[inc.fingerprint] = inc
-            else:
+            elif inc.notified == "firing":
                 self.unsent_resolved[inc.id] = inc
             if inc.notified_at is not None:
                 key = self.group_key(inc)
@@ -229,6 +229,63 @@ class Incidents:
             self.counters.inc("incidents.resolved")
             log.info("incident %d resolved by %s", iid, by)
             return inc
+
+    def _current(self, iid: int) -> Incident | None:
+        return self.find(iid) or self.unsent_resolved.get(iid)
+
+    def _put(self, inc: Incident) -> None:
+        if inc.open:
+            self.open[inc.fingerprint] = inc
+        elif inc.id in self.unsent_resolved:
+            self.unsent_resolved[inc.id] = inc
+
+    async def record_step(self, iid: int, step: Mapping[str, object], event: str, detail: Mapping[str, object],
+                          now: float) -> Incident | None:
+        """Put a corrective step's new state on the incident (replacing the record of the same run), with its
+        history entry, in one transaction; works on a resolved incident too (its step is still decided)."""
+        async with self._lock:
+            inc = self._current(iid) or await self.store.incident(iid)
+            if inc is None:
+                return None
+            steps = list(inc.steps)
+            if steps and (steps[-1]["step"], steps[-1]["attempt"]) == (step["step"], step["attempt"]):
+                steps[-1] = step
+            else:
+                steps.append(step)
+            inc = dataclasses.replace(inc, steps=tuple(steps))
+            self._put(inc)
+            await self._commit([inc], [History(iid, now, event, detail)], now=now)
+            return inc
+
+    async def escalate(self, iid: int, severity: str, now: float) -> Incident | None:
+        """The last step failed: raise the severity and say so at once (not grouped), with the steps and their
+        outcomes; silenced or suppressed incidents are escalated without a notification."""
+        async with self._lock:
+            inc = self.find(iid)
+            if inc is None:
+                return None
+            labels = {**inc.labels, "severity": severity}
+            inc = dataclasses.replace(inc, severity=severity, escalated=now, labels=labels)
+            for seen in self._muted.values():  # its labels changed: silences match it anew
+                seen.pop(iid, None)
+            self.open[inc.fingerprint] = inc
+            outbox = self._announce(inc, "escalated", now)
+            steps = [f"step {s['step']} attempt {s['attempt']}: {s['outcome']}" for s in inc.steps]
+            await self._commit([inc], [History(iid, now, "escalated", {"severity": severity, "steps": steps})],
+                               outbox, now=now)
+            self._wake(outbox)
+            log.warning("incident %d escalated to %s: every corrective step failed", iid, severity)
+            return inc
+
+    def _announce(self, inc: Incident, event: str, now: float) -> list[Outgoing]:
+        """A notification of one incident's change, now and not grouped; none for a silenced or suppressed one."""
+        if self.silenced(inc, now) is not None or inc.suppressed:
+            return []
+        key = self.group_key(inc)
+        active = tuple(i for i in self.open.values() if self.group_key(i) == key and self.silenced(i, now) is None
+                       and not i.suppressed)
+        batch = Batch(self._group_labels(inc), ((event, inc),), active, now)
+        return [o for ch in self.channels for o in ch.render(batch)]
 
     async def _why_not_open(self, iid: int, verb: str) -> MepdError:
         stored = await self.store.incident(iid)
