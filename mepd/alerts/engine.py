@@ -156,6 +156,7 @@ class AlertEngine:
             log_now = self._log_clock(now)
             await self._apply([c for rule in list(self.rules.values())
                                for c in rule.tick(log_now if rule.wants_logs else now)], now)
+            await self._act(await self._retry(self.incidents.settle, self.rules, now), now)
             await self._retry(self.steps.tick, now)
             await self._retry(self.incidents.flush, now)
             if now - last_prune >= PRUNE_INTERVAL:
@@ -171,6 +172,12 @@ class AlertEngine:
         if not changes:
             return
         events = await self._retry(self.incidents.apply, changes, self.rules, now)
+        await self._act(events, now)
+        if events and self.cfg.group_wait <= 0:
+            await self._retry(self.incidents.flush, now)
+
+    async def _act(self, events: Sequence[tuple[str, Incident]], now: float) -> None:
+        """Start the actions (or verified steps) that incidents firing or resolving call for."""
         for event, inc in events:
             rule = self.rules.get(inc.rule)
             if rule is None or not rule.cfg.action:
@@ -181,8 +188,6 @@ class AlertEngine:
                 await self._retry(self.steps.fired, inc, rule.cfg, now)
             elif event == "resolved":
                 await self._retry(self.steps.cleared, inc.id, now)
-        if events and self.cfg.group_wait <= 0:
-            await self._retry(self.incidents.flush, now)
 
     async def _retry(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Disk errors (full, locked) are retried, never dropped: the pipeline waits meanwhile."""

@@ -10,6 +10,12 @@ else comes, then one notification goes out per channel; a group that still
 has firing, unacknowledged incidents is re-notified every `repeat_interval`;
 a resolution is notified once, and only if the firing was.  Silences mute
 notifications, never the incident itself; an acknowledgement stops repeats.
+
+Flap damping, after Nagios: a series that fires and resolves more than its
+rule's `flap_threshold` times within `flap_window` keeps its incident open as
+`flapping`: one notification says so, its cycles go on the history only, and
+once nothing changed for `flap_window` one notification ends it: `resolved`
+if the condition is clear then, else `stable` (still firing, repeats resume).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -34,6 +40,7 @@ log = logging.getLogger(__name__)
 
 GroupKey = tuple[str, ...]
 SILENCE_MAX: Final = 30 * 86400.0
+FLAP_WINDOW_MAX: Final = 7 * 86400.0  # cycles older than this are forgotten whatever a rule's window
 
 
 class NotFoundError(MepdError):
@@ -82,7 +89,9 @@ class Incidents:
         self._lock = asyncio.Lock()
         self._dropping = False  # the last commit dropped notifications: warned once for the run of drops
         self._over_limit: set[str] = set()  # rules warned about reaching max_incidents_per_rule
-        counters.declare("incidents.over_limit")
+        self._cycles: dict[str, deque[float]] = {}  # fingerprint -> when its fire-then-resolve cycles ended
+        self._flap_last: dict[str, float] = {}  # fingerprint of a flapping incident -> its last change
+        counters.declare("incidents.over_limit", "incidents.flapping")
 
     def load(self, incidents: Iterable[Incident], next_id: int, silences: Iterable[Silence]) -> None:
         self.next_id = next_id
@@ -119,6 +128,7 @@ class Incidents:
         async with self._lock:
             dirty: dict[int, Incident] = {}
             history: list[History] = []
+            outbox: list[Outgoing] = []
             events: list[tuple[str, Incident]] = []
             per_rule = Counter(i.rule for i in self.open.values())
             for ch in changes:
@@ -138,6 +148,8 @@ class Incidents:
                     events.append(("firing", inc))
                 elif inc is None:
                     continue
+                elif ch.kind == "resolve" and self._flaps(rule, inc, now):
+                    inc = self._cleared_flapping(inc, rule, ch, now, history, outbox)
                 elif ch.kind == "resolve":
                     inc = dataclasses.replace(inc, state="resolved", resolved=ch.ts, value=ch.value, summary=ch.summary)
                     del self.open[fp]
@@ -151,6 +163,10 @@ class Incidents:
                     dirty[inc.id] = inc
                     continue
                 else:
+                    if ch.kind == "fire":  # fired anew while flapping: one more cycle, not a new incident
+                        self._flap_last[fp] = now
+                        history.append(History(inc.id, now, "fired", {"value": ch.value, "flapping": True}))
+                        events += [("firing", inc)] if rule.cfg.flap_actions else []
                     room = max(0, rule.cfg.attach - len(inc.lines))
                     inc = dataclasses.replace(
                         inc, last_seen=max(inc.last_seen, ch.ts), count=inc.count + ch.count,
@@ -159,8 +175,76 @@ class Incidents:
                     )
                 self.open[fp] = inc
                 dirty[inc.id] = inc
-            await self._commit(list(dirty.values()), history, now=now)
+            await self._commit(list(dirty.values()), history, outbox, now=now)
+            self._wake(outbox)
             return events
+
+    def _flaps(self, rule: Rule, inc: Incident, now: float) -> bool:
+        """Count a fire-then-resolve cycle of the incident's series; true if it is (now) flapping."""
+        cfg = rule.cfg
+        if not cfg.flap_threshold:
+            return False
+        cycles = self._cycles.setdefault(inc.fingerprint, deque())
+        cycles.append(now)
+        while cycles and cycles[0] < now - cfg.flap_window:
+            cycles.popleft()
+        return inc.flapping is not None or len(cycles) > cfg.flap_threshold
+
+    def _cleared_flapping(self, inc: Incident, rule: Rule, ch: Change, now: float, history: list[History],
+                          outbox: list[Outgoing]) -> Incident:
+        """A cycle of a flapping series ends: the incident stays open; the first such end announces it flaps."""
+        first = inc.flapping is None
+        inc = dataclasses.replace(inc, flapping=inc.flapping or now, value=ch.value, summary=ch.summary)
+        self._flap_last[inc.fingerprint] = now
+        history.append(History(inc.id, now, "cleared", {"value": ch.value, "flapping": True}))
+        if first:
+            cycles = len(self._cycles.get(inc.fingerprint, ()))
+            history.append(History(inc.id, now, "flapping", {"cycles": cycles, "window": rule.cfg.flap_window}))
+            log.info("incident %d is flapping: %d cycles within %.0fs", inc.id, cycles, rule.cfg.flap_window)
+            self.counters.inc("incidents.flapping")
+            outbox += self._announce(inc, "flapping", now)
+        return inc
+
+    async def settle(self, rules: Mapping[str, Rule], now: float) -> list[tuple[str, Incident]]:
+        """End flapping that has been stable for its window; returns the ("resolved", incident) it caused."""
+        for fp, cycles in list(self._cycles.items()):  # forget cycles no window still counts
+            if fp not in self.open and (not cycles or cycles[-1] < now - FLAP_WINDOW_MAX):
+                del self._cycles[fp]
+        flapping = [i for i in self.open.values() if i.flapping is not None]
+        if not flapping:
+            return []
+        async with self._lock:
+            events: list[tuple[str, Incident]] = []
+            for inc in flapping:
+                rule = rules.get(inc.rule)
+                last = self._flap_last.setdefault(inc.fingerprint, now)  # after a restart: a whole window from now
+                if rule is None or now - last < rule.cfg.flap_window or self.open.get(inc.fingerprint) is not inc:
+                    continue
+                resolved = await self._stable(inc, rule, now)
+                events += [("resolved", resolved)] if resolved is not None else []
+            return events
+
+    async def _stable(self, flapping: Incident, rule: Rule, now: float) -> Incident | None:
+        """No change for a whole window: still firing is announced as `stable`; clear resolves (returned)."""
+        del self._flap_last[flapping.fingerprint]
+        self._cycles.pop(flapping.fingerprint, None)
+        window = rule.cfg.flap_window
+        if rule.firing({n: flapping.labels.get(n, "") for n in rule.series_names}):
+            inc = dataclasses.replace(flapping, flapping=None)
+            self.open[inc.fingerprint] = inc
+            outbox = self._announce(inc, "stable", now)
+            await self._commit([inc], [History(inc.id, now, "stable", {"firing": True, "for": window})], outbox,
+                               now=now)
+            self._wake(outbox)
+            return None
+        inc = dataclasses.replace(flapping, state="resolved", resolved=now, flapping=None)
+        del self.open[inc.fingerprint]
+        if inc.notified == "firing":
+            self.unsent_resolved[inc.id] = inc
+            self._next_flush.setdefault(self.group_key(inc), now)
+        self.counters.inc("incidents.resolved")
+        await self._commit([inc], [History(inc.id, now, "resolved", {"by": "rule", "stable_for": window})], now=now)
+        return inc
 
     def _refuse(self, rule: str) -> None:
         """A series fired past its rule's cap: counted, not recorded; it gets an incident if it fires anew
@@ -333,7 +417,7 @@ class Incidents:
             del self._next_flush[key]
         else:
             last = self._last_flush.get(key)
-            repeat = [i for i in visible if i.state == "firing"]
+            repeat = [i for i in visible if i.state == "firing" and i.flapping is None]
             if not repeat or last is None or now - last < self.cfg.repeat_interval:
                 return None
             changed = [("repeat", i) for i in repeat]

@@ -619,8 +619,8 @@ class AlertRuleConfig:
             yield "escalate_severity", "only for rules whose actions are verified steps (with `verify`)"
         if self.flap_threshold < 0:
             yield "flap_threshold", f"must be 0 (no flap damping) or more, got {self.flap_threshold}"
-        if self.flap_window <= 0:
-            yield "flap_window", "must be more than 0s"
+        if not 0 < self.flap_window <= 7 * 86400:
+            yield "flap_window", "expected more than 0s and at most 7d"
         if self.parent and (err := glob_error(self.parent)):
             yield "parent", err
         allowed = () if kind == "metric" else ("key",) if self.metric else ("host", "app", "source")
