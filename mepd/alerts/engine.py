@@ -29,10 +29,11 @@ from mepd.alerts.actions import HOUR, ActionRunner
 from mepd.alerts.incidents import Incidents, NotFoundError, StateError
 from mepd.alerts.notify.mqtt import MqttChannel
 from mepd.alerts.notify.webhook import WebhookChannel
+from mepd.alerts.parents import Topology
 from mepd.alerts.rules import Change, Rule
 from mepd.alerts.steps import Steps, summary
 from mepd.alerts.store import History, IncidentStore, Silence
-from mepd.config import AlertConfig, AlertNotifyConfig, AlertRuleConfig, Config
+from mepd.config import AlertConfig, AlertNotifyConfig, AlertRuleConfig, Config, SnmpTargetConfig
 from mepd.config.syntax import parse_matchers
 from mepd.errors import MepdError
 from mepd.model import Incident, LogRecord, Sample
@@ -58,6 +59,7 @@ class AlertEngine:
     def __init__(
         self, cfg: AlertConfig, state_dir: str, samples: Subscription[Sample] | None,
         logs: Subscription[LogRecord] | None, *, host: str | None = None, clock: Callable[[], float] = time.time,
+        targets: Sequence[SnmpTargetConfig] = (),
     ) -> None:
         self.cfg = cfg
         self.path = cfg.db if os.path.isabs(cfg.db) else os.path.join(state_dir, cfg.db)
@@ -75,6 +77,8 @@ class AlertEngine:
         self._channel_tasks: list[asyncio.Task[None]] = []
         self._tg: asyncio.TaskGroup | None = None
         self._last_received = -math.inf  # arrival time of the newest log line read
+        self.targets = tuple(targets)
+        self.topology = Topology()
 
     # -- running ---------------------------------------------------------------------------------------------
 
@@ -85,6 +89,9 @@ class AlertEngine:
         try:
             incidents = Incidents(store, self.cfg, self.counters)
             incidents.load(loaded.incidents, loaded.next_id, loaded.silences)
+            self.topology.configure(self.targets, self.cfg.rule)
+            self.topology.start(now)
+            incidents.topology = self.topology
             actions = ActionRunner(self.host, self.counters, self._record)
             actions.load_runs(loaded.action_runs)
             steps = Steps(incidents, actions, self._rule_cfg, self.clock)
@@ -132,6 +139,10 @@ class AlertEngine:
         while True:
             batch = await sub.get_batch(BATCH, LINGER)
             now = self.clock()
+            if what == "samples" and self.topology.active:
+                for item in batch:
+                    if isinstance(item, Sample):
+                        self.topology.observe(item, now)
             wanted = [r for r in self.rules.values() if (r.wants_samples if what == "samples" else r.wants_logs)]
             changes = [c for item in batch for rule in wanted for c in observe(rule, item, now)]
             await self._apply(changes, now)
@@ -233,8 +244,11 @@ class AlertEngine:
             rule.restore(series, inc.last_seen)
         return None
 
-    async def reload(self, cfg: AlertConfig) -> None:
+    async def reload(self, cfg: AlertConfig, targets: Sequence[SnmpTargetConfig] | None = None) -> None:
         """New rules keep the state of same-named old ones; open incidents stay open."""
+        if targets is not None and tuple(targets) != self.targets:
+            self.targets = tuple(targets)
+            self.topology.configure(self.targets, cfg.rule)
         if cfg == self.cfg:
             return
         if cfg.db != self.cfg.db:
@@ -244,6 +258,7 @@ class AlertEngine:
         if self._incidents is None:
             return
         self._incidents.cfg = cfg
+        self.topology.configure(self.targets, cfg.rule)
         await self._set_rules(cfg, self.clock())
         if cfg.notify != old.notify and self._tg is not None:
             self._start_channels(cfg.notify)
@@ -320,4 +335,4 @@ def create(cfg: Config, pipeline: Pipeline) -> AlertEngine:
     """Subscribe to both channels now, before any source runs, so nothing reaches the rules late."""
     samples = pipeline.samples.subscribe("alerts", cfg.daemon.queue_size)
     logs = pipeline.logs.subscribe("alerts", cfg.daemon.queue_size)
-    return AlertEngine(cfg.alert, cfg.daemon.state_dir, samples, logs)
+    return AlertEngine(cfg.alert, cfg.daemon.state_dir, samples, logs, targets=cfg.snmp.target)

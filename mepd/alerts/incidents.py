@@ -25,9 +25,10 @@ import dataclasses
 import logging
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
+from mepd.alerts.parents import Topology, suppressed_children
 from mepd.alerts.rules import Change, Rule, fingerprint
 from mepd.alerts.store import History, IncidentStore, Outgoing, Silence
 from mepd.config import AlertConfig
@@ -53,12 +54,14 @@ class StateError(MepdError):
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """One notification of a group: what changed, and everything the group holds (for full-group payloads)."""
+    """One notification of a group: what changed, and everything the group holds (for full-group payloads);
+    `children`: the names of the incidents suppressed behind a changed incident's parent, by its id."""
 
     group: Mapping[str, str]
     changed: tuple[tuple[str, Incident], ...]
     active: tuple[Incident, ...]
     now: float
+    children: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 class Channel(Protocol):
@@ -79,6 +82,7 @@ class Incidents:
         self.cfg = cfg
         self.counters = counters
         self.channels: Sequence[Channel] = ()
+        self.topology = Topology()
         self.open: dict[str, Incident] = {}
         self.unsent_resolved: dict[int, Incident] = {}
         self.silences: dict[int, Silence] = {}
@@ -141,11 +145,8 @@ class Incidents:
                     self._refuse(rule.name)
                     continue
                 if ch.kind == "fire" and inc is None:
-                    inc = self._new(rule, fp, ch)
+                    inc = self._fire(rule, fp, ch, now, history, events)
                     per_rule[rule.name] += 1
-                    self._next_flush.setdefault(self.group_key(inc), now + self.cfg.group_wait)
-                    history.append(History(inc.id, now, "fired", {"value": ch.value, "summary": ch.summary}))
-                    events.append(("firing", inc))
                 elif inc is None:
                     continue
                 elif ch.kind == "resolve" and self._flaps(rule, inc, now):
@@ -244,6 +245,19 @@ class Incidents:
             self._next_flush.setdefault(self.group_key(inc), now)
         self.counters.inc("incidents.resolved")
         await self._commit([inc], [History(inc.id, now, "resolved", {"by": "rule", "stable_for": window})], now=now)
+        return inc
+
+    def _fire(self, rule: Rule, fp: str, ch: Change, now: float, history: list[History],
+              events: list[tuple[str, Incident]]) -> Incident:
+        """A new incident; behind a parent that is down, it is recorded, not notified, and runs no actions."""
+        inc = self._new(rule, fp, ch)
+        self._next_flush.setdefault(self.group_key(inc), now + self.cfg.group_wait)
+        history.append(History(inc.id, now, "fired", {"value": ch.value, "summary": ch.summary}))
+        if parent := self.topology.down_parent(inc, now):
+            inc = dataclasses.replace(inc, suppressed=parent)
+            history.append(History(inc.id, now, "suppressed", {"parent": parent}))
+        else:
+            events.append(("firing", inc))
         return inc
 
     def _refuse(self, rule: str) -> None:
@@ -383,28 +397,58 @@ class Incidents:
     async def flush(self, now: float) -> int:
         """Queue the notifications that are due; returns how many batches went to the outbox."""
         async with self._lock:
+            history: list[History] = []
+            updated: list[Incident] = self._suppress(now, history)
             groups: defaultdict[GroupKey, list[Incident]] = defaultdict(list)
             for inc in (*self.open.values(), *self.unsent_resolved.values()):
                 groups[self.group_key(inc)].append(inc)
             for key in set(self._next_flush) - set(groups):
                 del self._next_flush[key]
-            updated: list[Incident] = []
+            children = suppressed_children(self.topology, self.open)
             outbox: list[Outgoing] = []
             batches = 0
             for key, incs in groups.items():
                 batch = self._due(key, incs, now)
                 if batch is None:
                     continue
+                if children:
+                    owned = {i.id: self.topology.owner(i) for _, i in batch.changed}
+                    batch = dataclasses.replace(batch, children={
+                        iid: tuple(children[p]) for iid, p in owned.items() if p in children})
                 batches += 1
                 outbox += [o for ch in self.channels for o in ch.render(batch)]
                 updated += self._mark_sent(batch)
                 self._last_flush[key] = now
-            await self._commit(updated, outbox=outbox, now=now)
+            await self._commit(list({i.id: i for i in updated}.values()), history, outbox, now=now)
             self._wake(outbox)
             return batches
 
+    def _suppress(self, now: float, history: list[History]) -> list[Incident]:
+        """Suppress what fired, unnotified yet, behind a parent that is down now; release what is suppressed
+        once all its parents are up (it is notified then, after group_wait, if still firing).  An incident
+        notified before its parent failed is left alone, so its resolution is notified too."""
+        if not self.topology.active:
+            return []
+        changed = []
+        for inc in list(self.open.values()):
+            if inc.suppressed is None and inc.notified is None:
+                parent = self.topology.down_parent(inc, now)
+                if parent is None:
+                    continue
+                new = dataclasses.replace(inc, suppressed=parent)
+                history.append(History(inc.id, now, "suppressed", {"parent": parent}))
+            elif inc.suppressed is not None and self.topology.all_up(inc, now):
+                new = dataclasses.replace(inc, suppressed=None)
+                history.append(History(inc.id, now, "unsuppressed", {"parent": inc.suppressed}))
+                self._next_flush.setdefault(self.group_key(inc), now + self.cfg.group_wait)
+            else:
+                continue
+            self.open[inc.fingerprint] = new
+            changed.append(new)
+        return changed
+
     def _due(self, key: GroupKey, incs: list[Incident], now: float) -> Batch | None:
-        visible = [i for i in incs if self.silenced(i, now) is None]
+        visible = [i for i in incs if self.silenced(i, now) is None and not i.suppressed]
         for inc in incs:
             if inc.state == "resolved" and inc not in visible:
                 del self.unsent_resolved[inc.id]

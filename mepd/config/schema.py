@@ -244,6 +244,8 @@ class SnmpTargetConfig:
     max_bps: float = 0.0
     rra: tuple[str, ...] = ()
     oid: tuple[SnmpOidConfig, ...] = ()
+    depends_on: tuple[str, ...] = ()  # targets in front of this one: while one is down, its incidents are suppressed
+    parent: str = ""  # a metric key saying the path to this target is up: at 0, its incidents are suppressed
 
     def check(self) -> Iterator[tuple[str, str]]:
         if not _NAME.fullmatch(self.name):
@@ -348,6 +350,14 @@ class SnmpConfig:
             if t.name in seen:
                 yield f"target[{i}].name", f"duplicate of snmp.target[{seen[t.name]}]"
             seen[t.name] = i
+        names = {t.name for t in self.target}
+        for i, t in enumerate(self.target):
+            for j, parent in enumerate(t.depends_on):
+                if parent not in names or parent == t.name:
+                    yield (f"target[{i}].depends_on[{j}]",
+                           f"expected the name of another snmp.target, got {quoted(parent)}")
+            if t.parent and any(c.isspace() for c in t.parent):
+                yield f"target[{i}].parent", f"expected a metric key, got {quoted(t.parent)}"
 
 
 # What node_exporter leaves out of its file systems: pseudo and read-only image file systems, and
@@ -621,8 +631,8 @@ class AlertRuleConfig:
             yield "flap_threshold", f"must be 0 (no flap damping) or more, got {self.flap_threshold}"
         if not 0 < self.flap_window <= 7 * 86400:
             yield "flap_window", "expected more than 0s and at most 7d"
-        if self.parent and (err := glob_error(self.parent)):
-            yield "parent", err
+        if self.parent and any(c.isspace() for c in self.parent):
+            yield "parent", f"expected a metric key, got {quoted(self.parent)}"
         allowed = () if kind == "metric" else ("key",) if self.metric else ("host", "app", "source")
         for i, name in enumerate(self.per):
             if name not in allowed:
