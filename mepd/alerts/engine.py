@@ -197,7 +197,7 @@ class AlertEngine:
                 self.actions.trigger(inc, event, rule.cfg.action, now)
             elif event == "firing":
                 await self._retry(self.steps.fired, inc, rule.cfg, now)
-            elif event == "resolved":
+            elif event in ("resolved", "cleared"):
                 await self._retry(self.steps.cleared, inc.id, now)
 
     async def _retry(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:

@@ -128,7 +128,8 @@ class Incidents:
 
     async def apply(self, changes: Sequence[Change], rules: Mapping[str, Rule],
                     now: float) -> list[tuple[str, Incident]]:
-        """Record rule changes; returns the ("firing" | "resolved", incident) transitions, for actions."""
+        """Record rule changes; returns the ("firing" | "resolved" | "cleared", incident) transitions, for actions
+        ("cleared": a flapping incident's condition cleared, the incident stays open)."""
         async with self._lock:
             dirty: dict[int, Incident] = {}
             history: list[History] = []
@@ -151,6 +152,7 @@ class Incidents:
                     continue
                 elif ch.kind == "resolve" and self._flaps(rule, inc, now):
                     inc = self._cleared_flapping(inc, rule, ch, now, history, outbox)
+                    events.append(("cleared", inc))  # for a step verifying: the condition did clear
                 elif ch.kind == "resolve":
                     inc = dataclasses.replace(inc, state="resolved", resolved=ch.ts, value=ch.value, summary=ch.summary)
                     del self.open[fp]

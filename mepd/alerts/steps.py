@@ -151,6 +151,9 @@ class Steps:
         cfg = self.rule_of(run.rule)
         if outcome != "failed" or inc is None or not inc.open or cfg is None or not cfg.steps:
             return
+        if inc.flapping is not None and not cfg.flap_actions:
+            log.info("incident %d is flapping: no further step runs", inc.id)
+            return
         index, attempt = run.index, run.attempt + 1
         if index < len(cfg.action) and attempt > cfg.action[index].attempts:
             index, attempt = index + 1, 1
