@@ -74,6 +74,16 @@ class Channel(Protocol):
     def wake(self) -> None: ...
 
 
+def _with_step(inc: Incident, step: Mapping[str, object]) -> Incident:
+    """The incident with `step` as its newest step: it replaces the record of the same run."""
+    steps = list(inc.steps)
+    if steps and (steps[-1]["step"], steps[-1]["attempt"]) == (step["step"], step["attempt"]):
+        steps[-1] = step
+    else:
+        steps.append(step)
+    return dataclasses.replace(inc, steps=tuple(steps))
+
+
 class Incidents:
     """The live incidents in memory, mirrored to the store at every change."""
 
@@ -347,15 +357,17 @@ class Incidents:
             inc = self._current(iid) or await self.store.incident(iid)
             if inc is None:
                 return None
-            steps = list(inc.steps)
-            if steps and (steps[-1]["step"], steps[-1]["attempt"]) == (step["step"], step["attempt"]):
-                steps[-1] = step
-            else:
-                steps.append(step)
-            inc = dataclasses.replace(inc, steps=tuple(steps))
+            inc = _with_step(inc, step)
             self._put(inc)
             await self._commit([inc], [History(iid, now, event, detail)], now=now)
             return inc
+
+    def note_step(self, iid: int, step: Mapping[str, object]) -> None:
+        """Put a step on the live incident now, without waiting for the lock, so that a notification queued
+        before `record_step` commits it already shows the step."""
+        inc = self._current(iid)
+        if inc is not None:
+            self._put(_with_step(inc, step))
 
     async def escalate(self, iid: int, severity: str, now: float) -> Incident | None:
         """The last step failed: raise the severity and say so at once (not grouped), with the steps and their

@@ -83,6 +83,7 @@ class Steps:
                                      "started": rfc3339(now), "outcome": "running"}
         run = self.runs[inc.id] = _Run(inc.id, cfg.name, index, attempt, record)
         what = {"step": index + 1, "attempt": attempt, "argv": list(action.argv)}
+        self.incidents.note_step(run.iid, dict(record))  # the firing notification, if queued first, shows it
         await self.incidents.record_step(run.iid, dict(record), "step_started", what, now)
         self.runner.spawn(self._execute(run, inc, action, what))
 
