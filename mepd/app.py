@@ -304,7 +304,7 @@ class App:
                 self._start(wanted[key])
             await self._wait_settled([self.components[key][1] for key in fresh])
             self.syslog_handover.close_unclaimed()  # the sockets of listeners the new config removed
-            await self.alerts.reload(new.alert)
+            await self.alerts.reload(new.alert, new.snmp.target)
             if self.weblog is not None:
                 self.weblog.configure(weblog_live.web_sources(new.tail))
             if self.logmetrics is not None:

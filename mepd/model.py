@@ -144,7 +144,10 @@ class Incident:
     `count` is how many breaching samples or matching lines it has seen; `lines`
     holds the first matching log lines.  `notified` is the last state sent to
     receivers (None before the first notification), which is what grouping and
-    "resolved is notified only if firing was" are decided on.
+    "resolved is notified only if firing was" are decided on.  `steps` are its
+    verified corrective actions so far (one record per run, with its outcome);
+    `escalated` is when the last step failed, `flapping` since when it flaps,
+    `suppressed` the parent whose failure hides it.
     """
 
     id: int
@@ -165,6 +168,10 @@ class Incident:
     lines: tuple[str, ...] = ()
     notified: IncidentState | None = None
     notified_at: float | None = None
+    steps: tuple[Mapping[str, object], ...] = ()
+    escalated: float | None = None
+    flapping: float | None = None
+    suppressed: str | None = None
 
     @property
     def open(self) -> bool:
@@ -193,6 +200,10 @@ class Incident:
             "lines": list(self.lines),
             "notified": self.notified,
             "notified_at": when(self.notified_at),
+            "steps": [dict(step) for step in self.steps],
+            "escalated": when(self.escalated),
+            "flapping": when(self.flapping),
+            "suppressed": self.suppressed,
         }
 
 

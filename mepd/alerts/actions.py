@@ -180,6 +180,11 @@ async def run_action(argv: Sequence[str], env: dict[str, str], time_limit: float
                         output.decode(errors="replace"), truncated, error)
 
 
+def action_key(inc: Incident, index: int) -> str:
+    """What cooldowns and caps count runs by: the incident's fingerprint and the action's place in its rule."""
+    return f"{inc.fingerprint}/{index}"
+
+
 Recorder = Callable[[Incident, str, dict[str, object]], Awaitable[None]]
 
 
@@ -205,27 +210,34 @@ class ActionRunner:
                 continue
             if event not in ("firing", "resolved"):
                 continue
-            key = f"{inc.fingerprint}/{index}"
-            runs = self.runs[key]
-            while runs and runs[0] <= now - HOUR:
-                runs.popleft()
-            reason = None
-            if runs and now - runs[-1] < action.cooldown:
-                reason = f"cooldown: last run {now - runs[-1]:.0f}s ago, cooldown {action.cooldown:.0f}s"
-            elif len(runs) >= action.max_per_hour:
-                reason = f"max_per_hour: {len(runs)} runs in the last hour"
-            if reason is not None:
-                self.counters.inc("actions.skipped")
-                log.info("incident %d: action %s skipped (%s)", inc.id, action.argv[0], reason)
-                self._spawn(self.record(inc, "action_skipped",
-                                        {"key": key, "argv": list(action.argv), "trigger": event, "reason": reason}))
+            key = action_key(inc, index)
+            if not self.allowed(inc, event, action, key, now):
                 continue
-            runs.append(now)
             started += 1
-            self._spawn(self._run(inc, event, action, key))
+            self.spawn(self._run(inc, event, action, key))
         return started
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def allowed(self, inc: Incident, event: str, action: AlertActionConfig, key: str, now: float) -> bool:
+        """Within the cooldown and the cap per hour: counted as a run now; else the skip goes on the incident."""
+        runs = self.runs[key]
+        while runs and runs[0] <= now - HOUR:
+            runs.popleft()
+        reason = None
+        if runs and now - runs[-1] < action.cooldown:
+            reason = f"cooldown: last run {now - runs[-1]:.0f}s ago, cooldown {action.cooldown:.0f}s"
+        elif len(runs) >= action.max_per_hour:
+            reason = f"max_per_hour: {len(runs)} runs in the last hour"
+        if reason is not None:
+            self.counters.inc("actions.skipped")
+            log.info("incident %d: action %s skipped (%s)", inc.id, action.argv[0], reason)
+            self.spawn(self.record(inc, "action_skipped",
+                                    {"key": key, "argv": list(action.argv), "trigger": event, "reason": reason}))
+            return False
+        runs.append(now)
+        return True
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        """Run in the background; cancelled (and its action's tree killed) by close()."""
         task = asyncio.ensure_future(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)

@@ -29,9 +29,11 @@ from mepd.alerts.actions import HOUR, ActionRunner
 from mepd.alerts.incidents import Incidents, NotFoundError, StateError
 from mepd.alerts.notify.mqtt import MqttChannel
 from mepd.alerts.notify.webhook import WebhookChannel
+from mepd.alerts.parents import Topology
 from mepd.alerts.rules import Change, Rule
+from mepd.alerts.steps import Steps, summary
 from mepd.alerts.store import History, IncidentStore, Silence
-from mepd.config import AlertConfig, AlertNotifyConfig, Config
+from mepd.config import AlertConfig, AlertNotifyConfig, AlertRuleConfig, Config, SnmpTargetConfig
 from mepd.config.syntax import parse_matchers
 from mepd.errors import MepdError
 from mepd.model import Incident, LogRecord, Sample
@@ -57,6 +59,7 @@ class AlertEngine:
     def __init__(
         self, cfg: AlertConfig, state_dir: str, samples: Subscription[Sample] | None,
         logs: Subscription[LogRecord] | None, *, host: str | None = None, clock: Callable[[], float] = time.time,
+        targets: Sequence[SnmpTargetConfig] = (),
     ) -> None:
         self.cfg = cfg
         self.path = cfg.db if os.path.isabs(cfg.db) else os.path.join(state_dir, cfg.db)
@@ -70,9 +73,12 @@ class AlertEngine:
         self._incidents: Incidents | None = None
         self._store: IncidentStore | None = None
         self._actions: ActionRunner | None = None
+        self._steps: Steps | None = None
         self._channel_tasks: list[asyncio.Task[None]] = []
         self._tg: asyncio.TaskGroup | None = None
         self._last_received = -math.inf  # arrival time of the newest log line read
+        self.targets = tuple(targets)
+        self.topology = Topology()
 
     # -- running ---------------------------------------------------------------------------------------------
 
@@ -83,10 +89,15 @@ class AlertEngine:
         try:
             incidents = Incidents(store, self.cfg, self.counters)
             incidents.load(loaded.incidents, loaded.next_id, loaded.silences)
+            self.topology.configure(self.targets, self.cfg.rule)
+            self.topology.start(now)
+            incidents.topology = self.topology
             actions = ActionRunner(self.host, self.counters, self._record)
             actions.load_runs(loaded.action_runs)
-            self._store, self._incidents, self._actions = store, incidents, actions
+            steps = Steps(incidents, actions, self._rule_cfg, self.clock)
+            self._store, self._incidents, self._actions, self._steps = store, incidents, actions, steps
             await self._set_rules(self.cfg, now)
+            await self._retry(steps.load, loaded.incidents, now)
             log.info("alerts: %d rules, %d open incidents, %d silences", len(self.rules), len(incidents.open),
                      len(incidents.silences))
             async with asyncio.TaskGroup() as tg:
@@ -101,6 +112,7 @@ class AlertEngine:
         finally:
             self._tg = None
             self._incidents = None
+            self._steps = None
             self._channel_tasks = []
             if self._actions is not None:
                 await self._actions.close()
@@ -127,6 +139,10 @@ class AlertEngine:
         while True:
             batch = await sub.get_batch(BATCH, LINGER)
             now = self.clock()
+            if what == "samples" and self.topology.active:
+                for item in batch:
+                    if isinstance(item, Sample):
+                        self.topology.observe(item, now)
             wanted = [r for r in self.rules.values() if (r.wants_samples if what == "samples" else r.wants_logs)]
             changes = [c for item in batch for rule in wanted for c in observe(rule, item, now)]
             await self._apply(changes, now)
@@ -151,6 +167,8 @@ class AlertEngine:
             log_now = self._log_clock(now)
             await self._apply([c for rule in list(self.rules.values())
                                for c in rule.tick(log_now if rule.wants_logs else now)], now)
+            await self._act(await self._retry(self.incidents.settle, self.rules, now), now)
+            await self._retry(self.steps.tick, now)
             await self._retry(self.incidents.flush, now)
             if now - last_prune >= PRUNE_INTERVAL:
                 last_prune = now
@@ -165,12 +183,22 @@ class AlertEngine:
         if not changes:
             return
         events = await self._retry(self.incidents.apply, changes, self.rules, now)
-        for event, inc in events:
-            rule = self.rules.get(inc.rule)
-            if rule is not None and rule.cfg.action:
-                self.actions.trigger(inc, event, rule.cfg.action, now)
+        await self._act(events, now)
         if events and self.cfg.group_wait <= 0:
             await self._retry(self.incidents.flush, now)
+
+    async def _act(self, events: Sequence[tuple[str, Incident]], now: float) -> None:
+        """Start the actions (or verified steps) that incidents firing or resolving call for."""
+        for event, inc in events:
+            rule = self.rules.get(inc.rule)
+            if rule is None or not rule.cfg.action:
+                continue
+            if not rule.cfg.steps:
+                self.actions.trigger(inc, event, rule.cfg.action, now)
+            elif event == "firing":
+                await self._retry(self.steps.fired, inc, rule.cfg, now)
+            elif event in ("resolved", "cleared"):
+                await self._retry(self.steps.cleared, inc.id, now)
 
     async def _retry(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Disk errors (full, locked) are retried, never dropped: the pipeline waits meanwhile."""
@@ -202,6 +230,7 @@ class AlertEngine:
             if why is not None:
                 log.info("alerts: resolving incident %d: %s", inc.id, why)
                 await self._retry(self.incidents.resolve, inc.id, why, now, "reload")
+                await self._retry(self.steps.cancel, inc.id, now)
 
     def _reattach(self, inc: Incident) -> str | None:
         """Give an open incident back to its rule; or say why it no longer belongs to one."""
@@ -215,8 +244,11 @@ class AlertEngine:
             rule.restore(series, inc.last_seen)
         return None
 
-    async def reload(self, cfg: AlertConfig) -> None:
+    async def reload(self, cfg: AlertConfig, targets: Sequence[SnmpTargetConfig] | None = None) -> None:
         """New rules keep the state of same-named old ones; open incidents stay open."""
+        if targets is not None and tuple(targets) != self.targets:
+            self.targets = tuple(targets)
+            self.topology.configure(self.targets, cfg.rule)
         if cfg == self.cfg:
             return
         if cfg.db != self.cfg.db:
@@ -226,6 +258,7 @@ class AlertEngine:
         if self._incidents is None:
             return
         self._incidents.cfg = cfg
+        self.topology.configure(self.targets, cfg.rule)
         await self._set_rules(cfg, self.clock())
         if cfg.notify != old.notify and self._tg is not None:
             self._start_channels(cfg.notify)
@@ -250,6 +283,15 @@ class AlertEngine:
         assert self._actions is not None
         return self._actions
 
+    @property
+    def steps(self) -> Steps:
+        assert self._steps is not None
+        return self._steps
+
+    def _rule_cfg(self, name: str) -> AlertRuleConfig | None:
+        rule = self.rules.get(name)
+        return rule.cfg if rule is not None else None
+
     async def list_incidents(self, *, include_resolved: bool = False, limit: int = 1000) -> list[Incident]:
         return await self.store.incidents(include_resolved=include_resolved, limit=limit)
 
@@ -259,11 +301,17 @@ class AlertEngine:
             raise NotFoundError(f"no incident {iid}")
         return inc, await self.store.history(iid)
 
+    async def action_stats(self) -> list[dict[str, object]]:
+        """Per rule and verified step: runs, verified, failed, median time to clear."""
+        return summary(await self.store.step_outcomes())
+
     async def acknowledge(self, iid: int, comment: str = "") -> Incident:
         return await self.incidents.acknowledge(iid, comment, self.clock())
 
     async def resolve(self, iid: int, comment: str = "") -> Incident:
-        inc = await self.incidents.resolve(iid, comment, self.clock())
+        now = self.clock()
+        inc = await self.incidents.resolve(iid, comment, now)
+        await self.steps.cancel(iid, now)
         rule = self.rules.get(inc.rule)
         if rule is not None:
             rule.release({n: inc.labels.get(n, "") for n in rule.series_names})
@@ -287,4 +335,4 @@ def create(cfg: Config, pipeline: Pipeline) -> AlertEngine:
     """Subscribe to both channels now, before any source runs, so nothing reaches the rules late."""
     samples = pipeline.samples.subscribe("alerts", cfg.daemon.queue_size)
     logs = pipeline.logs.subscribe("alerts", cfg.daemon.queue_size)
-    return AlertEngine(cfg.alert, cfg.daemon.state_dir, samples, logs)
+    return AlertEngine(cfg.alert, cfg.daemon.state_dir, samples, logs, targets=cfg.snmp.target)

@@ -10,6 +10,12 @@ else comes, then one notification goes out per channel; a group that still
 has firing, unacknowledged incidents is re-notified every `repeat_interval`;
 a resolution is notified once, and only if the firing was.  Silences mute
 notifications, never the incident itself; an acknowledgement stops repeats.
+
+Flap damping, after Nagios: a series that fires and resolves more than its
+rule's `flap_threshold` times within `flap_window` keeps its incident open as
+`flapping`: one notification says so, its cycles go on the history only, and
+once nothing changed for `flap_window` one notification ends it: `resolved`
+if the condition is clear then, else `stable` (still firing, repeats resume).
 """
 
 from __future__ import annotations
@@ -17,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
+from mepd.alerts.parents import Topology, suppressed_children
 from mepd.alerts.rules import Change, Rule, fingerprint
 from mepd.alerts.store import History, IncidentStore, Outgoing, Silence
 from mepd.config import AlertConfig
@@ -34,6 +41,7 @@ log = logging.getLogger(__name__)
 
 GroupKey = tuple[str, ...]
 SILENCE_MAX: Final = 30 * 86400.0
+FLAP_WINDOW_MAX: Final = 7 * 86400.0  # cycles older than this are forgotten whatever a rule's window
 
 
 class NotFoundError(MepdError):
@@ -46,12 +54,14 @@ class StateError(MepdError):
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """One notification of a group: what changed, and everything the group holds (for full-group payloads)."""
+    """One notification of a group: what changed, and everything the group holds (for full-group payloads);
+    `children`: the names of the incidents suppressed behind a changed incident's parent, by its id."""
 
     group: Mapping[str, str]
     changed: tuple[tuple[str, Incident], ...]
     active: tuple[Incident, ...]
     now: float
+    children: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 class Channel(Protocol):
@@ -64,6 +74,16 @@ class Channel(Protocol):
     def wake(self) -> None: ...
 
 
+def _with_step(inc: Incident, step: Mapping[str, object]) -> Incident:
+    """The incident with `step` as its newest step: it replaces the record of the same run."""
+    steps = list(inc.steps)
+    if steps and (steps[-1]["step"], steps[-1]["attempt"]) == (step["step"], step["attempt"]):
+        steps[-1] = step
+    else:
+        steps.append(step)
+    return dataclasses.replace(inc, steps=tuple(steps))
+
+
 class Incidents:
     """The live incidents in memory, mirrored to the store at every change."""
 
@@ -72,6 +92,7 @@ class Incidents:
         self.cfg = cfg
         self.counters = counters
         self.channels: Sequence[Channel] = ()
+        self.topology = Topology()
         self.open: dict[str, Incident] = {}
         self.unsent_resolved: dict[int, Incident] = {}
         self.silences: dict[int, Silence] = {}
@@ -82,14 +103,16 @@ class Incidents:
         self._lock = asyncio.Lock()
         self._dropping = False  # the last commit dropped notifications: warned once for the run of drops
         self._over_limit: set[str] = set()  # rules warned about reaching max_incidents_per_rule
-        counters.declare("incidents.over_limit")
+        self._cycles: dict[str, deque[float]] = {}  # fingerprint -> when its fire-then-resolve cycles ended
+        self._flap_last: dict[str, float] = {}  # fingerprint of a flapping incident -> its last change
+        counters.declare("incidents.over_limit", "incidents.flapping")
 
     def load(self, incidents: Iterable[Incident], next_id: int, silences: Iterable[Silence]) -> None:
         self.next_id = next_id
         for inc in incidents:
             if inc.open:
                 self.open[inc.fingerprint] = inc
-            else:
+            elif inc.notified == "firing":
                 self.unsent_resolved[inc.id] = inc
             if inc.notified_at is not None:
                 key = self.group_key(inc)
@@ -115,10 +138,12 @@ class Incidents:
 
     async def apply(self, changes: Sequence[Change], rules: Mapping[str, Rule],
                     now: float) -> list[tuple[str, Incident]]:
-        """Record rule changes; returns the ("firing" | "resolved", incident) transitions, for actions."""
+        """Record rule changes; returns the ("firing" | "resolved" | "cleared", incident) transitions, for actions
+        ("cleared": a flapping incident's condition cleared, the incident stays open)."""
         async with self._lock:
             dirty: dict[int, Incident] = {}
             history: list[History] = []
+            outbox: list[Outgoing] = []
             events: list[tuple[str, Incident]] = []
             per_rule = Counter(i.rule for i in self.open.values())
             for ch in changes:
@@ -131,13 +156,13 @@ class Incidents:
                     self._refuse(rule.name)
                     continue
                 if ch.kind == "fire" and inc is None:
-                    inc = self._new(rule, fp, ch)
+                    inc = self._fire(rule, fp, ch, now, history, events)
                     per_rule[rule.name] += 1
-                    self._next_flush.setdefault(self.group_key(inc), now + self.cfg.group_wait)
-                    history.append(History(inc.id, now, "fired", {"value": ch.value, "summary": ch.summary}))
-                    events.append(("firing", inc))
                 elif inc is None:
                     continue
+                elif ch.kind == "resolve" and self._flaps(rule, inc, now):
+                    inc = self._cleared_flapping(inc, rule, ch, now, history, outbox)
+                    events.append(("cleared", inc))  # for a step verifying: the condition did clear
                 elif ch.kind == "resolve":
                     inc = dataclasses.replace(inc, state="resolved", resolved=ch.ts, value=ch.value, summary=ch.summary)
                     del self.open[fp]
@@ -151,6 +176,10 @@ class Incidents:
                     dirty[inc.id] = inc
                     continue
                 else:
+                    if ch.kind == "fire":  # fired anew while flapping: one more cycle, not a new incident
+                        self._flap_last[fp] = now
+                        history.append(History(inc.id, now, "fired", {"value": ch.value, "flapping": True}))
+                        events += [("firing", inc)] if rule.cfg.flap_actions else []
                     room = max(0, rule.cfg.attach - len(inc.lines))
                     inc = dataclasses.replace(
                         inc, last_seen=max(inc.last_seen, ch.ts), count=inc.count + ch.count,
@@ -159,8 +188,89 @@ class Incidents:
                     )
                 self.open[fp] = inc
                 dirty[inc.id] = inc
-            await self._commit(list(dirty.values()), history, now=now)
+            await self._commit(list(dirty.values()), history, outbox, now=now)
+            self._wake(outbox)
             return events
+
+    def _flaps(self, rule: Rule, inc: Incident, now: float) -> bool:
+        """Count a fire-then-resolve cycle of the incident's series; true if it is (now) flapping."""
+        cfg = rule.cfg
+        if not cfg.flap_threshold:
+            return False
+        cycles = self._cycles.setdefault(inc.fingerprint, deque())
+        cycles.append(now)
+        while cycles and cycles[0] < now - cfg.flap_window:
+            cycles.popleft()
+        return inc.flapping is not None or len(cycles) > cfg.flap_threshold
+
+    def _cleared_flapping(self, inc: Incident, rule: Rule, ch: Change, now: float, history: list[History],
+                          outbox: list[Outgoing]) -> Incident:
+        """A cycle of a flapping series ends: the incident stays open; the first such end announces it flaps."""
+        first = inc.flapping is None
+        inc = dataclasses.replace(inc, flapping=inc.flapping or now, value=ch.value, summary=ch.summary)
+        self._flap_last[inc.fingerprint] = now
+        history.append(History(inc.id, now, "cleared", {"value": ch.value, "flapping": True}))
+        if first:
+            cycles = len(self._cycles.get(inc.fingerprint, ()))
+            history.append(History(inc.id, now, "flapping", {"cycles": cycles, "window": rule.cfg.flap_window}))
+            log.info("incident %d is flapping: %d cycles within %.0fs", inc.id, cycles, rule.cfg.flap_window)
+            self.counters.inc("incidents.flapping")
+            outbox += self._announce(inc, "flapping", now)
+        return inc
+
+    async def settle(self, rules: Mapping[str, Rule], now: float) -> list[tuple[str, Incident]]:
+        """End flapping that has been stable for its window; returns the ("resolved", incident) it caused."""
+        for fp, cycles in list(self._cycles.items()):  # forget cycles no window still counts
+            if fp not in self.open and (not cycles or cycles[-1] < now - FLAP_WINDOW_MAX):
+                del self._cycles[fp]
+        flapping = [i for i in self.open.values() if i.flapping is not None]
+        if not flapping:
+            return []
+        async with self._lock:
+            events: list[tuple[str, Incident]] = []
+            for inc in flapping:
+                rule = rules.get(inc.rule)
+                last = self._flap_last.setdefault(inc.fingerprint, now)  # after a restart: a whole window from now
+                if rule is None or now - last < rule.cfg.flap_window or self.open.get(inc.fingerprint) is not inc:
+                    continue
+                resolved = await self._stable(inc, rule, now)
+                events += [("resolved", resolved)] if resolved is not None else []
+            return events
+
+    async def _stable(self, flapping: Incident, rule: Rule, now: float) -> Incident | None:
+        """No change for a whole window: still firing is announced as `stable`; clear resolves (returned)."""
+        del self._flap_last[flapping.fingerprint]
+        self._cycles.pop(flapping.fingerprint, None)
+        window = rule.cfg.flap_window
+        if rule.firing({n: flapping.labels.get(n, "") for n in rule.series_names}):
+            inc = dataclasses.replace(flapping, flapping=None)
+            self.open[inc.fingerprint] = inc
+            outbox = self._announce(inc, "stable", now)
+            await self._commit([inc], [History(inc.id, now, "stable", {"firing": True, "for": window})], outbox,
+                               now=now)
+            self._wake(outbox)
+            return None
+        inc = dataclasses.replace(flapping, state="resolved", resolved=now, flapping=None)
+        del self.open[inc.fingerprint]
+        if inc.notified == "firing":
+            self.unsent_resolved[inc.id] = inc
+            self._next_flush.setdefault(self.group_key(inc), now)
+        self.counters.inc("incidents.resolved")
+        await self._commit([inc], [History(inc.id, now, "resolved", {"by": "rule", "stable_for": window})], now=now)
+        return inc
+
+    def _fire(self, rule: Rule, fp: str, ch: Change, now: float, history: list[History],
+              events: list[tuple[str, Incident]]) -> Incident:
+        """A new incident; behind a parent that is down, it is recorded, not notified, and runs no actions."""
+        inc = self._new(rule, fp, ch)
+        self._next_flush.setdefault(self.group_key(inc), now + self.cfg.group_wait)
+        history.append(History(inc.id, now, "fired", {"value": ch.value, "summary": ch.summary}))
+        if parent := self.topology.down_parent(inc, now):
+            inc = dataclasses.replace(inc, suppressed=parent)
+            history.append(History(inc.id, now, "suppressed", {"parent": parent}))
+        else:
+            events.append(("firing", inc))
+        return inc
 
     def _refuse(self, rule: str) -> None:
         """A series fired past its rule's cap: counted, not recorded; it gets an incident if it fires anew
@@ -230,6 +340,65 @@ class Incidents:
             log.info("incident %d resolved by %s", iid, by)
             return inc
 
+    def _current(self, iid: int) -> Incident | None:
+        return self.find(iid) or self.unsent_resolved.get(iid)
+
+    def _put(self, inc: Incident) -> None:
+        if inc.open:
+            self.open[inc.fingerprint] = inc
+        elif inc.id in self.unsent_resolved:
+            self.unsent_resolved[inc.id] = inc
+
+    async def record_step(self, iid: int, step: Mapping[str, object], event: str, detail: Mapping[str, object],
+                          now: float) -> Incident | None:
+        """Put a corrective step's new state on the incident (replacing the record of the same run), with its
+        history entry, in one transaction; works on a resolved incident too (its step is still decided)."""
+        async with self._lock:
+            inc = self._current(iid) or await self.store.incident(iid)
+            if inc is None:
+                return None
+            inc = _with_step(inc, step)
+            self._put(inc)
+            await self._commit([inc], [History(iid, now, event, detail)], now=now)
+            return inc
+
+    def note_step(self, iid: int, step: Mapping[str, object]) -> None:
+        """Put a step on the live incident now, without waiting for the lock, so that a notification queued
+        before `record_step` commits it already shows the step."""
+        inc = self._current(iid)
+        if inc is not None:
+            self._put(_with_step(inc, step))
+
+    async def escalate(self, iid: int, severity: str, now: float) -> Incident | None:
+        """The last step failed: raise the severity and say so at once (not grouped), with the steps and their
+        outcomes; silenced or suppressed incidents are escalated without a notification."""
+        async with self._lock:
+            inc = self.find(iid)
+            if inc is None:
+                return None
+            labels = {**inc.labels, "severity": severity}
+            inc = dataclasses.replace(inc, severity=severity, escalated=now, labels=labels)
+            for seen in self._muted.values():  # its labels changed: silences match it anew
+                seen.pop(iid, None)
+            self.open[inc.fingerprint] = inc
+            outbox = self._announce(inc, "escalated", now)
+            steps = [f"step {s['step']} attempt {s['attempt']}: {s['outcome']}" for s in inc.steps]
+            await self._commit([inc], [History(iid, now, "escalated", {"severity": severity, "steps": steps})],
+                               outbox, now=now)
+            self._wake(outbox)
+            log.warning("incident %d escalated to %s: every corrective step failed", iid, severity)
+            return inc
+
+    def _announce(self, inc: Incident, event: str, now: float) -> list[Outgoing]:
+        """A notification of one incident's change, now and not grouped; none for a silenced or suppressed one."""
+        if self.silenced(inc, now) is not None or inc.suppressed:
+            return []
+        key = self.group_key(inc)
+        active = tuple(i for i in self.open.values() if self.group_key(i) == key and self.silenced(i, now) is None
+                       and not i.suppressed)
+        batch = Batch(self._group_labels(inc), ((event, inc),), active, now)
+        return [o for ch in self.channels for o in ch.render(batch)]
+
     async def _why_not_open(self, iid: int, verb: str) -> MepdError:
         stored = await self.store.incident(iid)
         if stored is None:
@@ -242,28 +411,58 @@ class Incidents:
     async def flush(self, now: float) -> int:
         """Queue the notifications that are due; returns how many batches went to the outbox."""
         async with self._lock:
+            history: list[History] = []
+            updated: list[Incident] = self._suppress(now, history)
             groups: defaultdict[GroupKey, list[Incident]] = defaultdict(list)
             for inc in (*self.open.values(), *self.unsent_resolved.values()):
                 groups[self.group_key(inc)].append(inc)
             for key in set(self._next_flush) - set(groups):
                 del self._next_flush[key]
-            updated: list[Incident] = []
+            children = suppressed_children(self.topology, self.open)
             outbox: list[Outgoing] = []
             batches = 0
             for key, incs in groups.items():
                 batch = self._due(key, incs, now)
                 if batch is None:
                     continue
+                if children:
+                    owned = {i.id: self.topology.owner(i) for _, i in batch.changed}
+                    batch = dataclasses.replace(batch, children={
+                        iid: tuple(children[p]) for iid, p in owned.items() if p in children})
                 batches += 1
                 outbox += [o for ch in self.channels for o in ch.render(batch)]
                 updated += self._mark_sent(batch)
                 self._last_flush[key] = now
-            await self._commit(updated, outbox=outbox, now=now)
+            await self._commit(list({i.id: i for i in updated}.values()), history, outbox, now=now)
             self._wake(outbox)
             return batches
 
+    def _suppress(self, now: float, history: list[History]) -> list[Incident]:
+        """Suppress what fired, unnotified yet, behind a parent that is down now; release what is suppressed
+        once all its parents are up (it is notified then, after group_wait, if still firing).  An incident
+        notified before its parent failed is left alone, so its resolution is notified too."""
+        if not self.topology.active:
+            return []
+        changed = []
+        for inc in list(self.open.values()):
+            if inc.suppressed is None and inc.notified is None:
+                parent = self.topology.down_parent(inc, now)
+                if parent is None:
+                    continue
+                new = dataclasses.replace(inc, suppressed=parent)
+                history.append(History(inc.id, now, "suppressed", {"parent": parent}))
+            elif inc.suppressed is not None and self.topology.all_up(inc, now):
+                new = dataclasses.replace(inc, suppressed=None)
+                history.append(History(inc.id, now, "unsuppressed", {"parent": inc.suppressed}))
+                self._next_flush.setdefault(self.group_key(inc), now + self.cfg.group_wait)
+            else:
+                continue
+            self.open[inc.fingerprint] = new
+            changed.append(new)
+        return changed
+
     def _due(self, key: GroupKey, incs: list[Incident], now: float) -> Batch | None:
-        visible = [i for i in incs if self.silenced(i, now) is None]
+        visible = [i for i in incs if self.silenced(i, now) is None and not i.suppressed]
         for inc in incs:
             if inc.state == "resolved" and inc not in visible:
                 del self.unsent_resolved[inc.id]
@@ -276,7 +475,7 @@ class Incidents:
             del self._next_flush[key]
         else:
             last = self._last_flush.get(key)
-            repeat = [i for i in visible if i.state == "firing"]
+            repeat = [i for i in visible if i.state == "firing" and i.flapping is None]
             if not repeat or last is None or now - last < self.cfg.repeat_interval:
                 return None
             changed = [("repeat", i) for i in repeat]

@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS incidents (
     severity TEXT NOT NULL, labels TEXT NOT NULL, summary TEXT NOT NULL,
     started REAL NOT NULL, last_seen REAL NOT NULL, count INTEGER NOT NULL, value REAL,
     resolved REAL, acknowledged REAL, comment TEXT, lines TEXT NOT NULL,
-    notified TEXT, notified_at REAL
+    notified TEXT, notified_at REAL,
+    steps TEXT NOT NULL DEFAULT '[]', escalated REAL, flapping REAL, suppressed TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS incidents_open ON incidents (fingerprint) WHERE state != 'resolved';
 CREATE INDEX IF NOT EXISTS incidents_resolved ON incidents (resolved);
@@ -53,26 +54,35 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_channel ON outbox (channel, id);
 """
 
+# Columns added after the first release: a file made by an older mepd gets them when opened.
+_ADDED: Final = (("steps", "TEXT NOT NULL DEFAULT '[]'"), ("escalated", "REAL"), ("flapping", "REAL"),
+                 ("suppressed", "TEXT"))
 _UPSERT: Final = (
     "INSERT INTO incidents (id, fingerprint, rule, kind, state, severity, labels, summary, started, last_seen,"
-    " count, value, resolved, acknowledged, comment, lines, notified, notified_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (id) DO UPDATE SET state = excluded.state, labels = excluded.labels,"
+    " count, value, resolved, acknowledged, comment, lines, notified, notified_at, steps, escalated, flapping,"
+    " suppressed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (id) DO UPDATE SET state = excluded.state, severity = excluded.severity, labels = excluded.labels,"
     " summary = excluded.summary, last_seen = excluded.last_seen, count = excluded.count,"
     " value = excluded.value, resolved = excluded.resolved, acknowledged = excluded.acknowledged,"
     " comment = excluded.comment, lines = excluded.lines, notified = excluded.notified,"
-    " notified_at = excluded.notified_at"
+    " notified_at = excluded.notified_at, steps = excluded.steps, escalated = excluded.escalated,"
+    " flapping = excluded.flapping, suppressed = excluded.suppressed"
 )
 _SELECT: Final = (
     "SELECT id, fingerprint, rule, kind, state, severity, labels, summary, started, last_seen, count, value,"
-    " resolved, acknowledged, comment, lines, notified, notified_at FROM incidents"
+    " resolved, acknowledged, comment, lines, notified, notified_at, steps, escalated, flapping, suppressed"
+    " FROM incidents"
 )
 _TRIM: Final = (  # the channel's rows older than its newest `outbox_max`
     "DELETE FROM outbox WHERE channel = ? AND id <= "
     "(SELECT id FROM outbox WHERE channel = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
 )
 OUTBOX_MAX: Final = 10_000
-_LIVE: Final = _SELECT + " WHERE state != 'resolved' OR notified = 'firing' ORDER BY id"
+# Open, resolved but not yet notified, or resolved recently with a corrective step still undecided.
+_LIVE: Final = _SELECT + (
+    " WHERE state != 'resolved' OR notified = 'firing' OR (resolved >= ? AND EXISTS (SELECT 1 FROM"
+    " json_each(incidents.steps) WHERE json_extract(value, '$.outcome') IN ('running', 'verifying'))) ORDER BY id"
+)
 _BY_ID: Final = _SELECT + " WHERE id = ?"
 _BY_IDS: Final = _SELECT + " WHERE id IN (SELECT value FROM json_each(?))"  # noqa: S608 - ids as a JSON array
 _RECENT: Final = _SELECT + " ORDER BY id DESC LIMIT ?"
@@ -150,19 +160,21 @@ def _incident_row(i: Incident) -> tuple[Any, ...]:
     return (
         i.id, i.fingerprint, i.rule, i.kind, i.state, i.severity, json.dumps(dict(i.labels), sort_keys=True),
         i.summary, i.started, i.last_seen, i.count, i.value, i.resolved, i.acknowledged, i.comment,
-        json.dumps(list(i.lines)), i.notified, i.notified_at,
+        json.dumps(list(i.lines)), i.notified, i.notified_at, json.dumps([dict(s) for s in i.steps]),
+        i.escalated, i.flapping, i.suppressed,
     )
 
 
 def _incident(row: Sequence[Any]) -> Incident:
     (iid, fp, rule, kind, state, severity, labels, summary, started, last_seen, count, value, resolved,
-     acknowledged, comment, lines, notified, notified_at) = row
+     acknowledged, comment, lines, notified, notified_at, steps, escalated, flapping, suppressed) = row
     notified_state: IncidentState | None = notified
     return Incident(
         id=iid, fingerprint=fp, rule=rule, kind=kind, state=state, severity=severity, labels=json.loads(labels),
         summary=summary, started=started, last_seen=last_seen, count=count, value=value, resolved=resolved,
         acknowledged=acknowledged, comment=comment, lines=tuple(json.loads(lines)), notified=notified_state,
-        notified_at=notified_at,
+        notified_at=notified_at, steps=tuple(json.loads(steps)), escalated=escalated, flapping=flapping,
+        suppressed=suppressed,
     )
 
 
@@ -197,8 +209,12 @@ class IncidentStore:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(SCHEMA)
+        have = {r[1] for r in conn.execute("PRAGMA table_info(incidents)")}
+        for name, decl in _ADDED:
+            if name not in have:
+                conn.execute(f"ALTER TABLE incidents ADD COLUMN {name} {decl}")
         self._conn = conn
-        live = [_incident(r) for r in conn.execute(_LIVE)]
+        live = [_incident(r) for r in conn.execute(_LIVE, [since])]
         next_id = int(conn.execute("SELECT coalesce(max(id), 0) + 1 FROM incidents").fetchone()[0])
         silences = [_silence(r) for r in conn.execute("SELECT * FROM silences ORDER BY id")]
         runs = [(json.loads(d)["key"], ts) for d, ts in conn.execute(
@@ -292,6 +308,11 @@ class IncidentStore:
                                   [error, row.id])
 
         await self._run(self._atomic, failed)
+
+    async def step_outcomes(self) -> list[dict[str, object]]:
+        """Every decided corrective step still in the history (`mepctl actions`)."""
+        rows = await self._run(self._fetch, "SELECT detail FROM history WHERE event = 'step_outcome' ORDER BY id", [])
+        return [json.loads(r[0]) for r in rows]
 
     async def outbox_size(self) -> dict[str, int]:
         rows = await self._run(self._fetch, "SELECT channel, count(*) FROM outbox GROUP BY channel", [])

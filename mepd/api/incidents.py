@@ -64,6 +64,9 @@ def routes(engine: AlertEngine) -> list[web.RouteDef]:
         inc, history = await engine.show(_int(request.match_info["id"], "incident id"))
         return web.json_response({"incident": inc.to_json(), "history": history})
 
+    async def actions(_: web.Request) -> web.Response:
+        return web.json_response({"actions": await engine.action_stats()})
+
     async def ack(request: web.Request) -> web.Response:
         comment = _str(await _body(request), "comment")
         inc = await engine.acknowledge(_int(request.match_info["id"], "incident id"), comment)
@@ -92,6 +95,7 @@ def routes(engine: AlertEngine) -> list[web.RouteDef]:
         web.get("/v1/incidents", _errors(list_incidents)),
         web.get("/v1/incidents/{id}", _errors(show)),
         web.post("/v1/incidents/{id}/ack", _errors(ack)),
+        web.get("/v1/actions", _errors(actions)),
         web.post("/v1/incidents/{id}/resolve", _errors(resolve)),
         web.get("/v1/silences", _errors(list_silences)),
         web.post("/v1/silences", _errors(add_silence)),

@@ -130,12 +130,20 @@ def _ago(rfc3339: object, now: float) -> str:
     return format_duration(max(0.0, now - datetime.fromisoformat(rfc3339).timestamp()))
 
 
+def _state(inc: Mapping[str, Any]) -> str:
+    """The state with what closes the loop on it: escalated, flapping, suppressed (behind its parent)."""
+    marks = [m for m in ("escalated", "flapping") if inc.get(m)]
+    if inc.get("suppressed"):
+        marks.append("suppressed")
+    return "/".join([inc["state"], *marks])
+
+
 def incidents(items: Sequence[Mapping[str, Any]]) -> str:
     """Newest first, like `mepctl incidents`; SINCE is how long ago it started."""
     if not items:
         return "no incidents"
     now = time.time()
-    rows = [(i["id"], i["state"], i["severity"], i["rule"], _ago(i["started"], now), i["count"], i["summary"])
+    rows = [(i["id"], _state(i), i["severity"], i["rule"], _ago(i["started"], now), i["count"], i["summary"])
             for i in items]
     if any("node" in i for i in items):  # a central's view of its nodes' incidents
         return table(("NODE", "ID", "STATE", "SEVERITY", "RULE", "SINCE", "COUNT", "SUMMARY"),
@@ -168,7 +176,7 @@ def incident(inc: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> st
     """One incident: its fields, attached lines, then its history (notifications, actions and their output)."""
     labels = " ".join(f"{k}={v}" for k, v in inc["labels"].items())
     lines = [
-        f"incident {inc['id']}  {inc['state']}  {inc['severity']}  rule {inc['rule']} ({inc['kind']})",
+        f"incident {inc['id']}  {_state(inc)}  {inc['severity']}  rule {inc['rule']} ({inc['kind']})",
         f"summary   {inc['summary']}",
         f"labels    {labels}",
         f"started   {local_time(inc['started'])}   last seen {local_time(inc['last_seen'])}   count {inc['count']}"
@@ -180,9 +188,14 @@ def incident(inc: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> st
         lines.append(f"resolved  {local_time(inc['resolved'])}")
     if inc.get("comment"):
         lines.append(f"comment   {inc['comment']}")
+    if inc.get("suppressed"):
+        lines.append(f"suppressed behind {inc['suppressed']} (not notified, no actions)")
     if inc["lines"]:
         lines.append("lines:")
         lines += [f"  {line}" for line in inc["lines"]]
+    if inc.get("steps"):
+        lines.append("steps:")
+        lines += [f"  {_step(s)}" for s in inc["steps"]]
     lines.append("history:")
     for h in history:
         detail = {k: v for k, v in h.items() if k not in ("ts", "event", "output")}
@@ -191,6 +204,25 @@ def incident(inc: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> st
         if h.get("output"):
             lines += [f"    | {out}" for out in str(h["output"]).rstrip("\n").split("\n")]
     return "\n".join(printable(line) for line in lines)
+
+
+def _step(s: Mapping[str, Any]) -> str:
+    """One corrective step: when, what it exited with, its outcome and how long the incident took to clear."""
+    exit_ = ("timed out" if s.get("timed_out") else f"signal {s['signal']}" if s.get("signal")
+             else s["error"] if s.get("error") else f"exit {s['exit_status']}" if "exit_status" in s else "-")
+    clear = f"  cleared in {format_duration(float(s['time_to_clear']))}" if s.get("time_to_clear") is not None else ""
+    argv = " ".join(str(a) for a in s.get("argv", []))
+    return f"{s['step']}.{s['attempt']}  {local_time(s['started'])}  {s['outcome']:<9} {exit_}{clear}  {argv}"
+
+
+def actions(items: Sequence[Mapping[str, Any]]) -> str:
+    """`mepctl actions`: does a rule's step fix what it is for?"""
+    if not items:
+        return "no verified corrective steps have run"
+    rows = [(a["rule"], a["step"], a["runs"], a["verified"], a["failed"],
+             format_duration(a["median_time_to_clear"]) if a["median_time_to_clear"] is not None else "-",
+             " ".join(a["argv"] or [])) for a in items]
+    return table(("RULE", "STEP", "RUNS", "VERIFIED", "FAILED", "MEDIAN CLEAR", "ARGV"), rows)
 
 
 def silences(items: Sequence[Mapping[str, Any]]) -> str:

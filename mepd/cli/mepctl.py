@@ -196,6 +196,15 @@ async def cmd_incident(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_actions(client: Client, args: argparse.Namespace) -> int:
+    data = await client.request("GET", "/v1/actions")
+    if args.json:
+        _print_json(data["actions"])
+    else:
+        print(render.actions(data["actions"]))
+    return EXIT_OK
+
+
 async def _incident_verb(client: Client, args: argparse.Namespace, verb: str, done: str) -> int:
     data = await client.request("POST", f"/v1/incidents/{args.id}/{verb}", body={"comment": args.comment or ""})
     if args.json:
@@ -405,6 +414,10 @@ def _add_incident_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("incident", parents=[common], help="one incident: lines, notifications, actions run")
     p.add_argument("id", type=_non_negative, metavar="ID")
     p.set_defaults(func=cmd_incident)
+
+    p = sub.add_parser("actions", parents=[common],
+                       help="verified corrective steps per rule: runs, verified, failed, median time to clear")
+    p.set_defaults(func=cmd_actions)
 
     for name, func, text in (("ack", cmd_ack, "acknowledge an incident: no more repeat notifications"),
                              ("resolve", cmd_resolve, "resolve an incident by hand")):

@@ -252,6 +252,8 @@ class SnmpTargetConfig:
     rra: tuple[str, ...] = ()
     oid: tuple[SnmpOidConfig, ...] = ()
     syslog_hosts: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()  # targets in front of this one: while one is down, its incidents are suppressed
+    parent: str = ""  # a metric key saying the path to this target is up: at 0, its incidents are suppressed
 
     def check(self) -> Iterator[tuple[str, str]]:
         if not _NAME.fullmatch(self.name):
@@ -356,6 +358,14 @@ class SnmpConfig:
             if t.name in seen:
                 yield f"target[{i}].name", f"duplicate of snmp.target[{seen[t.name]}]"
             seen[t.name] = i
+        names = {t.name for t in self.target}
+        for i, t in enumerate(self.target):
+            for j, parent in enumerate(t.depends_on):
+                if parent not in names or parent == t.name:
+                    yield (f"target[{i}].depends_on[{j}]",
+                           f"expected the name of another snmp.target, got {quoted(parent)}")
+            if t.parent and any(c.isspace() for c in t.parent):
+                yield f"target[{i}].parent", f"expected a metric key, got {quoted(t.parent)}"
 
 
 # What node_exporter leaves out of its file systems: pseudo and read-only image file systems, and
@@ -656,7 +666,11 @@ class CheckConfig:
 
 @dataclass(frozen=True, slots=True)
 class AlertActionConfig:
-    """A corrective action, Monit style: an argv (never a shell line) with a timeout and a cooldown."""
+    """A corrective action, Monit style: an argv (never a shell line) with a timeout and a cooldown.
+
+    With `verify`, the rule's actions are steps tried in turn: each must see the
+    incident clear within `verify` of its exit, else it is run again (up to
+    `attempts`) or the next step runs; when the last one failed the incident escalates."""
 
     argv: tuple[str, ...]
     timeout: Duration = 30.0
@@ -664,6 +678,8 @@ class AlertActionConfig:
     max_per_hour: int = 6
     on_resolved: bool = False
     kill_grace: Duration = 5.0
+    verify: Duration = 0.0
+    attempts: int = 1
 
     def check(self) -> Iterator[tuple[str, str]]:
         if not self.argv:
@@ -674,6 +690,14 @@ class AlertActionConfig:
             yield "timeout", "must be more than 0s"
         if self.max_per_hour < 1:
             yield "max_per_hour", f"must be at least 1, got {self.max_per_hour}"
+        if self.verify < 0:
+            yield "verify", "must be 0s (not verified) or more"
+        if not 1 <= self.attempts <= 100:
+            yield "attempts", f"expected 1-100, got {self.attempts}"
+        if self.attempts > 1 and not self.verify:
+            yield "attempts", "only for verified steps (with `verify`)"
+        if self.verify and self.on_resolved:
+            yield "on_resolved", "a verified step runs on firing, to clear the incident"
 
 
 @dataclass(frozen=True, slots=True)
@@ -727,6 +751,16 @@ class AlertRuleConfig:
     action: tuple[AlertActionConfig, ...] = ()
     forecast: Duration = 0.0  # a horizon: fires when the metric's trend crosses `above` sooner than this
     anomaly: AnomalyConfig | None = None
+    escalate_severity: IncidentSeverity | Literal[""] = ""  # "": one level up when the last verified step failed
+    flap_threshold: int = 3  # fire-then-resolve cycles within flap_window; more makes the incident flapping
+    flap_window: Duration = 3600.0
+    flap_actions: bool = False  # run actions while flapping too
+    parent: str = ""  # a metric key saying the path to this rule's series is up: 0 suppresses its incidents
+
+    @property
+    def steps(self) -> bool:
+        """The actions are verified steps, tried in turn (else each runs on every firing)."""
+        return any(a.verify for a in self.action)
 
     @property
     def kind(self) -> Literal["metric", "log", "absence"]:
@@ -791,6 +825,18 @@ class AlertRuleConfig:
             yield "attach", f"must be 0 or more, got {self.attach}"
         yield from self._distinct_errors(kind)
         yield from self._prediction_errors(kind)
+        if self.steps:
+            for i, a in enumerate(self.action):
+                if not a.verify:
+                    yield f"action[{i}].verify", "either every action of a rule is a verified step, or none is"
+        if self.escalate_severity and not self.steps:
+            yield "escalate_severity", "only for rules whose actions are verified steps (with `verify`)"
+        if self.flap_threshold < 0:
+            yield "flap_threshold", f"must be 0 (no flap damping) or more, got {self.flap_threshold}"
+        if not 0 < self.flap_window <= 7 * 86400:
+            yield "flap_window", "expected more than 0s and at most 7d"
+        if self.parent and any(c.isspace() for c in self.parent):
+            yield "parent", f"expected a metric key, got {quoted(self.parent)}"
         allowed = () if kind == "metric" else ("key",) if self.metric else ("host", "app", "source")
         for i, name in enumerate(self.per):
             if name not in allowed:

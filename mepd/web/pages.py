@@ -113,6 +113,15 @@ def button_form(ctx: Ctx, action: str, label: str, extra: str = "") -> str:
 # -- overview ------------------------------------------------------------------------------------------------
 
 
+def loop_marks(inc: Incident) -> str:
+    """Escalated, flapping, suppressed behind a parent: what closed-loop handling did to the incident."""
+    marks = [(name, when(ts)) for name, ts in (("escalated", inc.escalated), ("flapping", inc.flapping))
+             if ts is not None]
+    if inc.suppressed:
+        marks.append(("suppressed", f"behind {inc.suppressed}"))
+    return "".join(f' <span class=muted title="{h(title)}">{h(name)}</span>' for name, title in marks)
+
+
 def incident_rows(ctx: Ctx, incidents: Sequence[Incident], now: float, *, actions: bool) -> str:
     rows = []
     for inc in incidents:
@@ -120,6 +129,7 @@ def incident_rows(ctx: Ctx, incidents: Sequence[Incident], now: float, *, action
         state = badge(inc.state, inc.state)
         if inc.acknowledged is not None and inc.state != "resolved":
             state += f' <span class=muted title="{h(when(inc.acknowledged))}">acked</span>'
+        state += loop_marks(inc)
         cells = [link, badge(inc.severity, inc.severity), state,
                  f'<span title="{h(when(inc.started))}">{h(ago(inc.started, now))}</span>', h(inc.summary or inc.rule)]
         if actions:
@@ -386,6 +396,8 @@ def incident(ctx: Ctx, inc: Incident, history: Sequence[Mapping[str, Any]], now:
               ("Count", h(inc.count)), ("Value", h(inc.value if inc.value is not None else "-")),
               ("Acknowledged", h(when(inc.acknowledged))), ("Resolved", h(when(inc.resolved))),
               ("Comment", h(inc.comment or "-"))]
+    if marks := loop_marks(inc):
+        fields.insert(1, ("Loop", marks))
     parts = [f"<p class=notice>{h(message)}</p>" if message else "", "<table class=info id=incident>"]
     parts += [f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in fields]
     parts.append("</table>")
@@ -405,6 +417,21 @@ def incident(ctx: Ctx, inc: Incident, history: Sequence[Mapping[str, Any]], now:
         parts.append("</section>")
     if inc.lines:
         parts.append("<h2>Lines</h2><pre>" + h("\n".join(inc.lines)) + "</pre>")
+    if inc.steps:
+        parts.append("<h2>Corrective steps</h2><div class=scroll><table class=list id=steps><tr><th>step</th>"
+                     "<th>started</th><th>argv</th><th>exit</th><th>outcome</th><th>cleared in</th></tr>")
+        for step in inc.steps:
+            exit_ = ("timed out" if step.get("timed_out") else step.get("signal") or step.get("error")
+                     or step.get("exit_status", "-"))
+            clear = step.get("time_to_clear")
+            output = f"<pre>{h(step['output'])}</pre>" if step.get("output") else ""
+            argv = step.get("argv")
+            argv_text = " ".join(str(a) for a in argv) if isinstance(argv, list) else ""
+            parts.append(f"<tr><td>{h(step['step'])}.{h(step['attempt'])}</td><td>{h(step.get('started'))}</td>"
+                         f"<td>{h(argv_text)}{output}</td><td>{h(exit_)}</td>"
+                         f"<td>{badge(str(step['outcome']), str(step['outcome']))}</td>"
+                         f"<td>{h(f'{clear}s' if clear is not None else '-')}</td></tr>")
+        parts.append("</table></div>")
     parts.append("<h2>History</h2><div class=scroll><table class=list id=history><tr><th>time</th><th>event</th>"
                  "<th>detail</th></tr>")
     for entry in history:

@@ -69,6 +69,15 @@ def test_duplicate_target_names(tmp_path: Path) -> None:
     assert errors(text, tmp_path) == ["snmp.target[1].name: duplicate of snmp.target[0]"]
 
 
+def test_depends_on_names_another_target(tmp_path: Path) -> None:
+    text = ('[[snmp.target]]\nname = "core"\nhost = "h"\n[[snmp.target]]\nname = "sw"\nhost = "g"\n'
+            'depends_on = ["core", "nope", "sw"]\nparent = "snmp.core.ge0.oper_up"\n')
+    assert errors(text, tmp_path) == [
+        'snmp.target[1].depends_on[1]: expected the name of another snmp.target, got "nope"',
+        'snmp.target[1].depends_on[2]: expected the name of another snmp.target, got "sw"',
+    ]
+
+
 @pytest.mark.parametrize("bad", ["tcp:x", "relative.sock"])
 def test_rrdcached_address(tmp_path: Path, bad: str) -> None:
     assert errors(f'[storage.rrd]\nrrdcached = "{bad}"\n', tmp_path)[0].startswith("storage.rrd.rrdcached")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Sequence
 from typing import Final
 
 IDLE_RECHECK: Final = 30.0
@@ -24,3 +25,8 @@ async def wait_wake(event: asyncio.Event, recheck: float = IDLE_RECHECK) -> None
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), recheck)
     event.clear()
+
+
+def suppressed(children: Sequence[str]) -> dict[str, object]:
+    """What a parent's notification says of the incidents suppressed behind it."""
+    return {"count": len(children), "names": list(children)}

@@ -20,7 +20,7 @@ import uuid
 import aiomqtt
 
 from mepd.alerts.incidents import Batch
-from mepd.alerts.notify import jittered, wait_wake
+from mepd.alerts.notify import jittered, suppressed, wait_wake
 from mepd.alerts.store import IncidentStore, OutboxRow, Outgoing
 from mepd.config import MqttNotifyConfig
 from mepd.model import Incident, rfc3339
@@ -56,6 +56,8 @@ class MqttChannel:
             topic, state_topic = self.topics(inc)
             doc = {"notification": uuid.uuid4().hex, "event": event, "host": self.host, "time": rfc3339(batch.now),
                    "incident": inc.to_json()}
+            if inc.id in batch.children:
+                doc["suppressed_children"] = suppressed(batch.children[inc.id])
             messages = [{"topic": topic, "payload": json.dumps(doc, ensure_ascii=False), "retain": False}]
             if event != "repeat":
                 state = "" if event == "resolved" else json.dumps(inc.to_json(), ensure_ascii=False)

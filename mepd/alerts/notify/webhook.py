@@ -15,12 +15,13 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Final
 
 import aiohttp
 
 from mepd.alerts.incidents import Batch
-from mepd.alerts.notify import jittered, wait_wake
+from mepd.alerts.notify import jittered, suppressed, wait_wake
 from mepd.alerts.store import IncidentStore, OutboxRow, Outgoing
 from mepd.config import WebhookNotifyConfig
 from mepd.model import Incident, rfc3339
@@ -32,8 +33,10 @@ RETRY_STATUSES: Final = frozenset({408, 425, 429})
 ZERO_TIME: Final = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt for an alert still firing
 
 
-def _alert(inc: Incident, status: str) -> dict[str, object]:
+def _alert(inc: Incident, status: str, children: Sequence[str] = ()) -> dict[str, object]:
     annotations = {"summary": inc.summary}
+    if children:
+        annotations["suppressed_children"] = f"{len(children)}: {', '.join(children)}"
     if inc.value is not None:
         annotations["value"] = f"{inc.value:g}"
     if inc.lines:
@@ -51,7 +54,8 @@ def _alert(inc: Incident, status: str) -> dict[str, object]:
 
 def alertmanager_payload(batch: Batch, receiver: str = "mepd") -> dict[str, object]:
     resolved = [inc for event, inc in batch.changed if event == "resolved"]
-    alerts = [_alert(i, "firing") for i in batch.active] + [_alert(i, "resolved") for i in resolved]
+    alerts = ([_alert(i, "firing", batch.children.get(i.id, ())) for i in batch.active]
+              + [_alert(i, "resolved") for i in resolved])
     label_sets = [{**i.labels, "alertname": i.rule} for i in (*batch.active, *resolved)]
     common = dict(label_sets[0]) if label_sets else {}
     for labels in label_sets[1:]:
@@ -95,7 +99,9 @@ class WebhookChannel:
                 "time": rfc3339(batch.now),
                 "group": dict(batch.group),
                 "status": "firing" if batch.active else "resolved",
-                "events": [{"event": event, "incident": inc.to_json()} for event, inc in batch.changed],
+                "events": [{"event": event, "incident": inc.to_json(),
+                            **({"suppressed_children": suppressed(batch.children[inc.id])}
+                               if inc.id in batch.children else {})} for event, inc in batch.changed],
                 "incidents": [inc.to_json() for inc in batch.active],
             }
         body["notification"] = uuid.uuid4().hex

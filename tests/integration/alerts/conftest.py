@@ -28,7 +28,7 @@ from aiohttp import web
 
 from mepd import config
 from mepd.alerts.engine import AlertEngine
-from mepd.config import AlertConfig
+from mepd.config import AlertConfig, SnmpTargetConfig
 from mepd.pipeline import Pipeline
 from tests.helpers import free_port, until
 
@@ -210,7 +210,7 @@ class Running:
         await asyncio.gather(self.task, return_exceptions=True)
 
 
-StartEngine = Callable[[AlertConfig], Awaitable[Running]]
+StartEngine = Callable[..., Awaitable[Running]]  # (AlertConfig, targets=(SnmpTargetConfig, ...))
 
 
 @pytest_asyncio.fixture
@@ -219,11 +219,11 @@ async def start_engine(tmp_path: Path) -> AsyncIterator[StartEngine]:
     running: list[Running] = []
     state = tmp_path / "state"
 
-    async def start(cfg: AlertConfig) -> Running:
+    async def start(cfg: AlertConfig, targets: Sequence[SnmpTargetConfig] = ()) -> Running:
         pipeline = Pipeline()
         samples = pipeline.samples.subscribe("alerts", 10_000)
         logs = pipeline.logs.subscribe("alerts", 10_000)
-        engine = AlertEngine(cfg, str(state), samples, logs, host=HOST)
+        engine = AlertEngine(cfg, str(state), samples, logs, host=HOST, targets=targets)
         started = asyncio.Event()
         task = asyncio.create_task(engine.run(started.set))
         await until(lambda: started.is_set() or task.done(), "the engine to start")

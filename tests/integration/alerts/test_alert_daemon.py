@@ -96,3 +96,47 @@ def test_incident_through_mepctl(mepd_factory: MakeMepd, tmp_path: Path) -> None
     [alerts] = [c for c in status["components"] if c["name"] == "alerts"]
     assert alerts["state"] == "running"
     assert alerts["counters"]["incidents.resolved"] == 1  # counters are per process: the resolution by hand
+
+
+def test_a_step_that_stops_the_errors_is_verified_through_the_daemon(mepd_factory: MakeMepd, tmp_path: Path) -> None:
+    """The closed loop in the real daemon: a tailed file gets error lines from a writer; the step stops the
+    writer, the rule's window empties, the incident clears: verified, shown by mepctl incident and actions."""
+    log, pidfile = tmp_path / "app.log", tmp_path / "writer.pid"
+    log.touch()
+    fix = tmp_path / "stop-writer.sh"
+    fix.write_text(f'#!/bin/sh\nkill "$(cat {pidfile})"\necho "writer stopped"\n')
+    fix.chmod(0o755)
+    writer = subprocess.Popen(["/bin/sh", "-c", f"echo $$ > {pidfile}; while :; do echo 'ERROR backend down'"
+                               f" >> {log}; sleep 0.1; done"])
+    try:
+        d = mepd_factory(f'''
+[[tail]]
+name = "app"
+path = "{log}"
+start = "beginning"
+[alert]
+group_wait = "0s"
+evaluation_interval = "100ms"
+[[alert.rule]]
+name = "app-errors"
+pattern = "ERROR"
+count = 3
+window = "1s"
+[[alert.rule.action]]
+argv = ["{fix}"]
+verify = "1m"
+''').start()
+        [inc] = wait_for(lambda: [i for i in incidents(d, "--all") if i["steps"]
+                                  and i["steps"][-1]["outcome"] == "verified"], what="the step to be verified")
+        assert writer.wait(timeout=30) != 0  # the step killed it
+        assert inc["state"] == "resolved"
+        shown = d.mepctl("incident", str(inc["id"])).stdout
+        assert "steps:" in shown
+        assert "verified  exit 0" in shown
+        [stats] = d.mepctl_json("actions")
+        assert {k: stats[k] for k in ("rule", "step", "runs", "verified", "failed")} == {
+            "rule": "app-errors", "step": 1, "runs": 1, "verified": 1, "failed": 0}
+        assert "app-errors" in d.mepctl("actions").stdout
+    finally:
+        writer.kill()
+        writer.wait()

@@ -113,6 +113,18 @@ def test_no_alert_section_means_no_rules_and_no_channels(tmp_path: Path) -> None
      "alert.rule[0].action[0].argv: the program must be an absolute path"),
     ('pattern = "x"\n[[alert.rule.action]]\nargv = "/bin/true"', "alert.rule[0].action[0].argv: expected an array"),
     ('pattern = "x"\n[[alert.rule.action]]\nargv = []', "alert.rule[0].action[0].argv: must name a program"),
+    ('pattern = "x"\n[[alert.rule.action]]\nargv = ["/bin/true"]\nattempts = 2',
+     "alert.rule[0].action[0].attempts: only for verified steps"),
+    ('pattern = "x"\n[[alert.rule.action]]\nargv = ["/bin/true"]\nverify = "1m"\nattempts = 0',
+     "alert.rule[0].action[0].attempts: expected 1-100, got 0"),
+    ('pattern = "x"\n[[alert.rule.action]]\nargv = ["/bin/true"]\nverify = "1m"\non_resolved = true',
+     "alert.rule[0].action[0].on_resolved: a verified step runs on firing"),
+    ('pattern = "x"\n[[alert.rule.action]]\nargv = ["/bin/true"]\nverify = "1m"\n[[alert.rule.action]]\n'
+     'argv = ["/bin/true"]', "alert.rule[0].action[1].verify: either every action of a rule is a verified step"),
+    ('pattern = "x"\nescalate_severity = "critical"', "alert.rule[0].escalate_severity: only for rules whose"),
+    ('pattern = "x"\nflap_threshold = -1', "alert.rule[0].flap_threshold: must be 0 (no flap damping) or more"),
+    ('pattern = "x"\nflap_window = "8d"', "alert.rule[0].flap_window: expected more than 0s and at most 7d"),
+    ('pattern = "x"\nparent = "a b"', 'alert.rule[0].parent: expected a metric key, got "a b"'),
 ])
 def test_rule_errors_name_their_key_path(tmp_path: Path, rule: str, expected: str) -> None:
     errors = errors_of(tmp_path, f'[[alert.rule]]\nname = "r"\n{rule}\n')
@@ -147,6 +159,8 @@ def test_commented_rule_examples_in_the_default_config_load(tmp_path: Path) -> N
         if ln == "#[[alert.rule]]":
             current = []
             blocks.append(current)
+        elif current is not None and ln.startswith("#[[alert.rule.action]]"):
+            current.append("[[alert.rule.action]]")
         elif current is not None and ln.startswith("#") and not ln.startswith("#["):
             if not ln.startswith("# "):  # "#key = value" is a commented setting, "# text" a comment
                 current.append(ln[1:])
@@ -154,7 +168,8 @@ def test_commented_rule_examples_in_the_default_config_load(tmp_path: Path) -> N
             current = None
     rules = ["[[alert.rule]]\n" + "\n".join(b) for b in blocks]
     loaded = load(tmp_path, "\n".join(rules)).alert.rule
-    assert [r.name for r in loaded] == ["uplink-saturated", "ssh-spray", "disk-filling", "uplink-odd"]
+    assert [r.name for r in loaded] == ["uplink-saturated", "ssh-spray", "disk-filling", "uplink-odd", "web-down"]
+    assert [(a.verify, a.attempts) for a in loaded[4].action] == [(120.0, 2), (300.0, 1)]
 
 
 def test_metric_rule_summary_may_name_its_metric(tmp_path: Path) -> None:
