@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 import aiohttp
-from cryptography import x509
 from yarl import URL
 
 from mepd import __version__
@@ -147,6 +146,7 @@ class HttpProbe(Probe):
                 await writer.wait_closed()
         if not der:
             return None
+        from cryptography import x509  # noqa: PLC0415 - 7 MB of the daemon's memory, for https checks only
         return (x509.load_der_x509_certificate(der).not_valid_after_utc.timestamp() - time.time()) / 86400
 
 
