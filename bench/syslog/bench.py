@@ -387,7 +387,9 @@ class Mepd(Daemon):
 
     def drained(self) -> bool:
         # A stalled writer (see the README: GIL hand-offs under a UDP flood) also leaves the count still.
-        return not any(self.status()["pipeline"]["queued"].values())
+        # queued: channel -> consumer -> items; a channel's dict is truthy even when all its counts are 0.
+        queued = self.status()["pipeline"]["queued"]
+        return not any(n for consumers in queued.values() for n in consumers.values())
 
     def collect(self) -> dict[str, Any]:
         out = subprocess.run([str(self.bindir / "mepctl"), "--socket", str(self.sock), "status", "--json"],
