@@ -305,7 +305,8 @@ class App:
                     log.error("reload refused: %s", err)
                 self.notifier.notify("READY=1", "STATUS=reload refused: invalid config; old config running")
                 return [str(err) for err in e.errors], []
-            warnings = [f"changes to [{section}] take effect at the next restart" for section in ("daemon", "storage", "metrics")
+            warnings = [f"changes to [{section}] take effect at the next restart"
+                        for section in ("daemon", "storage", "metrics")
                         if getattr(new, section) != getattr(self.cfg, section)]
             for warning in warnings:
                 log.warning("reload: %s", warning)
