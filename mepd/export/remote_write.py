@@ -14,6 +14,7 @@ select or delete, a few milliseconds, which would otherwise hold up syslog recep
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import sqlite3
@@ -147,11 +148,12 @@ class RemoteWrite:
                        "X-Prometheus-Remote-Write-Version": "0.1.0", "User-Agent": f"mepd/{__version__}"}
             if self.cfg.bearer_token_file:
                 headers["Authorization"] = f"Bearer {_secret(self.cfg.bearer_token_file)}"
-            auth = self.cfg.basic_auth
+            if (auth := self.cfg.basic_auth) is not None:  # by hand: aiohttp 3.14 deprecates BasicAuth
+                pair = f"{auth.user}:{_secret(auth.password_file)}".encode()
+                headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
             connector = aiohttp.TCPConnector(ssl=tls_context(self.cfg) or True)
-            async with aiohttp.ClientSession(
-                    connector=connector, headers=headers, timeout=aiohttp.ClientTimeout(total=self.cfg.timeout),
-                    auth=aiohttp.BasicAuth(auth.user, _secret(auth.password_file)) if auth else None) as session:
+            async with aiohttp.ClientSession(connector=connector, headers=headers,
+                                             timeout=aiohttp.ClientTimeout(total=self.cfg.timeout)) as session:
                 started()
                 async with asyncio.TaskGroup() as tasks:
                     tasks.create_task(self._take())

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
-from mepd.config.schema import RemoteWriteConfig
+from mepd.config.schema import BasicAuthConfig, RemoteWriteConfig
 from mepd.export.remote_write import RemoteWrite
 from mepd.model import Sample
 from mepd.pipeline import Pipeline
@@ -17,6 +18,7 @@ from tests.helpers import Mepd, until, wait_for
 from tests.integration.export.conftest import Prometheus
 
 MakeMepd = Callable[..., Mepd]
+PASSWORD_HASH = "$2b$04$vU21PR8mumtyHZ6Tq.EojO/OzyB0tp48uH..lDArMDFgB/SjspKRq"  # bcrypt of s3cret-pw, cost 4
 SERIES = 'mepd_snmp_in_bytes_per_second{target="r1",interface="eth0",node="n1"}'
 
 
@@ -89,3 +91,35 @@ async def test_a_rejected_batch_is_dropped_and_counted(
     await until(lambda: rw.counters.get("sent") == 2, "the next sample sent")
 
     assert await asyncio.to_thread(raw_samples, prometheus) == [(now - 10, 1.0), (now - 5, 3.0)]
+
+
+async def test_tls_with_a_client_certificate_and_basic_auth(
+        prometheus_factory: Callable[..., Prometheus], pki: Path, tmp_path: Path) -> None:
+    web = (f"tls_server_config:\n  cert_file: {pki / 'server.pem'}\n  key_file: {pki / 'server.key'}\n"
+           f"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {pki / 'ca.pem'}\n"
+           f"basic_auth_users:\n  mepd: {PASSWORD_HASH}\n")
+    tls = ssl.create_default_context(cafile=pki / "ca.pem")
+    tls.load_cert_chain(pki / "client.pem", pki / "client.key")
+    server = await asyncio.to_thread(prometheus_factory, web_config=web, tls=tls, user=("mepd", "s3cret-pw"))
+    pipeline = Pipeline()
+
+    def exporter(name: str, password: str) -> RemoteWrite:
+        password_file = tmp_path / name.replace("/", "_")
+        password_file.write_text(password + "\n")
+        cfg = RemoteWriteConfig(server.write_url, basic_auth=BasicAuthConfig("mepd", str(password_file)),
+                                ca_file=str(pki / "ca.pem"), cert=str(pki / "client.pem"), key=str(pki / "client.key"))
+        return RemoteWrite(cfg, name, str(tmp_path), "n1", pipeline.samples.subscribe(name, 100, durable=True), dict)
+
+    right, wrong = exporter("export/remote_write0", "s3cret-pw"), exporter("export/remote_write1", "guess")
+    tasks = [asyncio.create_task(rw.run(lambda: None)) for rw in (right, wrong)]
+    try:
+        now = int(time.time())
+        await pipeline.samples.put_many([Sample("snmp.r1.eth0.in_bps", now - 10, 8.0)])
+        await until(lambda: right.counters.get("sent") == 1 and wrong.counters.get("dropped.rejected") == 1,
+                    "one sample sent with the password, one refused without it")
+        assert str(wrong.details()["last_error"]).startswith("HTTP 401")
+        assert await asyncio.to_thread(raw_samples, server) == [(now - 10, 1.0)]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
