@@ -41,9 +41,9 @@ def test_a_request_groups_samples_by_series_in_order() -> None:
 def test_samples_get_the_names_and_labels_of_metrics_plus_node(tmp_path: Path) -> None:
     sub = Pipeline().samples.subscribe("export/remote_write0", 10)
     rw = RemoteWrite(RemoteWriteConfig("http://127.0.0.1:1/api/v1/write"), "export/remote_write0", str(tmp_path),
-                     "n1", sub, lambda: {"root": "/"})
+                     "n1", sub, dict)
     rows = rw._rows([Sample("snmp.r1.eth0.in_bps", 10.5, 800.0), Sample("host.h.fs.root.used_pct", 11.0, 50.0),
-                     Sample("check.www.up", 12.0, None)])
+                     Sample("check.www.up", 12.0, None)], {"root": "/"})
     assert rows == [
         (prompb.labels((("__name__", "mepd_snmp_in_bytes_per_second"), ("target", "r1"), ("interface", "eth0"),
                         ("node", "n1"))), 100.0, 10500),
