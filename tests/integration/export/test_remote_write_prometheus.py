@@ -39,6 +39,35 @@ def test_a_daemons_check_samples_reach_prometheus(prometheus: Prometheus, mepd_f
     assert daemon.stop() == 0
 
 
+def counters(daemon: Mepd) -> dict[str, int]:
+    return dict(next(c["counters"] for c in daemon.mepctl_json("status")["components"]
+                     if c["name"] == "export/remote_write0"))
+
+
+def test_what_is_queued_when_the_daemon_stops_is_sent_after_it_starts(
+        prometheus: Prometheus, mepd_factory: MakeMepd) -> None:
+    daemon = mepd_factory(
+        f'[[check]]\nname = "prom"\ntcp = "127.0.0.1:{prometheus.port}"\ninterval = "1s"\ntimeout = "1s"\n'
+        f'[[metrics.remote_write]]\nurl = "{prometheus.write_url}"\n').start()
+    wait_for(lambda: counters(daemon)["sent"] > 0, what="a sample sent")
+    prometheus.stop()
+    # While Prometheus is down its port is closed: the check's samples are 0, and only on mepd's disk.
+    wait_for(lambda: counters(daemon)["queued"] >= 3, what="samples queued during the outage")
+    assert daemon.stop() == 0
+    prometheus.start()
+    daemon.start()
+
+    def raw() -> list[tuple[float, str]] | None:
+        result = prometheus.query('mepd_metric{key="check.prom.up"}[1h]')
+        values = [(float(t), v) for t, v in result[0]["values"]] if result else []
+        return values if "0" in {v for _, v in values} and values[-1][1] == "1" else None
+
+    values = wait_for(raw, what="the outage's samples in prometheus")
+    assert len({t for t, _ in values}) == len(values)
+    assert sum(v == "0" for _, v in values) >= 3
+    assert daemon.stop() == 0
+
+
 @pytest.fixture
 async def exporter(prometheus: Prometheus, tmp_path: Path) -> AsyncIterator[tuple[Pipeline, RemoteWrite]]:
     """A RemoteWrite fed by a pipeline in this process, as the daemon wires it."""
