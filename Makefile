@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 APT_BUILD := python3-venv python3-dev gcc pkg-config librrd-dev libsystemd-dev
 APT_RUN := rrdtool rrdcached
 APT_TEST := bsdutils util-linux openssl rsyslog rsyslog-relp logrotate snmpd snmp mosquitto mosquitto-clients \
-	systemd-journal-remote sqlite3 goaccess chromium nginx-light nats-server dbus-daemon
+	systemd-journal-remote sqlite3 goaccess chromium nginx-light nats-server dbus-daemon prometheus victoria-metrics
 # Building and checking the .deb (make deb, tests/integration/deploy).
 APT_DEB := dpkg-dev binutils lintian man-db
 # Booting a Debian 12 with the .deb installed (tests/system): its root file

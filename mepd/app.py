@@ -40,8 +40,10 @@ from mepd.api.protocol import DaemonStatus
 from mepd.api.server import ApiServer
 from mepd.api.weblog import WebLogApi
 from mepd.config import Config
+from mepd.config.schema import default_node
 from mepd.config.syntax import compile_glob
 from mepd.errors import AlreadyRunningError, ConfigErrors
+from mepd.export import remote_write
 from mepd.fleet import api as fleet_api
 from mepd.fleet import consumer as fleet_consumer
 from mepd.fleet import incidents as fleet_incidents
@@ -67,6 +69,7 @@ from mepd.web import export as web_export
 from mepd.web import report as web_report
 from mepd.web import server as web_server
 from mepd.web.dashboard import Dashboard
+from mepd.web.data import HOST_COMPONENT
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +187,13 @@ class App:
         self.logmetrics = logmetrics.create(self.cfg.logs, derived, self.pipeline.samples)
         devices = self.pipeline.logs.subscribe("analysis/devices", self.cfg.daemon.queue_size)
         self.devicelogs = devicelogs.create(self.cfg.snmp.target, self.snmp_hub, devices)
+        node = self.cfg.fleet.node_name if self.cfg.fleet is not None else default_node()
+        exports = []
+        for i, rw in enumerate(self.cfg.metrics.remote_write):
+            name = f"export/remote_write{i}"
+            exported = self.pipeline.samples.subscribe(name, self.cfg.daemon.queue_size, durable=True)
+            exports.append(remote_write.RemoteWrite(rw, name, self.cfg.daemon.state_dir, node, exported,
+                                                    self.host_mounts))
         return [
             self.weblog,
             self.logmetrics,
@@ -193,7 +203,14 @@ class App:
                     batch_size=rrd.batch_size, flush_interval=rrd.flush_interval,
                     derived=self.pipeline.samples.offer_many),
             self.alerts,
+            *exports,
         ]
+
+    def host_mounts(self) -> dict[str, str]:
+        """The host's file systems (key name -> mount point), once [host] has listed them; else none."""
+        host = self.components.get(HOST_COMPONENT)
+        mounts = getattr(host[1].component, "mounts", None) if host else None
+        return dict(mounts) if isinstance(mounts, dict) else {}
 
     async def run(self) -> int:
         lock = lock_state_dir(self.cfg.daemon.state_dir)
@@ -288,7 +305,8 @@ class App:
                     log.error("reload refused: %s", err)
                 self.notifier.notify("READY=1", "STATUS=reload refused: invalid config; old config running")
                 return [str(err) for err in e.errors], []
-            warnings = [f"changes to [{section}] take effect at the next restart" for section in ("daemon", "storage")
+            warnings = [f"changes to [{section}] take effect at the next restart"
+                        for section in ("daemon", "storage", "metrics")
                         if getattr(new, section) != getattr(self.cfg, section)]
             for warning in warnings:
                 log.warning("reload: %s", warning)

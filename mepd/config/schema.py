@@ -1128,6 +1128,64 @@ class FleetConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BasicAuthConfig:
+    user: str
+    password_file: FilePath
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        yield from (("password_file", msg) for msg in _secret_file_errors(self.password_file))
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteWriteConfig:
+    """`[[metrics.remote_write]]`: every stored sample also goes to a Prometheus remote write receiver (mepd.export)."""
+
+    url: str
+    basic_auth: BasicAuthConfig | None = None
+    bearer_token_file: FilePath = ""
+    ca_file: FilePath = ""
+    cert: FilePath = ""
+    key: FilePath = ""
+    insecure_skip_verify: bool = False
+    timeout: Duration = 30.0  # for one request
+    batch: int = 2000  # samples per request at most
+    queue_max: int = 1_000_000  # samples waiting on disk at most; beyond, the oldest are dropped
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", self.url):
+            yield "url", f"expected an http:// or https:// URL, got {quoted(self.url)}"
+        if self.basic_auth is not None and self.bearer_token_file:
+            yield "bearer_token_file", "choose basic_auth or bearer_token_file, not both"
+        if self.bearer_token_file:
+            yield from (("bearer_token_file", msg) for msg in _secret_file_errors(self.bearer_token_file))
+        if bool(self.cert) != bool(self.key):
+            yield "key" if self.cert else "cert", "a client certificate needs both cert and key"
+        yield from _tls_file_errors(("cert", self.cert), ("key", self.key))
+        if self.ca_file:
+            yield from _ca_file_errors("ca_file", self.ca_file)
+        if self.timeout <= 0:
+            yield "timeout", "must be positive"
+        if self.batch < 1:
+            yield "batch", f"must be at least 1, got {self.batch}"
+        if self.queue_max < self.batch:
+            yield "queue_max", f"must be at least batch ({self.batch}), got {self.queue_max}"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """`[metrics]`: where stored samples go besides the RRD files."""
+
+    remote_write: tuple[RemoteWriteConfig, ...] = ()
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        urls: dict[str, int] = {}
+        for i, rw in enumerate(self.remote_write):
+            if rw.url in urls:
+                yield f"remote_write[{i}].url", f"duplicate of remote_write[{urls[rw.url]}]"
+            urls[rw.url] = i
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     file: str = ""
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
@@ -1142,6 +1200,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     fleet: FleetConfig | None = None
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     checks: tuple[CheckConfig, ...] = field(default=(), metadata={"key": "check"})  # `check` names the method
 
     def check(self) -> Iterator[tuple[str, str]]:

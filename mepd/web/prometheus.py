@@ -197,11 +197,13 @@ def render(s: Snapshot) -> bytes:
 def _latest(out: Exposition, s: Snapshot) -> None:
     """Each key's latest value, if known and current, in the family its key's shape says."""
     snmp = {name: (out.gauge(family, help_text), factor) for name, (family, help_text, factor) in SNMP.items()}
-    oid = out.gauge(*SNMP_OID)
-    host = {k: (out.gauge(family, help_text), factor, extra) for k, (family, help_text, factor, extra) in HOST.items()}
-    weblog = {name: out.gauge(*family) for name, family in WEBLOG.items()}
-    classes = out.gauge(*WEBLOG_CLASSES)
-    other = out.gauge(*OTHER)
+    out.gauge(*SNMP_OID)
+    for family, help_text, _, _ in HOST.values():
+        out.gauge(family, help_text)
+    for pair in (*WEBLOG.values(), WEBLOG_CLASSES):
+        out.gauge(*pair)
+    out.gauge(*OTHER)
+    families = {name: samples for name, (_, _, samples) in out.families.items()}
     cutoffs: dict[str, float] = {}  # an SNMP target's or a web source's key prefix -> the oldest time still current
     prefixes: dict[str, str] = {}  # an interface's key prefix -> its labels
     get, layouts, now = s.latest.get, s.layouts, s.now
@@ -222,39 +224,40 @@ def _latest(out: Exposition, s: Snapshot) -> None:
             lab = prefixes.get(prefix)
             if lab is None:
                 lab = prefixes[prefix] = labels((("target", parts[1]), ("interface", parts[2])))
-            family, factor = snmp[parts[3]]
-            family.append(f"{lab} {sample.value * factor!r}")
+            samples, factor = snmp[parts[3]]
+            samples.append(f"{lab} {sample.value * factor!r}")
             continue
-        value = f" {sample.value!r}"
-        if parts[0] == "snmp" and len(parts) == 3:
-            oid.append(labels((("target", parts[1]), ("name", parts[2]))) + value)
-        elif parts[0] == "weblog" and len(parts) >= 3:
-            source, name = key[len("weblog."): -len(parts[-1]) - 1], parts[-1]
-            if name in weblog:
-                weblog[name].append(labels((("source", source),)) + value)
-            elif name.startswith("status_"):
-                classes.append(labels((("source", source), ("class", name.removeprefix("status_")))) + value)
-            else:
-                other.append(labels((("key", key),)) + value)
-        elif not (parts[0] == "host" and _host_sample(host, s.mounts, parts, sample.value)):
-            other.append(labels((("key", key),)) + value)
+        family, pairs, value = series(key, sample.value, s.mounts)
+        families[family].append(f"{labels(pairs)} {value!r}")
 
 
-HostFamilies = Mapping[tuple[str, str], tuple[list[str], float, tuple[tuple[str, str], ...]]]
+Labels = tuple[tuple[str, str], ...]
 
 
-def _host_sample(host: HostFamilies, mounts: Mapping[str, str], parts: Sequence[str], value: float) -> bool:
-    """Add a host key's value (`host.H.group[.item].metric`) to its family; False when it has none."""
-    found = host.get((parts[2], parts[-1])) if len(parts) in (4, 5) else None
+def series(key: str, value: float, mounts: Mapping[str, str]) -> tuple[str, Labels, float]:
+    """The family, labels and value under which /metrics shows a key's value; remote write
+    (mepd.export) sends the same series.  `mounts`: the host's file systems, key name -> mount point."""
+    parts = key.split(".")
+    if parts[0] == "snmp" and len(parts) == 4 and parts[3] in SNMP:
+        family, _, factor = SNMP[parts[3]]
+        return family, (("target", parts[1]), ("interface", parts[2])), value * factor
+    if parts[0] == "snmp" and len(parts) == 3:
+        return SNMP_OID[0], (("target", parts[1]), ("name", parts[2])), value
+    if parts[0] == "weblog" and len(parts) >= 3:
+        source, name = key[len("weblog."): -len(parts[-1]) - 1], parts[-1]
+        if name in WEBLOG:
+            return WEBLOG[name][0], (("source", source),), value
+        if name.startswith("status_"):
+            return WEBLOG_CLASSES[0], (("source", source), ("class", name.removeprefix("status_"))), value
+    found = HOST.get((parts[2], parts[-1])) if parts[0] == "host" and len(parts) in (4, 5) else None
     if found is None:
-        return False
-    family, factor, extra = found
+        return OTHER[0], (("key", key),), value
+    family, _, factor, extra = found
     pairs = [("host", parts[1]), *extra]
     if len(parts) == 5:
         item = mounts.get(parts[3], parts[3]) if parts[2] == "fs" else parts[3]
         pairs.append((HOST_ITEM_LABELS[parts[2]], item))
-    family.append(f"{labels(pairs)} {value * factor!r}")
-    return True
+    return family, tuple(pairs), value * factor
 
 
 def _targets(out: Exposition, status: DaemonStatus) -> dict[str, int]:
