@@ -18,7 +18,7 @@ import asyncio
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeAlias, TypeVar
+from typing import Generic, NoReturn, TypeAlias, TypeVar
 
 from mepd.model import LogRecord, Sample
 
@@ -129,6 +129,13 @@ class Subscription(Generic[T]):
         if len(self._items) < self.pause_at:
             self._writable.set()
         return batch
+
+    async def consume(self, process: Callable[[list[T]], None], max_items: int, linger: float) -> NoReturn:
+        """For ever: hand each batch to `process` (an analyser's: nothing to wait for), then mark it done."""
+        while True:
+            batch = await self.get_batch(max_items, linger)
+            process(batch)
+            self.done(len(batch))
 
     async def wait(self, within: float) -> bool:
         """Wait up to `within` seconds for an item, taking none; True if one is there."""

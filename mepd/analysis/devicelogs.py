@@ -158,10 +158,7 @@ class DeviceLogs:
 
     async def run(self, started: Callable[[], None]) -> None:
         started()
-        while True:
-            batch = await self.logs.get_batch(self.batch_size, 0.05)
-            self.process(batch)
-            self.logs.done(len(batch))
+        await self.logs.consume(self.process, self.batch_size, 0.05)
 
     def process(self, records: Sequence[LogRecord]) -> None:
         if not self.targets:

@@ -194,10 +194,7 @@ class LogMetrics:
         started()
         ticker = asyncio.create_task(self._tick_loop())
         try:
-            while True:
-                batch = await self.logs.get_batch(self.batch_size, 0.2)
-                self.process(batch)
-                self.logs.done(len(batch))
+            await self.logs.consume(self.process, self.batch_size, 0.2)
         finally:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

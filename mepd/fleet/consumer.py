@@ -24,7 +24,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -69,6 +69,21 @@ def batch_id(msg: Msg) -> str:
     return FLEET_BATCH_PREFIX + msg_id
 
 
+async def messages(sub: JetStreamContext.PullSubscription, batch_size: int, what: str) -> AsyncIterator[Msg]:
+    """A pull consumer's messages, for ever: a fetch that times out or fails (logged as `what`) is tried again."""
+    while True:
+        try:
+            msgs = await sub.fetch(batch_size, timeout=FETCH_WAIT)
+        except (nats.errors.TimeoutError, TimeoutError):
+            continue
+        except nats.errors.Error as e:
+            log.debug("fleet: %s failed: %s", what, e)
+            await asyncio.sleep(FETCH_WAIT)
+            continue
+        for msg in msgs:
+            yield msg
+
+
 class Consumer:
     def __init__(self, cfg: FleetConfig, store: LogStore, alerts: Subscription[LogRecord] | None = None) -> None:
         self.name = "fleet/central"
@@ -90,17 +105,8 @@ class Consumer:
             sub = await self._subscribe(js)
             info = asyncio.create_task(self._watch(js, sub))
             try:
-                while True:
-                    try:
-                        msgs = await sub.fetch(self.cfg.central.batch_size, timeout=FETCH_WAIT)
-                    except (nats.errors.TimeoutError, TimeoutError):
-                        continue
-                    except nats.errors.Error as e:
-                        log.debug("fleet: fetch failed: %s", e)
-                        await asyncio.sleep(FETCH_WAIT)
-                        continue
-                    for msg in msgs:
-                        await self._store(msg)
+                async for msg in messages(sub, self.cfg.central.batch_size, "fetch"):
+                    await self._store(msg)
             finally:
                 info.cancel()
         finally:

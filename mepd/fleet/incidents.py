@@ -44,7 +44,7 @@ from mepd.alerts.store import IncidentStore
 from mepd.config import FleetConfig
 from mepd.fleet import streams
 from mepd.fleet.connection import Link
-from mepd.fleet.consumer import ACK_WAIT, FETCH_WAIT, batch_id
+from mepd.fleet.consumer import ACK_WAIT, FETCH_WAIT, batch_id, messages
 from mepd.fleet.publisher import Position, ensure_stream, new_epoch, publish
 from mepd.model import Incident, rfc3339
 from mepd.pipeline import Counters
@@ -241,17 +241,8 @@ class IncidentConsumer:
                                     deliver_policy=DeliverPolicy.ALL, ack_wait=ACK_WAIT, max_deliver=-1)
             sub = await js.pull_subscribe(streams.EVENTS.subjects[0], durable=self.cfg.central.consumer,
                                           stream=streams.EVENTS.name, config=config)
-            while True:
-                try:
-                    msgs = await sub.fetch(self.cfg.central.batch_size, timeout=FETCH_WAIT)
-                except (nats.errors.TimeoutError, TimeoutError):
-                    continue
-                except nats.errors.Error as e:
-                    log.debug("fleet: fetching incidents failed: %s", e)
-                    await asyncio.sleep(FETCH_WAIT)
-                    continue
-                for msg in msgs:
-                    await self._store(store, msg)
+            async for msg in messages(sub, self.cfg.central.batch_size, "fetching incidents"):
+                await self._store(store, msg)
         finally:
             await self.link.close()
             await store.close()

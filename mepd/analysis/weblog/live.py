@@ -152,10 +152,7 @@ class WebLogAnalyzer:
         started()
         ticker = asyncio.create_task(self._tick_loop())
         try:
-            while True:
-                batch = await self.logs.get_batch(self.batch_size, 0.2)
-                self.process(batch)
-                self.logs.done(len(batch))
+            await self.logs.consume(self.process, self.batch_size, 0.2)
         finally:
             ticker.cancel()
             await self.flush()

@@ -47,6 +47,7 @@ from mepd.analysis.counters import (
 from mepd.config import HostConfig
 from mepd.model import Sample
 from mepd.pipeline import Channel, Counters
+from mepd.sources.schedule import every
 from mepd.sources.snmp.interfaces import METRICS as NET_METRICS
 from mepd.sources.snmp.interfaces import RATES, UP, Interface, metric_name
 
@@ -192,20 +193,12 @@ class HostMetrics:
 
     async def run(self, started: Callable[[], None]) -> None:
         started()
-        loop = asyncio.get_running_loop()
         interval = self.cfg.interval
-        next_at = loop.time()
-        while True:
-            await self.collect_once()
-            next_at += interval
-            now = loop.time()
-            if now > next_at:
-                missed = int((now - next_at) // interval) + 1
-                self.counters.inc("overruns")
-                self.counters.inc("skipped_cycles", missed)
-                log.warning("host: collection took longer than the %.0fs interval: skipping %d", interval, missed)
-                next_at += missed * interval
-            await asyncio.sleep(next_at - loop.time())
+
+        def overrun(_took: float, missed: int) -> None:
+            log.warning("host: collection took longer than the %.0fs interval: skipping %d", interval, missed)
+
+        await every(interval, self.collect_once, self.counters, overrun)
 
     async def collect_once(self) -> list[Sample]:
         began = time.monotonic()

@@ -45,6 +45,7 @@ from mepd.analysis.counters import (
 from mepd.config import SnmpConfig, SnmpTargetConfig
 from mepd.model import Sample
 from mepd.pipeline import Channel, Counters
+from mepd.sources.schedule import every
 from mepd.sources.snmp import state, wire
 from mepd.sources.snmp.interfaces import (
     COLUMNS,
@@ -287,22 +288,13 @@ class SnmpTarget:
         return f"{self.cfg.host}:{self.cfg.port}"
 
     async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
         interval = self.cfg.interval
-        next_at = loop.time()
-        while True:
-            began = loop.time()
-            await self.poll_once()
-            next_at += interval
-            now = loop.time()
-            if now > next_at:
-                missed = int((now - next_at) // interval) + 1
-                self.counters.inc("overruns")
-                self.counters.inc("skipped_cycles", missed)
-                log.warning("%s: cycle took %.1fs, longer than the %.0fs interval: skipping %d cycle(s)",
-                            self.name, now - began, interval, missed)
-                next_at += missed * interval
-            await asyncio.sleep(next_at - loop.time())
+
+        def overrun(took: float, missed: int) -> None:
+            log.warning("%s: cycle took %.1fs, longer than the %.0fs interval: skipping %d cycle(s)",
+                        self.name, took, interval, missed)
+
+        await every(interval, self.poll_once, self.counters, overrun)
 
     async def poll_once(self) -> list[Sample]:
         """One cycle: read, turn into samples, put them on the pipeline; an unreachable agent is a status."""

@@ -328,6 +328,10 @@ class _Owner:
                      f"GPRINT:m{i}:MAX:max %8.2lf %s\\n", f"LINE1:m{i}{max_colour}:"]
             args += self._band(loc, path, i)
         args += mark_args(marks, until - PERIODS[period], until)
+        return self._draw(args)
+
+    def _draw(self, args: list[str]) -> bytes:
+        """The image rrdtool graphv draws from `args` (through rrdcached when there is one)."""
         try:
             out = rrdtool.graphv("-", *self.daemon, *args)
         except rrdtool.OperationalError as e:
@@ -408,14 +412,7 @@ class _Owner:
             if trend:
                 args += [f"VDEF:s{i}=a{i},LSLSLOPE", f"VDEF:c{i}=a{i},LSLINT",
                          f"CDEF:t{i}=a{i},POP,COUNT,1,-,s{i},*,c{i},+", f"LINE1:t{i}{dark}:trend\\n"]
-        try:
-            out = rrdtool.graphv("-", *self.daemon, *args)
-        except rrdtool.OperationalError as e:
-            raise RrdError(str(e)) from None
-        image = out.get("image")
-        if not isinstance(image, bytes):
-            raise RrdError("rrdtool drew no image")
-        return image
+        return self._draw(args)
 
 
 _owner: _Owner | None = None
