@@ -39,8 +39,7 @@ from mepd.api.metrics import MetricsApi
 from mepd.api.protocol import DaemonStatus
 from mepd.api.server import ApiServer
 from mepd.api.weblog import WebLogApi
-from mepd.config import Config
-from mepd.config.schema import default_node
+from mepd.config import Config, default_node
 from mepd.config.syntax import compile_glob
 from mepd.errors import AlreadyRunningError, ConfigErrors
 from mepd.export import remote_write

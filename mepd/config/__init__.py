@@ -1,7 +1,8 @@
 """TOML config file -> typed, frozen config objects: `load` a file, `parse` its TOML.
 
 `convert` is the generic machinery (types, durations, sizes, paths, key paths,
-every error collected), `schema` the sections of mepd, and `syntax` the small
+every error collected); the sections of mepd are in `inputs`, `analysis`, `alerts`
+and `outputs` by job, what they check alike in `common`, and `Config` in `schema`; `syntax` holds the small
 languages of alert rules, which config validation and the alert engine share.
 This package is below `mepd.alerts`: it never imports it.
 """
@@ -11,41 +12,44 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from mepd.config.convert import convert, convert_key, read
-from mepd.config.schema import (
+from mepd.config.alerts import (
     AlertActionConfig,
     AlertConfig,
     AlertNotifyConfig,
     AlertRuleConfig,
-    CheckConfig,
-    Config,
-    DaemonConfig,
-    FleetCentralConfig,
-    FleetConfig,
-    HostConfig,
-    HttpConfig,
-    JournalConfig,
-    LogStorageConfig,
     MqttNotifyConfig,
-    RrdStorageConfig,
+    WebhookNotifyConfig,
+)
+from mepd.config.analysis import ReportConfig
+from mepd.config.common import parse_rra, split_address
+from mepd.config.convert import convert, convert_key, read
+from mepd.config.inputs import (
+    CheckConfig,
+    HostConfig,
+    JournalConfig,
     SnmpConfig,
     SnmpOidConfig,
     SnmpTargetConfig,
-    StorageConfig,
     SyslogConfig,
     SyslogListenConfig,
     TailConfig,
-    WebhookNotifyConfig,
-    parse_rra,
-    split_address,
 )
+from mepd.config.outputs import (
+    BasicAuthConfig,
+    FleetCentralConfig,
+    FleetConfig,
+    HttpConfig,
+    RemoteWriteConfig,
+    default_node,
+)
+from mepd.config.schema import Config, DaemonConfig, LogStorageConfig, RrdStorageConfig, StorageConfig
 
 __all__ = [
-    "AlertActionConfig", "AlertConfig", "AlertNotifyConfig", "AlertRuleConfig", "CheckConfig", "Config",
-    "DaemonConfig", "FleetCentralConfig", "FleetConfig", "HostConfig",
-    "HttpConfig", "JournalConfig", "LogStorageConfig", "MqttNotifyConfig", "RrdStorageConfig", "SnmpConfig",
+    "AlertActionConfig", "AlertConfig", "AlertNotifyConfig", "AlertRuleConfig", "BasicAuthConfig", "CheckConfig",
+    "Config", "DaemonConfig", "FleetCentralConfig", "FleetConfig", "HostConfig", "HttpConfig", "JournalConfig",
+    "LogStorageConfig", "MqttNotifyConfig", "RemoteWriteConfig", "ReportConfig", "RrdStorageConfig", "SnmpConfig",
     "SnmpOidConfig", "SnmpTargetConfig", "StorageConfig", "SyslogConfig", "SyslogListenConfig", "TailConfig",
-    "WebhookNotifyConfig", "control_socket", "load", "parse", "parse_rra", "split_address",
+    "WebhookNotifyConfig", "control_socket", "default_node", "load", "parse", "parse_rra", "split_address",
 ]
 
 

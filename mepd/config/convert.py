@@ -1,6 +1,6 @@
 """Parsed TOML -> typed, frozen dataclasses, driven by their type hints.
 
-Nothing here knows mepd's sections (`mepd.config.schema`): adding a section is
+Nothing here knows mepd's sections (`mepd.config.inputs`, `alerts`, ...): adding a section is
 adding a dataclass.  Every problem is collected (not just the first) and names
 the file and the key path, such as ``syslog.listen[1].address``.  List indexes
 in key paths count from 0.

@@ -28,7 +28,7 @@ import aiohttp
 import cramjam
 
 from mepd import __version__
-from mepd.config.schema import RemoteWriteConfig
+from mepd.config import RemoteWriteConfig
 from mepd.export import prompb
 from mepd.model import Sample
 from mepd.pipeline import Counters, Subscription

@@ -28,7 +28,7 @@ from mepd.alerts.engine import NotRunningError
 from mepd.analysis import report as analysis
 from mepd.analysis.forecast import DISK_PCT, INTERFACE_SHARE, Forecast, forecast, soonest_first
 from mepd.analysis.report_render import render_html
-from mepd.config.schema import ReportConfig
+from mepd.config import ReportConfig
 from mepd.model import rfc3339
 from mepd.pipeline import Counters
 from mepd.store.rrd.files import RrdError

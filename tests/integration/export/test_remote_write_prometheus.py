@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mepd.config.schema import BasicAuthConfig, RemoteWriteConfig
+from mepd.config import BasicAuthConfig, RemoteWriteConfig
 from mepd.export.remote_write import RemoteWrite
 from mepd.model import Sample
 from mepd.pipeline import Pipeline

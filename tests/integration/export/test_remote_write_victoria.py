@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mepd.config.schema import RemoteWriteConfig
+from mepd.config import RemoteWriteConfig
 from mepd.export.remote_write import RemoteWrite
 from mepd.model import Sample
 from mepd.pipeline import Pipeline

@@ -11,7 +11,8 @@ import pytest
 
 from mepd.alerts import rules
 from mepd.alerts.forecasts import ForecastWatch
-from mepd.config.schema import AlertRuleConfig, AnomalyConfig
+from mepd.config import AlertRuleConfig
+from mepd.config.alerts import AnomalyConfig
 from mepd.config.syntax import compile_glob
 from mepd.model import Sample
 from mepd.pipeline import Counters, Pipeline

@@ -7,7 +7,7 @@ import random
 from collections import Counter
 
 from mepd.analysis.logmetrics import LogMetrics, key_part
-from mepd.config.schema import LogMetricConfig, LogsConfig
+from mepd.config.analysis import LogMetricConfig, LogsConfig
 from mepd.model import SEVERITIES, LogRecord, Sample
 from mepd.pipeline import Pipeline
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import cramjam
 
-from mepd.config.schema import RemoteWriteConfig
+from mepd.config import RemoteWriteConfig
 from mepd.export import prompb
 from mepd.export.remote_write import DiskQueue, RemoteWrite, request_body
 from mepd.model import Sample
