@@ -151,6 +151,12 @@ async def subscriber(broker: Broker) -> AsyncIterator[Subscriber]:
     await asyncio.gather(task, return_exceptions=True)
 
 
+def notify_toml(broker_port: int, url: str) -> str:
+    """[alert.notify] to the test's broker and webhook receiver, retrying fast."""
+    return (f'[alert.notify.mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\n'
+            f'[alert.notify.webhook]\nurl = "{url}"\nbackoff = "50ms"\n')
+
+
 async def retained(port: int, topic: str) -> list[Received]:
     """The retained messages under `topic` now: a marker subscribed after it proves they have all arrived."""
     marker = f"test-marker/{time.monotonic_ns()}"

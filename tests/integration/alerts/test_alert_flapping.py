@@ -6,7 +6,15 @@ from pathlib import Path
 from typing import Any
 
 from mepd.model import Sample
-from tests.integration.alerts.conftest import Receiver, Running, StartEngine, Subscriber, alert_config, until
+from tests.integration.alerts.conftest import (
+    Receiver,
+    Running,
+    StartEngine,
+    Subscriber,
+    alert_config,
+    notify_toml,
+    until,
+)
 
 KEY = "snmp.sw1.ge-0_0_1.oper_up"
 
@@ -17,13 +25,7 @@ def flap_config(broker_port: int, url: str) -> str:
 group_wait = "0s"
 repeat_interval = "2s"
 evaluation_interval = "50ms"
-[alert.notify.mqtt]
-host = "127.0.0.1"
-port = {broker_port}
-[alert.notify.webhook]
-url = "{url}"
-backoff = "50ms"
-[[alert.rule]]
+{notify_toml(broker_port, url)}[[alert.rule]]
 name = "link-down"
 metric = "{KEY}"
 below = 1

@@ -24,7 +24,7 @@ from mepd.config import SnmpConfig
 from mepd.model import Incident
 from mepd.sources.snmp.target import SnmpHub, SnmpTarget
 from tests.helpers import wait_for
-from tests.integration.alerts.conftest import Receiver, Running, StartEngine, Subscriber, until
+from tests.integration.alerts.conftest import Receiver, Running, StartEngine, Subscriber, notify_toml, until
 from tests.integration.snmp.conftest import COMMUNITY, agent_answers, free_udp_port, stop
 
 CHILDREN = ("sw-a", "sw-b", "sw-d")
@@ -85,13 +85,7 @@ def parents_config(base: Path, broker_port: int, url: str, uplink: int, other: i
 [alert]
 group_wait = "2s"
 evaluation_interval = "50ms"
-[alert.notify.mqtt]
-host = "127.0.0.1"
-port = {broker_port}
-[alert.notify.webhook]
-url = "{url}"
-backoff = "50ms"
-[[alert.rule]]
+{notify_toml(broker_port, url)}[[alert.rule]]
 name = "unreachable"
 metric = "snmp.*.lo.oper_up"
 absent = "4s"

@@ -16,7 +16,15 @@ from typing import Any
 import pytest_asyncio
 
 from mepd.model import Sample
-from tests.integration.alerts.conftest import Receiver, Running, StartEngine, Subscriber, alert_config, until
+from tests.integration.alerts.conftest import (
+    Receiver,
+    Running,
+    StartEngine,
+    Subscriber,
+    alert_config,
+    notify_toml,
+    until,
+)
 from tests.integration.alerts.test_alert_actions import script
 
 KEY = "probe.web.up"
@@ -58,13 +66,7 @@ def steps_config(tmp_path: Path, broker_port: int, url: str, steps: str) -> str:
 [alert]
 group_wait = "0s"
 evaluation_interval = "50ms"
-[alert.notify.mqtt]
-host = "127.0.0.1"
-port = {broker_port}
-[alert.notify.webhook]
-url = "{url}"
-backoff = "50ms"
-[[alert.rule]]
+{notify_toml(broker_port, url)}[[alert.rule]]
 name = "web-down"
 metric = "{KEY}"
 below = 1
