@@ -41,6 +41,17 @@ def wait_for(condition: Callable[[], Any], timeout: float = DEADLINE, what: str 
         time.sleep(0.05)
 
 
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout`: a peer a fixture started, stopped by PID."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 async def until(condition: Callable[[], Any], what: str, limit: float = DEADLINE) -> Any:
     """`wait_for` for async tests: the condition may be sync or async; fail at the deadline."""
     end = time.monotonic() + limit

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Mepd, free_port, wait_for
+from tests.helpers import Mepd, free_port, stop_process, wait_for
 
 MakeMepd = Callable[..., Mepd]
 
@@ -63,12 +63,7 @@ def rsyslog_relp(short_tmp: Path) -> Iterator[Callable[[int, str], Path]]:
 
     yield start
     for proc in procs:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def send_numbered(sock: Path, count: int) -> threading.Thread:

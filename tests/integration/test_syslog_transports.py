@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import ssl
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Mepd, free_port, syslog_listen, wait_for
+from tests.helpers import Mepd, free_port, stop_process, syslog_listen, wait_for
 
 MakeMepd = Callable[..., Mepd]
 
@@ -139,12 +138,7 @@ def rsyslog(short_tmp: Path) -> Iterator[Callable[[str], Path]]:
 
     yield start
     for proc in procs:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 @pytest.mark.parametrize(("proto", "action"), [

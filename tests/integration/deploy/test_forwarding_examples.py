@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, Mepd, free_port, syslog_listen, wait_for
+from tests.helpers import ROOT, Mepd, free_port, stop_process, syslog_listen, wait_for
 from tests.integration.deploy.tools import run, tool
 
 MakeMepd = Callable[..., Mepd]
@@ -60,12 +60,7 @@ def rsyslogd(short_tmp: Path) -> Iterator[Callable[[int], Path]]:
 
     yield start
     for proc in procs:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def test_rsyslog_forwards_with_the_snippet(mepd_factory: MakeMepd, rsyslogd: Callable[[int], Path]) -> None:

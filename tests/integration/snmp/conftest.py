@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -24,7 +23,7 @@ import pytest
 from mepd.config import SnmpConfig, SnmpTargetConfig
 from mepd.pipeline import Pipeline
 from mepd.sources.snmp.target import SnmpHub, SnmpTarget
-from tests.helpers import ROOT, wait_for
+from tests.helpers import ROOT, stop_process, wait_for
 
 SIM_VENV = ROOT / ".venv-snmpsim"
 COMMUNITY = "public"
@@ -50,13 +49,7 @@ def agent_answers(port: int, community: str = COMMUNITY) -> bool:
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_process(proc, timeout=10)
 
 
 @pytest.fixture
