@@ -143,7 +143,7 @@ class App:
                   for t in cfg.snmp.target]
         if cfg.host.enabled:
             specs.append(Spec("host", cfg.host, functools.partial(host_metrics.create, cfg.host, samples)))
-        specs += [Spec(f"check/{c.name}", c, functools.partial(host_checks.create, c, samples, logs))
+        specs += [Spec(f"{checks_api.PREFIX}{c.name}", c, functools.partial(host_checks.create, c, samples, logs))
                   for c in cfg.checks]
         for tc in cfg.tail:
             specs.append(Spec(f"tail:{tc.name}", tc,
@@ -233,8 +233,16 @@ class App:
             self.sinks = [Supervised(c) for c in self._build_sinks()]
             for s in self.sinks:
                 s.start()
-            for spec in self.specs(self.cfg):
-                self._start(spec)
+            # Checks start once the rest has settled: a check of mepd's own dashboard or listening port would
+            # otherwise fail its first run against a server still binding.
+            specs = self.specs(self.cfg)
+            for spec in specs:
+                if not spec.key.startswith(checks_api.PREFIX):
+                    self._start(spec)
+            await self._wait_settled([s for _, s in self.components.values()])
+            for spec in specs:
+                if spec.key.startswith(checks_api.PREFIX):
+                    self._start(spec)
             await self._wait_settled([s for _, s in self.components.values()])
             self.notifier.notify("READY=1", f"MAINPID={os.getpid()}", self._status_line())
             log.info("mepd %s ready (pid %d)", __version__, os.getpid())

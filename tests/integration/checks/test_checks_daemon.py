@@ -101,3 +101,15 @@ def test_no_checks(mepd_factory: Callable[..., Mepd]) -> None:
     daemon = mepd_factory("").start()
     assert daemon.mepctl_json("checks") == []
     assert daemon.mepctl("checks").stdout == "no checks configured\n"
+
+
+def test_a_check_of_the_daemons_own_dashboard_passes_its_first_run(mepd_factory: Callable[..., Mepd]) -> None:
+    """Checks start once the dashboard listens: the packaged config's check of it must not fail at start."""
+    port = free_port()
+    toml = (f'[http]\nlisten = "127.0.0.1:{port}"\n'
+            f'[[check]]\nname = "dashboard"\nhttp = "http://127.0.0.1:{port}/"\nexpect_status = 401\n'
+            'interval = "1h"\n')
+    daemon = mepd_factory(toml).start()
+    first = wait_for(lambda: c if (c := states(daemon)["dashboard"])["state"] != "starting" else None,
+                     what="the dashboard check's first run")
+    assert first["state"] == "ok", first
