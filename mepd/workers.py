@@ -1,4 +1,5 @@
-"""Child processes doing one job for the daemon, such as the log writer, called over a pipe.
+"""Where blocking work runs off the event loop: child processes doing one job (the log writer, rrdtool), called
+over a pipe, and `Thread`, one thread for a blocking handle that must stay on one thread (a SQLite connection).
 
 A worker is `python -c` running `mepd.worker_child.serve` with only its own
 module imported (not the daemon's code, not even asyncio), so it costs a few
@@ -21,12 +22,34 @@ import pickle
 import sys
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final, ParamSpec, TypeVar
 
 from mepd.worker_child import FRAME
 
 _PACKAGE_ROOT: Final = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _PIPE_SIZE: Final = 1 << 20  # fs.pipe-max-size's default
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Thread:
+    """One thread running blocking calls in the order made: for work that is small per call or needs the
+    daemon's objects (a SQLite connection, the journal's handle), where a worker process would cost more."""
+
+    def __init__(self, name: str) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    def stop(self, wait: bool = True, last: Callable[[], object] | None = None) -> None:
+        """No more calls, then `last` (closing a handle: queued behind a call still running, never under it);
+        with `wait`, returns once they have run."""
+        if last is not None:
+            self._pool.submit(last)
+        self._pool.shutdown(wait=wait)
 
 
 def worker_argv() -> list[str]:

@@ -10,19 +10,16 @@ loses them.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from mepd.config.syntax import Matcher
 from mepd.model import Incident, IncidentState, rfc3339
-
-T = TypeVar("T")
+from mepd.workers import Thread
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -188,11 +185,9 @@ class IncidentStore:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="incidents")
+        self._thread = Thread("incidents")
+        self._run = self._thread.run
         self._conn: sqlite3.Connection | None = None
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -225,7 +220,7 @@ class IncidentStore:
         if self._conn is not None:
             await self._run(self._conn.close)
             self._conn = None
-        self._executor.shutdown(wait=True)
+        self._thread.stop()
 
     async def commit(
         self, incidents: Sequence[Incident] = (), history: Sequence[History] = (), outbox: Sequence[Outgoing] = (),

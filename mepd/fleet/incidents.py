@@ -30,10 +30,9 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import nats.errors
 from nats.aio.msg import Msg
@@ -49,10 +48,10 @@ from mepd.fleet.publisher import Position, ensure_stream, new_epoch, publish
 from mepd.model import Incident, rfc3339
 from mepd.pipeline import Counters
 from mepd.store.logs.store import LogStore
+from mepd.workers import Thread
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 CURSOR: Final = "fleet/incidents-published"
 POLL: Final = 1.0  # the alert store has no commit notification: its history is read this often
@@ -149,11 +148,9 @@ class FleetIncidentStore:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleet-incidents")
+        self._thread = Thread("fleet-incidents")
+        self._run = self._thread.run
         self._conn: sqlite3.Connection | None = None
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def open(self) -> None:
         await self._run(self._open)
@@ -169,7 +166,7 @@ class FleetIncidentStore:
         if self._conn is not None:
             await self._run(self._conn.close)
             self._conn = None
-        self._executor.shutdown(wait=True)
+        self._thread.stop()
 
     async def store(self, msg_id: str, node: str, payload: bytes) -> int:
         """The message's incidents, once: returns how many it updated (0 for a message stored before)."""

@@ -20,18 +20,17 @@ import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal
 
 from systemd import journal
 
 from mepd.config import JournalConfig
 from mepd.model import LogRecord, severity_number
 from mepd.pipeline import Channel, Counters
+from mepd.workers import Thread
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 SOURCE: Final = "journal"
 CURSOR_KEY: Final = "journal"
@@ -273,12 +272,9 @@ class JournalSource:
 
     async def run(self, started: Callable[[], None]) -> None:
         loop = asyncio.get_running_loop()
-        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+        thread = Thread("journal")
+        call = thread.run
         reader = JournalReader(self.cfg)
-
-        def call(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-            return loop.run_in_executor(worker, fn, *args)
-
         try:
             fd = await call(reader.open)
             cursor = _reached.get(self.logs)
@@ -295,9 +291,7 @@ class JournalSource:
                 await _readable(loop, fd, timeout)
                 timeout = await call(reader.process)
         finally:
-            # Queued behind any read still running in the thread; the loop does not wait for it.
-            worker.submit(reader.close)
-            worker.shutdown(wait=False)
+            thread.stop(wait=False, last=reader.close)  # the loop does not wait for a read still running
 
     async def _hand_over(self, records: list[LogRecord]) -> None:
         for record in records:

@@ -40,9 +40,8 @@ import stat
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -62,9 +61,9 @@ from mepd.analysis.weblog.accesslog import parse_access_line
 from mepd.config import TailConfig
 from mepd.model import LogRecord
 from mepd.pipeline import Channel, Counters
+from mepd.workers import Thread
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 FP_LEN: Final = 256
 """Bytes at the start of a file whose hash identifies its content."""
@@ -306,14 +305,12 @@ class TailSource:
     async def run(self, started: Callable[[], None]) -> None:
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
+        thread = Thread(self.name)
         observer = Observer()
         observer.start()
         handler = _Wake(loop, wake)
 
-        async def in_thread(fn: Callable[..., T], *args: Any) -> T:
-            return await loop.run_in_executor(pool, fn, *args)
-
+        in_thread = thread.run
         try:
             await in_thread(self._watch, observer, handler)
             await self._cycle(in_thread, initial=True)
@@ -333,8 +330,8 @@ class TailSource:
             observer.stop()
             self._watches.clear()
             # Queued behind any read still running in the worker, so no fd is closed under it.
-            await loop.run_in_executor(pool, self._close_all)
-            pool.shutdown(wait=False)
+            await thread.run(self._close_all)
+            thread.stop(wait=False)
             await loop.run_in_executor(None, observer.join)
 
     async def _cycle(self, in_thread: Callable[..., Awaitable[Any]], *, initial: bool) -> bool:

@@ -20,22 +20,20 @@ error).
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from datetime import tzinfo
-from typing import Any, Final, TypeVar
+from typing import Final
 
 from mepd.analysis.weblog.aggregate import DIMENSIONS, SMALL_DIMENSIONS, Aggregate, Table, keep_for
 from mepd.analysis.weblog.hll import HyperLogLog
 from mepd.analysis.weblog.report import DEFAULT_TOP, build_report
 from mepd.errors import MepdError
+from mepd.workers import Thread
 
-T = TypeVar("T")
 DEFAULT_STORE_KEEP: Final = 1000
 
 SCHEMA: Final = """
@@ -71,14 +69,14 @@ class WebLogStore:
     def __init__(self, path: str, keep: int = DEFAULT_STORE_KEEP) -> None:
         self.path = path
         self.keep = keep
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="weblog-w")
-        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="weblog-r")
+        self._writer = Thread("weblog-w")
+        self._reader = Thread("weblog-r")
         self._wconn: sqlite3.Connection | None = None
         self._local = threading.local()
 
     async def open(self) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        await self._run(self._writer, self._open)
+        await self._writer.run(self._open)
 
     def _open(self) -> None:
         conn = _connect(self.path)
@@ -87,20 +85,16 @@ class WebLogStore:
 
     async def close(self) -> None:
         if self._wconn is not None:
-            await self._run(self._writer, self._wconn.close)
+            await self._writer.run(self._wconn.close)
             self._wconn = None
-        self._writer.shutdown(wait=True)
-        self._reader.shutdown(wait=True)
-
-    @staticmethod
-    async def _run(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        self._writer.stop()
+        self._reader.stop()
 
     # ---- writing ---------------------------------------------------------------------------------------------
 
     async def add(self, source: str, hours: Sequence[tuple[int, Aggregate]]) -> None:
         """Add settled one-hour aggregates (hour start, counts) of `source`, in one transaction."""
-        await self._run(self._writer, self.add_blocking, source, hours)
+        await self._writer.run(self.add_blocking, source, hours)
 
     def add_blocking(self, source: str, hours: Sequence[tuple[int, Aggregate]]) -> None:
         conn = self._wconn
@@ -172,7 +166,7 @@ class WebLogStore:
 
     async def prune(self, before: float) -> int:
         """Forget hours that start before `before` (retention); returns the hours removed."""
-        return await self._run(self._writer, self._prune, int(before))
+        return await self._writer.run(self._prune, int(before))
 
     def _prune(self, before: int) -> int:
         conn = self._wconn
@@ -198,7 +192,7 @@ class WebLogStore:
 
     async def sources(self) -> list[dict[str, object]]:
         """Every source with stored hours: name, first and last hour, requests."""
-        return await self._run(self._reader, self._sources)
+        return await self._reader.run(self._sources)
 
     def _sources(self) -> list[dict[str, object]]:
         rows = self._rconn().execute(
@@ -211,7 +205,7 @@ class WebLogStore:
 
         Raises UnknownWebSourceError for a source that never stored anything.
         """
-        return await self._run(self._reader, self.report_blocking, source, since, until, top, tz)
+        return await self._reader.run(self.report_blocking, source, since, until, top, tz)
 
     def report_blocking(self, source: str, since: float | None = None, until: float | None = None,
                         top: int = DEFAULT_TOP, tz: tzinfo | None = None) -> dict[str, object]:
