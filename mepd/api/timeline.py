@@ -2,8 +2,9 @@
 
 `GET /v1/timeline/{subject}?since=1d[&until=T]`, subject `snmp.<target>` or
 `snmp.<target>.<interface>` (the interface as in its metric keys).  The lines
-are the stored records of the target's device (mepd.analysis.devicelogs: by
-its address or host names), for an interface those that name it (through
+are the stored records of the target's device (mepd.analysis.devicelogs: sent
+from its address, or naming as their host its address or one of its host
+names), for an interface those that name it (through
 mepd.analysis.links, aliases included), found again at query time by the same
 rules, so nothing extra is stored.  The incidents are those whose series key
 is the subject's or one of its keys (an interface's `oper_up` rule), with the
@@ -75,8 +76,12 @@ async def timeline(subject: Subject, since: float, until: float, *, targets: Seq
     index = DeviceIndex.build(targets, hub.sys_names)
     events: list[tuple[float, dict[str, Any]]] = []
     seen: set[object] = set()
-    for host in sorted(set(index.hosts_of(subject.target)) | set(index.addresses_of(subject.target))):
-        for row in await logs.query(LogQuery(since=since, until=until, host=host, limit=MAX_LINES)):
+    queries = [LogQuery(since=since, until=until, host=host, limit=MAX_LINES)
+               for host in sorted(set(index.hosts_of(subject.target)) | set(index.addresses_of(subject.target)))]
+    queries += [LogQuery(since=since, until=until, peer=address, limit=MAX_LINES)
+                for address in sorted(index.addresses_of(subject.target))]
+    for q in queries:
+        for row in await logs.query(q):
             if row.get("id") in seen:
                 continue
             seen.add(row.get("id"))
