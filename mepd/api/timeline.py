@@ -60,6 +60,14 @@ def epoch(stamp: object) -> float:
     return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
 
 
+def _interface_of(inc: Incident, target: str) -> str | None:
+    """The interface an incident is about: its `interface` label, or the third part of its `snmp.T.I.*` key."""
+    if found := inc.labels.get("interface"):
+        return found
+    parts = inc.labels.get("key", "").split(".")
+    return parts[2] if len(parts) >= 4 and parts[:2] == ["snmp", target] else None
+
+
 def _concerns(inc: Incident, subject: Subject) -> bool:
     key = inc.labels.get("key", "")
     if key == subject.key or key.startswith(subject.key + "."):
@@ -70,7 +78,8 @@ def _concerns(inc: Incident, subject: Subject) -> bool:
 
 async def timeline(subject: Subject, since: float, until: float, *, targets: Sequence[TargetLike], hub: HubLike,
                    logs: LogsLike, alerts: AlertsLike | None) -> list[dict[str, Any]]:
-    """The subject's events in time order, as JSON objects with `ts` (RFC 3339) and `kind` (log, incident)."""
+    """The subject's events in time order, as JSON objects with `ts` (RFC 3339), `kind` (log, incident) and
+    `interface` (None: the whole device)."""
     if not any(t.name == subject.target for t in targets):
         raise LookupError(f"no SNMP target {subject.target!r}")
     index = DeviceIndex.build(targets, hub.sys_names)
@@ -108,7 +117,7 @@ async def timeline(subject: Subject, since: float, until: float, *, targets: Seq
                     detail = {k: v for k, v in entry.items() if k not in ("ts", "event")}
                     events.append((ts, {"ts": entry["ts"], "kind": "incident", "event": entry["event"],
                                         "incident": inc.id, "rule": inc.rule, "summary": inc.summary,
-                                        "detail": detail}))
+                                        "interface": _interface_of(inc, subject.target), "detail": detail}))
     events.sort(key=lambda e: e[0])
     return [e for _, e in events]
 

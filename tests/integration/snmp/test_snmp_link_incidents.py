@@ -53,8 +53,9 @@ def test_a_link_down_line_opens_the_incident_before_the_poll_which_then_judges_i
         mepd_factory: Callable[..., Mepd], start_sim: Callable[[Mapping[str, str]], Sim]) -> None:
     ifaces = [Iface(1, "GigabitEthernet0/1"), Iface(2, "GigabitEthernet0/2")]
     sim = start_sim({"sim": snmprec(1000, ifaces)})
-    port = free_port()
-    config = syslog_listen(port, "udp") + RULE + snmp_target("sim", sim.port, community="sim", interval="{}")
+    port, http_port = free_port(), free_port()
+    config = (syslog_listen(port, "udp") + f'[http]\nlisten = "127.0.0.1:{http_port}"\n' + RULE
+              + snmp_target("sim", sim.port, community="sim", interval="{}"))
     d = mepd_factory(config.replace("{}", "1h")).start()
     wait_for(lambda: _cycles(d) >= 1, what="the first poll of sim")
     assert d.mepctl_json("incidents") == []  # both interfaces are up
@@ -87,3 +88,11 @@ def test_a_link_down_line_opens_the_incident_before_the_poll_which_then_judges_i
     assert [(e["kind"], e["event"]) for e in timeline] == [
         ("log", "down"), ("incident", "fired"), ("incident", "log"), ("incident", "resolved"),
         ("incident", "disagreed")]
+
+    # The target's page: both interfaces' lines and incidents on one axis, each interface linked.
+    page = d.dashboard_get(f"http://127.0.0.1:{http_port}/timeline/sim.html").decode()
+    table = page.split("<section id=timeline>", 1)[1]
+    assert table.count("changed state to down") == 2
+    assert table.count("disagreed") == 1
+    assert table.count("confirmed") == 1
+    assert '<a href="../if/sim/GigabitEthernet0_2.html">GigabitEthernet0_2</a>' in table
