@@ -283,7 +283,7 @@ class MetricRule(Rule):
         """The poll after a claim: its change carries whether the device's log and its counters agree."""
         assert sample.value is not None
         agree = self.breaches(sample.value) == self.breaches(claim.value)
-        detail: dict[str, object] = {"value": sample.value, claim.source: claim.value, "claimed": claim.ts,
+        detail: dict[str, object] = {"value": sample.value, claim.source: claim.value, "claimed": rfc3339(claim.ts),
                                      "line": claim.line}
         first = changes[0]
         if agree:
