@@ -185,7 +185,7 @@ class App:
         derived = self.pipeline.logs.subscribe("analysis/logs", self.cfg.daemon.queue_size)
         self.logmetrics = logmetrics.create(self.cfg.logs, derived, self.pipeline.samples)
         devices = self.pipeline.logs.subscribe("analysis/devices", self.cfg.daemon.queue_size)
-        self.devicelogs = devicelogs.create(self.cfg.snmp.target, self.snmp_hub, devices)
+        self.devicelogs = devicelogs.create(self.cfg.snmp.target, self.snmp_hub, devices, self._link_line)
         node = self.cfg.fleet.node_name if self.cfg.fleet is not None else default_node()
         exports = []
         for i, rw in enumerate(self.cfg.metrics.remote_write):
@@ -204,6 +204,10 @@ class App:
             self.alerts,
             *exports,
         ]
+
+    def _link_line(self, key: str, ts: float, value: float, line: str) -> None:
+        """A device's link line states its interface's `oper_up`: the alert engine's rules act on it at once."""
+        self.alerts.observe(key, ts, value, source="log", line=line)
 
     def host_mounts(self) -> dict[str, str]:
         """The host's file systems (key name -> mount point), once [host] has listed them; else none."""

@@ -214,6 +214,7 @@ class LogQuery:
     since: float | None = None
     until: float | None = None
     host: str | None = None
+    peer: str | None = None  # the sender's address (IP, any port): what a datagram or connection came from
     app: str | None = None
     max_severity: int | None = None
     grep: str | None = None

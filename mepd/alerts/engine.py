@@ -6,6 +6,13 @@ rule changes into incidents, queues notifications and starts actions.  The
 notification channels run as child tasks: a broker or receiver outage makes
 them retry, never fail the engine.
 
+`observe` takes what a device's own log states of a metric before any poll
+reads it (a link-down line: the interface's `oper_up` is 0): the metric
+rules on that key act on it at once, so a rule on `oper_up` opens its one
+incident whichever comes first, the line or the poll (mepd.alerts.rules,
+claims).  It only queues: the caller (mepd.analysis.devicelogs) never waits
+on the incident store.
+
 On start and on reload, incidents still open in the store are handed back to
 their rules, so a restart or a rule edit never loses or duplicates them; an
 open incident whose rule is gone, or no longer splits series the same way, is
@@ -22,6 +29,7 @@ import socket
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from mepd.alerts import rules as rules_mod
@@ -45,6 +53,18 @@ T = TypeVar("T")
 BATCH: Final = 1000
 LINGER: Final = 0.05
 PRUNE_INTERVAL: Final = 3600.0
+CLAIMS_MAX: Final = 10_000  # claims waiting for the engine (link lines are rare; a storm past this is counted)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """A metric's value as a device's own `source` stated it at `ts` (see AlertEngine.observe)."""
+
+    key: str
+    ts: float
+    value: float
+    source: str
+    line: str
 
 __all__ = ["AlertEngine", "NotFoundError", "NotRunningError", "StateError", "create"]
 
@@ -79,6 +99,8 @@ class AlertEngine:
         self._last_received = -math.inf  # arrival time of the newest log line read
         self.targets = tuple(targets)
         self.topology = Topology()
+        self._claims: asyncio.Queue[Observation] = asyncio.Queue(CLAIMS_MAX)
+        self.counters.declare("claims", "claims.dropped")
 
     # -- running ---------------------------------------------------------------------------------------------
 
@@ -107,6 +129,7 @@ class AlertEngine:
                     tg.create_task(self._consume(self.samples, "samples", _observe_sample))
                 if self.logs is not None:
                     tg.create_task(self._consume(self.logs, "logs", self._observe_log))
+                tg.create_task(self._consume_claims())
                 tg.create_task(self._ticker())
                 started()
         finally:
@@ -148,6 +171,25 @@ class AlertEngine:
             await self._apply(changes, now)
             sub.done(len(batch))
             self.counters.inc(what, len(batch))
+
+    def observe(self, key: str, ts: float, value: float, *, source: str = "log", line: str = "") -> None:
+        """Queue a value of metric `key` that a device's own `source` stated at `ts` (arrival time), with the
+        `line` that said it; queued while the engine restarts, counted in `claims.dropped` past CLAIMS_MAX."""
+        try:
+            self._claims.put_nowait(Observation(key, ts, value, source, line))
+        except asyncio.QueueFull:
+            self.counters.inc("claims.dropped")
+
+    async def _consume_claims(self) -> None:
+        while True:
+            batch = [await self._claims.get()]
+            while not self._claims.empty() and len(batch) < BATCH:
+                batch.append(self._claims.get_nowait())
+            wanted = [r for r in self.rules.values() if r.wants_samples]
+            changes = [c for o in batch for rule in wanted
+                       for c in rule.observe_claim(o.key, o.ts, o.value, o.source, o.line)]
+            await self._apply(changes, self.clock())
+            self.counters.inc("claims", len(batch))
 
     def _observe_log(self, rule: Rule, record: LogRecord, now: float) -> list[Change]:
         self._last_received = max(self._last_received, record.received)

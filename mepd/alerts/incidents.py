@@ -170,7 +170,8 @@ class Incidents:
                     if inc.notified == "firing":
                         self.unsent_resolved[inc.id] = inc
                         self._next_flush.setdefault(self.group_key(inc), now + self.cfg.group_wait)
-                    history.append(History(inc.id, now, "resolved", {"by": "rule", "value": ch.value}))
+                    history.append(History(inc.id, now, "resolved", {"by": ch.by, "value": ch.value}))
+                    history += [History(inc.id, now, event, detail) for event, detail in ch.notes]
                     events.append(("resolved", inc))
                     self.counters.inc("incidents.resolved")
                     dirty[inc.id] = inc
@@ -186,6 +187,7 @@ class Incidents:
                         value=ch.value if ch.value is not None else inc.value, summary=ch.summary,
                         lines=inc.lines + ch.lines[:room],
                     )
+                history += [History(inc.id, now, event, detail) for event, detail in ch.notes]
                 self.open[fp] = inc
                 dirty[inc.id] = inc
             await self._commit(list(dirty.values()), history, outbox, now=now)

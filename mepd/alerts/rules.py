@@ -12,6 +12,18 @@ or `now` for samples), which is monotonic here whatever the senders' clocks
 say.  A line evaluated late (the engine waited on a locked disk) still counts
 where it arrived; the engine ticks log rules at the arrival time of the last
 line it read while more wait.
+
+A metric rule also takes *claims*: a value a device's own log states before
+any poll reads it (a link-down line: `oper_up` 0).  A claim that breaches
+fires at once (no `for`, no `samples`: the device said so) or adds to the
+open incident; one that clears resolves only where the rule's own clear
+condition holds for it.  The first poll measured after a claim gives the
+verdict, noted in the incident's history as `confirmed` or `disagreed`; the
+poll then decides as it always does (it reads the present state, the log
+told of a moment), so a disagreeing poll resolves the incident if the rule
+clears on its value, with a summary saying that the log and the counters
+disagree (a bounce shorter than the poll interval, a lost up line, or a line
+about another interface).
 """
 
 from __future__ import annotations
@@ -21,7 +33,7 @@ import json
 import math
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Final, Literal, Protocol
 
@@ -58,6 +70,8 @@ class Change:
     count: int
     summary: str
     lines: tuple[str, ...] = ()
+    by: str = "rule"  # what resolved it: the rule on polled data, or a claim's source ("log")
+    notes: tuple[tuple[str, Mapping[str, object]], ...] = ()  # more history events for its incident
 
 
 def fingerprint(rule: str, series: Mapping[str, str]) -> str:
@@ -133,6 +147,10 @@ class Rule:
     def tick(self, now: float) -> list[Change]:  # noqa: ARG002 - kinds override
         return []
 
+    def observe_claim(self, key: str, ts: float, value: float, source: str, line: str) -> list[Change]:  # noqa: ARG002
+        """A value of metric `key` a device's own `source` stated at `ts`: only threshold rules act on it."""
+        return []
+
     def firing(self, series: Mapping[str, str]) -> bool:
         s = self.series.get(self.key_of(series))
         return s is not None and s.firing
@@ -155,6 +173,7 @@ class Rule:
     def change(
         self, kind: ChangeKind, key: SeriesKey, ts: float, value: float | None, count: int,
         *, lines: tuple[str, ...] = (), total: int | None = None, line: Mapping[str, object] | None = None,
+        by: str = "rule", notes: tuple[tuple[str, Mapping[str, object]], ...] = (),
     ) -> Change:
         """`count` is what this change adds to the incident; `total` (default `count`) is what the summary shows;
         `line` is the fields of a log rule's matching line (and a distinct rule's {distinct} and
@@ -169,7 +188,17 @@ class Rule:
             "absent": format_duration(self.cfg.absent), "silent": format_duration(value or 0.0),
             "metric": self.cfg.metric, **labels, "labels": labels, **(line or {}),
         }
-        return Change(self.name, kind, series, ts, value, count, render(self.template, fields), lines)
+        return Change(self.name, kind, series, ts, value, count, render(self.template, fields), lines, by, notes)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a device's own log said of a metric, waiting for the next poll's verdict."""
+
+    ts: float
+    value: float
+    source: str
+    line: str
 
 
 @dataclass(slots=True)
@@ -179,6 +208,7 @@ class _Threshold:
     run: int = 0
     last_ts: float = -math.inf
     total: int = 0
+    claim: Claim | None = None
 
 
 class MetricRule(Rule):
@@ -218,10 +248,51 @@ class MetricRule(Rule):
             return []
         if s is None:
             s = self.series[key] = _Threshold()
-        if sample.ts <= s.last_ts:
+        if sample.ts <= s.last_ts:  # older than the newest sample, or than a claim: older news
             return []
         s.last_ts, v = sample.ts, sample.value
-        return self._evaluate(s, key, sample.ts, v)
+        claim, s.claim = s.claim, None
+        changes = self._evaluate(s, key, sample.ts, v)
+        return self._verdict(claim, sample, changes) if claim is not None and changes else changes
+
+    def observe_claim(self, key: str, ts: float, value: float, source: str, line: str) -> list[Change]:
+        k = (key,)
+        s = self.series.get(k)
+        if s is None and not self.glob.match(key):
+            return []
+        if s is None:
+            s = self.series[k] = _Threshold()
+        if ts <= s.last_ts:  # a poll measured after it already told
+            return []
+        lines = (line,) if line else ()
+        note = (source, {"value": value, "line": line})
+        if self.breaches(value):
+            s.claim, s.last_ts = Claim(ts, value, source, line), ts
+            if s.firing:
+                s.total += 1
+                return [self.change("update", k, ts, value, 1, lines=lines, total=s.total, notes=(note,))]
+            s.firing, s.since, s.run, s.total = True, ts, 1, 1
+            return [self.change("fire", k, ts, value, 1, lines=lines, notes=(note,))]
+        if s.firing and self.clears(value):
+            s.claim, s.last_ts = Claim(ts, value, source, line), ts
+            s.firing, s.since, s.run = False, None, 0
+            return [self.change("resolve", k, ts, value, 0, by=source, notes=(note,))]
+        return []
+
+    def _verdict(self, claim: Claim, sample: Sample, changes: list[Change]) -> list[Change]:
+        """The poll after a claim: its change carries whether the device's log and its counters agree."""
+        assert sample.value is not None
+        agree = self.breaches(sample.value) == self.breaches(claim.value)
+        detail: dict[str, object] = {"value": sample.value, claim.source: claim.value, "claimed": rfc3339(claim.ts),
+                                     "line": claim.line}
+        first = changes[0]
+        if agree:
+            return [replace(first, notes=(*first.notes, ("confirmed", detail))), *changes[1:]]
+        said = (f"the device's {claim.source} said {sample.key} = {claim.value:g} at {rfc3339(claim.ts)},"
+                f" the poll at {rfc3339(sample.ts)} read {sample.value:g}: {claim.source} and counters disagree")
+        detail["note"] = said
+        return [replace(first, summary=f"{first.summary} ({said})", notes=(*first.notes, ("disagreed", detail))),
+                *changes[1:]]
 
     def _evaluate(self, s: _Threshold, key: SeriesKey, ts: float, v: float) -> list[Change]:
         if s.firing:
@@ -266,6 +337,10 @@ class DerivedRule(MetricRule):
         if not sample.key.startswith(self.prefix):
             return []
         return super().observe_sample(Sample(sample.key[len(self.prefix):], sample.ts, sample.value), now)
+
+    def observe_claim(self, key: str, ts: float, value: float, source: str, line: str) -> list[Change]:  # noqa: ARG002
+        """Its samples are mepd's own derivations, which no device states."""
+        return []
 
 
 class AnomalyRule(DerivedRule):

@@ -6,7 +6,9 @@ its name, its sysName (as the last poll read it) or one of its `syslog_hosts`.
 Its message is then read by `mepd.analysis.links`: a restart is handed to the
 target through the SNMP hub (`restarts`), so its next poll computes no rate
 across it; a link event is matched to the interface of the target's last poll
-(ifName or ifDescr, aliases included).  The timeline (mepd.api.timeline) uses
+(ifName or ifDescr, aliases included) and, through `observe` (the alert
+engine's), states the interface's `oper_up` (0 down, 1 up) at once, so a rule
+on it need not wait for the next poll.  The timeline (mepd.api.timeline) uses
 `DeviceIndex` and the same parse to find a target's linked lines in the store.
 """
 
@@ -129,12 +131,22 @@ def link_record(index: DeviceIndex, hub: HubLike, rec: LogRecord) -> DeviceEvent
     return DeviceEvent(target, link, interface)
 
 
+# (metric key, arrival time, value, the line): what a link line states, for the alert engine
+Observe = Callable[[str, float, float, str], None]
+
+
+def oper_up_key(target: str, interface: str) -> str:
+    """The key of the interface's polled `oper_up` (mepd.sources.snmp.interfaces), which a link line states."""
+    return f"snmp.{target}.{interface}.oper_up"
+
+
 class DeviceLogs:
     """The consumer: links each record to its target, hands restarts to the targets' polls."""
 
     def __init__(self, targets: Sequence[TargetLike], hub: HubLike, logs: Subscription[LogRecord],
-                 *, batch_size: int = 2000) -> None:
+                 *, observe: Observe | None = None, batch_size: int = 2000) -> None:
         self.name = "analysis/devices"
+        self.observe = observe
         self.counters = Counters()
         self.counters.declare("linked", "link_events", "restarts", "unknown_interface")
         self.hub = hub
@@ -180,7 +192,11 @@ class DeviceLogs:
                 self.counters.inc("unknown_interface")
             else:
                 self.counters.inc("link_events")
+                if self.observe is not None:
+                    self.observe(oper_up_key(event.target, event.interface), rec.received,
+                                 0.0 if event.link.event == "down" else 1.0, rec.message)
 
 
-def create(targets: Sequence[TargetLike], hub: HubLike, logs: Subscription[LogRecord]) -> DeviceLogs:
-    return DeviceLogs(targets, hub, logs)
+def create(targets: Sequence[TargetLike], hub: HubLike, logs: Subscription[LogRecord],
+           observe: Observe | None = None) -> DeviceLogs:
+    return DeviceLogs(targets, hub, logs, observe=observe)

@@ -2,8 +2,9 @@
 
 `GET /v1/timeline/{subject}?since=1d[&until=T]`, subject `snmp.<target>` or
 `snmp.<target>.<interface>` (the interface as in its metric keys).  The lines
-are the stored records of the target's device (mepd.analysis.devicelogs: by
-its address or host names), for an interface those that name it (through
+are the stored records of the target's device (mepd.analysis.devicelogs: sent
+from its address, or naming as their host its address or one of its host
+names), for an interface those that name it (through
 mepd.analysis.links, aliases included), found again at query time by the same
 rules, so nothing extra is stored.  The incidents are those whose series key
 is the subject's or one of its keys (an interface's `oper_up` rule), with the
@@ -59,6 +60,14 @@ def epoch(stamp: object) -> float:
     return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
 
 
+def _interface_of(inc: Incident, target: str) -> str | None:
+    """The interface an incident is about: its `interface` label, or the third part of its `snmp.T.I.*` key."""
+    if found := inc.labels.get("interface"):
+        return found
+    parts = inc.labels.get("key", "").split(".")
+    return parts[2] if len(parts) >= 4 and parts[:2] == ["snmp", target] else None
+
+
 def _concerns(inc: Incident, subject: Subject) -> bool:
     key = inc.labels.get("key", "")
     if key == subject.key or key.startswith(subject.key + "."):
@@ -69,14 +78,19 @@ def _concerns(inc: Incident, subject: Subject) -> bool:
 
 async def timeline(subject: Subject, since: float, until: float, *, targets: Sequence[TargetLike], hub: HubLike,
                    logs: LogsLike, alerts: AlertsLike | None) -> list[dict[str, Any]]:
-    """The subject's events in time order, as JSON objects with `ts` (RFC 3339) and `kind` (log, incident)."""
+    """The subject's events in time order, as JSON objects with `ts` (RFC 3339), `kind` (log, incident) and
+    `interface` (None: the whole device)."""
     if not any(t.name == subject.target for t in targets):
         raise LookupError(f"no SNMP target {subject.target!r}")
     index = DeviceIndex.build(targets, hub.sys_names)
     events: list[tuple[float, dict[str, Any]]] = []
     seen: set[object] = set()
-    for host in sorted(set(index.hosts_of(subject.target)) | set(index.addresses_of(subject.target))):
-        for row in await logs.query(LogQuery(since=since, until=until, host=host, limit=MAX_LINES)):
+    queries = [LogQuery(since=since, until=until, host=host, limit=MAX_LINES)
+               for host in sorted(set(index.hosts_of(subject.target)) | set(index.addresses_of(subject.target)))]
+    queries += [LogQuery(since=since, until=until, peer=address, limit=MAX_LINES)
+                for address in sorted(index.addresses_of(subject.target))]
+    for q in queries:
+        for row in await logs.query(q):
             if row.get("id") in seen:
                 continue
             seen.add(row.get("id"))
@@ -103,7 +117,7 @@ async def timeline(subject: Subject, since: float, until: float, *, targets: Seq
                     detail = {k: v for k, v in entry.items() if k not in ("ts", "event")}
                     events.append((ts, {"ts": entry["ts"], "kind": "incident", "event": entry["event"],
                                         "incident": inc.id, "rule": inc.rule, "summary": inc.summary,
-                                        "detail": detail}))
+                                        "interface": _interface_of(inc, subject.target), "detail": detail}))
     events.sort(key=lambda e: e[0])
     return [e for _, e in events]
 

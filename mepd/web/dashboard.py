@@ -93,6 +93,15 @@ class Dashboard:
         events = await self.data.timeline(target, name, now - PERIODS[TIMELINE_PERIOD], now)
         return pages.interface(ctx, view, stats, self.data.step_of(target), forecasts, events)
 
+    async def target_timeline(self, ctx: Ctx, target: str) -> str:
+        """An SNMP target's whole timeline over the last day: the interface page's table, for every interface."""
+        now = time.time()
+        events = await self.data.timeline(target, None, now - PERIODS[TIMELINE_PERIOD], now) if NAME.fullmatch(
+            target) else None
+        if events is None:
+            raise NotFound(f"no SNMP target {target!r}")
+        return pages.target_timeline(ctx, target, events, self.data.step_of(target))
+
     async def web_source(self, ctx: Ctx, name: str) -> str:
         if not NAME.fullmatch(name):
             raise NotFound(f"no web source {name!r}")

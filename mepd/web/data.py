@@ -132,6 +132,7 @@ class TargetView:
     error: str | None
     step: float
     interfaces: tuple[InterfaceView, ...]
+    timeline: bool = False  # an SNMP target of this daemon: it has a timeline page
 
     @property
     def down(self) -> list[InterfaceView]:
@@ -321,12 +322,13 @@ class DashboardData:
                 with contextlib.suppress(RrdError):
                     interfaces.append(await self.interface(name, iface))
             out.append(TargetView(name, cfg.host if cfg else "this host" if name == host else "", state, error,
-                                  step, tuple(interfaces)))
+                                  step, tuple(interfaces), timeline=cfg is not None and name != host))
         return out
 
-    async def timeline(self, target: str, name: str, since: float, until: float) -> list[dict[str, Any]] | None:
-        """An SNMP interface's timeline (as `mepctl timeline`); None when the target is not an SNMP target
-        of this daemon (the host's own interfaces, a target only in the RRDs)."""
+    async def timeline(self, target: str, name: str | None, since: float, until: float
+                       ) -> list[dict[str, Any]] | None:
+        """An SNMP interface's timeline, or the whole target's (`name` None), as `mepctl timeline`; None when
+        the target is not an SNMP target of this daemon (the host's own interfaces, a target only in the RRDs)."""
         if self.is_host(target):
             return None
         try:

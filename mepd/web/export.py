@@ -1,6 +1,6 @@
 """Static export: the dashboard as HTML and PNG files for any web server, like MRTG's WorkDir.
 
-The files have the live server's paths (index.html, if/T/I.html, graph/KEY/day.png...)
+The files have the live server's paths (index.html, if/T/I.html, timeline/T.html, graph/KEY/day.png...)
 and relative links only, so the folder can be served under any URL or opened
 from disk.  Forms and the live tail are left out.  Each file is written to a
 temporary name and renamed, so a web server never sends half a page; graphs
@@ -17,7 +17,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -54,6 +54,12 @@ class Exporter:
     def __init__(self, dashboard: Dashboard) -> None:
         self.dashboard = dashboard
 
+    async def _timelines(self, put: Callable[[str, str], Awaitable[None]]) -> None:
+        """Each SNMP target's timeline page."""
+        for t in self.dashboard.daemon.cfg.snmp.target:
+            await put(f"timeline/{t.name}.html", await self.dashboard.target_timeline(self.dashboard.ctx(
+                "../", static=True), t.name))
+
     async def export(self, folder: str) -> ExportResult:
         """Write every page and graph under `folder` (absolute; created if needed); returns what was written."""
         began = time.monotonic()
@@ -80,6 +86,7 @@ class Exporter:
                     log.warning("export: skipping %s %s: %s", target, name, e)
                     continue
                 await put(f"if/{target}/{name}.html", page)
+        await self._timelines(put)
         for key in await d.host_graph_keys():
             for graph in GRAPH_NAMES:
                 await put(f"graph/{key}/{graph}.png", await d.graph(key, graph, "png"))

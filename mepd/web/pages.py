@@ -70,6 +70,10 @@ def interface_url(ctx: Ctx, target: str, name: str) -> str:
     return f"{ctx.root}if/{target}/{name}.html"
 
 
+def timeline_url(ctx: Ctx, target: str) -> str:
+    return f"{ctx.root}timeline/{target}.html"
+
+
 def img(ctx: Ctx, key: str, period: str, alt: str, size: str) -> str:
     width, height = SIZES["mini" if size == "mini" else "full"]
     return (f'<img src="{h(graph_url(ctx, key, period))}" width="{width}" height="{height}" alt="{h(alt)}" '
@@ -174,8 +178,9 @@ def targets_section(ctx: Ctx, targets: Sequence[TargetView]) -> str:
     for t in targets:
         error = f' <span class=muted>{h(t.error)}</span>' if t.error else ""
         host = f' <span class=muted>{h(t.host)}</span>' if t.host else ""
+        timeline = f' <a class=timeline href="{h(timeline_url(ctx, t.name))}">timeline</a>' if t.timeline else ""
         parts.append(f'<div class=target id="target-{h(t.name)}"><h3>{h(t.name)}{host} '
-                     f"{badge(t.summary, target_kind(t))}{error}</h3><div class=cards>")
+                     f"{badge(t.summary, target_kind(t))}{error}{timeline}</h3><div class=cards>")
         parts += [interface_card(ctx, i) for i in t.interfaces]
         if not t.interfaces:
             parts.append("<p class=muted>No interface data yet.</p>")
@@ -244,22 +249,41 @@ def _crossing(f: Forecast) -> str:
     return f"{f.key.rpartition('.')[2].removesuffix('_bps')} reaches {si(f.threshold, 'b/s')} {when}"
 
 
-def timeline_section(events: Sequence[Mapping[str, Any]]) -> str:
-    """The interface's timeline, as `mepctl timeline` shows it: its device's lines, its incidents' history."""
+def timeline_section(events: Sequence[Mapping[str, Any]], ctx: Ctx | None = None, target: str = "") -> str:
+    """An interface's timeline, as `mepctl timeline` shows it: its device's lines, its incidents' history; with
+    `ctx` and `target`, a whole target's, with a column linking each event's interface."""
     head = "<section id=timeline><h2>Timeline, last day</h2>"
     if not events:
         return head + "<p class=muted>No events.</p></section>"
-    rows = [f'<tr class="kind-{h(e["kind"])}"><td>{h(local_time(e["ts"]))}</td><td>{h(e["kind"])}</td>'
+
+    def where(e: Mapping[str, Any]) -> str:
+        if ctx is None:
+            return ""
+        name = e.get("interface")
+        link = f'<a href="{h(interface_url(ctx, target, name))}">{h(name)}</a>' if name else "device"
+        return f"<td>{link}</td>"
+
+    rows = [f'<tr class="kind-{h(e["kind"])}"><td>{h(local_time(e["ts"]))}</td><td>{h(e["kind"])}</td>{where(e)}'
             f'<td>{h(e.get("event") or "-")}</td><td class=msg>{h(timeline_what(e))}</td></tr>' for e in events]
-    return (head + "<div class=scroll><table class=list><tr><th>time</th><th>kind</th><th>event</th><th>what</th>"
-            "</tr>" + "".join(rows) + "</table></div></section>")
+    column = "<th>interface</th>" if ctx is not None else ""
+    return (head + f"<div class=scroll><table class=list><tr><th>time</th><th>kind</th>{column}<th>event</th>"
+            "<th>what</th></tr>" + "".join(rows) + "</table></div></section>")
+
+
+def target_timeline(ctx: Ctx, target: str, events: Sequence[Mapping[str, Any]], step: float) -> str:
+    """A target's timeline page: its device's lines (link changes, restarts, the rest), its interfaces' incidents
+    and theirs, on one time axis; each interface linked to its page."""
+    intro = (f'<p><a href="{ctx.root}index.html#target-{h(target)}">{h(target)}</a>: the lines its device sent'
+             " (link changes, restarts and the rest) and the history of its and its interfaces' incidents.</p>")
+    return layout(ctx, f"{target} timeline", intro + timeline_section(events, ctx, target), refresh=step)
 
 
 def interface(ctx: Ctx, i: InterfaceView, stats: Mapping[str, tuple[Stat, Stat]], step: float,
               forecasts: Sequence[Forecast] = (), events: Sequence[Mapping[str, Any]] | None = None) -> str:
     """`events`: the interface's timeline (None: not an SNMP target's interface, no timeline)."""
     status_kind = {"up": "ok", "down": "bad"}.get(i.status, "muted")
-    info = [("Target", f'<a href="{ctx.root}index.html#target-{h(i.target)}">{h(i.target)}</a>'),
+    timeline = f' (<a href="{h(timeline_url(ctx, i.target))}">timeline</a>)' if events is not None else ""
+    info = [("Target", f'<a href="{ctx.root}index.html#target-{h(i.target)}">{h(i.target)}</a>{timeline}'),
             ("Interface", h(i.name)), ("ifAlias", h(i.alias or "-")), ("ifDescr", h(i.descr or "-")),
             ("ifIndex", h(i.index if i.index is not None else "-")), ("Speed", h(si(i.speed_bps, "b/s"))),
             ("Status", badge(i.status, status_kind)), ("Last update", h(when(i.updated)))]

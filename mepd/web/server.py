@@ -237,6 +237,7 @@ class Site:
             web.get("/", self.overview),
             web.get("/index.html", self.overview),
             web.get("/if/{target}/{name}.html", self.interface),
+            web.get("/timeline/{target}.html", self.target_timeline),
             web.get("/web/{name}.html", self.web_source),
             web.get("/logs.html", self.logs),
             web.get("/logs/stream", self.stream),
@@ -342,6 +343,10 @@ class Site:
     async def interface(self, request: web.Request) -> web.Response:
         target, name = request.match_info["target"], request.match_info["name"]
         return await self._page(request, lambda ctx: self.dashboard.interface(ctx, target, name))
+
+    async def target_timeline(self, request: web.Request) -> web.Response:
+        target = request.match_info["target"]
+        return await self._page(request, lambda ctx: self.dashboard.target_timeline(ctx, target))
 
     async def web_source(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]

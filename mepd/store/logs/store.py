@@ -124,6 +124,10 @@ def _where(q: LogQuery, fts_upto: int) -> tuple[str, list[Any]]:
         if value is not None:
             clauses.append(f"{column} {op} ?")
             args.append(value)
+    if q.peer is not None:  # stored as "ip:port" or "[v6]:port" (mepd.sources.syslog.server)
+        prefix = f"[{q.peer}]:" if ":" in q.peer else f"{q.peer}:"
+        clauses.append("(peer = ? OR substr(peer, 1, ?) = ?)")
+        args += [q.peer, len(prefix), prefix]
     if q.grep:
         scan = "instr(lower(message), lower(?)) > 0"
         if len(q.grep) >= 3:

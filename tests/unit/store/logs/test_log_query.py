@@ -115,3 +115,21 @@ async def test_an_answer_past_its_size_is_refused(store: LogStore, monkeypatch: 
     with pytest.raises(QueryLimitError, match="would take more than 0 MiB; narrow it"):
         await store.query(LogQuery(limit=0))
     assert len(await store.query(LogQuery(limit=2))) == 2
+
+
+async def test_a_query_by_peer_finds_the_senders_lines_whatever_their_port_or_host(store: LogStore) -> None:
+    now = time.time()
+    await store.write([
+        rec(now, "v4", now, host="sw1.example.net", peer="192.0.2.1:50514"),
+        rec(now, "v4 other port", now, host="whatever", peer="192.0.2.1:514"),
+        rec(now, "another sender", now, host="sw1.example.net", peer="192.0.2.11:514"),
+        rec(now, "v6", now, peer="[2001:db8::1]:514"),
+        rec(now, "v6 other", now, peer="[2001:db8::10]:514"),
+        rec(now, "no peer", now, host="192.0.2.1"),
+    ])
+
+    async def messages(peer: str) -> list[object]:
+        return sorted(r["message"] for r in await store.query(LogQuery(peer=peer)))
+
+    assert await messages("192.0.2.1") == ["v4", "v4 other port"]
+    assert await messages("2001:db8::1") == ["v6"]
