@@ -86,7 +86,8 @@ class DeviceIndex:
             for name in (t.host, *t.syslog_hosts, sys_names.get(t.name, "")):
                 if name:
                     by_name.setdefault(name.lower(), t.name)
-                    by_name.setdefault(name.lower().split(".")[0], t.name)  # sysName is often the FQDN
+                    if peer_address(name) is None:  # an address's first octet is no host's name
+                        by_name.setdefault(name.lower().split(".")[0], t.name)  # sysName is often the FQDN
         return cls(by_address, by_name)
 
     def target_of(self, rec: LogRecord) -> str | None:
