@@ -23,9 +23,9 @@ API_VERSION: Final = 1
 API_HEADER: Final = "X-Mepd-Api"
 DEFAULT_LIMIT: Final = 1000
 # `mepctl logs`' filters, as query parameters of /v1/logs and of the dashboard's /logs.
-LOG_FILTERS: Final = ("since", "until", "host", "app", "severity", "grep", "source", "node", "limit")
+LOG_FILTERS: Final = ("since", "until", "host", "peer", "app", "severity", "grep", "source", "node", "limit")
 # What a live tail keeps: the time bounds and the limit select the records already stored.
-FOLLOW_FILTERS: Final = ("host", "app", "severity", "grep", "source", "node")
+FOLLOW_FILTERS: Final = ("host", "peer", "app", "severity", "grep", "source", "node")
 # A search phrase's cost grows with its length (an 8,000-character one took 6.7 s and 590 MB of trigram
 # lists); a distinctive fragment of a line is far shorter than this.
 MAX_GREP: Final = 256
@@ -51,6 +51,7 @@ def log_query(params: Mapping[str, str], now: float, default_limit: int = DEFAUL
         since=parse_time(since, now) if since else None,
         until=parse_time(until, now) if until else None,
         host=opt("host"),
+        peer=opt("peer"),
         app=opt("app"),
         max_severity=severity_number(severity) if severity else None,
         grep=grep,

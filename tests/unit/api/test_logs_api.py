@@ -120,3 +120,16 @@ async def test_status_answers_while_two_worst_case_searches_run(api: tuple[ApiSe
         finally:
             release.set()
         assert [(await s)["records"] for s in searches] == [[], []]
+
+
+async def test_logs_and_follow_filter_by_the_senders_address(api: tuple[ApiServer, LogStore]) -> None:
+    server, store = api
+    now = time.time()
+    await store.write([LogRecord(ts=now, received=now, message=f"from {peer}", source="syslog/udp", peer=peer)
+                       for peer in ("192.0.2.1:514", "192.0.2.10:514", "[2001:db8::1]:514")])
+    async with Client(server.path) as client:
+        for address, expected in (("192.0.2.1", "from 192.0.2.1:514"), ("2001:db8::1", "from [2001:db8::1]:514")):
+            found = await client.request("GET", "/v1/logs", {"peer": address, "limit": "0"})
+            assert [r["message"] for r in found["records"]] == [expected]
+            first = await anext(client.stream("/v1/logs", {"peer": address, "follow": "1"}))
+            assert first["message"] == expected
