@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import Mepd, snmp_target, wait_for
+from tests.helpers import Mepd, free_port, snmp_target, wait_for
 from tests.integration.fleet.conftest import NatsServer
 from tests.integration.snmp.conftest import COMMUNITY, Snmpd, snmpd, world_readable_tmp  # noqa: F401 - fixtures
 
@@ -21,8 +21,8 @@ def edge_config(server: NatsServer, agent: Snmpd) -> str:
             + f'[fleet]\nservers = ["{server.url}"]\nnode = "poller1"\npublish = ["metrics"]\n')
 
 
-def central_config(server: NatsServer) -> str:
-    return (f'[fleet]\nservers = ["{server.url}"]\nnode = "central"\npublish = []\n'
+def central_config(server: NatsServer, http: int) -> str:
+    return (f'[http]\nlisten = "127.0.0.1:{http}"\n[fleet]\nservers = ["{server.url}"]\nnode = "central"\npublish = []\n'
             '[fleet.central]\nenabled = true\nconsumer = "c1"\n')
 
 
@@ -58,7 +58,8 @@ def assert_same_rows(edge: Mepd, central: Mepd, start: int, end: int) -> list[st
 def test_the_centrals_rrd_holds_the_edges_rows_across_kill_9_of_central_and_edge(
         nats_server: NatsServer, mepd_factory: MakeMepd, snmpd: Snmpd) -> None:  # noqa: F811 - fixture
     edge = mepd_factory(edge_config(nats_server, snmpd)).start()
-    central = mepd_factory(central_config(nats_server)).start()
+    http = free_port()
+    central = mepd_factory(central_config(nats_server, http)).start()
     first = wait_for(lambda: last_update(edge.root / RRD), what="the edge's first row")
     end = wait_for(lambda: caught_up(edge, central, first + 4), what="the central's file caught up")
     known = assert_same_rows(edge, central, first, end)
@@ -88,3 +89,6 @@ def test_the_centrals_rrd_holds_the_edges_rows_across_kill_9_of_central_and_edge
     info = subprocess.run(["rrdtool", "info", str(central.root / RRD)], capture_output=True, text=True,
                           check=True).stdout
     assert "step = 1\n" in info  # the edge's layout (its 1s interval), not the central's default 5m
+    overview = central.dashboard_get(f"http://127.0.0.1:{http}/").decode()
+    assert "if/box/lo.html" in overview  # the edge's target among the central's interfaces
+    assert b"lo" in central.dashboard_get(f"http://127.0.0.1:{http}/if/box/lo.html")
