@@ -22,7 +22,8 @@ def edge_config(server: NatsServer, agent: Snmpd) -> str:
 
 
 def central_config(server: NatsServer, http: int) -> str:
-    return (f'[http]\nlisten = "127.0.0.1:{http}"\n[fleet]\nservers = ["{server.url}"]\nnode = "central"\npublish = []\n'
+    return (f'[http]\nlisten = "127.0.0.1:{http}"\n'
+            f'[fleet]\nservers = ["{server.url}"]\nnode = "central"\npublish = []\n'
             '[fleet.central]\nenabled = true\nconsumer = "c1"\n')
 
 
