@@ -46,6 +46,7 @@ from mepd.export import remote_write
 from mepd.fleet import api as fleet_api
 from mepd.fleet import consumer as fleet_consumer
 from mepd.fleet import incidents as fleet_incidents
+from mepd.fleet import metrics as fleet_metrics
 from mepd.fleet import publisher as fleet_publisher
 from mepd.model import LogRecord
 from mepd.pipeline import Accept, Counters, Pipeline, from_sources
@@ -160,6 +161,8 @@ class App:
                                   functools.partial(fleet_consumer.create, cfg.fleet, self.logstore, self.alerts.logs)))
                 specs.append(Spec("fleet/central-incidents", cfg.fleet, functools.partial(
                     fleet_incidents.create_consumer, cfg.fleet, cfg.daemon.state_dir)))
+                specs.append(Spec("fleet/central-metrics", cfg.fleet, functools.partial(
+                    fleet_metrics.create_consumer, cfg.fleet, self.rrdstore)))
         if cfg.http.listen:
             dashboard = functools.partial(web_server.create, cfg.http, cfg.daemon.state_dir, self.dashboard)
             specs.append(Spec("http", cfg.http, dashboard))
@@ -187,12 +190,16 @@ class App:
         devices = self.pipeline.logs.subscribe("analysis/devices", self.cfg.daemon.queue_size)
         self.devicelogs = devicelogs.create(self.cfg.snmp.target, self.snmp_hub, devices, self._link_line)
         node = self.cfg.fleet.node_name if self.cfg.fleet is not None else default_node()
-        exports = []
+        exports: list[Component] = []
         for i, rw in enumerate(self.cfg.metrics.remote_write):
             name = f"export/remote_write{i}"
             exported = self.pipeline.samples.subscribe(name, self.cfg.daemon.queue_size, durable=True)
             exports.append(remote_write.RemoteWrite(rw, name, self.cfg.daemon.state_dir, node, exported,
                                                     self.host_mounts))
+        if self.cfg.fleet is not None and publishes_metrics(self.cfg):
+            published = self.pipeline.samples.subscribe("fleet/metrics", self.cfg.daemon.queue_size, durable=True)
+            exports.append(fleet_metrics.create_publisher(self.cfg.fleet, self.cfg.daemon.state_dir, published,
+                                                          lambda: self.rrdstore.layouts))
         return [
             self.weblog,
             self.logmetrics,
@@ -319,6 +326,8 @@ class App:
             warnings = [f"changes to [{section}] take effect at the next restart"
                         for section in ("daemon", "storage", "metrics")
                         if getattr(new, section) != getattr(self.cfg, section)]
+            if new.fleet != self.cfg.fleet and (publishes_metrics(new) or publishes_metrics(self.cfg)):
+                warnings.append("changes to [fleet] take effect for publishing metrics at the next restart")
             for warning in warnings:
                 log.warning("reload: %s", warning)
             wanted = {spec.key: spec for spec in self.specs(new)}
@@ -370,6 +379,11 @@ class App:
         return DaemonStatus(__version__, os.getpid(), self.started, time.time() - self.started, self.cfg.file,
                             [s.status() for s in sups], self.pipeline.status(), await self.logstore.stats(),
                             self.reloads.snapshot(), self.last_reload_error)
+
+
+def publishes_metrics(cfg: Config) -> bool:
+    """`[fleet] publish` holds "metrics": a consumer of the sample channel, built at start like the stores'."""
+    return cfg.fleet is not None and "metrics" in cfg.fleet.publish
 
 
 def web_records(cfg: Config) -> Accept[LogRecord]:

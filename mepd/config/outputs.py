@@ -92,8 +92,9 @@ class FleetConfig:
     tls_cert: FilePath = ""
     tls_key: FilePath = ""
     replicas: int = 1  # of the streams mepd creates: 3 on a three-server cluster
-    publish: tuple[Literal["logs", "incidents"], ...] = ("logs", "incidents")
+    publish: tuple[Literal["logs", "incidents", "metrics"], ...] = ("logs", "incidents")
     batch_size: int = 500  # records per message
+    metrics_queue_max: int = 1_000_000  # samples waiting on disk to be published; beyond, the oldest are dropped
     duplicate_window: Duration = 120.0
     max_age: Duration = 7 * 86400.0  # of the streams mepd creates: how long a central may stay away
     timeout: Duration = 5.0  # for one publish acknowledgement or one API request
@@ -130,6 +131,8 @@ class FleetConfig:
             yield "publish", "lists a kind twice"
         if self.batch_size < 1:
             yield "batch_size", f"must be at least 1, got {self.batch_size}"
+        if self.metrics_queue_max < 1:
+            yield "metrics_queue_max", f"must be at least 1, got {self.metrics_queue_max}"
         if self.duplicate_window < 1:
             yield "duplicate_window", "must be at least 1s"
         if self.max_age < self.duplicate_window:

@@ -34,8 +34,9 @@ class Stream:
 
 LOGS: Final = Stream("MEPD_LOGS", "logs")
 EVENTS: Final = Stream("MEPD_EVENTS", "incidents")
+METRICS: Final = Stream("MEPD_METRICS", "metrics")
 HEARTBEATS: Final = Stream("MEPD_HEARTBEATS", "heartbeat", per_subject=1)  # each node's latest
-STREAMS: Final = (LOGS, EVENTS, HEARTBEATS)
+STREAMS: Final = (LOGS, EVENTS, METRICS, HEARTBEATS)
 
 
 class StreamMismatchError(MepdError):
