@@ -36,20 +36,26 @@ T = TypeVar("T")
 
 class Thread:
     """One thread running blocking calls in the order made: for work that is small per call or needs the
-    daemon's objects (a SQLite connection, the journal's handle), where a worker process would cost more."""
+    daemon's objects (a SQLite connection, the journal's handle), where a worker process would cost more.
+    The thread starts at the first call, and again at the first call after `stop` (a component run again)."""
 
     def __init__(self, name: str) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self.name = name
+        self._pool: ThreadPoolExecutor | None = None
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
         return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
     def stop(self, wait: bool = True, last: Callable[[], object] | None = None) -> None:
         """No more calls, then `last` (closing a handle: queued behind a call still running, never under it);
         with `wait`, returns once they have run."""
-        if last is not None:
-            self._pool.submit(last)
-        self._pool.shutdown(wait=wait)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            if last is not None:
+                pool.submit(last)
+            pool.shutdown(wait=wait)
 
 
 def worker_argv() -> list[str]:

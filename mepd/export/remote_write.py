@@ -21,8 +21,7 @@ import os
 import sqlite3
 import ssl
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Final, Literal, ParamSpec, TypeVar
+from typing import Final, Literal
 
 import aiohttp
 import cramjam
@@ -33,14 +32,13 @@ from mepd.export import prompb
 from mepd.model import Sample
 from mepd.pipeline import Counters, Subscription
 from mepd.web.prometheus import series
+from mepd.workers import Thread
 
 log = logging.getLogger(__name__)
 
 LINGER: Final = 1.0  # seconds the consumer waits for a fuller batch before queuing what it has
 BACKOFF_MIN: Final = 0.5
 BACKOFF_MAX: Final = 30.0
-P = ParamSpec("P")
-R = TypeVar("R")
 Row = tuple[int, bytes, float, int]  # queue id, encoded labels, value, timestamp in ms
 Outcome = Literal["sent", "rejected", "retry"]
 
@@ -133,17 +131,13 @@ class RemoteWrite:
         self._labels: dict[str, bytes] = {}  # key -> its series' encoded labels
         self._wake = asyncio.Event()
         self._last_error = ""
-        self._thread: ThreadPoolExecutor | None = None
+        self._thread = Thread(self.name)
+        self._call = self._thread.run
 
     def details(self) -> dict[str, object]:
         return {"url": self.cfg.url, **({"last_error": self._last_error} if self._last_error else {})}
 
-    async def _call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        assert self._thread is not None
-        return await asyncio.get_running_loop().run_in_executor(self._thread, lambda: fn(*args, **kwargs))
-
     async def run(self, started: Callable[[], None]) -> None:
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix=self.name)
         try:
             self.counters.set("queued", await self._call(len, self.queue))
             headers = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
@@ -162,7 +156,7 @@ class RemoteWrite:
                     tasks.create_task(self._send(session))
         finally:
             await asyncio.shield(self._call(self.queue.close))
-            self._thread.shutdown(wait=False)
+            self._thread.stop(wait=False)
 
     async def _take(self) -> None:
         """Samples from the pipeline to the disk queue; done once they are on disk."""

@@ -41,9 +41,8 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, ParamSpec, TypeVar
+from typing import Any, Final
 
 import nats.errors
 from nats.aio.msg import Msg
@@ -59,11 +58,10 @@ from mepd.model import Sample, rfc3339
 from mepd.pipeline import Counters, Subscription
 from mepd.store.rrd.files import RrdError, RrdLayout
 from mepd.store.rrd.store import Layouts, RrdStore
+from mepd.workers import Thread
 
 log = logging.getLogger(__name__)
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
 DB: Final = "fleet-metrics.db"
 LAYOUTS: Final = "Mepd-Rrd-Layouts"
@@ -235,14 +233,10 @@ class MetricsPublisher:
         self.subject = streams.METRICS.subject(self.node)
         self.oldest: float | None = None  # time of the oldest sample not yet published
         self._wake = asyncio.Event()
-        self._thread: ThreadPoolExecutor | None = None
-
-    async def _call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        assert self._thread is not None
-        return await asyncio.get_running_loop().run_in_executor(self._thread, lambda: fn(*args, **kwargs))
+        self._thread = Thread(self.name)
+        self._call = self._thread.run
 
     async def run(self, started: Callable[[], None]) -> None:
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix=self.name)
         try:
             await self._count()
             started()
@@ -251,7 +245,7 @@ class MetricsPublisher:
                 tasks.create_task(self._send())
         finally:
             await asyncio.shield(self._call(self.queue.close))
-            self._thread.shutdown(wait=False)
+            self._thread.stop(wait=False)
             await self.link.close()
 
     async def _count(self) -> None:
