@@ -40,13 +40,13 @@ async def forecasts(store: RrdStore) -> list[Forecast]:
     return [forecast(k, await store.stats(k, NOW - DAY, NOW), CAPACITY, NOW) for k in (IN, OUT)]
 
 
-def definition(store: RrdStore, found: list[Forecast], fmt: str = "png") -> list[str]:
+def definition(store: RrdStore, found: list[Forecast]) -> list[str]:
     """The graph's arguments, as the RRD worker makes them (an owner of the files in this process)."""
     lines = [(NOW, f.now_value, f.slope_per_day / 86400) if f.now_value is not None and f.slope_per_day is not None
              else None for f in found]
     owner = _Owner(store.root, [], Layouts(layout(STEP)))
     return owner.trend_args([IN, OUT], lines, NOW - DAY, graph_end(found, NOW, DAY), (CAPACITY, "80 % of 1 Gb/s"),
-                            [(f.crossing, f"{f.key} crossing") for f in found], fmt, "trend", (700, 270))  # type: ignore[arg-type]
+                            [(f.crossing, f"{f.key} crossing") for f in found], "png", "trend", (700, 270))
 
 
 async def test_the_line_drawn_reaches_the_capacity_on_the_forecasts_date(store: RrdStore) -> None:
