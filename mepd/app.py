@@ -371,8 +371,8 @@ def rrd_layouts(cfg: Config) -> Layouts:
     source's at its own `step` (with storage.rrd.step, a longer one outruns the heartbeat and stores unknown
     between samples); the host's at `[host] interval`, one file per group and item (an interface, a mount);
     each check's at its interval; the log-derived ones (`logs.`) at `[logs] step`; forecast rules' samples at
-    `[alert] forecast_interval`; other keys at storage.rrd.step.  The keys of anomaly rules get the Holt-Winters archives of
-    their season."""
+    `[alert] forecast_interval`; other keys at storage.rrd.step.  The keys of anomaly rules get the Holt-Winters
+    archives of their season."""
     targets = [(f"snmp.{t.name}.", t.interval, [config_mod.parse_rra(r) for r in t.rra], snmp_interfaces.METRICS)
                for t in cfg.snmp.target]
     webs = [(weblog_live.metric_prefix(w.name), w.step, (), ()) for w in weblog_live.web_sources(cfg.tail)]
