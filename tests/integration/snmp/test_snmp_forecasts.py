@@ -15,6 +15,7 @@ import struct
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from mepd.model import Sample
@@ -100,7 +101,8 @@ async def rising_traffic(root: str, end: int, step: int) -> None:
     await store.close()
 
 
-def test_the_interface_page_draws_the_trend_to_its_crossing(start_sim: StartSim, mepd_factory: MakeMepd) -> None:
+def test_the_interface_page_draws_the_trend_to_its_crossing(start_sim: StartSim, mepd_factory: MakeMepd,
+                                                            tmp_path: Path) -> None:
     sim = start_sim({"sw": snmprec(1000, [Iface(1, "eth0", speed=1_000_000_000)])})
     http = free_port()
     d = mepd_factory(snmp_target("sw", sim.port, community="sw", interval="300s", interfaces=["eth0"])
@@ -125,3 +127,6 @@ def test_the_interface_page_draws_the_trend_to_its_crossing(start_sim: StartSim,
     assert png.startswith(b"\x89PNG")
     assert struct.unpack(">II", png[16:24]) == (700, 270)  # the size the page's <img> says
     assert d.dashboard_get(f"{base}/graph/snmp.sw.eth0/trend.svg").lstrip().startswith(b"<?xml")
+    d.mepctl("dashboard", "export", str(tmp_path / "site"))  # the static page's graph is written with it
+    assert 'src="../../graph/snmp.sw.eth0/trend.png"' in (tmp_path / "site/if/sw/eth0.html").read_text()
+    assert (tmp_path / "site/graph/snmp.sw.eth0/trend.png").read_bytes().startswith(b"\x89PNG")
