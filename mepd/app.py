@@ -174,8 +174,9 @@ class App:
             specs.append(Spec("report/export", cfg.report, reports))
         if predicted := tuple(r for r in cfg.alert.rule if r.forecast):
             watch = functools.partial(alert_forecasts.ForecastWatch, predicted, cfg.report.forecast_window,
-                                      self.rrdstore, samples)
-            specs.append(Spec("alerts/forecast", (predicted, cfg.report.forecast_window), watch))
+                                      self.rrdstore, samples, interval=cfg.alert.forecast_interval)
+            specs.append(Spec("alerts/forecast", (predicted, cfg.report.forecast_window, cfg.alert.forecast_interval),
+                              watch))
         return specs
 
     def _build_sinks(self) -> list[Component]:
@@ -396,8 +397,8 @@ def rrd_layouts(cfg: Config) -> Layouts:
     source's at its own `step` (with storage.rrd.step, a longer one outruns the heartbeat and stores unknown
     between samples); the host's at `[host] interval`, one file per group and item (an interface, a mount);
     each check's at its interval; the log-derived ones (`logs.`) at `[logs] step`; forecast rules' samples at
-    their interval; other keys at storage.rrd.step.  The keys of anomaly rules get the Holt-Winters archives of
-    their season."""
+    `[alert] forecast_interval`; other keys at storage.rrd.step.  The keys of anomaly rules get the Holt-Winters
+    archives of their season."""
     targets = [(f"snmp.{t.name}.", t.interval, [config_mod.parse_rra(r) for r in t.rra], snmp_interfaces.METRICS)
                for t in cfg.snmp.target]
     webs = [(weblog_live.metric_prefix(w.name), w.step, (), ()) for w in weblog_live.web_sources(cfg.tail)]
@@ -406,7 +407,7 @@ def rrd_layouts(cfg: Config) -> Layouts:
              ] if cfg.host.enabled else []
     checks = [(f"check.{c.name}.", c.interval, (), ()) for c in cfg.checks]
     derived = [(logmetrics.PREFIX, cfg.logs.step, [config_mod.parse_rra(r) for r in cfg.logs.rra], ())]
-    forecasts = [(FORECAST_PREFIX, alert_forecasts.INTERVAL, (), ())]
+    forecasts = [(FORECAST_PREFIX, cfg.alert.forecast_interval, (), ())]
     anomalies = [(compile_glob(r.metric), HoltWinters(r.anomaly.season, r.anomaly.failures, r.anomaly.window))
                  for r in cfg.alert.rule if r.anomaly is not None]
     return build_layouts(cfg.storage.rrd.step, [*targets, *webs, *hosts, *checks, *derived, *forecasts], anomalies)

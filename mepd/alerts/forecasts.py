@@ -1,5 +1,5 @@
-"""What forecast rules read: every `interval`, the days until each key a forecast rule names crosses the
-rule's `above`, at its least-squares trend over `[report] forecast_window`.
+"""What forecast rules read: every `[alert] forecast_interval`, the days until each key a forecast rule
+names crosses the rule's `above`, at its least-squares trend over `[report] forecast_window`.
 
 The figures are those `mepctl forecast` shows (`RrdStore.stats`, then
 `mepd.analysis.forecast.forecast`).  They go on the sample channel as
@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Final, Protocol
+from typing import Protocol
 
 from mepd.alerts.rules import forecast_prefix
 from mepd.analysis.forecast import HORIZON, Forecast, forecast
@@ -25,8 +25,6 @@ from mepd.pipeline import Channel, Counters
 from mepd.store.rrd.files import ANOMALY_PREFIX, FORECAST_PREFIX, RrdError
 
 log = logging.getLogger(__name__)
-
-INTERVAL: Final = 3600.0
 
 
 class Trends(Protocol):
@@ -47,7 +45,7 @@ class ForecastWatch:
     """The component that feeds the forecast rules (`[[alert.rule]] forecast = "30d"`)."""
 
     def __init__(self, rules: Sequence[AlertRuleConfig], window: float, store: Trends, samples: Channel[Sample],
-                 *, clock: Callable[[], float] = time.time, interval: float = INTERVAL) -> None:
+                 *, interval: float, clock: Callable[[], float] = time.time) -> None:
         self.name = "alerts/forecast"
         self.rules = [r for r in rules if r.forecast]
         self.window = window

@@ -63,6 +63,15 @@ def forecast(key: str, stats: Mapping[str, object], threshold: float, now: float
     return Forecast(key, threshold, value, per_day, corr, crossing if crossing - now <= horizon else None)
 
 
+def graph_end(forecasts: list[Forecast], now: float, window: float) -> float:
+    """Where a graph of `forecasts` ends: past the latest crossing ahead by a tenth of the way to it, at least
+    `window` ahead (as far as the line was fitted back); a year ahead when none crosses, to show it."""
+    ahead = [f.crossing - now for f in forecasts if f.crossing is not None]
+    if not ahead:
+        return now + HORIZON
+    return now + max(window, 1.1 * max(ahead))
+
+
 def soonest_first(forecasts: list[Forecast]) -> list[Forecast]:
     """Those that cross first, then the others by key."""
     return sorted(forecasts, key=lambda f: (f.crossing is None, f.crossing or 0.0, f.key))

@@ -306,6 +306,7 @@ class AlertConfig:
     repeat_interval: Duration = 4 * 3600.0
     group_by: tuple[str, ...] = ("rule",)
     evaluation_interval: Duration = 1.0
+    forecast_interval: Duration = 3600.0  # how often forecast rules fit their trends again (alerts/forecast)
     retention: Duration = 90 * 86400.0
     db: str = "incidents.db"
     outbox_max: int = 10_000  # queued notifications per channel; past it the oldest are dropped, counted
@@ -321,6 +322,8 @@ class AlertConfig:
             seen[rule.name] = i
         if self.evaluation_interval <= 0:
             yield "evaluation_interval", "must be more than 0s"
+        if self.forecast_interval < 1:
+            yield "forecast_interval", "must be at least 1s"
         for key, value in (("outbox_max", self.outbox_max), ("max_incidents_per_rule", self.max_incidents_per_rule)):
             if value < 1:
                 yield key, f"must be at least 1, got {value}"

@@ -16,16 +16,17 @@ from dataclasses import dataclass, replace
 from typing import Final
 
 from mepd.alerts.engine import NotFoundError, NotRunningError
+from mepd.analysis.forecast import INTERFACE_SHARE, graph_end
 from mepd.analysis.weblog.render import render_html
 from mepd.api.checks import check_states
 from mepd.api.protocol import log_query
 from mepd.store.logs.store import QueryLimitError
-from mepd.store.rrd.store import KEY, PERIODS, Period, RrdError
+from mepd.store.rrd.store import KEY, PERIODS, ImageFormat, Period, RrdError
 from mepd.web import checks as checks_page
 from mepd.web import logintake, pages
 from mepd.web.data import IN_OUT, Daemon, DashboardData, Stat, host_graph, interface_key
-from mepd.web.graphs import FORMATS, PERIOD_NAMES, GraphCache, GraphSpec, Size
-from mepd.web.pages import Ctx
+from mepd.web.graphs import FORMATS, PERIOD_NAMES, SIZES, TREND, GraphCache, GraphSpec, Size
+from mepd.web.pages import Ctx, crossing_text, si
 from mepd.web.report import ReportBuilder
 
 NAME: Final = re.compile(r"[A-Za-z0-9_.-]+")
@@ -186,11 +187,39 @@ class Dashboard:
 
     async def graph(self, key: str, name: str, fmt: str) -> bytes:
         """The graph; an SNMP interface's full-size graphs with its timeline's events marked."""
+        if name == TREND:
+            return await self.trend_graph(key, fmt)
         spec = self.graph_spec(key, name, fmt)
         if spec.size == "full" and key.startswith("snmp.") and (iface := interface_key(key)) is not None:
             spec = replace(spec, marks=await self.data.marks(*iface, spec.period))
         try:
             return await self.graphs.get(spec)
+        except RrdError as e:
+            raise NotFound(str(e)) from None
+
+    async def trend_graph(self, key: str, fmt: str) -> bytes:
+        """An interface's forecast graph (`graph/KEY/trend.png`, on its page with the forecast): in and out over
+        `[report] forecast_window`, each one's least-squares line drawn on ahead (`graph_end`), 80 % of the
+        speed as a rule, and the crossings the page tells.  Drawn at each request: it moves with the clock."""
+        iface = interface_key(key) if KEY.fullmatch(key) else None
+        if iface is None or fmt not in FORMATS:
+            raise NotFound(f"no graph {key}/{TREND}.{fmt}")
+        now = time.time()
+        window = self.daemon.cfg.report.forecast_window
+        try:
+            view = await self.data.interface(*iface)
+            forecasts = await self.reports.interface_forecasts(view.key, view.speed_bps, now)
+            if not forecasts:
+                raise NotFound(f"no forecast for {key}: no speed known or no traffic stored")
+            lines = [(now, f.now_value, f.slope_per_day / 86400)
+                     if f.now_value is not None and f.slope_per_day is not None else None for f in forecasts]
+            threshold = forecasts[0].threshold
+            capacity = (threshold, f"{si(threshold, 'b/s')}: {INTERFACE_SHARE:.0%} of the speed")
+            image_fmt: ImageFormat = "svg" if fmt == "svg" else "png"
+            return await self.daemon.rrdstore.trend_graph(
+                [f.key for f in forecasts], lines, now - window, graph_end(forecasts, now, window), capacity,
+                [(f.crossing, crossing_text(f)) for f in forecasts], image_fmt,
+                f"{iface[0]} {iface[1]}: trend and forecast", SIZES["full"])
         except RrdError as e:
             raise NotFound(str(e)) from None
 

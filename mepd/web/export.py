@@ -14,6 +14,7 @@ come from the same cache as the live server's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -26,7 +27,7 @@ from mepd.config import HttpConfig
 from mepd.pipeline import Counters
 from mepd.web.assets import CSS
 from mepd.web.dashboard import GRAPH_NAMES, LOG_LIMIT, Dashboard, NotFound
-from mepd.web.graphs import PERIOD_NAMES
+from mepd.web.graphs import PERIOD_NAMES, TREND
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,8 @@ class Exporter:
                 except NotFound as e:
                     log.warning("export: skipping %s %s: %s", target, name, e)
                     continue
+                with contextlib.suppress(NotFound):  # no forecast (no speed known): the page shows no trend
+                    await put(f"graph/{key}/{TREND}.png", await d.graph(key, TREND, "png"))
                 await put(f"if/{target}/{name}.html", page)
         await self._timelines(put)
         for key in await d.host_graph_keys():

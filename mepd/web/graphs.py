@@ -22,6 +22,7 @@ from mepd.store.rrd.store import ImageFormat, Period, RrdError, RrdStore
 Size = Literal["full", "mini"]
 SIZES: Final[dict[Size, tuple[int, int]]] = {"full": (700, 270), "mini": (300, 90)}
 PERIOD_NAMES: Final[tuple[Period, ...]] = get_args(Period)
+TREND: Final = "trend"  # an interface's forecast graph (mepd.web.dashboard), not a period's
 FORMATS: Final[tuple[ImageFormat, ...]] = get_args(ImageFormat)
 CONTENT_TYPES: Final = {"png": "image/png", "svg": "image/svg+xml"}
 MAX_ENTRIES: Final = 1024

@@ -23,7 +23,7 @@ from mepd.model import SEVERITIES, Incident, rfc3339
 from mepd.units import format_duration
 from mepd.web.assets import WEBLOG_CSS_SCOPE
 from mepd.web.data import HostGraph, IntakeView, InterfaceView, Overview, Stat, TargetView, WebSourceView
-from mepd.web.graphs import PERIOD_NAMES, SIZES
+from mepd.web.graphs import PERIOD_NAMES, SIZES, TREND
 
 SILENCE_DURATIONS: Final = ("1h", "2h", "8h", "1d", "7d")
 @dataclass(frozen=True, slots=True)
@@ -244,7 +244,7 @@ def overview(ctx: Ctx, ov: Overview, now: float) -> str:
 # -- interface -----------------------------------------------------------------------------------------------
 
 
-def _crossing(f: Forecast) -> str:
+def crossing_text(f: Forecast) -> str:
     when = "now" if f.already else f"on {rfc3339(f.crossing)[:10]}" if f.crossing is not None else "not within a year"
     return f"{f.key.rpartition('.')[2].removesuffix('_bps')} reaches {si(f.threshold, 'b/s')} {when}"
 
@@ -295,8 +295,10 @@ def interface(ctx: Ctx, i: InterfaceView, stats: Mapping[str, tuple[Stat, Stat]]
         parts.append(f"<tr><th>{h(period)}</th>" + "".join(f"<td>{h(c)}</td>" for c in cells) + "</tr>")
     parts.append("</table></div>")
     if forecasts:
-        told = "; ".join(map(_crossing, forecasts))
-        parts.append(f"<p id=forecast>Forecast (the least-squares trend the report draws): {h(told)}.</p>")
+        told = "; ".join(map(crossing_text, forecasts))
+        parts.append(f"<p id=forecast>Forecast (the least-squares trend the report draws): {h(told)}.</p>"
+                     f"<section class=graph id=trend><h2>Trend</h2>"
+                     f"{img(ctx, i.key, TREND, f'{i.target} {i.name} traffic trend and forecast', 'full')}</section>")
     for period in PERIOD_NAMES:
         svg = "" if ctx.static else f'<p class=muted><a href="{h(graph_url(ctx, i.key, period, "svg"))}">SVG</a></p>'
         parts.append(f"<section class=graph><h2>{period.capitalize()}</h2>"

@@ -227,6 +227,16 @@ class RrdStore:
         image: bytes = await self._call("period_graph", list(keys), since, until, fmt, title, size, trend)
         return image
 
+    async def trend_graph(self, keys: Sequence[str], lines: Sequence[tuple[float, float, float] | None],
+                          since: float, end: float, capacity: tuple[float, str],
+                          crossings: Sequence[tuple[float | None, str]], fmt: ImageFormat = "png", title: str = "",
+                          size: tuple[int, int] = (600, 160)) -> bytes:
+        """A forecast's graph (`worker._Owner.trend_args`): the keys from `since` to `end`, ahead of now, each
+        with its least-squares line (at, value there, slope per second), the capacity and the crossings."""
+        image: bytes = await self._call("trend_graph", list(keys), tuple(lines), since, end, capacity,
+                                        tuple(crossings), fmt, title, size)
+        return image
+
 
 class RrdSink:
     """Feeds the RRD store from the sample channel in batches; counts what it skips.  The FAILURES rows of

@@ -38,12 +38,14 @@ from mepd.store.rrd.files import (
     path_key,
     read_location,
 )
-from mepd.store.rrd.marks import Mark, mark_args
+from mepd.store.rrd.marks import Mark, mark_args, rrd_escape
 
 _COLOURS: Final = ("#00CC00", "#0000FF", "#FF6600", "#CC00CC", "#00CCCC", "#999900")
 _MAX_COLOURS: Final = ("#006600", "#FF00FF", "#993300", "#660066", "#006666", "#666600")
 _BAND_COLOUR: Final = "#FF0000"
 _FAILURE_COLOUR: Final = "#FFFF0080"
+_CAPACITY_COLOUR: Final = "#FF0000"
+_CROSSING_COLOUR: Final = "#CC0000"
 
 
 @dataclass(slots=True)
@@ -413,6 +415,42 @@ class _Owner:
                 args += [f"VDEF:s{i}=a{i},LSLSLOPE", f"VDEF:c{i}=a{i},LSLINT",
                          f"CDEF:t{i}=a{i},POP,COUNT,1,-,s{i},*,c{i},+", f"LINE1:t{i}{dark}:trend\\n"]
         return self._draw(args)
+
+    def trend_graph(self, keys: list[str], lines: Sequence[tuple[float, float, float] | None], since: float,
+                    end: float, capacity: tuple[float, str], crossings: Sequence[tuple[float | None, str]],
+                    fmt: ImageFormat, title: str, size: tuple[int, int]) -> bytes:
+        return self._draw(self.trend_args(keys, lines, since, end, capacity, crossings, fmt, title, size))
+
+    def trend_args(self, keys: list[str], lines: Sequence[tuple[float, float, float] | None], since: float,
+                   end: float, capacity: tuple[float, str], crossings: Sequence[tuple[float | None, str]],
+                   fmt: ImageFormat, title: str, size: tuple[int, int]) -> list[str]:
+        """A forecast's graph from `since` (its window's start) to `end` (ahead of now): each key's values,
+        its least-squares line (at, value, slope per second: rrdtool's LSLSLOPE and LSLINT over the
+        window's rows, `stats`) drawn on across the future, the (threshold, text) capacity as a rule, and
+        each (time, text) crossing as a vertical rule with its text, or the text alone without a time."""
+        if not keys:
+            raise RrdError("no metric to graph")
+        width, height = size
+        args = ["--imgformat", fmt.upper(), "--start", str(int(since)), "--end", str(int(end)),
+                "--width", str(width), "--height", str(height), "--full-size-mode", "--title", title,
+                "--lower-limit", "0", "--upper-limit", f"{capacity[0]:.12g}"]
+        for i, (key, line) in enumerate(zip(keys, lines, strict=True)):
+            loc = self._existing(key)
+            path = loc.path.replace(":", "\\:")
+            label = key.rsplit(".", 1)[-1]
+            colour, dark = _COLOURS[i % len(_COLOURS)], _MAX_COLOURS[i % len(_MAX_COLOURS)]
+            args += [f"DEF:a{i}={path}:{loc.ds}:AVERAGE", f"{'AREA' if i == 0 else 'LINE2'}:a{i}{colour}:{label}"]
+            if line is not None:
+                at, value, slope = line
+                args += [f"CDEF:t{i}=a{i},POP,TIME,{at:.12g},-,{slope:.12g},*,{value:.12g},+",
+                         f"LINE1:t{i}{dark}:{label} trend\\n:dashes"]
+        args.append(f"HRULE:{capacity[0]:.12g}{_CAPACITY_COLOUR}:{rrd_escape(capacity[1])}\\n")
+        for ts, text in crossings:
+            if ts is not None and since <= ts <= end:
+                args.append(f"VRULE:{int(ts)}{_CROSSING_COLOUR}:{rrd_escape(text)}\\n")
+            else:
+                args.append(f"COMMENT:{rrd_escape(text)}\\n")
+        return args
 
 
 _owner: _Owner | None = None
