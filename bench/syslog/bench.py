@@ -536,7 +536,7 @@ def run_one(kind: type[Daemon], scenario: Scenario, sender: str, scratch: Path, 
         result.load = os.getloadavg()[0]
         if scenario.proto == "udp":
             result.kernel_drops = (udp_port_state(port) or 0) - drops0
-        result.extra = daemon.collect()
+        result.extra.update(daemon.collect())  # beside the index-lag measures
     finally:
         profiler.stop()
         daemon.stop()
