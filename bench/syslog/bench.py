@@ -41,9 +41,9 @@ SEQ = re.compile(rb"seq=(\d{9})")
 @dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
-    proto: str  # "tcp" (flat out) or "udp" (paced)
+    proto: str  # "tcp" (flat out), "udp" (paced) or "tcp-paced" (one connection, a sustained rate)
     count: int
-    rate: int = 0  # UDP datagrams/s; 0 = TCP flat out
+    rate: int = 0  # messages/s when paced; 0 = TCP flat out
     conns: int = 1
 
     @property
@@ -373,8 +373,20 @@ class Mepd(Daemon):
         return self._one("SELECT max(id) FROM logs")
 
     def idle(self) -> bool:
-        upto = self._one("SELECT value FROM meta WHERE key = 'fts_upto'")
+        upto = self._one("SELECT value FROM meta WHERE key = 'words_upto'")
         return upto >= 0 and upto >= self.stored()
+
+    def index_state(self) -> tuple[int, float]:
+        """(records not yet in the word index, seconds the oldest of them has waited), from `mepctl status`'s API."""
+        store = self.status()["store"]["logs"]
+        return int(store.get("index_backlog") or 0), float(store.get("index_age") or 0.0)
+
+    def grep_finds(self, text: str) -> tuple[bool, float]:
+        """Whether `mepctl logs --grep TEXT` prints a record, and how long it took."""
+        t0 = time.monotonic()
+        out = subprocess.run([str(self.bindir / "mepctl"), "--socket", str(self.sock), "logs", "--grep", text,
+                              "--limit", "1", "--json"], capture_output=True, text=True, timeout=60, check=False)
+        return out.returncode == 0 and text in out.stdout, time.monotonic() - t0
 
     def status(self) -> dict[str, Any]:
         """GET /v1/status on the control socket, without starting a mepctl process."""
@@ -477,7 +489,8 @@ def run_one(kind: type[Daemon], scenario: Scenario, sender: str, scratch: Path, 
         result.busy_before = wait_quiet(quiet_wait)
         drops0 = udp_port_state(port) or 0
         cpu0 = cpu_seconds(daemon.pid)
-        arg = str(scenario.rate) if scenario.proto == "udp" else str(scenario.conns)
+        arg = str(scenario.rate) if scenario.rate else str(scenario.conns)
+        watch = LagWatch(daemon if isinstance(daemon, Mepd) and scenario.proto == "tcp-paced" else None)
         t0 = time.monotonic()
         snd = subprocess.Popen([sender, scenario.proto, "127.0.0.1", str(port), str(scenario.count), arg],
                                stdout=subprocess.PIPE)
@@ -490,6 +503,7 @@ def run_one(kind: type[Daemon], scenario: Scenario, sender: str, scratch: Path, 
             n = daemon.stored()
             if n > last:
                 last, t_last, cpu_last = n, now, cpu_seconds(daemon.pid)
+            watch.sample(now)
             if sender_done is None and snd.poll() is not None:
                 sender_done = now
             if sender_done is not None and last >= scenario.count:
@@ -510,6 +524,7 @@ def run_one(kind: type[Daemon], scenario: Scenario, sender: str, scratch: Path, 
         report = json.loads(out) if out.strip() else {"sent": 0, "seconds": 0.0}
         result.sent = int(report["sent"]) or scenario.count
         result.sender_seconds = float(report["seconds"])
+        watch.finish(result, sender_done if sender_done is not None else t0)
         try:
             wait_until(daemon.idle, max(120.0, scenario.count / 2000), f"{daemon.name} to finish its work")
         except TimeoutError as e:
@@ -521,13 +536,53 @@ def run_one(kind: type[Daemon], scenario: Scenario, sender: str, scratch: Path, 
         result.load = os.getloadavg()[0]
         if scenario.proto == "udp":
             result.kernel_drops = (udp_port_state(port) or 0) - drops0
-        result.extra = daemon.collect()
+        result.extra.update(daemon.collect())  # beside the index-lag measures
     finally:
         profiler.stop()
         daemon.stop()
     result.unique, result.duplicates = count_sequences(daemon.sequences(), result.sent)
     shutil.rmtree(workdir, ignore_errors=True)
     return result
+
+
+@dataclass(slots=True)
+class LagWatch:
+    """The index-lag scenario's measures on mepd (`daemon`; None on other runs: nothing to do)."""
+
+    daemon: Mepd | None
+    worst_age: float = 0.0
+    worst_backlog: int = 0
+    next_check: float = 0.0
+
+    def sample(self, now: float) -> None:
+        """The index's backlog through the run, from `mepctl status`'s API once a second."""
+        if self.daemon is None or now < self.next_check:
+            return
+        backlog, age = self.daemon.index_state()
+        self.worst_age, self.worst_backlog = max(self.worst_age, age), max(self.worst_backlog, backlog)
+        self.next_check = now + 1.0
+
+    def finish(self, result: Result, sender_done: float) -> None:
+        """The newest message's unique token searched with `mepctl logs --grep` until found, from the end of
+        sending; then the time until the index holds everything.  `--grep` also scans what is not indexed yet, so
+        it finds the record either way: the backlog and its age say how current the index itself was."""
+        if self.daemon is None:
+            return
+        backlog, age = self.daemon.index_state()
+        token = f"seq={result.scenario.count - 1:09d}"
+        tries = 0
+        while True:
+            tries += 1
+            found, took = self.daemon.grep_finds(token)
+            if found or time.monotonic() - sender_done > 120:
+                break
+        found_after = time.monotonic() - sender_done
+        wait_until(self.daemon.idle, 600, "the index to catch up")
+        result.extra["index_lag"] = {
+            "found_after_s": round(found_after, 2) if found else -1.0, "last_grep_s": round(took, 3),
+            "grep_tries": tries, "backlog_at_end": backlog, "age_at_end_s": round(age, 2),
+            "indexed_after_s": round(time.monotonic() - sender_done, 2),
+            "worst_backlog": self.worst_backlog, "worst_age_s": round(self.worst_age, 2)}
 
 
 def fmt_ratio(a: float, b: float) -> str:
@@ -567,10 +622,12 @@ def table(results: list[Result]) -> str:
 def scenarios(args: argparse.Namespace) -> list[Scenario]:
     tcp = args.tcp_count or (50_000 if args.quick else 500_000)
     secs = args.udp_seconds or (2 if args.quick else 8)
+    lag_secs = args.lag_seconds or (10 if args.quick else 300)
     return [
         Scenario("tcp-flat-out", "tcp", tcp, conns=args.conns),
         Scenario("udp-50k/s", "udp", 50_000 * secs, rate=50_000),
         Scenario("udp-100k/s", "udp", 100_000 * secs, rate=100_000),
+        Scenario("index-lag", "tcp-paced", args.lag_rate * lag_secs, rate=args.lag_rate),
     ]
 
 
@@ -581,6 +638,8 @@ def main() -> int:
     p.add_argument("--scenarios", default="", help="comma-separated names (default: all)")
     p.add_argument("--tcp-count", type=int, default=0, help="messages in the TCP run (default 500000)")
     p.add_argument("--udp-seconds", type=int, default=0, help="length of each UDP run (default 8)")
+    p.add_argument("--lag-rate", type=int, default=50_000, help="index-lag: messages/s over TCP (default 50000)")
+    p.add_argument("--lag-seconds", type=int, default=0, help="index-lag: how long to send (default 300)")
     p.add_argument("--conns", type=int, default=4, help="TCP connections the sender opens (default 4)")
     p.add_argument("--sender", required=True, help="the compiled sender.c")
     p.add_argument("--syslog-ng", default="", help="syslog-ng binary; empty to skip it")
@@ -616,8 +675,10 @@ def main() -> int:
                       f" machine {100 * r.busy_before:.0f}% busy before, load {r.load:.1f}"
                       + (f", kernel drops {r.kernel_drops}" if r.kernel_drops is not None else "")
                       + "".join(f"; {n}" for n in r.notes), file=sys.stderr)
-                if r.extra:
-                    print(f"   counters: {json.dumps(r.extra, sort_keys=True)}", file=sys.stderr)
+                if "index_lag" in r.extra:
+                    print(f"   index lag: {json.dumps(r.extra['index_lag'])}", file=sys.stderr)
+                if counters := {k: v for k, v in r.extra.items() if k != "index_lag"}:
+                    print(f"   counters: {json.dumps(counters, sort_keys=True)}", file=sys.stderr)
                 results.append(r)
     md = table(results)
     print(md)

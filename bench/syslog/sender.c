@@ -4,6 +4,7 @@
  *
  *   sender tcp HOST PORT COUNT CONNS        flat out, octet-counted (RFC 6587), CONNS connections
  *   sender udp HOST PORT COUNT RATE         paced at RATE datagrams/s (sendmmsg, absolute schedule)
+ *   sender tcp-paced HOST PORT COUNT RATE   paced at RATE messages/s on one connection (absolute schedule)
  *
  * Written in C so that one sender process outpaces any of the daemons on the
  * same 2 cores; prints one JSON line: {"sent": N, "seconds": S}.
@@ -116,6 +117,45 @@ static int run_tcp(struct sockaddr_in sa, unsigned long count, int conns) {
     return failed;
 }
 
+/* One connection, messages written as they fall due: a sustained rate, not a burst. */
+static int run_tcp_paced(struct sockaddr_in sa, unsigned long count, double rate) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        perror("sender: connect");
+        return 1;
+    }
+    char *chunk = malloc(TCP_CHUNK + MSG_MAX + 16);
+    char msg[MSG_MAX];
+    unsigned long seq = 0;
+    double t0 = now();
+    while (seq < count) {
+        unsigned long due = (unsigned long)((now() - t0) * rate) + 1;
+        if (due > count) due = count;
+        if (due <= seq) {
+            double wake = t0 + (double)seq / rate;
+            struct timespec ts = {(time_t)wake, (long)((wake - (time_t)wake) * 1e9)};
+            clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+            continue;
+        }
+        size_t used = 0;
+        for (; seq < due && used < TCP_CHUNK; seq++) {
+            int len = format_msg(msg, seq);
+            used += (size_t)sprintf(chunk + used, "%d ", len);
+            memcpy(chunk + used, msg, (size_t)len);
+            used += (size_t)len;
+        }
+        write_all(fd, chunk, used);
+    }
+    double seconds = now() - t0;
+    shutdown(fd, SHUT_WR);
+    while (read(fd, chunk, TCP_CHUNK) > 0) {
+    }
+    close(fd);
+    free(chunk);
+    printf("{\"sent\": %lu, \"seconds\": %.6f}\n", count, seconds);
+    return 0;
+}
+
 static int run_udp(struct sockaddr_in sa, unsigned long count, double rate) {
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
@@ -167,7 +207,7 @@ static int run_udp(struct sockaddr_in sa, unsigned long count, double rate) {
 
 int main(int argc, char **argv) {
     if (argc != 6) {
-        fprintf(stderr, "usage: sender tcp HOST PORT COUNT CONNS | sender udp HOST PORT COUNT RATE\n");
+        fprintf(stderr, "usage: sender tcp HOST PORT COUNT CONNS | sender udp|tcp-paced HOST PORT COUNT RATE\n");
         return 2;
     }
     struct sockaddr_in sa = target(argv[2], atoi(argv[3]));
@@ -179,6 +219,7 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (strcmp(argv[1], "tcp") == 0) return run_tcp(sa, count, atoi(argv[5]));
     if (strcmp(argv[1], "udp") == 0) return run_udp(sa, count, atof(argv[5]));
+    if (strcmp(argv[1], "tcp-paced") == 0) return run_tcp_paced(sa, count, atof(argv[5]));
     fprintf(stderr, "sender: unknown mode %s\n", argv[1]);
     return 2;
 }

@@ -75,6 +75,9 @@ def status(s: Mapping[str, Any]) -> str:
     else:
         size_mb = float(store["size_bytes"]) / 1e6
         lines.append(f"log store {store['records']} records, {size_mb:.1f} MB, oldest {local_time(store['oldest'])}")
+        if store.get("index_backlog"):
+            lines.append(f"  not yet in the search index: {store['index_backlog']} records, the oldest waiting"
+                         f" {format_duration(float(store.get('index_age') or 0))} (--grep scans them)")
     lines += [f"  corrupt, set aside as {path}" for path in store.get("set_aside", ())]
     if store.get("future_dated"):
         lines.append(f"  dated ahead of their arrival, stored at it (sd.mepd.ts_claimed): {store['future_dated']}")

@@ -382,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peer", metavar="IP", help="the address it was received from (any port)")
     p.add_argument("--app", metavar="A")
     p.add_argument("--severity", metavar="LEVEL", help="LEVEL or more severe: emerg ... debug, or 0-7")
-    p.add_argument("--grep", metavar="TEXT", help="message contains TEXT (case-insensitive)")
+    p.add_argument("--grep", metavar="TEXT", help="message contains TEXT (ASCII letters case-insensitive; exact)")
     p.add_argument("--source", metavar="S", help="e.g. syslog/udp, journal, tail:web")
     p.add_argument("--node", metavar="N", help='fleet node, a glob: "web*" (on a central)')
     p.add_argument("--limit", metavar="N", type=_non_negative, help="newest N records (default 1000; 0 = all)")

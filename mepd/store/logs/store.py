@@ -5,14 +5,17 @@ process (`mepd.store.logs.worker`: SQLite allows one writer, and a process does 
 the daemon's GIL), queries to a small pool of reader threads (WAL lets them
 read while the writer writes).  A batch and the source cursors it covers
 commit in one transaction, so after a crash what is in the database and where
-sources resume always agree.  `--grep` uses an FTS5 trigram index: substring
-search, case-insensitive, without scanning the table.
+sources resume always agree.  `--grep` is an exact substring search (ASCII
+letters without case) that reads only the rows an FTS5 word index points to,
+when the text holds a word it can look up (`mepd.store.logs.grep`).
 
-The full-text index is filled behind the table, in bulk, when the writer has
-no records waiting and the last batch was not full: indexing costs several
-times what storing does, so under load records are stored at full speed and
-indexed once the load eases.  A search covers
-the rows not yet indexed by scanning them, so it is always complete.
+The word index is filled behind the table, in bulk: when the writer has no
+records waiting and the last batch was not full, and under load as soon as the
+oldest record not in it has waited `INDEX_DELAY`, a chunk between two
+batches, so that it keeps up with any rate the writer can store and index.  A
+search covers the rows not yet indexed by scanning them, so it is always
+complete; `mepctl status` shows how many there are and how long the oldest has
+waited.
 
 A record dated more than `FUTURE_TOLERANCE` after it arrived is stored at its
 arrival time, its claimed time kept in `sd.mepd.ts_claimed`: "the newest N"
@@ -48,7 +51,7 @@ from mepd.config import LogStorageConfig
 from mepd.errors import MepdError
 from mepd.model import LogQuery, LogRecord, rfc3339
 from mepd.pipeline import Counters, Subscription
-from mepd.store.logs import worker
+from mepd.store.logs import grep, worker
 from mepd.workers import Worker, WorkerDiedError
 
 log = logging.getLogger(__name__)
@@ -61,7 +64,9 @@ _SELECT: Final = f"SELECT id, {', '.join(_SHOWN)} FROM logs"
 # writer never idles while the daemon hands it the next (pickling, GIL hand-offs).
 WRITES_IN_FLIGHT: Final = 3
 WRITER_NICE: Final = 10
-FTS_CHUNK: Final = 4000  # about 0.2 s of trigram indexing: the longest a new batch waits behind it
+FTS_CHUNK: Final = 20_000  # about 0.1 s of word indexing: the longest a new batch waits behind it
+# Under load, the index takes a chunk between two batches once its oldest missing record has waited this long.
+INDEX_DELAY: Final = 2.0
 # A sender's clock may run this far ahead of ours (no NTP, drift) before its times are not believed.
 FUTURE_TOLERANCE: Final = 300.0
 QUERY_TIMEOUT: Final = 10.0  # below mepctl's 30 s, so that it gets the sentence and not a time-out
@@ -109,10 +114,6 @@ def _shown(row: Sequence[Any]) -> dict[str, object]:
     return {"id": row[0], **LogRecord(**fields).to_json()}
 
 
-def _fts_phrase(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"'
-
-
 def _where(q: LogQuery, fts_upto: int) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     args: list[Any] = []
@@ -129,14 +130,14 @@ def _where(q: LogQuery, fts_upto: int) -> tuple[str, list[Any]]:
         clauses.append("(peer = ? OR substr(peer, 1, ?) = ?)")
         args += [q.peer, len(prefix), prefix]
     if q.grep:
+        # The index narrows the rows read; this check on each of them is what makes the answer exact.
         scan = "instr(lower(message), lower(?)) > 0"
-        if len(q.grep) >= 3:
-            indexed = "id <= ? AND id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH ?)"
-            clauses.append(f"(({indexed}) OR (id > ? AND {scan}))")
-            args += [fts_upto, _fts_phrase(q.grep), fts_upto, q.grep]
-        else:
-            clauses.append(scan)
-            args.append(q.grep)
+        match = grep.match_expression(q.grep) if fts_upto > 0 else None
+        if match is not None:
+            clauses.append("(id > ? OR id IN (SELECT rowid FROM logs_words WHERE logs_words MATCH ?))")
+            args += [fts_upto, match]
+        clauses.append(scan)
+        args.append(q.grep)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
@@ -169,10 +170,13 @@ class LogStore:
         self._file: worker.FileId | None = None  # the file the writer has open: readers follow it
         self.query_timeout = QUERY_TIMEOUT
         self.future_dated = 0  # records stored at arrival since the daemon started, their times not believed
+        self._unindexed_since: float | None = None  # monotonic time the index last fell behind the table
 
     async def open(self) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         self.last_id, self.fts_upto = await self._on_writer(worker.state)
+        if self.fts_lag > 0:
+            self._unindexed_since = time.monotonic()
 
     @property
     def writer_pid(self) -> int | None:
@@ -193,6 +197,7 @@ class LogStore:
     def _reopened(self, r: worker.Reopened) -> None:
         """The writer started a new database at the path: say so once, loudly, and count it."""
         self.last_id = self.fts_upto = 0
+        self._unindexed_since = None
         if r.set_aside is not None:
             self.counters.inc("corrupt_files_set_aside")
             self.set_aside.append(r.set_aside)
@@ -206,13 +211,24 @@ class LogStore:
 
     @property
     def fts_lag(self) -> int:
-        """Stored records not yet in the full-text index."""
+        """Stored records not yet in the word index."""
         return self.last_id - self.fts_upto
 
+    def index_overdue(self) -> bool:
+        """Whether the index has been behind the table for `INDEX_DELAY` or longer."""
+        since = self._unindexed_since
+        return since is not None and time.monotonic() - since >= INDEX_DELAY
+
     async def index(self, max_rows: int) -> int:
-        """Add up to `max_rows` stored records to the full-text index, in one transaction."""
-        upto: int = await self._on_writer(worker.index, max_rows)
+        """Add up to `max_rows` stored records to the word index, in one transaction."""
+        try:
+            upto: int = await self._on_writer(worker.index, max_rows)
+        except sqlite3.Error:
+            self._unindexed_since = time.monotonic()  # not overdue again before `INDEX_DELAY`
+            raise
         done, self.fts_upto = upto - self.fts_upto, upto
+        if self.fts_lag <= 0:
+            self._unindexed_since = None
         return done
 
     async def close(self) -> None:
@@ -236,6 +252,8 @@ class LogStore:
         repeats: list[int]
         self.last_id, new, repeats = await self._on_writer(worker.write, batch_id or uuid.uuid4().hex,
                                                            [_row(r) for r in records], cursors, time.time(), uids)
+        if self._unindexed_since is None and self.fts_lag > 0:
+            self._unindexed_since = time.monotonic()
         self.future_dated += sum(map(_ahead, records))
         await self.wake_followers()
         return Written(new, repeats)
@@ -380,26 +398,31 @@ class LogStore:
         return [(str(h), int(sev), int(n)) for h, sev, n in counts], [(str(m), int(n)) for m, n in errors]
 
     async def stats(self) -> dict[str, object]:
-        """Count, oldest, size and `future_dated`: `mepctl status`, the dashboard every 10 s and each Prometheus
-        scrape ask.  Records are stored in the order received, so the oldest is the first row (min(received)
-        scanned the whole table: 0.27 s at 3 million records).  Never raises: status must answer when the store
-        does not."""
+        """Count, oldest, size, `future_dated` and the index backlog: `mepctl status`, the dashboard every 10 s
+        and each Prometheus scrape ask.  Records are stored in the order received, so the oldest is the first row
+        (min(received) scanned the whole table: 0.27 s at 3 million records), and the oldest not indexed the one
+        after `fts_upto`.  Never raises: status must answer when the store does not."""
+        upto = self.fts_upto
         status: dict[str, object] = {"path": self.path, "set_aside": list(self.set_aside),
-                                     "future_dated": self.future_dated}
+                                     "future_dated": self.future_dated, "index_backlog": max(0, self.fts_lag)}
         try:
             rows = await self._read_control(
                 "SELECT (SELECT count(*) FROM logs), (SELECT received FROM logs ORDER BY id LIMIT 1),"
                 " (SELECT page_count FROM pragma_page_count), (SELECT page_size FROM pragma_page_size),"
-                " (SELECT freelist_count FROM pragma_freelist_count)",
-                [],
+                " (SELECT freelist_count FROM pragma_freelist_count),"
+                " (SELECT received FROM logs WHERE id > ? ORDER BY id LIMIT 1)",
+                [upto],
             )
         except sqlite3.Error as e:
-            return {"records": None, "oldest": None, "size_bytes": None, "error": str(e), **status}
-        count, oldest, pages, page_size, free = rows[0]
+            return {"records": None, "oldest": None, "size_bytes": None, "index_age": None, "error": str(e),
+                    **status}
+        count, oldest, pages, page_size, free, unindexed = rows[0]
         return {
             "records": count,
             "oldest": rfc3339(oldest) if oldest is not None else None,
             "size_bytes": (pages - free) * page_size,
+            # Seconds the oldest record not in the word index has waited since it arrived (0: none waits).
+            "index_age": max(0.0, time.time() - unindexed) if unindexed is not None and self.fts_lag > 0 else 0.0,
             **status,
         }
 
@@ -436,6 +459,8 @@ class LogSink:
         try:
             busy = False
             while True:
+                if cfg.fulltext_index and self.store.index_overdue():
+                    await self._index_some(pause_on_error=False)  # behind the writes in flight, before the next batch
                 # A full batch means records arrive faster than one flush interval drains: keep storing.
                 if not len(self.subscription) and self.store.fts_lag > 0 and cfg.fulltext_index:
                     if writes:
@@ -443,7 +468,7 @@ class LogSink:
                     elif busy:
                         busy = await self.subscription.wait(cfg.flush_interval)
                     else:
-                        await self._index_some()
+                        await self._index_some(pause_on_error=True)
                     continue
                 batch = await self.subscription.get_batch(cfg.batch_size, cfg.flush_interval)
                 busy = len(batch) >= cfg.batch_size
@@ -480,14 +505,16 @@ class LogSink:
             self.subscription.done(len(batch))
             return
 
-    async def _index_some(self) -> None:
-        """Index a chunk while the store keeps up; storing always comes first."""
+    async def _index_some(self, *, pause_on_error: bool) -> None:
+        """Index a chunk: when the store keeps up, or between two batches once the index is `INDEX_DELAY` behind
+        (a failure there waits `INDEX_DELAY` again, never holding up the batches)."""
         try:
             self.counters.inc("indexed", await self.store.index(FTS_CHUNK))
         except sqlite3.Error as e:
             self.counters.inc("index_errors")
-            log.warning("full-text indexing failed, retrying later: %s", e)
-            await asyncio.sleep(1.0)
+            log.warning("word indexing failed, retrying later: %s", e)
+            if pause_on_error:
+                await asyncio.sleep(1.0)
 
     async def _maintenance(self, interval: float) -> None:
         while True:

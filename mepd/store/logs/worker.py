@@ -44,6 +44,11 @@ COLUMNS: Final = {
 
 # Lookups by host or app go through the `ts` index (queries come with a time
 # range): an index per column cost twice the insert time (bench/syslog/stages.py).
+# `logs_words` is the word index behind `--grep` (`mepd.store.logs.grep`): FTS5's `ascii` tokenizer, whose
+# tokens are runs of ASCII letters and digits and non-ASCII characters, folded as SQLite's lower() folds,
+# with no positions (detail=none): a fifth of the trigram index's cost per record.  Databases made with
+# that trigram index (`logs_fts`, filled up to meta `fts_upto`) lose it when opened: the word index is
+# built from the table behind the writes, as for new records, and searches scan what it does not cover yet.
 SCHEMA: Final = f"""
 CREATE TABLE IF NOT EXISTS logs (
     id INTEGER PRIMARY KEY,
@@ -52,15 +57,18 @@ CREATE TABLE IF NOT EXISTS logs (
 CREATE INDEX IF NOT EXISTS logs_ts ON logs (ts);
 DROP INDEX IF EXISTS logs_host_ts;
 DROP INDEX IF EXISTS logs_app_ts;
-CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5(
-    message, content='logs', content_rowid='id', tokenize='trigram'
+CREATE VIRTUAL TABLE IF NOT EXISTS logs_words USING fts5(
+    message, content='logs', content_rowid='id', tokenize='ascii', detail='none'
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('fts_upto', 0);
-CREATE TRIGGER IF NOT EXISTS logs_ad AFTER DELETE ON logs
-WHEN old.id <= (SELECT value FROM meta WHERE key = 'fts_upto') BEGIN
-    INSERT INTO logs_fts (logs_fts, rowid, message) VALUES ('delete', old.id, old.message);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('words_upto', 0);
+CREATE TRIGGER IF NOT EXISTS logs_words_ad AFTER DELETE ON logs
+WHEN old.id <= (SELECT value FROM meta WHERE key = 'words_upto') BEGIN
+    INSERT INTO logs_words (logs_words, rowid, message) VALUES ('delete', old.id, old.message);
 END;
+DROP TRIGGER IF EXISTS logs_ad;
+DROP TABLE IF EXISTS logs_fts;
+DELETE FROM meta WHERE key = 'fts_upto';
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, position TEXT NOT NULL, updated REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, committed REAL NOT NULL) WITHOUT ROWID;
 """
@@ -227,7 +235,7 @@ def state() -> tuple[int, int]:
     """(last stored id, last indexed id)."""
     conn = _db()
     last = int(conn.execute("SELECT coalesce(max(id), 0) FROM logs").fetchone()[0])
-    return last, int(conn.execute("SELECT value FROM meta WHERE key = 'fts_upto'").fetchone()[0])
+    return last, int(conn.execute("SELECT value FROM meta WHERE key = 'words_upto'").fetchone()[0])
 
 
 def close() -> None:
@@ -301,18 +309,18 @@ def _without_stored_uids(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...
 
 @_recovering
 def index(max_rows: int) -> int:
-    """Add up to `max_rows` stored records to the full-text index; returns the last indexed id."""
+    """Add up to `max_rows` stored records to the word index; returns the last indexed id."""
     conn = _db()
     conn.execute("BEGIN IMMEDIATE")
     try:
-        start = int(conn.execute("SELECT value FROM meta WHERE key = 'fts_upto'").fetchone()[0])
+        start = int(conn.execute("SELECT value FROM meta WHERE key = 'words_upto'").fetchone()[0])
         end = conn.execute(
             "SELECT max(id) FROM (SELECT id FROM logs WHERE id > ? ORDER BY id LIMIT ?)", [start, max_rows]
         ).fetchone()[0]
         if end is not None:
-            conn.execute("INSERT INTO logs_fts (rowid, message) SELECT id, message FROM logs"
+            conn.execute("INSERT INTO logs_words (rowid, message) SELECT id, message FROM logs"
                          " WHERE id > ? AND id <= ?", [start, end])
-            conn.execute("UPDATE meta SET value = ? WHERE key = 'fts_upto'", [end])
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'words_upto'", [end])
         conn.execute("COMMIT")
     except BaseException:
         _rollback(conn)
@@ -340,7 +348,7 @@ def maintain(now: float, retention: float, max_size: int) -> int:
         while target > 0 and (n := _delete_oldest(conn, min(_DELETE_CHUNK, target), None)):
             deleted += n
             target -= n
-        conn.execute("INSERT INTO logs_fts (logs_fts) VALUES ('optimize')")
+        conn.execute("INSERT INTO logs_words (logs_words) VALUES ('optimize')")
     if deleted:
         conn.execute("PRAGMA incremental_vacuum")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

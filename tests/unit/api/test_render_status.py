@@ -6,6 +6,7 @@ and real pipeline queues, turned into JSON as the API answers it; a change of it
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +52,18 @@ async def test_dropped_counts_what_was_not_stored_and_lists_each_queue(tmp_path:
     assert "  queue full, not seen by store/logs: 3" in lines
     assert "  queue full, not seen by alerts: 40" in lines
     assert "syslog/udp 127.0.0.1:514" in lines[-1]
+
+
+async def test_records_not_yet_in_the_search_index_are_shown_with_the_oldest_ones_wait(tmp_path: Path) -> None:
+    cfg = config.parse({"daemon": {"state_dir": str(tmp_path), "control_socket": str(tmp_path / "s")},
+                        "journal": {"enabled": False}, "http": {"listen": ""}}, str(tmp_path / "m.toml"))
+    app = App(cfg)
+    await app.logstore.open()
+    try:
+        await app.logstore.write([LogRecord(ts=1.0, received=time.time() - 125, message="m", source="test")] * 3)
+        status = dict(json.loads(json.dumps((await app.status()).to_json())))
+    finally:
+        await app.logstore.close()
+    line = next(x for x in render.status(status).splitlines() if "search index" in x)
+    assert line.startswith("  not yet in the search index: 3 records, the oldest waiting 2m")  # 125 s and the test's
+    assert line.endswith("s (--grep scans them)")

@@ -102,7 +102,7 @@ async def test_retention_by_age_and_size(tmp_path: Path) -> None:
     await store.close()
     with sqlite3.connect(tmp_path / "logs.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        assert conn.execute("SELECT count(*) FROM logs_fts WHERE logs_fts MATCH 'old'").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM logs_words WHERE logs_words MATCH 'old'").fetchone() == (0,)
 
 
 async def test_a_dead_writer_process_is_replaced_and_the_batch_retried(tmp_path: Path) -> None:

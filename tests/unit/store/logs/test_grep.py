@@ -1,0 +1,188 @@
+"""`--grep` through the word index: exactly a substring scan, from old databases too, and an index that keeps up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mepd.config import LogStorageConfig
+from mepd.model import LogQuery, LogRecord
+from mepd.pipeline import Channel, Counters
+from mepd.store.logs import grep, worker
+from mepd.store.logs import store as store_module
+from mepd.store.logs.store import LogSink, LogStore, _where
+from tests.helpers import until
+
+
+def rec(ts: float, message: str, received: float | None = None) -> LogRecord:
+    return LogRecord(ts=ts, received=ts if received is None else received, message=message, source="test")
+
+
+# Words that share prefixes, suffixes and cases, IPs, ids, and separators: queries land inside, across and
+# on the edges of tokens.  Non-ASCII letters too, which neither lower() nor the ascii tokenizer fold.
+WORDS = ["fail", "Failed", "FAILED", "failure", "password", "pass", "sshd", "alice", "Alice", "ok", "0", "00",
+         "é", "É", "straße", "日本", "ﬁle", "K", "a1b2", "req-7f3a", "user_id"]
+SEPS = [" ", "  ", ".", "-", "_", ":", "=", "/", "[", "]", '"', "'", ",", "*", "(", ")", "\t", "ü"]
+token = st.one_of(
+    st.sampled_from(WORDS),
+    st.builds(lambda a, b, c, d: f"{a}.{b}.{c}.{d}", *[st.integers(0, 12)] * 4),
+    st.integers(0, 99999).map(str),
+    st.text("abcdefABCDEF0123456789é", min_size=1, max_size=6),
+)
+message = st.lists(st.tuples(token, st.sampled_from(SEPS)), min_size=1, max_size=8).map(
+    lambda parts: "".join(t + s for t, s in parts))
+
+
+def flip_case(text: str, mask: int) -> str:
+    return "".join(c.swapcase() if mask >> (i % 31) & 1 else c for i, c in enumerate(text))
+
+
+@st.composite
+def queries(draw: st.DrawFn, messages: list[str]) -> str:
+    """A substring of a stored message (a word, part of one, a span across words), in any case; or other text."""
+    kind = draw(st.sampled_from(["slice", "slice", "word", "other"]))
+    if kind == "other":
+        return draw(st.text(alphabet="".join(WORDS + SEPS), min_size=1, max_size=12))
+    if kind == "word":
+        text = draw(st.sampled_from(WORDS))
+    else:
+        m = draw(st.sampled_from(messages))
+        i = draw(st.integers(0, len(m) - 1))
+        text = m[i:draw(st.integers(i + 1, len(m)))]
+    return flip_case(text, draw(st.integers(0, 2**31 - 1)))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(message, min_size=1, max_size=30), st.data())
+def test_grep_equals_a_substring_scan(messages: list[str], data: st.DataObject) -> None:
+    """What the index narrows and the check confirms is what a scan of every message finds: on indexed rows
+    and on rows the index has not reached yet."""
+    with tempfile.TemporaryDirectory() as tmp:
+        worker.open(str(Path(tmp) / "logs.db"))
+        try:
+            rows = [(float(i), float(i), None, None, None, None, None, None, m, None, "test", None, None, None, None,
+                     None) for i, m in enumerate(messages)]
+            worker.write("b", rows, {}, 0.0)
+            upto = worker.index(len(messages) * 2 // 3).value
+            conn = worker.connect(str(Path(tmp) / "logs.db"))
+            for _ in range(12):
+                q = data.draw(queries(messages))
+                where, args = _where(LogQuery(grep=q), upto)
+                got = [r[0] for r in conn.execute(f"SELECT id FROM logs{where} ORDER BY id", args)]
+                want = [i + 1 for i, m in enumerate(messages) if grep.fold(q) in grep.fold(m)]
+                assert got == want, (q, grep.match_expression(q))
+            conn.close()
+        finally:
+            worker.close()
+
+
+@pytest.mark.parametrize(("text", "expression"), [
+    ("Failed password", '"password"*'),  # "Failed" may end a longer word: left out
+    (" sshd[", '"sshd"'),
+    ("from 10.0.0.5 port", '"10" AND "0" AND "0" AND "5" AND "port"*'),
+    ("user=ALICE ", '"alice"'),
+    ("seq=000123456", '"000123456"*'),
+    ("x=ab", None),  # a prefix that short is not worth its lookup
+    ("sshd", None),  # one word, possibly inside a longer one: a scan
+    ("ail", None),
+    ("..", None),
+])
+def test_what_the_word_index_is_asked(text: str, expression: str | None) -> None:
+    assert grep.match_expression(text) == expression
+
+
+# The schema mepd created before the word index (as of 6a6ad63), with its trigram index filled.
+OLD_SCHEMA = """
+CREATE TABLE logs (id INTEGER PRIMARY KEY, ts REAL NOT NULL, received REAL NOT NULL, host TEXT, app TEXT,
+    pid TEXT, facility INTEGER, severity INTEGER, msgid TEXT, message TEXT NOT NULL, sd TEXT,
+    source TEXT NOT NULL, peer TEXT, parse_error TEXT, raw TEXT, node TEXT, uid TEXT);
+CREATE INDEX logs_ts ON logs (ts);
+CREATE VIRTUAL TABLE logs_fts USING fts5(message, content='logs', content_rowid='id', tokenize='trigram');
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO meta (key, value) VALUES ('fts_upto', 0);
+CREATE TRIGGER logs_ad AFTER DELETE ON logs
+WHEN old.id <= (SELECT value FROM meta WHERE key = 'fts_upto') BEGIN
+    INSERT INTO logs_fts (logs_fts, rowid, message) VALUES ('delete', old.id, old.message);
+END;
+CREATE TABLE cursors (name TEXT PRIMARY KEY, position TEXT NOT NULL, updated REAL NOT NULL);
+CREATE TABLE batches (id TEXT PRIMARY KEY, committed REAL NOT NULL) WITHOUT ROWID;
+"""
+
+
+async def test_a_database_with_the_trigram_index_opens_and_builds_the_word_index(tmp_path: Path) -> None:
+    path = tmp_path / "logs.db"
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as old:
+        old.executescript(OLD_SCHEMA)
+        old.executemany("INSERT INTO logs (ts, received, message, source) VALUES (?, ?, ?, 'test')",
+                        [(i, i, f"Failed password for user{i} from 10.0.0.{i}") for i in range(1, 101)])
+        old.execute("INSERT INTO logs_fts (rowid, message) SELECT id, message FROM logs WHERE id <= 80")
+        old.execute("UPDATE meta SET value = 80 WHERE key = 'fts_upto'")
+    store = LogStore(str(path), LogStorageConfig(retention=10**9))
+    await store.open()
+    assert (store.last_id, store.fts_upto) == (100, 0)  # the old index is not the new one: built again
+    assert [r["id"] for r in await store.query(LogQuery(grep="user42 from", limit=0))] == [42]
+    assert await store.index(1000) == 100
+    assert [r["message"] for r in await store.query(LogQuery(grep="for USER7 ", limit=0))] == [
+        "Failed password for user7 from 10.0.0.7"]
+    assert len(await store.query(LogQuery(grep="password for", limit=0))) == 100
+    assert await store.maintain(now=10**9 + 50.5) == 50  # deleting indexed rows takes them out of the index
+    await store.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+        assert not {"logs_fts", "logs_ad"} & tables
+        assert conn.execute("SELECT key, value FROM meta").fetchall() == [("words_upto", 100)]
+        assert conn.execute("SELECT count(*) FROM logs_words WHERE logs_words MATCH 'password'").fetchone() == (50,)
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        conn.execute("INSERT INTO logs_words (logs_words) VALUES ('integrity-check')")
+
+
+async def test_under_sustained_load_the_index_catches_up_and_status_shows_its_backlog(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches that arrive full, without a pause, used to keep the index from ever running."""
+    monkeypatch.setattr(store_module, "INDEX_DELAY", 0.2)
+    store = LogStore(str(tmp_path / "logs.db"), LogStorageConfig(batch_size=50, flush_interval=0.05))
+    await store.open()
+    await store.write([rec(1.0, "old unique-token-0", received=time.time() - 100)])
+    stats = await store.stats()
+    assert stats["index_backlog"] == 1
+    assert float(stats["index_age"]) >= 100  # type: ignore[arg-type]
+    channel: Channel[LogRecord] = Channel("logs", Counters())
+    sink = LogSink(store, channel.subscribe("store/logs", 10_000), Counters(), Counters())
+    task = asyncio.create_task(sink.run(lambda: None))
+    stop = asyncio.Event()
+
+    async def flood() -> None:
+        n = 0
+        while not stop.is_set():
+            now = time.time()
+            await channel.put_many([rec(now, f"flood {n + i} end") for i in range(200)])
+            n += 200
+            await asyncio.sleep(0)
+
+    feeder = asyncio.create_task(flood())
+    await until(lambda: store.last_id > 1000, "the flood stored")
+    fresh_id = store.last_id
+    await until(lambda: store.fts_upto >= fresh_id, "the index past a record stored under the flood")
+    stop.set()
+    await feeder
+    with sqlite3.connect(tmp_path / "logs.db") as conn:
+        text = conn.execute("SELECT message FROM logs WHERE id = ?", [fresh_id]).fetchone()[0]
+        # Found through the word index, not by the scan of what it does not cover.
+        assert conn.execute("SELECT rowid FROM logs_words WHERE logs_words MATCH ?",
+                            [grep.match_expression(f" {text.split()[1]} ")]).fetchall() == [(fresh_id,)]
+    assert [r["id"] for r in await store.query(LogQuery(grep=f" {text.split()[1]} ", limit=0))] == [fresh_id]
+    await until(lambda: store.fts_lag == 0, "the index current once the flood is over")
+    stats = await store.stats()
+    assert (stats["index_backlog"], stats["index_age"]) == (0, 0.0)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await store.close()
