@@ -56,7 +56,7 @@ async def test_edge_restarted_after_publishing_before_its_cursor_moved_sends_the
     await stop(task)
     assert first.position is not None
     # As if killed after the stream stored the message but before the cursor said so; more records came in.
-    await store.write(records(50, 80), cursors={CURSOR: Position(first.position.epoch, 0, (1, 50)).text()})
+    await store.write(records(50, 80), cursors={CURSOR: Position(first.position.epoch, 0, ((1, 50),)).text()})
     second = Publisher(dataclasses.replace(cfg, batch_size=100), store)  # another batching than the lost message's
     task = await running(second)
     await until(lambda: second.counters.get("published") == 80, "the rest published")
