@@ -234,11 +234,11 @@ def test_an_edges_incident_fired_acknowledged_resolved_reaches_the_central_with_
     assert counters["changes"] == 3
 
 
-def test_fleet_status_shows_each_node_with_its_heartbeat_and_the_stream(
+def test_fleet_status_and_the_dashboard_show_each_node_with_its_heartbeat_and_the_stream(
         nats_server: NatsServer, mepd_factory: MakeMepd) -> None:
-    port = free_port()
+    port, http = free_port(), free_port()
     edge = mepd_factory(syslog_listen(port, "udp") + fleet(nats_server, "web1")).start()
-    central = mepd_factory(central_config(nats_server)).start()
+    central = mepd_factory(central_config(nats_server) + f'[http]\nlisten = "127.0.0.1:{http}"\n').start()
     send_udp(port, 0, 120)
     central.wait_logs(120, "--node", "web1")
 
@@ -256,6 +256,15 @@ def test_fleet_status_shows_each_node_with_its_heartbeat_and_the_stream(
     assert text.splitlines()[1].split()[0] == "web1"
     assert "stream MEPD_LOGS: 3 messages" in text
     assert edge.mepctl("fleet", "status", check=False).returncode == 1
+    # The dashboard: the overview lists the node, the logs page filters on it and shows each record's node.
+    overview = central.dashboard_get(f"http://127.0.0.1:{http}/").decode()
+    nodes = overview.partition("<section id=nodes>")[2].partition("</section>")[0]
+    assert '<td>web1 <a href="logs.html?node=web1">logs</a></td>' in nodes
+    assert "<td>120</td><td>0</td>" in nodes  # records, backlog
+    page = central.dashboard_get(f"http://127.0.0.1:{http}/logs.html?node=web*&limit=0").decode()
+    assert "Found 120 records" in page
+    assert page.count("<td>web1</td><td>web1</td>") == 120  # node, host
+    assert "Found 0 records" in central.dashboard_get(f"http://127.0.0.1:{http}/logs.html?node=db1").decode()
 
 
 def make_ca(root: Path, name: str) -> tuple[Path, Path]:
