@@ -158,6 +158,37 @@ def test_wrong_credentials_are_a_status_line_and_the_node_keeps_collecting(
              what="the 10 records in the backlog (it is measured every few seconds)")
 
 
+def test_token_file_against_a_server_with_a_token_and_a_wrong_one_is_a_status_line(
+        nats_factory: Callable[..., NatsServer], mepd_factory: MakeMepd, tmp_path: Path) -> None:
+    server = nats_factory('authorization { token: "s3cret-token" }\n')
+
+    def token(name: str, text: str) -> str:
+        path = tmp_path / name
+        path.write_text(text + "\n")
+        path.chmod(0o600)
+        return f'token_file = "{path}"\n'
+
+    good, bad = free_port(), free_port()
+    mepd_factory(syslog_listen(good, "udp") + fleet(server, "web1", token("right", "s3cret-token"))).start()
+    wrong = mepd_factory(syslog_listen(bad, "udp") + fleet(server, "web2", token("wrong", "not-it"))).start()
+    central = mepd_factory(fleet(server, "central", 'publish = []\n' + token("central", "s3cret-token"))
+                           + '[fleet.central]\nenabled = true\nconsumer = "c1"\n').start()
+    send_udp(good, 0, 10)
+    send_udp(bad, 0, 10)
+    central.wait_logs(10, "--node", "web1")
+    assert numbered(central, "--node", "web1") == list(range(10))
+
+    def refused() -> str | None:
+        d = component(wrong, "fleet/publish")["details"]
+        return d["last_error"] if d["state"] != "connected" and d["last_error"] else None
+
+    assert "authorization" in wait_for(refused, what="web2's refusal in status").lower()
+    assert "not-it" not in wrong.stderr()
+    assert component(wrong, "fleet/publish")["state"] == "running"
+    wrong.wait_logs(10)  # still collecting
+    assert central.logs("--node", "web2") == []
+
+
 FLEET_RULES = '''
 [alert]
 group_wait = "0s"
