@@ -4,6 +4,9 @@ A durable pull consumer (`[fleet.central] consumer`, one per central, so each
 central keeps a full copy) fetches messages; each message's records are
 committed in one transaction together with the message's id as the store's
 batch id (`mepd.store.logs.worker.write`), then the message is acknowledged.
+Up to WRITES messages are being stored at a time, so the next one is decoded
+while the log writer commits this one; nothing here depends on the messages'
+order (a node's retried message may come after its later ones).
 A message delivered again (the central died between its commit and its ack,
 or the ack was lost) or published again by its node after the stream's
 duplicate window finds its id already committed and is only acknowledged.
@@ -24,6 +27,7 @@ import json
 import logging
 import sqlite3
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Final
@@ -49,6 +53,7 @@ ALERTS_WAIT: Final = 5.0  # for room in the alert engine's queue, before the rec
 FETCH_WAIT: Final = 1.0
 INFO_INTERVAL: Final = 2.0
 MISMATCH_RETRY: Final = 30.0
+WRITES: Final = 4  # messages being decoded, stored and acknowledged at once
 
 
 @dataclass(slots=True)
@@ -104,11 +109,16 @@ class Consumer:
             js = await self.link.open()
             sub = await self._subscribe(js)
             info = asyncio.create_task(self._watch(js, sub))
+            storing: deque[asyncio.Task[None]] = deque()
             try:
                 async for msg in messages(sub, self.cfg.central.batch_size, "fetch"):
-                    await self._store(msg)
+                    storing.append(asyncio.create_task(self._store(msg)))
+                    while storing and (len(storing) >= WRITES or storing[0].done()):
+                        await storing.popleft()
             finally:
                 info.cancel()
+                for task in storing:
+                    task.cancel()
         finally:
             await self.link.close()
 

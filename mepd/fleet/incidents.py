@@ -114,13 +114,13 @@ class IncidentPublisher:
         """Publish the next range (or the pending one again); False when there is nothing new."""
         pos = self.position
         assert pos is not None
-        if pos.pending is None and await history.last_history_id() < pos.published:
+        if not pos.pending and await history.last_history_id() < pos.published:
             log.warning("fleet: the alert store's history ids start below the published cursor %d (store"
                         " replaced or pruned): publishing its state changes from the start under a new epoch",
                         pos.published)
             pos = Position(new_epoch(), 0)
-        if pos.pending is not None:
-            first, last = pos.pending
+        if pos.pending:
+            [(first, last)] = pos.pending  # one message at a time here
             _, changes = await history.state_changes(first - 1, last - first + 1)
             changes = [c for c in changes if c[0] <= last]
         else:
@@ -129,7 +129,7 @@ class IncidentPublisher:
                 return False
             first = pos.published + 1
             if changes:
-                pos = replace(pos, pending=(first, last))
+                pos = replace(pos, pending=((first, last),))
                 await self._save(pos)
         if changes:
             msg_id = f"{self.node}:incidents:{pos.epoch}:{first}-{last}"

@@ -1,16 +1,19 @@
 """The edge's fleet component: publishes what the local log store committed, exactly once.
 
 The local store is the buffer.  Records are read back from it in id order after
-the "published up to" cursor, sent a message at a time (`mepd.fleet.wire`), and
-the next message waits for the stream's acknowledgement of this one, so the
-stream holds a node's records in id order.  The cursor lives in the store's
-`cursors` table as `<epoch>:<published>[:<first>-<last>]`: before a message is
-sent its range is committed as pending, so a restart (even after kill -9)
-sends that range again as the same message with the same `Nats-Msg-Id`, which
-the stream's duplicate window drops and a central recognises after it; then it
-goes on after the range.  A message whose acknowledgement is lost is sent
-again the same way.  While the cluster cannot be reached nothing is sent and
-the backlog (records, age of the oldest) is shown in `mepctl status`.
+the "published up to" cursor and sent as messages (`mepd.fleet.wire`), up to
+WINDOW of them awaiting the stream's acknowledgement at a time.  The cursor
+lives in the store's `cursors` table as
+`<epoch>:<published>[:<first>-<last>,<first>-<last>...]`: before messages are
+sent their ranges are committed as pending (a window's worth in one write),
+so a restart (even after kill -9) sends each pending range again as the same
+message with the same `Nats-Msg-Id`, which the stream's duplicate window drops
+and a central recognises after it; then it goes on after the last range.
+`published` moves only over the acknowledged messages in id order.  A message
+whose acknowledgement is lost is sent again the same way, so it may land in
+the stream after later ones: a central does not depend on the order.  While
+the cluster cannot be reached nothing is acknowledged and the backlog
+(records, age of the oldest) is shown in `mepctl status`.
 
 Every HEARTBEAT seconds the node also says how it stands (backlog, age of the
 oldest, records published) on `mepd.heartbeat.<node>`, a stream that keeps
@@ -26,8 +29,9 @@ import logging
 import sqlite3
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final
 
 import nats.errors
@@ -36,7 +40,7 @@ from nats.js import JetStreamContext
 from mepd.config import FleetConfig
 from mepd.fleet import streams, wire
 from mepd.fleet.connection import Link
-from mepd.model import LogRecord, rfc3339
+from mepd.model import rfc3339
 from mepd.pipeline import Counters
 from mepd.store.logs.store import LogStore
 
@@ -48,27 +52,33 @@ BACKLOG_INTERVAL: Final = 2.0
 RETRY_DELAY: Final = 1.0
 MISMATCH_RETRY: Final = 30.0
 HEARTBEAT: Final = 10.0
+WINDOW: Final = 8  # messages sent and not yet acknowledged, at most; refilled when half are
+HEADROOM: Final = 4096  # of the server's max_payload, for the headers
 
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """Where publishing stands: every record up to `published` is in the stream; `pending` may be."""
+    """Where publishing stands: every record up to `published` is in the stream; the `pending` messages
+    (their id ranges, in id order) may be."""
 
     epoch: str
     published: int
-    pending: tuple[int, int] | None = None
+    pending: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def upto(self) -> int:
+        """The last id sent or about to be."""
+        return self.pending[-1][1] if self.pending else self.published
 
     def text(self) -> str:
-        tail = f":{self.pending[0]}-{self.pending[1]}" if self.pending else ""
+        tail = ":" + ",".join(f"{first}-{last}" for first, last in self.pending) if self.pending else ""
         return f"{self.epoch}:{self.published}{tail}"
 
     @classmethod
     def parse(cls, text: str) -> Position:
         epoch, published, *pending = text.split(":")
-        if pending:
-            first, last = pending[0].split("-")
-            return cls(epoch, int(published), (int(first), int(last)))
-        return cls(epoch, int(published))
+        ranges = [r.split("-") for r in pending[0].split(",")] if pending else []
+        return cls(epoch, int(published), tuple((int(first), int(last)) for first, last in ranges))
 
 
 def new_epoch() -> str:
@@ -88,6 +98,7 @@ class Publisher:
         self.subject = streams.LOGS.subject(self.node)
         self.position: Position | None = None
         self._saved: str | None = None
+        self._read_upto = 0  # the store's last id when the publisher last looked for records to send
         self.backlog = 0
         self.oldest: float | None = None  # `received` of the oldest record not yet published
 
@@ -101,8 +112,7 @@ class Publisher:
             await ensure_stream(js, streams.HEARTBEATS, self.cfg, self.link)
             beat = asyncio.create_task(self._heartbeat(js))
             try:
-                while True:
-                    await self._step(js)
+                await self._publish_all(js)
             finally:
                 beat.cancel()
         finally:
@@ -129,37 +139,63 @@ class Publisher:
             await self.store.write([], cursors={CURSOR: pos.text()})
             self._saved = pos.text()
 
-    async def _step(self, js: JetStreamContext) -> None:
+    async def _publish_all(self, js: JetStreamContext) -> None:
+        """Keep up to WINDOW messages in flight, for ever; `position` follows their acknowledgements in id order."""
+        inflight: deque[asyncio.Task[None]] = deque()
+        try:
+            pos = self.position
+            assert pos is not None
+            for first, last in pos.pending:  # perhaps sent before a restart: the same messages again
+                batch = [(rid, r) for rid, r in await self.store.records_after(first - 1, last - first + 1)
+                         if rid <= last]
+                message = wire.Message(first, last, len(batch), wire.encode(self.node, batch))
+                inflight.append(asyncio.create_task(self._publish(js, pos.epoch, message)))
+            while True:
+                if len(inflight) <= WINDOW // 2:
+                    await self._fill(js, inflight)
+                if not inflight:
+                    await self._wait_commit()
+                    continue
+                await inflight[0]
+                inflight.popleft()
+                pos = self.position
+                assert pos is not None
+                self.position = Position(pos.epoch, pos.pending[0][1], pos.pending[1:])
+        finally:
+            for task in inflight:
+                task.cancel()
+
+    async def _fill(self, js: JetStreamContext, inflight: deque[asyncio.Task[None]]) -> None:
+        """The next messages after those in flight, committed as pending before they are sent."""
         pos = self.position
         assert pos is not None
-        if pos.pending is not None:
-            first, last = pos.pending
-            batch = [(rid, r) for rid, r in await self.store.records_after(first - 1, last - first + 1)
-                     if rid <= last]
-        else:
-            batch = await self.store.records_after(pos.published, self.cfg.batch_size)
-            if not batch:
-                await self._save(pos)
-                await self._wait_commit(pos)
-                return
-            first, last = batch[0][0], batch[-1][0]
-            pos = replace(pos, pending=(first, last))
-            await self._save(pos)
-            self.position = pos
-        if batch:
-            await self._publish(js, wire.message_id(self.node, pos.epoch, first, last), batch)
-        self.position = Position(pos.epoch, last)
+        room = WINDOW - len(inflight)
+        self._read_upto = self.store.last_id  # every id up to it is committed: the read sees them all
+        batch = await self.store.records_after(pos.upto, room * self.cfg.batch_size)
+        if not batch:
+            return
+        max_bytes = (self.link.nc.max_payload if self.link.nc is not None else 1 << 20) - HEADROOM
+        messages = wire.split(self.node, batch, self.cfg.batch_size, max_bytes)[:room]
+        pos = Position(pos.epoch, pos.published, pos.pending + tuple((m.first, m.last) for m in messages))
+        await self._save(pos)
+        self.position = pos
+        inflight.extend(asyncio.create_task(self._publish(js, pos.epoch, m)) for m in messages)
 
-    async def _wait_commit(self, pos: Position) -> None:
+    async def _wait_commit(self) -> None:
+        pos = self.position
+        assert pos is not None
+        await self._save(pos)
         async with self.store.committed:
-            if self.store.last_id <= pos.published:
+            if self.store.last_id <= self._read_upto:  # nothing new (records from other nodes are not sent)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.store.committed.wait(), IDLE_WAIT)
         self.position = self._check_ids(pos)
 
-    async def _publish(self, js: JetStreamContext, msg_id: str, batch: list[tuple[int, LogRecord]]) -> None:
-        await publish(js, self.subject, wire.encode(self.node, batch), msg_id, self.counters)
-        self.counters.inc("published", len(batch))
+    async def _publish(self, js: JetStreamContext, epoch: str, message: wire.Message) -> None:
+        if message.count:
+            msg_id = wire.message_id(self.node, epoch, message.first, message.last)
+            await publish(js, self.subject, message.payload, msg_id, self.counters)
+            self.counters.inc("published", message.count)
 
     async def _watch_backlog(self) -> None:
         while True:

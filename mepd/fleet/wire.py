@@ -1,9 +1,10 @@
 """The messages on the fleet's streams: newline-delimited JSON, one record per line.
 
 A message on `mepd.logs.<node>` holds the records with local ids `first`..`last`
-of that node, in id order, each line DESIGN's record JSON (`LogRecord.to_json`)
-plus `node`, `id` (its id in the node's store) and `raw` (the original text of a
-line that could not be parsed).  Headers: `Nats-Msg-Id` = `<node>:<epoch>:<first>-<last>`
+of that node (at most `batch_size` of them, and within the server's max_payload),
+in id order, each line DESIGN's record JSON (`LogRecord.to_json`) plus `node`,
+`id` (its id in the node's store) and `raw` (the original text of a line that
+could not be parsed).  Headers: `Nats-Msg-Id` = `<node>:<epoch>:<first>-<last>`
 (the epoch changes when the node's store starts again from id 1), used by the
 stream's duplicate window and by centrals to store a message once.  Vector's
 or Telegraf's NATS sources read it with newline-delimited framing.
@@ -13,8 +14,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from mepd.model import FACILITIES, SEVERITIES, LogRecord
 
@@ -25,10 +27,46 @@ def message_id(node: str, epoch: str, first: int, last: int) -> str:
     return f"{node}:{epoch}:{first}-{last}"
 
 
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # json.dumps makes one a call
+
+
+def _line(node: str, rid: int, r: LogRecord) -> bytes:
+    return (_ENCODER.encode({**r.to_json(), "node": node, "id": rid, "raw": r.raw}) + "\n").encode()
+
+
 def encode(node: str, records: Sequence[tuple[int, LogRecord]]) -> bytes:
-    lines = [json.dumps({**r.to_json(), "node": node, "id": rid, "raw": r.raw}, ensure_ascii=False,
-                        separators=(",", ":")) for rid, r in records]
-    return ("\n".join(lines) + "\n").encode()
+    return b"".join(_line(node, rid, r) for rid, r in records)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """The records with local ids `first`..`last` (`count` of them: ids may skip) as one message's payload."""
+
+    first: int
+    last: int
+    count: int
+    payload: bytes
+
+
+def split(node: str, records: Sequence[tuple[int, LogRecord]], max_records: int, max_bytes: int) -> list[Message]:
+    """`records` (in id order) as messages of at most `max_records` records and `max_bytes` bytes; a record
+    larger than `max_bytes` goes alone."""
+    out: list[Message] = []
+    lines: list[bytes] = []
+    first = last = size = 0
+    for rid, r in records:
+        line = _line(node, rid, r)
+        if lines and (len(lines) >= max_records or size + len(line) > max_bytes):
+            out.append(Message(first, last, len(lines), b"".join(lines)))
+            lines, size = [], 0
+        if not lines:
+            first = rid
+        lines.append(line)
+        size += len(line)
+        last = rid
+    if lines:
+        out.append(Message(first, last, len(lines), b"".join(lines)))
+    return out
 
 
 def _time(value: object) -> float:

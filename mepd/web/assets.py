@@ -63,6 +63,7 @@ LIVE_JS: Final = """
   var state = document.getElementById("live-state");
   if (!table || !window.EventSource) { return; }
   var body = table.tBodies[0];
+  var fleet = table.hasAttribute("data-node");  // a central: each record's node is shown
   var source = new EventSource(table.getAttribute("data-stream"));
   function two(n) { return (n < 10 ? "0" : "") + n; }
   function stamp(text) {
@@ -77,9 +78,11 @@ LIVE_JS: Final = """
     var r = JSON.parse(event.data);
     var row = document.createElement("tr");
     row.className = "sev-" + (r.severity || "");
-    [stamp(r.ts), r.host, r.app, r.severity, r.message].forEach(function (value, i) {
+    var values = [stamp(r.ts), r.host, r.app, r.severity, r.message];
+    if (fleet) { values.splice(1, 0, r.node); }
+    values.forEach(function (value, i) {
       var cell = document.createElement("td");
-      if (i === 4) { cell.className = "msg"; }
+      if (i === values.length - 1) { cell.className = "msg"; }
       cell.textContent = value === null || value === undefined ? "" : String(value);
       row.appendChild(cell);
     });

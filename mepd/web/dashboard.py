@@ -129,7 +129,9 @@ class Dashboard:
     async def logs(self, ctx: Ctx, params: Mapping[str, str], result: LogsResult | None = None) -> str:
         """The page for `params`, or for the `result` already found for them."""
         result = result or await self.logs_result(params)
-        return pages.logs(ctx, params, result.records, result.error, result.truncated)
+        fleet = self.daemon.cfg.fleet
+        return pages.logs(ctx, params, result.records, result.error, result.truncated,
+                          fleet is not None and fleet.central.enabled)
 
     async def incidents(self, ctx: Ctx) -> str:
         open_ = await self.data.incidents()

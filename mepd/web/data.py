@@ -18,6 +18,7 @@ import contextlib
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final, Protocol
 
 from mepd.alerts.engine import AlertEngine, NotRunningError
@@ -34,6 +35,7 @@ from mepd.supervisor import State, Supervised
 
 IN_OUT: Final = ("in_bps", "out_bps")
 HOST_COMPONENT: Final = "host"
+FLEET_CENTRAL: Final = "fleet/central"
 # What a host graph draws of each group (mepd.sources.host.metrics.GROUPS): the first as an area.
 HOST_GRAPHS: Final = {
     "cpu": ("user_pct", "system_pct", "iowait_pct", "steal_pct"),
@@ -178,6 +180,41 @@ class IntakeView:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeView:
+    """A fleet node as this central knows it (`mepctl fleet status`): what it stored from the node, and the
+    node's own latest heartbeat."""
+
+    name: str
+    last_heard: float | None
+    records: int
+    backlog: int | None
+    backlog_oldest_age: float | None
+    heartbeat: float | None
+
+
+def _when(value: object) -> float | None:
+    return datetime.fromisoformat(value).timestamp() if isinstance(value, str) else None
+
+
+def fleet_nodes(status: DaemonStatus) -> list[NodeView] | None:
+    """The nodes from the `fleet/central` component's details; None when this mepd is not a central."""
+    central = next((c for c in status.components if c.name == FLEET_CENTRAL), None)
+    if central is None:
+        return None
+    details = central.details or {}
+    seen: Mapping[str, Mapping[str, Any]] = details.get("nodes") or {}  # type: ignore[assignment]
+    beats: Mapping[str, Mapping[str, Any]] = details.get("heartbeats") or {}  # type: ignore[assignment]
+    out = []
+    for name in sorted({*seen, *beats}):
+        node, beat = seen.get(name, {}), beats.get(name, {})
+        backlog, age = beat.get("backlog"), beat.get("backlog_oldest_age")
+        out.append(NodeView(name, _when(node.get("last_heard")), int(node.get("records", 0)),
+                            backlog if isinstance(backlog, int) else None,
+                            float(age) if isinstance(age, int | float) else None, _when(beat.get("time"))))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
 class Stat:
     """MRTG's table row: maximum, average and current of one direction over one period."""
 
@@ -202,6 +239,7 @@ class Overview:
     pipeline_dropped: int
     stored: int
     step: float
+    nodes: list[NodeView] | None = None  # a central's fleet nodes; None: not a central
 
 
 @dataclass(slots=True)
@@ -450,4 +488,5 @@ class DashboardData:
             pipeline_dropped=_sum_dropped(logs),
             stored=logs.get("stored", 0),
             step=min(steps),
+            nodes=fleet_nodes(status),
         )

@@ -22,7 +22,16 @@ from mepd.api.render import local_time, timeline_what
 from mepd.model import SEVERITIES, Incident, rfc3339
 from mepd.units import format_duration
 from mepd.web.assets import WEBLOG_CSS_SCOPE
-from mepd.web.data import HostGraph, IntakeView, InterfaceView, Overview, Stat, TargetView, WebSourceView
+from mepd.web.data import (
+    HostGraph,
+    IntakeView,
+    InterfaceView,
+    NodeView,
+    Overview,
+    Stat,
+    TargetView,
+    WebSourceView,
+)
 from mepd.web.graphs import PERIOD_NAMES, SIZES, TREND
 
 SILENCE_DURATIONS: Final = ("1h", "2h", "8h", "1d", "7d")
@@ -234,9 +243,27 @@ def intake_section(intake: Sequence[IntakeView], dropped: int, stored: int) -> s
     )
 
 
+def nodes_section(ctx: Ctx, nodes: Sequence[NodeView] | None, now: float) -> str:
+    """A central's fleet nodes, as `mepctl fleet status` lists them; each links to its records."""
+    if nodes is None:
+        return ""
+    rows = []
+    for n in nodes:
+        link = "" if ctx.static else f' <a href="{ctx.root}logs.html?{h(urlencode({"node": n.name}))}">logs</a>'
+        backlog = "-" if n.backlog is None else badge(f"{n.backlog:,}", "warn") if n.backlog else "0"
+        oldest = "-" if n.backlog_oldest_age is None else format_duration(n.backlog_oldest_age)
+        rows.append(f"<tr><td>{h(n.name)}{link}</td><td>{h(ago(n.last_heard, now))}</td><td>{n.records:,}</td>"
+                    f"<td>{backlog}</td><td>{h(oldest)}</td><td>{h(ago(n.heartbeat, now))}</td></tr>")
+    if not rows:
+        rows.append("<tr><td colspan=6 class=muted>No node heard from yet.</td></tr>")
+    return ("<section id=nodes><h2>Fleet nodes</h2><div class=scroll><table class=list>"
+            "<tr><th>node</th><th>last heard</th><th>records</th><th>backlog</th><th>oldest</th><th>heartbeat</th>"
+            f"</tr>{''.join(rows)}</table></div></section>")
+
+
 def overview(ctx: Ctx, ov: Overview, now: float) -> str:
-    body = (incidents_section(ctx, ov.incidents, now) + targets_section(ctx, ov.targets)
-            + hosts_section(ctx, ov.hosts) + web_section(ctx, ov.web)
+    body = (incidents_section(ctx, ov.incidents, now) + nodes_section(ctx, ov.nodes, now)
+            + targets_section(ctx, ov.targets) + hosts_section(ctx, ov.hosts) + web_section(ctx, ov.web)
             + intake_section(ov.intake, ov.pipeline_dropped, ov.stored))
     return layout(ctx, "Overview", body, refresh=ov.step)
 
@@ -338,22 +365,30 @@ def web_source(ctx: Ctx, name: str, report_html: str | None, graph_key: str | No
 # -- logs ----------------------------------------------------------------------------------------------------
 
 
-def log_rows(records: Iterable[Mapping[str, Any]]) -> str:
+def log_rows(records: Iterable[Mapping[str, Any]], fleet: bool = False) -> str:
+    """The records' rows; `fleet`: with the node each came from (on a central)."""
     out = []
     for r in records:
         ts = r.get("ts")
         stamp = datetime.fromisoformat(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S") if isinstance(ts, str) else "-"
-        out.append(f'<tr class="sev-{h(r.get("severity"))}"><td>{h(stamp)}</td><td>{h(r.get("host"))}</td>'
+        node = f'<td>{h(r.get("node"))}</td>' if fleet else ""
+        out.append(f'<tr class="sev-{h(r.get("severity"))}"><td>{h(stamp)}</td>{node}<td>{h(r.get("host"))}</td>'
                    f'<td>{h(r.get("app"))}</td><td>{h(r.get("severity"))}</td><td class=msg>{h(r.get("message"))}</td>'
                    "</tr>")
     return "".join(out)
 
 
-LOG_HEAD: Final = "<tr><th>time</th><th>host</th><th>app</th><th>severity</th><th>message</th></tr>"
+def log_head(fleet: bool = False) -> str:
+    node = "<th>node</th>" if fleet else ""
+    return f"<tr><th>time</th>{node}<th>host</th><th>app</th><th>severity</th><th>message</th></tr>"
+
+
+LOG_PARAMS: Final = ("host", "app", "severity", "grep", "source", "node")  # what the live tail filters on too
 
 
 def logs(ctx: Ctx, params: Mapping[str, str], records: Sequence[Mapping[str, Any]], error: str | None,
-         truncated: bool) -> str:
+         truncated: bool, fleet: bool = False) -> str:
+    """`fleet`: this mepd is a central: the records' nodes are shown and can be filtered on."""
     parts = []
     if not ctx.static:
         def field(name: str, label: str, hint: str) -> str:
@@ -366,6 +401,7 @@ def logs(ctx: Ctx, params: Mapping[str, str], records: Sequence[Mapping[str, Any
         parts.append(
             '<form method=get action="logs.html" class=filters>'
             + field("since", "since", "10m, 2h, 2024-05-01 08:00") + field("until", "until", "time or duration")
+            + (field("node", "node", "web1, web*") if fleet else "")
             + field("host", "host", "web1") + field("app", "app", "sshd") + field("grep", "text", "words")
             + field("source", "source", "syslog/udp ...")
             + f'<label>severity<select name=severity><option value="">any</option>{options}</select></label>'
@@ -375,14 +411,15 @@ def logs(ctx: Ctx, params: Mapping[str, str], records: Sequence[Mapping[str, Any
         parts.append(f"<p class=bad>{h(error)}</p>")
     note = " (newest shown; narrow the search for more)" if truncated else ""
     parts.append(f"<h2>Found {len(records):,} records{h(note)}</h2><div class=scroll><table class=\"list logs\">"
-                 f"{LOG_HEAD}{log_rows(reversed(records))}</table></div>")
+                 f"{log_head(fleet)}{log_rows(reversed(records), fleet)}</table></div>")
     scripts: tuple[str, ...] = ()
     if not ctx.static and not error:
-        query = urlencode({k: v for k, v in params.items() if k in ("host", "app", "severity", "grep", "source") and v})
+        query = urlencode({k: v for k, v in params.items() if k in LOG_PARAMS and v})
         stream = "logs/stream" + (f"?{query}" if query else "")
+        nodes = " data-node" if fleet else ""
         parts.insert(1, f'<section id=tail><h2>Live tail <span id=live-state class=muted>(needs JavaScript)</span>'
-                        f'</h2><div class=scroll><table class="list logs" id=live data-stream="{h(stream)}">'
-                        f"<thead>{LOG_HEAD}</thead><tbody></tbody></table></div></section>")
+                        f'</h2><div class=scroll><table class="list logs" id=live data-stream="{h(stream)}"{nodes}>'
+                        f"<thead>{log_head(fleet)}</thead><tbody></tbody></table></div></section>")
         scripts = ("live.js",)
     return layout(ctx, "Logs", "".join(parts), scripts=scripts)
 

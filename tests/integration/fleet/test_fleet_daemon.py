@@ -158,6 +158,37 @@ def test_wrong_credentials_are_a_status_line_and_the_node_keeps_collecting(
              what="the 10 records in the backlog (it is measured every few seconds)")
 
 
+def test_token_file_against_a_server_with_a_token_and_a_wrong_one_is_a_status_line(
+        nats_factory: Callable[..., NatsServer], mepd_factory: MakeMepd, tmp_path: Path) -> None:
+    server = nats_factory('authorization { token: "s3cret-token" }\n')
+
+    def token(name: str, text: str) -> str:
+        path = tmp_path / name
+        path.write_text(text + "\n")
+        path.chmod(0o600)
+        return f'token_file = "{path}"\n'
+
+    good, bad = free_port(), free_port()
+    mepd_factory(syslog_listen(good, "udp") + fleet(server, "web1", token("right", "s3cret-token"))).start()
+    wrong = mepd_factory(syslog_listen(bad, "udp") + fleet(server, "web2", token("wrong", "not-it"))).start()
+    central = mepd_factory(fleet(server, "central", 'publish = []\n' + token("central", "s3cret-token"))
+                           + '[fleet.central]\nenabled = true\nconsumer = "c1"\n').start()
+    send_udp(good, 0, 10)
+    send_udp(bad, 0, 10)
+    central.wait_logs(10, "--node", "web1")
+    assert numbered(central, "--node", "web1") == list(range(10))
+
+    def refused() -> str | None:
+        d = component(wrong, "fleet/publish")["details"]
+        return d["last_error"] if d["state"] != "connected" and d["last_error"] else None
+
+    assert "authorization" in wait_for(refused, what="web2's refusal in status").lower()
+    assert "not-it" not in wrong.stderr()
+    assert component(wrong, "fleet/publish")["state"] == "running"
+    wrong.wait_logs(10)  # still collecting
+    assert central.logs("--node", "web2") == []
+
+
 FLEET_RULES = '''
 [alert]
 group_wait = "0s"
@@ -234,11 +265,11 @@ def test_an_edges_incident_fired_acknowledged_resolved_reaches_the_central_with_
     assert counters["changes"] == 3
 
 
-def test_fleet_status_shows_each_node_with_its_heartbeat_and_the_stream(
+def test_fleet_status_and_the_dashboard_show_each_node_with_its_heartbeat_and_the_stream(
         nats_server: NatsServer, mepd_factory: MakeMepd) -> None:
-    port = free_port()
+    port, http = free_port(), free_port()
     edge = mepd_factory(syslog_listen(port, "udp") + fleet(nats_server, "web1")).start()
-    central = mepd_factory(central_config(nats_server)).start()
+    central = mepd_factory(central_config(nats_server) + f'[http]\nlisten = "127.0.0.1:{http}"\n').start()
     send_udp(port, 0, 120)
     central.wait_logs(120, "--node", "web1")
 
@@ -256,6 +287,15 @@ def test_fleet_status_shows_each_node_with_its_heartbeat_and_the_stream(
     assert text.splitlines()[1].split()[0] == "web1"
     assert "stream MEPD_LOGS: 3 messages" in text
     assert edge.mepctl("fleet", "status", check=False).returncode == 1
+    # The dashboard: the overview lists the node, the logs page filters on it and shows each record's node.
+    overview = central.dashboard_get(f"http://127.0.0.1:{http}/").decode()
+    nodes = overview.partition("<section id=nodes>")[2].partition("</section>")[0]
+    assert '<td>web1 <a href="logs.html?node=web1">logs</a></td>' in nodes
+    assert "<td>120</td><td>0</td>" in nodes  # records, backlog
+    page = central.dashboard_get(f"http://127.0.0.1:{http}/logs.html?node=web*&limit=0").decode()
+    assert "Found 120 records" in page
+    assert page.count("<td>web1</td><td>web1</td>") == 120  # node, host
+    assert "Found 0 records" in central.dashboard_get(f"http://127.0.0.1:{http}/logs.html?node=db1").decode()
 
 
 def make_ca(root: Path, name: str) -> tuple[Path, Path]:

@@ -56,7 +56,7 @@ async def test_edge_restarted_after_publishing_before_its_cursor_moved_sends_the
     await stop(task)
     assert first.position is not None
     # As if killed after the stream stored the message but before the cursor said so; more records came in.
-    await store.write(records(50, 80), cursors={CURSOR: Position(first.position.epoch, 0, (1, 50)).text()})
+    await store.write(records(50, 80), cursors={CURSOR: Position(first.position.epoch, 0, ((1, 50),)).text()})
     second = Publisher(dataclasses.replace(cfg, batch_size=100), store)  # another batching than the lost message's
     task = await running(second)
     await until(lambda: second.counters.get("published") == 80, "the rest published")
@@ -66,6 +66,30 @@ async def test_edge_restarted_after_publishing_before_its_cursor_moved_sends_the
     info = await nc.jetstream().stream_info("MEPD_LOGS")
     await nc.close()
     assert info.state.messages == 2
+
+
+async def test_edge_restarted_with_several_messages_in_flight_sends_each_again_as_it_was(
+        nats_server: NatsServer, store: LogStore) -> None:
+    cfg = FleetConfig(servers=(nats_server.url,), node="web1", batch_size=10)
+    await store.write(records(0, 30))
+    first = Publisher(cfg, store)
+    task = await running(first)
+    await until(lambda: first.counters.get("published") == 30, "three messages published")
+    await stop(task)
+    assert first.position is not None
+    # As if killed with the three messages in flight, all of them in the stream, none acknowledged to it.
+    await store.write(records(30, 35), cursors={CURSOR: Position(first.position.epoch, 0,
+                                                                 ((1, 10), (11, 20), (21, 30))).text()})
+    second = Publisher(dataclasses.replace(cfg, batch_size=100), store)
+    task = await running(second)
+    await until(lambda: second.counters.get("published") == 35, "the rest published")
+    await stop(task)
+    assert (second.counters.get("duplicates"), second.counters.get("messages")) == (3, 1)
+    nc = await nats.connect(nats_server.url)
+    info = await nc.jetstream().stream_info("MEPD_LOGS")
+    await nc.close()
+    assert info.state.messages == 4
+    assert await store.cursor(CURSOR) == f"{first.position.epoch}:35"
 
 
 async def test_central_restarted_after_committing_before_acknowledging_stores_the_message_once(

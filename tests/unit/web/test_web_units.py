@@ -15,12 +15,13 @@ import pytest
 from mepd import config
 from mepd.config import HttpConfig
 from mepd.errors import ConfigErrors
-from mepd.model import Incident
+from mepd.model import Incident, rfc3339
 from mepd.store.rrd.marks import KINDS
 from mepd.web import pages
 from mepd.web.dashboard import Dashboard
-from mepd.web.data import RateMeter, mark_kind
+from mepd.web.data import NodeView, RateMeter, fleet_nodes, mark_kind
 from mepd.web.server import LOGIN_FILE, Access, WebServer, login_url, session_of
+from tests.unit.web.test_prometheus import NOW, component_status, daemon_status
 
 
 def errors_of(tmp_path: Path, text: str) -> list[str]:
@@ -191,3 +192,34 @@ def test_the_timeline_table_escapes_log_text() -> None:
     assert "&lt;script&gt;x&lt;/script&gt; Gi0/1 down" in html
     assert "sw&lt;1&gt; -" in html
     assert "No events." in pages.timeline_section([])
+
+
+def test_a_centrals_logs_page_filters_and_shows_each_records_node() -> None:
+    record = {"ts": "2024-05-01T10:00:00.000000Z", "host": "h1", "node": "web1", "message": "m", "severity": "info"}
+    html = pages.logs(pages.Ctx(), {"node": "web*", "host": "h1"}, [record], None, False, fleet=True)
+    assert '<input name=node value="web*"' in html
+    assert "<th>node</th>" in html
+    assert "<td>web1</td><td>h1</td>" in html
+    assert 'data-stream="logs/stream?node=web%2A&amp;host=h1" data-node>' in html  # the live tail filters too
+    plain = pages.logs(pages.Ctx(), {}, [record], None, False)
+    assert "name=node" not in plain
+    assert "<th>node</th>" not in plain
+    assert "data-node" not in plain
+
+
+def test_a_centrals_overview_lists_its_nodes_from_their_heartbeats() -> None:
+    details: dict[str, object] = {
+        "nodes": {"web1": {"records": 1200, "messages": 3, "last_heard": rfc3339(NOW - 5)}},
+        "heartbeats": {"web1": {"node": "web1", "time": rfc3339(NOW - 8), "backlog": 0, "backlog_oldest_age": None},
+                       "db1": {"node": "db1", "time": rfc3339(NOW - 30), "backlog": 250,
+                               "backlog_oldest_age": 90.0}},
+    }
+    nodes = fleet_nodes(daemon_status([component_status("fleet/central", details=details)]))
+    assert nodes == [NodeView("db1", None, 0, 250, 90.0, NOW - 30), NodeView("web1", NOW - 5, 1200, 0, None, NOW - 8)]
+    html = pages.nodes_section(pages.Ctx(), nodes, NOW)
+    assert '<td>db1 <a href="logs.html?node=db1">logs</a></td><td>-</td><td>0</td>' in html
+    assert "<td>1m30s</td>" in html
+    assert "<td>web1" in html
+    assert fleet_nodes(daemon_status([component_status("fleet/publish")])) is None
+    assert pages.nodes_section(pages.Ctx(), None, NOW) == ""
+    assert "No node heard from yet" in pages.nodes_section(pages.Ctx(), [], NOW)
