@@ -97,7 +97,8 @@ class SnmpHub:
     """What the target components share: the bound on parallel walks, and where each keeps its last
     counters across a restart (`state`; None: nowhere); `share` when polling is shared with other pollers
     (None: not shared).  Shared with the device-log consumer (mepd.analysis.devicelogs), by target name:
-    each target's last interfaces and sysName, which it reads, and the times its device's log said it restarted, which it writes and the target's next poll takes."""
+    each target's last interfaces and sysName, which it reads, and the times its device's log said it
+    restarted, which it writes and the target's next poll takes."""
 
     def __init__(self, cfg: SnmpConfig, state_dir: str | None = None) -> None:
         self.bound = asyncio.Semaphore(cfg.max_parallel)
