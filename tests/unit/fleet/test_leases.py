@@ -30,11 +30,13 @@ def test_lease_value_round_trips_and_garbage_is_free() -> None:
 
 def test_first_poller_claims_everything_and_three_split_evenly() -> None:
     moves = plan("a", TARGETS, View(), {}, 0.0, LIFE)
-    assert sorted(moves.claim) == sorted(TARGETS) and not moves.take
+    assert sorted(moves.claim) == sorted(TARGETS)
+    assert not moves.take
     # b and c start while a holds everything: each takes its share, from a only.
     view = view_of(dict.fromkeys(TARGETS, "a"))
     b = plan("b", TARGETS, view, {}, 0.1, LIFE)
-    assert not b.claim and len(b.take) == 15  # two pollers seen: half
+    assert not b.claim
+    assert len(b.take) == 15
     owners = {t: ("b" if t in b.take else "a") for t in TARGETS}
     c = plan("c", TARGETS, view_of(owners), {}, 0.1, LIFE)
     assert len(c.take) == 10
@@ -50,7 +52,8 @@ def test_a_dead_pollers_targets_are_claimed_only_once_its_leases_expired() -> No
     held_a = {t: 1 for t, o in owners.items() if o == "a"}
     assert plan("a", TARGETS, view, held_a, LIFE - 0.01, LIFE).claim == ()
     moves = plan("a", TARGETS, view, held_a, LIFE, LIFE)  # b's and c's leases unchanged for a lifetime
-    assert len(moves.claim) == 20 and not moves.take
+    assert len(moves.claim) == 20
+    assert not moves.take
     assert all(owners[t] != "a" for t in moves.claim)
 
 
@@ -62,13 +65,15 @@ def test_survivors_split_a_dead_pollers_share_at_most_one_over_the_fair_share() 
             view.observe(t, 100, Lease(o, 0.0), 5.0)  # a and b renew; c stopped at 0
     held_a = {t: 100 for t, o in owners.items() if o == "a"}
     claim = plan("a", TARGETS, view, held_a, 5.5, LIFE).claim
-    assert len(claim) == 5 and all(owners[t] == "c" for t in claim)  # 10 + 5 = 15, the fair share of 2
+    assert len(claim) == 5
+    assert all(owners[t] == "c" for t in claim)
 
 
 def test_a_poller_that_comes_back_takes_its_share_and_no_more() -> None:
     owners = spread(30, ["a", "b"])
     moves = plan("c", TARGETS, view_of(owners), {}, 0.0, LIFE)
-    assert len(moves.take) == 10 and not moves.claim
+    assert len(moves.take) == 10
+    assert not moves.claim
     assert Counter(owners[t] for t in moves.take) == {"a": 5, "b": 5}
 
 
@@ -111,4 +116,5 @@ def test_moves_converge_without_oscillation() -> None:
         if not moved:
             break
     counts = Counter(owners.values())
-    assert set(counts) == set(pollers) and max(counts.values()) - min(counts.values()) <= 1
+    assert set(counts) == set(pollers)
+    assert max(counts.values()) - min(counts.values()) <= 1
