@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import signal
 import time
-from datetime import datetime
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from tests.helpers import Mepd, snmp_target, wait_for
