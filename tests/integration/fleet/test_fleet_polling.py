@@ -119,7 +119,10 @@ def test_three_pollers_share_30_targets_through_kill_sigterm_and_restart(
             assert unknowns(now[f"snmp/{t}"]) == unknown_before[n][t], f"{t} on {n}: an unknown at the hand-over"
             stored = [v for v in rates(d, t, killed_at) if v is not None]
             assert stored, f"{t} on {n}: no rate stored after the take-over"
-            assert all(0.8 * BPS <= v <= 1.25 * BPS for v in stored), f"{t} on {n}: a spike {stored}"
+            # No spike; the first step after the take-over may be part unknown in this poller's file (it was
+            # not updated while the target was elsewhere), so rrdtool averages it lower: only later steps are exact.
+            assert max(stored) <= 1.25 * BPS, f"{t} on {n}: a spike {stored}"
+            assert all(v >= 0.8 * BPS for v in stored[1:]), f"{t} on {n}: rates too low {stored}"
 
     # SIGTERM: p1 releases at once; p0 holds everything within one interval.
     p1_targets = owned["p1"]
