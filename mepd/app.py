@@ -48,6 +48,7 @@ from mepd.fleet import consumer as fleet_consumer
 from mepd.fleet import incidents as fleet_incidents
 from mepd.fleet import metrics as fleet_metrics
 from mepd.fleet import publisher as fleet_publisher
+from mepd.fleet import sharing as fleet_sharing
 from mepd.model import LogRecord
 from mepd.pipeline import Accept, Counters, Pipeline, from_sources
 from mepd.sources import journal as journal_source
@@ -140,6 +141,10 @@ class App:
             build = functools.partial(journal_source.create, cfg.journal, logs, resume)
             specs.append(Spec(journal_source.CURSOR_KEY, cfg.journal, build))
         samples = self.pipeline.samples
+        if cfg.fleet is not None and cfg.fleet.share_polling and cfg.snmp.target:
+            # Before the targets: they find the share on their hub when they start.
+            specs.append(Spec("fleet/leases", (cfg.fleet, cfg.snmp.target),
+                              functools.partial(self._poll_share, cfg.fleet, cfg.snmp.target)))
         specs += [Spec(f"snmp/{t.name}", t, functools.partial(snmp_source.create, t, self.snmp_hub, samples))
                   for t in cfg.snmp.target]
         if cfg.host.enabled:
@@ -178,6 +183,11 @@ class App:
             specs.append(Spec("alerts/forecast", (predicted, cfg.report.forecast_window, cfg.alert.forecast_interval),
                               watch))
         return specs
+
+    def _poll_share(self, cfg: config_mod.FleetConfig,
+                    targets: tuple[config_mod.SnmpTargetConfig, ...]) -> fleet_sharing.PollShare:
+        share = self.snmp_hub.share = fleet_sharing.create(cfg, targets)
+        return share
 
     def _build_sinks(self) -> list[Component]:
         sub = self.pipeline.logs.subscribe("store/logs", self.cfg.daemon.queue_size, durable=True)
@@ -336,6 +346,8 @@ class App:
             stale = [key for key, (conf, sup) in self.components.items()
                      if key not in wanted or wanted[key].config != conf or sup.state is State.FATAL]
             await asyncio.gather(*(self.components.pop(key)[1].stop() for key in stale))
+            if "fleet/leases" not in wanted:
+                self.snmp_hub.share = None  # the targets poll on their own again
             if self.weblog is not None:  # before new web tails start, so that their first records reach it
                 self.weblog.logs.accept = web_records(new)
             fresh = [key for key in wanted if key not in self.components]

@@ -175,6 +175,15 @@ def fleet_status(central: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def fleet_polling(polling: Mapping[str, Any]) -> str:
+    """`mepctl fleet status` on a shared poller: which poller polls each SNMP target, and since when."""
+    now = time.time()
+    rows = [(name, t["poller"] or "-", _ago(t["since"], now) if t["since"] else "-")
+            for name, t in sorted(polling.get("targets", {}).items())]
+    return "\n".join([table(("TARGET", "POLLER", "SINCE"), rows) if rows else "no shared targets",
+                      f"this poller {polling.get('node')}: {polling.get('held', 0)} held, {polling.get('state')}"])
+
+
 def incident(inc: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> str:
     """One incident: its fields, attached lines, then its history (notifications, actions and their output)."""
     labels = " ".join(f"{k}={v}" for k, v in inc["labels"].items())

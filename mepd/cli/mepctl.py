@@ -50,14 +50,18 @@ async def cmd_status(client: Client, args: argparse.Namespace) -> int:
 
 async def cmd_fleet_status(client: Client, args: argparse.Namespace) -> int:
     data = await client.request("GET", "/v1/status")
-    central = next((c for c in data.get("components", []) if c["name"] == "fleet/central"), None)
-    if central is None:
-        print("mepctl: this mepd is not a fleet central ([fleet.central] enabled = true)", file=sys.stderr)
+    found = {c["name"]: c["details"] for c in data.get("components", [])
+             if c["name"] in ("fleet/central", "fleet/leases")}
+    central, polling = found.get("fleet/central"), found.get("fleet/leases")
+    if central is None and polling is None:
+        print("mepctl: this mepd is neither a fleet central ([fleet.central] enabled = true) nor a shared poller"
+              " ([fleet] share_polling = true)", file=sys.stderr)
         return EXIT_REQUEST
     if args.json:
-        _print_json(central["details"])
+        _print_json({**(central or {}), **({"polling": polling} if polling is not None else {})})
     else:
-        print(render.fleet_status(central["details"]))
+        print("\n".join([*([render.fleet_status(central)] if central is not None else []),
+                         *([render.fleet_polling(polling)] if polling is not None else [])]))
     return EXIT_OK
 
 

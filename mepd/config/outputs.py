@@ -98,6 +98,7 @@ class FleetConfig:
     duplicate_window: Duration = 120.0
     max_age: Duration = 7 * 86400.0  # of the streams mepd creates: how long a central may stay away
     timeout: Duration = 5.0  # for one publish acknowledgement or one API request
+    share_polling: bool = False  # [[snmp.target]] polled by one live poller each, through leases (mepd.fleet.sharing)
     central: FleetCentralConfig = field(default_factory=FleetCentralConfig)
 
     @property

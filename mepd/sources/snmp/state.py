@@ -37,18 +37,25 @@ def path_of(state_dir: str, target: str) -> str:
     return os.path.join(state_dir, f"{target}.json")
 
 
-def save(path: str, agent: str, rows: Mapping[str, CounterRow], readings: Mapping[str, Reading]) -> None:
-    """Write a poll's interface counter rows and custom OID readings (all read at one agent clock) atomically;
-    nothing when there are none."""
+def to_doc(agent: str, rows: Mapping[str, CounterRow], readings: Mapping[str, Reading]) -> dict[str, Any] | None:
+    """A poll's interface counter rows and custom OID readings (all read at one agent clock) as JSON; None
+    when there are none.  Also what goes with a shared target's lease (`Share.polled`)."""
     clock = next(itertools.chain((r.clock for r in rows.values()), (r.clock for r in readings.values())), None)
     if clock is None:
-        return
-    doc = {
+        return None
+    return {
         "version": VERSION, "agent": agent, "clock": [clock.ts, clock.uptime, clock.boots],
         "rows": {name: [row.values, row.bits, list(row.marker) if isinstance(row.marker, tuple) else None]
                  for name, row in rows.items() if row.clock is clock},
         "oids": {key: [r.value, r.bits] for key, r in readings.items() if r.clock is clock},
     }
+
+
+def save(path: str, agent: str, rows: Mapping[str, CounterRow], readings: Mapping[str, Reading]) -> None:
+    """Write `to_doc` atomically; nothing when there are no counters."""
+    doc = to_doc(agent, rows, readings)
+    if doc is None:
+        return
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".snmp-state.")
     try:
@@ -68,13 +75,23 @@ def load(path: str, agent: str, interval: float, now: float | None = None) -> Sa
     the file cannot be read)."""
     try:
         with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-        return _saved(doc, agent, interval, time.time() if now is None else now)
+            return from_doc(json.load(fh), agent, interval, now, path)
     except FileNotFoundError:
-        pass
-    except (OSError, ValueError, TypeError, KeyError, IndexError) as e:
+        return {}, {}
+    except (OSError, ValueError) as e:
         log.warning("%s: ignoring the saved SNMP counters (%s: %s); the first poll's rates are unknown",
                     path, type(e).__name__, e)
+        return {}, {}
+
+
+def from_doc(doc: Any, agent: str, interval: float, now: float | None = None, where: str = "") -> Saved:
+    """The rows and readings of a `to_doc` document for this agent, if recent enough; none otherwise (and
+    logged, naming `where`, when it is malformed)."""
+    try:
+        return _saved(doc, agent, interval, time.time() if now is None else now)
+    except (ValueError, TypeError, KeyError, IndexError) as e:
+        log.warning("%s: ignoring the saved SNMP counters (%s: %s); the first poll's rates are unknown",
+                    where or agent, type(e).__name__, e)
     return {}, {}
 
 

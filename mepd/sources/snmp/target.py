@@ -24,13 +24,14 @@ agents waiting for their timeout never hold the slots live ones need.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from mepd.analysis.counters import (
     AgentClock,
@@ -78,11 +79,26 @@ Column = Mapping[bytes, object]  # a walked column: value by index as BER bytes
 StatusColumns = tuple[Column, Column, Column]
 
 
+class Share(Protocol):
+    """Polling shared with other pollers (`[fleet] share_polling`, implemented in mepd.fleet.sharing): a
+    target is polled only while this poller holds it, and its last counters go with it."""
+
+    async def turn(self, target: str, wait: float) -> tuple[bool, Mapping[str, Any] | None]:
+        """Wait up to `wait` seconds until this poller holds `target`: (held, the counters handed over with it)."""
+
+    def holds(self, target: str) -> bool:
+        """Whether this poller may poll `target` now."""
+
+    def polled(self, target: str, counters: Mapping[str, Any] | None) -> None:
+        """The counters of the target's last poll (`state.to_doc`), to go with its lease."""
+
+
 class SnmpHub:
     """What the target components share: the bound on parallel walks, and where each keeps its last
-    counters across a restart (`state`; None: nowhere).  Shared with the device-log consumer
-    (mepd.analysis.devicelogs), by target name: each target's last interfaces and sysName, which it reads,
-    and the times its device's log said it restarted, which it writes and the target's next poll takes."""
+    counters across a restart (`state`; None: nowhere); `share` when polling is shared with other pollers
+    (None: not shared).  Shared with the device-log consumer (mepd.analysis.devicelogs), by target name:
+    each target's last interfaces and sysName, which it reads, and the times its device's log said it
+    restarted, which it writes and the target's next poll takes."""
 
     def __init__(self, cfg: SnmpConfig, state_dir: str | None = None) -> None:
         self.bound = asyncio.Semaphore(cfg.max_parallel)
@@ -90,6 +106,11 @@ class SnmpHub:
         self.interfaces: dict[str, Mapping[str, Interface]] = {}
         self.sys_names: dict[str, str] = {}
         self.restarts: dict[str, float] = {}
+        self.share: Share | None = None
+
+
+class _Handover(Exception):  # noqa: N818 - a signal between two methods, not an error
+    """Polling changes hands: the shared target's lease was lost, or sharing was turned on or off."""
 
 
 @dataclass(slots=True)
@@ -294,7 +315,42 @@ class SnmpTarget:
             log.warning("%s: cycle took %.1fs, longer than the %.0fs interval: skipping %d cycle(s)",
                         self.name, took, interval, missed)
 
-        await every(interval, self.poll_once, self.counters, overrun)
+        while True:
+            share = self.hub.share
+            if share is None:
+                with contextlib.suppress(_Handover):
+                    await every(interval, self._own_poll, self.counters, overrun)
+                continue
+            held, handed = await share.turn(self.cfg.name, interval)
+            if not held:
+                self.status.state = "polled elsewhere"
+                continue
+            self._take_over(handed)
+            with contextlib.suppress(_Handover):
+                await every(interval, self._shared_poll, self.counters, overrun)
+            self.status.state = "polled elsewhere"
+            self.counters.inc("handed_over")
+
+    def _take_over(self, counters: Mapping[str, Any] | None) -> None:
+        """Start a shared target afresh from the counters handed over with its lease (none: the first rates
+        are unknown), not from what this poller read when it last held it."""
+        rows, readings = state.from_doc(counters, self._agent(), self.cfg.interval) if counters else ({}, {})
+        self._rows = rows
+        self.tracker = RateTracker()
+        self.tracker.restore(readings)
+        self._described = None
+
+    async def _own_poll(self) -> None:
+        if self.hub.share is not None:
+            raise _Handover
+        await self.poll_once()
+
+    async def _shared_poll(self) -> None:
+        share = self.hub.share
+        if share is None or not share.holds(self.cfg.name):
+            raise _Handover
+        await self.poll_once()
+        share.polled(self.cfg.name, state.to_doc(self._agent(), self._rows, self.tracker.readings()))
 
     async def poll_once(self) -> list[Sample]:
         """One cycle: read, turn into samples, put them on the pipeline; an unreachable agent is a status."""
