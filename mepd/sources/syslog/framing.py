@@ -53,10 +53,8 @@ class FrameSplitter:
         limit = self.limit
         fast = self._fast
         while pos < n:
-            if fast is not None and self._cut is None:
-                pos = fast(buf, pos, limit, out)
-                if pos == n:
-                    break
+            if fast is not None and self._cut is None and (pos := fast(buf, pos, limit, out)) == n:
+                break  # the C code took every frame; else it stopped at one for the code below
             if self._cut is not None:
                 after = self._skip_cut(pos, nul, out)
                 if after is None:
