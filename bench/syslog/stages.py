@@ -156,7 +156,7 @@ def store_write(rows: list[tuple[Any, ...]], batch: int,
     with writer_db(prepare):
         t0 = time.process_time()
         for i in range(0, len(rows), batch):
-            logwriter.write(rows[i : i + batch], {}, now)
+            logwriter.write(f"b{i}", rows[i : i + batch], {}, now)
         return (time.process_time() - t0) * 1e6 / len(rows)
 
 
@@ -165,14 +165,14 @@ def fts_fill(rows: list[tuple[Any, ...]], options: str) -> float:
     now = time.time()
     with writer_db() as conn:
         for i in range(0, len(rows), BATCH):
-            logwriter.write(rows[i : i + BATCH], {}, now)
+            logwriter.write(f"b{i}", rows[i : i + BATCH], {}, now)
         if options:
             conn.executescript(
                 "DROP TABLE logs_words;"
                 f"CREATE VIRTUAL TABLE logs_words USING fts5(message, content='logs', content_rowid='id', {options});"
             )
         t0 = time.process_time()
-        while logwriter.index(logstore.FTS_CHUNK) < len(rows):
+        while logwriter.index(logstore.FTS_CHUNK).value < len(rows):
             pass
         return (time.process_time() - t0) * 1e6 / len(rows)
 

@@ -7,6 +7,7 @@ counts it instead of losing it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Iterable
@@ -16,8 +17,8 @@ from types import MappingProxyType
 from typing import Final
 
 from mepd.model import SD, LogRecord
-from mepd.sources.syslog import rfc3164, rfc5424
-from mepd.sources.syslog.common import fraction, peer_host, second_epoch
+from mepd.sources.syslog import native, rfc3164, rfc5424
+from mepd.sources.syslog.common import fraction, peer_host, second_epoch, wall_hour
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,14 @@ _USUAL_3164: Final = re.compile(
 )
 
 
+# The LogRecord fields the C parser fills, in the order it expects them; it sets the others to None.
+_FILLED: Final = ("ts", "received", "message", "source", "host", "app", "pid", "facility", "severity", "msgid",
+                  "sd", "peer")
+if native.setup is not None:
+    native.setup(LogRecord, _FILLED, tuple(f.name for f in dataclasses.fields(LogRecord) if f.name not in _FILLED),
+                 NO_SD, wall_hour, rfc3164.bsd_hour)
+
+
 def decode(data: bytes) -> str:
     """The text of a frame: UTF-8 (invalid bytes replaced), without the trailing NUL/CR/LF some senders add."""
     return data.rstrip(b"\r\n\0").decode("utf-8", "replace")
@@ -58,9 +67,11 @@ def parse_message(
     peer: str | None = None,
     tz: tzinfo | None = None,
     peer_as_host: bool = True,
+    pure: bool = False,
 ) -> LogRecord:
     """Parse RFC 5424 or RFC 3164 (with device variants); `tz` (None: local zone) applies to zone-less stamps."""
-    return parse_many([data], received=received, source=source, peer=peer, tz=tz, peer_as_host=peer_as_host)[0]
+    return parse_many([data], received=received, source=source, peer=peer, tz=tz, peer_as_host=peer_as_host,
+                      pure=pure)[0]
 
 
 def parse_many(
@@ -71,24 +82,33 @@ def parse_many(
     peer: str | None = None,
     tz: tzinfo | None = None,
     peer_as_host: bool = True,
+    pure: bool = False,
 ) -> list[LogRecord]:
-    """`parse_message` for what one sender sent at one time, without a call's overhead per message."""
+    """`parse_message` for what one sender sent at one time, without a call's overhead per message.
+
+    The usual messages are parsed by the C speedups when they are built (`native`), the others by
+    `_parse_one`; `pure` parses them all in Python, which the C code must match exactly.
+    """
     fallback_host = peer_host(peer) if peer_as_host else None
-    out: list[LogRecord] = []
-    for data in frames:
-        text = decode(data)
-        try:
-            rec = (_usual_5424(text, received, source, peer, tz, fallback_host)
-                   or _usual_3164(text, received, source, peer, tz)
-                   or _parse(text, received, source=source, peer=peer, tz=tz, fallback_host=fallback_host))
-        except Exception as e:  # a parser bug must cost one message its fields, never the listener
-            log.debug("syslog parser failed on %r", data[:200], exc_info=True)
-            rec = LogRecord(
-                ts=received, received=received, message=text, source=source, host=fallback_host,
-                peer=peer, parse_error=f"parser failure: {type(e).__name__}", raw=text,
-            )
-        out.append(rec)
-    return out
+    if native.parse_many is not None and not pure:
+        return native.parse_many(frames, received, source, peer, tz, fallback_host, _parse_one)
+    return [_parse_one(data, received, source, peer, tz, fallback_host) for data in frames]
+
+
+def _parse_one(
+    data: bytes, received: float, source: str, peer: str | None, tz: tzinfo | None, fallback_host: str | None,
+) -> LogRecord:
+    text = decode(data)
+    try:
+        return (_usual_5424(text, received, source, peer, tz, fallback_host)
+                or _usual_3164(text, received, source, peer, tz)
+                or _parse(text, received, source=source, peer=peer, tz=tz, fallback_host=fallback_host))
+    except Exception as e:  # a parser bug must cost one message its fields, never the listener
+        log.debug("syslog parser failed on %r", data[:200], exc_info=True)
+        return LogRecord(
+            ts=received, received=received, message=text, source=source, host=fallback_host,
+            peer=peer, parse_error=f"parser failure: {type(e).__name__}", raw=text,
+        )
 
 
 def _usual_5424(

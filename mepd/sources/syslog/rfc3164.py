@@ -75,7 +75,7 @@ class _Stamp(NamedTuple):
 
 
 @functools.lru_cache(maxsize=8192)
-def _bsd_hour(tz: tzinfo | None, stamp: tuple[str, str, str | None, str], received_hour: int) -> float | None:
+def bsd_hour(tz: tzinfo | None, stamp: tuple[str, str, str | None, str], received_hour: int) -> float | None:
     """Epoch of the start of the stamp's hour (month, day, year, hour), cached: a sender repeats it for an hour."""
     month, day, year, hh = stamp
     mo = MONTHS.get(month) or MONTHS.get(month.capitalize(), 0)
@@ -95,7 +95,7 @@ def wall(
     minutes, secs = int(mi), int(ss)
     if minutes > 59 or secs > 60:
         return None
-    base = _bsd_hour(UTC if zone in _UTC_NAMES else tz, (month, day, year, hh), 0 if year else int(received // 3600))
+    base = bsd_hour(UTC if zone in _UTC_NAMES else tz, (month, day, year, hh), 0 if year else int(received // 3600))
     return None if base is None else base + minutes * 60 + secs + fraction(frac)
 
 

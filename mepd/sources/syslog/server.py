@@ -158,23 +158,27 @@ class SyslogIntake:
         """
         cfg = self.cfg
         limit = cfg.max_message_size
-        out = parse_many([data[:limit] for data, _ in frames if data], received=time.time(), source=self.source,
+        frames = [frame for frame in frames if frame[0]]
+        out = parse_many([data[:limit] for data, _ in frames], received=time.time(), source=self.source,
                          peer=peer, tz=self.tz, peer_as_host=cfg.peer_as_host)
-        self._check(out, [max(len(data), size) for data, size in frames if data])
+        self._check(out, frames)
         return out
 
-    def _check(self, records: list[LogRecord], sizes: list[int]) -> None:
-        """Count the records, their parse errors and truncations; mark truncated ones, name the local host."""
+    def _check(self, records: list[LogRecord], frames: list[tuple[bytes, int]]) -> None:
+        """Count the records, their parse errors and truncations; mark truncated ones, name the local host.
+
+        It runs for every message, beside a parse in C that costs about as much: no call per record in it."""
         self.counters.inc("received", len(records))
         limit = self.cfg.max_message_size
-        for rec, size in zip(records, sizes, strict=True):
+        local_host = self.local_host
+        for rec, (data, size) in zip(records, frames, strict=True):
             if rec.parse_error is not None:
                 self.counters.inc("parse_errors")
-            if rec.host is None and self.local_host is not None:
-                rec.host = self.local_host
-            if size > limit:
+            if rec.host is None and local_host is not None:
+                rec.host = local_host
+            if size > limit or len(data) > limit:
                 self.counters.inc("truncated")
-                rec.sd = {**rec.sd, "mepd": {"truncated_from": str(size)}}
+                rec.sd = {**rec.sd, "mepd": {"truncated_from": str(max(size, len(data)))}}
 
 
 class DatagramListener:

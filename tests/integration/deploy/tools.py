@@ -68,7 +68,7 @@ def in_mount_namespace(tree: Path, script: str) -> subprocess.CompletedProcess[s
 
 
 # What packaging/deb/build.sh reads from the checkout.
-_BUILD_INPUTS = ("mepd", "setup.cfg", "pyproject.toml", "README.md", "conf", "units", "packaging/deb")
+_BUILD_INPUTS = ("mepd", "setup.cfg", "setup.py", "pyproject.toml", "README.md", "conf", "units", "packaging/deb")
 
 
 def build_deb(tmp_path_factory: pytest.TempPathFactory, version: str | None = None) -> Path:

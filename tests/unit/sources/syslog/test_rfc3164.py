@@ -58,12 +58,12 @@ def new_york_local() -> Iterator[None]:
     mp.setenv("TZ", "America/New_York")
     time.tzset()
     common.wall_hour.cache_clear()
-    rfc3164._bsd_hour.cache_clear()
+    rfc3164.bsd_hour.cache_clear()
     yield
     mp.undo()
     time.tzset()
     common.wall_hour.cache_clear()
-    rfc3164._bsd_hour.cache_clear()
+    rfc3164.bsd_hour.cache_clear()
     assert time.tzname == old
 
 
