@@ -106,6 +106,47 @@ async def test_an_outage_of_the_receiver_loses_and_doubles_nothing(
     assert rw.counters.get("dropped.rejected") == rw.counters.get("dropped.queue_full") == 0
 
 
+@pytest.mark.slow
+async def test_a_minute_without_the_receiver_with_samples_flowing_loses_and_doubles_nothing(
+        prometheus: Prometheus, exporter: tuple[Pipeline, RemoteWrite]) -> None:
+    """The issue's outage: Prometheus down a full minute while a sample a second keeps coming."""
+    pipeline, rw = exporter
+    first = int(time.time()) + 1
+    fed: list[Sample] = []
+    stop = asyncio.Event()
+
+    async def feed() -> None:
+        """One sample a second, stamped with the second it is due (whole seconds: compared exactly)."""
+        while not stop.is_set():
+            due = first + len(fed)
+            await asyncio.sleep(max(0.0, due - time.time()))  # pacing, not synchronisation
+            sample = Sample("snmp.r1.eth0.in_bps", due, 8.0 * len(fed))
+            await pipeline.samples.put_many([sample])
+            fed.append(sample)
+
+    feeding = asyncio.create_task(feed())
+    try:
+        await until(lambda: rw.counters.get("sent") >= 3, "samples sent before the outage")
+        await asyncio.to_thread(prometheus.stop)
+        fed_before = len(fed)
+        await asyncio.sleep(60)  # the outage: a minute while the feed goes on
+        assert len(fed) - fed_before >= 59
+        # Nothing can be sent: the minute's samples wait on disk (less the last second's, still lingering).
+        assert rw.counters.get("queued") >= 55
+        assert rw.counters.get("retried") > 0
+        await asyncio.to_thread(prometheus.start)
+        fed_at_start = len(fed)
+        await until(lambda: len(fed) >= fed_at_start + 3, "samples fed after the receiver is back")
+    finally:
+        stop.set()
+        await asyncio.gather(feeding, return_exceptions=True)
+    await until(lambda: rw.counters.get("sent") == len(fed) and rw.counters.get("queued") == 0,
+                "the minute's samples sent", limit=90)
+
+    assert await asyncio.to_thread(raw_samples, prometheus) == [(s.ts, s.value * 0.125) for s in fed]
+    assert rw.counters.get("dropped.rejected") == rw.counters.get("dropped.queue_full") == 0
+
+
 async def test_a_rejected_batch_is_dropped_and_counted(
         prometheus: Prometheus, exporter: tuple[Pipeline, RemoteWrite]) -> None:
     pipeline, rw = exporter
