@@ -77,9 +77,10 @@ class Link:
             self.last_error = None
             self._refused = False
 
-    def mismatch(self, error: str) -> None:
-        """Connected, but a stream is not as the config says (`mepd.fleet.streams`): nothing moves until fixed."""
-        self._set("stream mismatch", error)
+    def mismatch(self, error: str, state: str = "stream mismatch") -> None:
+        """Connected, but a stream is not as the config says or is refused (`mepd.fleet.streams`): nothing moves
+        until fixed."""
+        self._set(state, error)
 
     async def _on_error(self, e: Exception) -> None:
         if self._refused and self.state != "connected" and isinstance(e, OSError):

@@ -52,7 +52,6 @@ ACK_WAIT: Final = 30.0
 ALERTS_WAIT: Final = 5.0  # for room in the alert engine's queue, before the records that do not fit are dropped
 FETCH_WAIT: Final = 1.0
 INFO_INTERVAL: Final = 2.0
-MISMATCH_RETRY: Final = 30.0
 WRITES: Final = 4  # messages being decoded, stored and acknowledged at once
 
 
@@ -130,9 +129,9 @@ class Consumer:
                 await streams.ensure(js, streams.LOGS, self.cfg)
                 return await js.pull_subscribe(streams.LOGS.subjects[0], durable=self.cfg.central.consumer,
                                                stream=streams.LOGS.name, config=config)
-            except streams.StreamMismatchError as e:
-                self.link.mismatch(str(e))
-            await asyncio.sleep(MISMATCH_RETRY)
+            except streams.StreamError as e:
+                self.link.mismatch(str(e), e.state)
+                await asyncio.sleep(e.retry)
 
     async def _store(self, msg: Msg) -> None:
         """Commit the message's records under its id (again and again until it commits), then acknowledge."""

@@ -50,7 +50,6 @@ CURSOR: Final = "fleet/published"
 IDLE_WAIT: Final = 1.0
 BACKLOG_INTERVAL: Final = 2.0
 RETRY_DELAY: Final = 1.0
-MISMATCH_RETRY: Final = 30.0
 HEARTBEAT: Final = 10.0
 WINDOW: Final = 8  # messages sent and not yet acknowledged, at most; refilled when half are
 HEADROOM: Final = 4096  # of the server's max_payload, for the headers
@@ -246,13 +245,13 @@ async def publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: st
 
 
 async def ensure_stream(js: JetStreamContext, stream: streams.Stream, cfg: FleetConfig, link: Link) -> None:
-    """Create or check `stream`; while it does not match the config, say so and check again now and then."""
+    """Create or check `stream`; while it cannot be used as the config says, say so and check again now and then."""
     while True:
         try:
             await streams.ensure(js, stream, cfg)
-        except streams.StreamMismatchError as e:
-            link.mismatch(str(e))
-            await asyncio.sleep(MISMATCH_RETRY)
+        except streams.StreamError as e:
+            link.mismatch(str(e), e.state)
+            await asyncio.sleep(e.retry)
         else:
             return
 

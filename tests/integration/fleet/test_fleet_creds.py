@@ -7,9 +7,11 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.helpers import free_port, syslog_listen, wait_for
+import nkeys
+
+from tests.helpers import Mepd, free_port, syslog_listen, wait_for
 from tests.integration.fleet.conftest import NatsServer
-from tests.integration.fleet.nats_jwt import Operator, write_creds
+from tests.integration.fleet.nats_jwt import Key, Operator, account_jwt, user_jwt, write_creds
 from tests.integration.fleet.test_fleet_daemon import MakeMepd, component, fleet, numbered, send_udp
 
 
@@ -68,3 +70,43 @@ def test_creds_file_carries_records_and_an_unknown_account_or_a_forged_jwt_is_a_
     refusals = server.log.read_text()
     assert "Account fetch failed: account missing" in refusals
     assert "User JWT not valid: claim failed V2 signature verification" in refusals
+
+
+def test_an_account_without_jetstream_is_a_status_line_with_the_fix_not_a_crash(
+        nats_factory: Callable[..., NatsServer], mepd_factory: MakeMepd, tmp_path: Path) -> None:
+    operator = Operator.new()
+    nojs = Key.new(nkeys.PREFIX_BYTE_ACCOUNT)
+    config = operator.server_config(tmp_path)
+    assert config.endswith("}\n")
+    config = config[:-2] + f'  {nojs.public}: "{account_jwt(operator.key, nojs, "nojs", jetstream=False)}"\n}}\n'
+    server = nats_factory(config)
+
+    def creds(account: Key, name: str) -> str:
+        user = Key.new(nkeys.PREFIX_BYTE_USER)
+        return f'creds_file = "{write_creds(tmp_path / f"{name}.creds", user_jwt(account, user, name), user.seed)}"\n'
+
+    # An account whose limits give no JetStream (the server answers 503), and the system account, which has no
+    # JetStream API at all (its requests go unanswered).
+    daemons = {}
+    for node, account, says in (("web1", nojs, "JetStream not enabled for account"),
+                                ("web2", operator.system, "does not answer JetStream requests")):
+        port = free_port()
+        daemon = mepd_factory(syslog_listen(port, "udp") + fleet(server, node, creds(account, node))).start()
+        send_udp(port, 0, 10)
+        daemons[node] = (daemon, says)
+    for daemon, says in daemons.values():
+        daemon.wait_logs(10)  # still collecting
+
+        def refused(d: Mepd = daemon) -> dict[str, object] | None:
+            details: dict[str, object] = component(d, "fleet/publish")["details"]
+            return details if details["state"] == "stream refused" else None
+
+        details = wait_for(refused, what="the refusal in status")
+        assert says in str(details["last_error"])
+        assert "nsc edit account --js-mem-storage -1" in str(details["last_error"])
+        # Still refused, still running: it looks again every few seconds and never gives up (no FATAL, no
+        # restart by the supervisor, no traceback).
+        wait_for(lambda d=daemon: refused(d) and component(d, "fleet/publish")["state"] == "running",
+                 what="still refused")
+        assert component(daemon, "fleet/publish")["restarts"] == 0
+        assert "Traceback" not in daemon.stderr()
