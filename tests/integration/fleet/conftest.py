@@ -114,16 +114,22 @@ class NatsCluster:
         wait_jetstream(self.urls)
 
 
-@pytest.fixture
-def nats_cluster(nats_factory: Callable[..., NatsServer]) -> NatsCluster:
-    """Three nats-server processes named n0-n2, routed to each other on loopback ports, JetStream clustered."""
+def start_cluster(nats_factory: Callable[..., NatsServer], extra: str = "") -> NatsCluster:
+    """Three nats-server processes named n0-n2, routed to each other on loopback ports, JetStream clustered;
+    `extra` goes into each one's `cluster` block (`no_advertise: true`: clients learn no other server)."""
     ports, routes = [free_port() for _ in range(3)], [free_port() for _ in range(3)]
     urls = ", ".join(f"nats-route://127.0.0.1:{p}" for p in routes)
     servers = [nats_factory(f"server_name: n{i}\ncluster {{\n  name: mepd\n  listen: 127.0.0.1:{routes[i]}\n"
-                            f"  routes: [{urls}]\n}}\n", port=ports[i]) for i in range(3)]
+                            f"  routes: [{urls}]\n{extra}}}\n", port=ports[i]) for i in range(3)]
     cluster = NatsCluster(servers)
     cluster.wait_ready()
     return cluster
+
+
+@pytest.fixture
+def nats_cluster(nats_factory: Callable[..., NatsServer]) -> NatsCluster:
+    """Three nats-server processes named n0-n2 in one JetStream cluster (`start_cluster`)."""
+    return start_cluster(nats_factory)
 
 
 @pytest.fixture
