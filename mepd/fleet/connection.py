@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from typing import Any
+from typing import Any, Final
 
 import nats
 import nats.errors
@@ -25,6 +25,11 @@ from mepd.config import FleetConfig
 log = logging.getLogger(__name__)
 
 RECONNECT_WAIT = 2.0
+# A server that hangs (SIGSTOP, a half-open path through a firewall) answers no ping: noticed after
+# PING_INTERVAL * MAX_PINGS seconds (nats-py's defaults would take 4 minutes), then the client reconnects
+# elsewhere and the status says disconnected.
+PING_INTERVAL: Final = 10
+MAX_PINGS: Final = 3
 
 
 def _secret(path: str) -> str:
@@ -105,6 +110,7 @@ class Link:
         self.nc = await nats.connect(
             list(self.cfg.servers), name=self.name, allow_reconnect=True, max_reconnect_attempts=-1,
             reconnect_time_wait=RECONNECT_WAIT, connect_timeout=max(1, round(self.cfg.timeout)),
+            ping_interval=PING_INTERVAL, max_outstanding_pings=MAX_PINGS,
             error_cb=self._on_error, disconnected_cb=self._on_disconnected, reconnected_cb=self._on_reconnected,
             **connect_options(self.cfg),
         )

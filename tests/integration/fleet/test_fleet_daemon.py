@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import pytest
 from nats.js.api import StreamConfig
 
+from mepd.fleet.connection import MAX_PINGS, PING_INTERVAL
 from tests.helpers import Mepd, free_port, syslog_listen, wait_for
 from tests.integration.fleet.conftest import NatsServer
 from tests.integration.journal.journal_files import JournalDir, entry
@@ -109,6 +111,28 @@ def test_cluster_down_while_the_edge_receives_backlog_then_caught_up(
     wait_for(lambda: len(central.logs("--node", "web1")) >= 800, what="caught up at the central")
     wait_for(lambda: component(edge, "fleet/publish")["details"]["backlog"] == 0, what="edge backlog 0")
     assert numbered(central, "--node", "web1") == list(range(800))
+
+
+@pytest.mark.slow
+def test_a_hung_server_is_noticed_by_its_pings_and_the_edge_catches_up_when_it_wakes(
+        nats_server: NatsServer, mepd_factory: MakeMepd) -> None:
+    port = free_port()
+    edge = mepd_factory(syslog_listen(port, "udp") + fleet(nats_server, "web1")).start()
+    send_udp(port, 0, 10)
+    wait_for(lambda: component(edge, "fleet/publish")["details"]["published_upto"] == 10, what="the first 10 sent")
+    assert nats_server.proc is not None
+    nats_server.proc.send_signal(signal.SIGSTOP)  # the process is there, its socket open, nothing answers
+    try:
+        send_udp(port, 10, 20)
+        edge.wait_logs(20)
+        # Seen by the client's pings (PING_INTERVAL x MAX_PINGS, 30 s), not after nats-py's 4 minutes.
+        down = wait_for(lambda: (d := component(edge, "fleet/publish")["details"])["state"] != "connected" and d,
+                        timeout=PING_INTERVAL * MAX_PINGS + 30, what="the hung server noticed")
+        assert down["backlog"] == 10
+    finally:
+        nats_server.proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: component(edge, "fleet/publish")["details"]["published_upto"] == 20, timeout=60,
+             what="the 10 waiting records sent once the server answers again")
 
 
 def test_edge_killed_mid_publish_and_central_killed_mid_consume_store_each_record_once(
