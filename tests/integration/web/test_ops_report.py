@@ -95,7 +95,7 @@ async def test_incidents_and_logs_of_the_period(state: State) -> None:
 async def test_the_html_report_shows_its_graphs_in_chromium(state: State, browser: Chromium, tmp_path: Path) -> None:
     await write_day(Path(state.rrdstore.root))
     builder = ReportBuilder(DashboardData(state))
-    paths = await builder.export(str(tmp_path / "reports"), T0, T0 + DAY, "report-2026-03")
+    paths, _ = await builder.export(str(tmp_path / "reports"), T0, T0 + DAY, "report-2026-03")
     page = await browser.page()
     try:
         await page.goto(Path(paths[0]).as_uri())
