@@ -211,15 +211,15 @@ async def test_the_monthly_report_is_mailed_and_kept(mepd_factory: Callable[...,
     assert not sent.exists()
 
 
-@pytest.mark.parametrize(("script_text", "timeout", "why"), [
+@pytest.mark.parametrize(("script_text", "mail_timeout", "why"), [
     ("import sys\nsys.stdin.read()\nprint('no MTA here')\nsys.exit(1)\n", "30s", "exit status 1"),
     ("import time\ntime.sleep(3600)\n", "1s", "timed out after 1s"),
 ])
 async def test_a_mail_command_that_fails_is_a_warning(mepd_factory: Callable[..., Mepd], short_tmp: Path,
-                                                      script_text: str, timeout: str, why: str) -> None:
+                                                      script_text: str, mail_timeout: str, why: str) -> None:
     script = short_tmp / "sendmail.py"
     script.write_text(script_text)
-    daemon = mepd_factory(f'[report]\nmail_to = ["ops@example.org"]\nmail_timeout = "{timeout}"\n'
+    daemon = mepd_factory(f'[report]\nmail_to = ["ops@example.org"]\nmail_timeout = "{mail_timeout}"\n'
                           f'mail_command = ["{sys.executable}", "{script}"]\n')
     daemon.start()
     await until(lambda: export_counters(daemon).get("mail_failed") == 1, "the failed mail counted")
