@@ -174,8 +174,9 @@ class App:
         if cfg.http.export_dir:
             export = functools.partial(web_export.create_periodic, cfg.http, self.exporter)
             specs.append(Spec("http/export", cfg.http, export))
-        if cfg.report.export_dir:
-            reports = functools.partial(web_report.MonthlyExport, cfg.report, self.dashboard.reports)
+        if cfg.report.export_dir or cfg.report.mail_to:
+            reports = functools.partial(web_report.MonthlyExport, cfg.report, cfg.daemon.state_dir,
+                                        self.dashboard.reports)
             specs.append(Spec("report/export", cfg.report, reports))
         if predicted := tuple(r for r in cfg.alert.rule if r.forecast):
             watch = functools.partial(alert_forecasts.ForecastWatch, predicted, cfg.report.forecast_window,

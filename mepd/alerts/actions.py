@@ -64,10 +64,17 @@ class ActionResult:
         }
 
 
-def environment(inc: Incident, event: str, host: str) -> dict[str, str]:
-    env = {
+def minimal_environment() -> dict[str, str]:
+    """PATH and LANG only: the daemon's own environment is not leaked to what it runs."""
+    return {
         "PATH": os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
         "LANG": os.environ.get("LANG", "C.UTF-8"),
+    }
+
+
+def environment(inc: Incident, event: str, host: str) -> dict[str, str]:
+    env = {
+        **minimal_environment(),
         "MEPD_EVENT": event,
         "MEPD_HOST": host,
         "MEPD_INCIDENT_ID": str(inc.id),
@@ -97,6 +104,12 @@ def _read_head(out: IO[bytes], limit: int) -> tuple[bytes, bool]:
     out.seek(0)
     data = out.read(limit + 1)
     return data[:limit], len(data) > limit
+
+
+def _write_input(f: IO[bytes], data: bytes) -> None:
+    f.write(data)
+    f.flush()
+    f.seek(0)
 
 
 def _signal_name(number: int) -> str:
@@ -140,20 +153,23 @@ async def _stop(proc: asyncio.subprocess.Process, sig: signal.Signals, wait: flo
 
 
 async def run_action(argv: Sequence[str], env: dict[str, str], time_limit: float, kill_grace: float,
-                     limit: int = OUTPUT_LIMIT) -> ActionResult:
-    """Run one argv under the reaper, stdout+stderr to a temp file; kill its tree after `time_limit` seconds.
+                     limit: int = OUTPUT_LIMIT, stdin: bytes = b"") -> ActionResult:
+    """Run one argv under the reaper, `stdin` its input, stdout+stderr to a temp file; kill its tree after
+    `time_limit` seconds.
 
-    A file rather than a pipe: a child that outlives the action (a daemon it
-    started) can neither block on a full pipe nor keep us waiting for EOF.
+    Files rather than pipes: a child that outlives the action (a daemon it
+    started) can neither block on a full pipe nor keep us waiting for EOF, and
+    one that does not read its input cannot block us writing it.
     """
     started, t0 = time.time(), time.monotonic()
     status_r, status_w = os.pipe()
     try:
-        with tempfile.TemporaryFile(prefix="mepd-action-") as out:
+        with tempfile.TemporaryFile(prefix="mepd-action-") as out, tempfile.TemporaryFile(prefix="mepd-in-") as given:
+            await asyncio.to_thread(_write_input, given, stdin)
             try:
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable, "-P", "-s", REAPER, str(status_w), str(kill_grace), *argv,
-                    stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT,
+                    stdin=given, stdout=out, stderr=asyncio.subprocess.STDOUT,
                     env={**env, COERCE_VAR: "0"}, cwd="/", start_new_session=True, pass_fds=(status_w,),
                 )
             except OSError as e:

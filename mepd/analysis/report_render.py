@@ -1,9 +1,13 @@
-"""The operations report (`mepd.analysis.report`'s dict) as text for a terminal, or one self-contained HTML
-page: its style inline and its graphs as data: URIs, so it can be mailed or archived as one file."""
+"""The operations report (`mepd.analysis.report`'s dict) as text for a terminal, one self-contained HTML
+page (its style inline and its graphs as data: URIs, so it can be archived as one file), or a mail: mail
+clients (Gmail, Outlook) block data: images, so there the graphs are inline parts the page names by cid:."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formatdate, make_msgid
 from html import escape
 from typing import Any, Final
 
@@ -80,7 +84,7 @@ INTERFACE_HEAD: Final = ("interface", "dir", "average", "max", "95th pct", "tota
 
 
 def render_html(report: Mapping[str, Any], graphs: Mapping[str, str]) -> str:
-    """The page; `graphs` maps an interface key to its graph's data: URI."""
+    """The page; `graphs` maps an interface key to its graph's URI (data:, or cid: in a mail)."""
     title = f"Operations report {report['since'][:10]} to {report['until'][:10]}"
     parts = [f"<p class=muted>{_h(report['since'])} to {_h(report['until'])}, compared with "
              f"{_h(report['previous']['since'])} to {_h(report['previous']['until'])}; generated "
@@ -194,3 +198,23 @@ def render_text(report: Mapping[str, Any]) -> str:
               for w in report["web"]] or ["  none"]
     lines += ["", "Capacity forecasts:", render_forecasts(report.get("forecasts", []))]
     return "\n".join(lines)
+
+
+def render_mail(report: Mapping[str, Any], graphs: Mapping[str, bytes], sender: str, to: Sequence[str],
+                node: str) -> bytes:
+    """An RFC 5322 message for `sendmail -t`: the text report and, as its alternative, the HTML page with each
+    interface's PNG graph (`graphs`, by interface key) attached inline and named by a cid: URI."""
+    domain = sender.rpartition("@")[2] or node
+    cids = {key: make_msgid("graph", domain)[1:-1] for key in graphs}
+    msg = EmailMessage(policy=SMTP)
+    msg["Subject"] = f"mepd operations report {report['since'][:10]} to {report['until'][:10]} ({node})"
+    msg["From"] = sender
+    msg["To"] = ", ".join(to)
+    msg["Date"] = formatdate(localtime=True)
+    msg["Message-ID"] = make_msgid("report", domain)
+    msg.set_content(render_text(report))
+    msg.add_alternative(render_html(report, {key: f"cid:{cid}" for key, cid in cids.items()}), subtype="html")
+    *_, page = msg.iter_parts()  # the HTML alternative
+    for key, png in graphs.items():
+        page.add_related(png, "image", "png", cid=f"<{cids[key]}>", disposition="inline", filename=f"{key}.png")
+    return msg.as_bytes()

@@ -10,6 +10,9 @@ from typing import Any
 
 from mepd.analysis.report_render import render_forecasts, render_text
 from mepd.api.client import Client
+from mepd.errors import ApiError
+
+EXIT_USAGE = 2  # mepctl's exit status for a usage error
 
 REPORT_TIMEOUT = 600.0  # seconds: a month of every interface's figures and graphs
 
@@ -24,6 +27,12 @@ def add_commands(sub: Any) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="one JSON document")
     fmt.add_argument("--html", action="store_true", help="one self-contained HTML page (graphs embedded)")
+    fmt.add_argument("--mail", action="store_true", help="a mail (text, and HTML with its graphs as inline parts)"
+                                                         " for `| /usr/sbin/sendmail -t`")
+    p.add_argument("--to", metavar="ADDR", action="append", default=[],
+                   help="with --mail: a recipient (repeat for more; default [report] mail_to)")
+    p.add_argument("--from", dest="sender", metavar="ADDR",
+                   help="with --mail: the sender (default [report] mail_from, else mepd@HOSTNAME)")
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("forecast", help="when each interface, file system and named metric crosses its threshold,"
                                         " soonest first")
@@ -35,6 +44,21 @@ def add_commands(sub: Any) -> None:
 
 async def cmd_report(client: Client, args: argparse.Namespace) -> int:
     params = {k: v for k, v in (("month", args.month), ("since", args.since), ("until", args.until)) if v}
+    if (args.to or args.sender) and not args.mail:
+        print("mepctl: report: --to and --from are for --mail", file=sys.stderr)
+        return EXIT_USAGE
+    if args.mail:
+        query = [*params.items(), ("format", "mail"), *(("to", a) for a in args.to),
+                 *([("from", args.sender)] if args.sender else [])]
+        try:
+            message = await client.get_bytes("/v1/report", query)
+        except ApiError as e:
+            if e.status != 400:
+                raise
+            print(f"mepctl: report: {e}", file=sys.stderr)  # a bad address, period or no recipient
+            return EXIT_USAGE
+        sys.stdout.buffer.write(message)
+        return 0
     if args.html:
         page = await client.get_bytes("/v1/report", {**params, "format": "html"})
         sys.stdout.write(page.decode())

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.utils import parseaddr
 from typing import Final, Literal
 
 from mepd.config.common import NAME, parse_rra
@@ -99,18 +102,50 @@ class ForecastMetricConfig:
     above: float
 
 
+def address_error(text: str) -> str | None:
+    """Why `text` is not one mail address (`ops@example.org` or `Ops <ops@example.org>`), or None."""
+    if any(c in text for c in ",;") or not text.isprintable():
+        return f"expected one mail address, got {quoted(text)}"
+    local, _, domain = parseaddr(text)[1].rpartition("@")
+    if not local or not domain:
+        return f"expected a mail address like ops@example.org, got {quoted(text)}"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class ReportConfig:
     """`[report]`: the operations report and capacity forecasts (mepd.web.report).  With `export_dir`, last
     month's report is written there as report-YYYY-MM.html (self-contained) and .json once the month is over.
-    Forecasts fit a line to the last `forecast_window` of each interface (against 80 % of its speed), file
-    system (90 % used) and `forecast` metric."""
+    With `mail_to`, it is also mailed: `mail_command` (an argv, never a shell line) gets the message on its
+    stdin, and with `export_dir` it is kept there as report-YYYY-MM.eml.  Forecasts fit a line to the last
+    `forecast_window` of each interface (against 80 % of its speed), file system (90 % used) and `forecast`
+    metric."""
 
     export_dir: FilePath = ""
     schedule: Literal["monthly"] = "monthly"
     forecast_window: Duration = 30 * 86400.0
     forecast: tuple[ForecastMetricConfig, ...] = ()
+    mail_to: tuple[str, ...] = ()
+    mail_from: str = ""
+    mail_command: tuple[str, ...] = ("/usr/sbin/sendmail", "-t", "-oi")
+    mail_timeout: Duration = 60.0
+
+    @property
+    def sender(self) -> str:
+        return self.mail_from or f"mepd@{socket.gethostname()}"
 
     def check(self) -> Iterator[tuple[str, str]]:
         if self.forecast_window < 3600:
             yield "forecast_window", "must be at least 1h"
+        for i, address in enumerate(self.mail_to):
+            if err := address_error(address):
+                yield f"mail_to[{i}]", err
+        if self.mail_from and (err := address_error(self.mail_from)):
+            yield "mail_from", err
+        if not self.mail_command:
+            yield "mail_command", 'must name a program, like ["/usr/sbin/sendmail", "-t", "-oi"]'
+        elif not os.path.isabs(self.mail_command[0]):
+            program = quoted(self.mail_command[0])
+            yield "mail_command", f"the program must be an absolute path (no PATH search): {program}"
+        if self.mail_timeout <= 0:
+            yield "mail_timeout", "must be more than 0s"

@@ -1,6 +1,7 @@
 """The operations report of a period, gathered from the stores: `GET /v1/report` on the control socket
 (`mepctl report`), `/report.html` on the dashboard, and the scheduled monthly export (`[report]`); and
-the capacity forecasts (`GET /v1/forecast`, `mepctl forecast`, the report's last section).
+the capacity forecasts (`GET /v1/forecast`, `mepctl forecast`, the report's last section).  With
+`[report] mail_to` the monthly export also mails the report through `mail_command` (sendmail).
 
 Everything comes from what is stored: rrdtool's figures of each interface's
 file (`RrdStore.stats`), the rows of oper_up, of each check's `up` and of each
@@ -18,17 +19,20 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import Any, Final
 
 from aiohttp import web
 
+from mepd.alerts.actions import minimal_environment, run_action
 from mepd.alerts.engine import NotRunningError
 from mepd.analysis import report as analysis
 from mepd.analysis.forecast import DISK_PCT, INTERFACE_SHARE, Forecast, forecast, soonest_first
-from mepd.analysis.report_render import render_html
+from mepd.analysis.report_render import render_html, render_mail
 from mepd.config import ReportConfig
+from mepd.config.analysis import address_error
+from mepd.config.outputs import default_node
 from mepd.model import rfc3339
 from mepd.pipeline import Counters
 from mepd.store.rrd.files import RrdError
@@ -41,6 +45,7 @@ log = logging.getLogger(__name__)
 PERCENTILE: Final = 95.0
 STATE_METRICS: Final = ("in_errors", "out_errors", "in_discards", "out_discards")
 GRAPH_SIZE: Final = (700, 180)
+MAIL_KILL_GRACE: Final = 5.0  # seconds between SIGTERM and SIGKILL for a mail_command past mail_timeout
 
 
 def local_tz() -> tzinfo:
@@ -227,41 +232,86 @@ class ReportBuilder:
     async def html(self, since: float, until: float) -> tuple[dict[str, object], str]:
         """The report and its self-contained page: graphs embedded as data: URIs."""
         report = await self.build(since, until)
-        graphs = await self.graphs(report)
-        return report, render_html(report, {k: "data:image/png;base64," + base64.b64encode(v).decode()
-                                            for k, v in graphs.items()})
+        return report, _page(report, await self.graphs(report))
 
-    async def export(self, folder: str, since: float, until: float, name: str) -> list[str]:
-        """Write `name`.html and `name`.json into `folder`; the paths written."""
-        report, page = await self.html(since, until)
-        paths = [os.path.join(folder, f"{name}.html"), os.path.join(folder, f"{name}.json")]
-        await asyncio.to_thread(_write_files, folder, {paths[0]: page, paths[1]: json.dumps(report, indent=1)})
-        return paths
+    def node(self) -> str:
+        """The name the mail's subject gives this mepd: its fleet node name, else the host name."""
+        fleet = self.data.cfg.fleet
+        return fleet.node_name if fleet is not None else default_node()
+
+    async def mail(self, since: float, until: float, to: Sequence[str], sender: str) -> bytes:
+        """The report as a message for `sendmail -t`: text, and the page with its graphs as cid: parts."""
+        report = await self.build(since, until)
+        return render_mail(report, await self.graphs(report), sender, to, self.node())
+
+    async def export(self, folder: str, since: float, until: float, name: str, mail_to: Sequence[str] = (),
+                     sender: str = "") -> tuple[list[str], bytes | None]:
+        """Write `name`.html and `name`.json into `folder`, and `name`.eml when there is `mail_to`; the paths
+        written and the message."""
+        report = await self.build(since, until)
+        graphs = await self.graphs(report)
+        files: dict[str, str | bytes] = {os.path.join(folder, f"{name}.html"): _page(report, graphs),
+                                         os.path.join(folder, f"{name}.json"): json.dumps(report, indent=1)}
+        message = render_mail(report, graphs, sender, mail_to, self.node()) if mail_to else None
+        if message is not None:
+            files[os.path.join(folder, f"{name}.eml")] = message
+        await asyncio.to_thread(_write_files, folder, files)
+        return list(files), message
 
 
 class MonthlyExport:
-    """The component behind `[report] export_dir`: each month's report once the month is over (at start, the
-    last month's when its file is missing), as report-YYYY-MM.html and .json."""
+    """The component behind `[report] export_dir` and `mail_to`: each month's report once the month is over
+    (at start, the last month's when its file is missing or it was not mailed yet), as report-YYYY-MM.html
+    and .json (and .eml), and mailed.  The last month mailed is kept in state_dir/report-mailed; a mail
+    that failed is tried again at the next check (hourly)."""
 
-    def __init__(self, cfg: ReportConfig, builder: ReportBuilder, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, cfg: ReportConfig, state_dir: str, builder: ReportBuilder,
+                 clock: Callable[[], float] = time.time) -> None:
         self.name = "report/export"
         self.cfg = cfg
+        self.mailed_file = os.path.join(state_dir, "report-mailed")
         self.builder = builder
         self.clock = clock
         self.counters = Counters()
 
     async def export_due(self) -> str | None:
-        """Export last month unless its report is there; the month exported, if any."""
+        """Export and mail last month unless done; the month exported or mailed, if any."""
         tz = local_tz()
         since, until = last_month(self.clock(), tz)
         month = datetime.fromtimestamp(since, tz).strftime("%Y-%m")
         name = f"report-{month}"
-        if await asyncio.to_thread(os.path.exists, os.path.join(self.cfg.export_dir, f"{name}.html")):
+        folder = self.cfg.export_dir
+        to_export = bool(folder) and not await asyncio.to_thread(os.path.exists, os.path.join(folder, f"{name}.html"))
+        to_mail = bool(self.cfg.mail_to) and await asyncio.to_thread(_read_text, self.mailed_file) != month
+        if not to_export and not to_mail:
             return None
-        await self.builder.export(self.cfg.export_dir, since, until, name)
-        self.counters.inc("exports")
-        log.info("report: %s written to %s", month, self.cfg.export_dir)
+        message = None
+        if to_export:
+            _, message = await self.builder.export(folder, since, until, name, self.cfg.mail_to, self.cfg.sender)
+            self.counters.inc("exports")
+            log.info("report: %s written to %s", month, folder)
+        if to_mail:
+            if message is None:
+                message = await self.builder.mail(since, until, self.cfg.mail_to, self.cfg.sender)
+            if await self.send(month, message):
+                await asyncio.to_thread(_write_files, os.path.dirname(self.mailed_file), {self.mailed_file: month})
         return month
+
+    async def send(self, month: str, message: bytes) -> bool:
+        """Run `mail_command` with the message on its stdin; whether it took it (exit status 0 in time)."""
+        argv = self.cfg.mail_command
+        result = await run_action(argv, minimal_environment(), self.cfg.mail_timeout, MAIL_KILL_GRACE,
+                                  stdin=message)
+        if result.exit_status == 0 and not result.timed_out:
+            self.counters.inc("mailed")
+            log.info("report: %s mailed to %s", month, ", ".join(self.cfg.mail_to))
+            return True
+        self.counters.inc("mail_failed")
+        why = ("timed out after " + f"{self.cfg.mail_timeout:g}s" if result.timed_out
+               else result.error or f"exit status {result.exit_status}, signal {result.signal}")
+        log.warning("report: mailing %s with %s failed (%s), tried again in an hour: %s", month, argv[0], why,
+                    result.output.strip()[:500])
+        return False
 
     async def run(self, started: Callable[[], None]) -> None:
         started()
@@ -273,18 +323,35 @@ class MonthlyExport:
             await asyncio.sleep(min(3600.0, max(1.0, month_end - now + 60)))
 
 
-def _write_files(folder: str, files: Mapping[str, str]) -> None:
+def _page(report: Mapping[str, Any], graphs: Mapping[str, bytes]) -> str:
+    return render_html(report, {k: "data:image/png;base64," + base64.b64encode(v).decode() for k, v in graphs.items()})
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def _write_files(folder: str, files: Mapping[str, str | bytes]) -> None:
     os.makedirs(folder, exist_ok=True)
-    for path, text in files.items():
+    for path, content in files.items():
         tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(tmp, "wb") as f:
+            f.write(content.encode() if isinstance(content, str) else content)
         os.replace(tmp, path)
 
 
+NO_RECIPIENT: Final = ("to: no recipient: give --to ADDR (mepctl report --mail --to ops@example.org)"
+                       " or set [report] mail_to")
+
+
 def api_routes(builder: ReportBuilder) -> list[web.RouteDef]:
-    """`GET /v1/report?month=YYYY-MM|since=T&until=T[&format=json|html]` and `GET /v1/forecast[?window=30d]`
-    on the control socket."""
+    """`GET /v1/report?month=YYYY-MM|since=T&until=T[&format=json|html|mail&to=ADDR...&from=ADDR]` and
+    `GET /v1/forecast[?window=30d]` on the control socket.  A mail goes to `to` (repeated), by default
+    `[report] mail_to`, from `from`, by default `[report] mail_from`."""
 
     async def report(request: web.Request) -> web.Response:
         q = request.query
@@ -294,6 +361,15 @@ def api_routes(builder: ReportBuilder) -> list[web.RouteDef]:
             raise web.HTTPBadRequest(text=str(e)) from None
         if q.get("format") == "html":
             return web.Response(text=(await builder.html(since, until))[1], content_type="text/html")
+        if q.get("format") == "mail":
+            cfg = builder.data.cfg.report
+            to, sender = q.getall("to", []) or list(cfg.mail_to), q.get("from") or cfg.sender
+            if not to:
+                raise web.HTTPBadRequest(text=NO_RECIPIENT)
+            for key, address in [*(("to", a) for a in to), ("from", sender)]:
+                if err := address_error(address):
+                    raise web.HTTPBadRequest(text=f"{key}: {err}")
+            return web.Response(body=await builder.mail(since, until, to, sender), content_type="message/rfc822")
         return web.json_response(await builder.build(since, until))
 
     async def forecasts(request: web.Request) -> web.Response:

@@ -4,9 +4,13 @@ explicit times, incidents and log counts, and the self-contained HTML page in a 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default
 from pathlib import Path
 
 import pytest
@@ -95,7 +99,7 @@ async def test_incidents_and_logs_of_the_period(state: State) -> None:
 async def test_the_html_report_shows_its_graphs_in_chromium(state: State, browser: Chromium, tmp_path: Path) -> None:
     await write_day(Path(state.rrdstore.root))
     builder = ReportBuilder(DashboardData(state))
-    paths = await builder.export(str(tmp_path / "reports"), T0, T0 + DAY, "report-2026-03")
+    paths, _ = await builder.export(str(tmp_path / "reports"), T0, T0 + DAY, "report-2026-03")
     page = await browser.page()
     try:
         await page.goto(Path(paths[0]).as_uri())
@@ -159,3 +163,92 @@ async def test_mepctl_forecast_lists_the_soonest_crossing(mepd_factory: Callable
     assert abs(crossing - (end + 40 * DAY)) <= STEP
     assert found[1]["crossing"] is None
     assert "not within a year" in daemon.mepctl("forecast", "--window", "1d").stdout
+
+
+# A mail_command: what sendmail gets on its stdin, written to the file named by its argument.
+CAPTURE = "import shutil, sys\nwith open(sys.argv[1], 'wb') as f:\n    shutil.copyfileobj(sys.stdin.buffer, f)\n"
+
+
+def parse_mail(raw: bytes) -> EmailMessage:
+    msg = BytesParser(policy=default).parsebytes(raw)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def export_counters(daemon: Mepd) -> dict[str, int]:
+    status = daemon.mepctl_json("status")
+    return dict(next(c for c in status["components"] if c["name"] == "report/export")["counters"])
+
+
+def this_last_month() -> str:
+    return datetime.fromtimestamp(last_month(time.time(), local_tz())[0], local_tz()).strftime("%Y-%m")
+
+
+async def test_the_monthly_report_is_mailed_and_kept(mepd_factory: Callable[..., Mepd], short_tmp: Path) -> None:
+    exports, sent = short_tmp / "reports", short_tmp / "sent.eml"
+    script = short_tmp / "capture.py"
+    script.write_text(CAPTURE)
+    daemon = mepd_factory(f'[report]\nexport_dir = "{exports}"\nmail_to = ["ops@example.org"]\n'
+                          f'mail_from = "mepd@mon.example.org"\n'
+                          f'mail_command = ["{sys.executable}", "{script}", "{sent}"]\n')
+    await write_day(daemon.root / "state" / "rrd")
+    daemon.start()
+    await until(lambda: export_counters(daemon).get("mailed") == 1, "the month's report mailed")
+    month = this_last_month()
+    msg = parse_mail(sent.read_bytes())
+    assert msg["To"] == "ops@example.org"
+    assert msg["From"] == "mepd@mon.example.org"
+    assert msg["Subject"].startswith(f"mepd operations report {month}-01 to ")
+    assert msg.get_content_type() == "multipart/alternative"
+    assert (exports / f"report-{month}.eml").read_bytes() == sent.read_bytes()
+    assert (exports / f"report-{month}.html").exists()
+    assert export_counters(daemon).get("mail_failed", 0) == 0
+    # Mailed once: a restart does not send it again.
+    daemon.stop()
+    sent.unlink()
+    daemon.start()
+    assert export_counters(daemon).get("mailed", 0) == 0
+    assert not sent.exists()
+
+
+@pytest.mark.parametrize(("script_text", "mail_timeout", "why"), [
+    ("import sys\nsys.stdin.read()\nprint('no MTA here')\nsys.exit(1)\n", "30s", "exit status 1"),
+    ("import time\ntime.sleep(3600)\n", "1s", "timed out after 1s"),
+])
+async def test_a_mail_command_that_fails_is_a_warning(mepd_factory: Callable[..., Mepd], short_tmp: Path,
+                                                      script_text: str, mail_timeout: str, why: str) -> None:
+    script = short_tmp / "sendmail.py"
+    script.write_text(script_text)
+    daemon = mepd_factory(f'[report]\nmail_to = ["ops@example.org"]\nmail_timeout = "{mail_timeout}"\n'
+                          f'mail_command = ["{sys.executable}", "{script}"]\n')
+    daemon.start()
+    await until(lambda: export_counters(daemon).get("mail_failed") == 1, "the failed mail counted")
+    assert export_counters(daemon).get("mailed", 0) == 0
+    warning = await until(lambda: next((line for line in daemon.stderr().splitlines()
+                                        if f"report: mailing {this_last_month()}" in line), None), "the warning")
+    assert " WARNING mepd.web.report: " in warning
+    assert why in warning
+    assert daemon.mepctl("status").returncode == 0  # the daemon is fine
+
+
+async def test_mepctl_report_mail(mepd_factory: Callable[..., Mepd]) -> None:
+    daemon = mepd_factory()
+    await write_day(daemon.root / "state" / "rrd")
+    daemon.start()
+    period = ("--since", rfc3339(T0), "--until", rfc3339(T0 + DAY))
+    out = daemon.mepctl("report", *period, "--mail", "--to", "a@example.org", "--to", "b@example.org",
+                        "--from", "me@example.org").stdout
+    msg = parse_mail(out.encode())
+    assert [a.addr_spec for a in msg["To"].addresses] == ["a@example.org", "b@example.org"]
+    assert msg["From"] == "me@example.org"
+    text, related = msg.iter_parts()
+    assert "web: 95.83% available" in text.get_content()
+    page, *images = related.iter_parts()
+    assert "data:" not in page.get_content()
+    assert images
+    assert all(i.get_content_type() == "image/png" and i.get_content().startswith(b"\x89PNG") for i in images)
+    # Without --to and [report] mail_to: a usage error that says what to do.
+    refused = daemon.mepctl("report", *period, "--mail", check=False)
+    assert refused.returncode == 2
+    assert "--to ADDR" in refused.stderr
+    assert "[report] mail_to" in refused.stderr
