@@ -72,11 +72,13 @@ class Client:
         except aiohttp.ClientConnectionError as e:
             raise self._unreachable(e) from None
 
-    async def get_bytes(self, path: str, params: Mapping[str, str] | Sequence[tuple[str, str]]) -> bytes:
-        """A binary answer (a graph); errors still come as JSON."""
+    async def get_bytes(self, path: str, params: Mapping[str, str] | Sequence[tuple[str, str]],
+                        time_limit: float | None = None) -> bytes:
+        """A binary answer (a graph, a report page); errors still come as JSON."""
         assert self._session is not None
+        limit = aiohttp.ClientTimeout(total=time_limit) if time_limit is not None else self._session.timeout
         try:
-            async with self._session.get(f"http://mepd{path}", params=params) as resp:
+            async with self._session.get(f"http://mepd{path}", params=params, timeout=limit) as resp:
                 self._check_version(resp)
                 if resp.status >= 400:
                     raise ApiError(resp.status, _error_text(await resp.json(content_type=None), resp.status))

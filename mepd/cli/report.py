@@ -51,7 +51,7 @@ async def cmd_report(client: Client, args: argparse.Namespace) -> int:
         query = [*params.items(), ("format", "mail"), *(("to", a) for a in args.to),
                  *([("from", args.sender)] if args.sender else [])]
         try:
-            message = await client.get_bytes("/v1/report", query)
+            message = await client.get_bytes("/v1/report", query, time_limit=REPORT_TIMEOUT)
         except ApiError as e:
             if e.status != 400:
                 raise
@@ -60,7 +60,7 @@ async def cmd_report(client: Client, args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(message)
         return 0
     if args.html:
-        page = await client.get_bytes("/v1/report", {**params, "format": "html"})
+        page = await client.get_bytes("/v1/report", {**params, "format": "html"}, time_limit=REPORT_TIMEOUT)
         sys.stdout.write(page.decode())
         return 0
     data = await client.request("GET", "/v1/report", params, time_limit=REPORT_TIMEOUT)
