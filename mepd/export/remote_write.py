@@ -18,7 +18,6 @@ import asyncio
 import base64
 import logging
 import os
-import sqlite3
 import ssl
 from collections.abc import Callable, Mapping
 from typing import Final, Literal
@@ -26,7 +25,7 @@ from typing import Final, Literal
 import aiohttp
 import cramjam
 
-from mepd import __version__
+from mepd import __version__, diskqueue
 from mepd.config import RemoteWriteConfig
 from mepd.export import prompb
 from mepd.model import Sample
@@ -43,51 +42,11 @@ Row = tuple[int, bytes, float, int]  # queue id, encoded labels, value, timestam
 Outcome = Literal["sent", "rejected", "retry"]
 
 
-class DiskQueue:
-    """Encoded samples waiting to be sent, oldest first, at most `limit`.  Blocking: one thread calls it.
-
-    Ids are consecutive and only the oldest are ever deleted, so the length is max(id) - min(id) + 1,
-    read from the primary key's index, not counted."""
+class DiskQueue(diskqueue.DiskQueue):
+    """Encoded samples waiting to be sent, oldest first, at most `limit`."""
 
     def __init__(self, path: str, limit: int) -> None:
-        self.path = path
-        self.limit = limit
-        self._db: sqlite3.Connection | None = None
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        if self._db is None:
-            self._db = sqlite3.connect(self.path, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS queue (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-                             " labels BLOB NOT NULL, value REAL NOT NULL, ts INTEGER NOT NULL)")
-        return self._db
-
-    def __len__(self) -> int:
-        low, high = self.db.execute("SELECT min(id), max(id) FROM queue").fetchone()
-        return 0 if low is None else int(high) - int(low) + 1
-
-    def append(self, rows: list[tuple[bytes, float, int]]) -> int:
-        """Queue the samples; returns how many of the oldest were dropped to stay within `limit`."""
-        with self.db:
-            self.db.executemany("INSERT INTO queue (labels, value, ts) VALUES (?, ?, ?)", rows)
-            over = len(self) - self.limit
-            if over > 0:
-                self.db.execute("DELETE FROM queue WHERE id < (SELECT min(id) FROM queue) + ?", (over,))
-        return max(0, over)
-
-    def head(self, n: int) -> list[Row]:
-        return self.db.execute("SELECT id, labels, value, ts FROM queue ORDER BY id LIMIT ?", (n,)).fetchall()
-
-    def delete_through(self, last_id: int) -> None:
-        with self.db:
-            self.db.execute("DELETE FROM queue WHERE id <= ?", (last_id,))
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        super().__init__(path, limit, "labels BLOB NOT NULL, value REAL NOT NULL, ts INTEGER NOT NULL")
 
 
 def request_body(rows: list[Row]) -> bytes:

@@ -50,6 +50,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from mepd.config import FleetConfig
+from mepd.diskqueue import DiskQueue
 from mepd.fleet import streams, wire
 from mepd.fleet.connection import Link
 from mepd.fleet.consumer import messages
@@ -142,54 +143,16 @@ def whole_rows(rows: Sequence[Row]) -> int:
 # -- edge ----------------------------------------------------------------------------------------------------
 
 
-class SampleQueue:
+class SampleQueue(DiskQueue):
     """Samples waiting to be published, oldest first, at most `limit`, with the publishing position (the
-    queue's epoch and the range sent and not yet acknowledged).  Blocking: one thread calls it.
-
-    Ids are consecutive and only the oldest are deleted, so the length is max(id) - min(id) + 1 (as
-    `mepd.export.remote_write.DiskQueue`, which keeps no unknown values and no position)."""
+    queue's epoch and the range sent and not yet acknowledged); unknown values are kept (NULL)."""
 
     def __init__(self, path: str, limit: int) -> None:
-        self.path = path
-        self.limit = limit
-        self._db: sqlite3.Connection | None = None
+        super().__init__(path, limit, "key TEXT NOT NULL, ts REAL NOT NULL, value REAL")
 
-    @property
-    def db(self) -> sqlite3.Connection:
-        if self._db is None:
-            db = sqlite3.connect(self.path, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            with db:
-                db.execute("CREATE TABLE IF NOT EXISTS queue (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-                           " key TEXT NOT NULL, ts REAL NOT NULL, value REAL)")
-                db.execute("CREATE TABLE IF NOT EXISTS position (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-                db.execute("INSERT OR IGNORE INTO position VALUES ('epoch', ?)", (new_epoch(),))
-            self._db = db
-        return self._db
-
-    def __len__(self) -> int:
-        low, high = self.db.execute("SELECT min(id), max(id) FROM queue").fetchone()
-        return 0 if low is None else int(high) - int(low) + 1
-
-    def append(self, samples: Sequence[Sample]) -> int:
-        """Queue the samples; returns how many of the oldest were dropped to stay within `limit`."""
-        with self.db:
-            self.db.executemany("INSERT INTO queue (key, ts, value) VALUES (?, ?, ?)",
-                                [(s.key, s.ts, s.value) for s in samples])
-            over = len(self) - self.limit
-            if over > 0:
-                self.db.execute("DELETE FROM queue WHERE id < (SELECT min(id) FROM queue) + ?", (over,))
-        return max(0, over)
-
-    def head(self, n: int, through: int = 2**63 - 1) -> list[Row]:
-        """The oldest `n` samples, of those with ids up to `through`."""
-        return self.db.execute("SELECT id, key, ts, value FROM queue WHERE id <= ? ORDER BY id LIMIT ?",
-                               (through, n)).fetchall()
-
-    def oldest(self) -> float | None:
-        row = self.db.execute("SELECT ts FROM queue ORDER BY id LIMIT 1").fetchone()
-        return None if row is None else float(row[0])
+    def created(self, db: sqlite3.Connection) -> None:
+        db.execute("CREATE TABLE IF NOT EXISTS position (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT OR IGNORE INTO position VALUES ('epoch', ?)", (new_epoch(),))
 
     def position(self) -> tuple[str, tuple[int, int] | None]:
         """The queue's epoch and the pending range (sent, maybe acknowledged, not deleted yet)."""
@@ -209,11 +172,6 @@ class SampleQueue:
         with self.db:
             self.db.execute("DELETE FROM queue WHERE id <= ?", (last,))
             self.db.execute("DELETE FROM position WHERE name = 'pending'")
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
 
 
 class MetricsPublisher:
@@ -257,7 +215,7 @@ class MetricsPublisher:
         while True:
             batch = await self.subscription.get_batch(TAKE_BATCH, 0.0)
             try:
-                dropped = await self._call(self.queue.append, batch)
+                dropped = await self._call(self.queue.append, [(s.key, s.ts, s.value) for s in batch])
                 await self._count()
             finally:
                 self.subscription.done(len(batch))

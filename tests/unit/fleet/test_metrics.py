@@ -11,7 +11,6 @@ import pytest
 from mepd import config
 from mepd.errors import ConfigErrors
 from mepd.fleet import metrics
-from mepd.model import Sample
 from mepd.store.rrd.files import HoltWinters, Layouts, layout
 
 
@@ -53,7 +52,7 @@ def test_a_message_does_not_end_inside_one_files_row() -> None:
 def test_the_queue_keeps_its_epoch_and_pending_range_and_drops_the_oldest_beyond_its_limit(tmp_path: Path) -> None:
     path = str(tmp_path / "q.db")
     q = metrics.SampleQueue(path, limit=5)
-    assert q.append([Sample(f"k.{i}", float(i), None if i == 2 else i / 3) for i in range(4)]) == 0
+    assert q.append([(f"k.{i}", float(i), None if i == 2 else i / 3) for i in range(4)]) == 0
     epoch, pending = q.position()
     assert pending is None
     q.set_pending(1, 3)
@@ -64,7 +63,7 @@ def test_the_queue_keeps_its_epoch_and_pending_range_and_drops_the_oldest_beyond
     again.published(3)
     assert again.position() == (epoch, None)
     assert len(again) == 1
-    assert again.append([Sample("k.x", 9.0, 1.0)] * 6) == 2
+    assert again.append([("k.x", 9.0, 1.0)] * 6) == 2
     assert [r[0] for r in again.head(10)] == [6, 7, 8, 9, 10]
     assert again.oldest() == 9.0
     again.close()
