@@ -35,6 +35,29 @@ def component(daemon: Mepd, name: str) -> dict[str, Any]:
     return next(c for c in status["components"] if c["name"] == name)
 
 
+def one_refused(mepd_factory: MakeMepd, good: str, wrong: str, central: str) -> tuple[Mepd, str]:
+    """Edge web1 (`good` [fleet]), web2 (`wrong`, which the server refuses) and a central (`central`): web1's
+    10 records reach the central; web2, refused, and its refusal as its status shows it."""
+    ports = free_port(), free_port()
+    mepd_factory(syslog_listen(ports[0], "udp") + good).start()
+    refused_edge = mepd_factory(syslog_listen(ports[1], "udp") + wrong).start()
+    collector = mepd_factory(central + '[fleet.central]\nenabled = true\nconsumer = "c1"\n').start()
+    for port in ports:
+        send_udp(port, 0, 10)
+    collector.wait_logs(10, "--node", "web1")
+    assert numbered(collector, "--node", "web1") == list(range(10))
+
+    def refused() -> str | None:
+        d = component(refused_edge, "fleet/publish")["details"]
+        return d["last_error"] if d["state"] != "connected" and d["last_error"] else None
+
+    error = wait_for(refused, what="web2's refusal in status")
+    assert component(refused_edge, "fleet/publish")["state"] == "running"
+    refused_edge.wait_logs(10)  # still collecting
+    assert collector.logs("--node", "web2") == []
+    return refused_edge, error
+
+
 def numbered(daemon: Mepd, *args: str) -> list[int]:
     return sorted(int(r["message"].rsplit(" ", 1)[1]) for r in daemon.logs("--grep", "seq ", *args))
 
@@ -192,25 +215,11 @@ def test_token_file_against_a_server_with_a_token_and_a_wrong_one_is_a_status_li
         path.chmod(0o600)
         return f'token_file = "{path}"\n'
 
-    good, bad = free_port(), free_port()
-    mepd_factory(syslog_listen(good, "udp") + fleet(server, "web1", token("right", "s3cret-token"))).start()
-    wrong = mepd_factory(syslog_listen(bad, "udp") + fleet(server, "web2", token("wrong", "not-it"))).start()
-    central = mepd_factory(fleet(server, "central", 'publish = []\n' + token("central", "s3cret-token"))
-                           + '[fleet.central]\nenabled = true\nconsumer = "c1"\n').start()
-    send_udp(good, 0, 10)
-    send_udp(bad, 0, 10)
-    central.wait_logs(10, "--node", "web1")
-    assert numbered(central, "--node", "web1") == list(range(10))
-
-    def refused() -> str | None:
-        d = component(wrong, "fleet/publish")["details"]
-        return d["last_error"] if d["state"] != "connected" and d["last_error"] else None
-
-    assert "authorization" in wait_for(refused, what="web2's refusal in status").lower()
+    wrong, error = one_refused(mepd_factory, fleet(server, "web1", token("right", "s3cret-token")),
+                               fleet(server, "web2", token("wrong", "not-it")),
+                               fleet(server, "central", 'publish = []\n' + token("central", "s3cret-token")))
+    assert "authorization" in error.lower()
     assert "not-it" not in wrong.stderr()
-    assert component(wrong, "fleet/publish")["state"] == "running"
-    wrong.wait_logs(10)  # still collecting
-    assert central.logs("--node", "web2") == []
 
 
 FLEET_RULES = '''
@@ -353,25 +362,10 @@ def test_tls_with_the_right_ca_carries_records_and_a_wrong_ca_is_a_status_line(
     def tls_fleet(node: str, ca_file: Path, extra: str = "") -> str:
         return fleet(server, node, f'tls_ca = "{ca_file}"\n{extra}').replace(server.url, tls_url)
 
-    good, bad = free_port(), free_port()
-    mepd_factory(syslog_listen(good, "udp") + tls_fleet("web1", ca)).start()
-    wrong = mepd_factory(syslog_listen(bad, "udp") + tls_fleet("web2", other)).start()
-    central = mepd_factory(tls_fleet("central", ca, 'publish = []\n')
-                           + '[fleet.central]\nenabled = true\nconsumer = "c1"\n').start()
-    send_udp(good, 0, 10)
-    send_udp(bad, 0, 10)
-    central.wait_logs(10, "--node", "web1")
-    assert numbered(central, "--node", "web1") == list(range(10))
-
-    def refused() -> str | None:
-        d = component(wrong, "fleet/publish")["details"]
-        return d["last_error"] if d["state"] != "connected" and d["last_error"] else None
-
-    error = wait_for(refused, what="the TLS failure in status")
+    wrong, error = one_refused(mepd_factory, tls_fleet("web1", ca), tls_fleet("web2", other),
+                               tls_fleet("central", ca, 'publish = []\n'))
     assert "certificate verify failed" in error
     assert f"fleet/publish: connecting: {error}" in wrong.mepctl("status").stdout
-    wrong.wait_logs(10)  # it keeps collecting
-    assert central.logs("--node", "web2") == []
 
 
 def test_an_existing_stream_with_other_settings_is_a_status_line_and_left_as_it_is(
