@@ -3,12 +3,19 @@
 Cycle 1 creates the RRD files; cycles 2-4 are the steady state and are what the bench
 compares.  Prints one JSON line: wall and CPU seconds per cycle, max RSS.  CPU and RSS
 count the RRD store's worker process too (it is a child: /proc, while it runs).
+
+With `--share URL --node NAME` it is one of several pollers sharing the targets through
+the leases of `[fleet] share_polling` (mepd.fleet.sharing, on the nats-server at URL),
+driven by `shared.py` through stdin: `held` prints the targets it holds, `go` polls
+those (as the daemon's shared poll does: the poll, then its counters for the lease) and
+prints the cycle, `end` prints the totals and exits.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import json
 import os
@@ -20,7 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mepd.app import rrd_layouts, tune_gc
-from mepd.config import Config, SnmpConfig, SnmpTargetConfig
+from mepd.config import Config, FleetConfig, SnmpConfig, SnmpTargetConfig
+from mepd.fleet import sharing
 from mepd.pipeline import Counters, Pipeline
 from mepd.sources.snmp.target import SnmpHub, SnmpTarget
 from mepd.store.rrd.store import RrdSink, RrdStore
@@ -58,10 +66,15 @@ async def main() -> None:
     ap.add_argument("--community", default="public")
     ap.add_argument("--cycles", type=int, default=4, help="cycle 1 creates the RRDs; the others are steady state")
     ap.add_argument("--profile", help="write a cProfile of the steady-state cycles (main thread CPU) to this file")
+    ap.add_argument("--share", metavar="URL", help="share the targets with other pollers through this nats-server")
+    ap.add_argument("--node", default="p0", help="this poller's name, with --share")
+    ap.add_argument("--interval", type=float, default=300.0,
+                    help="the targets' interval; with --share it sets the lease rounds (a quarter of it)")
     args = ap.parse_args()
-    targets_cfg = tuple(SnmpTargetConfig(name=f"a{i}", host=h, community=args.community)
+    targets_cfg = tuple(SnmpTargetConfig(name=f"a{i}", host=h, community=args.community, interval=args.interval)
                         for i, h in enumerate(args.hosts))
-    cfg = Config(snmp=SnmpConfig(target=targets_cfg))  # the daemon's defaults, as `mepd` would run them
+    fleet = FleetConfig(servers=(args.share,), node=args.node, share_polling=True) if args.share else None
+    cfg = Config(snmp=SnmpConfig(target=targets_cfg), fleet=fleet)  # the daemon's defaults, as `mepd` would run them
     hub = SnmpHub(cfg.snmp)
     pipeline = Pipeline()
     store = RrdStore(args.rrd, layouts=rrd_layouts(cfg))
@@ -72,6 +85,9 @@ async def main() -> None:
     targets = [SnmpTarget(t, hub, pipeline.samples) for t in cfg.snmp.target]
     for t in targets:
         await t.open()
+    if fleet is not None:
+        await shared(fleet, hub, targets, sink_task, store, pipeline)
+        return
     cycles = []
     profile = cProfile.Profile(time.thread_time) if args.profile else None
     for n in range(1, args.cycles + 1):
@@ -105,6 +121,43 @@ async def main() -> None:
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "children_max_rss_mb": children_rss,
     }))
+
+
+async def shared(fleet: FleetConfig, hub: SnmpHub, targets: list[SnmpTarget], sink_task: asyncio.Task[None],
+                 store: RrdStore, pipeline: Pipeline) -> None:
+    """One poller of several: the leases run in the background, as in the daemon; a cycle polls what it holds."""
+    share = hub.share = sharing.create(fleet, [t.cfg for t in targets])
+    share_task = asyncio.create_task(share.run(lambda: None))
+    loop = asyncio.get_running_loop()
+    n, last_cpu = 0, sum(cpu())
+    while (command := (await loop.run_in_executor(None, sys.stdin.readline)).strip()) not in ("end", ""):
+        if command == "held":
+            print(json.dumps({"held": sorted(t.cfg.name for t in targets if share.holds(t.cfg.name))}), flush=True)
+            continue
+        n += 1
+        mine = [t for t in targets if share.holds(t.cfg.name)]
+        w0, (m0, k0) = time.monotonic(), cpu()
+        # The daemon's shared poll: the poll, then its counters kept for the lease's next renewal.
+        done = await asyncio.gather(*(t._shared_poll() for t in mine), return_exceptions=True)
+        await pipeline.samples.join()
+        w1, (m1, k1) = time.monotonic(), cpu()
+        print(json.dumps({
+            "cycle": n, "node": fleet.node, "start": w0, "end": w1, "wall_s": round(w1 - w0, 3),
+            "cpu_s": round(m1 + k1 - m0 - k0, 3), "main_cpu_s": round(m1 - m0, 3), "children_cpu_s": round(k1 - k0, 3),
+            "between_cpu_s": round(m0 + k0 - last_cpu, 3),  # since the last cycle: lease rounds (and idle)
+            "targets": [t.cfg.name for t in mine], "interfaces": sum(t.status.interfaces for t in mine),
+            "failed": [t.cfg.name for t, r in zip(mine, done, strict=True) if r is not None or t.status.state != "ok"],
+        }), flush=True)
+        last_cpu = m1 + k1
+    children_rss = children_rss_mb()
+    share_task.cancel()  # releases its leases, as at SIGTERM
+    with contextlib.suppress(asyncio.CancelledError):
+        await share_task
+    sink_task.cancel()
+    await store.close()
+    print(json.dumps({"node": fleet.node, "counters": share.counters.snapshot(),
+                      "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                      "children_max_rss_mb": children_rss}), flush=True)
 
 
 if __name__ == "__main__":

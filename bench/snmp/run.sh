@@ -8,7 +8,17 @@
 # namespace per agent.  Needs root and the Debian packages snmpd snmp mrtg librrds-perl rrdtool bc time.
 #   sh bench/snmp/run.sh            # 10 agents x 1,000 interfaces
 #   AGENTS=2 PAIRS=50 sh bench/snmp/run.sh
+#   sh bench/snmp/run.sh --pollers 3   # also 3 mepd pollers sharing the agents through JetStream leases
+#                                      # (shared.py; needs nats-server)
 set -eu
+POLLERS=0
+while [ $# -gt 0 ]; do
+    case $1 in
+        --pollers) POLLERS=$2; shift 2 ;;
+        *) echo "usage: sh bench/snmp/run.sh [--pollers N]" >&2; exit 2 ;;
+    esac
+done
+[ "$POLLERS" -eq 0 ] || command -v nats-server >/dev/null || { echo "--pollers needs: apt-get install -y nats-server" >&2; exit 1; }
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PY=${PY:-$ROOT/.venv/bin/python}
 AGENTS=${AGENTS:-10}
@@ -84,6 +94,15 @@ ip netns exec $P /usr/bin/time -f "%e %U %S %M" -o "$W/time.mepd-process" \
     "$PY" "$ROOT/bench/snmp/mepd_cycle.py" --rrd "$W/mepd-rrd" --hosts $HOSTS > "$W/mepd.json"
 cat "$W/mepd.json"
 
+echo '{}' > "$W/shared.json"
+if [ "$POLLERS" -gt 0 ]; then
+    echo "mepd x $POLLERS: pollers sharing the agents through leases on a nats-server (cycle 1 creates the RRDs)"
+    mkdir -p "$W/shared"
+    ip netns exec $P "$PY" "$ROOT/bench/snmp/shared.py" --work "$W/shared" --pollers "$POLLERS" --hosts $HOSTS \
+        > "$W/shared.json"
+    cat "$W/shared.json"
+fi
+
 echo "MRTG: cfgmaker, then mrtg 4 times (run 1 creates the RRDs; the median of runs 2-4 is compared)"
 mkdir -p "$W/mrtg"
 targets=""; for h in $HOSTS; do targets="$targets public@$h"; done
@@ -99,9 +118,10 @@ for run in 2 3 4; do
 done
 echo "  mrtg wrote $(find "$W/mrtg" -name '*.rrd' | wc -l) RRD files"
 
-"$PY" - "$W/mepd.json" "$W/results" "$W/time.mepd-process" <<'PYEOF'
+"$PY" - "$W/mepd.json" "$W/results" "$W/time.mepd-process" "$W/shared.json" <<'PYEOF'
 import json, statistics, sys
 mepd = json.load(open(sys.argv[1]))
+shared = json.load(open(sys.argv[4]))
 rows = {line.split()[0]: [float(x) for x in line.split()[1:]] for line in open(sys.argv[2])}
 proc = [float(x) for x in open(sys.argv[3]).read().split()]
 steady = mepd["cycles"][1:]
@@ -124,4 +144,24 @@ for rss in mepd.get("children_max_rss_mb", []):
     print(f"{'  a child (RRD worker)':30}{'':>10}{'':>10}{rss:>12.1f}")
 print(f"\nmedians: MRTG {rw:.2f}s wall {rc:.2f}s CPU; mepd {mw:.2f}s wall {mc:.2f}s CPU")
 print(f"MRTG / mepd: wall x{rw / mw:.1f}, CPU x{rc / mc:.1f}; snmpbulkwalk / mepd wall x{ww / mw:.2f}")
+if shared:
+    n = shared["pollers"]
+    print(f"\n{n} pollers sharing the agents (leases settled in {shared['settle_s']}s):")
+    for c in shared["cycles"]:
+        parts = " | ".join(f"{p['node']}: {len(p['targets'])} targets {p['wall_s']:.2f}s {p['cpu_s']:.2f}s CPU"
+                           f" (main {p['main_cpu_s']} + worker {p['children_cpu_s']}), leases between"
+                           f" {p['between_cpu_s']}s" for p in c["pollers"])
+        print(f"  cycle {c['cycle']}: {c['wall_s']:.2f}s wall{'' if c['complete'] else ' (INCOMPLETE)'}; {parts}")
+    for t in shared["totals"]:
+        print(f"  {t['node']}: leases {t['counters']}, max RSS {t['max_rss_mb']} MB + {t['children_max_rss_mb']}")
+    steady = shared["cycles"][1:]
+    sw = statistics.median(c["wall_s"] for c in steady)
+    busiest = statistics.median(max(p["cpu_s"] for p in c["pollers"]) for c in steady)
+    total = statistics.median(sum(p["cpu_s"] for p in c["pollers"]) for c in steady)
+    print(f"medians: cycle across the {n} pollers {sw:.2f}s wall; busiest poller {busiest:.2f}s CPU,"
+          f" all pollers {total:.2f}s CPU")
+    print(f"{n} pollers / one mepd: cycle wall x{sw / mw:.2f}, busiest poller's CPU x{busiest / mc:.2f},"
+          f" all pollers' CPU x{total / mc:.2f}")
+    print(f"MRTG / {n} pollers: wall x{rw / sw:.1f}, CPU x{rc / busiest:.1f} (busiest poller),"
+          f" x{rc / total:.1f} (all pollers)")
 PYEOF
