@@ -1,9 +1,12 @@
 """Which poller polls which SNMP target: the lease logic, without NATS (`mepd.fleet.sharing` runs it).
 
-A target's lease is its key in the KV bucket; its value says the owner (""
-when released), since when, and the target's last counters (opaque here), so
-that whoever takes the target over continues its rates.  The owner rewrites
-it every round, by compare-and-set on the revision it wrote last.
+A target's lease is its key in the KV bucket (`t.<target>`); its value says
+the owner ("" when released) and since when, a few bytes that every poller
+reads every round.  The owner rewrites it every round, by compare-and-set on
+the revision it wrote last.  The target's last counters (opaque here) are in
+a key of their own (`c.<target>`), written once a poll by the owner and read
+only by a poller taking the target over, so that it continues the rates: the
+rounds' cost does not grow with the targets' interfaces.
 
 A lease is alive while its revision keeps changing: each poller notes, on its
 own monotonic clock, when it last saw a key's revision change, and takes the
@@ -30,11 +33,30 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 KEY_PREFIX: Final = "t."
+COUNTERS_PREFIX: Final = "c."
 
 
 def key_of(target: str) -> str:
-    """The KV key of a target (target names are letters, digits, _ and -: valid in a key as they are)."""
+    """The KV key of a target's lease (target names are letters, digits, _ and -: valid in a key as they are)."""
     return KEY_PREFIX + target
+
+
+def counters_key(target: str) -> str:
+    """The KV key of a target's last counters."""
+    return COUNTERS_PREFIX + target
+
+
+def encode_counters(counters: Mapping[str, Any]) -> bytes:
+    return json.dumps(counters, separators=(",", ":")).encode()
+
+
+def decode_counters(data: bytes) -> Mapping[str, Any] | None:
+    """The counters in a value; None for a value that is not a JSON object (the new owner starts afresh)."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,19 +65,16 @@ class Lease:
 
     owner: str
     since: float
-    counters: Mapping[str, Any] | None = None
 
     def encode(self) -> bytes:
-        return json.dumps({"owner": self.owner, "since": self.since, "counters": self.counters},
-                          separators=(",", ":")).encode()
+        return json.dumps({"owner": self.owner, "since": self.since}, separators=(",", ":")).encode()
 
     @classmethod
     def decode(cls, data: bytes) -> Lease | None:
         """The lease in a value; None for a value that is not one (then the key counts as free)."""
         try:
             doc = json.loads(data)
-            counters = doc.get("counters")
-            return cls(str(doc["owner"]), float(doc["since"]), counters if isinstance(counters, dict) else None)
+            return cls(str(doc["owner"]), float(doc["since"]))
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
 

@@ -4,11 +4,12 @@ Every poller has the same `[[snmp.target]]` list; each target is polled by the
 one live poller holding its lease in the KV bucket `MEPD_LEASES` (the logic,
 timing and balance are in `mepd.fleet.leases`).  A round runs every quarter of
 the shortest target interval: renew what this poller holds (compare-and-set on
-the revision it wrote, with the target's last counters), read every target's
-key, then claim or take what `leases.plan` says.  A lease lives two rounds
+the revision it wrote), save the counters of the polls made since the last
+round, read every target's lease, then claim or take what `leases.plan` says
+(and read a target's counters when it takes it).  A lease lives two rounds
 without a renewal (half an interval), so a poller killed or cut off loses its
 targets within one interval, and its own polls stop before anyone may take
-them.  On stop (SIGTERM) it releases its leases at once with their counters.
+them.  On stop (SIGTERM) it saves its counters and releases its leases at once.
 
 The SNMP targets see this through `mepd.sources.snmp.target.Share` (set on
 their hub by the app), so sources never import the fleet.
@@ -31,7 +32,7 @@ from nats.js.kv import KeyValue
 
 from mepd.config import FleetConfig, SnmpTargetConfig
 from mepd.fleet.connection import Link
-from mepd.fleet.leases import Lease, View, key_of, plan
+from mepd.fleet.leases import Lease, View, counters_key, decode_counters, encode_counters, key_of, plan
 from mepd.model import rfc3339
 from mepd.pipeline import Counters
 
@@ -55,14 +56,16 @@ class PollShare:
         self.round = min((t.interval for t in targets), default=60.0) / ROUNDS_PER_INTERVAL
         self.lifetime = LIFETIME_ROUNDS * self.round
         self.counters = Counters()
-        self.counters.declare("claimed", "taken", "lost", "released", "renew_failures", "read_failures")
+        self.counters.declare("claimed", "taken", "lost", "released", "renew_failures", "read_failures",
+                              "counters_failures")
         self.link = Link(cfg, f"mepd {self.node} leases")
         self.view = View()
         self.held: dict[str, int] = {}  # target -> revision this poller wrote last
         self.renewed: dict[str, float] = {}  # target -> when (monotonic) its last successful write was sent
         self.since: dict[str, float] = {}  # target -> when (wall time) this poller took it
         self.latest: dict[str, Mapping[str, Any] | None] = {}  # target -> counters of its last poll here
-        self.handed: dict[str, Mapping[str, Any] | None] = {}  # target -> counters that came with its lease
+        self.handed: dict[str, Mapping[str, Any] | None] = {}  # target -> counters read when it was taken
+        self.unsaved: set[str] = set()  # targets polled here since their counters were last saved
         self._changed = asyncio.Event()
 
     # The SNMP side (mepd.sources.snmp.target.Share)
@@ -83,6 +86,8 @@ class PollShare:
 
     def polled(self, target: str, counters: Mapping[str, Any] | None) -> None:
         self.latest[target] = counters
+        if counters is not None:
+            self.unsaved.add(target)
 
     # The component
 
@@ -137,6 +142,7 @@ class PollShare:
 
     async def _round(self, kv: KeyValue) -> None:
         await asyncio.gather(*(self._renew(kv, t) for t in list(self.held)))
+        await self._save(kv)
         try:
             entries = await asyncio.gather(*(self._read(kv, t) for t in self.targets))
         except Failure as e:
@@ -161,8 +167,22 @@ class PollShare:
             return 0, None
         return entry.revision or 0, Lease.decode(entry.value or b"")
 
+    async def _save(self, kv: KeyValue) -> None:
+        """The counters of the targets polled since the last round, for whoever polls them next."""
+        async def save(target: str, counters: Mapping[str, Any]) -> None:
+            try:
+                await kv.put(counters_key(target), encode_counters(counters))
+            except Failure as e:
+                self.unsaved.add(target)  # the next round tries again
+                self.counters.inc("counters_failures")
+                log.debug("fleet leases: saving %s's counters failed: %s", target, e)
+
+        due = [(t, c) for t in self.unsaved if self.holds(t) and (c := self.latest.get(t)) is not None]
+        self.unsaved.clear()
+        await asyncio.gather(*(save(t, c) for t, c in due))
+
     async def _renew(self, kv: KeyValue, target: str) -> None:
-        lease = Lease(self.node, self.since[target], self.latest.get(target))
+        lease = Lease(self.node, self.since[target])
         try:
             if not await self._write(kv, target, lease, self.held[target]):
                 self._lose(target, "another poller")
@@ -177,14 +197,18 @@ class PollShare:
 
     async def _claim(self, kv: KeyValue, target: str, *, taken: bool) -> None:
         seen = self.view.seen.get(target)
-        handed = seen.lease.counters if seen is not None and seen.lease is not None else None
         since = time.time()
         try:
-            if not await self._write(kv, target, Lease(self.node, since, handed), seen.revision if seen else 0):
+            if not await self._write(kv, target, Lease(self.node, since), seen.revision if seen else 0):
                 return
+            handed = decode_counters((await kv.get(counters_key(target))).value or b"")
+        except nats.js.errors.KeyNotFoundError:
+            handed = None  # never polled yet
         except Failure as e:
             log.debug("fleet leases: claiming %s failed: %s", target, e)
-            return
+            if target not in self.held:
+                return
+            handed = None  # claimed, its counters unread: its first poll here has no rates
         self.since[target], self.handed[target] = since, handed
         self.latest.pop(target, None)
         self.counters.inc("taken" if taken else "claimed")
@@ -193,9 +217,10 @@ class PollShare:
 
     async def _release(self, kv: KeyValue) -> None:
         async def release(target: str, revision: int) -> None:
-            if await self._write(kv, target, Lease("", time.time(), self.latest.get(target)), revision):
+            if await self._write(kv, target, Lease("", time.time()), revision):
                 self.counters.inc("released")
 
+        await self._save(kv)  # before the leases go: whoever takes a target finds its last counters
         await asyncio.gather(*(release(t, r) for t, r in list(self.held.items())), return_exceptions=True)
 
     def details(self) -> dict[str, object]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from mepd.fleet.leases import Lease, Plan, View, plan
+from mepd.fleet.leases import Lease, Plan, View, decode_counters, encode_counters, plan
 
 LIFE = 1.0
 TARGETS = [f"t{i}" for i in range(30)]
@@ -22,10 +22,18 @@ def spread(n: int, pollers: list[str]) -> dict[str, str]:
 
 
 def test_lease_value_round_trips_and_garbage_is_free() -> None:
-    lease = Lease("p1", 12.5, {"rows": {}})
+    lease = Lease("p1", 12.5)
     assert Lease.decode(lease.encode()) == lease
+    assert len(lease.encode()) < 64  # read by every poller every round: it must stay small
     assert Lease.decode(b"not json") is None
     assert Lease.decode(b'{"since": 1}') is None
+
+
+def test_counters_round_trip_and_garbage_is_none() -> None:
+    counters = {"version": 1, "rows": {"eth0": [[1, 2], 64, None]}}
+    assert decode_counters(encode_counters(counters)) == counters
+    assert decode_counters(b"not json") is None
+    assert decode_counters(b"[1, 2]") is None
 
 
 def test_first_poller_claims_everything_and_three_split_evenly() -> None:
