@@ -316,8 +316,8 @@ def main() -> None:
     with timed(results, f"pipeline: offer_many per {DRAIN_MAX} -> get_batch(2000) (UDP drain)", n):
         pipeline_offer_many(udp_bursts)
 
-    with timed(results, "store: logs._row, record -> row tuple", n):
-        rows = [logstore._row(r) for r in records]
+    with timed(results, "store: logs._rows, records -> row tuples", n):
+        rows = logstore._rows(records).rows
     with timed(results, f"store: pickle.dumps of {BATCH}-row lists (hop to the writer)", n):
         size = sum(len(pickle.dumps(rows[i : i + BATCH])) for i in range(0, n, BATCH))
     print(f"{'':<80} ({size / n:.0f} pickled bytes per row)", file=sys.stderr)
