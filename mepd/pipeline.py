@@ -289,8 +289,11 @@ class PipelineStatus:
 
 
 def from_sources(sources: Iterable[str]) -> Accept[LogRecord]:
-    """The log records of the given `source`s ("tail:web"): a declarative filter, a set lookup per record."""
+    """The log records of the given `source`s ("tail:web"): a declarative filter, a set lookup per record, and
+    none when no source is given (no web tail configured): nothing to look at."""
     wanted = frozenset(sources)
+    if not wanted:
+        return lambda _records: []
     return lambda records: [r for r in records if r.source in wanted]
 
 
