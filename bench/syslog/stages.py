@@ -43,7 +43,7 @@ from typing import Any
 
 from mepd.config import DaemonConfig, LogStorageConfig, SyslogListenConfig
 from mepd.model import LogRecord
-from mepd.pipeline import Channel, Counters
+from mepd.pipeline import Channel, Counters, from_sources
 from mepd.sources.syslog import sockets
 from mepd.sources.syslog.framing import FrameSplitter
 from mepd.sources.syslog.parse import parse_message
@@ -102,15 +102,19 @@ async def consume(sub: Any, total: int) -> None:
 
 
 def pipeline_put_many(bursts: list[list[LogRecord]]) -> None:
-    """TCP's shape: one put_many per read, and the listener awaits its next read in between."""
+    """TCP's shape: one put_many per read, and the listener awaits its next read in between; fanned out to the
+    daemon's five log consumers (the web-log analyser's filter, with no web tail, takes none)."""
     async def run() -> None:
         ch: Channel[LogRecord] = Channel("logs", Counters())
-        sub = ch.subscribe("store/logs", QUEUE, durable=True)
-        consumer = asyncio.create_task(consume(sub, sum(map(len, bursts))))
+        subs = [ch.subscribe("store/logs", QUEUE, durable=True),
+                *(ch.subscribe(name, QUEUE) for name in ("analysis/logs", "analysis/devices", "alerts"))]
+        ch.subscribe("analysis/weblog", QUEUE, accept=from_sources([]))
+        total = sum(map(len, bursts))
+        consumers = [asyncio.create_task(consume(sub, total)) for sub in subs]
         for b in bursts:
             await ch.put_many(b)
             await asyncio.sleep(0)
-        await consumer
+        await asyncio.gather(*consumers)
 
     asyncio.run(run())
 
@@ -310,14 +314,14 @@ def main() -> None:
     with timed(results, "SyslogIntake.records, lists of 1,000 frames (parse, clock, counters)", n):
         bursts = [intake.records(fl, PEER) for fl in frame_lists]
     records = [r for b in bursts for r in b]
-    with timed(results, "pipeline: put_many per 1,000 -> get_batch(2000) (TCP)", n):
+    with timed(results, "pipeline: put_many per 1,000 -> 5 consumers' get_batch(2000) (TCP)", n):
         pipeline_put_many(bursts)
     udp_bursts = [records[i : i + DRAIN_MAX] for i in range(0, n, DRAIN_MAX)]
     with timed(results, f"pipeline: offer_many per {DRAIN_MAX} -> get_batch(2000) (UDP drain)", n):
         pipeline_offer_many(udp_bursts)
 
-    with timed(results, "store: logs._row, record -> row tuple", n):
-        rows = [logstore._row(r) for r in records]
+    with timed(results, "store: logs._rows, records -> row tuples", n):
+        rows = logstore._rows(records).rows
     with timed(results, f"store: pickle.dumps of {BATCH}-row lists (hop to the writer)", n):
         size = sum(len(pickle.dumps(rows[i : i + BATCH])) for i in range(0, n, BATCH))
     print(f"{'':<80} ({size / n:.0f} pickled bytes per row)", file=sys.stderr)

@@ -167,7 +167,8 @@ class AlertEngine:
                     if isinstance(item, Sample):
                         self.topology.observe(item, now)
             wanted = [r for r in self.rules.values() if (r.wants_samples if what == "samples" else r.wants_logs)]
-            changes = [c for item in batch for rule in wanted for c in observe(rule, item, now)]
+            # No rule wants this channel (no log rules): the batch is only counted, not walked.
+            changes = [c for item in batch for rule in wanted for c in observe(rule, item, now)] if wanted else []
             await self._apply(changes, now)
             sub.done(len(batch))
             self.counters.inc(what, len(batch))

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import asyncio
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from mepd.model import LogRecord
 from mepd.pipeline import Channel, Counters, Pipeline
 
@@ -77,3 +80,34 @@ def test_declared_counters_show_zero_from_the_start_and_keep_their_counts() -> N
     c.inc("received", 3)
     c.declare("received", "dropped.write_failed")
     assert c.snapshot() == {"dropped.write_failed": 0, "received": 3}
+
+
+@given(pushes=st.lists(st.integers(0, 50), max_size=12), takes=st.lists(st.integers(1, 60), min_size=1, max_size=20))
+def test_batches_hand_out_what_was_pushed_in_order_whatever_the_sizes(pushes: list[int], takes: list[int]) -> None:
+    """Pushed lists are queued whole and cut where a batch ends: nothing lost, repeated or reordered, and the
+    caller's list stays its own (changed after the push, the queue does not change)."""
+    asyncio.run(_push_then_take(pushes, takes))
+
+
+async def _push_then_take(pushes: list[int], takes: list[int]) -> None:
+    ch: Channel[int] = Channel("ints", Counters())
+    sub = ch.subscribe("s", 10_000)
+    n = 0
+    for size in pushes:
+        items = list(range(n, n + size))
+        await ch.put_many(items)
+        items.clear()
+        n += size
+    got: list[int] = []
+    for take in takes:
+        if not len(sub):
+            break
+        batch = await sub.get_batch(take, 0)
+        assert len(batch) == min(take, n - len(got))
+        got += batch
+        assert len(sub) == sub.pending - len(got) == n - len(got)
+    while len(sub):
+        got += await sub.get_batch(7, 0)
+    assert got == list(range(n))
+    sub.done(n)
+    assert sub.pending == 0

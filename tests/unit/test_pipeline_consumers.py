@@ -88,3 +88,12 @@ async def test_what_the_log_store_could_not_take_is_counted_as_lost_by_the_liste
     assert len(store) == 3
     assert ch.counters.get("dropped.queue_full.store/logs") == 7
     assert listener.counters.get("dropped.queue_full") == 7
+
+
+def test_a_consumer_of_no_source_takes_nothing_and_of_one_takes_only_its_own() -> None:
+    """The web-log analyser with no web tail configured looks at no record; with one, it gets that tail's."""
+    none = from_sources([])
+    assert none([rec(0), rec(1, "tail:web")]) == []
+    web = from_sources(["tail:web"])
+    records = [rec(0), rec(1, "tail:web"), rec(2, "tail:web2"), rec(3, "tail:web")]
+    assert web(records) == [records[1], records[3]]

@@ -37,6 +37,7 @@ import dataclasses
 import functools
 import json
 import logging
+import operator
 import os
 import sqlite3
 import threading
@@ -60,6 +61,7 @@ T = TypeVar("T")
 # What a query reads: `raw` is kept to recover an unparsed line, not shown.
 _SHOWN: Final = tuple(name for name in worker.COLUMNS if name != "raw")
 _SELECT: Final = f"SELECT id, {', '.join(_SHOWN)} FROM logs"
+_CURSOR: Final = operator.attrgetter("cursor")
 # Further batches wait in the writer process's queue while one commits, so the
 # writer never idles while the daemon hands it the next (pickling, GIL hand-offs).
 WRITES_IN_FLIGHT: Final = 3
@@ -79,24 +81,43 @@ class QueryLimitError(MepdError):
     """A query ran past its time or its answer past its size: the API's 503, with a sentence to narrow it."""
 
 
-def _row(record: LogRecord) -> tuple[Any, ...]:
-    """The record's values in `worker.COLUMNS`' order, spelled out: 0.7 µs a record, 1.9 through attrgetter.
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Rows:
+    """What the writer needs of a batch, gathered in one pass over it (per record, each pass cost 0.1-0.3 µs)."""
+
+    rows: list[tuple[Any, ...]]  # the records' values in `worker.COLUMNS`' order
+    cursors: dict[str, str]  # the source cursors the records reach
+    uids: list[tuple[int, str]]  # (index, uid) of the records that have one
+    ahead: int  # records dated too far ahead, stored at their arrival time
+
+
+def _rows(records: Sequence[LogRecord]) -> _Rows:
+    """The batch's rows, spelled out in one loop: 0.5 µs a record, 0.7 with a call per record, 1.9 through
+    attrgetter.
 
     A time too far ahead of arrival is replaced by the arrival time and kept in `sd.mepd.ts_claimed`; the
     record itself is left alone, as the pipeline's other subscribers share it."""
-    ts, sd = record.ts, record.sd
-    if _ahead(record):
-        ts, sd = record.received, {**sd, "mepd": {**sd.get("mepd", {}), "ts_claimed": _claimed(record.ts)}}
-    return (
-        ts, record.received, record.host, record.app, record.pid, record.facility, record.severity,
-        record.msgid, record.message, json.dumps(sd, ensure_ascii=False) if sd else None,
-        record.source, record.peer, record.parse_error, record.raw, record.node, record.uid,
-    )
-
-
-def _ahead(record: LogRecord) -> bool:
-    """Dated further ahead of its arrival than a clock may run fast: its time is not believed."""
-    return record.ts > record.received + FUTURE_TOLERANCE
+    rows: list[tuple[Any, ...]] = []
+    append = rows.append
+    dumps = json.dumps
+    cursors: dict[str, str] = {}
+    uids: list[tuple[int, str]] = []
+    ahead = 0
+    for record in records:
+        ts, received, sd = record.ts, record.received, record.sd
+        if ts > received + FUTURE_TOLERANCE:  # further ahead than a clock may run fast: not believed
+            ahead += 1
+            ts, sd = received, {**sd, "mepd": {**sd.get("mepd", {}), "ts_claimed": _claimed(record.ts)}}
+        append((
+            ts, received, record.host, record.app, record.pid, record.facility, record.severity,
+            record.msgid, record.message, dumps(sd, ensure_ascii=False) if sd else None,
+            record.source, record.peer, record.parse_error, record.raw, record.node, record.uid,
+        ))
+        if record.cursor is not None:
+            cursors[record.cursor[0]] = record.cursor[1]
+        if record.uid is not None:
+            uids.append((len(rows) - 1, record.uid))
+    return _Rows(rows, cursors, uids, ahead)
 
 
 def _claimed(ts: float) -> str:
@@ -246,15 +267,14 @@ class LogStore:
 
         Every attempt at one batch gives the same `batch_id`: one that committed is not stored again, and
         `Written.new` is False (the records are stored, by an earlier attempt)."""
-        cursors = {**{r.cursor[0]: r.cursor[1] for r in records if r.cursor is not None}, **(cursors or {})}
-        uids = [(i, r.uid) for i, r in enumerate(records) if r.uid is not None]
+        b = _rows(records)
         new: bool
         repeats: list[int]
-        self.last_id, new, repeats = await self._on_writer(worker.write, batch_id or uuid.uuid4().hex,
-                                                           [_row(r) for r in records], cursors, time.time(), uids)
+        self.last_id, new, repeats = await self._on_writer(worker.write, batch_id or uuid.uuid4().hex, b.rows,
+                                                           {**b.cursors, **(cursors or {})}, time.time(), b.uids)
         if self._unindexed_since is None and self.fts_lag > 0:
             self._unindexed_since = time.monotonic()
-        self.future_dated += sum(map(_ahead, records))
+        self.future_dated += b.ahead
         await self.wake_followers()
         return Written(new, repeats)
 
@@ -472,7 +492,7 @@ class LogSink:
                     continue
                 batch = await self.subscription.get_batch(cfg.batch_size, cfg.flush_interval)
                 busy = len(batch) >= cfg.batch_size
-                if any(r.cursor is not None for r in batch):
+                if any(map(_CURSOR, batch)):  # (a cursor is a non-empty tuple) in C: no call per record
                     # A cursor commits only after every record before it: no batch may be left to retry.
                     while writes:
                         await writes.popleft()

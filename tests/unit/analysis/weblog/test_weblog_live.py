@@ -88,8 +88,9 @@ def make(sources: Sequence[WebSource], sink: MemorySink | WebLogStore, clock: Cl
 
 
 def drain(sub: Subscription[Sample]) -> list[Sample]:
-    items = list(sub._items)
-    sub._items.clear()
+    items = [item for chunk in sub._chunks for item in chunk][sub._head:]
+    sub._chunks.clear()
+    sub._head = sub._count = 0
     return items
 
 

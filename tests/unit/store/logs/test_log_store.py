@@ -267,3 +267,27 @@ async def test_a_uid_is_stored_once_and_the_sink_says_which_were_repeats(tmp_pat
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await store.close()
+
+
+async def test_one_batch_mixing_uids_cursors_and_a_future_time_is_stored_as_each_alone(tmp_path: Path) -> None:
+    """The rows, cursors, uids and future-dated count of a batch are gathered in one pass: each record's
+    index, cursor and time must still be its own, whatever comes before it."""
+    store = await open_store(tmp_path)
+    future = 1000.0 + 10 * 86400
+    written = await store.write([
+        rec(1000, "plain"),
+        rec(future, "from the future", received=1000.5, uid="a", sd={"x": {"k": "v"}}),
+        rec(1001, "journal one", cursor=("journal", "c1")),
+        rec(1002, "resent", uid="a"),
+        rec(1003, "journal two", cursor=("journal", "c2")),
+    ])
+    assert written.repeats == [3]
+    assert store.future_dated == 1
+    assert await store.cursor("journal") == "c2"
+    stored = {r["message"]: r for r in await store.query(LogQuery())}
+    assert sorted(stored) == ["from the future", "journal one", "journal two", "plain"]
+    ahead = stored["from the future"]
+    assert ahead["ts"] == rfc3339(1000.5)
+    assert ahead["sd"] == {"x": {"k": "v"}, "mepd": {"ts_claimed": rfc3339(future)}}
+    assert stored["plain"]["ts"] == rfc3339(1000)
+    await store.close()
