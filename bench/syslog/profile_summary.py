@@ -21,10 +21,12 @@ FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 # (path fragment, function or "", bucket): the first match from the leaf wins.
 BUCKETS: list[tuple[str, str, str]] = [
     ("json/", "", "json encode/decode"),
-    ("mepd/store/logs.py", "LogStore._index", "sqlite: FTS5 index fill"),
-    ("mepd/store/logs.py", "LogStore._write", "sqlite: insert batch (executemany + commit)"),
-    ("mepd/store/logs.py", "_row", "store: record -> row tuple"),
-    ("mepd/store/logs.py", "", "store: other (sink loop, queries)"),
+    ("mepd/store/logs/worker.py", "index", "sqlite: word index fill (writer process)"),
+    ("mepd/store/logs/worker.py", "write", "sqlite: insert batch (writer process)"),
+    ("mepd/store/logs/worker.py", "", "writer process: other"),
+    ("mepd/store/logs/store.py", "_rows", "store: records -> row tuples"),
+    ("mepd/store/logs/store.py", "", "store: other (sink loop, queries)"),
+    ("mepd/sources/syslog/_speedups", "", "parse and framing in C"),
     ("mepd/sources/syslog/rfc5424.py", "", "parse: RFC 5424"),
     ("mepd/sources/syslog/rfc3164.py", "", "parse: RFC 3164"),
     ("mepd/sources/syslog/common.py", "", "parse: timestamps, hosts"),
