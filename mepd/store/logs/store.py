@@ -12,7 +12,9 @@ when the text holds a word it can look up (`mepd.store.logs.grep`).
 The word index is filled behind the table, in bulk: when the writer has no
 records waiting and the last batch was not full, and under load as soon as the
 oldest record not in it has waited `INDEX_DELAY`, a chunk between two
-batches, so that it keeps up with any rate the writer can store and index.  A
+batches while few records wait (`INDEX_SLACK`): it keeps up with any rate the
+writer can store and index, and storing keeps priority over it (a burst the
+writer cannot both store and index is stored first, indexed after).  A
 search covers the rows not yet indexed by scanning them, so it is always
 complete; `mepctl status` shows how many there are and how long the oldest has
 waited.
@@ -69,6 +71,7 @@ WRITER_NICE: Final = 10
 FTS_CHUNK: Final = 20_000  # about 0.1 s of word indexing: the longest a new batch waits behind it
 # Under load, the index takes a chunk between two batches once its oldest missing record has waited this long.
 INDEX_DELAY: Final = 2.0
+INDEX_SLACK: Final = 2  # batches waiting, at most, for an overdue index chunk to run before them
 # A sender's clock may run this far ahead of ours (no NTP, drift) before its times are not believed.
 FUTURE_TOLERANCE: Final = 300.0
 QUERY_TIMEOUT: Final = 10.0  # below mepctl's 30 s, so that it gets the sentence and not a time-out
@@ -479,10 +482,15 @@ class LogSink:
         try:
             busy = False
             while True:
-                if cfg.fulltext_index and self.store.index_overdue():
+                # Storing comes first: an overdue index takes the writer between two batches only while fewer
+                # than two batches wait, so it uses the writer's slack and never makes the queue overflow.
+                if (cfg.fulltext_index and self.store.index_overdue()
+                        and len(self.subscription) < INDEX_SLACK * cfg.batch_size):
                     await self._index_some(pause_on_error=False)  # behind the writes in flight, before the next batch
                 # A full batch means records arrive faster than one flush interval drains: keep storing.
-                if not len(self.subscription) and self.store.fts_lag > 0 and cfg.fulltext_index:
+                # (Writes in flight count: the index must see what they store, or their records would wait
+                # unindexed for the next arrival.)
+                if not len(self.subscription) and cfg.fulltext_index and (writes or self.store.fts_lag > 0):
                     if writes:
                         await writes.popleft()
                     elif busy:

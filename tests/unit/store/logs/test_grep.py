@@ -146,7 +146,9 @@ async def test_a_database_with_the_trigram_index_opens_and_builds_the_word_index
 
 async def test_under_sustained_load_the_index_catches_up_and_status_shows_its_backlog(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Batches that arrive full, without a pause, used to keep the index from ever running."""
+    """Batches that arrive full, without a pause, used to keep the index from ever running.  The flood here is
+    one the writer can both store and index (it waits for the queue to drain to two batches): one faster than
+    the writer stores is stored first and indexed after (`INDEX_SLACK`)."""
     monkeypatch.setattr(store_module, "INDEX_DELAY", 0.2)
     store = LogStore(str(tmp_path / "logs.db"), LogStorageConfig(batch_size=50, flush_interval=0.05))
     await store.open()
@@ -155,7 +157,8 @@ async def test_under_sustained_load_the_index_catches_up_and_status_shows_its_ba
     assert stats["index_backlog"] == 1
     assert float(stats["index_age"]) >= 100  # type: ignore[arg-type]
     channel: Channel[LogRecord] = Channel("logs", Counters())
-    sink = LogSink(store, channel.subscribe("store/logs", 10_000), Counters(), Counters())
+    subscription = channel.subscribe("store/logs", 10_000)
+    sink = LogSink(store, subscription, Counters(), Counters())
     task = asyncio.create_task(sink.run(lambda: None))
     stop = asyncio.Event()
 
@@ -165,7 +168,8 @@ async def test_under_sustained_load_the_index_catches_up_and_status_shows_its_ba
             now = time.time()
             await channel.put_many([rec(now, f"flood {n + i} end") for i in range(200)])
             n += 200
-            await asyncio.sleep(0)
+            # Always a full batch waiting (never idle), never more than the writer drains.
+            await until(lambda: len(subscription) <= 100 or stop.is_set(), "the queue drained to two batches")
 
     feeder = asyncio.create_task(flood())
     await until(lambda: store.last_id > 1000, "the flood stored")
@@ -182,6 +186,37 @@ async def test_under_sustained_load_the_index_catches_up_and_status_shows_its_ba
     await until(lambda: store.fts_lag == 0, "the index current once the flood is over")
     stats = await store.stats()
     assert (stats["index_backlog"], stats["index_age"]) == (0, 0.0)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await store.close()
+
+
+async def test_an_overdue_index_waits_while_batches_queue_so_storing_comes_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst the writer cannot both store and index (UDP at its limit) is stored first: an index chunk never
+    runs ahead of more than `INDEX_SLACK` waiting batches, else the queue would overflow and drop records."""
+    monkeypatch.setattr(store_module, "INDEX_DELAY", 0.0)
+    cfg = LogStorageConfig(batch_size=50, flush_interval=0.05)
+    store = LogStore(str(tmp_path / "logs.db"), cfg)
+    await store.open()
+    await store.write([rec(1.0, "old unique-token-0")])  # the index behind the table: overdue at once
+    channel: Channel[LogRecord] = Channel("logs", Counters())
+    subscription = channel.subscribe("store/logs", 10_000)
+    await channel.put_many([rec(time.time(), f"burst {i} end") for i in range(1000)])  # 20 batches waiting
+    waiting_at_index: list[int] = []
+    index = store.index
+
+    async def noted(max_rows: int) -> int:
+        waiting_at_index.append(len(subscription))
+        return await index(max_rows)
+
+    monkeypatch.setattr(store, "index", noted)
+    counters = Counters()
+    task = asyncio.create_task(LogSink(store, subscription, counters, Counters()).run(lambda: None))
+    await until(lambda: counters.get("stored") == 1000 and store.fts_lag == 0, "the burst stored, then indexed")
+    assert waiting_at_index, "the index ran"
+    assert max(waiting_at_index) < store_module.INDEX_SLACK * cfg.batch_size
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
