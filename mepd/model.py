@@ -7,6 +7,9 @@ hot path, formatted as RFC 3339 only at the edges (API, CLI).
 
 from __future__ import annotations
 
+import functools
+import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,8 +53,25 @@ def severity_name(code: int | None) -> str | None:
     return SEVERITIES[code]
 
 
+_YEAR_10000: Final = 253_402_300_800.0
+
+
+@functools.lru_cache(maxsize=4096)
+def _second(whole: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+
+
 def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """`2026-12-06T11:21:26.383888Z`, as datetime's isoformat gives it (microseconds rounded half to even),
+    from a cached formatting of the second: every record's two times go through here on their way out
+    (JSON, the fleet), and datetime took 2.5 µs a call."""
+    if not 0.0 <= ts < _YEAR_10000 - 1:  # before the epoch, past datetime's years, NaN: datetime's answer or error
+        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    frac, whole = math.modf(ts)
+    us, sec = round(frac * 1e6), int(whole)
+    if us >= 1_000_000:
+        sec, us = sec + 1, us - 1_000_000
+    return f"{_second(sec)}.{us:06d}Z"
 
 
 SD = Mapping[str, Mapping[str, str]]
