@@ -39,13 +39,23 @@ def _print_json(data: object) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-async def cmd_status(client: Client, args: argparse.Namespace) -> int:
-    data = await client.request("GET", "/v1/status")
+def _answer(args: argparse.Namespace, data: Any, text: Callable[[Any], str]) -> int:
+    """An answer as JSON with --json, else as `text` renders it."""
     if args.json:
         _print_json(data)
     else:
-        print(render.status(data))
+        print(text(data))
     return EXIT_OK
+
+
+def _period(args: argparse.Namespace, **params: str) -> dict[str, str]:
+    """The query's parameters with --since, and --until when given."""
+    return {"since": args.since, **params, **({"until": args.until} if args.until else {})}
+
+
+async def cmd_status(client: Client, args: argparse.Namespace) -> int:
+    data = await client.request("GET", "/v1/status")
+    return _answer(args, data, render.status)
 
 
 async def cmd_fleet_status(client: Client, args: argparse.Namespace) -> int:
@@ -99,36 +109,16 @@ async def cmd_reload(client: Client, args: argparse.Namespace) -> int:
 
 async def cmd_metrics_list(client: Client, args: argparse.Namespace) -> int:
     params = {"prefix": args.prefix} if args.prefix else {}
-    data = await client.request("GET", "/v1/metrics", params)
-    if args.json:
-        _print_json(data["metrics"])
-    else:
-        print(render.metrics(data["metrics"]))
-    return EXIT_OK
+    return _answer(args, (await client.request("GET", "/v1/metrics", params))["metrics"], render.metrics)
 
 
 async def cmd_metrics_show(client: Client, args: argparse.Namespace) -> int:
-    params = {"since": args.since, "cf": args.cf}
-    if args.until:
-        params["until"] = args.until
-    data = await client.request("GET", f"/v1/metrics/{args.key}", params)
-    if args.json:
-        _print_json(data)
-    else:
-        print(render.points(data))
-    return EXIT_OK
+    data = await client.request("GET", f"/v1/metrics/{args.key}", _period(args, cf=args.cf))
+    return _answer(args, data, render.points)
 
 
 async def cmd_timeline(client: Client, args: argparse.Namespace) -> int:
-    params = {"since": args.since}
-    if args.until:
-        params["until"] = args.until
-    data = await client.request("GET", f"/v1/timeline/{args.subject}", params)
-    if args.json:
-        _print_json(data)
-    else:
-        print(render.timeline(data))
-    return EXIT_OK
+    return _answer(args, await client.request("GET", f"/v1/timeline/{args.subject}", _period(args)), render.timeline)
 
 
 async def cmd_graph(client: Client, args: argparse.Namespace) -> int:
@@ -171,11 +161,7 @@ async def cmd_snmp_discover(args: argparse.Namespace) -> int:
 
 async def cmd_checks(client: Client, args: argparse.Namespace) -> int:
     data = await client.request("GET", "/v1/checks")
-    if args.json:
-        _print_json(data["checks"])
-    else:
-        print(render.checks(data["checks"]))
-    return EXIT_OK
+    return _answer(args, data["checks"], render.checks)
 
 
 async def cmd_incidents(client: Client, args: argparse.Namespace) -> int:
@@ -184,11 +170,7 @@ async def cmd_incidents(client: Client, args: argparse.Namespace) -> int:
         data = await client.request("GET", "/v1/fleet/incidents", {**query, "node": args.node})
     else:
         data = await client.request("GET", "/v1/incidents", query)
-    if args.json:
-        _print_json(data["incidents"])
-    else:
-        print(render.incidents(data["incidents"]))
-    return EXIT_OK
+    return _answer(args, data["incidents"], render.incidents)
 
 
 async def cmd_incident(client: Client, args: argparse.Namespace) -> int:
@@ -202,11 +184,7 @@ async def cmd_incident(client: Client, args: argparse.Namespace) -> int:
 
 async def cmd_actions(client: Client, args: argparse.Namespace) -> int:
     data = await client.request("GET", "/v1/actions")
-    if args.json:
-        _print_json(data["actions"])
-    else:
-        print(render.actions(data["actions"]))
-    return EXIT_OK
+    return _answer(args, data["actions"], render.actions)
 
 
 async def _incident_verb(client: Client, args: argparse.Namespace, verb: str, done: str) -> int:
@@ -240,11 +218,7 @@ async def cmd_silence(client: Client, args: argparse.Namespace) -> int:
 
 async def cmd_silences(client: Client, args: argparse.Namespace) -> int:
     data = await client.request("GET", "/v1/silences", {"all": "1"} if args.all else {})
-    if args.json:
-        _print_json(data["silences"])
-    else:
-        print(render.silences(data["silences"]))
-    return EXIT_OK
+    return _answer(args, data["silences"], render.silences)
 
 
 async def cmd_unsilence(client: Client, args: argparse.Namespace) -> int:
