@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
 
+from mepd.config import AlertConfig
 from mepd.model import Sample
 from tests.integration.alerts.conftest import (
     Receiver,
@@ -169,6 +170,18 @@ async def _wait_verifying(r: Running) -> None:
     await until(lambda: _has(incident_steps(r), (1, 1, "verifying")), "step 1 to be verifying")
 
 
+async def _restarted(start_engine: StartEngine, probe: Probe, cfg: AlertConfig,
+                     ready: Callable[[Running], Awaitable[None]]) -> Running:
+    """The engine started, stopped (with the probe's feed) once `ready` of it returned, and started again on the
+    same state: the second engine, not yet watched by the probe."""
+    first = await start_engine(cfg)
+    probe.watch(first)
+    await ready(first)
+    await probe.stop()
+    await first.stop()
+    return await start_engine(cfg)
+
+
 async def test_a_restart_mid_verification_still_decides_verified(
     tmp_path: Path, broker: Any, receiver: Receiver, start_engine: StartEngine, probe: Probe,
 ) -> None:
@@ -176,13 +189,7 @@ async def test_a_restart_mid_verification_still_decides_verified(
     slow = script(tmp_path / "slow-fix.sh", f"echo run >> {runs}\n")  # the fix takes effect later (below)
     steps = f'[[alert.rule.action]]\nargv = ["{slow}"]\nverify = "1h"\n'
     cfg = alert_config(steps_config(tmp_path, broker.port, receiver.url, steps), tmp_path)
-    first = await start_engine(cfg)
-    probe.watch(first)
-    await _wait_verifying(first)
-    await probe.stop()
-    await first.stop()
-
-    second = await start_engine(cfg)
+    second = await _restarted(start_engine, probe, cfg, _wait_verifying)
     probe.path.write_text("1\n")
     probe.watch(second)
     await until(lambda: _has(incident_steps(second), (1, 1, "verified")), "step 1 to be verified after the restart")
@@ -199,13 +206,7 @@ async def test_a_restart_mid_verification_still_fails_it_at_its_deadline(
     steps = (f'[[alert.rule.action]]\nargv = ["{noop}"]\nverify = "2s"\n'
              f'[[alert.rule.action]]\nargv = ["{failover}"]\nverify = "1h"\n')
     cfg = alert_config(steps_config(tmp_path, broker.port, receiver.url, steps), tmp_path)
-    first = await start_engine(cfg)
-    probe.watch(first)
-    await _wait_verifying(first)
-    await probe.stop()
-    await first.stop()
-
-    second = await start_engine(cfg)
+    second = await _restarted(start_engine, probe, cfg, _wait_verifying)
     probe.watch(second)
     await until(lambda: _has(incident_steps(second), (2, 1, "verified")), "step 2 to be verified after the restart")
     assert await incident_steps(second) == [(1, 1, "failed"), (2, 1, "verified")]
@@ -221,13 +222,10 @@ async def test_a_step_running_when_mepd_stops_is_failed_and_the_next_runs(
     steps = (f'[[alert.rule.action]]\nargv = ["{hang}"]\nverify = "1h"\ntimeout = "1h"\n'
              f'[[alert.rule.action]]\nargv = ["{failover}"]\nverify = "1h"\n')
     cfg = alert_config(steps_config(tmp_path, broker.port, receiver.url, steps), tmp_path)
-    first = await start_engine(cfg)
-    probe.watch(first)
-    await until(lambda: runs.exists() and runs.read_text() == "step1\n", "step 1 to run")
-    await probe.stop()
-    await first.stop()
+    async def step_1_runs(_: Running) -> None:
+        await until(lambda: runs.exists() and runs.read_text() == "step1\n", "step 1 to run")
 
-    second = await start_engine(cfg)
+    second = await _restarted(start_engine, probe, cfg, step_1_runs)
     probe.watch(second)
     await until(lambda: _has(incident_steps(second), (2, 1, "verified")), "step 2 to be verified after the restart")
     inc = await second.engine.store.incident(1)
