@@ -41,6 +41,22 @@ def wait_for(condition: Callable[[], Any], timeout: float = DEADLINE, what: str 
         time.sleep(0.05)
 
 
+def start_rsyslogd(d: Path, rules: str, procs: list[subprocess.Popen[bytes]]) -> Path:
+    """A real rsyslogd in `d` (added to `procs`, for the fixture to stop) reading a private datagram socket, whose
+    path it returns, with `rules` (modules, templates, actions) for what it reads."""
+    (d / "work").mkdir(parents=True)
+    sock = d / "in.sock"
+    (d / "rsyslog.conf").write_text(
+        f'global(workDirectory="{d / "work"}")\n'
+        'module(load="imuxsock" SysSock.Use="off")\n'
+        f'input(type="imuxsock" Socket="{sock}" CreatePath="on" RateLimit.Interval="0")\n' + rules)
+    with (d / "stderr").open("wb") as err:
+        procs.append(subprocess.Popen(["rsyslogd", "-n", "-f", str(d / "rsyslog.conf"), "-i", str(d / "pid")],
+                                      stdout=subprocess.DEVNULL, stderr=err))
+    wait_for(sock.exists, what="rsyslogd's input socket")
+    return sock
+
+
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     """SIGTERM, then SIGKILL if it has not exited within `timeout`: a peer a fixture started, stopped by PID."""
     if proc.poll() is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Mepd, free_port, stop_process, wait_for
+from tests.helpers import Mepd, free_port, start_rsyslogd, stop_process, wait_for
 
 MakeMepd = Callable[..., Mepd]
 
@@ -41,25 +41,10 @@ def rsyslog_relp(short_tmp: Path) -> Iterator[Callable[[int, str], Path]]:
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(port: int, extra: str = "") -> Path:
-        d = short_tmp / "rsyslog"
-        (d / "work").mkdir(parents=True)
-        sock = d / "in.sock"
-        (d / "rsyslog.conf").write_text(
-            f'global(workDirectory="{d / "work"}")\n'
-            'module(load="imuxsock" SysSock.Use="off")\n'
-            'module(load="omrelp")\n'
-            f'input(type="imuxsock" Socket="{sock}" CreatePath="on" RateLimit.Interval="0")\n'
-            + TEMPLATE +
-            f'action(type="omrelp" target="127.0.0.1" port="{port}" template="relp5424" {extra}'
-            ' queue.type="LinkedList" queue.size="200000" action.resumeRetryCount="-1"'
-            ' action.resumeInterval="1")\n'
-        )
-        with (d / "stderr").open("wb") as err:
-            proc = subprocess.Popen(["rsyslogd", "-n", "-f", str(d / "rsyslog.conf"), "-i", str(d / "pid")],
-                                    stdout=subprocess.DEVNULL, stderr=err)
-        procs.append(proc)
-        wait_for(sock.exists, what="rsyslogd's input socket")
-        return sock
+        return start_rsyslogd(short_tmp / "rsyslog", 'module(load="omrelp")\n' + TEMPLATE +
+                              f'action(type="omrelp" target="127.0.0.1" port="{port}" template="relp5424" {extra}'
+                              ' queue.type="LinkedList" queue.size="200000" action.resumeRetryCount="-1"'
+                              ' action.resumeInterval="1")\n', procs)
 
     yield start
     for proc in procs:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Mepd, free_port, stop_process, syslog_listen, wait_for
+from tests.helpers import Mepd, free_port, start_rsyslogd, stop_process, syslog_listen, wait_for
 
 MakeMepd = Callable[..., Mepd]
 
@@ -119,22 +119,7 @@ def rsyslog(short_tmp: Path) -> Iterator[Callable[[str], Path]]:
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(action: str) -> Path:
-        d = short_tmp / "rsyslog"
-        (d / "work").mkdir(parents=True)
-        sock = d / "in.sock"
-        conf = d / "rsyslog.conf"
-        conf.write_text(
-            f'global(workDirectory="{d / "work"}")\n'
-            'module(load="imuxsock" SysSock.Use="off")\n'
-            f'input(type="imuxsock" Socket="{sock}" CreatePath="on")\n'
-            f"*.* {action}\n"
-        )
-        with (d / "stderr").open("wb") as err:
-            proc = subprocess.Popen(["rsyslogd", "-n", "-f", str(conf), "-i", str(d / "rsyslogd.pid")],
-                                    stdout=subprocess.DEVNULL, stderr=err)
-        procs.append(proc)
-        wait_for(sock.exists, what="rsyslogd's input socket")
-        return sock
+        return start_rsyslogd(short_tmp / "rsyslog", f"*.* {action}\n", procs)
 
     yield start
     for proc in procs:
