@@ -10,6 +10,7 @@
 #   AGENTS=2 PAIRS=50 sh bench/snmp/run.sh
 #   sh bench/snmp/run.sh --pollers 3   # also 3 mepd pollers sharing the agents through JetStream leases
 #                                      # (shared.py; needs nats-server)
+#   PROFILE=/tmp/prof sh bench/snmp/run.sh --pollers 3   # cProfiles of mepd (mepd.prof) and each poller (pN.prof)
 set -eu
 POLLERS=0
 while [ $# -gt 0 ]; do
@@ -23,6 +24,8 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PY=${PY:-$ROOT/.venv/bin/python}
 AGENTS=${AGENTS:-10}
 PAIRS=${PAIRS:-500}
+PROFILE=${PROFILE:-}
+[ -z "$PROFILE" ] || mkdir -p "$PROFILE"
 W=$(mktemp -d /tmp/mepd-snmpbench.XXXXXX)
 SHM=$(mktemp -d /dev/shm/mepd-snmpbench.XXXXXX)   # snmpd persistentDir: it fsyncs once per new interface
 P=mepdb-poll
@@ -91,7 +94,8 @@ measure snmpbulkwalk ip netns exec $P sh -c "for h in $HOSTS; do
 
 echo "mepd: poll-and-store cycles (cycle 1 creates the RRDs; the median of cycles 2-4 is compared)"
 ip netns exec $P /usr/bin/time -f "%e %U %S %M" -o "$W/time.mepd-process" \
-    "$PY" "$ROOT/bench/snmp/mepd_cycle.py" --rrd "$W/mepd-rrd" --hosts $HOSTS > "$W/mepd.json"
+    "$PY" "$ROOT/bench/snmp/mepd_cycle.py" --rrd "$W/mepd-rrd" --hosts $HOSTS ${PROFILE:+--profile "$PROFILE/mepd.prof"} \
+    > "$W/mepd.json"
 cat "$W/mepd.json"
 
 echo '{}' > "$W/shared.json"
@@ -99,7 +103,7 @@ if [ "$POLLERS" -gt 0 ]; then
     echo "mepd x $POLLERS: pollers sharing the agents through leases on a nats-server (cycle 1 creates the RRDs)"
     mkdir -p "$W/shared"
     ip netns exec $P "$PY" "$ROOT/bench/snmp/shared.py" --work "$W/shared" --pollers "$POLLERS" --hosts $HOSTS \
-        > "$W/shared.json"
+        ${PROFILE:+--profile "$PROFILE"} > "$W/shared.json"
     cat "$W/shared.json"
 fi
 
@@ -164,4 +168,17 @@ if shared:
           f" all pollers' CPU x{total / mc:.2f}")
     print(f"MRTG / {n} pollers: wall x{rw / sw:.1f}, CPU x{rc / busiest:.1f} (busiest poller),"
           f" x{rc / total:.1f} (all pollers)")
+    print(f"\neach poller polling its share alone, in turn (the others idle), {len(shared['alone'])} rounds:")
+    for r in shared["alone"]:
+        parts = " | ".join(f"{p['node']}: {len(p['targets'])} targets {p['wall_s']:.2f}s {p['cpu_s']:.2f}s CPU"
+                           f" (main {p['main_cpu_s']} + worker {p['children_cpu_s']})" for p in r["pollers"])
+        print(f"  round {r['round']}{'' if r['complete'] else ' (INCOMPLETE)'}: {parts}")
+    nodes = [p["node"] for p in shared["alone"][0]["pollers"]]
+    alone = {node: [p for r in shared["alone"] for p in r["pollers"] if p["node"] == node] for node in nodes}
+    aw = {node: statistics.median(p["wall_s"] for p in ps) for node, ps in alone.items()}
+    ac = {node: statistics.median(p["cpu_s"] for p in ps) for node, ps in alone.items()}
+    slow = max(aw, key=lambda node: aw[node])
+    print("medians alone: " + ", ".join(f"{node} {aw[node]:.2f}s wall {ac[node]:.2f}s CPU" for node in nodes))
+    print(f"separate machines (the slowest poller alone, {slow}) / one mepd: wall x{aw[slow] / mw:.2f}"
+          f" ({aw[slow]:.2f}s / {mw:.2f}s), busiest poller's CPU alone x{max(ac.values()) / mc:.2f}")
 PYEOF

@@ -6,7 +6,13 @@ own RRD directory, as separate machines would have.  Waits until the leases have
 settled (every target held by exactly one poller, the same assignment twice in a row),
 then runs `--cycles` cycles: every poller polls what it holds at the same moment.  A
 cycle's wall time is from the first poller's start to the last poller's end
-(CLOCK_MONOTONIC is one clock for all processes).  Prints one JSON line.
+(CLOCK_MONOTONIC is one clock for all processes).
+
+Then `--alone` rounds in which each poller polls what it holds alone, one poller after
+the other (the others idle but for their lease rounds): what each would take on a
+machine of its own.  The fleet's cycle on separate machines is the slowest of these,
+against the lone mepd's cycle measured the same way (`mepd_cycle.py` without `--share`).
+The agents are still this machine's, answering one poller at a time.  Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -48,7 +54,8 @@ class Poller:
         self.node = node
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "mepd_cycle.py"), "--rrd", str(work / f"rrd-{node}"), "--hosts", *args.hosts,
-             "--share", url, "--node", node, "--interval", str(args.interval)],
+             "--share", url, "--node", node, "--interval", str(args.interval),
+             *(["--profile", str(Path(args.profile) / f"{node}.prof")] if args.profile else [])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def send(self, command: str) -> None:
@@ -87,6 +94,8 @@ def main() -> None:
     ap.add_argument("--interval", type=float, default=8.0,
                     help="the targets' interval: leases are renewed every quarter of it (short, so they settle fast)")
     ap.add_argument("--settle", type=float, default=180.0, help="seconds the leases may take to settle")
+    ap.add_argument("--alone", type=int, default=3, help="rounds of each poller polling its share alone, in turn")
+    ap.add_argument("--profile", metavar="DIR", help="each poller's cProfile after cycle 1 to DIR/<node>.prof")
     args = ap.parse_args()
     work = Path(args.work)
     port = free_port()
@@ -118,10 +127,20 @@ def main() -> None:
             wall = max(p["end"] for p in parts) - min(p["start"] for p in parts)
             complete = settled(held, len(args.hosts))
             cycles.append({"cycle": n, "wall_s": round(wall, 3), "complete": complete, "pollers": parts})
+        alone = []
+        for n in range(1, args.alone + 1):
+            held = assignment(pollers)
+            parts = []
+            for p in pollers:
+                time.sleep(2)  # the others idle; a later poll than this poller's last (RRDs: one update a second)
+                p.send("go")
+                parts.append(p.answer())
+            alone.append({"round": n, "complete": settled(held, len(args.hosts)), "pollers": parts})
         for p in pollers:
             p.send("end")
         totals = [p.answer() for p in pollers]
-        print(json.dumps({"pollers": args.pollers, "settle_s": round(settle_s, 1), "cycles": cycles, "totals": totals}))
+        print(json.dumps({"pollers": args.pollers, "settle_s": round(settle_s, 1), "cycles": cycles, "alone": alone,
+                          "totals": totals}))
     finally:
         for p in pollers:
             if p.proc.poll() is None:
