@@ -8,7 +8,9 @@ With `--share URL --node NAME` it is one of several pollers sharing the targets 
 the leases of `[fleet] share_polling` (mepd.fleet.sharing, on the nats-server at URL),
 driven by `shared.py` through stdin: `held` prints the targets it holds, `go` polls
 those (as the daemon's shared poll does: the poll, then its counters for the lease) and
-prints the cycle, `end` prints the totals and exits.  Its RRD files step at `--rrd-step`
+prints the cycle, `end` prints the totals and exits.  `--driven` without `--share`: one
+mepd driven the same way, polling every target (`shared.py`'s lone mepd, measured in the
+same rounds as the pollers alone).  The RRD files step at `--rrd-step`
 (the lone mepd's interval), not at the short `--interval` that paces the leases: a
 target's files step at its interval, and at 8 s they are 9 times the size of the lone
 mepd's (3.5 MB a file against 0.37 MB: 10-14 GB a poller), whose creation and write-back
@@ -75,6 +77,7 @@ async def main() -> None:
                     help="the step of the RRD files (the layout of targets polled at this interval)")
     ap.add_argument("--share", metavar="URL", help="share the targets with other pollers through this nats-server")
     ap.add_argument("--node", default="p0", help="this poller's name, with --share")
+    ap.add_argument("--driven", action="store_true", help="without --share: cycles on stdin's `go`, as with it")
     ap.add_argument("--interval", type=float, default=300.0,
                     help="the targets' interval; with --share it sets the lease rounds (a quarter of it)")
     args = ap.parse_args()
@@ -93,8 +96,8 @@ async def main() -> None:
     targets = [SnmpTarget(t, hub, pipeline.samples) for t in cfg.snmp.target]
     for t in targets:
         await t.open()
-    if fleet is not None:
-        await shared(fleet, hub, targets, sink_task, store, pipeline, args.profile)
+    if fleet is not None or args.driven:
+        await driven(fleet, hub, targets, sink_task, store, pipeline, args.profile)
         return
     cycles = []
     profile = cProfile.Profile(time.thread_time) if args.profile else None
@@ -131,32 +134,38 @@ async def main() -> None:
     }))
 
 
-async def shared(fleet: FleetConfig, hub: SnmpHub, targets: list[SnmpTarget], sink_task: asyncio.Task[None],
+async def driven(fleet: FleetConfig | None, hub: SnmpHub, targets: list[SnmpTarget], sink_task: asyncio.Task[None],
                  store: RrdStore, pipeline: Pipeline, profile_to: str | None) -> None:
-    """One poller of several: the leases run in the background, as in the daemon; a cycle polls what it holds.
-    `profile_to`: a cProfile of the main thread's CPU from the end of cycle 1 (lease rounds included)."""
-    share = hub.share = sharing.create(fleet, [t.cfg for t in targets])
-    share_task = asyncio.create_task(share.run(lambda: None))
+    """One poller of several (`fleet`): the leases run in the background, as in the daemon; a cycle polls what
+    it holds.  Without `fleet`, one mepd polling every target.  `profile_to`: a cProfile of the main thread's
+    CPU from the end of cycle 1 (lease rounds included)."""
+    share, share_task, node = None, None, "one"
+    if fleet is not None:
+        share = hub.share = sharing.create(fleet, [t.cfg for t in targets])
+        share_task, node = asyncio.create_task(share.run(lambda: None)), fleet.node
     loop = asyncio.get_running_loop()
     n, last_cpu = 0, sum(cpu())
     profile = cProfile.Profile(time.thread_time) if profile_to else None
     while (command := (await loop.run_in_executor(None, sys.stdin.readline)).strip()) not in ("end", ""):
         if command == "held":
-            print(json.dumps({"held": sorted(t.cfg.name for t in targets if share.holds(t.cfg.name))}), flush=True)
+            print(json.dumps({"held": sorted(t.cfg.name for t in targets if share is None or share.holds(t.cfg.name))}),
+                  flush=True)
             continue
         n += 1
-        mine = [t for t in targets if share.holds(t.cfg.name)]
+        mine = [t for t in targets if share is None or share.holds(t.cfg.name)]
         w0, (m0, k0) = time.monotonic(), cpu()
         # The daemon's shared poll: the poll, then its counters kept for the lease's next renewal.
-        done = await asyncio.gather(*(t._shared_poll() for t in mine), return_exceptions=True)
+        done = await asyncio.gather(*(t.poll_once() if share is None else t._shared_poll() for t in mine),
+                                    return_exceptions=True)
         await pipeline.samples.join()
         w1, (m1, k1) = time.monotonic(), cpu()
         print(json.dumps({
-            "cycle": n, "node": fleet.node, "start": w0, "end": w1, "wall_s": round(w1 - w0, 3),
+            "cycle": n, "node": node, "start": w0, "end": w1, "wall_s": round(w1 - w0, 3),
             "cpu_s": round(m1 + k1 - m0 - k0, 3), "main_cpu_s": round(m1 - m0, 3), "children_cpu_s": round(k1 - k0, 3),
             "between_cpu_s": round(m0 + k0 - last_cpu, 3),  # since the last cycle: lease rounds (and idle)
             "targets": [t.cfg.name for t in mine], "interfaces": sum(t.status.interfaces for t in mine),
-            "failed": [t.cfg.name for t, r in zip(mine, done, strict=True) if r is not None or t.status.state != "ok"],
+            "failed": [t.cfg.name for t, r in zip(mine, done, strict=True)
+                       if isinstance(r, BaseException) or t.status.state != "ok"],
         }), flush=True)
         last_cpu = m1 + k1
         if profile is not None and n == 1:
@@ -165,12 +174,13 @@ async def shared(fleet: FleetConfig, hub: SnmpHub, targets: list[SnmpTarget], si
         profile.disable()
         profile.dump_stats(profile_to)
     children_rss = children_rss_mb()
-    share_task.cancel()  # releases its leases, as at SIGTERM
-    with contextlib.suppress(asyncio.CancelledError):
-        await share_task
+    if share_task is not None:
+        share_task.cancel()  # releases its leases, as at SIGTERM
+        with contextlib.suppress(asyncio.CancelledError):
+            await share_task
     sink_task.cancel()
     await store.close()
-    print(json.dumps({"node": fleet.node, "counters": share.counters.snapshot(),
+    print(json.dumps({"node": node, "counters": share.counters.snapshot() if share is not None else {},
                       "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                       "children_max_rss_mb": children_rss}), flush=True)
 

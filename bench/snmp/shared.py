@@ -10,9 +10,11 @@ cycle's wall time is from the first poller's start to the last poller's end
 
 Then `--alone` rounds in which each poller polls what it holds alone, one poller after
 the other (the others idle but for their lease rounds): what each would take on a
-machine of its own.  The fleet's cycle on separate machines is the slowest of these,
-against the lone mepd's cycle measured the same way (`mepd_cycle.py` without `--share`).
-The agents are still this machine's, answering one poller at a time.  Prints one JSON line.
+machine of its own.  Each round starts with one mepd polling every target alone
+(`mepd_cycle.py --driven`, its RRDs created before the pollers start), so the fleet's
+cycle on separate machines, the slowest poller alone, is compared with one mepd's cycle
+measured the same way in the same rounds.  The agents are still this machine's,
+answering one poller at a time.  Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -50,11 +52,13 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], deadline: float) -> 
 
 
 class Poller:
-    def __init__(self, node: str, args: argparse.Namespace, url: str, work: Path) -> None:
+    def __init__(self, node: str, args: argparse.Namespace, url: str | None, work: Path) -> None:
+        """A poller sharing the targets through the nats-server at `url`; None: one mepd polling them all."""
         self.node = node
+        role = ["--share", url, "--node", node] if url else ["--driven"]
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "mepd_cycle.py"), "--rrd", str(work / f"rrd-{node}"), "--hosts", *args.hosts,
-             "--share", url, "--node", node, "--interval", str(args.interval),
+             *role, "--interval", str(args.interval),
              *(["--profile", str(Path(args.profile) / f"{node}.prof")] if args.profile else [])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
@@ -102,7 +106,10 @@ def main() -> None:
     nats = subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(work / "js")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pollers: list[Poller] = []
+    one = Poller("one", args, None, work)
     try:
+        one.send("go")  # creates its RRDs, before the pollers start
+        one.answer()
         wait_for_port(port, nats, time.monotonic() + 30)
         pollers = [Poller(f"p{i}", args, f"nats://127.0.0.1:{port}", work) for i in range(args.pollers)]
         began = time.monotonic()
@@ -131,18 +138,19 @@ def main() -> None:
         for n in range(1, args.alone + 1):
             held = assignment(pollers)
             parts = []
-            for p in pollers:
+            for p in [one, *pollers]:
                 time.sleep(2)  # the others idle; a later poll than this poller's last (RRDs: one update a second)
                 p.send("go")
                 parts.append(p.answer())
             alone.append({"round": n, "complete": settled(held, len(args.hosts)), "pollers": parts})
-        for p in pollers:
+        for p in [one, *pollers]:
             p.send("end")
         totals = [p.answer() for p in pollers]
+        one.answer()
         print(json.dumps({"pollers": args.pollers, "settle_s": round(settle_s, 1), "cycles": cycles, "alone": alone,
                           "totals": totals}))
     finally:
-        for p in pollers:
+        for p in [one, *pollers]:
             if p.proc.poll() is None:
                 p.proc.terminate()
             p.proc.wait()
