@@ -10,7 +10,7 @@
 #   AGENTS=2 PAIRS=50 sh bench/snmp/run.sh
 #   sh bench/snmp/run.sh --pollers 3   # also 3 mepd pollers sharing the agents through JetStream leases
 #                                      # (shared.py; needs nats-server)
-#   PROFILE=/tmp/prof sh bench/snmp/run.sh --pollers 3   # cProfiles of mepd (mepd.prof) and each poller (pN.prof)
+#   PROFILE=/tmp/prof sh bench/snmp/run.sh --pollers 3   # cProfiles: mepd.prof, pN.prof, one.prof
 set -eu
 POLLERS=0
 while [ $# -gt 0 ]; do
