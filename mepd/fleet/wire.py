@@ -4,10 +4,10 @@ A message on `mepd.logs.<node>` holds the records with local ids `first`..`last`
 of that node (at most `batch_size` of them, and within the server's max_payload),
 in id order, each line DESIGN's record JSON (`LogRecord.to_json`) plus `node`,
 `id` (its id in the node's store) and `raw` (the original text of a line that
-could not be parsed).  Headers: `Nats-Msg-Id` = `<node>:<epoch>:<first>-<last>`
-(the epoch changes when the node's store starts again from id 1), used by the
-stream's duplicate window and by centrals to store a message once.  Vector's
-or Telegraf's NATS sources read it with newline-delimited framing.
+could not be parsed), as the store writes it (`LogStore.lines_after`).  Headers:
+`Nats-Msg-Id` = `<node>:<epoch>:<first>-<last>` (the epoch changes when the
+node's store starts again from id 1), used by the stream's duplicate window
+and by centrals to store a message once.  Vector's or Telegraf's NATS sources read it with newline-delimited framing.
 """
 
 from __future__ import annotations
@@ -16,26 +16,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 from mepd.model import FACILITIES, SEVERITIES, LogRecord
+from mepd.store.logs.store import Line
 
 MSG_ID = "Nats-Msg-Id"
 
 
 def message_id(node: str, epoch: str, first: int, last: int) -> str:
     return f"{node}:{epoch}:{first}-{last}"
-
-
-_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # json.dumps makes one a call
-
-
-def _line(node: str, rid: int, r: LogRecord) -> bytes:
-    return (_ENCODER.encode({**r.to_json(), "node": node, "id": rid, "raw": r.raw}) + "\n").encode()
-
-
-def encode(node: str, records: Sequence[tuple[int, LogRecord]]) -> bytes:
-    return b"".join(_line(node, rid, r) for rid, r in records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,24 +38,23 @@ class Message:
     payload: bytes
 
 
-def split(node: str, records: Sequence[tuple[int, LogRecord]], max_records: int, max_bytes: int) -> list[Message]:
-    """`records` (in id order) as messages of at most `max_records` records and `max_bytes` bytes; a record
+def split(lines: Sequence[Line], max_records: int, max_bytes: int) -> list[Message]:
+    """`lines` (in id order) as messages of at most `max_records` records and `max_bytes` bytes; a record
     larger than `max_bytes` goes alone."""
     out: list[Message] = []
-    lines: list[bytes] = []
+    batch: list[bytes] = []
     first = last = size = 0
-    for rid, r in records:
-        line = _line(node, rid, r)
-        if lines and (len(lines) >= max_records or size + len(line) > max_bytes):
-            out.append(Message(first, last, len(lines), b"".join(lines)))
-            lines, size = [], 0
-        if not lines:
-            first = rid
-        lines.append(line)
-        size += len(line)
-        last = rid
-    if lines:
-        out.append(Message(first, last, len(lines), b"".join(lines)))
+    for line in lines:
+        if batch and (len(batch) >= max_records or size + len(line.text) > max_bytes):
+            out.append(Message(first, last, len(batch), b"".join(batch)))
+            batch, size = [], 0
+        if not batch:
+            first = line.id
+        batch.append(line.text)
+        size += len(line.text)
+        last = line.id
+    if batch:
+        out.append(Message(first, last, len(batch), b"".join(batch)))
     return out
 
 
@@ -95,9 +84,12 @@ def _record(data: dict[str, Any], node: str) -> LogRecord:
 
 
 def decode(payload: bytes, node: str, received: float) -> list[LogRecord]:
-    """The records of one message; a line that is not a record is kept raw, flagged, never dropped."""
+    """The records of one message; a line that is not a record is kept raw, flagged, never dropped.
+
+    Lines end at "\\n" only: str.splitlines would also cut at U+2028, U+0085 and others, which JSON leaves
+    unescaped in a message."""
     out: list[LogRecord] = []
-    for line in payload.decode(errors="replace").splitlines():
+    for line in payload.decode(errors="replace").split("\n"):
         if not line.strip():
             continue
         try:

@@ -9,7 +9,6 @@ import pytest
 from mepd import config
 from mepd.errors import ConfigErrors
 from mepd.fleet import wire
-from mepd.model import LogRecord
 
 
 @pytest.mark.parametrize(("section", "path"), [
@@ -23,14 +22,6 @@ def test_fleet_errors_name_the_key(section: str, path: str) -> None:
     with pytest.raises(ConfigErrors) as e:
         config.parse(tomllib.loads(f"[fleet]\n{section}\n"), "/etc/mepd.toml")
     assert f"/etc/mepd.toml: {path}:" in str(e.value)
-
-
-def test_a_record_crosses_the_wire_with_its_node_and_raw_text() -> None:
-    r = LogRecord(ts=1.7e9, received=1.7e9 + 1, message="m", source="syslog/udp", host="h", app="a", facility=4,
-                  severity=3, sd={"x@1": {"k": "v"}}, parse_error="bad", raw="<x> m")
-    (back,) = wire.decode(wire.encode("web1", [(7, r)]), "ignored", 0.0)
-    assert back.to_json() == {**r.to_json(), "node": "web1"}
-    assert back.raw == "<x> m"
 
 
 def test_a_line_that_is_no_record_is_kept_raw() -> None:
