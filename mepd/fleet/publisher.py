@@ -145,9 +145,9 @@ class Publisher:
             pos = self.position
             assert pos is not None
             for first, last in pos.pending:  # perhaps sent before a restart: the same messages again
-                batch = [(rid, r) for rid, r in await self.store.records_after(first - 1, last - first + 1)
-                         if rid <= last]
-                message = wire.Message(first, last, len(batch), wire.encode(self.node, batch))
+                lines = [line for line in await self.store.lines_after(first - 1, last - first + 1, self.node)
+                         if line.id <= last]
+                message = wire.Message(first, last, len(lines), b"".join(line.text for line in lines))
                 inflight.append(asyncio.create_task(self._publish(js, pos.epoch, message)))
             while True:
                 if len(inflight) <= WINDOW // 2:
@@ -170,11 +170,11 @@ class Publisher:
         assert pos is not None
         room = WINDOW - len(inflight)
         self._read_upto = self.store.last_id  # every id up to it is committed: the read sees them all
-        batch = await self.store.records_after(pos.upto, room * self.cfg.batch_size)
-        if not batch:
+        lines = await self.store.lines_after(pos.upto, room * self.cfg.batch_size, self.node)
+        if not lines:
             return
         max_bytes = (self.link.nc.max_payload if self.link.nc is not None else 1 << 20) - HEADROOM
-        messages = wire.split(self.node, batch, self.cfg.batch_size, max_bytes)[:room]
+        messages = wire.split(lines, self.cfg.batch_size, max_bytes)[:room]
         pos = Position(pos.epoch, pos.published, pos.pending + tuple((m.first, m.last) for m in messages))
         await self._save(pos)
         self.position = pos
@@ -202,8 +202,8 @@ class Publisher:
             if pos is not None:
                 self.backlog = max(0, self.store.last_id - pos.published)
                 with contextlib.suppress(sqlite3.Error):
-                    oldest = await self.store.records_after(pos.published, 1) if self.backlog else []
-                    self.oldest = oldest[0][1].received if oldest else None
+                    oldest = await self.store.lines_after(pos.published, 1, self.node) if self.backlog else []
+                    self.oldest = oldest[0].received if oldest else None
             await asyncio.sleep(BACKLOG_INTERVAL)
 
     async def _heartbeat(self, js: JetStreamContext) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 
 import pytest
@@ -9,7 +10,6 @@ import pytest
 from mepd import config
 from mepd.errors import ConfigErrors
 from mepd.fleet import wire
-from mepd.model import LogRecord
 
 
 @pytest.mark.parametrize(("section", "path"), [
@@ -25,15 +25,17 @@ def test_fleet_errors_name_the_key(section: str, path: str) -> None:
     assert f"/etc/mepd.toml: {path}:" in str(e.value)
 
 
-def test_a_record_crosses_the_wire_with_its_node_and_raw_text() -> None:
-    r = LogRecord(ts=1.7e9, received=1.7e9 + 1, message="m", source="syslog/udp", host="h", app="a", facility=4,
-                  severity=3, sd={"x@1": {"k": "v"}}, parse_error="bad", raw="<x> m")
-    (back,) = wire.decode(wire.encode("web1", [(7, r)]), "ignored", 0.0)
-    assert back.to_json() == {**r.to_json(), "node": "web1"}
-    assert back.raw == "<x> m"
-
-
 def test_a_line_that_is_no_record_is_kept_raw() -> None:
     (back,) = wire.decode(b"not json\n", "web2", 5.0)
     assert (back.node, back.raw, back.received) == ("web2", "not json", 5.0)
     assert back.parse_error is not None
+
+
+def test_every_kind_of_line_in_one_message_is_read_as_if_alone() -> None:
+    good = json.dumps({"ts": "2026-12-06T10:00:00.000001Z", "message": "ok \u2028 \x85", "node": "web1"})
+    lines = [good, "", "  ", good + "  ", "  " + good, "not json", "[1, 2]", '{"message": "no time"}', "5",
+             "[" * 100_000, '{"ts": "2026-12-06T10:00:00Z", "message": "a"} {"x": 1}', good]
+    records = wire.decode("\n".join(lines).encode(), "web2", 5.0)
+    assert [r.message for r in records if r.parse_error is None] == ["ok \u2028 \x85"] * 4
+    assert [r.raw for r in records if r.parse_error is not None] == lines[5:-1]
+    assert all(r.node == ("web1" if r.parse_error is None else "web2") for r in records)
