@@ -164,6 +164,12 @@ def store_write(rows: list[tuple[Any, ...]], batch: int,
         return (time.process_time() - t0) * 1e6 / len(rows)
 
 
+def long_form(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row of any of `logwriter.ROW_FORMS` with all the columns, its empty ones None (every row before issue 26)."""
+    fields = dict(zip(next(f for f in logwriter.ROW_FORMS if len(f) == len(row)), row, strict=True))
+    return tuple(fields.get(name) for name in logwriter.COLUMNS)
+
+
 def fts_fill(rows: list[tuple[Any, ...]], options: str) -> float:
     """CPU µs/row for filling the full-text index after the rows are stored, FTS_CHUNK rows per call."""
     now = time.time()
@@ -327,6 +333,9 @@ def main() -> None:
     print(f"{'':<80} ({size / n:.0f} pickled bytes per row)", file=sys.stderr)
     for batch in (200, 2000, 10000):
         report(results, f"store: logwriter.write, batches of {batch}", "writer", store_write(rows, batch))
+    long_rows = [long_form(row) for row in rows]
+    report(results, f"store: batches of {BATCH}, every row with all {len(logwriter.COLUMNS)} columns (None bound)",
+           "writer", store_write(long_rows, BATCH))
     for name, prep in (("with the old host/app indexes", with_host_app_indexes),
                        ("synchronous=OFF", synchronous_off)):
         report(results, f"store: batches of {BATCH}, {name}", "writer", store_write(rows, BATCH, prep))

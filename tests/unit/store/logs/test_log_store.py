@@ -15,7 +15,8 @@ import pytest
 from mepd.config import LogStorageConfig
 from mepd.model import LogQuery, LogRecord, rfc3339
 from mepd.pipeline import Channel, Counters
-from mepd.store.logs.store import LogSink, LogStore
+from mepd.store.logs import worker
+from mepd.store.logs.store import LogSink, LogStore, _rows
 from mepd.workers import Worker
 from tests.helpers import until
 from tests.unit.store.logs import dying_writer
@@ -290,4 +291,50 @@ async def test_one_batch_mixing_uids_cursors_and_a_future_time_is_stored_as_each
     assert ahead["ts"] == rfc3339(1000.5)
     assert ahead["sd"] == {"x": {"k": "v"}, "mepd": {"ts_claimed": rfc3339(future)}}
     assert stored["plain"]["ts"] == rfc3339(1000)
+    await store.close()
+
+
+FORMS_BATCH = [  # records whose rows take each of `worker.ROW_FORMS`, mixed, so each form runs more than once
+    LogRecord(ts=1.5, received=2.25, message="common", source="syslog/tcp", host="h", app="a", pid="7", facility=4,
+              severity=3, msgid="ID1", peer="127.0.0.1:514"),
+    LogRecord(ts=2.0, received=2.5, message="no peer", source="journal", host="h", app="a", severity=6),
+    LogRecord(ts=3.0, received=3.0, message="sd", source="syslog/udp", sd={"x@1": {"k": "v"}}, peer="[::1]:514"),
+    LogRecord(ts=4.0, received=4.0, message="common again", source="syslog/tcp", peer="127.0.0.1:514"),
+    LogRecord(ts=5.0, received=5.0, message="unparsed", source="syslog/udp", parse_error="missing PRI",
+              raw="<x>unparsed", peer="127.0.0.1:514"),
+    LogRecord(ts=6.0, received=6.0, message="relayed", source="fleet", node="edge-1", uid="u-1"),
+    LogRecord(ts=7.0, received=7.0, message="no peer again", source="tail"),
+    LogRecord(ts=8.0, received=8.0, message="", source="syslog/tcp", host="", peer="127.0.0.1:514"),
+]
+
+
+def stored_rows(path: Path, rows: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    """What `worker.write` (run in this process) stores for `rows`, every column."""
+    worker.open(str(path))
+    try:
+        worker.write("b", rows, {}, 1.0, [(i, r.uid) for i, r in enumerate(FORMS_BATCH) if r.uid is not None])
+        return list(worker._db().execute("SELECT * FROM logs ORDER BY id"))
+    finally:
+        worker.close()
+
+
+def test_short_rows_store_what_rows_with_every_column_store(tmp_path: Path) -> None:
+    """A row without its empty columns (the writer's shorter INSERT) is stored as the same row with them, None:
+    in the batch's order, columns in place."""
+    rows = _rows(FORMS_BATCH).rows
+    assert [len(r) for r in rows] == [11, 10, 16, 11, 16, 16, 10, 11]
+    assert {len(form) for form in worker.ROW_FORMS} == {10, 11, 16}
+    every_column = [tuple(dict(zip(form, row, strict=True)).get(name) for name in worker.COLUMNS)
+                    for row in rows for form in worker.ROW_FORMS if len(form) == len(row)]
+    short = stored_rows(tmp_path / "short.db", rows)
+    assert short == stored_rows(tmp_path / "long.db", every_column)
+    assert [r[9] for r in short] == [r.message for r in FORMS_BATCH]  # the message column, in the batch's order
+
+
+async def test_records_of_every_row_form_read_back_as_written(tmp_path: Path) -> None:
+    """Through the writer process and back: each record whole, whichever form its row took."""
+    store = await open_store(tmp_path)
+    await store.write(FORMS_BATCH)
+    assert await store.query(LogQuery()) == [{"id": i, **r.to_json()} for i, r in enumerate(FORMS_BATCH, 1)]
+    assert await store.records_after(0, 100) == [(i, r) for i, r in enumerate(FORMS_BATCH, 1) if r.node is None]
     await store.close()
