@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import pickle
 import socket
@@ -195,6 +196,30 @@ def synchronous_off(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA synchronous=OFF")
 
 
+def without_ts_index(conn: sqlite3.Connection) -> None:
+    conn.execute("DROP INDEX logs_ts")
+
+
+def pragma(setting: str) -> Callable[[sqlite3.Connection], None]:
+    def prepare(conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA {setting}")
+    return prepare
+
+
+def bind_alone(rows: list[tuple[Any, ...]], batch: int) -> float:
+    """CPU µs/row for binding and stepping the rows as logwriter.write does, with INSERTs that store none."""
+    unstored = {n: sql.replace(") VALUES (", ") SELECT ").removesuffix(")") + " WHERE 0"
+                for n, sql in logwriter.INSERTS.items()}
+    with writer_db() as conn:
+        t0 = time.process_time()
+        for i in range(0, len(rows), batch):
+            conn.execute("BEGIN")
+            for size, same_form in itertools.groupby(rows[i : i + batch], len):
+                conn.executemany(unstored[size], same_form)
+            conn.execute("COMMIT")
+        return (time.process_time() - t0) * 1e6 / len(rows)
+
+
 def udp_receive(sender: str, how: str, rate: int = 40_000, seconds: int = 2) -> tuple[float, int, int, int]:
     """CPU µs per datagram received from the C sender; datagrams received, reader wake-ups, kernel drops.
 
@@ -329,15 +354,24 @@ def main() -> None:
     with timed(results, "store: logs._rows, records -> row tuples", n):
         rows = logstore._rows(records).rows
     with timed(results, f"store: pickle.dumps of {BATCH}-row lists (hop to the writer)", n):
-        size = sum(len(pickle.dumps(rows[i : i + BATCH])) for i in range(0, n, BATCH))
-    print(f"{'':<80} ({size / n:.0f} pickled bytes per row)", file=sys.stderr)
+        pickles = [pickle.dumps(rows[i : i + BATCH], pickle.HIGHEST_PROTOCOL) for i in range(0, n, BATCH)]
+    print(f"{'':<80} ({sum(map(len, pickles)) / n:.0f} pickled bytes per row)", file=sys.stderr)
+    with timed(results, "store: pickle.loads of them (the writer's side of the hop)", n, "writer"):
+        for data in pickles:
+            pickle.loads(data)
     for batch in (200, 2000, 10000):
         report(results, f"store: logwriter.write, batches of {batch}", "writer", store_write(rows, batch))
     long_rows = [long_form(row) for row in rows]
     report(results, f"store: batches of {BATCH}, every row with all {len(logwriter.COLUMNS)} columns (None bound)",
            "writer", store_write(long_rows, BATCH))
+    report(results, f"store: batches of {BATCH}, binding alone (the INSERT's rows filtered out by WHERE 0)",
+           "writer", bind_alone(rows, BATCH))
     for name, prep in (("with the old host/app indexes", with_host_app_indexes),
-                       ("synchronous=OFF", synchronous_off)):
+                       ("without the ts index", without_ts_index),
+                       ("synchronous=OFF", synchronous_off),
+                       ("wal_autocheckpoint=0 (never)", pragma("wal_autocheckpoint=0")),
+                       ("wal_autocheckpoint=10000", pragma("wal_autocheckpoint=10000")),
+                       ("cache_size 64 MiB", pragma("cache_size=-65536"))):
         report(results, f"store: batches of {BATCH}, {name}", "writer", store_write(rows, BATCH, prep))
     for name, options in (("mepd's (ascii words, detail=none)", ""),
                           ("trigram (mepd's before issue 26)", "tokenize='trigram'"),
