@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import itertools
 import os
 import pickle
 import socket
@@ -40,7 +39,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from mepd.config import DaemonConfig, LogStorageConfig, SyslogListenConfig
 from mepd.model import LogRecord
@@ -206,16 +205,35 @@ def pragma(setting: str) -> Callable[[sqlite3.Connection], None]:
     return prepare
 
 
+def unstored(sql: str) -> str:
+    """The INSERT binding and stepping its rows but storing none."""
+    head, values = sql.split(" VALUES ", 1)
+    return f"{head} SELECT * FROM (VALUES {values}) WHERE 0"
+
+
+class Unstored:
+    """The writer's connection as `logwriter._insert` uses it, its INSERTs storing nothing."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def getlimit(self, category: int) -> int:
+        return self.conn.getlimit(category)
+
+    def execute(self, sql: str, args: list[Any]) -> None:
+        self.conn.execute(unstored(sql), args)
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        self.conn.executemany(unstored(sql), rows)
+
+
 def bind_alone(rows: list[tuple[Any, ...]], batch: int) -> float:
-    """CPU µs/row for binding and stepping the rows as logwriter.write does, with INSERTs that store none."""
-    unstored = {n: sql.replace(") VALUES (", ") SELECT ").removesuffix(")") + " WHERE 0"
-                for n, sql in logwriter.INSERTS.items()}
+    """CPU µs/row for binding and stepping the rows as logwriter.write does, storing none."""
     with writer_db() as conn:
         t0 = time.process_time()
         for i in range(0, len(rows), batch):
             conn.execute("BEGIN")
-            for size, same_form in itertools.groupby(rows[i : i + batch], len):
-                conn.executemany(unstored[size], same_form)
+            logwriter._insert(cast(sqlite3.Connection, Unstored(conn)), rows[i : i + batch])
             conn.execute("COMMIT")
         return (time.process_time() - t0) * 1e6 / len(rows)
 
