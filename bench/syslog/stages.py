@@ -39,7 +39,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from mepd.config import DaemonConfig, LogStorageConfig, SyslogListenConfig
 from mepd.model import LogRecord
@@ -56,6 +56,7 @@ QUEUE = DaemonConfig().queue_size
 BATCH = LogStorageConfig().batch_size
 LINGER = LogStorageConfig().flush_interval
 PEER = "127.0.0.1:5000"
+STORE_RUNS = 3  # store figures are the least of this many runs: other load on the machine only adds
 Result = tuple[str, str, float]  # stage, process it runs in, µs per message
 
 
@@ -155,13 +156,22 @@ def writer_db(prepare: Callable[[sqlite3.Connection], None] | None = None) -> It
 
 def store_write(rows: list[tuple[Any, ...]], batch: int,
                 prepare: Callable[[sqlite3.Connection], None] | None = None) -> float:
-    """CPU µs/row for logwriter.write in batches of `batch`, on a fresh database."""
+    """CPU µs/row for logwriter.write in batches of `batch`, on a fresh database: the least of `STORE_RUNS`."""
     now = time.time()
-    with writer_db(prepare):
-        t0 = time.process_time()
-        for i in range(0, len(rows), batch):
-            logwriter.write(f"b{i}", rows[i : i + batch], {}, now)
-        return (time.process_time() - t0) * 1e6 / len(rows)
+    runs: list[float] = []
+    for _ in range(STORE_RUNS):
+        with writer_db(prepare):
+            t0 = time.process_time()
+            for i in range(0, len(rows), batch):
+                logwriter.write(f"b{i}", rows[i : i + batch], {}, now)
+            runs.append((time.process_time() - t0) * 1e6 / len(rows))
+    return min(runs)
+
+
+def long_form(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row of any of `logwriter.ROW_FORMS` with all the columns, its empty ones None (every row before issue 26)."""
+    fields = dict(zip(next(f for f in logwriter.ROW_FORMS if len(f) == len(row)), row, strict=True))
+    return tuple(fields.get(name) for name in logwriter.COLUMNS)
 
 
 def fts_fill(rows: list[tuple[Any, ...]], options: str) -> float:
@@ -187,6 +197,67 @@ def with_host_app_indexes(conn: sqlite3.Connection) -> None:
 
 def synchronous_off(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA synchronous=OFF")
+
+
+def without_ts_index(conn: sqlite3.Connection) -> None:
+    conn.execute("DROP INDEX logs_ts")
+
+
+def pragma(setting: str) -> Callable[[sqlite3.Connection], None]:
+    def prepare(conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA {setting}")
+    return prepare
+
+
+def row_by_row(rows: list[tuple[Any, ...]], batch: int) -> float:
+    """CPU µs/row for inserting the rows with executemany, one statement step per row: the least of `STORE_RUNS`."""
+    runs: list[float] = []
+    for _ in range(STORE_RUNS):
+        with writer_db() as conn:
+            t0 = time.process_time()
+            for i in range(0, len(rows), batch):
+                conn.execute("BEGIN")
+                conn.executemany(logwriter.INSERT, rows[i : i + batch])
+                conn.execute("COMMIT")
+            runs.append((time.process_time() - t0) * 1e6 / len(rows))
+    return min(runs)
+
+
+def unstored(sql: str) -> str:
+    """The INSERT binding and stepping its rows but storing none."""
+    head, values = sql.split(" VALUES ", 1)
+    return f"{head} SELECT * FROM (VALUES {values}) WHERE 0"
+
+
+class Unstored:
+    """The writer's connection as `logwriter._insert` uses it, its INSERTs storing nothing."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def getlimit(self, category: int) -> int:
+        return self.conn.getlimit(category)
+
+    def execute(self, sql: str, args: list[Any]) -> None:
+        self.conn.execute(unstored(sql), args)
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        self.conn.executemany(unstored(sql), rows)
+
+
+def bind_alone(rows: list[tuple[Any, ...]], batch: int) -> float:
+    """CPU µs/row for binding and stepping the rows as logwriter.write does, storing none: the least of
+    `STORE_RUNS`."""
+    runs: list[float] = []
+    for _ in range(STORE_RUNS):
+        with writer_db() as conn:
+            t0 = time.process_time()
+            for i in range(0, len(rows), batch):
+                conn.execute("BEGIN")
+                logwriter._insert(cast(sqlite3.Connection, Unstored(conn)), rows[i : i + batch])
+                conn.execute("COMMIT")
+            runs.append((time.process_time() - t0) * 1e6 / len(rows))
+    return min(runs)
 
 
 def udp_receive(sender: str, how: str, rate: int = 40_000, seconds: int = 2) -> tuple[float, int, int, int]:
@@ -323,12 +394,27 @@ def main() -> None:
     with timed(results, "store: logs._rows, records -> row tuples", n):
         rows = logstore._rows(records).rows
     with timed(results, f"store: pickle.dumps of {BATCH}-row lists (hop to the writer)", n):
-        size = sum(len(pickle.dumps(rows[i : i + BATCH])) for i in range(0, n, BATCH))
-    print(f"{'':<80} ({size / n:.0f} pickled bytes per row)", file=sys.stderr)
+        pickles = [pickle.dumps(rows[i : i + BATCH], pickle.HIGHEST_PROTOCOL) for i in range(0, n, BATCH)]
+    print(f"{'':<80} ({sum(map(len, pickles)) / n:.0f} pickled bytes per row)", file=sys.stderr)
+    with timed(results, "store: pickle.loads of them (the writer's side of the hop)", n, "writer"):
+        for data in pickles:
+            pickle.loads(data)
+    store_write(rows[: 10 * BATCH], BATCH)  # not reported: whichever store figure came first ran a third high
     for batch in (200, 2000, 10000):
         report(results, f"store: logwriter.write, batches of {batch}", "writer", store_write(rows, batch))
+    long_rows = [long_form(row) for row in rows]
+    report(results, f"store: batches of {BATCH}, every row with all {len(logwriter.COLUMNS)} columns (None bound)",
+           "writer", store_write(long_rows, BATCH))
+    report(results, f"store: batches of {BATCH}, all columns, a step per row (executemany: the writer until 2026-12)",
+           "writer", row_by_row(long_rows, BATCH))
+    report(results, f"store: batches of {BATCH}, binding alone (the INSERT's rows filtered out by WHERE 0)",
+           "writer", bind_alone(rows, BATCH))
     for name, prep in (("with the old host/app indexes", with_host_app_indexes),
-                       ("synchronous=OFF", synchronous_off)):
+                       ("without the ts index", without_ts_index),
+                       ("synchronous=OFF", synchronous_off),
+                       ("wal_autocheckpoint=0 (never)", pragma("wal_autocheckpoint=0")),
+                       ("wal_autocheckpoint=10000", pragma("wal_autocheckpoint=10000")),
+                       ("cache_size 64 MiB", pragma("cache_size=-65536"))):
         report(results, f"store: batches of {BATCH}, {name}", "writer", store_write(rows, BATCH, prep))
     for name, options in (("mepd's (ascii words, detail=none)", ""),
                           ("trigram (mepd's before issue 26)", "tokenize='trigram'"),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import sqlite3
@@ -75,7 +76,27 @@ CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, committed REAL NOT NULL
 
 # Partial: the records without a uid (all but RELP's) cost the index nothing.
 UID_INDEX: Final = "CREATE UNIQUE INDEX IF NOT EXISTS logs_uid ON logs (uid) WHERE uid IS NOT NULL"
-INSERT: Final = f"INSERT INTO logs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+# A row comes in one of three forms, told apart by its length: all of `COLUMNS`, or only `_COMMON` with or
+# without `peer` when the others are NULL, as they are for most records.  SQLite fills the columns left
+# out with NULL, and each None not bound saves the writer about 0.5 µs (Python's sqlite3 sends a None through
+# its adapter lookup), where a whole row of the bench costs it 3.8 (bench/syslog/stages.py).
+_RARE: Final = ("sd", "parse_error", "raw", "node", "uid")
+_COMMON: Final = tuple(name for name in COLUMNS if name not in (*_RARE, "peer"))
+ROW_FORMS: Final = (tuple(COLUMNS), (*_COMMON, "peer"), _COMMON)
+_FORMS: Final = {len(names): names for names in ROW_FORMS}
+# Rows of one form go `_ROWS_PER_INSERT` to an INSERT statement (VALUES (...), (...), ...), as many as SQLite's
+# limit of bound parameters allows: a quarter less CPU per row than a statement step per row (executemany).
+_ROWS_PER_INSERT: Final = 200
+
+
+@functools.cache
+def insert_sql(size: int, rows: int = 1) -> str:
+    """The INSERT of `rows` rows of the form that has `size` columns."""
+    names = _FORMS[size]
+    return f"INSERT INTO logs ({', '.join(names)}) VALUES " + ", ".join([f"({', '.join('?' * size)})"] * rows)
+
+
+INSERT: Final = insert_sql(len(COLUMNS))
 _UID_CHUNK: Final = 500  # uids looked up per query, below SQLite's limit of bound parameters
 _DELETE_CHUNK: Final = 5000
 # A batch is retried when its writer died before answering, right after: an hour of ids is plenty.
@@ -257,9 +278,9 @@ def _rollback(conn: sqlite3.Connection) -> None:
 @_recovering
 def write(batch_id: str, rows: Sequence[tuple[Any, ...]], cursors: dict[str, str], now: float,
           uids: Sequence[tuple[int, str]] = ()) -> tuple[int, bool, list[int]]:
-    """Commit rows and the source cursors they reach in one transaction; returns the last id, whether the
-    batch is new, and the indexes of the rows not stored because their uid (`uids`: (row index, uid) of the
-    rows that have one) was.
+    """Commit rows (each in one of `ROW_FORMS`) and the source cursors they reach in one transaction; returns
+    the last id, whether the batch is new, and the indexes of the rows not stored because their uid (`uids`:
+    (row index, uid) of the rows that have one) was.
 
     The batch's id commits with them: a batch sent again because the writer died after its commit but
     before answering is recognised and not stored twice.
@@ -273,7 +294,7 @@ def write(batch_id: str, rows: Sequence[tuple[Any, ...]], cursors: dict[str, str
         if new:
             if uids:
                 rows, repeats = _without_stored_uids(conn, rows, uids)
-            conn.executemany(INSERT, rows)
+            _insert(conn, rows)
             if cursors:
                 conn.executemany(
                     "INSERT INTO cursors (name, position, updated) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE"
@@ -285,6 +306,21 @@ def write(batch_id: str, rows: Sequence[tuple[Any, ...]], cursors: dict[str, str
         _rollback(conn)
         raise
     return int(conn.execute("SELECT coalesce(max(id), 0) FROM logs").fetchone()[0]), new, repeats
+
+
+def _insert(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert the rows in their order (the ids follow it), a run of rows of one form at a time."""
+    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    for size, same_form in itertools.groupby(rows, len):
+        if size not in _FORMS:  # fails as it always did, with sqlite3's "incorrect number of bindings"
+            conn.executemany(INSERT, same_form)
+            continue
+        run = list(same_form)
+        per = max(1, min(_ROWS_PER_INSERT, limit // size))
+        whole = len(run) - len(run) % per
+        for start in range(0, whole, per):
+            conn.execute(insert_sql(size, per), list(itertools.chain.from_iterable(run[start : start + per])))
+        conn.executemany(insert_sql(size), run[whole:])
 
 
 def _without_stored_uids(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]],

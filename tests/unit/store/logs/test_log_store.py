@@ -15,7 +15,8 @@ import pytest
 from mepd.config import LogStorageConfig
 from mepd.model import LogQuery, LogRecord, rfc3339
 from mepd.pipeline import Channel, Counters
-from mepd.store.logs.store import LogSink, LogStore
+from mepd.store.logs import worker
+from mepd.store.logs.store import LogSink, LogStore, _rows
 from mepd.workers import Worker
 from tests.helpers import until
 from tests.unit.store.logs import dying_writer
@@ -290,4 +291,63 @@ async def test_one_batch_mixing_uids_cursors_and_a_future_time_is_stored_as_each
     assert ahead["ts"] == rfc3339(1000.5)
     assert ahead["sd"] == {"x": {"k": "v"}, "mepd": {"ts_claimed": rfc3339(future)}}
     assert stored["plain"]["ts"] == rfc3339(1000)
+    await store.close()
+
+
+FORMS_BATCH = [  # records whose rows take each of `worker.ROW_FORMS`, mixed, so each form runs more than once
+    LogRecord(ts=1.5, received=2.25, message="common", source="syslog/tcp", host="h", app="a", pid="7", facility=4,
+              severity=3, msgid="ID1", peer="127.0.0.1:514"),
+    LogRecord(ts=2.0, received=2.5, message="no peer", source="journal", host="h", app="a", severity=6),
+    LogRecord(ts=3.0, received=3.0, message="sd", source="syslog/udp", sd={"x@1": {"k": "v"}}, peer="[::1]:514"),
+    LogRecord(ts=4.0, received=4.0, message="common again", source="syslog/tcp", peer="127.0.0.1:514"),
+    LogRecord(ts=5.0, received=5.0, message="unparsed", source="syslog/udp", parse_error="missing PRI",
+              raw="<x>unparsed", peer="127.0.0.1:514"),
+    LogRecord(ts=6.0, received=6.0, message="relayed", source="fleet", node="edge-1", uid="u-1"),
+    LogRecord(ts=7.0, received=7.0, message="no peer again", source="tail"),
+    LogRecord(ts=8.0, received=8.0, message="", source="syslog/tcp", host="", peer="127.0.0.1:514"),
+]
+
+
+# Runs of one form longer than the rows one INSERT statement takes, with the mixed ones between them.
+LONG_RUNS = [
+    *(LogRecord(ts=10.0 + i / 100, received=10.0, message=f"common {i}", source="syslog/tcp", peer="127.0.0.1:514",
+                host="h", facility=1, severity=i % 8) for i in range(450)),
+    *FORMS_BATCH,
+    *(LogRecord(ts=20.0, received=20.0, message=f"journal {i}", source="journal", pid=str(i)) for i in range(201)),
+    *(LogRecord(ts=30.0, received=30.0, message=f"sd {i}", source="syslog/udp", sd={"i": {"n": str(i)}})
+      for i in range(205)),
+]
+
+
+def stored_rows(path: Path, records: list[LogRecord], rows: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    """What `worker.write` (run in this process) stores for `rows`, every column."""
+    worker.open(str(path))
+    try:
+        worker.write("b", rows, {}, 1.0, [(i, r.uid) for i, r in enumerate(records) if r.uid is not None])
+        return list(worker._db().execute("SELECT * FROM logs ORDER BY id"))
+    finally:
+        worker.close()
+
+
+def test_short_rows_store_what_rows_with_every_column_store(tmp_path: Path) -> None:
+    """A row without its empty columns (the writer's shorter INSERT) is stored as the same row with them, None:
+    in the batch's order, columns in place, however many rows of a form come in a row."""
+    assert [len(r) for r in _rows(FORMS_BATCH).rows] == [11, 10, 16, 11, 16, 16, 10, 11]
+    assert {len(form) for form in worker.ROW_FORMS} == {10, 11, 16}
+    rows = _rows(LONG_RUNS).rows
+    assert (len(rows[0]), len(rows[449]), len(rows[-1])) == (11, 11, 16)
+    every_column = [tuple(dict(zip(form, row, strict=True)).get(name) for name in worker.COLUMNS)
+                    for row in rows for form in worker.ROW_FORMS if len(form) == len(row)]
+    short = stored_rows(tmp_path / "short.db", LONG_RUNS, rows)
+    assert short == stored_rows(tmp_path / "long.db", LONG_RUNS, every_column)
+    assert [r[9] for r in short] == [r.message for r in LONG_RUNS]  # the message column, in the batch's order
+    assert [r[0] for r in short] == list(range(1, len(LONG_RUNS) + 1))
+
+
+async def test_records_of_every_row_form_read_back_as_written(tmp_path: Path) -> None:
+    """Through the writer process and back: each record whole, whichever form its row took."""
+    store = await open_store(tmp_path)
+    await store.write(LONG_RUNS)
+    assert await store.query_new(LogQuery()) == [{"id": i, **r.to_json()} for i, r in enumerate(LONG_RUNS, 1)]
+    assert await store.records_after(0, 10_000) == [(i, r) for i, r in enumerate(LONG_RUNS, 1) if r.node is None]
     await store.close()
