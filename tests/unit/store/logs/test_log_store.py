@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sqlite3
@@ -349,5 +350,6 @@ async def test_records_of_every_row_form_read_back_as_written(tmp_path: Path) ->
     store = await open_store(tmp_path)
     await store.write(LONG_RUNS)
     assert await store.query_new(LogQuery()) == [{"id": i, **r.to_json()} for i, r in enumerate(LONG_RUNS, 1)]
-    assert await store.records_after(0, 10_000) == [(i, r) for i, r in enumerate(LONG_RUNS, 1) if r.node is None]
+    assert [json.loads(line.text) for line in await store.lines_after(0, 10_000, "n")] == [
+        {**r.to_json(), "node": "n", "id": i, "raw": r.raw} for i, r in enumerate(LONG_RUNS, 1) if r.node is None]
     await store.close()
