@@ -269,3 +269,27 @@ def test_read_datagrams_reports_a_socket_error(pure: bool) -> None:
         assert select.select([sock], [], [], 30)[0], "no ICMP error"
         area = memoryview(mmap.mmap(-1, SLOT))
         assert server.read_datagrams(sock, area, SLOT, 8, pure=pure) == ([], errno.ECONNREFUSED)
+
+
+
+async def test_udp_with_traffic_is_read_again_on_a_timer_and_waited_on_once_idle(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[int] = []  # datagrams each read brought
+
+    def spy(*args: Any, **kwargs: Any) -> tuple[list[server.Datagram], int]:
+        got = read_datagrams(*args, **kwargs)
+        reads.append(len(got[0]))
+        return got
+
+    read_datagrams = server.read_datagrams
+    monkeypatch.setattr(server, "read_datagrams", spy)
+    port = free_port()
+    async with listening(tmp_path, proto="udp", address=f"127.0.0.1:{port}") as (listener, sub):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"<14>1 - h app - - - first", ("127.0.0.1", port))
+            # Read when it came, then once more by the timer, which found nothing: no third read without data.
+            await until(lambda: reads == [1, 0], "the timer's read")
+            s.sendto(b"<14>1 - h app - - - second", ("127.0.0.1", port))  # the socket is waited on again
+            await until(counted(listener, "received", 2), "the second datagram")
+        assert reads[:3] == [1, 0, 1]
+        assert [r.message for r in await sub.get_batch(2, 0)] == ["first", "second"]
