@@ -130,10 +130,9 @@ datagrams(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
             hdrs[i].msg_hdr.msg_name = &addrs[i];
             hdrs[i].msg_hdr.msg_namelen = sizeof addrs[i];
         }
-        int n;
-        Py_BEGIN_ALLOW_THREADS
-        n = recvmmsg((int)fd, hdrs, want, MSG_DONTWAIT | MSG_TRUNC, NULL);
-        Py_END_ALLOW_THREADS
+        /* The GIL is kept: the call never blocks, and giving the GIL up to another thread can cost the loop
+         * a whole switch interval to get it back. */
+        int n = recvmmsg((int)fd, hdrs, want, MSG_DONTWAIT | MSG_TRUNC, NULL);
         if (n < 0) {
             if (errno == EINTR) {  /* as the socket module does (PEP 475): retry, unless a handler raised */
                 if (PyErr_CheckSignals() < 0)
@@ -148,6 +147,8 @@ datagrams(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
             /* With MSG_TRUNC, msg_len is the datagram's whole size, even past its slot. */
             Py_ssize_t size = (Py_ssize_t)hdrs[i].msg_len;
             socklen_t alen = hdrs[i].msg_hdr.msg_namelen;
+            if (alen > sizeof addrs[i])  /* the kernel gives the whole length of an address it had to cut */
+                alen = sizeof addrs[i];
             if (last_peer == NULL || alen != last_len || memcmp(&addrs[i], &last, alen) != 0) {
                 Py_XDECREF(last_peer);
                 last_peer = peer_of(&addrs[i], alen);
