@@ -1,5 +1,5 @@
-/* The syslog hot path in C: framing a TCP read into frames, and the usual RFC 5424 / RFC 3164 message
- * to its LogRecord.
+/* The syslog hot path in C: reading a datagram socket's waiting datagrams in one call, framing a TCP
+ * read into frames, and the usual RFC 5424 / RFC 3164 message to its LogRecord.
  *
  * Built by setup.py as mepd.sources.syslog._speedups (optional: without a compiler mepd runs the pure
  * Python path, which stays the reference).  Every function here handles only the common shapes and
@@ -12,6 +12,12 @@
 #include <Python.h>
 #include <structmember.h>
 #include <string.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 /* LogRecord: its type and the offsets of its slots, as setup() found them. */
 enum { F_TS, F_RECEIVED, F_MESSAGE, F_SOURCE, F_HOST, F_APP, F_PID, F_FACILITY, F_SEVERITY, F_MSGID, F_SD,
@@ -25,6 +31,153 @@ static PyObject *no_sd;       /* the shared empty structured data */
 static PyObject *wall_hour;   /* common.wall_hour(tz, y, m, d, hh) -> float | None */
 static PyObject *bsd_hour;    /* rfc3164._bsd_hour(tz, (month, day, year, hh), received_hour) -> float | None */
 static PyObject *zero;        /* the 0 beside each frame: its size when the transport cut it, never here */
+
+/* ---------------------------------------------------------------------------------------- datagrams */
+
+#define RECV_BATCH 64  /* datagrams per recvmmsg call */
+
+/* The sender as server._peer gives it: "ip:port", "[ipv6]:port" (an IPv4-mapped address as IPv4), a unix
+ * socket's path, or None (an unbound or abstract unix socket, no address). */
+static PyObject *
+peer_of(const struct sockaddr_storage *ss, socklen_t len)
+{
+    char host[NI_MAXHOST];
+    if (len == 0)
+        Py_RETURN_NONE;
+    if (ss->ss_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        if (inet_ntop(AF_INET, &a->sin_addr, host, sizeof host) == NULL)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        return PyUnicode_FromFormat("%s:%u", host, (unsigned)ntohs(a->sin_port));
+    }
+    if (ss->ss_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        /* As the socket module makes the host: getnameinfo, which adds a link-local address's "%scope". */
+        int err = getnameinfo((const struct sockaddr *)ss, len, host, sizeof host, NULL, 0, NI_NUMERICHOST);
+        if (err != 0) {
+            PyErr_Format(PyExc_OSError, "getnameinfo: %s", gai_strerror(err));
+            return NULL;
+        }
+        const char *h = host;
+        if (strncmp(h, "::ffff:", 7) == 0 && strchr(h, '.') != NULL)
+            h += 7;
+        unsigned port = ntohs(a->sin6_port);
+        return strchr(h, ':') != NULL ? PyUnicode_FromFormat("[%s]:%u", h, port)
+                                      : PyUnicode_FromFormat("%s:%u", h, port);
+    }
+    if (ss->ss_family == AF_UNIX) {
+        const struct sockaddr_un *a = (const struct sockaddr_un *)ss;
+        Py_ssize_t n = (Py_ssize_t)len - (Py_ssize_t)offsetof(struct sockaddr_un, sun_path);
+        if (n <= 0 || a->sun_path[0] == '\0')  /* unbound, or the abstract namespace (bytes in Python) */
+            Py_RETURN_NONE;
+        return PyUnicode_DecodeFSDefaultAndSize(a->sun_path, (Py_ssize_t)strnlen(a->sun_path, (size_t)n));
+    }
+    Py_RETURN_NONE;
+}
+
+/* datagrams(fd, buffer, slot, limit) -> (list, errno): server.read_datagrams' pure loop in recvmmsg calls.
+ * Up to `limit` waiting datagrams as (data cut at `slot` bytes, its whole size when cut else 0, sender),
+ * each read into its own `slot` bytes of the writable `buffer`; errno is what stopped the reading (0: the
+ * socket had no more, or `limit` was reached). */
+static PyObject *
+datagrams(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "datagrams(fd: int, buffer, slot: int, limit: int)");
+        return NULL;
+    }
+    long fd = PyLong_AsLong(args[0]);
+    Py_ssize_t slot = PyLong_AsSsize_t(args[2]);
+    Py_ssize_t limit = PyLong_AsSsize_t(args[3]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (fd < 0 || fd > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "datagrams: not a file descriptor");
+        return NULL;
+    }
+    Py_buffer buf;
+    if (PyObject_GetBuffer(args[1], &buf, PyBUF_WRITABLE) < 0)
+        return NULL;
+    Py_ssize_t slots = slot > 0 ? buf.len / slot : 0;
+    if (slots > RECV_BATCH)
+        slots = RECV_BATCH;
+    if (slots < 1 || slot > (Py_ssize_t)UINT_MAX) {
+        PyBuffer_Release(&buf);
+        PyErr_SetString(PyExc_ValueError, "datagrams: the buffer must hold at least one slot");
+        return NULL;
+    }
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        PyBuffer_Release(&buf);
+        return NULL;
+    }
+    struct mmsghdr hdrs[RECV_BATCH];
+    struct iovec iov[RECV_BATCH];
+    struct sockaddr_storage addrs[RECV_BATCH];
+    struct sockaddr_storage last;  /* the previous datagram's sender, and its peer string, reused for a run */
+    socklen_t last_len = 0;
+    PyObject *last_peer = NULL;
+    int error = 0;
+    Py_ssize_t got = 0;
+    while (got < limit) {
+        unsigned want = (unsigned)(limit - got < slots ? limit - got : slots);
+        for (unsigned i = 0; i < want; i++) {
+            iov[i].iov_base = (char *)buf.buf + (Py_ssize_t)i * slot;
+            iov[i].iov_len = (size_t)slot;
+            memset(&hdrs[i], 0, sizeof hdrs[i]);
+            hdrs[i].msg_hdr.msg_iov = &iov[i];
+            hdrs[i].msg_hdr.msg_iovlen = 1;
+            hdrs[i].msg_hdr.msg_name = &addrs[i];
+            hdrs[i].msg_hdr.msg_namelen = sizeof addrs[i];
+        }
+        /* The GIL is kept: the call never blocks, and giving the GIL up to another thread can cost the loop
+         * a whole switch interval to get it back. */
+        int n = recvmmsg((int)fd, hdrs, want, MSG_DONTWAIT | MSG_TRUNC, NULL);
+        if (n < 0) {
+            if (errno == EINTR) {  /* as the socket module does (PEP 475): retry, unless a handler raised */
+                if (PyErr_CheckSignals() < 0)
+                    goto fail;
+                continue;
+            }
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                error = errno;
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            /* With MSG_TRUNC, msg_len is the datagram's whole size, even past its slot. */
+            Py_ssize_t size = (Py_ssize_t)hdrs[i].msg_len;
+            socklen_t alen = hdrs[i].msg_hdr.msg_namelen;
+            if (alen > sizeof addrs[i])  /* the kernel gives the whole length of an address it had to cut */
+                alen = sizeof addrs[i];
+            if (last_peer == NULL || alen != last_len || memcmp(&addrs[i], &last, alen) != 0) {
+                Py_XDECREF(last_peer);
+                last_peer = peer_of(&addrs[i], alen);
+                if (last_peer == NULL)
+                    goto fail;
+                memcpy(&last, &addrs[i], alen);
+                last_len = alen;
+            }
+            PyObject *item = Py_BuildValue("(y#nO)", iov[i].iov_base, size < slot ? size : slot,
+                                           size > slot ? size : (Py_ssize_t)0, last_peer);
+            if (item == NULL || PyList_Append(out, item) < 0) {
+                Py_XDECREF(item);
+                goto fail;
+            }
+            Py_DECREF(item);
+        }
+        got += n;
+        if ((unsigned)n < want)
+            break;
+    }
+    Py_XDECREF(last_peer);
+    PyBuffer_Release(&buf);
+    return Py_BuildValue("(Ni)", out, error);
+fail:
+    Py_XDECREF(last_peer);
+    Py_DECREF(out);
+    PyBuffer_Release(&buf);
+    return NULL;
+}
 
 /* ------------------------------------------------------------------------------------------ framing */
 
@@ -591,6 +744,7 @@ setup(PyObject *Py_UNUSED(module), PyObject *args)
 }
 
 static PyMethodDef methods[] = {
+    {"datagrams", (PyCFunction)(void (*)(void))datagrams, METH_FASTCALL, "server.read_datagrams in recvmmsg calls."},
     {"frames", (PyCFunction)(void (*)(void))frames, METH_FASTCALL, "FrameSplitter.feed's usual frames."},
     {"parse_many", (PyCFunction)(void (*)(void))parse_many, METH_FASTCALL, "parse.parse_many's usual messages."},
     {"setup", setup, METH_VARARGS, "The record type and the hour functions parse_many uses."},

@@ -5,6 +5,9 @@ from types import MappingProxyType
 
 from mepd.model import LogRecord
 
+def datagrams(
+    fd: int, buffer: memoryview, slot: int, limit: int, /,
+) -> tuple[list[tuple[bytes, int, str | None]], int]: ...
 def frames(buf: bytes, pos: int, limit: int, out: list[tuple[bytes, int]], /) -> int: ...
 def parse_many(
     frames: Iterable[bytes], received: float, source: str, peer: str | None, tz: tzinfo | None,

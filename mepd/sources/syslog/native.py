@@ -12,10 +12,12 @@ from datetime import tzinfo
 
 from mepd.model import LogRecord
 
+Datagrams = Callable[[int, memoryview, int, int], tuple[list[tuple[bytes, int, str | None]], int]]
 Frames = Callable[[bytes, int, int, list[tuple[bytes, int]]], int]
 Slow = Callable[[bytes, float, str, str | None, tzinfo | None, str | None], LogRecord]
 ParseMany = Callable[[Iterable[bytes], float, str, str | None, tzinfo | None, str | None, Slow], list[LogRecord]]
 
+datagrams: Datagrams | None = None
 frames: Frames | None = None
 parse_many: ParseMany | None = None
 setup: Callable[..., None] | None = None
@@ -26,4 +28,5 @@ if os.environ.get("MEPD_PURE", "") in ("", "0"):
     except ImportError:
         pass
     else:
-        frames, parse_many, setup = _speedups.frames, _speedups.parse_many, _speedups.setup
+        datagrams, frames = _speedups.datagrams, _speedups.frames
+        parse_many, setup = _speedups.parse_many, _speedups.setup

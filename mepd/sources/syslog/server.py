@@ -18,6 +18,7 @@ import errno
 import functools
 import itertools
 import logging
+import mmap
 import operator
 import os
 import socket
@@ -32,7 +33,7 @@ from zoneinfo import ZoneInfo
 from mepd.config import SyslogListenConfig
 from mepd.model import LogRecord
 from mepd.pipeline import Channel, Counters
-from mepd.sources.syslog import sockets
+from mepd.sources.syslog import native, sockets
 from mepd.sources.syslog.framing import FrameSplitter
 from mepd.sources.syslog.parse import parse_many
 from mepd.systemd import ListenFd
@@ -41,7 +42,15 @@ log = logging.getLogger(__name__)
 
 KERNEL_DROPS_INTERVAL = 5.0
 DRAIN_MAX = 512
+# A UDP socket with traffic is read on a timer, every POLL_INTERVAL, and waited on again once a read finds it
+# empty: at 100,000 datagrams a second a wakeup per few datagrams cost more than their reading.  The kernel's
+# receive buffer holds them meanwhile (2 ms at 100,000/s: 200).  Not a unix socket: its queue is 10 to 512
+# datagrams (net.unix.max_dgram_qlen), past which a local program's syslog() blocks.
+POLL_INTERVAL = 0.002
 _DATAGRAM_MAX = 65536
+# Where the datagrams of one recvmmsg call land, a slot each (64 at most: the C code's batch).  Anonymous
+# memory: only the pages the datagrams touch are ever resident.
+_RECEIVE_AREA = 64 * _DATAGRAM_MAX
 _READ_CHUNK = 262144
 _STREAM_LIMIT = 2**20
 _BACKLOG = 100
@@ -62,6 +71,33 @@ def _peer(addr: Any) -> str | None:
     if isinstance(addr, str) and addr:
         return addr
     return None
+
+
+Datagram = tuple[bytes, int, str | None]
+
+
+def read_datagrams(sock: socket.socket, area: memoryview, slot: int, limit: int, *,
+                   pure: bool = False) -> tuple[list[Datagram], int]:
+    """Up to `limit` waiting datagrams, as (data cut at `slot` bytes, its whole size when cut else 0, the
+    sender as `_peer` gives it), and the errno that stopped the reading (0: none waits, or `limit` reached).
+
+    Read into `area` (writable, at least one `slot`).  The C speedups do it in recvmmsg calls, a batch of
+    datagrams each: a recvfrom_into per datagram cost as much as parsing it.
+    """
+    if native.datagrams is not None and not pure:
+        return native.datagrams(sock.fileno(), area, slot, limit)
+    out: list[Datagram] = []
+    recv, view = sock.recvfrom_into, area[:slot]
+    for _ in range(limit):
+        try:
+            size, addr = recv(view, 0, socket.MSG_TRUNC)  # the datagram's whole size, even past the buffer
+        except (BlockingIOError, InterruptedError):
+            break
+        except OSError as e:
+            return out, e.errno or errno.EIO
+        # not recvfrom: a 64 KiB allocation per datagram, shrunk, fragments the heap
+        out.append((bytes(view[:size]), size if size > slot else 0, _peer(addr)))
+    return out, 0
 
 
 class Throttle:
@@ -192,9 +228,11 @@ class DatagramListener:
         self.intake = SyslogIntake(cfg, logs, self.counters)
         self.inherited = inherited
         self.handover = handover
-        # Sized past the largest datagram kept, so that a longer one (a unix socket carries more than 64 KiB) is
-        # cut only by max_message_size, which flags it.
-        self._view = memoryview(bytearray(max(_DATAGRAM_MAX, cfg.max_message_size)))
+        # A slot sized past the largest datagram kept, so that a longer one (a unix socket carries more than
+        # 64 KiB) is cut only by max_message_size, which flags it.
+        self._slot = max(_DATAGRAM_MAX, cfg.max_message_size)
+        self._area = memoryview(mmap.mmap(-1, max(_RECEIVE_AREA // self._slot, 1) * self._slot))
+        self._timer: asyncio.TimerHandle | None = None
 
     def _socket(self) -> tuple[_Parked, str]:
         """The socket to read: the one a stopped listener on this address left, else systemd's, else bound."""
@@ -223,7 +261,7 @@ class DatagramListener:
         sock.setblocking(False)
         loop = asyncio.get_running_loop()
         with self.handover.lease(self.name, parked):
-            loop.add_reader(sock.fileno(), self._drain, sock)
+            loop.add_reader(sock.fileno(), self._readable, sock)
             log.info("listening for syslog on %s %s (%s)", self.intake.cfg.proto, self.intake.cfg.address, how)
             started()
             try:
@@ -235,35 +273,45 @@ class DatagramListener:
                     await asyncio.sleep(KERNEL_DROPS_INTERVAL)
             finally:
                 loop.remove_reader(sock.fileno())
+                if self._timer is not None:
+                    self._timer.cancel()
 
-    def _drain(self, sock: socket.socket) -> None:
-        """Read every waiting datagram (up to a bound, to let other work run) and hand them on at once.
+    def _readable(self, sock: socket.socket) -> None:
+        """The socket has datagrams: read them, and go on reading on a timer while more come (UDP)."""
+        read = self._drain(sock)
+        if read and self.intake.cfg.proto == "udp":
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(sock.fileno())
+            self._timer = loop.call_later(0 if read >= DRAIN_MAX else POLL_INTERVAL, self._poll, sock)
+
+    def _poll(self, sock: socket.socket) -> None:
+        """Read what came since the last read; once none did, wait for the socket again."""
+        read = self._drain(sock)
+        loop = asyncio.get_running_loop()
+        if read:
+            self._timer = loop.call_later(0 if read >= DRAIN_MAX else POLL_INTERVAL, self._poll, sock)
+        else:
+            self._timer = None
+            loop.add_reader(sock.fileno(), self._readable, sock)
+
+    def _drain(self, sock: socket.socket) -> int:
+        """Read every waiting datagram (up to a bound, to let other work run) and hand them on at once; returns
+        how many were read.
 
         One datagram per event-loop pass, as asyncio's datagram transport does,
         costs more than parsing it.
         """
-        received: list[tuple[bytes, int, Any]] = []
-        recv, view = sock.recvfrom_into, self._view
-        whole = len(view)
-        for _ in range(DRAIN_MAX):
-            try:
-                size, addr = recv(view, 0, socket.MSG_TRUNC)  # the datagram's whole size, even past the buffer
-                # not recvfrom: a 64 KiB allocation per datagram, shrunk, fragments the heap
-                received.append((bytes(view[:size]), size if size > whole else 0, addr))
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as e:
-                self.counters.inc("socket_errors")
-                log.warning("%s: socket error: %s", self.name, e)
-                break
+        received, error = read_datagrams(sock, self._area, self._slot, DRAIN_MAX)
+        if error:
+            self.counters.inc("socket_errors")
+            log.warning("%s: socket error: %s", self.name, OSError(error, os.strerror(error)))
         records: list[LogRecord] = []
-        for addr, group in itertools.groupby(received, key=operator.itemgetter(2)):  # runs from one sender
-            records += self.intake.records([(data, size) for data, size, _ in group], _peer(addr))
-        if not records:
-            return
+        for peer, group in itertools.groupby(received, key=operator.itemgetter(2)):  # runs from one sender
+            records += self.intake.records([(data, size) for data, size, _ in group], peer)
         # Lost for good: a store's queue was full (the pipeline counts each consumer's drops).
-        if lost := self.intake.logs.offer_many(records):
+        if records and (lost := self.intake.logs.offer_many(records)):
             self.counters.inc("dropped.queue_full", lost)
+        return len(received)
 
 
 class StreamListener:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import gc
 import logging
+import mmap
+import os
+import select
 import socket
 import time
 from asyncio import sslproto
@@ -19,7 +24,7 @@ from mepd import config
 from mepd.app import GC_THRESHOLDS
 from mepd.model import LogRecord
 from mepd.pipeline import Pipeline, Subscription
-from mepd.sources.syslog import server
+from mepd.sources.syslog import native, server
 from tests.helpers import free_port, until
 
 Listener = server.DatagramListener | server.StreamListener
@@ -157,3 +162,134 @@ def test_throttle_reports_what_it_held_back(monkeypatch: pytest.MonkeyPatch) -> 
     assert (throttle.due(), throttle.due()) == (4, 0)
 
 
+
+
+# read_datagrams: the C path (recvmmsg) and the pure one (recvfrom_into) on the same real traffic.
+PATHS = [pytest.param(True, id="pure"),
+         pytest.param(False, id="C", marks=pytest.mark.skipif(native.datagrams is None,
+                                                               reason="the C speedups are not built"))]
+SLOT = 1024
+
+
+def read_all(sock: socket.socket, count: int, pure: bool, limit: int = server.DRAIN_MAX,
+             slot: int = SLOT) -> list[list[server.Datagram]]:
+    """What successive read_datagrams calls return until `count` datagrams came, a list per call."""
+    area = memoryview(mmap.mmap(-1, 4 * slot))
+    calls: list[list[server.Datagram]] = []
+    while sum(map(len, calls)) < count:
+        assert select.select([sock], [], [], 30)[0], "the datagrams did not arrive"
+        got, error = server.read_datagrams(sock, area, slot, limit, pure=pure)
+        assert error == 0
+        assert len(got) <= limit
+        calls.append(got)
+    return calls
+
+
+@pytest.mark.parametrize("pure", PATHS)
+def test_read_datagrams_gives_data_whole_sizes_when_cut_and_senders(pure: bool) -> None:
+    sizes = [0, 1, 100, SLOT - 1, SLOT, SLOT + 1, 3000, 9000]
+    with contextlib.ExitStack() as stack:
+        receiver = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+        receiver.bind(("127.0.0.1", 0))
+        receiver.setblocking(False)
+        senders = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) for _ in range(3)]
+        want: list[server.Datagram] = []
+        for i, size in enumerate(sizes * 3):
+            s = senders[i % 3 if i < 12 else 2]  # alternating senders, then a run from one
+            data = bytes([65 + i % 26]) * size
+            s.sendto(data, receiver.getsockname())
+            want.append((data[:SLOT], size if size > SLOT else 0, f"127.0.0.1:{s.getsockname()[1]}"))
+        assert [d for call in read_all(receiver, len(want), pure) for d in call] == want
+
+
+@pytest.mark.parametrize("pure", PATHS)
+def test_read_datagrams_stops_at_its_limit(pure: bool) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.setblocking(False)
+        for i in range(10):
+            sender.sendto(b"%d" % i, receiver.getsockname())
+        calls = read_all(receiver, 10, pure, limit=3)
+    assert [data for call in calls for data, _, _ in call] == [b"%d" % i for i in range(10)]
+    assert all(len(call) == 3 for call in calls[:3])
+
+
+@pytest.mark.parametrize("pure", PATHS)
+def test_read_datagrams_names_ipv6_and_ipv4_mapped_senders(pure: bool) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as receiver, \
+            socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as v6, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as v4:
+        receiver.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        try:
+            receiver.bind(("::ffff:127.0.0.1", 0))
+            v6.bind(("::1", 0))
+        except OSError as e:
+            pytest.skip(f"no IPv6 loopback: {e}")
+        receiver.setblocking(False)
+        port = receiver.getsockname()[1]
+        receiver_v6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        with receiver_v6:
+            receiver_v6.bind(("::1", 0))
+            receiver_v6.setblocking(False)
+            v6.sendto(b"six", receiver_v6.getsockname())
+            v4.sendto(b"four", ("127.0.0.1", port))
+            assert read_all(receiver_v6, 1, pure) == [[(b"six", 0, f"[::1]:{v6.getsockname()[1]}")]]
+        assert read_all(receiver, 1, pure) == [[(b"four", 0, f"127.0.0.1:{v4.getsockname()[1]}")]]
+
+
+@pytest.mark.parametrize("pure", PATHS)
+def test_read_datagrams_names_unix_senders_by_path_only(pure: bool, short_tmp: Path) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver, \
+            socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as named, \
+            socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as unnamed, \
+            socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as abstract:
+        receiver.bind(str(short_tmp / "log.sock"))
+        receiver.setblocking(False)
+        named.bind(str(short_tmp / "app.sock"))
+        abstract.bind(b"\0mepd-test-%d" % os.getpid())
+        for s in (named, unnamed, abstract, named):
+            s.sendto(b"<14>hello", str(short_tmp / "log.sock"))
+        got = [d for call in read_all(receiver, 4, pure) for d in call]
+    path = str(short_tmp / "app.sock")
+    assert got == [(b"<14>hello", 0, path), (b"<14>hello", 0, None), (b"<14>hello", 0, None),
+                   (b"<14>hello", 0, path)]
+
+
+@pytest.mark.parametrize("pure", PATHS)
+def test_read_datagrams_reports_a_socket_error(pure: bool) -> None:
+    """A connected UDP socket hears ICMP "port unreachable" as ECONNREFUSED on its next read."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.connect(("127.0.0.1", free_port()))
+        sock.setblocking(False)
+        sock.send(b"to nobody")
+        assert select.select([sock], [], [], 30)[0], "no ICMP error"
+        area = memoryview(mmap.mmap(-1, SLOT))
+        assert server.read_datagrams(sock, area, SLOT, 8, pure=pure) == ([], errno.ECONNREFUSED)
+
+
+
+async def test_udp_with_traffic_is_read_again_on_a_timer_and_waited_on_once_idle(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[int] = []  # datagrams each read brought
+
+    def spy(*args: Any, **kwargs: Any) -> tuple[list[server.Datagram], int]:
+        got = read_datagrams(*args, **kwargs)
+        reads.append(len(got[0]))
+        return got
+
+    read_datagrams = server.read_datagrams
+    monkeypatch.setattr(server, "read_datagrams", spy)
+    port = free_port()
+    async with listening(tmp_path, proto="udp", address=f"127.0.0.1:{port}") as (listener, sub):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"<14>1 - h app - - - first", ("127.0.0.1", port))
+            # Read when it came, then once more by the timer, which found nothing: no third read without data.
+            await until(lambda: reads == [1, 0], "the timer's read")
+            s.sendto(b"<14>1 - h app - - - second", ("127.0.0.1", port))  # the socket is waited on again
+            await until(counted(listener, "received", 2), "the second datagram")
+        assert reads[:3] == [1, 0, 1]
+        assert [r.message for r in await sub.get_batch(2, 0)] == ["first", "second"]
