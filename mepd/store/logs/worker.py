@@ -403,7 +403,9 @@ def _drop_segments(conn: sqlite3.Connection) -> None:
     the last row, so that the ids SQLite gives again are indexed again."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        oldest, last = conn.execute("SELECT min(id), coalesce(max(id), 0) FROM logs").fetchone()
+        # Two subqueries: one SELECT of both min() and max() reads the whole table.
+        oldest, last = conn.execute("SELECT (SELECT min(id) FROM logs), (SELECT coalesce(max(id), 0) FROM logs)"
+                                    ).fetchone()
         held = segments(conn)
         for (first, name), (after, _) in itertools.pairwise(held):
             if oldest is None or oldest >= after:
