@@ -69,6 +69,9 @@ _CURSOR: Final = operator.attrgetter("cursor")
 WRITES_IN_FLIGHT: Final = 3
 WRITER_NICE: Final = 10
 FTS_CHUNK: Final = 20_000  # about 0.1 s of word indexing: the longest a new batch waits behind it
+# Records retention deletes in one call to the writer (about 0.1 s): a pass that deletes millions of them
+# (`max_size`, at 50,000 records/s) would hold up storing and indexing for a minute.
+MAINTAIN_STEP: Final = 20_000
 # Under load, the index takes a chunk between two batches once its oldest missing record has waited this long.
 INDEX_DELAY: Final = 2.0
 INDEX_SLACK: Final = 2  # batches waiting, at most, for an overdue index chunk to run before them
@@ -463,10 +466,17 @@ class LogStore:
 
     async def maintain(self, now: float | None = None) -> int:
         """Apply retention by age (on `received`) and by size; returns records deleted."""
-        deleted: int = await self._on_writer(worker.maintain, time.time() if now is None else now,
-                                              self.cfg.retention, self.cfg.max_size)
+        now = time.time() if now is None else now
+        deleted = 0
+        more = True
+        while more:  # in steps, the batches that arrive meanwhile stored between them
+            step: int
+            step, more = await self._on_writer(worker.maintain, now, self.cfg.retention, self.cfg.max_size,
+                                               MAINTAIN_STEP)
+            deleted += step
         if deleted:  # the newest rows deleted too (by age, all of them) set the index back: new ids are reused
             self.last_id, self.fts_upto = await self._on_writer(worker.state)
+            log.info("retention removed %d records", deleted)
         return deleted
 
 

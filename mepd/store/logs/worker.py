@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
-import logging
 import os
 import sqlite3
 import time
@@ -30,8 +29,6 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, ParamSpec, TypeVar
-
-log = logging.getLogger(__name__)
 
 # A record's stored fields, in the table's order after `id`, with their SQL types: the one column list.
 COLUMNS: Final = {
@@ -98,6 +95,7 @@ _CORRUPT_CODES: Final = frozenset({11, 26})
 FileId = tuple[int, int]  # (st_dev, st_ino): which file a path leads to
 
 _conn: sqlite3.Connection | None = None
+_size_left = 0  # records the retention pass under way still deletes for `max_size` (`maintain`)
 _path = ""
 _file: FileId | None = None
 _notices: list[Reopened] = []
@@ -368,33 +366,43 @@ def index(max_rows: int) -> int:
 
 
 @_recovering
-def maintain(now: float, retention: float, max_size: int) -> int:
-    """Apply retention by age (on `received`) and by size; returns records deleted.
+def maintain(now: float, retention: float, max_size: int, max_rows: int) -> tuple[int, bool]:
+    """Apply retention by age (on `received`) and by size, deleting at most `max_rows` records; returns the
+    records deleted and whether the pass has more to delete: the caller calls again, and the batches that
+    arrived meanwhile are stored in between.
 
     What it deletes leaves its pages free for the next records (the file keeps its size); the word segments
     whose rows are all gone are dropped whole."""
+    global _size_left  # noqa: PLW0603 - a pass runs over several calls
     conn = _db()
-    fleet = f"id >= '{FLEET_BATCH_PREFIX}' AND id < '{FLEET_BATCH_PREFIX[:-1]};'"  # the prefix, as a key range
-    conn.execute(f"DELETE FROM batches WHERE committed < ? AND NOT ({fleet})", [now - _BATCH_IDS_KEPT])
-    conn.execute(f"DELETE FROM batches WHERE committed < ? AND {fleet}", [now - retention])
     deleted = 0
-    cutoff = now - retention
-    for _ in _chunks_older_than(conn, cutoff):
-        deleted += _delete_oldest(conn, _DELETE_CHUNK, cutoff)
-    used = _used_bytes(conn)
-    if used > max_size:
-        # Delete the share of rows that is over the limit, plus 10% headroom so this does not run at every
-        # pass; the index entries of the rows deleted are freed with their segment, so measuring again right
-        # away would delete more than needed.
-        count = int(conn.execute("SELECT count(*) FROM logs").fetchone()[0])
-        target = int(count * (used - max_size) / used * 1.1) + 1
-        while target > 0 and (n := _delete_oldest(conn, min(_DELETE_CHUNK, target), None)):
-            deleted += n
-            target -= n
-    if deleted:
+    if not _size_left:  # a new pass
+        fleet = f"id >= '{FLEET_BATCH_PREFIX}' AND id < '{FLEET_BATCH_PREFIX[:-1]};'"  # the prefix, as a key range
+        conn.execute(f"DELETE FROM batches WHERE committed < ? AND NOT ({fleet})", [now - _BATCH_IDS_KEPT])
+        conn.execute(f"DELETE FROM batches WHERE committed < ? AND {fleet}", [now - retention])
+        cutoff = now - retention
+        for _ in _chunks_older_than(conn, cutoff):
+            if deleted >= max_rows:
+                _drop_segments(conn)
+                return deleted, True
+            deleted += _delete_oldest(conn, min(_DELETE_CHUNK, max_rows - deleted), cutoff)
+        if deleted:
+            _drop_segments(conn)  # before measuring: the segments that held only those rows are not kept
+        used = _used_bytes(conn)
+        if used > max_size:
+            # Delete the share of rows that is over the limit, plus 10% headroom so this does not run at every
+            # pass; the index entries of the rows deleted are freed with their segment, so measuring again
+            # before this pass is done would delete more than needed.
+            count = int(conn.execute("SELECT count(*) FROM logs").fetchone()[0])
+            _size_left = int(count * (used - max_size) / used * 1.1) + 1
+    by_size = 0
+    while _size_left > 0 and deleted + by_size < max_rows:
+        n = _delete_oldest(conn, min(_DELETE_CHUNK, _size_left, max_rows - deleted - by_size), None)
+        by_size += n
+        _size_left = _size_left - n if n else 0  # none left to delete: the pass is over
+    if by_size:
         _drop_segments(conn)
-        log.info("retention removed %d records", deleted)
-    return deleted
+    return deleted + by_size, _size_left > 0
 
 
 def _drop_segments(conn: sqlite3.Connection) -> None:

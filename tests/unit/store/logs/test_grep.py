@@ -79,7 +79,7 @@ def test_grep_equals_a_substring_scan(messages: list[str], more: list[str], data
             for _ in range(data.draw(st.integers(0, 4))):
                 worker.index(data.draw(st.integers(1, 10)))
             kept = messages[data.draw(st.integers(0, len(messages))):]
-            worker.maintain(len(messages) - len(kept) + 100.0, 100.0, 1 << 40)  # deletes those received before
+            worker.maintain(len(messages) - len(kept) + 100.0, 100.0, 1 << 40, 1000)  # deletes those received before
             worker.write("more", rows_of(more, 1000.0), {}, 0.0)
             worker.index(data.draw(st.integers(1, 10)))
             stored = kept + more

@@ -46,20 +46,22 @@ def test_retention_drops_a_segment_once_its_rows_are_gone(db: sqlite3.Connection
     for _ in range(3):
         worker.index(100)
     assert tables(db) == ["logs_words", "logs_words_101", "logs_words_201"]
-    assert worker.maintain(100.5 + 10, 10.0, 1 << 40).value == 100  # rows 1-100: all of the first segment's
+    # Rows 1-100: all of the first segment's.
+    assert worker.maintain(100.5 + 10, 10.0, 1 << 40, 1000).value == (100, False)
     # Dropped; and the newest holds its share of what is left (100 rows of 200): the next rows start another.
     assert tables(db) == ["logs_words_101", "logs_words_201", "logs_words_301"]
     assert "logs_words" not in {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
-    assert worker.maintain(150.5 + 10, 10.0, 1 << 40).value == 50  # half of the next: it stays
+    assert worker.maintain(150.5 + 10, 10.0, 1 << 40, 1000).value == (50, False)  # half of the next: it stays
     assert tables(db) == ["logs_words_101", "logs_words_201", "logs_words_301"]
-    assert worker.maintain(1000.0, 10.0, 1 << 40).value == 150  # all of them: the newest stays, for the next rows
+    # All of them: the newest stays, for the next rows.
+    assert worker.maintain(1000.0, 10.0, 1 << 40, 1000).value == (150, False)
     assert tables(db) == ["logs_words_301"]
 
 
 def test_deleted_rows_entries_left_in_a_segment_are_never_found(db: sqlite3.Connection, tmp_path: Path) -> None:
     worker.write("a", rows(1, 50, "secret {i} old") + rows(51, 50, "secret {i} new"), {}, 0.0)
     worker.index(1000)
-    assert worker.maintain(50.5 + 10, 10.0, 1 << 40).value == 50
+    assert worker.maintain(50.5 + 10, 10.0, 1 << 40, 1000).value == (50, False)
     # Still in the segment: retention no longer takes each row out of the index.
     assert db.execute("SELECT count(*) FROM logs_words WHERE logs_words MATCH 'old'").fetchone() == (50,)
     worker.close()
@@ -106,11 +108,11 @@ def test_a_database_made_before_the_split_opens_with_its_index(tmp_path: Path) -
             assert tables(conn) == ["logs_words"]
             assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'logs_words_ad'").fetchall() == []
             assert conn.execute("SELECT count(*) FROM logs_words WHERE logs_words MATCH 'user42'").fetchone() == (1,)
-            assert worker.maintain(50.5 + 100, 100.0, 1 << 40).value == 50  # received before 50.5
+            assert worker.maintain(50.5 + 100, 100.0, 1 << 40, 1000).value == (50, False)  # received before 50.5
             assert tables(conn) == ["logs_words", "logs_words_101"]  # the next records go to a new segment
             worker.write("b", rows(101, 100), {}, 0.0)
             assert worker.index(1000).value == 200
-            assert worker.maintain(100.5 + 100, 100.0, 1 << 40).value == 50
+            assert worker.maintain(100.5 + 100, 100.0, 1 << 40, 1000).value == (50, False)
             assert tables(conn)[0] == "logs_words_101"  # the old index, dropped whole once its rows were gone
             assert conn.execute("SELECT rowid FROM logs_words_101 WHERE logs_words_101 MATCH 'user150'").fetchall(
                 ) == [(150,)]
@@ -129,7 +131,7 @@ def test_max_size_bounds_the_file_as_segments_come_and_go(tmp_path: Path, monkey
         for cycle in range(30):  # each writes half of max_size, 30 times over
             worker.write(f"b{cycle}", rows(cycle * 1000, 1000, "cycle {i} text", 1000), {}, 0.0)
             worker.index(2000)
-            worker.maintain(0.0, 1e9, max_size)
+            worker.maintain(0.0, 1e9, max_size, 1 << 30)
             sizes.append(os.path.getsize(path))
         with contextlib.closing(worker.connect(path)) as conn:
             assert len(tables(conn)) <= worker.SEGMENT_SHARE + 2
@@ -155,3 +157,31 @@ END;
 CREATE TABLE cursors (name TEXT PRIMARY KEY, position TEXT NOT NULL, updated REAL NOT NULL);
 CREATE TABLE batches (id TEXT PRIMARY KEY, committed REAL NOT NULL) WITHOUT ROWID;
 """
+
+
+def test_a_pass_in_steps_deletes_what_one_call_does(tmp_path: Path) -> None:
+    """A retention pass runs as calls of a few records each, batches stored between them: by age and by size,
+    the steps delete what the pass would in one call (the size share is measured once, at its start)."""
+    def run(name: str, max_rows: int) -> list[tuple[int, bool]]:
+        path = str(tmp_path / name)
+        worker.open(path)
+        try:
+            worker.write("a", rows(1, 500, "entry {i}", 2000), {}, 0.0)
+            worker.index(1000)
+            steps = []
+            more = True
+            while more:
+                step = worker.maintain(100.5 + 1000, 1000.0, 512 << 10, max_rows).value
+                steps.append(step)
+                more = step[1]
+            return steps
+        finally:
+            worker.close()
+
+    whole = run("whole.db", 1 << 30)
+    steps = run("steps.db", 30)
+    assert len(whole) == 1
+    assert whole[0][0] > 100  # the 100 past retention, and more for max_size
+    assert sum(n for n, _ in steps) == whole[0][0]
+    assert all(n <= 30 for n, _ in steps)
+    assert [more for _, more in steps] == [True] * (len(steps) - 1) + [False]
