@@ -3,10 +3,12 @@
     PYTHONPATH=. .venv/bin/python bench/syslog/retention.py --max-size 256M --fill 1.5
 
 Fills a store through the writer's own functions (`worker.write`, then `worker.index` in the store's chunks) with
-bench/syslog's ~200-byte messages until it uses `--fill` times `--max-size`, then runs one `worker.maintain` with
-every SQL statement it executes timed, and reports the time per kind of statement.  The store near 2 GiB and
-over it by half, as in the index-lag scenario after its first 300 s, is `--max-size 2G --fill 1.5`; a smaller
-`--max-size` keeps the same shape (rows, their index, the share deleted) at a fraction of the time.
+bench/syslog's ~200-byte messages until it uses `--fill` times `--max-size`, then runs one retention pass
+(`worker.maintain` in the store's steps, as `LogStore.maintain` calls it) with every SQL statement it executes
+timed, and reports the time per kind of statement and the longest step (how long a batch waited behind it).
+The store near 2 GiB and over it by half, as in the index-lag scenario after its first 300 s, is
+`--max-size 2G --fill 1.5`; a smaller `--max-size` keeps the same shape (rows, their index, the share deleted)
+at a fraction of the time.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections import defaultdict
 from typing import Any
 
 from mepd.store.logs import worker
+from mepd.store.logs.store import MAINTAIN_STEP
 
 ROWS_PER_BATCH = 2000
 INDEX_CHUNK = 20_000
@@ -82,12 +85,16 @@ def main() -> None:
               f" in {time.perf_counter() - t0:.0f} s; max_size {args.max_size / 2**20:.0f} MiB")
         timed = Timed(conn)
         worker._conn = timed  # type: ignore[assignment]
-        t0 = time.perf_counter()
-        deleted = worker.maintain(time.time(), 30 * 86400.0, args.max_size).value
-        total = time.perf_counter() - t0
+        deleted, total, longest, steps, more, now = 0, 0.0, 0.0, 0, True, time.time()
+        while more:
+            t0 = time.perf_counter()
+            step, more = worker.maintain(now, 30 * 86400.0, args.max_size, MAINTAIN_STEP).value
+            took = time.perf_counter() - t0
+            deleted, total, longest, steps = deleted + step, total + took, max(longest, took), steps + 1
         worker._conn = conn
-        print(f"maintain: deleted {deleted:,} rows in {total:.2f} s ({1e6 * total / max(deleted, 1):.1f} µs a row);"
-              f" {worker._used_bytes(conn) / 2**20:.0f} MiB used after, file {os.path.getsize(path) / 2**20:.0f} MiB")
+        print(f"maintain: deleted {deleted:,} rows in {total:.2f} s ({1e6 * total / max(deleted, 1):.1f} µs a row),"
+              f" {steps} steps, the longest {longest:.2f} s; {worker._used_bytes(conn) / 2**20:.0f} MiB used after,"
+              f" file {os.path.getsize(path) / 2**20:.0f} MiB")
         for key, (spent, n) in sorted(timed.spent.items(), key=lambda kv: -kv[1][0]):
             if spent >= 0.005:
                 print(f"  {spent:8.2f} s  {n:6d} x  {key}")
