@@ -191,10 +191,12 @@ def _new_segment(conn: sqlite3.Connection, first: int, name: str) -> None:
 
 
 def _newest_segment(conn: sqlite3.Connection, upto: int, min_rows: int) -> str:
-    """The segment for the records after `upto`: the newest, or a new one once the newest holds its share."""
+    """The segment for the records after `upto`: the newest, or a new one once the newest holds its share of
+    the stored rows (all of them: while the index is behind, the rows it holds are few)."""
     first, name = segments(conn)[-1]
-    oldest = int(conn.execute("SELECT coalesce(min(id), 0) FROM logs").fetchone()[0])
-    if upto >= max(first, 1) and upto - first + 1 >= max(min_rows, (upto - oldest + 1) // SEGMENT_SHARE):
+    oldest, last = conn.execute("SELECT (SELECT coalesce(min(id), 0) FROM logs), (SELECT coalesce(max(id), 0)"
+                                " FROM logs)").fetchone()
+    if upto >= max(first, 1) and upto - first + 1 >= max(min_rows, (last - oldest + 1) // SEGMENT_SHARE):
         name = f"logs_words_{upto + 1}"
         _new_segment(conn, upto + 1, name)
     return name
