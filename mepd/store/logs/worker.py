@@ -438,9 +438,13 @@ def _chunks_older_than(conn: sqlite3.Connection, cutoff: float) -> Iterator[None
 
 
 def _delete_oldest(conn: sqlite3.Connection, n: int, cutoff: float | None) -> int:
-    extra = " AND received < ?" if cutoff is not None else ""
-    args: list[Any] = [n] if cutoff is None else [n, cutoff]
-    cur = _delete(conn, f"DELETE FROM logs WHERE id IN (SELECT id FROM logs ORDER BY id LIMIT ?){extra}", args)
+    """Delete the `n` oldest rows by id (of them, those received before `cutoff`, if given); returns how many.
+
+    A range of ids, found first: half the cost of `id IN (SELECT ... LIMIT n)` (bench/syslog/retention.py)."""
+    row = conn.execute("SELECT id FROM logs ORDER BY id LIMIT 1 OFFSET ?", [n - 1]).fetchone()
+    given = [(c, v) for c, v in (("id <= ?", row and row[0]), ("received < ?", cutoff)) if v is not None]
+    where = " WHERE " + " AND ".join(c for c, _ in given) if given else ""  # fewer than n rows: all of them
+    cur = _delete(conn, f"DELETE FROM logs{where}", [v for _, v in given])
     if cur.rowcount == 0 and cutoff is not None:
         # The oldest rows by id are newer than the cutoff but something older sits later: stop here.
         cur = _delete(conn, "DELETE FROM logs WHERE received < ?", [cutoff])
