@@ -45,8 +45,8 @@ COLUMNS: Final = {
 # The word index behind `--grep` (`mepd.store.logs.grep`): FTS5's `ascii` tokenizer, whose tokens are runs of
 # ASCII letters and digits and non-ASCII characters, folded as SQLite's lower() folds, with no positions
 # (detail=none): a fifth of the trigram index's cost per record.  It is split by id into segments, one FTS5
-# table each (`word_segments`: the first id each holds; the first, `logs_words`, is the one table databases
-# made before the split have): retention drops a segment once the rows it covers are gone instead of
+# table each (`word_segments`: the first id each holds; the first is `logs_words`, the one table of the
+# databases made before the split): retention drops a segment once the rows it covers are gone instead of
 # deleting each row from the index (a 'delete' per row tokenized its message again, and cost more than
 # storing it).  Deleted rows' entries in the segments left are harmless: a search reads the rows the
 # index points to from `logs` and checks each.  Databases made with the trigram index (`logs_fts`, filled
@@ -163,7 +163,8 @@ def open(path: str) -> None:  # noqa: A001 - the module is the writer: worker.op
 
 
 def _open() -> None:
-    global _conn, _file  # noqa: PLW0603
+    global _conn, _file, _size_left  # noqa: PLW0603
+    _size_left = 0  # a pass measured on the file left behind says nothing of this one
     _conn = connect(_path)
     st = os.stat(_path)
     _file = (st.st_dev, st.st_ino)
