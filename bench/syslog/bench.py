@@ -320,6 +320,7 @@ class SyslogNg(FileDaemon):
 class Mepd(Daemon):
     name = "mepd"
     bindir = ROOT / ".venv" / "bin"
+    storage = ""  # TOML lines for its [storage.logs] (`--mepd-storage`)
 
     def __init__(self, workdir: Path, port: int) -> None:
         super().__init__(workdir, port)
@@ -336,6 +337,7 @@ class Mepd(Daemon):
             f'[daemon]\nstate_dir = "{self.dir / "state"}"\ncontrol_socket = "{self.sock}"\nlog_level = "warning"\n'
             f'[[syslog.listen]]\nproto = "udp"\naddress = "127.0.0.1:{self.port}"\n'
             f'[[syslog.listen]]\nproto = "tcp"\naddress = "127.0.0.1:{self.port}"\n'
+            + (f"[storage.logs]\n{self.storage.replace(';', chr(10))}\n" if self.storage else "")
         )
         env = {**os.environ, "NOTIFY_SOCKET": str(self.dir / "notify.sock")}
         self.popen([str(self.bindir / "mepd"), "--config", str(conf)], env)
@@ -640,6 +642,8 @@ def main() -> int:
     p.add_argument("--udp-seconds", type=int, default=0, help="length of each UDP run (default 8)")
     p.add_argument("--lag-rate", type=int, default=50_000, help="index-lag: messages/s over TCP (default 50000)")
     p.add_argument("--lag-seconds", type=int, default=0, help="index-lag: how long to send (default 300)")
+    p.add_argument("--mepd-storage", default="", help="mepd's [storage.logs] settings, ';'-separated TOML, e.g."
+                   " 'max_size = \"512MiB\"; maintenance_interval = \"75s\"' (default: none, mepd's defaults)")
     p.add_argument("--conns", type=int, default=4, help="TCP connections the sender opens (default 4)")
     p.add_argument("--sender", required=True, help="the compiled sender.c")
     p.add_argument("--syslog-ng", default="", help="syslog-ng binary; empty to skip it")
@@ -656,6 +660,7 @@ def main() -> int:
     if "syslog-ng" in names and not args.syslog_ng:
         print("syslog-ng is not available: skipped", file=sys.stderr)
         names.remove("syslog-ng")
+    Mepd.storage = args.mepd_storage
     SyslogNg.binary, SyslogNg.module_path, SyslogNg.library_path = (
         args.syslog_ng, args.syslog_ng_modules, args.syslog_ng_libs)
     chosen = [s for s in scenarios(args) if not args.scenarios or s.name in args.scenarios.split(",")]

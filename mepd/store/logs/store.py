@@ -69,6 +69,9 @@ _CURSOR: Final = operator.attrgetter("cursor")
 WRITES_IN_FLIGHT: Final = 3
 WRITER_NICE: Final = 10
 FTS_CHUNK: Final = 20_000  # about 0.1 s of word indexing: the longest a new batch waits behind it
+# Records retention deletes in one call to the writer (about 0.1 s): a pass that deletes millions of them
+# (`max_size`, at 50,000 records/s) would hold up storing and indexing for a minute.
+MAINTAIN_STEP: Final = 20_000
 # Under load, the index takes a chunk between two batches once its oldest missing record has waited this long.
 INDEX_DELAY: Final = 2.0
 INDEX_SLACK: Final = 2  # batches waiting, at most, for an overdue index chunk to run before them
@@ -172,7 +175,8 @@ def _shown(row: Sequence[Any]) -> dict[str, object]:
     return {"id": row[0], **LogRecord(**fields).to_json()}
 
 
-def _where(q: LogQuery, fts_upto: int) -> tuple[str, list[Any]]:
+def _where(q: LogQuery, fts_upto: int, segments: Sequence[str]) -> tuple[str, list[Any]]:
+    """The WHERE clause for `q`, given what the word index holds: the ids up to `fts_upto`, in `segments`."""
     clauses: list[str] = []
     args: list[Any] = []
     for column, op, value in (
@@ -192,8 +196,10 @@ def _where(q: LogQuery, fts_upto: int) -> tuple[str, list[Any]]:
         scan = "instr(lower(message), lower(?)) > 0"
         match = grep.match_expression(q.grep) if fts_upto > 0 else None
         if match is not None:
-            clauses.append("(id > ? OR id IN (SELECT rowid FROM logs_words WHERE logs_words MATCH ?))")
-            args += [fts_upto, match]
+            # Entries of deleted rows still in a segment point to no row of `logs`: the join leaves them out.
+            lookups = " UNION ALL ".join(f"SELECT rowid FROM {name} WHERE {name} MATCH ?" for name in segments)
+            clauses.append(f"(id > ? OR id IN ({lookups}))")
+            args += [fts_upto, *[match] * len(segments)]
         clauses.append(scan)
         args.append(q.grep)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
@@ -365,10 +371,13 @@ class LogStore:
         """The progress handler's question, every `_PROGRESS_STEPS` VM instructions of a query."""
         return time.monotonic() > deadline
 
-    def _search(self, sql: str, args: Sequence[Any], file: worker.FileId | None) -> list[dict[str, object]]:
+    def _search(self, sql: Callable[[int, list[str]], tuple[str, list[Any]]], file: worker.FileId | None
+                ) -> list[dict[str, object]]:
         """A query's records, interrupted past `query_timeout` and refused past `MAX_RESULT_BYTES`.
 
-        Made into dicts here, not on the event loop: a large answer would hold up intake."""
+        `sql` makes the query from what the word index holds (`_where`), read in the same transaction: a
+        segment that retention drops meanwhile stays in this snapshot.  Made into dicts here, not on the event
+        loop: a large answer would hold up intake."""
         conn = self._reader_conn(file)
         deadline = time.monotonic() + self.query_timeout
         conn.set_progress_handler(lambda: self._deadline_passed(deadline), _PROGRESS_STEPS)
@@ -376,7 +385,10 @@ class LogStore:
         records: list[dict[str, object]] = []
         size = 0
         try:
-            for row in conn.execute(sql, args):
+            conn.execute("BEGIN")
+            upto = int(conn.execute("SELECT value FROM meta WHERE key = 'words_upto'").fetchone()[0])
+            query, args = sql(upto, [name for _, name in worker.segments(conn)])
+            for row in conn.execute(query, args):
                 size += len(row[message]) + _RECORD_COST
                 if size > MAX_RESULT_BYTES:
                     raise QueryLimitError(f"the answer would take more than {MAX_RESULT_BYTES >> 20} MiB; narrow it"
@@ -389,10 +401,12 @@ class LogStore:
                                   " --since, --host or --app") from None
         finally:
             conn.set_progress_handler(None, 0)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")  # it only read; this also ends a statement left open by an error
         return records
 
-    async def _records(self, sql: str, args: Sequence[Any]) -> list[dict[str, object]]:
-        return await self._in(self._readers, self._search, sql, args)
+    async def _records(self, sql: Callable[[int, list[str]], tuple[str, list[Any]]]) -> list[dict[str, object]]:
+        return await self._in(self._readers, self._search, sql)
 
     async def _read_control(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
         return await self._in(self._control, self._fetch, sql, args)
@@ -401,21 +415,22 @@ class LogStore:
         """Matching records, oldest first; with a limit, the newest `limit` of them.
 
         Raises QueryLimitError when the query runs past `query_timeout` or its answer past `MAX_RESULT_BYTES`."""
-        where, args = _where(q, self.fts_upto)
-        if q.limit > 0:
-            sql = (
-                f"SELECT * FROM ({_SELECT}{where} ORDER BY ts DESC, id DESC LIMIT ?)"
-                " ORDER BY ts, id"
-            )
-            args.append(q.limit)
-        else:
-            sql = f"{_SELECT}{where} ORDER BY ts, id"
-        return await self._records(sql, args)
+        def sql(fts_upto: int, segments: list[str]) -> tuple[str, list[Any]]:
+            where, args = _where(q, fts_upto, segments)
+            if q.limit > 0:
+                return f"SELECT * FROM ({_SELECT}{where} ORDER BY ts DESC, id DESC LIMIT ?) ORDER BY ts, id", [
+                    *args, q.limit]
+            return f"{_SELECT}{where} ORDER BY ts, id", args
+
+        return await self._records(sql)
 
     async def query_new(self, q: LogQuery) -> list[dict[str, object]]:
         """Records committed after `q.after_id`, in commit order: what `--follow` streams."""
-        where, args = _where(q, self.fts_upto)
-        return await self._records(f"{_SELECT}{where} ORDER BY id", args)
+        def sql(fts_upto: int, segments: list[str]) -> tuple[str, list[Any]]:
+            where, args = _where(q, fts_upto, segments)
+            return f"{_SELECT}{where} ORDER BY id", args
+
+        return await self._records(sql)
 
     async def follow(self, q: LogQuery, after_id: int, stop: asyncio.Event,
                      idle: float | None = None) -> AsyncGenerator[list[dict[str, object]]]:
@@ -481,8 +496,17 @@ class LogStore:
 
     async def maintain(self, now: float | None = None) -> int:
         """Apply retention by age (on `received`) and by size; returns records deleted."""
-        deleted: int = await self._on_writer(worker.maintain, time.time() if now is None else now,
-                                              self.cfg.retention, self.cfg.max_size)
+        now = time.time() if now is None else now
+        deleted = 0
+        more = True
+        while more:  # in steps, the batches that arrive meanwhile stored between them
+            step: int
+            step, more = await self._on_writer(worker.maintain, now, self.cfg.retention, self.cfg.max_size,
+                                               MAINTAIN_STEP)
+            deleted += step
+        if deleted:  # the newest rows deleted too (by age, all of them) set the index back: new ids are reused
+            self.last_id, self.fts_upto = await self._on_writer(worker.state)
+            log.info("retention removed %d records", deleted)
         return deleted
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
-import logging
 import os
 import sqlite3
 import time
@@ -30,8 +29,6 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, ParamSpec, TypeVar
-
-log = logging.getLogger(__name__)
 
 # A record's stored fields, in the table's order after `id`, with their SQL types: the one column list.
 COLUMNS: Final = {
@@ -45,11 +42,16 @@ COLUMNS: Final = {
 
 # Lookups by host or app go through the `ts` index (queries come with a time
 # range): an index per column cost twice the insert time (bench/syslog/stages.py).
-# `logs_words` is the word index behind `--grep` (`mepd.store.logs.grep`): FTS5's `ascii` tokenizer, whose
-# tokens are runs of ASCII letters and digits and non-ASCII characters, folded as SQLite's lower() folds,
-# with no positions (detail=none): a fifth of the trigram index's cost per record.  Databases made with
-# that trigram index (`logs_fts`, filled up to meta `fts_upto`) lose it when opened: the word index is
-# built from the table behind the writes, as for new records, and searches scan what it does not cover yet.
+# The word index behind `--grep` (`mepd.store.logs.grep`): FTS5's `ascii` tokenizer, whose tokens are runs of
+# ASCII letters and digits and non-ASCII characters, folded as SQLite's lower() folds, with no positions
+# (detail=none): a fifth of the trigram index's cost per record.  It is split by id into segments, one FTS5
+# table each (`word_segments`: the first id each holds; the first is `logs_words`, the one table of the
+# databases made before the split): retention drops a segment once the rows it covers are gone instead of
+# deleting each row from the index (a 'delete' per row tokenized its message again, and cost more than
+# storing it).  Deleted rows' entries in the segments left are harmless: a search reads the rows the
+# index points to from `logs` and checks each.  Databases made with the trigram index (`logs_fts`, filled
+# up to meta `fts_upto`) lose it when opened: the word index is built from the table behind the writes, as
+# for new records, and searches scan what it does not cover yet.
 SCHEMA: Final = f"""
 CREATE TABLE IF NOT EXISTS logs (
     id INTEGER PRIMARY KEY,
@@ -58,15 +60,10 @@ CREATE TABLE IF NOT EXISTS logs (
 CREATE INDEX IF NOT EXISTS logs_ts ON logs (ts);
 DROP INDEX IF EXISTS logs_host_ts;
 DROP INDEX IF EXISTS logs_app_ts;
-CREATE VIRTUAL TABLE IF NOT EXISTS logs_words USING fts5(
-    message, content='logs', content_rowid='id', tokenize='ascii', detail='none'
-);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('words_upto', 0);
-CREATE TRIGGER IF NOT EXISTS logs_words_ad AFTER DELETE ON logs
-WHEN old.id <= (SELECT value FROM meta WHERE key = 'words_upto') BEGIN
-    INSERT INTO logs_words (logs_words, rowid, message) VALUES ('delete', old.id, old.message);
-END;
+CREATE TABLE IF NOT EXISTS word_segments (first INTEGER PRIMARY KEY, name TEXT NOT NULL);
+DROP TRIGGER IF EXISTS logs_words_ad;
 DROP TRIGGER IF EXISTS logs_ad;
 DROP TABLE IF EXISTS logs_fts;
 DELETE FROM meta WHERE key = 'fts_upto';
@@ -99,6 +96,12 @@ def insert_sql(size: int, rows: int = 1) -> str:
 INSERT: Final = insert_sql(len(COLUMNS))
 _UID_CHUNK: Final = 500  # uids looked up per query, below SQLite's limit of bound parameters
 _DELETE_CHUNK: Final = 5000
+# A word segment takes new records until it covers this share of the rows the store spans: deleted rows'
+# entries cost at most about that share of the index, and a store kept at its `max_size` is searched through
+# about as many segments as this, plus one.  While retention deletes nothing, a segment first takes
+# `SEGMENT_MIN_ROWS`: a store filling up is searched through a few segments, not one per few rows.
+SEGMENT_SHARE: Final = 4
+SEGMENT_MIN_ROWS: Final = 100_000
 # A batch is retried when its writer died before answering, right after: an hour of ids is plenty.
 _BATCH_IDS_KEPT: Final = 3600.0
 # Batches read from the fleet's streams (mepd.fleet.consumer): a node republishes an unacknowledged
@@ -112,6 +115,7 @@ _CORRUPT_CODES: Final = frozenset({11, 26})
 FileId = tuple[int, int]  # (st_dev, st_ino): which file a path leads to
 
 _conn: sqlite3.Connection | None = None
+_size_left = 0  # records the retention pass under way still deletes for `max_size` (`maintain`)
 _path = ""
 _file: FileId | None = None
 _notices: list[Reopened] = []
@@ -179,7 +183,8 @@ def open(path: str) -> None:  # noqa: A001 - the module is the writer: worker.op
 
 
 def _open() -> None:
-    global _conn, _file  # noqa: PLW0603
+    global _conn, _file, _size_left  # noqa: PLW0603
+    _size_left = 0  # a pass measured on the file left behind says nothing of this one
     _conn = connect(_path)
     st = os.stat(_path)
     _file = (st.st_dev, st.st_ino)
@@ -189,6 +194,39 @@ def _open() -> None:
         if name not in have:
             _conn.execute(f"ALTER TABLE logs ADD COLUMN {name} {kind}")
     _conn.execute(UID_INDEX)
+    if _conn.execute("SELECT 1 FROM word_segments").fetchone() is None:  # new, or made before the split
+        _conn.execute("BEGIN IMMEDIATE")
+        try:
+            _new_segment(_conn, 0, "logs_words")
+            _conn.execute("COMMIT")
+        except BaseException:
+            _rollback(_conn)
+            raise
+
+
+def _new_segment(conn: sqlite3.Connection, first: int, name: str) -> None:
+    """A word segment for the records from id `first` on (an existing table of that name is taken as it is)."""
+    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {name} USING fts5("
+                 "message, content='logs', content_rowid='id', tokenize='ascii', detail='none')")
+    conn.execute("INSERT INTO word_segments (first, name) VALUES (?, ?)", [first, name])
+
+
+def _newest_segment(conn: sqlite3.Connection, upto: int, min_rows: int) -> str:
+    """The segment for the records after `upto`: the newest, or a new one once the newest holds its share of
+    the stored rows (all of them: while the index is behind, the rows it holds are few)."""
+    first, name = segments(conn)[-1]
+    oldest, last = conn.execute("SELECT (SELECT coalesce(min(id), 0) FROM logs), (SELECT coalesce(max(id), 0)"
+                                " FROM logs)").fetchone()
+    if upto >= max(first, 1) and upto - first + 1 >= max(min_rows, (last - oldest + 1) // SEGMENT_SHARE):
+        name = f"logs_words_{upto + 1}"
+        _new_segment(conn, upto + 1, name)
+    return name
+
+
+def segments(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+    """The word segments, (first id, table), oldest first."""
+    return [(int(first), str(name)) for first, name in conn.execute("SELECT first, name FROM word_segments"
+                                                                     " ORDER BY first")]
 
 
 def _set_aside(error: str) -> None:
@@ -354,7 +392,8 @@ def index(max_rows: int) -> int:
             "SELECT max(id) FROM (SELECT id FROM logs WHERE id > ? ORDER BY id LIMIT ?)", [start, max_rows]
         ).fetchone()[0]
         if end is not None:
-            conn.execute("INSERT INTO logs_words (rowid, message) SELECT id, message FROM logs"
+            name = _newest_segment(conn, start, SEGMENT_MIN_ROWS)
+            conn.execute(f"INSERT INTO {name} (rowid, message) SELECT id, message FROM logs"
                          " WHERE id > ? AND id <= ?", [start, end])
             conn.execute("UPDATE meta SET value = ? WHERE key = 'words_upto'", [end])
         conn.execute("COMMIT")
@@ -365,31 +404,65 @@ def index(max_rows: int) -> int:
 
 
 @_recovering
-def maintain(now: float, retention: float, max_size: int) -> int:
-    """Apply retention by age (on `received`) and by size; returns records deleted."""
+def maintain(now: float, retention: float, max_size: int, max_rows: int) -> tuple[int, bool]:
+    """Apply retention by age (on `received`) and by size, deleting at most `max_rows` records; returns the
+    records deleted and whether the pass has more to delete: the caller calls again, and the batches that
+    arrived meanwhile are stored in between.
+
+    What it deletes leaves its pages free for the next records (the file keeps its size); the word segments
+    whose rows are all gone are dropped whole."""
+    global _size_left  # noqa: PLW0603 - a pass runs over several calls
     conn = _db()
-    fleet = f"id >= '{FLEET_BATCH_PREFIX}' AND id < '{FLEET_BATCH_PREFIX[:-1]};'"  # the prefix, as a key range
-    conn.execute(f"DELETE FROM batches WHERE committed < ? AND NOT ({fleet})", [now - _BATCH_IDS_KEPT])
-    conn.execute(f"DELETE FROM batches WHERE committed < ? AND {fleet}", [now - retention])
     deleted = 0
-    cutoff = now - retention
-    for _ in _chunks_older_than(conn, cutoff):
-        deleted += _delete_oldest(conn, _DELETE_CHUNK, cutoff)
-    used = _used_bytes(conn)
-    if used > max_size:
-        # Delete the share of rows that is over the limit, plus 10% headroom so this does not run
-        # at every pass; measuring again right away would mislead, as FTS5 frees space only on merge.
-        count = int(conn.execute("SELECT count(*) FROM logs").fetchone()[0])
-        target = int(count * (used - max_size) / used * 1.1) + 1
-        while target > 0 and (n := _delete_oldest(conn, min(_DELETE_CHUNK, target), None)):
-            deleted += n
-            target -= n
-        conn.execute("INSERT INTO logs_words (logs_words) VALUES ('optimize')")
-    if deleted:
-        conn.execute("PRAGMA incremental_vacuum")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        log.info("retention removed %d records", deleted)
-    return deleted
+    if not _size_left:  # a new pass
+        fleet = f"id >= '{FLEET_BATCH_PREFIX}' AND id < '{FLEET_BATCH_PREFIX[:-1]};'"  # the prefix, as a key range
+        conn.execute(f"DELETE FROM batches WHERE committed < ? AND NOT ({fleet})", [now - _BATCH_IDS_KEPT])
+        conn.execute(f"DELETE FROM batches WHERE committed < ? AND {fleet}", [now - retention])
+        cutoff = now - retention
+        for _ in _chunks_older_than(conn, cutoff):
+            if deleted >= max_rows:
+                _drop_segments(conn)
+                return deleted, True
+            deleted += _delete_oldest(conn, min(_DELETE_CHUNK, max_rows - deleted), cutoff)
+        if deleted:
+            _drop_segments(conn)  # before measuring: the segments that held only those rows are not kept
+        used = _used_bytes(conn)
+        if used > max_size:
+            # Delete the share of rows that is over the limit, plus 10% headroom so this does not run at every
+            # pass; the index entries of the rows deleted are freed with their segment, so measuring again
+            # before this pass is done would delete more than needed.
+            count = int(conn.execute("SELECT count(*) FROM logs").fetchone()[0])
+            _size_left = int(count * (used - max_size) / used * 1.1) + 1
+    by_size = 0
+    while _size_left > 0 and deleted + by_size < max_rows:
+        n = _delete_oldest(conn, min(_DELETE_CHUNK, _size_left, max_rows - deleted - by_size), None)
+        by_size += n
+        _size_left = _size_left - n if n else 0  # none left to delete: the pass is over
+    if by_size:
+        _drop_segments(conn)
+    return deleted + by_size, _size_left > 0
+
+
+def _drop_segments(conn: sqlite3.Connection) -> None:
+    """Drop the word segments (all but the newest) whose rows are all deleted, and start a new one once the
+    newest holds its share; when the newest rows were deleted (by age, all of them), set the index back to
+    the last row, so that the ids SQLite gives again are indexed again."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Two subqueries: one SELECT of both min() and max() reads the whole table.
+        oldest, last = conn.execute("SELECT (SELECT min(id) FROM logs), (SELECT coalesce(max(id), 0) FROM logs)"
+                                    ).fetchone()
+        held = segments(conn)
+        for (first, name), (after, _) in itertools.pairwise(held):
+            if oldest is None or oldest >= after:
+                conn.execute(f"DROP TABLE {name}")
+                conn.execute("DELETE FROM word_segments WHERE first = ?", [first])
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'words_upto' AND value > ?", [last, last])
+        _newest_segment(conn, int(conn.execute("SELECT value FROM meta WHERE key = 'words_upto'").fetchone()[0]), 0)
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
 
 
 def _chunks_older_than(conn: sqlite3.Connection, cutoff: float) -> Iterator[None]:
@@ -401,9 +474,13 @@ def _chunks_older_than(conn: sqlite3.Connection, cutoff: float) -> Iterator[None
 
 
 def _delete_oldest(conn: sqlite3.Connection, n: int, cutoff: float | None) -> int:
-    extra = " AND received < ?" if cutoff is not None else ""
-    args: list[Any] = [n] if cutoff is None else [n, cutoff]
-    cur = _delete(conn, f"DELETE FROM logs WHERE id IN (SELECT id FROM logs ORDER BY id LIMIT ?){extra}", args)
+    """Delete the `n` oldest rows by id (of them, those received before `cutoff`, if given); returns how many.
+
+    A range of ids, found first: half the cost of `id IN (SELECT ... LIMIT n)` (bench/syslog/retention.py)."""
+    row = conn.execute("SELECT id FROM logs ORDER BY id LIMIT 1 OFFSET ?", [n - 1]).fetchone()
+    given = [(c, v) for c, v in (("id <= ?", row and row[0]), ("received < ?", cutoff)) if v is not None]
+    where = " WHERE " + " AND ".join(c for c, _ in given) if given else ""  # fewer than n rows: all of them
+    cur = _delete(conn, f"DELETE FROM logs{where}", [v for _, v in given])
     if cur.rowcount == 0 and cutoff is not None:
         # The oldest rows by id are newer than the cutoff but something older sits later: stop here.
         cur = _delete(conn, "DELETE FROM logs WHERE received < ?", [cutoff])
