@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
 import sqlite3
@@ -167,11 +168,13 @@ async def stop(task: asyncio.Task[None]) -> None:
         await task
 
 
-async def fleet(root: Path, urls: list[str], replicas: int, n: int, rate: int, seconds: float) -> Figures:
+async def fleet(root: Path, urls: list[str], replicas: int, n: int, rate: int, seconds: float,
+                batch: int | None) -> Figures:
     """Each half alone (the edge into the stream, then the central from it), then both, then paced."""
     edge = LogStore(str(root / "edge.db"), LogStorageConfig())
     await edge.open()
     cfg = FleetConfig(servers=tuple(urls), node="web1", replicas=replicas)
+    cfg = cfg if batch is None else dataclasses.replace(cfg, batch_size=batch)
     await fill(edge, 0, n)
     publisher = Publisher(cfg, edge)
     task = asyncio.create_task(publisher.run(lambda: None))
@@ -248,6 +251,8 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--rate", type=int, default=10_000)
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--batch", type=int, default=None, help="records per message (the edge's [fleet]"
+                    " batch_size; default: its default)")
     ap.add_argument("--replicas", default="1,3")
     args = ap.parse_args()
     print(f"load before: {Path('/proc/loadavg').read_text().split()[:3]}")
@@ -260,12 +265,13 @@ def main() -> None:
             procs, urls = start_servers(Path(tmp), replicas)
             try:
                 time.sleep(3)  # a cluster elects its JetStream meta leader
-                f = asyncio.run(fleet(Path(tmp), urls, replicas, args.records, args.rate, args.seconds))
+                f = asyncio.run(fleet(Path(tmp), urls, replicas, args.records, args.rate, args.seconds, args.batch))
             finally:
                 for p in procs:
                     p.kill()
                     p.wait()
-        print(f"R{replicas}: {f.through:,.0f} records/s edge store to central store ({args.records:,} records;"
+        print(f"R{replicas}: {f.through:,.0f} records/s edge store to central store ({args.records:,} records,"
+              f" {args.batch or FleetConfig(servers=('x',)).batch_size} a message;"
               f" {f.through / tcp:.2f} of syslog TCP's); alone: edge to stream {f.edge:,.0f}/s, stream to central"
               f" {f.central:,.0f}/s; worst lag {f.lag:.2f}s at {args.rate:,}/s for {args.seconds:.0f}s; lossless")
         sys.stdout.flush()

