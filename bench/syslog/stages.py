@@ -154,18 +154,36 @@ def writer_db(prepare: Callable[[sqlite3.Connection], None] | None = None) -> It
             logwriter.close()
 
 
-def store_write(rows: list[tuple[Any, ...]], batch: int,
-                prepare: Callable[[sqlite3.Connection], None] | None = None) -> float:
-    """CPU µs/row for logwriter.write in batches of `batch`, on a fresh database: the least of `STORE_RUNS`."""
-    now = time.time()
+def least_cpu(rows: list[tuple[Any, ...]], batch: int,
+              write: Callable[[sqlite3.Connection, int, list[tuple[Any, ...]]], object],
+              prepare: Callable[[sqlite3.Connection], None] | None = None) -> float:
+    """CPU µs/row for `write(conn, first, rows)` of the rows in batches of `batch`, on a fresh database each
+    run: the least of `STORE_RUNS`."""
     runs: list[float] = []
     for _ in range(STORE_RUNS):
-        with writer_db(prepare):
+        with writer_db(prepare) as conn:
             t0 = time.process_time()
             for i in range(0, len(rows), batch):
-                logwriter.write(f"b{i}", rows[i : i + batch], {}, now)
+                write(conn, i, rows[i : i + batch])
             runs.append((time.process_time() - t0) * 1e6 / len(rows))
     return min(runs)
+
+
+def in_transaction(insert: Callable[[sqlite3.Connection, list[tuple[Any, ...]]], object]
+                   ) -> Callable[[sqlite3.Connection, int, list[tuple[Any, ...]]], None]:
+    def write(conn: sqlite3.Connection, _first: int, rows: list[tuple[Any, ...]]) -> None:
+        conn.execute("BEGIN")
+        insert(conn, rows)
+        conn.execute("COMMIT")
+    return write
+
+
+def store_write(rows: list[tuple[Any, ...]], batch: int,
+                prepare: Callable[[sqlite3.Connection], None] | None = None) -> float:
+    """CPU µs/row for logwriter.write in batches of `batch`."""
+    now = time.time()
+    return least_cpu(rows, batch, lambda _conn, i, chunk: logwriter.write(f"b{i}", chunk, {}, now),
+                     prepare)
 
 
 def long_form(row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -210,17 +228,8 @@ def pragma(setting: str) -> Callable[[sqlite3.Connection], None]:
 
 
 def row_by_row(rows: list[tuple[Any, ...]], batch: int) -> float:
-    """CPU µs/row for inserting the rows with executemany, one statement step per row: the least of `STORE_RUNS`."""
-    runs: list[float] = []
-    for _ in range(STORE_RUNS):
-        with writer_db() as conn:
-            t0 = time.process_time()
-            for i in range(0, len(rows), batch):
-                conn.execute("BEGIN")
-                conn.executemany(logwriter.INSERT, rows[i : i + batch])
-                conn.execute("COMMIT")
-            runs.append((time.process_time() - t0) * 1e6 / len(rows))
-    return min(runs)
+    """CPU µs/row for inserting the rows with executemany, one statement step per row."""
+    return least_cpu(rows, batch, in_transaction(lambda conn, chunk: conn.executemany(logwriter.INSERT, chunk)))
 
 
 def unstored(sql: str) -> str:
@@ -246,18 +255,9 @@ class Unstored:
 
 
 def bind_alone(rows: list[tuple[Any, ...]], batch: int) -> float:
-    """CPU µs/row for binding and stepping the rows as logwriter.write does, storing none: the least of
-    `STORE_RUNS`."""
-    runs: list[float] = []
-    for _ in range(STORE_RUNS):
-        with writer_db() as conn:
-            t0 = time.process_time()
-            for i in range(0, len(rows), batch):
-                conn.execute("BEGIN")
-                logwriter._insert(cast(sqlite3.Connection, Unstored(conn)), rows[i : i + batch])
-                conn.execute("COMMIT")
-            runs.append((time.process_time() - t0) * 1e6 / len(rows))
-    return min(runs)
+    """CPU µs/row for binding and stepping the rows as logwriter.write does, storing none."""
+    return least_cpu(rows, batch, in_transaction(
+        lambda conn, chunk: logwriter._insert(cast(sqlite3.Connection, Unstored(conn)), chunk)))
 
 
 def udp_receive(sender: str, how: str, rate: int = 40_000, seconds: int = 2) -> tuple[float, int, int, int]:
