@@ -99,7 +99,7 @@ def decode(payload: bytes, node: str, received: float) -> list[LogRecord]:
 
     Lines end at "\\n" only: str.splitlines would also cut at U+2028, U+0085 and others, which JSON leaves
     unescaped in a message.  A line that is one JSON value from its first character to its "\\n" is read in
-    place; any other goes through `_line`, as every line once did."""
+    place; any other goes through `_line` (json.loads and its checks)."""
     text = payload.decode(errors="replace")
     out: list[LogRecord] = []
     pos, size = 0, len(text)

@@ -280,19 +280,22 @@ class DatagramListener:
         """The socket has datagrams: read them, and go on reading on a timer while more come (UDP)."""
         read = self._drain(sock)
         if read and self.intake.cfg.proto == "udp":
-            loop = asyncio.get_running_loop()
-            loop.remove_reader(sock.fileno())
-            self._timer = loop.call_later(0 if read >= DRAIN_MAX else POLL_INTERVAL, self._poll, sock)
+            asyncio.get_running_loop().remove_reader(sock.fileno())
+            self._read_again(sock, read)
 
     def _poll(self, sock: socket.socket) -> None:
         """Read what came since the last read; once none did, wait for the socket again."""
         read = self._drain(sock)
-        loop = asyncio.get_running_loop()
         if read:
-            self._timer = loop.call_later(0 if read >= DRAIN_MAX else POLL_INTERVAL, self._poll, sock)
+            self._read_again(sock, read)
         else:
             self._timer = None
-            loop.add_reader(sock.fileno(), self._readable, sock)
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._readable, sock)
+
+    def _read_again(self, sock: socket.socket, read: int) -> None:
+        """The next read: at once after a full one (more wait), else in `POLL_INTERVAL`."""
+        delay = 0 if read >= DRAIN_MAX else POLL_INTERVAL
+        self._timer = asyncio.get_running_loop().call_later(delay, self._poll, sock)
 
     def _drain(self, sock: socket.socket) -> int:
         """Read every waiting datagram (up to a bound, to let other work run) and hand them on at once; returns

@@ -80,6 +80,7 @@ FUTURE_TOLERANCE: Final = 300.0
 QUERY_TIMEOUT: Final = 10.0  # below mepctl's 30 s, so that it gets the sentence and not a time-out
 MAX_RESULT_BYTES: Final = 128 << 20  # one answer's records in memory: their messages and `_RECORD_COST` each
 _RECORD_COST: Final = 1024  # a record's dict (700 bytes measured) and its JSON, beside the message
+_PROGRESS_STEPS: Final = 10_000  # SQLite VM instructions between two looks at a query's deadline
 
 
 def _names(column: str, names: tuple[str, ...]) -> str:
@@ -106,7 +107,6 @@ class Line:
     id: int
     received: float
     text: bytes
-_PROGRESS_STEPS: Final = 10_000  # SQLite VM instructions between two looks at a query's deadline
 
 
 class QueryLimitError(MepdError):
