@@ -95,6 +95,7 @@ class Consumer:
         self.store = store
         self.alerts = alerts  # the alert engine's log queue
         self.counters = Counters()
+        self.counters.declare("parse_errors", "alerts_dropped", "write_errors")
         self.link = Link(cfg, f"mepd {cfg.node_name} central {cfg.central.consumer}")
         self.nodes: dict[str, NodeSeen] = {}
         self.pending: int | None = None  # messages in the stream this consumer has not been delivered yet
@@ -158,6 +159,8 @@ class Consumer:
         seen.last_heard = now
         self.counters.inc("messages")
         self.counters.inc("received", len(records))
+        if unread := wire.unreadable(records):  # stored raw, flagged, and counted here
+            self.counters.inc("parse_errors", unread)
         if msg.metadata.num_delivered > 1:
             self.counters.inc("redelivered")
 

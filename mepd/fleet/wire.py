@@ -23,6 +23,7 @@ from mepd.model import FACILITIES, SEVERITIES, LogRecord
 from mepd.store.logs.store import Line
 
 MSG_ID = "Nats-Msg-Id"
+NOT_A_RECORD: Final = "not a fleet record"  # the parse_error of a line `decode` could not read
 
 
 def message_id(node: str, epoch: str, first: int, last: int) -> str:
@@ -132,4 +133,9 @@ def _line(line: str, node: str, received: float, out: list[LogRecord]) -> None:
 
 def _not_a_record(line: str, node: str, received: float, error: Exception) -> LogRecord:
     return LogRecord(ts=received, received=received, message=line, source="fleet", node=node,
-                     parse_error=f"not a fleet record: {error}", raw=line)
+                     parse_error=f"{NOT_A_RECORD}: {error}", raw=line)
+
+
+def unreadable(records: list[LogRecord]) -> int:
+    """How many of `decode`'s records are lines it could not read (kept raw), not records an edge sent."""
+    return sum(1 for r in records if r.parse_error is not None and r.parse_error.startswith(NOT_A_RECORD))

@@ -391,3 +391,25 @@ def test_an_existing_stream_with_other_settings_is_a_status_line_and_left_as_it_
     assert "duplicate_window 30.0 (the config says 120.0)" in d["last_error"]
     assert "fleet/publish: stream mismatch: stream MEPD_LOGS exists with other settings" in edge.mepctl("status").stdout
     assert component(edge, "fleet/publish")["state"] == "running"
+
+
+def test_a_line_that_is_no_record_is_stored_raw_and_counted_at_the_central(
+        nats_server: NatsServer, mepd_factory: MakeMepd) -> None:
+    """Another publisher on the stream (Vector, a script) sends a record and a line that is none."""
+    central = mepd_factory(central_config(nats_server)).start()
+    wait_for(lambda: component(central, "fleet/central")["details"]["stream"], what="the central reading its stream")
+    good = '{"ts": "2026-12-06T10:00:00Z", "message": "a good seq 1", "host": "h9"}'
+
+    async def publish() -> None:
+        nc = await nats.connect(nats_server.url)
+        await nc.jetstream().publish("mepd.logs.web9", f"{good}\nnot json at all\n".encode())
+        await nc.close()
+
+    asyncio.run(publish())
+    central.wait_logs(2, "--node", "web9")
+    raw = [r for r in central.logs("--node", "web9") if r["parse_error"] is not None]
+    assert [r["message"] for r in raw] == ["not json at all"]
+    central_status = component(central, "fleet/central")
+    assert central_status["counters"]["parse_errors"] == 1
+    assert central_status["counters"]["received"] == 2
+    assert "parse_errors" in central.mepctl("status").stdout
