@@ -78,6 +78,8 @@ def status(s: Mapping[str, Any]) -> str:
         if store.get("index_backlog"):
             lines.append(f"  not yet in the search index: {store['index_backlog']} records, the oldest waiting"
                          f" {format_duration(float(store.get('index_age') or 0))} (--grep scans them)")
+            if (busy := float(store.get("writer_busy") or 0)) >= 0.1:  # why it waits: a burst is stored first
+                lines.append(f"  the log writer spends {busy:.0%} of its time storing")
     lines += [f"  corrupt, set aside as {path}" for path in store.get("set_aside", ())]
     if store.get("future_dated"):
         lines.append(f"  dated ahead of their arrival, stored at it (sd.mepd.ts_claimed): {store['future_dated']}")

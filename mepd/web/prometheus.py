@@ -350,6 +350,14 @@ def _daemon(out: Exposition, status: DaemonStatus) -> None:
         out.gauge("mepd_logstore_records", "Log records in the store.").append(f" {int(logs['records'])}")
         out.gauge("mepd_logstore_size_bytes", "Bytes used by the log store's pages.").append(
             f" {int(logs['size_bytes'])}")
+    if logs.get("index_backlog") is not None:
+        out.gauge("mepd_logstore_index_backlog_records", "Stored records not yet in the search index.").append(
+            f" {int(logs['index_backlog'])}")
+        out.gauge("mepd_logstore_writer_busy_ratio", "Share of the log writer's time spent storing, over about"
+                  " the last second.").append(f" {float(logs.get('writer_busy') or 0)!r}")
+    if logs.get("index_age") is not None:
+        out.gauge("mepd_logstore_index_age_seconds", "How long the oldest record not in the search index has"
+                  " waited (0: none waits).").append(f" {float(logs['index_age'])!r}")
     if logs.get("oldest"):
         out.gauge("mepd_logstore_oldest_timestamp_seconds", "When the oldest stored record was received.").append(
             f" {datetime.fromisoformat(logs['oldest']).timestamp()!r}")

@@ -14,7 +14,11 @@ records waiting and the last batch was not full, and under load as soon as the
 oldest record not in it has waited `INDEX_DELAY`, a chunk between two
 batches while few records wait (`INDEX_SLACK`): it keeps up with any rate the
 writer can store and index, and storing keeps priority over it (a burst the
-writer cannot both store and index is stored first, indexed after).  A
+writer cannot both store and index is stored first, indexed after).  While
+storing takes most of the writer's time (`BUSY_SHARE`), the index waits
+`INDEX_DELAY_BUSY` instead: a burst of a few seconds is stored at full speed,
+its index right after, and a sustained rate the writer only just stores is
+still indexed within seconds.  A
 search covers the rows not yet indexed by scanning them, so it is always
 complete; `mepctl status` shows how many there are and how long the oldest has
 waited.
@@ -39,6 +43,7 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 import operator
 import os
 import sqlite3
@@ -75,6 +80,13 @@ MAINTAIN_STEP: Final = 20_000
 # Under load, the index takes a chunk between two batches once its oldest missing record has waited this long.
 INDEX_DELAY: Final = 2.0
 INDEX_SLACK: Final = 2  # batches waiting, at most, for an overdue index chunk to run before them
+# A burst: storing has taken this share of the writer's time over about the last `BUSY_WINDOW` seconds.
+# Indexing a record costs the writer about twice what storing it does, so above a third it could not do both,
+# and indexing would only slow the burst (on 2 cores it takes the sender's and the event loop's CPU too).
+# Measured (bench/README): 0.2-0.4 at a steady 50,000 msg/s, 0.6-0.8 two seconds into a TCP flood.
+BUSY_SHARE: Final = 0.5
+BUSY_WINDOW: Final = 1.0
+INDEX_DELAY_BUSY: Final = 4.0
 # A sender's clock may run this far ahead of ours (no NTP, drift) before its times are not believed.
 FUTURE_TOLERANCE: Final = 300.0
 QUERY_TIMEOUT: Final = 10.0  # below mepctl's 30 s, so that it gets the sentence and not a time-out
@@ -205,6 +217,23 @@ def _where(q: LogQuery, fts_upto: int, segments: Sequence[str]) -> tuple[str, li
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
+@dataclasses.dataclass(slots=True)
+class Busy:
+    """The share of wall time some work took over about the last `window` seconds: each piece counts from when
+    it ended, decaying exponentially, so that a steady share reads as itself and a burst shows within a window."""
+
+    window: float
+    _share: float = 0.0
+    _at: float = 0.0
+
+    def add(self, seconds: float, now: float) -> None:
+        self._share = self.share(now) + seconds / self.window
+        self._at = now
+
+    def share(self, now: float) -> float:
+        return self._share * math.exp((self._at - now) / self.window)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Written:
     """What a write did: whether its batch was new (not committed by an earlier attempt), and the indexes of
@@ -235,6 +264,7 @@ class LogStore:
         self.query_timeout = QUERY_TIMEOUT
         self.future_dated = 0  # records stored at arrival since the daemon started, their times not believed
         self._unindexed_since: float | None = None  # monotonic time the index last fell behind the table
+        self.storing = Busy(BUSY_WINDOW)  # the writer's time spent on `write`, on the monotonic clock
 
     async def open(self) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
@@ -248,6 +278,10 @@ class LogStore:
 
     async def _on_writer(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn` in the writer process; if that process died, the next call starts another: a retryable error."""
+        return (await self._answer(fn, *args)).value
+
+    async def _answer(self, fn: Callable[..., Any], *args: Any) -> worker.Answer:
+        """`_on_writer`, with how long the writer took."""
         try:
             answer: worker.Answer = await self._writer.call(fn.__name__, *args)
         except WorkerDiedError as e:
@@ -256,7 +290,7 @@ class LogStore:
         for reopened in answer.reopened:
             self._reopened(reopened)
         self._file = answer.file
-        return answer.value
+        return answer
 
     def _reopened(self, r: worker.Reopened) -> None:
         """The writer started a new database at the path: say so once, loudly, and count it."""
@@ -279,9 +313,13 @@ class LogStore:
         return self.last_id - self.fts_upto
 
     def index_overdue(self) -> bool:
-        """Whether the index has been behind the table for `INDEX_DELAY` or longer."""
+        """Whether the index has been behind the table for `INDEX_DELAY` or longer, `INDEX_DELAY_BUSY` while
+        storing keeps the writer busy."""
         since = self._unindexed_since
-        return since is not None and time.monotonic() - since >= INDEX_DELAY
+        if since is None:
+            return False
+        now = time.monotonic()
+        return now - since >= (INDEX_DELAY_BUSY if self.storing.share(now) >= BUSY_SHARE else INDEX_DELAY)
 
     async def index(self, max_rows: int) -> int:
         """Add up to `max_rows` stored records to the word index, in one transaction."""
@@ -313,8 +351,10 @@ class LogStore:
         b = _rows(records)
         new: bool
         repeats: list[int]
-        self.last_id, new, repeats = await self._on_writer(worker.write, batch_id or uuid.uuid4().hex, b.rows,
-                                                           {**b.cursors, **(cursors or {})}, time.time(), b.uids)
+        answer = await self._answer(worker.write, batch_id or uuid.uuid4().hex, b.rows,
+                                       {**b.cursors, **(cursors or {})}, time.time(), b.uids)
+        self.last_id, new, repeats = answer.value
+        self.storing.add(answer.seconds, time.monotonic())
         if self._unindexed_since is None and self.fts_lag > 0:
             self._unindexed_since = time.monotonic()
         self.future_dated += b.ahead
@@ -472,7 +512,8 @@ class LogStore:
         after `fts_upto`.  Never raises: status must answer when the store does not."""
         upto = self.fts_upto
         status: dict[str, object] = {"path": self.path, "set_aside": list(self.set_aside),
-                                     "future_dated": self.future_dated, "index_backlog": max(0, self.fts_lag)}
+                                     "future_dated": self.future_dated, "index_backlog": max(0, self.fts_lag),
+                                     "writer_busy": round(min(1.0, self.storing.share(time.monotonic())), 3)}
         try:
             rows = await self._read_control(
                 "SELECT (SELECT count(*) FROM logs), (SELECT received FROM logs ORDER BY id LIMIT 1),"

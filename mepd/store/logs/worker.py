@@ -135,11 +135,13 @@ class Reopened:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A call's result, the file it was made on, and what the writer had to reopen before or during it."""
+    """A call's result, the file it was made on, what the writer had to reopen before or during it, and the
+    seconds it took (how busy storing keeps the writer: `mepd.store.logs.store.Busy`)."""
 
     value: Any
     file: FileId | None
     reopened: tuple[Reopened, ...]
+    seconds: float
 
 
 def is_corrupt(error: BaseException) -> bool:
@@ -267,6 +269,7 @@ def _recovering(fn: Callable[P, T]) -> Callable[P, Answer]:
 
     @functools.wraps(fn)
     def call(*args: P.args, **kwargs: P.kwargs) -> Answer:
+        start = time.perf_counter()
         _check_file()
         try:
             value = fn(*args, **kwargs)
@@ -277,7 +280,7 @@ def _recovering(fn: Callable[P, T]) -> Callable[P, Answer]:
             value = fn(*args, **kwargs)
         notices = tuple(_notices)
         _notices.clear()
-        return Answer(value, _file, notices)
+        return Answer(value, _file, notices, time.perf_counter() - start)
 
     return call
 

@@ -64,6 +64,10 @@ async def test_records_not_yet_in_the_search_index_are_shown_with_the_oldest_one
         status = dict(json.loads(json.dumps((await app.status()).to_json())))
     finally:
         await app.logstore.close()
-    line = next(x for x in render.status(status).splitlines() if "search index" in x)
+    lines = render.status(status).splitlines()
+    line = next(x for x in lines if "search index" in x)
     assert line.startswith("  not yet in the search index: 3 records, the oldest waiting 2m")  # 125 s and the test's
     assert line.endswith("s (--grep scans them)")
+    assert not any("log writer" in x for x in lines), "one small write keeps no writer busy"
+    status["store"]["logs"]["writer_busy"] = 0.78  # why the index waits: a burst is stored first
+    assert "  the log writer spends 78% of its time storing" in render.status(status).splitlines()

@@ -76,7 +76,8 @@ def daemon_status(components: list[ComponentStatus] | None = None, pipeline: Pip
     """What App.status() answers, with real pipeline counters."""
     return DaemonStatus(__version__, 1, STARTED, 3600.0, "mepd.toml", components or [],
                         (pipeline or Pipeline()).status(),
-                        {"records": 97, "oldest": rfc3339(STARTED + 1), "size_bytes": 8192, "path": "logs.db"},
+                        {"records": 97, "oldest": rfc3339(STARTED + 1), "size_bytes": 8192, "path": "logs.db",
+                         "index_backlog": 4000, "index_age": 2.5, "writer_busy": 0.75},
                         {"ok": 2}, reload_error)
 
 
@@ -252,6 +253,9 @@ def test_daemon_status_as_counters_and_states() -> None:
     assert value(text, "mepd_pipeline_dropped_total", channel="samples", consumer="store/rrd") == 0  # from the start
     assert value(text, "mepd_logstore_records") == 97
     assert value(text, "mepd_logstore_oldest_timestamp_seconds") == STARTED + 1
+    assert value(text, "mepd_logstore_index_backlog_records") == 4000
+    assert value(text, "mepd_logstore_index_age_seconds") == 2.5
+    assert value(text, "mepd_logstore_writer_busy_ratio") == 0.75
     assert value(text, "mepd_build_info", version=__version__) == 1
     assert value(text, "mepd_start_time_seconds") == STARTED
     assert value(text, "mepd_reloads_total", result="ok") == 2

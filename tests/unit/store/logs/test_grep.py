@@ -163,6 +163,7 @@ async def test_under_sustained_load_the_index_catches_up_and_status_shows_its_ba
     one the writer can both store and index (it waits for the queue to drain to two batches): one faster than
     the writer stores is stored first and indexed after (`INDEX_SLACK`)."""
     monkeypatch.setattr(store_module, "INDEX_DELAY", 0.2)
+    monkeypatch.setattr(store_module, "INDEX_DELAY_BUSY", 0.2)  # the flood may keep the writer busy storing
     store = LogStore(str(tmp_path / "logs.db"), LogStorageConfig(batch_size=50, flush_interval=0.05))
     await store.open()
     await store.write([rec(1.0, "old unique-token-0", received=time.time() - 100)])
@@ -234,3 +235,33 @@ async def test_an_overdue_index_waits_while_batches_queue_so_storing_comes_first
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await store.close()
+
+
+async def test_while_storing_keeps_the_writer_busy_an_overdue_index_waits_longer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst is stored at full speed and indexed right after: indexing within it would only slow it (on 2
+    cores, 500,000 messages over TCP went from 0.8 to 0.9-1.0 of syslog-ng's rate)."""
+    monkeypatch.setattr(store_module, "INDEX_DELAY", 0.0)
+    monkeypatch.setattr(store_module, "INDEX_DELAY_BUSY", 3600.0)
+    store = LogStore(str(tmp_path / "logs.db"), LogStorageConfig())
+    await store.open()
+    try:
+        await store.write([rec(1.0, "behind the index")])
+        assert store.storing.share(time.monotonic()) > 0, "the writer's time for the write counts"
+        assert store.index_overdue(), "a writer with time to spare indexes at INDEX_DELAY"
+        store.storing.add(store_module.BUSY_WINDOW, time.monotonic())  # as a second of writes back to back
+        assert not store.index_overdue(), "a busy writer stores first, for up to INDEX_DELAY_BUSY"
+        assert (await store.stats())["writer_busy"] == 1.0
+    finally:
+        await store.close()
+
+
+def test_the_busy_share_reads_a_steady_share_as_itself_and_forgets_a_burst() -> None:
+    busy = store_module.Busy(window=1.0)
+    for i in range(1, 1001):  # 5 ms of work every 20 ms: a quarter of the time
+        busy.add(0.005, i * 0.02)
+    assert busy.share(20.0) == pytest.approx(0.25, abs=0.01)
+    for i in range(1, 101):  # then a second of writes back to back
+        busy.add(0.01, 20.0 + i * 0.01)
+    assert busy.share(21.0) > 0.6
+    assert busy.share(26.0) < 0.01  # 5 windows later
