@@ -15,7 +15,7 @@ oldest record not in it has waited `INDEX_DELAY`, a chunk between two
 batches while few records wait (`INDEX_SLACK`): it keeps up with any rate the
 writer can store and index, and storing keeps priority over it (a burst the
 writer cannot both store and index is stored first, indexed after).  While
-storing takes most of the writer's time (`BUSY_SHARE`), the index waits
+storing takes half the writer's time or more (`BUSY_SHARE`), the index waits
 `INDEX_DELAY_BUSY` instead: a burst of a few seconds is stored at full speed,
 its index right after, and a sustained rate the writer only just stores is
 still indexed within seconds.  A
@@ -352,7 +352,7 @@ class LogStore:
         new: bool
         repeats: list[int]
         answer = await self._answer(worker.write, batch_id or uuid.uuid4().hex, b.rows,
-                                       {**b.cursors, **(cursors or {})}, time.time(), b.uids)
+                                    {**b.cursors, **(cursors or {})}, time.time(), b.uids)
         self.last_id, new, repeats = answer.value
         self.storing.add(answer.seconds, time.monotonic())
         if self._unindexed_since is None and self.fts_lag > 0:
