@@ -12,6 +12,8 @@
 #                                      # (shared.py; needs nats-server)
 #   PROFILE=/tmp/prof sh bench/snmp/run.sh --pollers 3   # cProfiles: mepd.prof, pN.prof, one.prof
 set -eu
+# One bench at a time on the machine: every run.sh takes this lock (bench/README.md).
+[ "${MEPD_BENCH_LOCKED:-}" = 1 ] || exec env MEPD_BENCH_LOCKED=1 flock /tmp/mepd-bench.lock sh "$0" "$@"
 POLLERS=0
 while [ $# -gt 0 ]; do
     case $1 in

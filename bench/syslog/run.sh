@@ -50,4 +50,4 @@ else
     fi
 fi
 
-exec .venv/bin/python bench/syslog/bench.py "$@"
+exec flock /tmp/mepd-bench.lock .venv/bin/python bench/syslog/bench.py "$@"  # one bench at a time (bench/README.md)
