@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -70,6 +71,7 @@ class Result:
     busy_before: float = 0.0  # share of the CPUs busy in the second before the run
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    round: int = 0  # which of the `--repeat` rounds: the daemons of one round ran one right after the other
 
     @property
     def rate(self) -> float:
@@ -608,9 +610,11 @@ def table(results: list[Result]) -> str:
                 f"| {r.cpu_per_100k(False):.2f} | {r.cpu_per_100k(True):.2f} | {r.rss_kib / 1024:.0f} | {drops} "
                 f"| {100 * r.busy_before:.0f}% / {r.load:.1f} |"
             )
-        m = next((r for r in rows if r.daemon == "mepd"), None)
-        rs = next((r for r in rows if r.daemon == "rsyslog"), None)
-        if m and rs:
+        for k in sorted({r.round for r in rows}):
+            m = next((r for r in rows if r.daemon == "mepd" and r.round == k), None)
+            rs = next((r for r in rows if r.daemon == "rsyslog" and r.round == k), None)
+            if not (m and rs):
+                continue
             lines.append(
                 f"| {name} | **mepd ÷ rsyslog** | {fmt_ratio(m.rate, rs.rate)} | {m.loss:.2f} vs {rs.loss:.2f} "
                 f"| {m.duplicates} vs {rs.duplicates} "
@@ -618,6 +622,27 @@ def table(results: list[Result]) -> str:
                 f"| {fmt_ratio(m.cpu_per_100k(True), rs.cpu_per_100k(True))} "
                 f"| {fmt_ratio(m.rss_kib, rs.rss_kib)} | | |"
             )
+    return "\n".join(lines)
+
+
+def round_ratios(results: list[Result]) -> str:
+    """mepd's rate and CPU per message (all work) ÷ each other daemon's, round by round, and their medians: one
+    run of each says little when the same daemon's rate varies by a third from one run to the next."""
+    by = {(r.scenario.name, r.round, r.daemon): r for r in results}
+    rounds = sorted({r.round for r in results})
+    measures: list[tuple[str, Callable[[Result], float]]] = [
+        ("rate", lambda r: r.rate), ("CPU for all work", lambda r: r.cpu_per_100k(True))]
+    lines = []
+    for name in dict.fromkeys(r.scenario.name for r in results):
+        for other in dict.fromkeys(r.daemon for r in results if r.daemon != "mepd"):
+            pairs = [(by[name, k, "mepd"], by[name, k, other]) for k in rounds
+                     if (name, k, "mepd") in by and (name, k, other) in by]
+            for what, measure in measures:
+                ratios = [measure(m) / measure(o) for m, o in pairs if measure(o)]
+                if ratios:
+                    lines.append(f"{name}: mepd's {what} ÷ {other}'s, {len(ratios)} rounds: "
+                                 + ", ".join(f"{x:.2f}" for x in ratios) + f"; median {statistics.median(ratios):.2f}"
+                                 + (f", {sum(x >= 1 for x in ratios)} at 1.00 or more" if what == "rate" else ""))
     return "\n".join(lines)
 
 
@@ -654,6 +679,8 @@ def main() -> int:
     p.add_argument("--profile", type=Path, default=None, help="py-spy mepd's TCP run into this folder")
     p.add_argument("--profile-native", action="store_true", help="py-spy --native (slows mepd down)")
     p.add_argument("--out", type=Path, default=None, help="also write the Markdown table and raw JSON here")
+    p.add_argument("--repeat", type=int, default=1, help="rounds of each scenario, the daemons' order reversed"
+                   " every other round; prints mepd's rate ÷ each other daemon's by round and their median")
     args = p.parse_args()
 
     names = [n for n in args.daemons.split(",") if n]
@@ -667,12 +694,13 @@ def main() -> int:
     profiler = Profiler(args.profile, args.profile_native)
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="bench-syslog-") as scratch:
-        for sc in chosen:
-            for name in names:
+        for sc, k in ((sc, k) for sc in chosen for k in range(max(1, args.repeat))):
+            for name in names if k % 2 == 0 else names[::-1]:  # neither daemon always runs first
                 print(f"== {sc.name}: {name} ({sc.count:,} messages"
                       + (f" at {sc.rate:,}/s)" if sc.rate else f", {sc.conns} connections)"), file=sys.stderr)
                 r = run_one(DAEMONS[name], sc, args.sender, Path(scratch), profiler,
                            quiet_wait=args.wait_idle)
+                r.round = k
                 parts = " + ".join(f"{k / 1024:.0f}" for k in r.rss_parts)
                 print(f"   stored {r.unique:,}/{r.sent:,} in {r.seconds:.2f}s = {r.rate:,.0f}/s,"
                       f" loss {r.loss:.2f}%, dup {r.duplicates}, CPU {r.cpu_stored:.1f}s/{r.cpu_total:.1f}s,"
@@ -686,6 +714,8 @@ def main() -> int:
                     print(f"   counters: {json.dumps(counters, sort_keys=True)}", file=sys.stderr)
                 results.append(r)
     md = table(results)
+    if args.repeat > 1:
+        md += "\n\n" + round_ratios(results)
     print(md)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -695,7 +725,7 @@ def main() -> int:
              "duplicates": r.duplicates, "seconds": r.seconds, "sender_seconds": r.sender_seconds,
              "cpu_stored": r.cpu_stored, "cpu_total": r.cpu_total, "rss_kib": r.rss_kib,
              "kernel_drops": r.kernel_drops, "load": r.load, "busy_before": r.busy_before,
-             "notes": r.notes, "extra": r.extra}
+             "notes": r.notes, "extra": r.extra, "round": r.round}
             for r in results], indent=1) + "\n")
     return 0
 
