@@ -8,6 +8,7 @@ advance: a spike or an unknown after a hand-over shows in the stored values.
 from __future__ import annotations
 
 import signal
+import statistics
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -119,10 +120,13 @@ def test_three_pollers_share_30_targets_through_kill_sigterm_and_restart(
             assert unknowns(now[f"snmp/{t}"]) == unknown_before[n][t], f"{t} on {n}: an unknown at the hand-over"
             stored = [v for v in rates(d, t, killed_at) if v is not None]
             assert stored, f"{t} on {n}: no rate stored after the take-over"
-            # No spike; the first step after the take-over may be part unknown in this poller's file (it was
-            # not updated while the target was elsewhere), so rrdtool averages it lower: only later steps are exact.
-            assert max(stored) <= 1.25 * BPS, f"{t} on {n}: a spike {stored}"
-            assert all(v >= 0.8 * BPS for v in stored[1:]), f"{t} on {n}: rates too low {stored}"
+            # No spike: a counter carried over wrongly gives a rate many times the real one.  The first step after
+            # the take-over may be part unknown in this poller's file (it was not updated while the target was
+            # elsewhere), so rrdtool averages it lower: the later steps carry the agent's rate, on average (each
+            # alone is off by the jitter of two polls' times, 20 % and more on a machine loaded by other jobs).
+            assert max(stored) <= 2 * BPS, f"{t} on {n}: a spike {stored}"
+            later = stored[1:]
+            assert not later or 0.8 * BPS <= statistics.fmean(later) <= 1.25 * BPS, f"{t} on {n}: rates {stored}"
 
     # SIGTERM: p1 releases at once; p0 holds everything within one interval.
     p1_targets = owned["p1"]
