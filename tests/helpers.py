@@ -82,6 +82,20 @@ async def until(condition: Callable[[], Any], what: str, limit: float = DEADLINE
         await asyncio.sleep(0.02)
 
 
+def rrdtool_cli(*args: str) -> str:
+    """What an rrdtool command prints about a file mepd may be writing: rrdtool locks a file for any use and
+    fails at once on one another process holds, so the command is run again (as mepd runs its updates again)."""
+
+    def attempt() -> str | None:
+        out = subprocess.run(["rrdtool", *args], capture_output=True, text=True, check=False)
+        if out.returncode == 0:
+            return out.stdout
+        assert "could not lock RRD" in out.stderr, f"rrdtool {' '.join(args)}: {out.stderr}"
+        return None
+
+    return str(wait_for(attempt, what=f"rrdtool {args[0]} while the file is locked"))
+
+
 async def rrdtool_info(path: str) -> str:
     """The rrdtool command's view of a file, not the binding's."""
     proc = await asyncio.create_subprocess_exec("rrdtool", "info", path, stdout=subprocess.PIPE)

@@ -140,6 +140,7 @@ class WriteResult:
     updated: int = 0  # rows written: one per file and time, with every data source of the file
     samples: int = 0  # the samples in those rows
     failed_samples: int = 0  # the samples of rows whose update failed (`errors`)
+    lock_waits: int = 0  # updates tried again because another program held the file's lock
     created: int = 0
     skipped_old: int = 0
     invalid_keys: int = 0

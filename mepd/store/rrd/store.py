@@ -251,7 +251,7 @@ class RrdSink:
         self.subscription = subscription
         self.counters = counters
         self.counters.declare("stored", "rows", "skipped_old", "invalid_keys", "errors", "dropped.write_failed",
-                              "dropped.update_failed")
+                              "dropped.update_failed", "lock_waits")
         self._pipeline_counters = pipeline_counters
         self._batch_size = batch_size
         self._flush_interval = flush_interval
@@ -309,7 +309,7 @@ class RrdSink:
         c.inc("created", result.created)
         self._pipeline_counters.inc("stored", result.samples)  # samples, as the pipeline counts them received
         for name, value in (("skipped_old", result.skipped_old), ("invalid_keys", result.invalid_keys),
-                            ("dropped.update_failed", result.failed_samples)):
+                            ("dropped.update_failed", result.failed_samples), ("lock_waits", result.lock_waits)):
             if value:
                 c.inc(name, value)
         if result.errors:

@@ -46,6 +46,11 @@ _BAND_COLOUR: Final = "#FF0000"
 _FAILURE_COLOUR: Final = "#FFFF0080"
 _CAPACITY_COLOUR: Final = "#FF0000"
 _CROSSING_COLOUR: Final = "#CC0000"
+# rrdtool locks a file for any use and does not wait for a lock: an update fails at once while another program
+# reads the file (an admin's `rrdtool graph`, `fetch`, `last`, a backup's `dump`).  Such a read takes
+# milliseconds, so the update is tried again after each of these waits (1.1 s in all) before its rows are dropped.
+LOCKED: Final = "could not lock RRD"
+LOCK_WAITS: Final = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4)
 
 
 @dataclass(slots=True)
@@ -164,10 +169,19 @@ class _Owner:
         return None
 
     def _update(self, lines: dict[str, _Lines], result: WriteResult) -> None:
-        """One rrdtool update per file, with all its new rows."""
+        """One rrdtool update per file, with all its new rows; a file another program has locked is tried again
+        (`LOCK_WAITS`) before its rows are given up."""
         for path, pending in lines.items():
             try:
-                rrdtool.update(*self.daemon, path, "-t", self._templates[path], *pending.lines)
+                for wait in (*LOCK_WAITS, None):
+                    try:
+                        rrdtool.update(*self.daemon, path, "-t", self._templates[path], *pending.lines)
+                        break
+                    except rrdtool.OperationalError as e:
+                        if wait is None or not str(e).startswith(LOCKED):
+                            raise
+                        result.lock_waits += 1
+                        time.sleep(wait)
             except rrdtool.OperationalError as e:
                 self._last.pop(path, None)
                 result.errors.append(f"{path_key(self.root, path)}: {e}")

@@ -3,14 +3,13 @@ check's interval, state changes in the log store, the static export, and a reloa
 
 from __future__ import annotations
 
-import subprocess
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mepd.web.server import LOGIN_FILE
-from tests.helpers import Mepd, free_port, wait_for
+from tests.helpers import Mepd, free_port, rrdtool_cli, wait_for
 
 
 def config(port: int, closed_port: int, root: Path, *, more: str = "") -> str:
@@ -61,8 +60,7 @@ def test_checks_in_the_daemon(mepd_factory: Callable[..., Mepd], closed_port: in
                     >= {"check.tmp.used_pct", "check.dashboard.latency_seconds", "check.db.up"},
                     what="the checks' metrics stored")
     assert keys
-    info = subprocess.run(["rrdtool", "info", str(daemon.root / "state" / "rrd" / "check" / "tmp" / "used_pct.rrd")],
-                          capture_output=True, text=True, check=True).stdout
+    info = rrdtool_cli("info", str(daemon.root / "state" / "rrd" / "check" / "tmp" / "used_pct.rrd"))
     assert "step = 1\n" in info
 
     # Each change of state is a log record.

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import Mepd, free_port, snmp_target, wait_for
+from tests.helpers import Mepd, free_port, rrdtool_cli, snmp_target, wait_for
 from tests.integration.fleet.conftest import NatsServer
 from tests.integration.snmp.conftest import COMMUNITY, Snmpd, snmpd, world_readable_tmp  # noqa: F401 - fixtures
 
@@ -34,13 +33,12 @@ def component(daemon: Mepd, name: str) -> dict[str, Any]:
 def last_update(path: Path) -> int:
     if not path.exists():
         return 0
-    return int(subprocess.run(["rrdtool", "last", str(path)], capture_output=True, text=True, check=True).stdout)
+    return int(rrdtool_cli("last", str(path)))
 
 
 def rows(path: Path, start: int, end: int) -> list[str]:
     """The file's finest AVERAGE rows in (start, end], as rrdtool prints them."""
-    out = subprocess.run(["rrdtool", "fetch", str(path), "AVERAGE", "-r", "1", "-s", str(start), "-e", str(end)],
-                         capture_output=True, text=True, check=True).stdout
+    out = rrdtool_cli("fetch", str(path), "AVERAGE", "-r", "1", "-s", str(start), "-e", str(end))
     return [line for line in out.splitlines()[2:] if line.strip()]
 
 
@@ -87,8 +85,7 @@ def test_the_centrals_rrd_holds_the_edges_rows_across_kill_9_of_central_and_edge
     assert stored["details"]["nodes"]["poller1"]["targets"] == ["box"]
     listed = {m["key"] for m in central.mepctl_json("metrics", "list")}
     assert {"snmp.box.lo.in_bps", "snmp.box.lo.out_bps", "snmp.box.lo.oper_up"} <= listed
-    info = subprocess.run(["rrdtool", "info", str(central.root / RRD)], capture_output=True, text=True,
-                          check=True).stdout
+    info = rrdtool_cli("info", str(central.root / RRD))
     assert "step = 1\n" in info  # the edge's layout (its 1s interval), not the central's default 5m
     overview = central.dashboard_get(f"http://127.0.0.1:{http}/").decode()
     assert "if/box/lo.html" in overview  # the edge's target among the central's interfaces

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import ROOT, Mepd, dead_snmp_target, snmp_target, wait_for
+from tests.helpers import ROOT, Mepd, dead_snmp_target, rrdtool_cli, snmp_target, wait_for
 from tests.integration.snmp.conftest import COMMUNITY, V3_AUTH, V3_PRIV, V3_USER, Blackhole, Snmpd
 
 MakeMepd = Callable[..., Mepd]
@@ -56,7 +56,7 @@ def test_daemon_polls_stores_and_answers(mepd_factory: MakeMepd, snmpd: Snmpd, b
     assert "snmp.box.lo.oper_up  AVERAGE every 1.0s" in human
 
     rrd = Path(d.root / "state" / "rrd" / "snmp" / "box" / "lo.rrd")
-    info = subprocess.run(["rrdtool", "info", str(rrd)], capture_output=True, text=True, check=True).stdout
+    info = rrdtool_cli("info", str(rrd))
     assert "step = 1\n" in info
     assert info.count(".cf = ") == 8
     assert info.count(".type = \"GAUGE\"") == 9  # the interface's nine metrics, one data source each

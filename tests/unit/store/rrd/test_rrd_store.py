@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import signal
 import sys
@@ -14,7 +15,7 @@ import pytest
 from mepd.model import Sample
 from mepd.pipeline import Counters, Pipeline, Subscription
 from mepd.store.rrd.store import Layouts, RrdError, RrdSink, RrdStore, build_layouts, key_path, layout, path_key
-from tests.helpers import rrdtool_info
+from tests.helpers import rrdtool_info, until
 
 T0 = 1_800_000_000
 
@@ -72,6 +73,26 @@ async def test_write_creates_on_first_sample_and_fetch_reads_back(store: RrdStor
     assert "step = 10" in info
     assert 'rra[0].cf = "AVERAGE"' in info
     assert 'rra[4].cf = "MAX"' in info
+
+
+async def test_an_update_waits_out_a_lock_another_program_holds(store: RrdStore) -> None:
+    """rrdtool fails an update at once while another program holds the file's lock (an admin's `rrdtool graph`
+    or `last` on it): the worker tries again instead of dropping the rows."""
+    key = "snmp.t.eth0.in_bps"
+    await store.write([Sample(key, T0 + 10, 1.0)])
+    wchan = Path(f"/proc/{store.worker_pid}/wchan")
+    fd = os.open(key_path(store.root, key), os.O_RDWR)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)  # a POSIX lock on the whole file, as rrdtool takes its own
+        write = asyncio.create_task(store.write([Sample(key, T0 + 20, 2.0)]))
+        await until(lambda: "nanosleep" in wchan.read_text(), "the worker waiting to try again")
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+    result = await write
+    assert (result.updated, result.failed_samples, result.errors) == (1, 0, [])
+    assert result.lock_waits >= 1
+    assert store.latest[key].value == 2.0
 
 
 async def test_unknown_is_stored_as_unknown(store: RrdStore) -> None:
