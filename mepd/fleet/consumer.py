@@ -138,7 +138,7 @@ class Consumer:
         """Commit the message's records under its id (again and again until it commits), then acknowledge."""
         node = msg.subject.rsplit(".", 1)[-1]
         now = time.time()
-        records = wire.decode(msg.data, node, now)
+        records, unread = wire.decode(msg.data, node, now)
         delay = 0.1
         while True:
             try:
@@ -159,7 +159,7 @@ class Consumer:
         seen.last_heard = now
         self.counters.inc("messages")
         self.counters.inc("received", len(records))
-        if unread := wire.unreadable(records):  # stored raw, flagged, and counted here
+        if unread:  # stored raw, flagged, and counted here
             self.counters.inc("parse_errors", unread)
         if msg.metadata.num_delivered > 1:
             self.counters.inc("redelivered")

@@ -23,7 +23,6 @@ from mepd.model import FACILITIES, SEVERITIES, LogRecord
 from mepd.store.logs.store import Line
 
 MSG_ID = "Nats-Msg-Id"
-NOT_A_RECORD: Final = "not a fleet record"  # the parse_error of a line `decode` could not read
 
 
 def message_id(node: str, epoch: str, first: int, last: int) -> str:
@@ -95,14 +94,16 @@ def _record(data: dict[str, Any], node: str) -> LogRecord:
 _SCAN: Final = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
-def decode(payload: bytes, node: str, received: float) -> list[LogRecord]:
-    """The records of one message; a line that is not a record is kept raw, flagged, never dropped.
+def decode(payload: bytes, node: str, received: float) -> tuple[list[LogRecord], int]:
+    """The records of one message, and how many of them are lines that were not records: kept raw, flagged,
+    never dropped.
 
     Lines end at "\\n" only: str.splitlines would also cut at U+2028, U+0085 and others, which JSON leaves
     unescaped in a message.  A line that is one JSON value from its first character to its "\\n" is read in
     place; any other goes through `_line` (json.loads and its checks)."""
     text = payload.decode(errors="replace")
     out: list[LogRecord] = []
+    bad = 0
     pos, size = 0, len(text)
     while pos < size:
         try:
@@ -114,28 +115,27 @@ def decode(payload: bytes, node: str, received: float) -> list[LogRecord]:
                 out.append(_record(data, node))
             except (ValueError, KeyError, TypeError, AttributeError) as e:
                 out.append(_not_a_record(text[pos:end], node, received, e))
+                bad += 1
         else:
             end = text.find("\n", pos)
             end = size if end < 0 else end
-            _line(text[pos:end], node, received, out)
+            bad += _line(text[pos:end], node, received, out)
         pos = end + 1
-    return out
+    return out, bad
 
 
-def _line(line: str, node: str, received: float, out: list[LogRecord]) -> None:
+def _line(line: str, node: str, received: float, out: list[LogRecord]) -> int:
+    """Append the line's record, or the line kept raw; returns 1 for the latter."""
     if not line.strip():
-        return
+        return 0
     try:
         out.append(_record(json.loads(line), node))
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:  # nesting too deep: RecursionError
         out.append(_not_a_record(line, node, received, e))
+        return 1
+    return 0
 
 
 def _not_a_record(line: str, node: str, received: float, error: Exception) -> LogRecord:
     return LogRecord(ts=received, received=received, message=line, source="fleet", node=node,
-                     parse_error=f"{NOT_A_RECORD}: {error}", raw=line)
-
-
-def unreadable(records: list[LogRecord]) -> int:
-    """How many of `decode`'s records are lines it could not read (kept raw), not records an edge sent."""
-    return sum(1 for r in records if r.parse_error is not None and r.parse_error.startswith(NOT_A_RECORD))
+                     parse_error=f"not a fleet record: {error}", raw=line)
