@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from mepd.store.rrd.worker import LOCKED
+
 DEADLINE = 30.0
 ROOT = Path(__file__).parent.parent
 
@@ -90,7 +92,7 @@ def rrdtool_cli(*args: str) -> str:
         out = subprocess.run(["rrdtool", *args], capture_output=True, text=True, check=False)
         if out.returncode == 0:
             return out.stdout
-        assert "could not lock RRD" in out.stderr, f"rrdtool {' '.join(args)}: {out.stderr}"
+        assert LOCKED in out.stderr, f"rrdtool {' '.join(args)}: {out.stderr}"
         return None
 
     return str(wait_for(attempt, what=f"rrdtool {args[0]} while the file is locked"))

@@ -354,9 +354,10 @@ class LogStore:
         answer = await self._answer(worker.write, batch_id or uuid.uuid4().hex, b.rows,
                                     {**b.cursors, **(cursors or {})}, time.time(), b.uids)
         self.last_id, new, repeats = answer.value
-        self.storing.add(answer.seconds, time.monotonic())
+        now = time.monotonic()
+        self.storing.add(answer.seconds, now)
         if self._unindexed_since is None and self.fts_lag > 0:
-            self._unindexed_since = time.monotonic()
+            self._unindexed_since = now
         self.future_dated += b.ahead
         await self.wake_followers()
         return Written(new, repeats)

@@ -169,19 +169,10 @@ class _Owner:
         return None
 
     def _update(self, lines: dict[str, _Lines], result: WriteResult) -> None:
-        """One rrdtool update per file, with all its new rows; a file another program has locked is tried again
-        (`LOCK_WAITS`) before its rows are given up."""
+        """One rrdtool update per file, with all its new rows."""
         for path, pending in lines.items():
             try:
-                for wait in (*LOCK_WAITS, None):
-                    try:
-                        rrdtool.update(*self.daemon, path, "-t", self._templates[path], *pending.lines)
-                        break
-                    except rrdtool.OperationalError as e:
-                        if wait is None or not str(e).startswith(LOCKED):
-                            raise
-                        result.lock_waits += 1
-                        time.sleep(wait)
+                self._update_file(path, pending.lines, result)
             except rrdtool.OperationalError as e:
                 self._last.pop(path, None)
                 result.errors.append(f"{path_key(self.root, path)}: {e}")
@@ -191,6 +182,20 @@ class _Owner:
                 result.samples += pending.samples
                 if path in self._watched:
                     self._failures(path, self._watched[path], result)
+
+    def _update_file(self, path: str, rows: list[str], result: WriteResult) -> None:
+        """rrdtool update, tried again after each of `LOCK_WAITS` while another program holds the file's lock;
+        the last try's error is the one raised."""
+        for wait in (*LOCK_WAITS, None):
+            try:
+                rrdtool.update(*self.daemon, path, "-t", self._templates[path], *rows)
+            except rrdtool.OperationalError as e:
+                if wait is None or not str(e).startswith(LOCKED):
+                    raise
+                result.lock_waits += 1
+                time.sleep(wait)
+            else:
+                return
 
     def _watch(self, path: str, loc: Location, key: str) -> None:
         """Report FAILURES of `key` after each write; first give its file the Holt-Winters archives if it
