@@ -65,7 +65,11 @@ async def test_samples_reach_victoria_metrics(victoria: str, tmp_path: Path) -> 
         start = int(time.time()) - 300
         await pipeline.samples.put_many([Sample("snmp.r1.eth0.in_bps", start + 10 * i, 8.0 * i) for i in range(5)])
         await until(lambda: rw.counters.get("sent") == 5, "5 samples sent")
-        series = await until(lambda: exported(victoria), "the series in victoria-metrics")
+        # Accepted rows become searchable up to a second later; force_flush makes them so before the
+        # export (a CI run read the first batch alone).
+        with urllib.request.urlopen(f"{victoria}/internal/force_flush", timeout=30) as resp:
+            assert resp.status == 200
+        series = exported(victoria)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
