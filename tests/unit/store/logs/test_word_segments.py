@@ -185,3 +185,13 @@ def test_a_pass_in_steps_deletes_what_one_call_does(tmp_path: Path) -> None:
     assert sum(n for n, _ in steps) == whole[0][0]
     assert all(n <= 30 for n, _ in steps)
     assert [more for _, more in steps] == [True] * (len(steps) - 1) + [False]
+
+
+def test_every_segment_merges_its_fts5_segments_16_at_a_time(db: sqlite3.Connection) -> None:
+    worker.write("a", rows(1, 200), {}, 0.0)
+    worker.index(100)
+    worker.index(100)
+    assert tables(db) == ["logs_words", "logs_words_101"]
+    for name in tables(db):  # FTS5's default is 4: a quarter more CPU a row (bench/README)
+        assert db.execute(f"SELECT v FROM {name}_config WHERE k = 'automerge'").fetchone() == (worker.AUTOMERGE,)
+    assert worker.AUTOMERGE == 16
