@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 # Build dependencies of the Python bindings (rrdtool, systemd-python) and of mepd's own C extension, the tools
 # mepd drives, and the real peers the tests talk to.
-APT_BUILD := python3-venv python3-dev gcc pkg-config librrd-dev libsystemd-dev
+APT_BUILD := python3-venv python3-dev gcc pkg-config librrd-dev libsystemd-dev libsqlite3-dev
 APT_RUN := rrdtool rrdcached
 APT_TEST := bsdutils util-linux openssl rsyslog rsyslog-relp logrotate snmpd snmp mosquitto mosquitto-clients \
 	systemd-journal-remote sqlite3 goaccess chromium nginx-light nats-server dbus-daemon prometheus victoria-metrics
@@ -34,7 +34,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy mepd/
 
-# The syslog speedups (C) must have been built by the install: their tests fail instead of skipping.
+# The C extensions (the syslog speedups, the packed rows) must have been built by the install: their tests fail
+# instead of skipping.
 pytest: $(STAMP)
 	MEPD_REQUIRE_SPEEDUPS=1 $(VENV)/bin/pytest $(PYTEST_ARGS)
 
@@ -46,7 +47,7 @@ venv: $(STAMP)
 deb: system-packages
 	sh packaging/deb/build.sh dist
 
-$(STAMP): setup.cfg setup.py pyproject.toml mepd/sources/syslog/_speedups.c | system-packages
+$(STAMP): setup.cfg setup.py pyproject.toml mepd/sources/syslog/_speedups.c mepd/store/logs/_rows.c | system-packages
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip setuptools wheel
 	$(VENV)/bin/pip install --quiet --editable '.[test,deploy]'

@@ -7,8 +7,8 @@
 #
 #   packaging/deb/build.sh [OUTDIR]        (default OUTDIR: dist/)
 #
-# Needs: python3.11-venv, python3.11-dev, gcc, pkg-config, librrd-dev, libsystemd-dev
-# (rrdtool, systemd-python and mepd's syslog speedups build from source), dpkg-dev (dpkg-shlibdeps),
+# Needs: python3.11-venv, python3.11-dev, gcc, pkg-config, librrd-dev, libsystemd-dev, libsqlite3-dev
+# (rrdtool, systemd-python and mepd's C extensions build from source), dpkg-dev (dpkg-shlibdeps),
 # binutils (strip) and PyPI (or a pip cache/wheelhouse) for the dependencies.
 # PYTHON picks the interpreter the venv is made with (default
 # /usr/bin/python3.11: the package then depends on Debian's python3.11).
@@ -46,11 +46,13 @@ find "$WORK/src" \( -name __pycache__ -o -name '*.so' \) -prune -exec rm -rf {} 
 "$STAGE$PREFIX/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile \
     --no-warn-script-location "$WORK/src"
 "$STAGE$PREFIX/bin/python" -m pip uninstall --quiet --yes pip setuptools
-# The syslog speedups are optional for pip (no compiler: the pure Python path), not for the package.
-if ! ls "$STAGE$PREFIX"/lib/python*/site-packages/mepd/sources/syslog/_speedups*.so >/dev/null 2>&1; then
-    echo "build.sh: mepd's C extension was not built (gcc and python$PYVER-dev installed?)" >&2
-    exit 1
-fi
+# The C extensions are optional for pip (no compiler: the pure Python path), not for the package.
+for so in sources/syslog/_speedups store/logs/_rows; do
+    if ! ls "$STAGE$PREFIX"/lib/python*/site-packages/mepd/$so*.so >/dev/null 2>&1; then
+        echo "build.sh: mepd's C extension $so was not built (gcc, python$PYVER-dev, libsqlite3-dev installed?)" >&2
+        exit 1
+    fi
+done
 
 # 2. Trim the venv to what the service needs, and make it relocatable to
 #    $PREFIX: the scripts' shebangs and pyvenv.cfg name the staging path.

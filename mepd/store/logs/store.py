@@ -59,7 +59,7 @@ from mepd.config import LogStorageConfig
 from mepd.errors import MepdError
 from mepd.model import FACILITIES, SEVERITIES, LogQuery, LogRecord, rfc3339
 from mepd.pipeline import Counters, Subscription
-from mepd.store.logs import grep, worker
+from mepd.store.logs import grep, native, worker
 from mepd.workers import Worker, WorkerDiedError
 
 log = logging.getLogger(__name__)
@@ -251,6 +251,7 @@ class LogStore:
         self.cfg = cfg
         self.last_id = 0
         self.fts_upto = 0
+        self.packed = False  # whether the writer takes packed rows (`native`): its `state` says, at `open`
         self.committed = asyncio.Condition()
         # Below the event loop: a datagram not read in time is lost, a batch stored late is not.
         self._writer = Worker(worker.__name__, "open", path, nice=WRITER_NICE)
@@ -268,7 +269,7 @@ class LogStore:
 
     async def open(self) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        self.last_id, self.fts_upto = await self._on_writer(worker.state)
+        self.last_id, self.fts_upto, self.packed = await self._on_writer(worker.state)
         if self.fts_lag > 0:
             self._unindexed_since = time.monotonic()
 
@@ -349,9 +350,12 @@ class LogStore:
         Every attempt at one batch gives the same `batch_id`: one that committed is not stored again, and
         `Written.new` is False (the records are stored, by an earlier attempt)."""
         b = _rows(records)
+        rows: list[tuple[Any, ...]] | bytes = b.rows
+        if self.packed and native.pack is not None and not b.uids:
+            rows = native.pack(b.rows, worker.PACK_FORMS)
         new: bool
         repeats: list[int]
-        answer = await self._answer(worker.write, batch_id or uuid.uuid4().hex, b.rows,
+        answer = await self._answer(worker.write, batch_id or uuid.uuid4().hex, rows,
                                     {**b.cursors, **(cursors or {})}, time.time(), b.uids)
         self.last_id, new, repeats = answer.value
         now = time.monotonic()
@@ -547,7 +551,7 @@ class LogStore:
                                                MAINTAIN_STEP)
             deleted += step
         if deleted:  # the newest rows deleted too (by age, all of them) set the index back: new ids are reused
-            self.last_id, self.fts_upto = await self._on_writer(worker.state)
+            self.last_id, self.fts_upto, self.packed = await self._on_writer(worker.state)
             log.info("retention removed %d records", deleted)
         return deleted
 

@@ -43,7 +43,8 @@ def test_tree_has_the_venv_links_units_and_conffile(deb_tree: Path) -> None:
     for package in ("mepd", "aiohttp", "aiomqtt", "pysnmp", "cryptography", "systemd", "watchdog"):
         assert (site / package).is_dir(), package
     assert list(site.glob("rrdtool*.so"))
-    assert list(site.glob("mepd/sources/syslog/_speedups*.so"))  # mepd's own C extension
+    assert list(site.glob("mepd/sources/syslog/_speedups*.so"))  # mepd's own C extensions
+    assert list(site.glob("mepd/store/logs/_rows*.so"))
     assert (site / "mepd" / "__init__.py").read_text() == (ROOT / "mepd" / "__init__.py").read_text()
     for unit in ("mepd.service", "mepd.socket", "mepd-tcp.socket", "mepd-rrdcached.service"):
         assert (deb_tree / "lib/systemd/system" / unit).read_bytes() == (ROOT / "units" / unit).read_bytes()

@@ -48,6 +48,13 @@ def victoria(short_tmp: Path) -> Iterator[str]:
         proc.wait(timeout=60)
 
 
+def force_flush(url: str) -> None:
+    """Make what VictoriaMetrics accepted searchable now, not up to a second later (a CI run's export read
+    the first batch alone)."""
+    with urllib.request.urlopen(f"{url}/internal/force_flush", timeout=30) as resp:
+        assert resp.status == 200
+
+
 def exported(url: str) -> list[dict[str, object]]:
     """Every raw sample of the series, as /api/v1/export gives them (one JSON line per series)."""
     query = urllib.parse.urlencode({"match[]": 'mepd_snmp_in_bytes_per_second{target="r1"}'})
@@ -65,10 +72,7 @@ async def test_samples_reach_victoria_metrics(victoria: str, tmp_path: Path) -> 
         start = int(time.time()) - 300
         await pipeline.samples.put_many([Sample("snmp.r1.eth0.in_bps", start + 10 * i, 8.0 * i) for i in range(5)])
         await until(lambda: rw.counters.get("sent") == 5, "5 samples sent")
-        # Accepted rows become searchable up to a second later; force_flush makes them so before the
-        # export (a CI run read the first batch alone).
-        with urllib.request.urlopen(f"{victoria}/internal/force_flush", timeout=30) as resp:
-            assert resp.status == 200
+        force_flush(victoria)
         series = exported(victoria)
     finally:
         task.cancel()
