@@ -48,6 +48,7 @@ from mepd.sources.syslog import sockets
 from mepd.sources.syslog.framing import FrameSplitter
 from mepd.sources.syslog.parse import parse_message
 from mepd.sources.syslog.server import _READ_CHUNK, DRAIN_MAX, DatagramListener, Handover, SyslogIntake
+from mepd.store.logs import native as lognative
 from mepd.store.logs import store as logstore
 from mepd.store.logs import worker as logwriter
 
@@ -184,6 +185,14 @@ def store_write(rows: list[tuple[Any, ...]], batch: int,
     now = time.time()
     return least_cpu(rows, batch, lambda _conn, i, chunk: logwriter.write(f"b{i}", chunk, {}, now),
                      prepare)
+
+
+def packed_write(rows: list[tuple[Any, ...]], batch: int) -> float:
+    """CPU µs/row for logwriter.write of the batches packed (`mepd.store.logs.native`), as the daemon sends them."""
+    assert lognative.pack is not None
+    now = time.time()
+    packed = {i: lognative.pack(rows[i : i + batch], logwriter.PACK_FORMS) for i in range(0, len(rows), batch)}
+    return least_cpu(rows, batch, lambda _conn, i, _chunk: logwriter.write(f"b{i}", packed[i], {}, now))
 
 
 def long_form(row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -399,9 +408,19 @@ def main() -> None:
     with timed(results, "store: pickle.loads of them (the writer's side of the hop)", n, "writer"):
         for data in pickles:
             pickle.loads(data)
+    if lognative.pack is not None:
+        with timed(results, f"store: native.pack of {BATCH}-row lists, then pickle.dumps (the packed hop)", n):
+            packs = [pickle.dumps(lognative.pack(rows[i : i + BATCH], logwriter.PACK_FORMS), pickle.HIGHEST_PROTOCOL)
+                     for i in range(0, n, BATCH)]
+        with timed(results, "store: pickle.loads of them", n, "writer"):
+            for data in packs:
+                pickle.loads(data)
     store_write(rows[: 10 * BATCH], BATCH)  # not reported: whichever store figure came first ran a third high
     for batch in (200, 2000, 10000):
         report(results, f"store: logwriter.write, batches of {batch}", "writer", store_write(rows, batch))
+    if lognative.pack is not None:
+        report(results, f"store: logwriter.write, batches of {BATCH} packed (the daemon's way)", "writer",
+               packed_write(rows, BATCH))
     long_rows = [long_form(row) for row in rows]
     report(results, f"store: batches of {BATCH}, every row with all {len(logwriter.COLUMNS)} columns (None bound)",
            "writer", store_write(long_rows, BATCH))
