@@ -270,6 +270,9 @@ class LogStore:
     async def open(self) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         self.last_id, self.fts_upto, self.packed = await self._on_writer(worker.state)
+        if native.pack is not None and not self.packed:
+            log.warning("the log writer could not load mepd_rows() from %s (does this Python's sqlite3 load"
+                        " extensions?): batches go as row tuples, at more CPU a row", native.path)
         if self.fts_lag > 0:
             self._unindexed_since = time.monotonic()
 

@@ -77,6 +77,15 @@ def test_the_packed_rows_are_in_use(writer: Path) -> None:
     assert worker.state().value[2]
 
 
+def test_a_writer_that_cannot_load_the_extension_takes_tuples(writer: Path, monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    monkeypatch.setattr(native, "path", str(writer / "missing.so"))
+    monkeypatch.setattr(worker, "_packed", None)  # decided again at this open
+    worker.open(str(writer / "logs.db"))
+    assert worker.state().value[2] is False
+    assert worker.write("b", _rows(corpus_records()[:2]).rows, {}, 0.0).value == (2, True, [])
+
+
 def corpus_records() -> list[LogRecord]:
     """The corpus parsed as received from a peer, then again from none (a local socket's)."""
     intake = SyslogIntake(SyslogListenConfig(proto="udp", address="127.0.0.1:1"), Channel("x", Counters()),
