@@ -87,7 +87,7 @@ _FORMS: Final = {len(names): names for names in ROW_FORMS}
 PACK_FORMS: Final = tuple(bytes(list(COLUMNS).index(name) for name in _FORMS[size]) if size in _FORMS else None
                           for size in range(len(COLUMNS) + 1))
 # A batch's rows packed into one value (`_rows.c`): SQLite reads them out of it itself, with no value bound
-# through Python's sqlite3 (a third less of the writer's CPU a row, bench/README).
+# through Python's sqlite3 (about 40 % fewer instructions a row in the writer, bench/README).
 PACKED_INSERT: Final = (f"INSERT INTO logs ({', '.join(COLUMNS)}) SELECT"
                         f" {', '.join(f'c{i}' for i in range(len(COLUMNS)))} FROM mepd_rows(?)")
 # Rows of one form go `_ROWS_PER_INSERT` to an INSERT statement (VALUES (...), (...), ...), as many as SQLite's
@@ -110,6 +110,7 @@ _DELETE_CHUNK: Final = 5000
 # about as many segments as this, plus one.  While retention deletes nothing, a segment first takes
 # `SEGMENT_MIN_ROWS`: a store filling up is searched through a few segments, not one per few rows.
 SEGMENT_SHARE: Final = 4
+SEGMENT_MIN_ROWS: Final = 100_000
 # FTS5 merges its b-tree segments once `automerge` of them share a level (4 by default): at 16, a row is
 # rewritten by about half as many merges, and the index costs a quarter less CPU a row (41,000 to 31,000
 # instructions indexing 500,000 bench rows in chunks of `FTS_CHUNK`, bench/README), where a search reads
@@ -119,7 +120,6 @@ AUTOMERGE: Final = 16
 # of `FTS_CHUNK` bench rows holds about 5 MiB of them, so at 8 MiB it writes one segment, not five, and merges
 # less (another 7 % fewer instructions a row; the writer's memory grows by as much at most).
 HASHSIZE: Final = 8 << 20
-SEGMENT_MIN_ROWS: Final = 100_000
 # A batch is retried when its writer died before answering, right after: an hour of ids is plenty.
 _BATCH_IDS_KEPT: Final = 3600.0
 # Batches read from the fleet's streams (mepd.fleet.consumer): a node republishes an unacknowledged
