@@ -26,7 +26,7 @@
 #include <sqlite3ext.h>
 SQLITE_EXTENSION_INIT1
 
-#define N_COLUMNS 16  /* mepd.store.logs.worker.COLUMNS: the writer checks COLUMNS before it packs */
+#define N_COLUMNS 16  /* mepd.store.logs.worker.COLUMNS: the writer loads mepd_rows() only when they match */
 #define HEADER 12
 static const char MAGIC[4] = {'M', 'E', 'P', 'R'};
 enum { T_NULL, T_TEXT, T_BLOB, T_INT, T_REAL };
@@ -327,8 +327,8 @@ rows_filter(sqlite3_vtab_cursor *cursor, int idx, const char *idx_name, int argc
     c->rows = c->row = 0;
     if (argc != 1 || sqlite3_value_type(argv[0]) != SQLITE_BLOB)
         return malformed(c);
+    const void *bytes = sqlite3_value_blob(argv[0]);  /* before _bytes(), as SQLite's documentation asks */
     int len = sqlite3_value_bytes(argv[0]);
-    const void *bytes = sqlite3_value_blob(argv[0]);
     if (len < HEADER || bytes == NULL || memcmp(bytes, MAGIC, 4) != 0)
         return malformed(c);
     uint32_t counts[2];

@@ -251,7 +251,7 @@ class LogStore:
         self.cfg = cfg
         self.last_id = 0
         self.fts_upto = 0
-        self.packed = False  # whether the writer takes packed rows (`native`): its `state` says, at `open`
+        self.packed = False  # whether the writer takes packed rows (`native`): as its `state` last said
         self.committed = asyncio.Condition()
         # Below the event loop: a datagram not read in time is lost, a batch stored late is not.
         self._writer = Worker(worker.__name__, "open", path, nice=WRITER_NICE)
@@ -356,10 +356,17 @@ class LogStore:
         rows: list[tuple[Any, ...]] | bytes = b.rows
         if self.packed and native.pack is not None and not b.uids:
             rows = native.pack(b.rows, worker.PACK_FORMS)
+            if len(rows) > worker.PACKED_MAX:
+                rows = b.rows
         new: bool
         repeats: list[int]
-        answer = await self._answer(worker.write, batch_id or uuid.uuid4().hex, rows,
-                                    {**b.cursors, **(cursors or {})}, time.time(), b.uids)
+        try:
+            answer = await self._answer(worker.write, batch_id or uuid.uuid4().hex, rows,
+                                        {**b.cursors, **(cursors or {})}, time.time(), b.uids)
+        except sqlite3.Error:
+            if isinstance(rows, bytes):  # a writer started since may not read them: the retry sends what it does
+                self.packed = (await self._on_writer(worker.state))[2]
+            raise
         self.last_id, new, repeats = answer.value
         now = time.monotonic()
         self.storing.add(answer.seconds, now)

@@ -88,6 +88,9 @@ PACK_FORMS: Final = tuple(bytes(list(COLUMNS).index(name) for name in _FORMS[siz
                           for size in range(len(COLUMNS) + 1))
 # A batch's rows packed into one value (`_rows.c`): SQLite reads them out of it itself, with no value bound
 # through Python's sqlite3 (about 40 % fewer instructions a row in the writer, bench/README).
+# Above this many bytes a batch goes as tuples: SQLite takes no value past its SQLITE_LIMIT_LENGTH (1e9 by
+# default), and a batch of `batch_size` records of `max_message_size` each may be larger.
+PACKED_MAX: Final = 256 << 20
 PACKED_INSERT: Final = (f"INSERT INTO logs ({', '.join(COLUMNS)}) SELECT"
                         f" {', '.join(f'c{i}' for i in range(len(COLUMNS)))} FROM mepd_rows(?)")
 # Rows of one form go `_ROWS_PER_INSERT` to an INSERT statement (VALUES (...), (...), ...), as many as SQLite's
@@ -251,7 +254,8 @@ def _load_packed_rows(conn: sqlite3.Connection) -> None:
 
 
 def _new_segment(conn: sqlite3.Connection, first: int, name: str) -> None:
-    """A word segment for the records from id `first` on (an existing table of that name is taken as it is)."""
+    """A word segment for the records from id `first` on (an existing table of that name, the databases made
+    before the split's `logs_words`, is taken as it is, with these settings)."""
     conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {name} USING fts5("
                  "message, content='logs', content_rowid='id', tokenize='ascii', detail='none')")
     for option, value in (("automerge", AUTOMERGE), ("hashsize", HASHSIZE)):

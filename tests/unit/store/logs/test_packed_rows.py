@@ -8,6 +8,7 @@ there.  The other store tests write through whichever path is in use; `MEPD_PURE
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mepd.config import LogStorageConfig, SyslogListenConfig
-from mepd.model import LogRecord
+from mepd.model import LogQuery, LogRecord
 from mepd.pipeline import Channel, Counters
 from mepd.sources.syslog.server import SyslogIntake
 from mepd.store.logs import native, worker
 from mepd.store.logs.store import LogStore, _rows
+from tests.helpers import until
 from tests.unit.sources.syslog.test_syslog_corpus import DEFAULT_PEER, ENTRIES
 
 pytestmark = pytest.mark.skipif(
@@ -119,13 +121,17 @@ ROWS = st.lists(st.sampled_from(worker.ROW_FORMS).flatmap(a_row), max_size=30)
 @given(rows=ROWS)
 def test_hypothesis_rows(writer: Path, rows: list[tuple[Any, ...]]) -> None:
     """Any value sqlite3 binds, in any column of any form (the table's NOT NULL aside: both refuse it)."""
+    for name in ("tuples.db", "packed.db"):
+        for suffix in ("", "-wal", "-shm"):
+            (writer / f"{name}{suffix}").unlink(missing_ok=True)
     try:
-        same(writer, rows)
-    except sqlite3.IntegrityError:  # raised by the tuples, first: the packed rows must be refused as well
+        want = stored(writer / "tuples.db", rows, packed=False)
+    except sqlite3.IntegrityError:  # a None where the table says NOT NULL: the packed rows must be refused too
         worker.close()
-        (writer / "packed.db").unlink(missing_ok=True)
         with pytest.raises(sqlite3.IntegrityError):
             stored(writer / "packed.db", rows, packed=True)
+        return
+    assert stored(writer / "packed.db", rows, packed=True) == want
 
 
 def test_values_sqlite3_refuses_are_refused_alike() -> None:
@@ -181,3 +187,27 @@ async def test_the_daemon_sends_packed_rows(tmp_path: Path, monkeypatch: pytest.
     assert packs == [len(records)]
     assert read[0] == read[1]
     assert len(read[0]) == len(records) + len(relp)
+
+
+async def test_a_writer_restarted_without_the_extension_gets_tuples(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer process dies; the one started after it cannot load mepd_rows() (here MEPD_PURE=1 in its
+    environment: the module is not even imported there).  The batches that follow must reach it as tuples."""
+    store = LogStore(str(tmp_path / "logs.db"), LogStorageConfig())
+    await store.open()
+    try:
+        assert store.packed
+        await store.write(corpus_records()[:3])
+        pid = store.writer_pid
+        assert pid is not None
+        monkeypatch.setenv("MEPD_PURE", "1")
+        os.kill(pid, signal.SIGKILL)
+        await until(lambda: store.writer_pid is None, "the store to see its writer die")
+        with pytest.raises(sqlite3.OperationalError):  # the batch in flight when it died: the sink retries it
+            await store.write(corpus_records()[3:5])
+        assert not store.packed
+        assert store.writer_pid not in (None, pid)
+        await store.write(corpus_records()[3:5])
+        assert sorted(r["id"] for r in await store.query(LogQuery())) == [1, 2, 3, 4, 5]
+    finally:
+        await store.close()
