@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import rrdtool
 
@@ -46,11 +46,29 @@ _BAND_COLOUR: Final = "#FF0000"
 _FAILURE_COLOUR: Final = "#FFFF0080"
 _CAPACITY_COLOUR: Final = "#FF0000"
 _CROSSING_COLOUR: Final = "#CC0000"
-# rrdtool locks a file for any use and does not wait for a lock: an update fails at once while another program
-# reads the file (an admin's `rrdtool graph`, `fetch`, `last`, a backup's `dump`).  Such a read takes
-# milliseconds, so the update is tried again after each of these waits (1.1 s in all) before its rows are dropped.
+# rrdtool locks a file for any use and does not wait for a lock: an update or a read fails at once while another
+# program reads the file (an admin's `rrdtool graph`, `fetch`, `last`, a backup's `dump`).  Such a read takes
+# milliseconds, so every call is tried again after each of these waits (1.1 s in all, `_unlocked`) before an
+# update's rows are dropped or a read answers an error.
 LOCKED: Final = "could not lock RRD"
 LOCK_WAITS: Final = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4)
+
+T = TypeVar("T")
+
+
+def _unlocked(fn: Callable[..., T], *args: str, waited: Callable[[], None] = lambda: None) -> T:
+    """An rrdtool call, tried again after each of `LOCK_WAITS` while another program holds a file's lock
+    (`waited` told of each wait); the last try's error is the one raised.  Updates would drop their rows,
+    reads (graphs, fetch, `metrics show`) answer an error: both wait instead."""
+    for wait in LOCK_WAITS:
+        try:
+            return fn(*args)
+        except rrdtool.OperationalError as e:
+            if not str(e).startswith(LOCKED):
+                raise
+        waited()
+        time.sleep(wait)
+    return fn(*args)
 
 
 @dataclass(slots=True)
@@ -184,18 +202,10 @@ class _Owner:
                     self._failures(path, self._watched[path], result)
 
     def _update_file(self, path: str, rows: list[str], result: WriteResult) -> None:
-        """rrdtool update, tried again after each of `LOCK_WAITS` while another program holds the file's lock;
-        the last try's error is the one raised."""
-        for wait in (*LOCK_WAITS, None):
-            try:
-                rrdtool.update(*self.daemon, path, "-t", self._templates[path], *rows)
-            except rrdtool.OperationalError as e:
-                if wait is None or not str(e).startswith(LOCKED):
-                    raise
-                result.lock_waits += 1
-                time.sleep(wait)
-            else:
-                return
+        def waited() -> None:
+            result.lock_waits += 1
+
+        _unlocked(rrdtool.update, *self.daemon, path, "-t", self._templates[path], *rows, waited=waited)
 
     def _watch(self, path: str, loc: Location, key: str) -> None:
         """Report FAILURES of `key` after each write; first give its file the Holt-Winters archives if it
@@ -204,7 +214,7 @@ class _Owner:
         assert hw is not None
         watch = self._watched.get(path)
         if watch is None:
-            info = rrdtool.info(*self.daemon, path)
+            info = _unlocked(rrdtool.info, *self.daemon, path)
             fails = next((k[:-len(".cf")] for k, v in info.items() if k.endswith(".cf") and v == "FAILURES"), None)
             if fails is None:
                 rrdtool.tune(path, *self.daemon, *loc.layout.hw_args())
@@ -221,9 +231,9 @@ class _Owner:
         last = self._last[path]
         if watch.learned is None:
             watch.learned = self._learned(path, watch)
-        (start, _end, step), names, rows = rrdtool.fetch(*self.daemon, path, "FAILURES", "-s",
-                                                         str(int(max(watch.seen, last - watch.season))),
-                                                         "-e", str(int(last)))
+        (start, _end, step), names, rows = _unlocked(
+            rrdtool.fetch, *self.daemon, path, "FAILURES", "-s", str(int(max(watch.seen, last - watch.season))),
+            "-e", str(int(last)))
         columns = [(names.index(ds), key) for ds, key in watch.keys.items() if ds in names]
         for i, row in enumerate(rows):
             ts = float(start + (i + 1) * step)
@@ -237,9 +247,9 @@ class _Owner:
     def _learned(self, path: str, watch: _Watch) -> float | None:
         """LEARN_SEASONS seasons after the first known HWPREDICT row; None while there is none."""
         last = self._last[path]
-        (start, _end, step), _names, rows = rrdtool.fetch(*self.daemon, path, "HWPREDICT", "-s",
-                                                          str(int(last - (LEARN_SEASONS + 1) * watch.season)),
-                                                          "-e", str(int(last)))
+        (start, _end, step), _names, rows = _unlocked(
+            rrdtool.fetch, *self.daemon, path, "HWPREDICT", "-s", str(int(last - (LEARN_SEASONS + 1) * watch.season)),
+            "-e", str(int(last)))
         first = next((i for i, row in enumerate(rows) if any(v is not None for v in row)), None)
         return None if first is None else start + (first + 1) * step + LEARN_SEASONS * watch.season
 
@@ -256,7 +266,7 @@ class _Owner:
     def _last_update(self, loc: Location, ts: float, result: WriteResult) -> float:
         """The file's last update time, creating the file (as of just before `ts`) when there is none."""
         if os.path.exists(loc.path):
-            info = rrdtool.info(*self.daemon, loc.path)
+            info = _unlocked(rrdtool.info, *self.daemon, loc.path)
             names = _ds_names(info)
             last = float(info["last_update"])
         else:
@@ -283,7 +293,7 @@ class _Owner:
 
     def _file_names(self, path: str) -> tuple[str, ...]:
         if path not in self._names:
-            self._names[path] = _ds_names(rrdtool.info(*self.daemon, path))
+            self._names[path] = _ds_names(_unlocked(rrdtool.info, *self.daemon, path))
         return self._names[path]
 
     def _existing(self, key: str) -> Location:
@@ -294,8 +304,8 @@ class _Owner:
 
     def fetch(self, key: str, since: float, until: float, cf: str) -> dict[str, object]:
         loc = self._existing(key)
-        (start, end, step), names, rows = rrdtool.fetch(*self.daemon, loc.path, cf, "-s", str(int(since)),
-                                                        "-e", str(int(until)))
+        (start, end, step), names, rows = _unlocked(rrdtool.fetch, *self.daemon, loc.path, cf, "-s",
+                                                    str(int(since)), "-e", str(int(until)))
         col = list(names).index(loc.ds)
         points = [(start + (i + 1) * step, row[col]) for i, row in enumerate(rows)]
         return {"key": key, "cf": cf, "start": start, "end": end, "step": step,
@@ -316,8 +326,8 @@ class _Owner:
             try:
                 if self.daemon:  # the binding's lastupdate takes no --daemon: the file is read once flushed
                     rrdtool.flushcached(*self.daemon, path)
-                last = float(rrdtool.last(path))
-                values = rrdtool.lastupdate(path)["ds"]
+                last = float(_unlocked(rrdtool.last, path))
+                values = _unlocked(rrdtool.lastupdate, path)["ds"]
             except rrdtool.OperationalError:  # no such file (a key never written), or not an RRD
                 continue
             out += [(key, last, None if (v := values.get(ds)) is None or math.isnan(v) else float(v))
@@ -325,7 +335,7 @@ class _Owner:
         return out
 
     def info(self, key: str) -> dict[str, Any]:
-        return dict(rrdtool.info(*self.daemon, self._existing(key).path))
+        return dict(_unlocked(rrdtool.info, *self.daemon, self._existing(key).path))
 
     def graph(self, keys: list[str], period: Period, fmt: ImageFormat, title: str, end: float | None,
               size: tuple[int, int] | None, legend: bool, marks: Sequence[Mark] = ()) -> bytes:
@@ -354,7 +364,7 @@ class _Owner:
     def _draw(self, args: list[str]) -> bytes:
         """The image rrdtool graphv draws from `args` (through rrdcached when there is one)."""
         try:
-            out = rrdtool.graphv("-", *self.daemon, *args)
+            out = _unlocked(rrdtool.graphv, "-", *self.daemon, *args)
         except rrdtool.OperationalError as e:
             raise RrdError(str(e)) from None
         image = out.get("image")
@@ -365,7 +375,7 @@ class _Owner:
     def _band(self, loc: Location, path: str, i: int) -> list[str]:
         """For a file with Holt-Winters archives, rrdcreate(1)'s aberrant behaviour graph: the confidence band
         HWPREDICT +/- DEVPREDICT x delta (the file's deltas) as lines, and FAILURES as ticks."""
-        info = rrdtool.info(*self.daemon, loc.path)
+        info = _unlocked(rrdtool.info, *self.daemon, loc.path)
         fails = next((k[:-len(".cf")] for k, v in info.items() if k.endswith(".cf") and v == "FAILURES"), None)
         if fails is None:
             return []
@@ -386,8 +396,8 @@ class _Owner:
         graph is made as wide as the range has rows of the archive `fetch` picks (the finest covering it),
         so every figure is over those rows exactly."""
         loc = self._existing(key)
-        (start, _end, step), _names, rows = rrdtool.fetch(*self.daemon, loc.path, "AVERAGE", "-s", str(int(since)),
-                                                          "-e", str(int(until)))
+        (start, _end, step), _names, rows = _unlocked(rrdtool.fetch, *self.daemon, loc.path, "AVERAGE", "-s",
+                                                      str(int(since)), "-e", str(int(until)))
         n = sum(1 for i in range(len(rows)) if start + (i + 1) * step <= until)  # rows stamped within the range
         end = start + n * step
         path = loc.path.replace(":", "\\:")
@@ -400,7 +410,7 @@ class _Owner:
         for name, rpn in figures.items():
             args += [f"VDEF:{name}={rpn}", f"PRINT:{name}:%.12le"]
         try:
-            printed = rrdtool.graphv("-", *self.daemon, *args)
+            printed = _unlocked(rrdtool.graphv, "-", *self.daemon, *args)
         except rrdtool.OperationalError as e:
             raise RrdError(str(e)) from None
         values = [float(printed[f"print[{i}]"]) for i in range(len(figures))]

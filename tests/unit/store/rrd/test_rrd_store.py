@@ -95,6 +95,23 @@ async def test_an_update_waits_out_a_lock_another_program_holds(store: RrdStore)
     assert store.latest[key].value == 2.0
 
 
+async def test_a_read_waits_out_a_lock_another_program_holds(store: RrdStore) -> None:
+    """A graph or fetch meeting another program's lock (a backup's `rrdtool dump`) waits, as an update does,
+    instead of answering the dashboard an error."""
+    key = "snmp.t.eth0.in_bps"
+    await store.write([Sample(key, T0 + 10 * i, float(i)) for i in range(1, 4)])
+    wchan = Path(f"/proc/{store.worker_pid}/wchan")
+    fd = os.open(key_path(store.root, key), os.O_RDWR)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        fetch = asyncio.create_task(store.fetch(key, T0 + 10, T0 + 30))
+        await until(lambda: "nanosleep" in wchan.read_text(), "the worker waiting to try again")
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+    assert dict((await fetch)["points"])[T0 + 30] == pytest.approx(3.0)  # type: ignore[arg-type]
+
+
 async def test_unknown_is_stored_as_unknown(store: RrdStore) -> None:
     key = "snmp.t.eth0.out_bps"
     await store.write([Sample(key, T0 + 10 * i, None if i == 3 else 5.0) for i in range(1, 6)])
