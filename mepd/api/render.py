@@ -75,6 +75,9 @@ def status(s: Mapping[str, Any]) -> str:
     else:
         size_mb = float(store["size_bytes"]) / 1e6
         lines.append(f"log store {store['records']} records, {size_mb:.1f} MB, oldest {local_time(store['oldest'])}")
+        if store.get("packed_rows") is False:  # the slower path, said where the admin looks (why: in the log)
+            lines.append("  rows go to the log writer as tuples, at more CPU a row: mepd's packed rows (C) are"
+                         " not in use, see mepd's log")
         if store.get("index_backlog"):
             lines.append(f"  not yet in the search index: {store['index_backlog']} records, the oldest waiting"
                          f" {format_duration(float(store.get('index_age') or 0))} (--grep scans them)")

@@ -528,7 +528,8 @@ class LogStore:
         upto = self.fts_upto
         status: dict[str, object] = {"path": self.path, "set_aside": list(self.set_aside),
                                      "future_dated": self.future_dated, "index_backlog": max(0, self.fts_lag),
-                                     "writer_busy": round(min(1.0, self.storing.share(time.monotonic())), 3)}
+                                     "writer_busy": round(min(1.0, self.storing.share(time.monotonic())), 3),
+                                     "packed_rows": self.packed}
         try:
             rows = await self._read_control(
                 "SELECT (SELECT count(*) FROM logs), (SELECT received FROM logs ORDER BY id LIMIT 1),"
