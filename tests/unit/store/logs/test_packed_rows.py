@@ -51,6 +51,8 @@ def writer(tmp_path: Path) -> Iterator[Path]:
 
 def stored(path: Path, rows: list[tuple[Any, ...]], packed: bool) -> list[tuple[Any, ...]]:
     """What a new database at `path` holds once the writer has written `rows`, as tuples or packed."""
+    for suffix in ("", "-wal", "-shm"):  # a hypothesis example's database from the one before
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
     worker.open(str(path))
     assert worker.state().value[2], "the writer did not load mepd_rows()"
     batch: list[tuple[Any, ...]] | bytes = pack(rows) if packed else rows
@@ -64,9 +66,6 @@ def stored(path: Path, rows: list[tuple[Any, ...]], packed: bool) -> list[tuple[
 
 
 def same(tmp: Path, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    for name in ("tuples.db", "packed.db"):
-        for suffix in ("", "-wal", "-shm"):
-            (tmp / f"{name}{suffix}").unlink(missing_ok=True)
     want = stored(tmp / "tuples.db", rows, packed=False)
     assert stored(tmp / "packed.db", rows, packed=True) == want
     return want
@@ -121,9 +120,6 @@ ROWS = st.lists(st.sampled_from(worker.ROW_FORMS).flatmap(a_row), max_size=30)
 @given(rows=ROWS)
 def test_hypothesis_rows(writer: Path, rows: list[tuple[Any, ...]]) -> None:
     """Any value sqlite3 binds, in any column of any form (the table's NOT NULL aside: both refuse it)."""
-    for name in ("tuples.db", "packed.db"):
-        for suffix in ("", "-wal", "-shm"):
-            (writer / f"{name}{suffix}").unlink(missing_ok=True)
     try:
         want = stored(writer / "tuples.db", rows, packed=False)
     except sqlite3.IntegrityError:  # a None where the table says NOT NULL: the packed rows must be refused too
