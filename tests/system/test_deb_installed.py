@@ -173,9 +173,16 @@ def test_the_packaged_journal_source_reads_the_containers_journal_with_units(ins
     machine = installed.machine
     token = uuid.uuid4().hex
     unit = f"jtest-{token[:8]}.service"
-    machine.sh(f"systemd-run --quiet --wait --unit={unit} systemd-cat -t jtest echo journal-{token}")
-    # systemd's own "Started jtest-....service - ... journal-<token>" line is in the journal too.
-    found = wait_for(lambda: [r for r in records(machine, token, "journal") if r["app"] == "jtest"],
-                     what="the systemd-cat line")
+    # The writer stays alive until its line is stored: journald names the unit from the sender's
+    # cgroup when it reads the line, and finds none once a short-lived sender has exited
+    # (CI saw an `echo` lose its _SYSTEMD_UNIT that way).
+    machine.sh(f"systemd-run --quiet --unit={unit} systemd-cat -t jtest"
+               f" sh -c 'echo journal-{token}; exec sleep infinity'")
+    try:
+        # systemd's own "Started jtest-....service - ... journal-<token>" line is in the journal too.
+        found = wait_for(lambda: [r for r in records(machine, token, "journal") if r["app"] == "jtest"],
+                         what="the systemd-cat line")
+    finally:
+        machine.sh(f"systemctl stop {unit}")
     assert [r["message"] for r in found] == [f"journal-{token}"]
     assert unit in json.dumps(found[0]), found[0]
