@@ -9,8 +9,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.helpers import Mepd
+
+# Tests assert results, never timings: Hypothesis's 200 ms deadline per example would turn a
+# scheduling stall on a busy CI machine into a "Flaky" failure.
+settings.register_profile("mepd", deadline=None)
+settings.load_profile("mepd")
 
 
 @pytest.fixture

@@ -115,7 +115,7 @@ async def test_action_on_resolved_and_after_cooldown(tmp_path: Path, start_engin
 async def test_action_timeout_kills_the_whole_process_group(tmp_path: Path, start_engine: StartEngine) -> None:
     pidfile = tmp_path / "child.pid"
     hang = script(tmp_path / "hang.sh", f"sleep 300 &\necho $! > {pidfile}\necho started\nwait\n")
-    r = await start_engine(alert_config(action_config(f'["{hang}"]', 'timeout = "300ms"\nkill_grace = "2s"'), tmp_path))
+    r = await start_engine(alert_config(action_config(f'["{hang}"]', 'timeout = "3s"\nkill_grace = "2s"'), tmp_path))
     await r.pipeline.samples.put(Sample("weblog.web.5xx_ratio", 1, 0.9))
     await until(lambda: history(r, 1, "action"), "the action to be killed")
     [run] = await history(r, 1, "action")
@@ -127,7 +127,7 @@ async def test_action_timeout_kills_the_whole_process_group(tmp_path: Path, star
 
 async def test_a_child_ignoring_sigterm_is_killed_after_the_grace() -> None:
     argv = ["/bin/sh", "-c", "trap '' TERM; echo stubborn; sleep 300 & wait"]
-    result = await run_action(argv, {"PATH": os.environ["PATH"]}, time_limit=0.3, kill_grace=0.3)
+    result = await run_action(argv, {"PATH": os.environ["PATH"]}, time_limit=3, kill_grace=0.5)
     assert (result.timed_out, result.signal, result.output) == (True, signal.SIGKILL.name, "stubborn\n")
 
 

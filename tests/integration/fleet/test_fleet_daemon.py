@@ -314,11 +314,12 @@ def test_fleet_status_and_the_dashboard_show_each_node_with_its_heartbeat_and_th
     status = wait_for(settled, what="web1's heartbeat after publishing 120, lag 0")
     assert status["nodes"]["web1"]["records"] == 120
     assert status["heartbeats"]["web1"]["backlog"] == 0
-    assert (status["stream"]["name"], status["stream"]["replicas"], status["stream"]["messages"]) == (
-        "MEPD_LOGS", 1, 3)  # 120 records, 50 a message
+    assert (status["stream"]["name"], status["stream"]["replicas"]) == ("MEPD_LOGS", 1)
+    messages = status["stream"]["messages"]
+    assert messages >= 3  # 120 records, at most 50 a message; more when they reached the store in several batches
     text = central.mepctl("fleet", "status").stdout
     assert text.splitlines()[1].split()[0] == "web1"
-    assert "stream MEPD_LOGS: 3 messages" in text
+    assert f"stream MEPD_LOGS: {messages} messages" in text
     assert edge.mepctl("fleet", "status", check=False).returncode == 1
     # The dashboard: the overview lists the node, the logs page filters on it and shows each record's node.
     overview = central.dashboard_get(f"http://127.0.0.1:{http}/").decode()

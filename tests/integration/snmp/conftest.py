@@ -158,12 +158,15 @@ class Sim:
         tmp.replace(path)
 
 
+# The versions the tests were written against: a new release of the test peer must not turn CI red.
+SIM_PACKAGES = ("snmpsim==1.2.2", "pysnmp==7.1.30", "pysmi==2.0.0", "cryptography==51.0.1")
+
+
 def ensure_sim_venv() -> Path:
     exe = SIM_VENV / "bin" / "snmpsim-command-responder"
     if not exe.exists():
         subprocess.run(["/usr/bin/python3.11", "-m", "venv", str(SIM_VENV)], check=True)
-        subprocess.run([str(SIM_VENV / "bin" / "pip"), "install", "--quiet", "snmpsim", "pysmi", "cryptography"],
-                       check=True)
+        subprocess.run([str(SIM_VENV / "bin" / "pip"), "install", "--quiet", *SIM_PACKAGES], check=True)
     return exe
 
 

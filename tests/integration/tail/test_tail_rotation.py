@@ -15,7 +15,7 @@ Writers = Callable[..., Writer]
 
 
 def tail_cfg(path: Path, **kw: object) -> TailConfig:
-    return TailConfig(name="app", path=str(path), start="beginning", rotate_wait=0.3, **kw)  # type: ignore[arg-type]
+    return TailConfig(name="app", path=str(path), start="beginning", rotate_wait=2.0, **kw)  # type: ignore[arg-type]
 
 
 async def test_rename_rotation_under_load(tmp_path: Path, daemon_factory: Factory, writers: Writers) -> None:

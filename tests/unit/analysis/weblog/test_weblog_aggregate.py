@@ -80,7 +80,7 @@ def test_add_fields_matches_scan(access_log: Path, analysed: Aggregate) -> None:
         assert live.tables[dim].rows == table.rows, dim
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(st.lists(st.tuples(st.integers(0, 40), st.integers(1, 5), st.integers(0, 1000)), min_size=1, max_size=400),
        st.integers(1, 8), st.integers(1, 30))
 def test_pruned_counts_stay_within_the_stated_bound(events: list[tuple[int, int, int]], keep: int,

@@ -28,7 +28,7 @@ def test_parallel_ranges_agree_with_one_pass(access_log: Path, analysed: Aggrega
         assert parallel.tables[dim].rows == table.rows, dim
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(st.lists(st.integers(1, 10_000), min_size=1, max_size=6))
 def test_byte_ranges_split_lines_exactly_once(tmp_path_factory: pytest.TempPathFactory, cuts: list[int]) -> None:
     path = tmp_path_factory.mktemp("ranges") / "f"

@@ -65,7 +65,7 @@ def rows_of(messages: list[str], received: float) -> list[tuple[object, ...]]:
              None, None) for i, m in enumerate(messages)]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(message, min_size=1, max_size=30), st.lists(message, min_size=1, max_size=10), st.data())
 def test_grep_equals_a_substring_scan(messages: list[str], more: list[str], data: st.DataObject) -> None:
     """What the index narrows and the check confirms is what a scan of every message finds: on indexed rows,

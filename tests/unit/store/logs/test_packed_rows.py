@@ -116,7 +116,7 @@ def a_row(form: tuple[str, ...]) -> st.SearchStrategy[tuple[Any, ...]]:
 ROWS = st.lists(st.sampled_from(worker.ROW_FORMS).flatmap(a_row), max_size=30)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=ROWS)
 def test_hypothesis_rows(writer: Path, rows: list[tuple[Any, ...]]) -> None:
     """Any value sqlite3 binds, in any column of any form (the table's NOT NULL aside: both refuse it)."""
