@@ -361,13 +361,16 @@ class _Owner:
         args += mark_args(marks, until - PERIODS[period], until)
         return self._draw(args)
 
-    def _draw(self, args: list[str]) -> bytes:
-        """The image rrdtool graphv draws from `args` (through rrdcached when there is one)."""
+    def _graphv(self, args: list[str]) -> dict[str, Any]:
+        """rrdtool graphv of `args` (through rrdcached when there is one); its refusal is the caller's RrdError."""
         try:
-            out = _unlocked(rrdtool.graphv, "-", *self.daemon, *args)
+            return dict(_unlocked(rrdtool.graphv, "-", *self.daemon, *args))
         except rrdtool.OperationalError as e:
             raise RrdError(str(e)) from None
-        image = out.get("image")
+
+    def _draw(self, args: list[str]) -> bytes:
+        """The image rrdtool graphv draws from `args`."""
+        image = self._graphv(args).get("image")
         if not isinstance(image, bytes):
             raise RrdError("rrdtool drew no image")
         return image
@@ -409,10 +412,7 @@ class _Owner:
                 f"DEF:v={path}:{loc.ds}:AVERAGE", "CDEF:k=v,UN,0,1,IF"]
         for name, rpn in figures.items():
             args += [f"VDEF:{name}={rpn}", f"PRINT:{name}:%.12le"]
-        try:
-            printed = _unlocked(rrdtool.graphv, "-", *self.daemon, *args)
-        except rrdtool.OperationalError as e:
-            raise RrdError(str(e)) from None
+        printed = self._graphv(args)
         values = [float(printed[f"print[{i}]"]) for i in range(len(figures))]
         out: dict[str, object] = {"key": key, "start": start, "end": end, "step": step, "rows": n}
         out |= {name: None if math.isnan(v) else v for name, v in zip(figures, values, strict=True)}

@@ -7,6 +7,7 @@ there.  The other store tests write through whichever path is in use; `MEPD_PURE
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -58,11 +59,12 @@ def stored(path: Path, rows: list[tuple[Any, ...]], packed: bool) -> list[tuple[
     batch: list[tuple[Any, ...]] | bytes = pack(rows) if packed else rows
     worker.write("b", batch, {}, 0.0)
     worker.close()
-    conn = sqlite3.connect(path)
-    try:
+    return read_back(path)
+
+
+def read_back(path: Path) -> list[tuple[Any, ...]]:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         return conn.execute(READ_BACK).fetchall()
-    finally:
-        conn.close()
 
 
 def same(tmp: Path, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -175,11 +177,7 @@ async def test_the_daemon_sends_packed_rows(tmp_path: Path, monkeypatch: pytest.
             await store.write(relp)
         finally:
             await store.close()
-        conn = sqlite3.connect(tmp_path / name)
-        try:
-            read.append(conn.execute(READ_BACK).fetchall())
-        finally:
-            conn.close()
+        read.append(read_back(tmp_path / name))
     assert packs == [len(records)]
     assert read[0] == read[1]
     assert len(read[0]) == len(records) + len(relp)

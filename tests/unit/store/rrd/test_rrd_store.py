@@ -7,8 +7,9 @@ import fcntl
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -18,6 +19,7 @@ from mepd.store.rrd.store import Layouts, RrdError, RrdSink, RrdStore, build_lay
 from tests.helpers import rrdtool_info, until
 
 T0 = 1_800_000_000
+T = TypeVar("T")
 
 
 def test_default_layout_is_mrtg_at_five_minutes() -> None:
@@ -75,21 +77,27 @@ async def test_write_creates_on_first_sample_and_fetch_reads_back(store: RrdStor
     assert 'rra[4].cf = "MAX"' in info
 
 
+async def while_locked(store: RrdStore, key: str, call: Coroutine[Any, Any, T]) -> T:
+    """`call`'s result, started while the test holds the key's file locked as another program would (a POSIX
+    lock on the whole file, as rrdtool takes its own) and the lock released once the worker waits to retry."""
+    wchan = Path(f"/proc/{store.worker_pid}/wchan")
+    fd = os.open(key_path(store.root, key), os.O_RDWR)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        task = asyncio.create_task(call)
+        await until(lambda: "nanosleep" in wchan.read_text(), "the worker waiting to try again")
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+    return await task
+
+
 async def test_an_update_waits_out_a_lock_another_program_holds(store: RrdStore) -> None:
     """rrdtool fails an update at once while another program holds the file's lock (an admin's `rrdtool graph`
     or `last` on it): the worker tries again instead of dropping the rows."""
     key = "snmp.t.eth0.in_bps"
     await store.write([Sample(key, T0 + 10, 1.0)])
-    wchan = Path(f"/proc/{store.worker_pid}/wchan")
-    fd = os.open(key_path(store.root, key), os.O_RDWR)
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX)  # a POSIX lock on the whole file, as rrdtool takes its own
-        write = asyncio.create_task(store.write([Sample(key, T0 + 20, 2.0)]))
-        await until(lambda: "nanosleep" in wchan.read_text(), "the worker waiting to try again")
-        fcntl.lockf(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-    result = await write
+    result = await while_locked(store, key, store.write([Sample(key, T0 + 20, 2.0)]))
     assert (result.updated, result.failed_samples, result.errors) == (1, 0, [])
     assert result.lock_waits >= 1
     assert store.latest[key].value == 2.0
@@ -100,16 +108,8 @@ async def test_a_read_waits_out_a_lock_another_program_holds(store: RrdStore) ->
     instead of answering the dashboard an error."""
     key = "snmp.t.eth0.in_bps"
     await store.write([Sample(key, T0 + 10 * i, float(i)) for i in range(1, 4)])
-    wchan = Path(f"/proc/{store.worker_pid}/wchan")
-    fd = os.open(key_path(store.root, key), os.O_RDWR)
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX)
-        fetch = asyncio.create_task(store.fetch(key, T0 + 10, T0 + 30))
-        await until(lambda: "nanosleep" in wchan.read_text(), "the worker waiting to try again")
-        fcntl.lockf(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-    assert dict((await fetch)["points"])[T0 + 30] == pytest.approx(3.0)  # type: ignore[arg-type]
+    fetched = await while_locked(store, key, store.fetch(key, T0 + 10, T0 + 30))
+    assert dict(fetched["points"])[T0 + 30] == pytest.approx(3.0)  # type: ignore[arg-type]
 
 
 async def test_unknown_is_stored_as_unknown(store: RrdStore) -> None:
