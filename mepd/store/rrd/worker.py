@@ -48,8 +48,8 @@ _CAPACITY_COLOUR: Final = "#FF0000"
 _CROSSING_COLOUR: Final = "#CC0000"
 # rrdtool locks a file for any use and does not wait for a lock: an update or a read fails at once while another
 # program reads the file (an admin's `rrdtool graph`, `fetch`, `last`, a backup's `dump`).  Such a read takes
-# milliseconds, so every call is tried again after each of these waits (1.1 s in all, `_unlocked`) before an
-# update's rows are dropped or a read answers an error.
+# milliseconds, so every call on an existing file (updates, tunes, reads) is tried again after each of these
+# waits (1.1 s in all, `_unlocked`) before an update's rows are dropped or a read answers an error.
 LOCKED: Final = "could not lock RRD"
 LOCK_WAITS: Final = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4)
 
@@ -217,11 +217,11 @@ class _Owner:
             info = _unlocked(rrdtool.info, *self.daemon, path)
             fails = next((k[:-len(".cf")] for k, v in info.items() if k.endswith(".cf") and v == "FAILURES"), None)
             if fails is None:
-                rrdtool.tune(path, *self.daemon, *loc.layout.hw_args())
+                _unlocked(rrdtool.tune, path, *self.daemon, *loc.layout.hw_args())
             if fails is None or (info[f"{fails}.failure_threshold"], info[f"{fails}.window_length"]) != (
                     hw.failures, hw.window):  # in a call of its own: tune sets these before it adds archives
-                rrdtool.tune(path, *self.daemon, "--failure-threshold", str(hw.failures), "--window-length",
-                             str(hw.window))
+                _unlocked(rrdtool.tune, path, *self.daemon, "--failure-threshold", str(hw.failures),
+                          "--window-length", str(hw.window))
             watch = self._watched[path] = _Watch({}, loc.layout.season_rows() * loc.layout.step, self._last[path])
         watch.keys[loc.ds] = key
 
